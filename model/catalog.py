@@ -1,0 +1,75 @@
+"""What can be trained, and within which limits: shared by the CLI, the web's validation and the worker.
+
+Deliberately free of TensorFlow so the web can import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+KERAS_ARCHITECTURES = ("seed", "default")
+ARCHITECTURES = KERAS_ARCHITECTURES
+DEFAULT_LEARNING_RATES = {"seed": 1e-3, "default": 3e-3}
+
+# name -> (type, minimum, maximum); the allowed range is part of every error message.
+RANGES: dict[str, tuple[type, float, float]] = {
+    "epochs": (int, 1, 100),
+    "batch_size": (int, 8, 2048),
+    "learning_rate": (float, 1e-5, 1.0),
+    "train_limit": (int, 100, 60000),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run; ``train_limit`` trains on the first N images only."""
+
+    arch: str = "default"
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float | None = None  # None: the architecture's own default
+    augment: bool = True
+    train_limit: int | None = None
+    validation_size: int = 5000
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def effective_learning_rate(self) -> float:
+        return self.learning_rate or DEFAULT_LEARNING_RATES.get(self.arch, 1e-3)
+
+
+class ConfigError(ValueError):
+    """A training parameter is missing, of the wrong type or out of range; the message says which."""
+
+
+def parse_train_config(raw: dict) -> TrainConfig:
+    """Validate user-supplied training parameters (e.g. a JSON body) into a :class:`TrainConfig`."""
+    if not isinstance(raw, dict):
+        raise ConfigError("training parameters must be a JSON object")
+    allowed = {f.name for f in fields(TrainConfig)} - {"validation_size", "seed"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
+    values: dict = {}
+    arch = raw.get("arch", TrainConfig.arch)
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"arch must be one of {list(ARCHITECTURES)}, got {arch!r}"[:300])
+    values["arch"] = arch
+    if "augment" in raw:
+        if not isinstance(raw["augment"], bool):
+            raise ConfigError("augment must be true or false")
+        values["augment"] = raw["augment"]
+    for name, (kind, low, high) in RANGES.items():
+        if raw.get(name) is None:
+            continue
+        value = raw[name]
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or (kind is int and not float(value).is_integer()):
+            raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'} in [{low}, {high}]")
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be in [{low}, {high}], got {value}")
+        values[name] = kind(value)
+    return TrainConfig(**values)

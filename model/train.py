@@ -1,0 +1,263 @@
+"""Train a network on MNIST, evaluate it on the 10,000 test images, and describe it in a model card.
+
+python -m model.train --arch default --epochs 12 --out model/shipped/default.keras
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from model import runtime
+from model.catalog import ARCHITECTURES, ConfigError, TrainConfig, parse_train_config
+from model.data import Mnist, load_mnist
+
+runtime.quiet_tensorflow()
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from model import architectures  # noqa: E402
+from model.augment import augment_batch  # noqa: E402
+
+ProgressFn = Callable[[dict], None]
+StopFn = Callable[[], bool]
+
+
+class Cancelled(Exception):
+    """Training stopped because ``should_stop`` said so."""
+
+
+@dataclass
+class TrainedModel:
+    """A trained Keras network and its model card (a JSON-ready dict)."""
+
+    network: keras.Model
+    card: dict
+
+    def save(self, path: str | Path) -> Path:
+        """Write the network to ``path`` (.keras) and the card beside it (.json); return the card's path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.network.save(path)
+        card_path = path.with_suffix(".json")
+        card_path.write_text(json.dumps(self.card, indent=2) + "\n")
+        return card_path
+
+
+def train(
+    config: TrainConfig,
+    mnist: Mnist | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    verbose: int = 0,
+) -> TrainedModel:
+    """Train ``config.arch`` and evaluate it on the full test set.
+
+    ``progress`` receives a dict (epoch, batch, elapsed and ETA seconds, per-epoch history) at
+    most every half second and after each epoch; ``should_stop`` is asked after every batch and
+    raises :class:`Cancelled` when it answers true.
+    """
+    mnist = mnist or load_mnist()
+    keras.utils.set_random_seed(config.seed)
+    x_train, y_train = mnist.x_train, mnist.y_train
+    if config.train_limit:
+        x_train, y_train = x_train[: config.train_limit], y_train[: config.train_limit]
+    n_val = min(config.validation_size, len(x_train) // 10)
+    x_fit, y_fit = x_train[n_val:], y_train[n_val:]
+    x_val, y_val = x_train[:n_val], y_train[:n_val]
+
+    network = architectures.build(config.arch)
+    steps_per_epoch = int(np.ceil(len(x_fit) / config.batch_size))
+    network.compile(
+        optimizer=keras.optimizers.Adam(_schedule(config.effective_learning_rate, steps_per_epoch * config.epochs)),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    reporter = _Reporter(config, steps_per_epoch, progress, should_stop)
+    started = time.perf_counter()
+    network.fit(
+        _dataset(x_fit, y_fit, config.batch_size, augment=config.augment, shuffle=True, seed=config.seed),
+        validation_data=_dataset(x_val, y_val, 512) if n_val else None,
+        epochs=config.epochs,
+        callbacks=[reporter],
+        verbose=verbose,
+    )
+    if reporter.cancelled:
+        raise Cancelled(f"cancelled in epoch {reporter.epoch + 1} of {config.epochs}")
+    training_seconds = time.perf_counter() - started
+
+    evaluation = evaluate_network(network, mnist.x_test, mnist.y_test)
+    card = {
+        "arch": config.arch,
+        "framework": "keras",
+        "hyperparameters": replace(config, learning_rate=config.effective_learning_rate).to_dict(),
+        "epochs": config.epochs,
+        "parameters": int(network.count_params()),
+        "test_accuracy": evaluation["accuracy"],
+        "test_loss": evaluation["loss"],
+        "confusion_matrix": evaluation["confusion_matrix"],
+        "training_seconds": round(training_seconds, 1),
+        "history": reporter.history,
+        "train_images": len(x_fit),
+        "validation_images": n_val,
+        "data_checksum": mnist.checksum(),
+        "data_source": mnist.source,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+    return TrainedModel(network, card)
+
+
+def evaluate_network(network: keras.Model, images: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy, mean cross-entropy and the 10x10 confusion matrix (rows: true, columns: predicted)."""
+    probabilities = predict_in_batches(network, images)
+    predicted = probabilities.argmax(axis=1)
+    confusion = np.zeros((10, 10), dtype=int)
+    np.add.at(confusion, (labels, predicted), 1)
+    loss = -np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1)))
+    return {
+        "accuracy": round(float((predicted == labels).mean()), 5),
+        "loss": round(float(loss), 5),
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def predict_in_batches(network: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Class probabilities for uint8 or [0, 1] float images (N, 28, 28), by direct model calls."""
+    call = tf.function(lambda x: network(x, training=False))
+    outputs = [call(to_input(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    return np.concatenate(outputs) if outputs else np.zeros((0, 10), dtype=np.float32)
+
+
+def to_input(images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) uint8 (0-255) or float (0-1) -> the network's (N, 28, 28, 1) float32 input."""
+    x = images.astype(np.float32)
+    if images.dtype == np.uint8:
+        x /= 255.0
+    return x[..., None]
+
+
+def _schedule(peak: float, total_steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Short linear warm-up, then cosine decay to zero: reaches a good optimum in few epochs."""
+    warmup = max(1, total_steps // 20)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 10,
+        decay_steps=max(1, total_steps - warmup),
+        warmup_target=peak,
+        warmup_steps=warmup,
+    )
+
+
+def _dataset(
+    x: np.ndarray, y: np.ndarray, batch_size: int, augment: bool = False, shuffle: bool = False, seed: int = 0
+):
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size).map(
+        lambda images, labels: (tf.cast(images, tf.float32)[..., None] / 255.0, tf.one_hot(labels, 10)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if augment:
+        data = data.map(lambda images, labels: (augment_batch(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+class _Reporter(keras.callbacks.Callback):
+    """Turns Keras's callbacks into progress dicts and checks for cancellation after every batch."""
+
+    def __init__(self, config: TrainConfig, steps: int, progress: ProgressFn | None, should_stop: StopFn | None):
+        super().__init__()
+        self.config, self.steps = config, steps
+        self.progress, self.should_stop = progress, should_stop
+        self.history: list[dict] = []
+        self.epoch = 0
+        self.cancelled = False
+        self.started = time.perf_counter()
+        self.last_report = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.should_stop and self.should_stop():
+            self.cancelled = True
+            self.model.stop_training = True
+        now = time.perf_counter()
+        if now - self.last_report >= 0.5:
+            self.last_report = now
+            self._report(batch + 1, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.history.append(
+            {
+                "epoch": epoch + 1,
+                **{key: round(float(value), 5) for key, value in logs.items() if key != "learning_rate"},
+            }
+        )
+        self._report(self.steps, logs)
+
+    def _report(self, batch: int, logs: dict | None) -> None:
+        if not self.progress:
+            return
+        elapsed = time.perf_counter() - self.started
+        done = self.epoch * self.steps + batch
+        total = self.config.epochs * self.steps
+        self.progress(
+            {
+                "epoch": self.epoch + 1,
+                "epochs": self.config.epochs,
+                "batch": batch,
+                "batches": self.steps,
+                "elapsed_s": round(elapsed, 1),
+                "eta_s": round(elapsed * (total - done) / done, 1) if done else None,
+                "loss": round(float((logs or {}).get("loss", float("nan"))), 5),
+                "accuracy": round(float((logs or {}).get("accuracy", float("nan"))), 5),
+                "history": list(self.history),
+            }
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", choices=ARCHITECTURES, default="default")
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=None, help="peak learning rate (default: per arch)")
+    parser.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    parser.add_argument("--out", type=Path, default=None, help="model file to write (default: models/<arch>.keras)")
+    args = parser.parse_args(argv)
+    try:
+        config = parse_train_config(
+            {
+                "arch": args.arch,
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "learning_rate": args.learning_rate,
+                "augment": not args.no_augment,
+                "train_limit": args.train_limit,
+            }
+        )
+        trained = train(config, verbose=1)
+    except (ConfigError, runtime.DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or Path("models") / f"{config.arch}.keras"
+    card_path = trained.save(out)
+    card = trained.card
+    print(f"test accuracy {card['test_accuracy']:.4f} after {card['training_seconds']} s; wrote {out} and {card_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Training parameters: defaults, and a clear message naming the allowed range for bad ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from model.catalog import ConfigError, TrainConfig, parse_train_config
+
+
+def test_defaults():
+    config = parse_train_config({})
+    assert config == TrainConfig()
+    assert config.effective_learning_rate == 3e-3
+    assert parse_train_config({"arch": "seed"}).effective_learning_rate == 1e-3
+
+
+def test_accepts_valid_values():
+    config = parse_train_config(
+        {"arch": "seed", "epochs": 2, "batch_size": 64, "learning_rate": 0.01, "augment": False}
+    )
+    assert (config.arch, config.epochs, config.batch_size, config.learning_rate, config.augment) == (
+        "seed", 2, 64, 0.01, False)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"arch": "resnet"}, "arch must be one of"),
+        ({"epochs": 0}, r"epochs must be in \[1, 100\]"),
+        ({"epochs": 10**9}, r"epochs must be in \[1, 100\]"),
+        ({"epochs": 2.5}, "epochs must be an integer"),
+        ({"epochs": "5"}, "epochs must be an integer"),
+        ({"epochs": True}, "epochs must be an integer"),
+        ({"learning_rate": 5}, r"learning_rate must be in"),
+        ({"batch_size": -1}, r"batch_size must be in \[8, 2048\]"),
+        ({"augment": "yes"}, "augment must be true or false"),
+        ({"optimizer": "sgd"}, "unknown parameter"),
+    ],
+)
+def test_rejects_with_the_allowed_range(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_train_config(raw)
+
+
+def test_rejects_non_objects():
+    with pytest.raises(ConfigError):
+        parse_train_config(["epochs", 3])
