@@ -1,0 +1,35 @@
+"""Every Redis key and channel that job handling uses, in one place (model keys: ``model/store.py``).
+
+Inspect a job with ``redis-cli HGETALL digits:job:<id>``.
+"""
+
+PREFIX = "digits"
+
+# Celery's own lists (queue names); the Redis keys of the broker are these names.
+PREDICT_QUEUE = "predict"
+TRAIN_QUEUE = "train"
+
+# Published by workers when jobs end: the message is the space-separated ids of the finished jobs.
+JOBS_FINISHED_CHANNEL = f"{PREFIX}:jobs:finished"
+
+# Sorted set of job ids scored by creation time (for the jobs page); trimmed on write.
+RECENT_JOBS = f"{PREFIX}:jobs:recent"
+
+
+def job(job_id: str) -> str:
+    """Hash holding one job's record: id, type, status, timestamps, and JSON fields result/error/progress."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def job_upload(job_id: str) -> str:
+    """The bytes of an image submitted through the HTML form, kept so its job page can show it."""
+    return f"{PREFIX}:job:{job_id}:upload"
+
+
+# Sorted set of worker process names scored by their last heartbeat (epoch seconds).
+WORKERS = f"{PREFIX}:workers"
+
+
+def worker(name: str) -> str:
+    """Hash describing one worker process: model version, pid, resident memory, heartbeat; expires when silent."""
+    return f"{PREFIX}:worker:{name}"

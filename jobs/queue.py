@@ -1,0 +1,85 @@
+"""The Celery app both sides share: JSON-only messages on the ``predict`` and ``train`` queues.
+
+The web only sends (by task name, so it never imports the worker's TensorFlow code); the
+worker registers the tasks on the same app configuration.
+"""
+
+from __future__ import annotations
+
+import os
+
+import redis
+from celery import Celery
+from kombu import Queue
+
+from jobs import keys
+
+PREDICT_TASK = "digits.predict"
+TRAIN_TASK = "digits.train"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_url() -> str:
+    """``REDIS_URL``: broker, job records and model store (default ``redis://127.0.0.1:6379/0``)."""
+    return os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+
+
+def job_ttl_seconds() -> int:
+    """``JOB_TTL_SECONDS``: how long a job record is kept after submission (default 86400, a day)."""
+    return int(os.environ.get("JOB_TTL_SECONDS", "86400"))
+
+
+def connect(url: str | None = None, socket_timeout: float | None = 10) -> redis.Redis:
+    """A Redis client that fails fast (seconds, not minutes) when the server is unreachable.
+
+    Pub/sub listeners pass ``socket_timeout=None``: they may rightly hear nothing for long.
+    """
+    return redis.Redis.from_url(
+        url or redis_url(),
+        socket_connect_timeout=2,
+        socket_timeout=socket_timeout,
+        health_check_interval=15,
+        retry_on_timeout=False,
+    )
+
+
+def create_celery(url: str | None = None) -> Celery:
+    """The Celery app: JSON only (never pickle), no result backend (job records hold results)."""
+    app = Celery("digits", broker=url or redis_url(), set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_accept_content=["json"],
+        event_serializer="json",
+        task_ignore_result=True,
+        task_queues=(Queue(keys.PREDICT_QUEUE), Queue(keys.TRAIN_QUEUE)),
+        task_default_queue=keys.PREDICT_QUEUE,
+        task_routes={PREDICT_TASK: {"queue": keys.PREDICT_QUEUE}, TRAIN_TASK: {"queue": keys.TRAIN_QUEUE}},
+        # A job's message is acknowledged only after its record is written: a worker that dies
+        # mid-batch leaves its messages to be redelivered.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        broker_transport_options={
+            # Unacknowledged messages of a vanished worker come back after this many seconds.
+            "visibility_timeout": int(os.environ.get("BROKER_VISIBILITY_TIMEOUT", "60")),
+            "socket_connect_timeout": 2,
+            "socket_timeout": 10,
+        },
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+def enqueue_predictions(app: Celery, items: list[tuple[str, str]], chunk: int = 64) -> None:
+    """Send (job id, base64 image) pairs as few messages as possible, ``chunk`` images each."""
+    for start in range(0, len(items), chunk):
+        app.send_task(PREDICT_TASK, args=[items[start : start + chunk]], queue=keys.PREDICT_QUEUE)
+
+
+def enqueue_training(app: Celery, job_id: str, config: dict) -> None:
+    app.send_task(TRAIN_TASK, args=[job_id, config], queue=keys.TRAIN_QUEUE, task_id=job_id)

@@ -1,0 +1,190 @@
+"""Job records: one Redis hash per job, written at submission and updated by the worker.
+
+A record moves queued -> running -> succeeded | failed | cancelled. The first terminal status
+wins (a redelivered job cannot be answered twice), and every finish is announced on
+``keys.JOBS_FINISHED_CHANNEL`` so waiting pollers wake at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from jobs import keys
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+RECENT_JOBS_KEPT = 1000
+JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+
+# Marks the given jobs running unless they are missing or already ended; returns the prior statuses.
+_START = """
+local statuses = {}
+for i, key in ipairs(KEYS) do
+  local status = redis.call('HGET', key, 'status')
+  statuses[i] = status or ''
+  if status == 'queued' or status == 'running' then
+    redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[1], 'worker', ARGV[2])
+  end
+end
+return statuses
+"""
+
+# Ends each job that has not ended yet, then announces the ones it ended. ARGV: now, channel,
+# then per job: status, result JSON, error JSON, id.
+_FINISH = """
+local finished = {}
+for i, key in ipairs(KEYS) do
+  local at = 2 + (i - 1) * 4
+  local status = redis.call('HGET', key, 'status')
+  if status == 'queued' or status == 'running' then
+    redis.call('HSET', key, 'status', ARGV[at + 1], 'finished_at', ARGV[1])
+    if ARGV[at + 2] ~= '' then redis.call('HSET', key, 'result', ARGV[at + 2]) end
+    if ARGV[at + 3] ~= '' then redis.call('HSET', key, 'error', ARGV[at + 3]) end
+    finished[#finished + 1] = ARGV[at + 4]
+  end
+end
+if #finished > 0 then redis.call('PUBLISH', ARGV[2], table.concat(finished, ' ')) end
+return finished
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one job ended: ``result`` for succeeded, ``error`` ({code, message}) otherwise."""
+
+    job_id: str
+    status: str
+    result: dict | None = None
+    error: dict | None = None
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_job_id(value: str) -> bool:
+    """True if ``value`` has the shape of an id this service issues (32 lowercase hex digits)."""
+    return bool(JOB_ID_PATTERN.match(value))
+
+
+def error(code: str, message: str) -> dict:
+    return {"code": code, "message": message}
+
+
+class JobRecords:
+    """Reads and writes job records; every method costs one Redis round trip."""
+
+    def __init__(self, client: redis.Redis, ttl_seconds: int = 86400):
+        self.redis = client
+        self.ttl = ttl_seconds
+        self._start = client.register_script(_START)
+        self._finish = client.register_script(_FINISH)
+
+    def create(self, job_type: str, count: int = 1, fields: dict | None = None) -> list[str]:
+        """Write ``count`` new queued records of ``job_type`` and return their ids, in order."""
+        now = time.time()
+        ids = [new_job_id() for _ in range(count)]
+        base = {"type": job_type, "status": QUEUED, "created_at": repr(now)}
+        for name, value in (fields or {}).items():
+            base[name] = value if isinstance(value, str) else json.dumps(value)
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hset(keys.job(job_id), mapping={"id": job_id, **base})
+            pipe.expire(keys.job(job_id), self.ttl)
+        pipe.zadd(keys.RECENT_JOBS, {job_id: now for job_id in ids})
+        pipe.zremrangebyrank(keys.RECENT_JOBS, 0, -RECENT_JOBS_KEPT - 1)
+        pipe.execute()
+        return ids
+
+    def get(self, job_id: str) -> dict | None:
+        """The job as the API shows it, or None if no such job exists (never issued or expired)."""
+        if not is_job_id(job_id):
+            return None
+        return _decode(self.redis.hgetall(keys.job(job_id)))
+
+    def get_many(self, job_ids: Sequence[str]) -> list[dict | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(keys.job(job_id))
+        return [_decode(raw) for raw in pipe.execute()]
+
+    def recent(self, limit: int = 50) -> list[dict]:
+        """The newest jobs first (those still kept)."""
+        ids = [i.decode() for i in self.redis.zrevrange(keys.RECENT_JOBS, 0, limit - 1)]
+        return [job for job in self.get_many(ids) if job]
+
+    def start(self, job_ids: Sequence[str], worker: str) -> list[str | None]:
+        """Mark jobs running; return each one's status before (None if the record is gone)."""
+        if not job_ids:
+            return []
+        statuses = self._start(keys=[keys.job(i) for i in job_ids], args=[repr(time.time()), worker])
+        return [s.decode() if s else None for s in statuses]
+
+    def finish(self, outcomes: Iterable[Outcome]) -> list[str]:
+        """End the jobs that have not ended yet; return the ids this call ended."""
+        outcomes = list(outcomes)
+        if not outcomes:
+            return []
+        args: list[str] = [repr(time.time()), keys.JOBS_FINISHED_CHANNEL]
+        for outcome in outcomes:
+            args += [
+                outcome.status,
+                json.dumps(outcome.result, separators=(",", ":")) if outcome.result is not None else "",
+                json.dumps(outcome.error) if outcome.error is not None else "",
+                outcome.job_id,
+            ]
+        ended = self._finish(keys=[keys.job(o.job_id) for o in outcomes], args=args)
+        return [i.decode() for i in ended]
+
+    def set_progress(self, job_id: str, progress: dict) -> None:
+        self.redis.hset(keys.job(job_id), "progress", json.dumps(progress))
+
+    def request_cancel(self, job_id: str) -> dict | None:
+        """Cancel a queued job at once; ask a running one to stop. Returns the record after."""
+        status = self.redis.hget(keys.job(job_id), "status")
+        if status == QUEUED.encode():
+            self.finish([Outcome(job_id, CANCELLED, error=error("cancelled", "cancelled before it ran"))])
+        elif status == RUNNING.encode():
+            self.redis.hset(keys.job(job_id), "cancel_requested", "1")
+        return self.get(job_id)
+
+    def should_stop(self, job_id: str) -> bool:
+        """True once a running job has been asked to stop, or has ended (or expired) meanwhile."""
+        status, cancel = self.redis.hmget(keys.job(job_id), "status", "cancel_requested")
+        return cancel == b"1" or status is None or status.decode() in TERMINAL
+
+
+def _iso(epoch: bytes | None) -> str | None:
+    if not epoch:
+        return None
+    return dt.datetime.fromtimestamp(float(epoch), dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _decode(raw: dict[bytes, bytes]) -> dict | None:
+    if not raw or b"status" not in raw:
+        return None
+    fields = {k.decode(): v for k, v in raw.items()}
+    record = {
+        "id": fields["id"].decode(),
+        "type": fields["type"].decode(),
+        "status": fields["status"].decode(),
+        "created_at": _iso(fields.get("created_at")),
+        "started_at": _iso(fields.get("started_at")),
+        "finished_at": _iso(fields.get("finished_at")),
+        "result": None,
+        "error": None,
+    }
+    for name in ("result", "error", "progress", "params"):
+        if name in fields:
+            record[name] = json.loads(fields[name])
+    if "cancel_requested" in fields and record["status"] == RUNNING:
+        record["cancel_requested"] = True
+    return record

@@ -1,0 +1,89 @@
+"""Job records in a real Redis: lifecycle, first-finish-wins, expiry, notices, cancellation."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from jobs import keys
+from jobs import records as rec
+
+
+def test_lifecycle_queued_running_succeeded(redis_client):
+    records = rec.JobRecords(redis_client, ttl_seconds=60)
+    (job_id,) = records.create("predict")
+    job = records.get(job_id)
+    assert job["status"] == "queued" and job["type"] == "predict" and job["created_at"].endswith("Z")
+    assert job["started_at"] is None and job["result"] is None
+
+    assert records.start([job_id], "w1") == ["queued"]
+    assert records.get(job_id)["status"] == "running"
+
+    ended = records.finish([rec.Outcome(job_id, "succeeded", result={"label": 3})])
+    job = records.get(job_id)
+    assert ended == [job_id]
+    assert job["status"] == "succeeded" and job["result"] == {"label": 3} and job["finished_at"]
+
+
+def test_first_finish_wins(redis_client):
+    records = rec.JobRecords(redis_client)
+    (job_id,) = records.create("predict")
+    assert records.finish([rec.Outcome(job_id, "succeeded", result={"label": 1})]) == [job_id]
+    assert records.finish([rec.Outcome(job_id, "succeeded", result={"label": 9})]) == []
+    assert records.start([job_id], "w2") == ["succeeded"]  # a redelivery sees it ended
+    assert records.get(job_id)["result"] == {"label": 1}
+
+
+def test_unknown_and_malformed_ids_are_none(redis_client):
+    records = rec.JobRecords(redis_client)
+    assert records.get("0" * 32) is None
+    assert records.get("../../etc/passwd") is None
+    assert records.start(["0" * 32], "w") == [None]
+    assert records.finish([rec.Outcome("0" * 32, "failed")]) == []
+    assert not redis_client.exists(keys.job("0" * 32))  # finishing does not create records
+
+
+def test_records_expire(redis_client):
+    records = rec.JobRecords(redis_client, ttl_seconds=1)
+    (job_id,) = records.create("predict")
+    assert 0 < redis_client.ttl(keys.job(job_id)) <= 1
+    time.sleep(1.2)
+    assert records.get(job_id) is None
+
+
+def test_finish_announces_ended_jobs(redis_client):
+    records = rec.JobRecords(redis_client)
+    ids = records.create("predict", count=3)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(keys.JOBS_FINISHED_CHANNEL)
+    pubsub.get_message(timeout=1)
+    records.finish([rec.Outcome(i, "failed", error=rec.error("x", "y")) for i in ids])
+    message = pubsub.get_message(timeout=2)
+    assert message and message["data"].decode().split() == ids
+
+
+def test_many_created_in_order_and_listed_newest_first(redis_client):
+    records = rec.JobRecords(redis_client)
+    ids = records.create("predict", count=5)
+    assert [job["id"] for job in records.get_many(ids)] == ids
+    assert len(set(ids)) == 5 and all(rec.is_job_id(i) for i in ids)
+    assert {job["id"] for job in records.recent(10)} == set(ids)
+
+
+def test_cancel_queued_at_once_running_on_request(redis_client):
+    records = rec.JobRecords(redis_client)
+    queued, running = records.create("train", count=2, fields={"params": {"epochs": 1}})
+    assert records.get(queued)["params"] == {"epochs": 1}
+    records.start([running], "w")
+    assert records.request_cancel(queued)["status"] == "cancelled"
+    assert not records.should_stop(running)
+    assert records.request_cancel(running)["cancel_requested"] is True
+    assert records.should_stop(running)
+
+
+def test_record_is_readable_in_redis_cli(redis_client):
+    records = rec.JobRecords(redis_client)
+    (job_id,) = records.create("predict")
+    records.finish([rec.Outcome(job_id, "succeeded", result={"label": 7})])
+    raw = redis_client.hgetall(keys.job(job_id))
+    assert raw[b"status"] == b"succeeded" and json.loads(raw[b"result"]) == {"label": 7}
