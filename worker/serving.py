@@ -1,0 +1,187 @@
+"""Per-process prediction: the loaded model, kept current, and the batch -> job records path.
+
+Each worker process holds one :class:`Predictor`. Before each batch it makes sure that is the
+active version: a pub/sub notice marks it stale at once, and a periodic check covers notices
+missed while disconnected. A batch already in hand finishes on the model it started with.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from jobs import keys
+from jobs import records as rec
+from jobs.queue import connect, job_ttl_seconds
+from model import store as model_store
+from model.preprocess import NotADigit, NotAnImage, preprocess, to_png
+
+log = logging.getLogger(__name__)
+
+VERSION_CHECK_S = 5.0
+HEARTBEAT_S = 2.0
+
+
+@dataclass
+class PreparedImage:
+    job_id: str
+    pixels: np.ndarray | None = None
+    outcome: rec.Outcome | None = None  # set when the image fails before the model
+
+
+class Serving:
+    """One per worker process: Redis clients, the model store and the active model."""
+
+    def __init__(self, worker_name: str):
+        from model.predictor import Predictor  # TensorFlow: only inside worker processes
+
+        self._predictor_class = Predictor
+        self.worker_name = worker_name
+        self.redis = connect()
+        self.records = rec.JobRecords(self.redis, job_ttl_seconds())
+        self.store = model_store.ModelStore(self.redis)
+        self.predictor = None
+        self._stale = threading.Event()
+        self._last_check = 0.0
+        self.max_pixels = int(os.environ.get("MAX_IMAGE_PIXELS", "40000000"))
+        self.refresh_model(force=True)
+        threading.Thread(target=self._listen_for_activation, daemon=True, name="model-activation").start()
+        threading.Thread(target=self._beat, daemon=True, name="heartbeat").start()
+
+    def refresh_model(self, force: bool = False) -> None:
+        """Load the active version if it changed (checked on notice or every few seconds)."""
+        now = time.monotonic()
+        if not (force or self._stale.is_set() or now - self._last_check > VERSION_CHECK_S):
+            return
+        self._stale.clear()
+        self._last_check = now
+        active = self.store.ensure_seeded()
+        if self.predictor is None or self.predictor.version != active:
+            started = time.perf_counter()
+            card = self.store.card(active)
+            self.predictor = self._predictor_class.from_bytes(self.store.file(active), active, card)
+            log.info("serving model version %s (loaded in %.2f s)", active, time.perf_counter() - started)
+
+    def _listen_for_activation(self) -> None:
+        while True:
+            try:
+                pubsub = connect(socket_timeout=None).pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(model_store.ACTIVATED_CHANNEL)
+                self._stale.set()  # anything may have happened while we were not listening
+                for _ in pubsub.listen():
+                    self._stale.set()
+            except Exception as exc:  # Redis gone: retry; the periodic check still covers us
+                log.warning("model activation listener: %s; retrying", exc)
+                time.sleep(1)
+
+    def _beat(self) -> None:
+        """Tell Redis every few seconds that this process is alive and which model it serves."""
+        while True:
+            try:
+                now = time.time()
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hset(
+                    keys.worker(self.worker_name),
+                    mapping={
+                        "pid": os.getpid(),
+                        "model_version": self.predictor.version if self.predictor else "",
+                        "rss_bytes": _resident_bytes(),
+                        "heartbeat": repr(now),
+                    },
+                )
+                pipe.expire(keys.worker(self.worker_name), int(HEARTBEAT_S * 3))
+                pipe.zadd(keys.WORKERS, {self.worker_name: now})
+                pipe.zremrangebyscore(keys.WORKERS, 0, now - HEARTBEAT_S * 3)
+                pipe.execute()
+            except Exception as exc:
+                log.warning("heartbeat: %s", exc)
+            time.sleep(HEARTBEAT_S)
+
+    def predict_jobs(self, items: list[tuple[str, str]]) -> None:
+        """Run one batch of (job id, base64 image) through preprocessing and one model call.
+
+        Every job ends in its own record, written in one round trip; a bad image fails alone.
+        """
+        job_ids = [job_id for job_id, _ in items]
+        statuses = self.records.start(job_ids, self.worker_name)
+        prepared = []
+        started = time.perf_counter()
+        for (job_id, encoded), status in zip(items, statuses, strict=True):
+            if status in (rec.QUEUED, rec.RUNNING):  # skip jobs ended already or expired
+                prepared.append(self._prepare(job_id, encoded))
+        preprocess_ms = (time.perf_counter() - started) * 1000 / max(1, len(prepared))
+        ready = [p for p in prepared if p.outcome is None]
+        outcomes = [p.outcome for p in prepared if p.outcome is not None]
+        if ready:
+            self.refresh_model()
+            predictor = self.predictor
+            started = time.perf_counter()
+            probabilities = predictor.probabilities(np.stack([p.pixels for p in ready]))
+            predict_ms = (time.perf_counter() - started) * 1000
+            timings = {
+                "preprocess_ms": round(preprocess_ms, 3),
+                "predict_ms": round(predict_ms, 3),
+                "batch_size": len(ready),
+            }
+            for image, probs in zip(ready, probabilities, strict=True):
+                outcomes.append(
+                    rec.Outcome(image.job_id, rec.SUCCEEDED, result=_result(image, probs, predictor.version, timings))
+                )
+        self.records.finish(outcomes)
+
+    def _prepare(self, job_id: str, encoded: str) -> PreparedImage:
+        try:
+            data = base64.b64decode(encoded, validate=True)
+            return PreparedImage(job_id, pixels=preprocess(data, self.max_pixels))
+        except (binascii.Error, TypeError) as exc:
+            error = rec.error("invalid_base64", f"image is not valid base64: {exc}")
+        except NotAnImage as exc:
+            error = rec.error("invalid_image", str(exc))
+        except NotADigit as exc:
+            result = {"label": None, "reason": str(exc), "probabilities": None, "model_version": None}
+            return PreparedImage(job_id, outcome=rec.Outcome(job_id, rec.SUCCEEDED, result=result))
+        except Exception as exc:  # any other decoder failure must fail this job only
+            log.exception("job %s: preprocessing failed", job_id)
+            error = rec.error("preprocessing_failed", f"{type(exc).__name__}: {exc}")
+        return PreparedImage(job_id, outcome=rec.Outcome(job_id, rec.FAILED, error=error))
+
+
+def _result(image: PreparedImage, probabilities: np.ndarray, version: int | None, timings: dict) -> dict:
+    label = int(np.argmax(probabilities))
+    return {
+        "label": label,
+        "confidence": round(float(probabilities[label]), 6),
+        "probabilities": [round(float(p), 6) for p in probabilities],
+        "model_version": version,
+        "input_png": base64.b64encode(to_png(image.pixels)).decode(),
+        "timings": timings,
+    }
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (Linux), 0 where unknown."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+_serving: Serving | None = None
+_lock = threading.Lock()
+
+
+def get_serving(worker_name: str = "") -> Serving:
+    """This process's :class:`Serving`, created (model loaded and warmed up) on first use."""
+    global _serving
+    with _lock:
+        if _serving is None:
+            _serving = Serving(worker_name or f"{os.uname().nodename}:{os.getpid()}")
+        return _serving
