@@ -1,0 +1,29 @@
+"""The Flask front end: validates input, records jobs, enqueues them, and answers polls.
+
+    flask --app web run
+    gunicorn "web:create_app()"
+
+It never runs the model (and never imports TensorFlow).
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from web import api, config, errors, health, models_api, pages, services
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app from defaults, then the environment, then ``test_config``."""
+    app = Flask(__name__)
+    app.config.from_mapping(config.from_environment())
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.json.sort_keys = False
+    errors.init_app(app)
+    services.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(models_api.bp)
+    return app

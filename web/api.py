@@ -1,0 +1,102 @@
+"""The JSON API for jobs: submit predictions and training, poll and cancel jobs."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+
+from jobs import queue
+from model.catalog import ConfigError, parse_train_config
+from web.auth import token_required
+from web.errors import ApiError
+from web.images import decode_base64_image
+from web.services import services
+from web.submit import job_links, submit_predictions
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@bp.post("/predictions")
+def create_predictions():
+    """One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``."""
+    if request.mimetype == "application/json":
+        body = _json_body()
+        images = body.get("images")
+        if not isinstance(images, list):
+            raise ApiError(400, "invalid_request", 'JSON body must be {"images": ["<base64>", ...]}')
+        limit = current_app.config["MAX_IMAGES_PER_REQUEST"]
+        if len(images) > limit:
+            raise ApiError(413, "too_many_images", f"{len(images)} images, over the limit of {limit} per request")
+        named = [(f"images[{i}]", decode_base64_image(value, i)) for i, value in enumerate(images)]
+    elif request.mimetype == "multipart/form-data":
+        files = request.files.getlist("image")
+        if not files:
+            raise ApiError(400, "missing_image", "no file in multipart field 'image'")
+        named = [(f"image {f.filename or i}"[:200], f.read()) for i, f in enumerate(files)]
+    else:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send multipart/form-data (field 'image') or application/json ({\"images\": [...]})",
+        )
+    job_ids = submit_predictions(named)
+    return jsonify({"jobs": job_links(job_ids)}), 202
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str):
+    """The job's record; ``?wait=S`` holds the request until the job ends or S seconds pass."""
+    wait = _wait_seconds()
+    svc = services()
+    record = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id)) if wait else svc.records.get(job_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no job {job_id[:64]!r}: never issued, or expired")
+    return jsonify(record)
+
+
+@bp.delete("/jobs/<job_id>")
+@bp.post("/jobs/<job_id>/cancel")
+@token_required
+def cancel_job(job_id: str):
+    """Cancel a queued job at once, or ask a running training job to stop after its current batch."""
+    svc = services()
+    if svc.records.get(job_id) is None:
+        raise ApiError(404, "not_found", f"no job {job_id[:64]!r}")
+    return jsonify(svc.records.request_cancel(job_id)), 202
+
+
+@bp.post("/training-jobs")
+@token_required
+def create_training_job():
+    """Queue a training job: ``{"arch", "epochs", "batch_size", "learning_rate", "augment", "train_limit"}``."""
+    try:
+        config = parse_train_config(_json_body())
+    except ConfigError as exc:
+        raise ApiError(400, "invalid_parameters", str(exc)) from None
+    svc = services()
+    params = {k: v for k, v in config.to_dict().items() if k not in ("validation_size", "seed")}
+    (job_id,) = svc.records.create("train", fields={"params": params})
+    queue.enqueue_training(svc.celery, job_id, params)
+    return jsonify(
+        {"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id), **svc.records.get(job_id)}
+    ), 202
+
+
+def _json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+def _wait_seconds() -> float:
+    raw = request.args.get("wait")
+    if raw is None:
+        return 0.0
+    limit = current_app.config["MAX_WAIT_SECONDS"]
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= limit:  # also rejects nan
+        raise ApiError(400, "invalid_wait", f"wait must be a number of seconds from 0 to {limit}")
+    return wait

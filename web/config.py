@@ -1,0 +1,28 @@
+"""The web's settings: defaults, overridden by environment variables of the same name."""
+
+from __future__ import annotations
+
+import os
+
+from jobs.queue import job_ttl_seconds, redis_url
+
+# name -> (default, parser); every one can be set in the environment.
+SETTINGS = {
+    "MAX_IMAGE_BYTES": (10 * 1024 * 1024, int),
+    "MAX_IMAGE_PIXELS": (40_000_000, int),
+    "MAX_IMAGES_PER_REQUEST": (1000, int),
+    "MAX_CONTENT_LENGTH": (20 * 1024 * 1024, int),  # whole request body, in bytes
+    "MAX_WAIT_SECONDS": (30, int),
+    "PREDICT_MESSAGE_IMAGES": (64, int),  # images per queue message of a batch submission
+    "DIGITS_API_TOKEN": ("", str),
+}
+
+
+def from_environment() -> dict:
+    """Every setting, from the environment where set, else its default."""
+    config = {
+        name: parse(os.environ[name]) if name in os.environ else default for name, (default, parse) in SETTINGS.items()
+    }
+    config["REDIS_URL"] = redis_url()
+    config["JOB_TTL_SECONDS"] = job_ttl_seconds()
+    return config

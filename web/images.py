@@ -1,0 +1,65 @@
+"""Checks on submitted images that need no decoding: size, format and pixel count from the header.
+
+Full decoding happens in the worker; anything that passes here but fails there fails its job alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from web.errors import ApiError
+
+ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"})
+_DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_image_bytes: int
+    max_image_pixels: int
+    max_images: int
+
+
+def check_image(data: bytes, limits: Limits, name: str) -> str:
+    """Raise :class:`ApiError` unless ``data`` looks like an acceptable image; return its format."""
+    if not data:
+        raise ApiError(400, "empty_image", f"{name} is empty")
+    if len(data) > limits.max_image_bytes:
+        raise ApiError(413, "too_large", f"{name} is {len(data)} bytes, over the limit of {limits.max_image_bytes}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            image_format = image.format
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ApiError(
+            413, "too_many_pixels", f"{name} has too many pixels (limit {limits.max_image_pixels})"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ApiError(415, "not_an_image", f"{name} is not an image this service can read") from None
+    if image_format not in ALLOWED_FORMATS:
+        allowed = ", ".join(sorted(ALLOWED_FORMATS))
+        raise ApiError(415, "unsupported_format", f"{name} is {image_format}; supported formats: {allowed}")
+    if width * height > limits.max_image_pixels:
+        raise ApiError(
+            413, "too_many_pixels", f"{name} is {width}x{height}, over the limit of {limits.max_image_pixels} pixels"
+        )
+    return image_format
+
+
+def decode_base64_image(value: object, index: int) -> bytes:
+    """Bytes of one JSON-submitted image: plain base64 or a ``data:image/...;base64,`` URL."""
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_image", f"images[{index}] must be a base64 string, not {type(value).__name__}")
+    try:
+        return base64.b64decode(_DATA_URL.sub("", value, count=1), validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "invalid_base64", f"images[{index}] is not valid base64") from None

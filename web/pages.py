@@ -1,0 +1,80 @@
+"""The HTML pages: upload form, job pages that refresh until the label is in."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+
+from jobs import keys
+from jobs.records import TERMINAL, is_job_id
+from web.errors import ApiError
+from web.images import check_image
+from web.services import services
+from web.submit import limits, submit_predictions
+
+bp = Blueprint("pages", __name__)
+
+MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "BMP": "image/bmp", "WEBP": "image/webp"}
+
+
+@bp.get("/")
+def home():
+    return render_template("home.html")
+
+
+@bp.post("/predict")
+def submit_form():
+    files = [f for f in request.files.getlist("image") if f.filename]
+    images = [(f"file {f.filename}"[:200], f.read()) for f in files]
+    try:
+        job_ids = submit_predictions(images)
+    except ApiError as exc:
+        if not request.accept_mimetypes.accept_html:
+            raise
+        return render_template("home.html", error=exc.message), exc.status
+    # Keep the uploads for the job pages to show (as long as the jobs are kept).
+    svc = services()
+    pipe = svc.redis.pipeline(transaction=False)
+    for job_id, (_, data) in zip(job_ids, images, strict=True):
+        pipe.set(keys.job_upload(job_id), data, ex=svc.records.ttl)
+    pipe.execute()
+    if len(job_ids) == 1:
+        return redirect(url_for("pages.job_page", job_id=job_ids[0]), code=303)
+    return redirect(url_for("pages.jobs_page", ids=",".join(job_ids)), code=303)
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str):
+    job = services().records.get(job_id)
+    if job is None:
+        abort(404, description=f"no job {job_id[:64]!r}")
+    return render_template("job.html", jobs=_with_uploads([job]), refresh=job["status"] not in TERMINAL)
+
+
+@bp.get("/jobs")
+def jobs_page():
+    records = services().records
+    ids = [i for i in request.args.get("ids", "").split(",") if is_job_id(i)][: limits().max_images]
+    jobs = [job for job in records.get_many(ids) if job] if ids else records.recent()
+    refresh = any(job["status"] not in TERMINAL for job in jobs)
+    return render_template("job.html", jobs=_with_uploads(jobs), refresh=refresh, listing=not ids)
+
+
+def _with_uploads(jobs: list[dict]) -> list[dict]:
+    """Mark the jobs whose submitted image was kept (form uploads), so the page can show it."""
+    pipe = services().redis.pipeline(transaction=False)
+    for job in jobs:
+        pipe.exists(keys.job_upload(job["id"]))
+    return [{**job, "has_upload": bool(kept)} for job, kept in zip(jobs, pipe.execute(), strict=True)]
+
+
+@bp.get("/jobs/<job_id>/upload")
+def job_upload(job_id: str):
+    data = services().redis.get(keys.job_upload(job_id)) if is_job_id(job_id) else None
+    if data is None:
+        abort(404, description="no upload kept for this job")
+    image_format = check_image(data, limits(), "upload")
+    return Response(
+        data,
+        mimetype=MIME_TYPES.get(image_format, "application/octet-stream"),
+        headers={"Content-Security-Policy": "default-src 'none'", "Cache-Control": "private, max-age=3600"},
+    )

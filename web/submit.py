@@ -1,0 +1,55 @@
+"""Turning validated requests into jobs: record first, then enqueue, so no queued job lacks a record."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+from flask import current_app, url_for
+
+from jobs import queue
+from jobs import records as rec
+from web.errors import ApiError
+from web.images import Limits, check_image
+from web.services import services
+
+log = logging.getLogger(__name__)
+
+
+def limits() -> Limits:
+    config = current_app.config
+    return Limits(config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"], config["MAX_IMAGES_PER_REQUEST"])
+
+
+def check_images(images: list[tuple[str, bytes]]) -> None:
+    """Raise :class:`ApiError` for the first unacceptable image; ``images`` are (name, bytes)."""
+    allowed = limits()
+    if not images:
+        raise ApiError(400, "missing_image", "no image: send multipart field 'image' or JSON {\"images\": [...]}")
+    if len(images) > allowed.max_images:
+        raise ApiError(
+            413, "too_many_images", f"{len(images)} images, over the limit of {allowed.max_images} per request"
+        )
+    for name, data in images:
+        check_image(data, allowed, name)
+
+
+def submit_predictions(images: list[tuple[str, bytes]]) -> list[str]:
+    """Validate all images (all or none are accepted), create one job per image, enqueue them."""
+    check_images(images)
+    svc = services()
+    job_ids = svc.records.create("predict", len(images))
+    items = [(job_id, base64.b64encode(data).decode()) for job_id, (_, data) in zip(job_ids, images, strict=True)]
+    try:
+        queue.enqueue_predictions(svc.celery, items, current_app.config["PREDICT_MESSAGE_IMAGES"])
+    except Exception:
+        # Recorded but not queued: end the records so nobody waits forever, then report 503.
+        log.exception("enqueueing %d jobs failed", len(job_ids))
+        failure = rec.error("not_queued", "the job could not be queued")
+        svc.records.finish(rec.Outcome(job_id, rec.FAILED, error=failure) for job_id in job_ids)
+        raise
+    return job_ids
+
+
+def job_links(job_ids: list[str]) -> list[dict]:
+    return [{"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id)} for job_id in job_ids]

@@ -1,0 +1,80 @@
+"""Long polling: hold a request until its job ends, woken by the workers' "finished" notices.
+
+One pub/sub listener thread per web process (started on first use, so after any fork) wakes
+the requests waiting on the ids each notice names. A periodic re-read covers notices missed
+while Redis was unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import redis
+
+from jobs import keys
+from jobs.records import TERMINAL
+
+log = logging.getLogger(__name__)
+
+RECHECK_S = 1.0
+
+
+class JobWaiter:
+    def __init__(self, client_factory: Callable[[], redis.Redis]):
+        self._client_factory = client_factory
+        self._waiting: dict[str, set[threading.Event]] = defaultdict(set)
+        self._lock = threading.Lock()
+        self._listener: threading.Thread | None = None
+
+    def wait(self, job_id: str, timeout: float, read: Callable[[], dict | None]) -> dict | None:
+        """Return ``read()`` once the job has ended or ``timeout`` seconds have passed."""
+        record = read()
+        if timeout <= 0 or record is None or record["status"] in TERMINAL:
+            return record
+        self._ensure_listener()
+        event = threading.Event()
+        with self._lock:
+            self._waiting[job_id].add(event)
+        try:
+            deadline = time.monotonic() + timeout
+            record = read()  # the job may have ended before we registered
+            while record is not None and record["status"] not in TERMINAL:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                event.wait(min(remaining, RECHECK_S))
+                event.clear()
+                record = read()
+            return record
+        finally:
+            with self._lock:
+                self._waiting[job_id].discard(event)
+                if not self._waiting[job_id]:
+                    del self._waiting[job_id]
+
+    def _ensure_listener(self) -> None:
+        with self._lock:
+            if self._listener is None or not self._listener.is_alive():
+                self._listener = threading.Thread(target=self._listen, daemon=True, name="job-finished-listener")
+                self._listener.start()
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self._client_factory().pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(keys.JOBS_FINISHED_CHANNEL)
+                for message in pubsub.listen():
+                    self._wake(message["data"].decode().split())
+            except Exception as exc:  # Redis down: waiters fall back to re-reading every second
+                log.warning("job listener: %s; reconnecting", exc)
+                time.sleep(1)
+
+    def _wake(self, job_ids: list[str]) -> None:
+        with self._lock:
+            events = [event for job_id in job_ids for event in self._waiting.get(job_id, ())]
+        for event in events:
+            event.set()
