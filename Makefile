@@ -1,0 +1,38 @@
+# The table of contents of what a developer can do here.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The shared MNIST copy beside the checkout, when there is one (tests and training read MNIST_DIR).
+SHARED_MNIST := $(abspath ../shared/data/mnist)
+ifeq ($(origin MNIST_DIR), undefined)
+ifneq ($(wildcard $(SHARED_MNIST)),)
+export MNIST_DIR := $(SHARED_MNIST)
+endif
+endif
+
+.PHONY: run test lint format bench train clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[local,test]'
+	touch $@
+
+run: $(VENV)/.installed  ## start Redis (embedded unless REDIS_URL is set), workers and web; print the URL
+	$(PY) -m stack
+
+test: $(VENV)/.installed  ## run the test suite against real Redis, workers and model
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed  ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+train: $(VENV)/.installed  ## retrain the shipped default model
+	$(PY) -m model.train --arch default --epochs 12 --out model/shipped/default.keras
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

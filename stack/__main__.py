@@ -1,0 +1,71 @@
+"""Run the whole service on this machine: ``python -m stack`` (what ``make run`` does).
+
+Starts an embedded Redis unless ``REDIS_URL`` is set, one predict worker, one train worker and
+the web server under gunicorn, prints the URL, and stops everything on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+from stack.processes import Stack
+from stack.redis_server import RedisServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--predict-workers", type=int, default=1, help="predict worker processes")
+    parser.add_argument("--logs", type=Path, default=Path("var/log"))
+    args = parser.parse_args(argv)
+
+    redis_server = None
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        data_dir = Path("var/redis")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        redis_server = RedisServer(appendonly=True, directory=data_dir).start()
+        redis_url = redis_server.url
+    token = os.environ.get("DIGITS_API_TOKEN") or secrets.token_urlsafe(18)
+    stack = Stack(redis_url, args.logs, env={"DIGITS_API_TOKEN": token})
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for i in range(args.predict_workers):
+            stack.start_worker(f"predict{i + 1}", queues="predict")
+        stack.start_worker("train1", queues="train")
+        url = stack.start_web(port=args.port)
+        print(f"Redis      {redis_url}{' (embedded, data in var/redis)' if redis_server else ''}", flush=True)
+        print("Waiting for the workers to load the model...", flush=True)
+        stack.wait_for_workers(args.predict_workers + 1)
+        print(f"\nDigits is running at {url}/", flush=True)
+        print(f"API token  {token}  (export DIGITS_API_TOKEN=... to choose your own)", flush=True)
+        print(f"Logs       {args.logs}/\nCtrl-C stops everything.", flush=True)
+        while not stopping:
+            for name, process in list(stack.processes.items()):
+                if process.poll() is not None:
+                    print(f"{name} exited with {process.returncode}; see {args.logs}/{name}.log", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+    finally:
+        print("\nStopping...", flush=True)
+        stack.stop_all()
+        if redis_server:
+            redis_server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

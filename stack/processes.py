@@ -1,0 +1,118 @@
+"""Start and stop the service's processes (Celery workers, gunicorn) against one Redis.
+
+Used by ``make run`` (``python -m stack``), by the tests and by the benchmark, so all three
+run the service the same way a user does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+import requests
+
+from jobs import keys
+from stack.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+class Stack:
+    """A set of service processes sharing ``redis_url``; logs go to ``log_dir/<name>.log``."""
+
+    def __init__(self, redis_url: str, log_dir: str | Path, env: dict | None = None):
+        self.redis_url = redis_url
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.web_url: str | None = None
+
+    def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                args,
+                cwd=ROOT,
+                env={**self.env, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes[name] = process
+        return process
+
+    def start_worker(
+        self,
+        name: str,
+        queues: str = "predict,train",
+        concurrency: int = 1,
+        pool: str = "prefork",
+        env: dict | None = None,
+    ) -> subprocess.Popen:
+        """A Celery worker named ``name@<host>``; returns once it is started (not yet ready)."""
+        args = [str(BIN / "celery"), "-A", "worker", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool]
+        args += ["--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+        return self._spawn(name, args, env)
+
+    def start_web(self, port: int | None = None, workers: int = 2, threads: int = 16, env: dict | None = None) -> str:
+        """gunicorn serving ``web:create_app()``; returns its base URL once it answers /healthz."""
+        port = port or free_port()
+        args = [str(BIN / "gunicorn"), "web:create_app()", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+        args += ["--worker-class", "gthread", "--threads", str(threads), "--graceful-timeout", "5"]
+        args += ["--access-logfile", "-", "--error-logfile", "-"]
+        self._spawn("web", args, env)
+        self.web_url = f"http://127.0.0.1:{port}"
+        self.wait_for_web()
+        return self.web_url
+
+    def wait_for_web(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.processes["web"].poll() is not None:
+                raise RuntimeError(f"web exited; see {self.log_dir / 'web.log'}")
+            try:
+                if requests.get(f"{self.web_url}/healthz", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"web did not answer within {timeout} s; see {self.log_dir / 'web.log'}")
+
+    def wait_for_workers(self, count: int, timeout: float = 120) -> list[str]:
+        """Wait until ``count`` worker processes have loaded a model and beaten; return their names."""
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            names = [n.decode() for n in client.zrangebyscore(keys.WORKERS, time.time() - 6, "+inf")]
+            loaded = [n for n in names if client.hget(keys.worker(n), "model_version")]
+            if len(loaded) >= count:
+                return loaded
+            for name, process in self.processes.items():
+                if process.poll() is not None and name != "web":
+                    raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
+            time.sleep(0.2)
+        raise TimeoutError(f"fewer than {count} workers ready after {timeout} s; see logs in {self.log_dir}")
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        """Stop one process (and its children: gunicorn and Celery pools)."""
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except ProcessLookupError:
+            pass
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)

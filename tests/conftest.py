@@ -1,0 +1,72 @@
+"""Shared fixtures: a private Redis per session, real worker and web processes, MNIST samples.
+
+Nothing here is mocked: tests talk to a redis-server they start, Celery workers that load the
+real model, and gunicorn over HTTP. Process logs land in test-output/<test module>/.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from PIL import Image
+
+from model.data import Mnist, load_mnist
+from stack.processes import Stack
+from stack.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+TOKEN = "test-token-not-secret"
+
+
+@pytest.fixture(scope="session")
+def mnist() -> Mnist:
+    """Genuine MNIST from $MNIST_DIR (the shared copy in CI)."""
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_client(redis_server) -> redis.Redis:
+    """A clean database on the session's private server (the shared 6379 is never touched)."""
+    client = redis.Redis.from_url(redis_server.url.replace("/0", "/1"))
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture(scope="module")
+def stack(request):
+    """A running service for a test module: own Redis, one worker, gunicorn."""
+    server = RedisServer().start()
+    running = Stack(server.url, OUTPUT / request.module.__name__, env={"DIGITS_API_TOKEN": TOKEN})
+    try:
+        running.start_worker("w1", concurrency=1)
+        running.start_web()
+        running.wait_for_workers(1)
+        yield running
+    finally:
+        running.stop_all()
+        server.close()
+
+
+def png_bytes(pixels: np.ndarray, invert: bool = False) -> bytes:
+    """A 2-D uint8 array as PNG bytes; ``invert`` gives dark ink on white like a scan."""
+    buffer = io.BytesIO()
+    Image.fromarray(255 - pixels if invert else pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pytest_configure(config):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

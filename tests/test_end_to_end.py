@@ -1,0 +1,101 @@
+"""The whole path for real: HTTP -> web -> Redis -> Celery worker with the CNN -> job record -> poll."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from tests.conftest import TOKEN, png_bytes
+from tests.helpers import submit, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_hundred_genuine_mnist_images_through_the_api(stack, mnist):
+    images = [png_bytes(x) for x in mnist.x_test[:100]]
+    ids = submit(stack.web_url, images[:50]) + submit(stack.web_url, images[50:], as_json=True)
+    jobs = [wait_for(stack.web_url, job_id) for job_id in ids]
+
+    assert all(job["status"] == "succeeded" for job in jobs), [j for j in jobs if j["status"] != "succeeded"][:1]
+    labels = np.array([job["result"]["label"] for job in jobs])
+    correct = int((labels == mnist.y_test[:100]).sum())
+    assert correct >= 97, f"{correct}/100 correct"
+    for job in jobs:
+        result = job["result"]
+        assert len(result["probabilities"]) == 10 and abs(sum(result["probabilities"]) - 1) < 1e-3
+        assert result["label"] == int(np.argmax(result["probabilities"]))
+        assert result["model_version"] == 1
+        assert job["created_at"] <= job["started_at"] <= job["finished_at"]
+
+
+def test_the_html_form_shows_the_label_beside_the_image(stack, mnist):
+    index = int(np.flatnonzero(mnist.y_test == 3)[0])
+    response = requests.post(
+        f"{stack.web_url}/predict",
+        files={"image": ("three.png", png_bytes(mnist.x_test[index], invert=True), "image/png")},
+        headers={"Accept": "text/html"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert response.status_code == 303
+    page_url = stack.web_url + response.headers["Location"]
+    job_id = page_url.rsplit("/", 1)[1]
+    wait_for(stack.web_url, job_id)
+    page = requests.get(page_url, timeout=10).text
+    assert re.search(r"Digit <strong>3</strong>", page), page
+    assert "% sure" in page and 'http-equiv="refresh"' not in page
+    upload = requests.get(f"{page_url}/upload", timeout=10)
+    assert upload.headers["Content-Type"] == "image/png" and upload.content.startswith(b"\x89PNG")
+
+
+def test_a_running_page_refreshes_itself(stack, mnist):
+    response = requests.post(
+        f"{stack.web_url}/predict",
+        files=[("image", (f"{i}.png", png_bytes(mnist.x_test[i]), "image/png")) for i in range(3)],
+        allow_redirects=False,
+        timeout=30,
+    )
+    listing = stack.web_url + response.headers["Location"]
+    assert "/jobs?ids=" in listing
+    for job_id in listing.split("ids=")[1].split(","):
+        wait_for(stack.web_url, job_id)
+    page = requests.get(listing, timeout=10).text
+    assert page.count('data-status="succeeded"') == 3
+
+
+def test_unknown_job_is_404_not_pending(stack):
+    for job_id in ["0" * 32, "not-a-job", "a" * 500]:
+        response = requests.get(f"{stack.web_url}/api/v1/jobs/{job_id}", timeout=10)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+
+def test_wait_returns_as_soon_as_the_job_ends(stack, mnist):
+    (job_id,) = submit(stack.web_url, [png_bytes(mnist.x_test[0])])
+    started = time.monotonic()
+    job = requests.get(f"{stack.web_url}/api/v1/jobs/{job_id}", params={"wait": 20}, timeout=30).json()
+    assert job["status"] == "succeeded" and job["result"]["label"] == 7
+    assert time.monotonic() - started < 5
+
+
+def test_a_training_job_runs_on_a_worker_and_stores_a_version(stack):
+    response = requests.post(
+        f"{stack.web_url}/api/v1/training-jobs",
+        json={"arch": "seed", "epochs": 1, "train_limit": 2000, "augment": False},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    job = wait_for(stack.web_url, response.json()["job_id"], timeout=300)
+    assert job["status"] == "succeeded", job
+    assert job["type"] == "train" and job["progress"]["epoch"] == 1
+    version = job["result"]["model_version"]
+    card = requests.get(f"{stack.web_url}/api/v1/models/{version}", timeout=10).json()
+    assert card["arch"] == "seed" and card["training_job_id"] == job["id"]
+    assert 0.5 < card["test_accuracy"] <= 1 and card["active"] is False
+    for field in ("epochs", "training_seconds", "created_at", "data_checksum", "confusion_matrix"):
+        assert field in card
