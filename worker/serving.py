@@ -40,8 +40,10 @@ class Serving:
     """One per worker process: Redis clients, the model store and the active model."""
 
     def __init__(self, worker_name: str):
+        from model import runtime
         from model.predictor import Predictor  # TensorFlow: only inside worker processes
 
+        runtime.configure_threads()
         self._predictor_class = Predictor
         self.worker_name = worker_name
         self.redis = connect()

@@ -37,7 +37,17 @@ def train(job_id: str, params: dict) -> None:
     run_training_job(get_serving(), job_id, params)
 
 
+_node_name = ""
+
+
+@signals.celeryd_init.connect
+def _remember_node_name(sender: str, **_) -> None:
+    """The worker's --hostname (e.g. predict1@host), inherited by its pool processes."""
+    global _node_name
+    _node_name = sender
+
+
 @signals.worker_process_init.connect
 def _load_model_in_child(**_) -> None:
     """Load the model after the fork (TensorFlow does not survive fork) and before any task."""
-    get_serving()
+    get_serving(f"{_node_name}:{os.getpid()}" if _node_name else "")
