@@ -6,6 +6,7 @@ python -m model.train --arch default --epochs 12 --out model/shipped/default.ker
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import json
 import sys
@@ -104,6 +105,7 @@ def train(
         "test_accuracy": evaluation["accuracy"],
         "test_loss": evaluation["loss"],
         "confusion_matrix": evaluation["confusion_matrix"],
+        "mistakes": evaluation["mistakes"],  # the most confident errors on the test set, with images
         "training_seconds": round(training_seconds, 1),
         "history": reporter.history,
         "train_images": len(x_fit),
@@ -117,16 +119,37 @@ def train(
 
 
 def evaluate_network(network: keras.Model, images: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy, mean cross-entropy and the 10x10 confusion matrix (rows: true, columns: predicted)."""
-    probabilities = predict_in_batches(network, images)
+    """Accuracy, mean cross-entropy, the 10x10 confusion matrix (rows: true, columns: predicted)
+    and the most confident mistakes."""
+    return summarize_predictions(predict_in_batches(network, images), images, labels)
+
+
+def summarize_predictions(
+    probabilities: np.ndarray, images: np.ndarray, labels: np.ndarray, mistakes: int = 25
+) -> dict:
+    """Score (N, 10) probabilities against true labels; ``images`` (uint8) illustrate the mistakes."""
+    from model.preprocess import to_png
+
     predicted = probabilities.argmax(axis=1)
     confusion = np.zeros((10, 10), dtype=int)
     np.add.at(confusion, (labels, predicted), 1)
     loss = -np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1)))
+    wrong = np.flatnonzero(predicted != labels)
+    worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:mistakes]
     return {
         "accuracy": round(float((predicted == labels).mean()), 5),
         "loss": round(float(loss), 5),
         "confusion_matrix": confusion.tolist(),
+        "mistakes": [
+            {
+                "index": int(i),
+                "label": int(labels[i]),
+                "predicted": int(predicted[i]),
+                "confidence": round(float(probabilities[i, predicted[i]]), 5),
+                "png": base64.b64encode(to_png(images[i] / 255.0)).decode(),
+            }
+            for i in worst
+        ],
     }
 
 
