@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 KERAS_ARCHITECTURES = ("seed", "default")
-ARCHITECTURES = KERAS_ARCHITECTURES
+CLASSIC_ARCHITECTURES = ("logreg", "forest")  # scikit-learn, on the same 28x28 input
+ARCHITECTURES = KERAS_ARCHITECTURES + CLASSIC_ARCHITECTURES
 DEFAULT_LEARNING_RATES = {"seed": 1e-3, "default": 3e-3}
 
 # name -> (type, minimum, maximum); the allowed range is part of every error message.
@@ -73,3 +74,18 @@ def parse_train_config(raw: dict) -> TrainConfig:
             raise ConfigError(f"{name} must be in [{low}, {high}], got {value}")
         values[name] = kind(value)
     return TrainConfig(**values)
+
+
+ACTIVATION_POLICIES = ("never", "always", "if-better")
+
+
+def parse_training_request(raw: dict) -> tuple[TrainConfig, str]:
+    """A training job's body: the parameters, plus ``activate`` ("never", "always" or "if-better":
+    only when its test accuracy beats the active version's)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("training parameters must be a JSON object")
+    raw = dict(raw)
+    activate = raw.pop("activate", "never")
+    if activate not in ACTIVATION_POLICIES:
+        raise ConfigError(f"activate must be one of {list(ACTIVATION_POLICIES)}, got {activate!r}"[:300])
+    return parse_train_config(raw), activate

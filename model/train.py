@@ -10,15 +10,17 @@ import base64
 import datetime as dt
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from model import runtime
-from model.catalog import ARCHITECTURES, ConfigError, TrainConfig, parse_train_config
+from model import classic, runtime
+from model.catalog import ARCHITECTURES, CLASSIC_ARCHITECTURES, ConfigError, TrainConfig, parse_train_config
 from model.data import Mnist, load_mnist
 
 runtime.quiet_tensorflow()
@@ -27,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 from model import architectures  # noqa: E402
 from model.augment import augment_batch  # noqa: E402
+from model.formats import SUFFIXES  # noqa: E402
 
 ProgressFn = Callable[[dict], None]
 StopFn = Callable[[], bool]
@@ -38,16 +41,26 @@ class Cancelled(Exception):
 
 @dataclass
 class TrainedModel:
-    """A trained Keras network and its model card (a JSON-ready dict)."""
+    """A trained model (Keras network or scikit-learn estimator) and its card (a JSON-ready dict)."""
 
-    network: keras.Model
+    model: Any
     card: dict
+    file_format: str  # "keras" or "skops"
+
+    def to_bytes(self) -> bytes:
+        """The model file's bytes, as the model store keeps them."""
+        if self.file_format == classic.FILE_FORMAT:
+            return classic.to_bytes(self.model)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.keras"
+            self.model.save(path)
+            return path.read_bytes()
 
     def save(self, path: str | Path) -> Path:
-        """Write the network to ``path`` (.keras) and the card beside it (.json); return the card's path."""
+        """Write the model file to ``path`` and the card beside it (.json); return the card's path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.network.save(path)
+        path.write_bytes(self.to_bytes())
         card_path = path.with_suffix(".json")
         card_path.write_text(json.dumps(self.card, indent=2) + "\n")
         return card_path
@@ -63,18 +76,48 @@ def train(
     """Train ``config.arch`` and evaluate it on the full test set.
 
     ``progress`` receives a dict (epoch, batch, elapsed and ETA seconds, per-epoch history) at
-    most every half second and after each epoch; ``should_stop`` is asked after every batch and
-    raises :class:`Cancelled` when it answers true.
+    most every half second and after each epoch; ``should_stop`` is asked after every batch
+    (every epoch for classic models) and raises :class:`Cancelled` when it answers true.
     """
     mnist = mnist or load_mnist()
-    keras.utils.set_random_seed(config.seed)
     x_train, y_train = mnist.x_train, mnist.y_train
     if config.train_limit:
         x_train, y_train = x_train[: config.train_limit], y_train[: config.train_limit]
     n_val = min(config.validation_size, len(x_train) // 10)
-    x_fit, y_fit = x_train[n_val:], y_train[n_val:]
-    x_val, y_val = x_train[:n_val], y_train[:n_val]
+    split = (x_train[n_val:], y_train[n_val:], x_train[:n_val], y_train[:n_val])
+    stop = should_stop or (lambda: False)
 
+    started = time.perf_counter()
+    if config.arch in CLASSIC_ARCHITECTURES:
+        model, history, details, file_format = _fit_classic(config, *split, progress, stop)
+        probabilities = classic.ClassicPredictor(model).probabilities(mnist.x_test)
+    else:
+        model, history, details, file_format = _fit_keras(config, *split, progress, stop, verbose)
+        probabilities = predict_in_batches(model, mnist.x_test)
+    training_seconds = time.perf_counter() - started
+
+    evaluation = summarize_predictions(probabilities, mnist.x_test, mnist.y_test)
+    card = {
+        "arch": config.arch,
+        **details,
+        "epochs": config.epochs,
+        "test_accuracy": evaluation["accuracy"],
+        "test_loss": evaluation["loss"],
+        "confusion_matrix": evaluation["confusion_matrix"],
+        "mistakes": evaluation["mistakes"],  # the most confident errors on the test set, with images
+        "training_seconds": round(training_seconds, 1),
+        "history": history,
+        "train_images": len(split[0]),
+        "validation_images": n_val,
+        "data_checksum": mnist.checksum(),
+        "data_source": mnist.source,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    return TrainedModel(model, card, file_format)
+
+
+def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbose):
+    keras.utils.set_random_seed(config.seed)
     network = architectures.build(config.arch)
     steps_per_epoch = int(np.ceil(len(x_fit) / config.batch_size))
     network.compile(
@@ -83,45 +126,63 @@ def train(
         metrics=["accuracy"],
     )
     reporter = _Reporter(config, steps_per_epoch, progress, should_stop)
-    started = time.perf_counter()
     network.fit(
         _dataset(x_fit, y_fit, config.batch_size, augment=config.augment, shuffle=True, seed=config.seed),
-        validation_data=_dataset(x_val, y_val, 512) if n_val else None,
+        validation_data=_dataset(x_val, y_val, 512) if len(x_val) else None,
         epochs=config.epochs,
         callbacks=[reporter],
         verbose=verbose,
     )
     if reporter.cancelled:
         raise Cancelled(f"cancelled in epoch {reporter.epoch + 1} of {config.epochs}")
-    training_seconds = time.perf_counter() - started
-
-    evaluation = evaluate_network(network, mnist.x_test, mnist.y_test)
-    card = {
-        "arch": config.arch,
+    details = {
         "framework": "keras",
         "hyperparameters": replace(config, learning_rate=config.effective_learning_rate).to_dict(),
-        "epochs": config.epochs,
         "parameters": int(network.count_params()),
-        "test_accuracy": evaluation["accuracy"],
-        "test_loss": evaluation["loss"],
-        "confusion_matrix": evaluation["confusion_matrix"],
-        "mistakes": evaluation["mistakes"],  # the most confident errors on the test set, with images
-        "training_seconds": round(training_seconds, 1),
-        "history": reporter.history,
-        "train_images": len(x_fit),
-        "validation_images": n_val,
-        "data_checksum": mnist.checksum(),
-        "data_source": mnist.source,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    return TrainedModel(network, card)
+    return network, reporter.history, details, "keras"
 
 
-def evaluate_network(network: keras.Model, images: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy, mean cross-entropy, the 10x10 confusion matrix (rows: true, columns: predicted)
-    and the most confident mistakes."""
-    return summarize_predictions(predict_in_batches(network, images), images, labels)
+def _fit_classic(config, x_fit, y_fit, x_val, y_val, progress, should_stop):
+    import sklearn
+
+    x, x_check = classic.flatten(x_fit), classic.flatten(x_val)
+    history: list[dict] = []
+    started = time.perf_counter()
+
+    def on_epoch(epoch: int, model) -> None:
+        scores = {}
+        for name, (xs, ys) in {"": (x, y_fit), "val_": (x_check, y_val)}.items():
+            if len(xs):
+                sample = slice(0, 5000)  # scoring the whole training set would cost as much as an epoch
+                probabilities = np.clip(model.predict_proba(xs[sample]), 1e-7, 1)
+                scores[f"{name}loss"] = round(
+                    float(-np.log(probabilities[np.arange(len(ys[sample])), ys[sample]]).mean()), 5
+                )
+                scores[f"{name}accuracy"] = round(float((probabilities.argmax(1) == ys[sample]).mean()), 5)
+        history.append({"epoch": epoch, **scores})
+        if progress:
+            elapsed = time.perf_counter() - started
+            progress({"epoch": epoch, "epochs": config.epochs, "batch": 1, "batches": 1, "elapsed_s": round(elapsed, 1),
+                      "eta_s": round(elapsed / epoch * (config.epochs - epoch), 1), "loss": scores.get("loss"),
+                      "accuracy": scores.get("accuracy"), "history": list(history)})  # fmt: skip
+
+    model = classic.fit_epochs(config.arch, x, y_fit, config.epochs, config.seed, on_epoch, should_stop)
+    if model is None:
+        raise Cancelled(f"cancelled after epoch {len(history)} of {config.epochs}")
+    details = {
+        "framework": "scikit-learn",
+        "hyperparameters": {
+            "arch": config.arch,
+            "epochs": config.epochs,
+            "seed": config.seed,
+            "train_limit": config.train_limit,
+            **classic.describe(model),
+        },  # fmt: skip
+        "versions": {"scikit-learn": sklearn.__version__},
+    }
+    return model, history, details, classic.FILE_FORMAT
 
 
 def summarize_predictions(
@@ -275,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, runtime.DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = args.out or Path("models") / f"{config.arch}.keras"
+    out = args.out or Path("models") / f"{config.arch}{SUFFIXES[trained.file_format]}"
     card_path = trained.save(out)
     card = trained.card
     print(f"test accuracy {card['test_accuracy']:.4f} after {card['training_seconds']} s; wrote {out} and {card_path}")
