@@ -41,34 +41,41 @@ class Serving:
 
     def __init__(self, worker_name: str):
         from model import runtime
-        from model.predictor import Predictor  # TensorFlow: only inside worker processes
+        from model.predictor import load_predictor  # TensorFlow: only inside worker processes
 
         runtime.configure_threads()
-        self._predictor_class = Predictor
+        self._load_predictor = load_predictor
         self.worker_name = worker_name
         self.redis = connect()
         self.records = rec.JobRecords(self.redis, job_ttl_seconds())
         self.store = model_store.ModelStore(self.redis)
         self.predictor = None
-        self._stale = threading.Event()
-        self._last_check = 0.0
+        self._loading = threading.Lock()
         self.max_pixels = int(os.environ.get("MAX_IMAGE_PIXELS", "40000000"))
-        self.refresh_model(force=True)
+        self.refresh_model()
         threading.Thread(target=self._listen_for_activation, daemon=True, name="model-activation").start()
         threading.Thread(target=self._beat, daemon=True, name="heartbeat").start()
 
-    def refresh_model(self, force: bool = False) -> None:
-        """Load the active version if it changed (checked on notice or every few seconds)."""
-        now = time.monotonic()
-        if not (force or self._stale.is_set() or now - self._last_check > VERSION_CHECK_S):
-            return
-        self._stale.clear()
-        self._last_check = now
-        active = self.store.ensure_seeded()
-        if self.predictor is None or self.predictor.version != active:
+    def refresh_model(self) -> None:
+        """Load the active version if it is not the one in hand, then swap it in.
+
+        Runs in the background (on an activation notice, and every few seconds in case a notice
+        was missed), so a batch in hand finishes on the model it started with.
+        """
+        with self._loading:
+            active = self.store.ensure_seeded()
+            if self.predictor is not None and self.predictor.version == active:
+                return
             started = time.perf_counter()
-            card = self.store.card(active)
-            self.predictor = self._predictor_class.from_bytes(self.store.file(active), active, card)
+            try:
+                card = self.store.card(active) or {}
+                predictor = self._load_predictor(self.store.file(active), card.get("format", "keras"), active, card)
+            except Exception:
+                # A broken version must not take the worker down: keep serving what we have.
+                serving = getattr(self.predictor, "version", None)
+                log.exception("cannot load model version %s; still serving %s", active, serving)
+                return
+            self.predictor = predictor
             log.info("serving model version %s (loaded in %.2f s)", active, time.perf_counter() - started)
 
     def _listen_for_activation(self) -> None:
@@ -76,15 +83,16 @@ class Serving:
             try:
                 pubsub = connect(socket_timeout=None).pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(model_store.ACTIVATED_CHANNEL)
-                self._stale.set()  # anything may have happened while we were not listening
+                self.refresh_model()  # anything may have happened while we were not listening
                 for _ in pubsub.listen():
-                    self._stale.set()
-            except Exception as exc:  # Redis gone: retry; the periodic check still covers us
+                    self.refresh_model()
+            except Exception as exc:  # Redis gone: retry; the heartbeat's periodic check covers us
                 log.warning("model activation listener: %s; retrying", exc)
                 time.sleep(1)
 
     def _beat(self) -> None:
         """Tell Redis every few seconds that this process is alive and which model it serves."""
+        last_check = time.time()
         while True:
             try:
                 now = time.time()
@@ -102,6 +110,9 @@ class Serving:
                 pipe.zadd(keys.WORKERS, {self.worker_name: now})
                 pipe.zremrangebyscore(keys.WORKERS, 0, now - HEARTBEAT_S * 3)
                 pipe.execute()
+                if now - last_check >= VERSION_CHECK_S:
+                    last_check = now
+                    self.refresh_model()
             except Exception as exc:
                 log.warning("heartbeat: %s", exc)
             time.sleep(HEARTBEAT_S)
@@ -122,8 +133,14 @@ class Serving:
         ready = [p for p in prepared if p.outcome is None]
         outcomes = [p.outcome for p in prepared if p.outcome is not None]
         if ready:
-            self.refresh_model()
+            if self.predictor is None:
+                self.refresh_model()  # the load at start failed: try again before giving up
             predictor = self.predictor
+            if predictor is None:
+                failure = rec.error("model_unavailable", "no model could be loaded; see the worker's log")
+                outcomes += [rec.Outcome(p.job_id, rec.FAILED, error=failure) for p in ready]
+                ready = []
+        if ready:
             started = time.perf_counter()
             probabilities = predictor.probabilities(np.stack([p.pixels for p in ready]))
             predict_ms = (time.perf_counter() - started) * 1000

@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import os
 
+import redis
 from celery import signals
-from celery_batches import Batches
+from celery_batches import Batches, SimpleRequest
+from celery_batches.trace import apply_batches_task
 
+from jobs import records as rec
 from jobs.queue import PREDICT_TASK, TRAIN_TASK
 from worker import app
 from worker.serving import get_serving
@@ -23,10 +26,46 @@ BATCH_MESSAGES = int(os.environ.get("PREDICT_BATCH_MESSAGES", "64"))
 BATCH_WAIT_S = float(os.environ.get("PREDICT_BATCH_WAIT_MS", "5")) / 1000
 
 
-@app.task(name=PREDICT_TASK, base=Batches, flush_every=BATCH_MESSAGES, flush_interval=BATCH_WAIT_S, acks_late=True)
-def predict(requests) -> None:
+class RequeueingBatches(Batches):
+    """celery-batches, except that a batch whose results could not be recorded (Redis away, or the
+    pool process killed) goes back on the queue instead of being acknowledged."""
+
+    def flush(self, requests):
+        simple = ([SimpleRequest.from_request(request) for request in requests],)
+
+        def settle(recorded: bool | None) -> None:
+            for request in requests:
+                if recorded:
+                    request.acknowledge()
+                else:
+                    request.reject(requeue=True)
+
+        return self._pool.apply_async(
+            apply_batches_task,
+            (self, simple, 0, None),
+            callback=settle,
+            error_callback=lambda _exc: settle(False),
+        )
+
+
+@app.task(
+    name=PREDICT_TASK, base=RequeueingBatches, flush_every=BATCH_MESSAGES, flush_interval=BATCH_WAIT_S, acks_late=True
+)
+def predict(requests) -> bool:
+    """Returns whether every job of the batch was recorded (else its messages are requeued)."""
     items = [tuple(item) for request in requests for item in request.args[0]]
-    get_serving().predict_jobs(items)
+    serving = get_serving()
+    try:
+        serving.predict_jobs(items)
+    except redis.exceptions.RedisError as exc:
+        log.warning("Redis unavailable (%s): %d jobs go back on the queue", exc, len(items))
+        return False
+    except Exception:
+        # Not a transient failure: redelivery would fail the same way, so end the jobs with the reason.
+        log.exception("batch of %d jobs failed", len(items))
+        failure = rec.error("internal_error", "the worker failed on this batch; see its log")
+        serving.records.finish(rec.Outcome(job_id, rec.FAILED, error=failure) for job_id, _ in items)
+    return True
 
 
 @app.task(name=TRAIN_TASK, acks_late=False)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
-from pathlib import Path
 
 from jobs import records as rec
-from model.catalog import ConfigError, parse_train_config
+from model.catalog import ConfigError, parse_training_request
 from model.data import DataError
 
 log = logging.getLogger(__name__)
@@ -17,7 +15,7 @@ PROGRESS_EVERY_S = 1.0
 
 
 def run_training_job(serving, job_id: str, params: dict) -> None:
-    """Train per ``params``, store the model as a new version, and end the job's record.
+    """Train per ``params``, store the model as a new version, maybe activate it, and end the job.
 
     ``serving`` is the process's :class:`worker.serving.Serving` (its Redis, records and store).
     """
@@ -37,13 +35,16 @@ def run_training_job(serving, job_id: str, params: dict) -> None:
             records.set_progress(job_id, {**update, "heartbeat": time.time()})
 
     try:
-        config = parse_train_config(params)
+        config, policy = parse_training_request(params)
         trained = train(config, progress=progress, should_stop=lambda: records.should_stop(job_id))
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.keras"
-            trained.network.save(path)
-            version = store.add(path.read_bytes(), {**trained.card, "training_job_id": job_id})
-        result = {"model_version": version, "test_accuracy": trained.card["test_accuracy"], "card": store.card(version)}
+        version = store.add(trained.to_bytes(), {**trained.card, "training_job_id": job_id}, trained.file_format)
+        activated = _maybe_activate(store, version, trained.card["test_accuracy"], policy)
+        result = {
+            "model_version": version,
+            "test_accuracy": trained.card["test_accuracy"],
+            "activated": activated,
+            "card": store.card(version),
+        }
         records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result=result)])
         log.info("job %s: trained version %s, test accuracy %.4f", job_id, version, trained.card["test_accuracy"])
     except Cancelled as exc:
@@ -52,6 +53,17 @@ def run_training_job(serving, job_id: str, params: dict) -> None:
         records.finish([rec.Outcome(job_id, rec.FAILED, error=rec.error("invalid_training", str(exc)))])
     except Exception as exc:
         log.exception("job %s: training failed", job_id)
-        records.finish(
-            [rec.Outcome(job_id, rec.FAILED, error=rec.error("training_failed", f"{type(exc).__name__}: {exc}"))]
-        )
+        failure = rec.error("training_failed", f"{type(exc).__name__}: {exc}")
+        records.finish([rec.Outcome(job_id, rec.FAILED, error=failure)])
+
+
+def _maybe_activate(store, version: int, accuracy: float, policy: str) -> bool:
+    if policy == "never":
+        return False
+    if policy == "if-better":
+        active = store.active_version()
+        best = (store.card(active) or {}).get("test_accuracy", 0.0) if active else 0.0
+        if accuracy <= best:
+            return False
+    store.activate(version)
+    return True
