@@ -185,6 +185,8 @@ def _decode(raw: dict[bytes, bytes]) -> dict | None:
     for name in ("result", "error", "progress", "params"):
         if name in fields:
             record[name] = json.loads(fields[name])
+    if "worker" in fields:
+        record["worker"] = fields["worker"].decode()
     if "cancel_requested" in fields and record["status"] == RUNNING:
         record["cancel_requested"] = True
     return record

@@ -98,6 +98,17 @@ class ModelStore:
         pipe.publish(ACTIVATED_CHANNEL, version)
         pipe.execute()
 
+    def delete(self, version: int) -> None:
+        """Remove a version; raises KeyError if it does not exist, ValueError if it is the active one."""
+        if self.redis.zscore(VERSIONS, str(version)) is None:
+            raise KeyError(version)
+        if self.active_version() == version:
+            raise ValueError(f"version {version} is active; activate another one first")
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(VERSIONS, str(version))
+        pipe.delete(file_key(version), card_key(version))
+        pipe.execute()
+
     def ensure_seeded(self, shipped: Path = SHIPPED_MODEL, wait_s: float = 60) -> int:
         """Store and activate the shipped model if the store is empty; return the active version.
 

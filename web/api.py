@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from jobs import queue
-from model.catalog import ConfigError, parse_train_config
+from model.catalog import ConfigError, parse_training_request
 from web.auth import token_required
 from web.errors import ApiError
 from web.images import decode_base64_image
@@ -67,13 +67,15 @@ def cancel_job(job_id: str):
 @bp.post("/training-jobs")
 @token_required
 def create_training_job():
-    """Queue a training job: ``{"arch", "epochs", "batch_size", "learning_rate", "augment", "train_limit"}``."""
+    """Queue a training job: ``{"arch", "epochs", "batch_size", "learning_rate", "augment", "train_limit",
+    "activate"}``."""
     try:
-        config = parse_train_config(_json_body())
+        config, activate = parse_training_request(_json_body())
     except ConfigError as exc:
         raise ApiError(400, "invalid_parameters", str(exc)) from None
     svc = services()
     params = {k: v for k, v in config.to_dict().items() if k not in ("validation_size", "seed")}
+    params["activate"] = activate
     (job_id,) = svc.records.create("train", fields={"params": params})
     queue.enqueue_training(svc.celery, job_id, params)
     return jsonify(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import json
 
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from model.formats import SUFFIXES, detect_format
 from model.store import parse_version
 from web.auth import token_required
 from web.errors import ApiError
@@ -37,13 +40,15 @@ def get_model(text: str):
 @bp.get("/<text>/file")
 def download_model(text: str):
     version = _version(text)
-    data = services().store.file(version)
-    if data is None:
+    store = services().store
+    data, card = store.file(version), store.card(version)
+    if data is None or card is None:
         raise ApiError(404, "not_found", f"no model version {version}")
+    suffix = SUFFIXES.get(card.get("format", "keras"), "")
     return Response(
         data,
         mimetype="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="digits-model-{version}.keras"'},
+        headers={"Content-Disposition": f'attachment; filename="digits-model-{version}{suffix}"'},
     )
 
 
@@ -57,3 +62,42 @@ def activate_model(text: str):
     except KeyError:
         raise ApiError(404, "not_found", f"no model version {version}") from None
     return jsonify({"active_version": version})
+
+
+@bp.post("")
+@token_required
+def upload_model():
+    """Store a model file (multipart ``file``: .keras or .skops) with an optional JSON ``card`` as a new version.
+
+    The version is not activated; workers refuse to switch to a file they cannot load.
+    """
+    upload = request.files.get("file")
+    if upload is None:
+        raise ApiError(400, "missing_file", "send the model in multipart field 'file'")
+    data = upload.read()
+    file_format = detect_format(data)
+    if file_format is None:
+        raise ApiError(415, "unsupported_model", "file is neither a .keras nor a .skops model archive")
+    try:
+        card = json.loads(request.form.get("card") or "{}")
+    except json.JSONDecodeError:
+        raise ApiError(400, "invalid_card", "card must be a JSON object") from None
+    if not isinstance(card, dict):
+        raise ApiError(400, "invalid_card", "card must be a JSON object")
+    card = {**card, "origin": "uploaded"}
+    version = services().store.add(data, card, file_format)
+    current_app.logger.info("model version %s uploaded (%s, %d bytes)", version, file_format, len(data))
+    return jsonify(services().store.card(version)), 201
+
+
+@bp.delete("/<text>")
+@token_required
+def delete_model(text: str):
+    version = _version(text)
+    try:
+        services().store.delete(version)
+    except KeyError:
+        raise ApiError(404, "not_found", f"no model version {version}") from None
+    except ValueError as exc:
+        raise ApiError(409, "active_version", str(exc)) from None
+    return "", 204
