@@ -21,6 +21,11 @@ def job(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
+def batch(batch_id: str) -> str:
+    """List of the job ids one request submitted together, in order."""
+    return f"{PREFIX}:batch:{batch_id}"
+
+
 def job_upload(job_id: str) -> str:
     """The bytes of an image submitted through the HTML form, kept so its job page can show it."""
     return f"{PREFIX}:job:{job_id}:upload"

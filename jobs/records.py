@@ -88,8 +88,13 @@ class JobRecords:
         self._start = client.register_script(_START)
         self._finish = client.register_script(_FINISH)
 
-    def create(self, job_type: str, count: int = 1, fields: dict | None = None) -> list[str]:
-        """Write ``count`` new queued records of ``job_type`` and return their ids, in order."""
+    def create(
+        self, job_type: str, count: int = 1, fields: dict | None = None, batch_id: str | None = None
+    ) -> list[str]:
+        """Write ``count`` new queued records of ``job_type`` and return their ids, in order.
+
+        With ``batch_id``, the ids are also kept, in order, as that batch (see :meth:`batch`).
+        """
         now = time.time()
         ids = [new_job_id() for _ in range(count)]
         base = {"type": job_type, "status": QUEUED, "created_at": repr(now)}
@@ -101,8 +106,25 @@ class JobRecords:
             pipe.expire(keys.job(job_id), self.ttl)
         pipe.zadd(keys.RECENT_JOBS, {job_id: now for job_id in ids})
         pipe.zremrangebyrank(keys.RECENT_JOBS, 0, -RECENT_JOBS_KEPT - 1)
+        if batch_id:
+            pipe.rpush(keys.batch(batch_id), *ids)
+            pipe.expire(keys.batch(batch_id), self.ttl)
         pipe.execute()
         return ids
+
+    def batch(self, batch_id: str) -> list[str] | None:
+        """The job ids submitted together as ``batch_id``, in order; None if unknown or expired."""
+        if not is_job_id(batch_id):
+            return None
+        ids = self.redis.lrange(keys.batch(batch_id), 0, -1)
+        return [i.decode() for i in ids] or None
+
+    def statuses(self, job_ids: Sequence[str]) -> list[str | None]:
+        """Each job's status (None if gone), cheaper than reading whole records."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id), "status")
+        return [s.decode() if s else None for s in pipe.execute()]
 
     def get(self, job_id: str) -> dict | None:
         """The job as the API shows it, or None if no such job exists (never issued or expired)."""

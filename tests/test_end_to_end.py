@@ -99,3 +99,23 @@ def test_a_training_job_runs_on_a_worker_and_stores_a_version(stack):
     assert 0.5 < card["test_accuracy"] <= 1 and card["active"] is False
     for field in ("epochs", "training_seconds", "created_at", "data_checksum", "confusion_matrix"):
         assert field in card
+
+
+def test_a_batch_request_can_be_polled_as_one(stack, mnist):
+    images = [png_bytes(x) for x in mnist.x_test[200:264]]
+    response = requests.post(
+        f"{stack.web_url}/api/v1/predictions",
+        files=[("image", (f"{i}.png", data, "image/png")) for i, data in enumerate(images)],
+        timeout=30,
+    )
+    body = response.json()
+    deadline = time.monotonic() + 60
+    while True:
+        batch = requests.get(stack.web_url + body["batch_url"], params={"wait": 10}, timeout=30).json()
+        if batch["done"] or time.monotonic() > deadline:
+            break
+    assert batch["done"] and batch["total"] == 64 and batch["counts"] == {"succeeded": 64}
+    assert [job["id"] for job in batch["jobs"]] == [job["job_id"] for job in body["jobs"]]
+    labels = np.array([job["result"]["label"] for job in batch["jobs"]])
+    assert (labels == mnist.y_test[200:264]).mean() >= 0.97
+    assert requests.get(f"{stack.web_url}/api/v1/batches/{'0' * 32}", timeout=10).status_code == 404

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from jobs import queue
+from jobs.records import TERMINAL
 from model.catalog import ConfigError, parse_training_request
 from web.auth import token_required
 from web.errors import ApiError
@@ -38,8 +41,35 @@ def create_predictions():
             "unsupported_media_type",
             "send multipart/form-data (field 'image') or application/json ({\"images\": [...]})",
         )
-    job_ids = submit_predictions(named)
-    return jsonify({"jobs": job_links(job_ids)}), 202
+    batch_id, job_ids = submit_predictions(named)
+    return jsonify(
+        {"batch_id": batch_id, "batch_url": url_for("api.get_batch", batch_id=batch_id), "jobs": job_links(job_ids)}
+    ), 202
+
+
+@bp.get("/batches/<batch_id>")
+def get_batch(batch_id: str):
+    """All jobs of one submission, in order; ``?wait=S`` holds the request until all have ended."""
+    svc = services()
+    job_ids = svc.records.batch(batch_id)
+    if job_ids is None:
+        raise ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
+    svc.waiter.wait_until(
+        job_ids,
+        _wait_seconds(),
+        lambda: svc.records.statuses(job_ids),
+        lambda now: all(status is None or status in TERMINAL for status in now),
+    )
+    jobs = svc.records.get_many(job_ids)
+    return jsonify(
+        {
+            "id": batch_id,
+            "total": len(job_ids),
+            "counts": dict(Counter(job["status"] if job else "expired" for job in jobs)),
+            "done": all(job is None or job["status"] in TERMINAL for job in jobs),
+            "jobs": [job or {"id": job_id, "status": "expired"} for job, job_id in zip(jobs, job_ids, strict=True)],
+        }
+    )
 
 
 @bp.get("/jobs/<job_id>")

@@ -26,7 +26,7 @@ def submit_form():
     files = [f for f in request.files.getlist("image") if f.filename]
     images = [(f"file {f.filename}"[:200], f.read()) for f in files]
     try:
-        job_ids = submit_predictions(images)
+        _, job_ids = submit_predictions(images)
     except ApiError as exc:
         if not request.accept_mimetypes.accept_html:
             raise

@@ -34,11 +34,15 @@ def check_images(images: list[tuple[str, bytes]]) -> None:
         check_image(data, allowed, name)
 
 
-def submit_predictions(images: list[tuple[str, bytes]]) -> list[str]:
-    """Validate all images (all or none are accepted), create one job per image, enqueue them."""
+def submit_predictions(images: list[tuple[str, bytes]]) -> tuple[str, list[str]]:
+    """Validate all images (all or none are accepted), create one job per image, enqueue them.
+
+    Returns the batch id (the request's jobs, together) and the job ids in order.
+    """
     check_images(images)
     svc = services()
-    job_ids = svc.records.create("predict", len(images))
+    batch_id = rec.new_job_id()
+    job_ids = svc.records.create("predict", len(images), batch_id=batch_id)
     items = [(job_id, base64.b64encode(data).decode()) for job_id, (_, data) in zip(job_ids, images, strict=True)]
     try:
         queue.enqueue_predictions(svc.celery, items, current_app.config["PREDICT_MESSAGE_IMAGES"])
@@ -48,7 +52,7 @@ def submit_predictions(images: list[tuple[str, bytes]]) -> list[str]:
         failure = rec.error("not_queued", "the job could not be queued")
         svc.records.finish(rec.Outcome(job_id, rec.FAILED, error=failure) for job_id in job_ids)
         raise
-    return job_ids
+    return batch_id, job_ids
 
 
 def job_links(job_ids: list[str]) -> list[dict]:

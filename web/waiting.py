@@ -12,6 +12,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 
@@ -21,6 +22,7 @@ from jobs.records import TERMINAL
 log = logging.getLogger(__name__)
 
 RECHECK_S = 1.0
+T = TypeVar("T")
 
 
 class JobWaiter:
@@ -32,29 +34,40 @@ class JobWaiter:
 
     def wait(self, job_id: str, timeout: float, read: Callable[[], dict | None]) -> dict | None:
         """Return ``read()`` once the job has ended or ``timeout`` seconds have passed."""
-        record = read()
-        if timeout <= 0 or record is None or record["status"] in TERMINAL:
-            return record
+
+        def ended(record: dict | None) -> bool:
+            return record is None or record["status"] in TERMINAL
+
+        return self.wait_until([job_id], timeout, read, ended)
+
+    def wait_until(self, job_ids: list[str], timeout: float, read: Callable[[], T], done: Callable[[T], bool]) -> T:
+        """Return ``read()`` once ``done`` says so of it or ``timeout`` seconds have passed,
+        re-reading whenever one of ``job_ids`` ends."""
+        value = read()
+        if timeout <= 0 or done(value):
+            return value
         self._ensure_listener()
         event = threading.Event()
         with self._lock:
-            self._waiting[job_id].add(event)
+            for job_id in job_ids:
+                self._waiting[job_id].add(event)
         try:
             deadline = time.monotonic() + timeout
-            record = read()  # the job may have ended before we registered
-            while record is not None and record["status"] not in TERMINAL:
+            value = read()  # the jobs may have ended before we registered
+            while not done(value):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 event.wait(min(remaining, RECHECK_S))
                 event.clear()
-                record = read()
-            return record
+                value = read()
+            return value
         finally:
             with self._lock:
-                self._waiting[job_id].discard(event)
-                if not self._waiting[job_id]:
-                    del self._waiting[job_id]
+                for job_id in job_ids:
+                    self._waiting[job_id].discard(event)
+                    if not self._waiting[job_id]:
+                        del self._waiting[job_id]
 
     def _ensure_listener(self) -> None:
         with self._lock:
