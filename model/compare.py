@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", action="append", default=[], choices=ARCHITECTURES, help="also train this one")
     args = parser.parse_args(argv)
-    from model.predictor import Predictor, load_predictor
+    from model.predictor import Predictor
     from model.train import train
 
     try:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"training {arch}...", file=sys.stderr, flush=True)
             trained = train(STANDARD_RUNS[arch], mnist)
             card, source = trained.card, "trained now"
-            predictor = load_predictor(trained.to_bytes(), trained.file_format)
+            predictor = trained.predictor()
         batch_ms, single_ms = per_image_ms(predictor, images)
         rows.append(
             (arch, card["test_accuracy"], card["training_seconds"], card["epochs"], batch_ms, single_ms, source)

@@ -53,14 +53,3 @@ class Predictor:
         x = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
         parts = [self._call(x[i : i + MAX_BATCH]).numpy() for i in range(0, len(x), MAX_BATCH)]
         return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
-
-
-def load_predictor(data: bytes, file_format: str, version: int | None = None, card: dict | None = None):
-    """A predictor for a stored model file of either format; both offer ``probabilities(images)``."""
-    if file_format == "skops":
-        from model.classic import ClassicPredictor
-
-        return ClassicPredictor.from_bytes(data, version, card)
-    if file_format == "keras":
-        return Predictor.from_bytes(data, version, card)
-    raise ValueError(f"unknown model format {file_format!r}")

@@ -9,6 +9,7 @@ Keys (inspect with redis-cli):
     digits:models:activated          pub/sub channel: a version was activated (message: its number)
     digits:model:<version>:card      the card, JSON
     digits:model:<version>:file      the model file's bytes
+    digits:model:<version>:litert    its LiteRT export (Keras versions, made when first needed)
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def card_key(version: int) -> str:
 
 def file_key(version: int) -> str:
     return f"digits:model:{version}:file"
+
+
+def litert_key(version: int) -> str:
+    return f"digits:model:{version}:litert"
 
 
 def parse_version(text: str) -> int | None:
@@ -85,6 +90,13 @@ class ModelStore:
     def file(self, version: int) -> bytes | None:
         return self.redis.get(file_key(version))
 
+    def litert_file(self, version: int) -> bytes | None:
+        return self.redis.get(litert_key(version))
+
+    def set_litert_file(self, version: int, data: bytes) -> None:
+        """Keep a version's LiteRT export (derived data: the version itself stays immutable)."""
+        self.redis.set(litert_key(version), data)
+
     def active_version(self) -> int | None:
         raw = self.redis.get(ACTIVE)
         return int(raw) if raw else None
@@ -106,7 +118,7 @@ class ModelStore:
             raise ValueError(f"version {version} is active; activate another one first")
         pipe = self.redis.pipeline(transaction=True)
         pipe.zrem(VERSIONS, str(version))
-        pipe.delete(file_key(version), card_key(version))
+        pipe.delete(file_key(version), card_key(version), litert_key(version))
         pipe.execute()
 
     def ensure_seeded(self, shipped: Path = SHIPPED_MODEL, wait_s: float = 60) -> int:

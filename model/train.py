@@ -56,6 +56,14 @@ class TrainedModel:
             self.model.save(path)
             return path.read_bytes()
 
+    def predictor(self):
+        """A predictor over the model in memory (as a worker would serve it)."""
+        if self.file_format == classic.FILE_FORMAT:
+            return classic.ClassicPredictor(self.model, card=self.card)
+        from model.predictor import Predictor
+
+        return Predictor(self.model, card=self.card)
+
     def save(self, path: str | Path) -> Path:
         """Write the model file to ``path`` and the card beside it (.json); return the card's path."""
         path = Path(path)

@@ -21,6 +21,7 @@ from jobs import keys
 from jobs import records as rec
 from jobs.queue import connect, job_ttl_seconds
 from model import store as model_store
+from model.backends import backend_from_env, load_predictor
 from model.preprocess import NotADigit, NotAnImage, preprocess, to_png
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,11 @@ class Serving:
     """One per worker process: Redis clients, the model store and the active model."""
 
     def __init__(self, worker_name: str):
-        from model import runtime
-        from model.predictor import load_predictor  # TensorFlow: only inside worker processes
+        self.backend = backend_from_env()
+        if self.backend == "tensorflow":
+            from model import runtime
 
-        runtime.configure_threads()
-        self._load_predictor = load_predictor
+            runtime.configure_threads()
         self.worker_name = worker_name
         self.redis = connect()
         self.records = rec.JobRecords(self.redis, job_ttl_seconds())
@@ -68,15 +69,15 @@ class Serving:
                 return
             started = time.perf_counter()
             try:
-                card = self.store.card(active) or {}
-                predictor = self._load_predictor(self.store.file(active), card.get("format", "keras"), active, card)
+                predictor = load_predictor(self.store, active, self.backend)
             except Exception:
                 # A broken version must not take the worker down: keep serving what we have.
                 serving = getattr(self.predictor, "version", None)
                 log.exception("cannot load model version %s; still serving %s", active, serving)
                 return
             self.predictor = predictor
-            log.info("serving model version %s (loaded in %.2f s)", active, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            log.info("serving model version %s on %s (loaded in %.2f s)", active, self.backend, seconds)
 
     def _listen_for_activation(self) -> None:
         while True:
@@ -103,6 +104,7 @@ class Serving:
                         "pid": os.getpid(),
                         "model_version": self.predictor.version if self.predictor else "",
                         "rss_bytes": _resident_bytes(),
+                        "backend": self.backend,
                         "heartbeat": repr(now),
                     },
                 )

@@ -37,7 +37,12 @@ def run_training_job(serving, job_id: str, params: dict) -> None:
     try:
         config, policy = parse_training_request(params)
         trained = train(config, progress=progress, should_stop=lambda: records.should_stop(job_id))
-        version = store.add(trained.to_bytes(), {**trained.card, "training_job_id": job_id}, trained.file_format)
+        model_bytes = trained.to_bytes()
+        version = store.add(model_bytes, {**trained.card, "training_job_id": job_id}, trained.file_format)
+        if trained.file_format == "keras":
+            from model import litert  # export now, while TensorFlow is loaded anyway
+
+            store.set_litert_file(version, litert.export(model_bytes))
         activated = _maybe_activate(store, version, trained.card["test_accuracy"], policy)
         result = {
             "model_version": version,
