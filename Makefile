@@ -9,7 +9,7 @@ export MNIST_DIR := $(SHARED_MNIST)
 endif
 endif
 
-.PHONY: run test lint format bench train clean
+.PHONY: run test lint format bench compare train clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,12 @@ lint: $(VENV)/.installed  ## ruff check and format check
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+bench: $(VENV)/.installed  ## throughput and latency of the whole service against the in-process limit (~3 min)
+	$(PY) -m bench
+
+compare: $(VENV)/.installed  ## accuracy, training time and prediction cost of every architecture
+	$(PY) -m model.compare
 
 train: $(VENV)/.installed  ## retrain the shipped default model
 	$(PY) -m model.train --arch default --epochs 12 --out model/shipped/default.keras

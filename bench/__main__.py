@@ -1,0 +1,223 @@
+"""Throughput and latency of the whole service on this machine, against the in-process limit.
+
+    python -m bench                 # about 2.5 minutes; figures printed and written to bench-results/
+
+In one run: the direct batched model call (the limit), then a real stack (private redis-server,
+gunicorn, Celery workers) driven over HTTP: light load latency, single-image jobs from 32
+clients, 256-image batch requests, the seed notebook's way (one task per image, predict()
+inside), and the LiteRT backend. Every service figure is also given as a share of the limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import redis
+from PIL import Image
+
+from bench.load import closed_loop, encode_bodies, open_loop
+from jobs import keys
+from model.data import load_mnist
+from model.store import SHIPPED_MODEL
+from stack.processes import BIN, Stack
+from stack.redis_server import RedisServer
+
+TARGETS = {
+    "batch_share_of_limit": 0.50,
+    "single_images_per_s": 500,
+    "light_p50_ms": 15,
+    "light_p99_ms": 60,
+    "speedup_over_naive": 20,
+    "tensorflow_rss_mb": 800,
+    "litert_rss_mb": 200,
+}
+
+
+def in_process_limit(backend: str, images: np.ndarray, seconds: float = 3.0) -> float:
+    """Images per second of the direct model call on batches of 256 (no queue, no HTTP)."""
+    if backend == "litert":
+        from model.litert import LiteRTPredictor, export
+
+        predictor = LiteRTPredictor(export(SHIPPED_MODEL.read_bytes()))
+    else:
+        from model.predictor import Predictor
+
+        predictor = Predictor.from_file(SHIPPED_MODEL)
+    batch = images[:256]
+    predictor.probabilities(batch)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        predictor.probabilities(batch)
+        count += len(batch)
+    return count / (time.perf_counter() - started)
+
+
+def resident_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def worker_memory(client: redis.Redis) -> list[float]:
+    """Resident MB of each model-holding worker process, as its heartbeat reports it."""
+    names = [n.decode() for n in client.zrangebyscore(keys.WORKERS, time.time() - 6, "+inf")]
+    return [round(int(client.hget(keys.worker(n), "rss_bytes") or 0) / 2**20, 1) for n in names]
+
+
+def start_workers(stack: Stack, count: int, env: dict, client: redis.Redis) -> float:
+    """Start ``count`` predict workers; return seconds until all have loaded the model."""
+    client.delete(keys.WORKERS)
+    started = time.perf_counter()
+    for n in range(count):
+        stack.start_worker(f"bench{n}", queues="predict", env=env)
+    stack.wait_for_workers(count)
+    return time.perf_counter() - started
+
+
+def stop_workers(stack: Stack) -> None:
+    for name in [n for n in stack.processes if n != "web"]:
+        stack.stop(name)
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=1, help="predict worker processes")
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads per worker (0: TF decides)")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=12, help="length of each saturation run")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    args = parser.parse_args(argv)
+
+    mnist = load_mnist()
+    pngs = [png(x) for x in mnist.x_test[:1024]]
+    singles, batches = encode_bodies(pngs, 1), encode_bodies(pngs, 256)
+    images = mnist.x_test[:256].astype(np.float32) / 255
+    env = {"TF_INTRA_OP_THREADS": str(args.threads), "TF_INTER_OP_THREADS": "1" if args.threads else "0"}
+    results: dict = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+        "cpus": os.cpu_count(),
+        "settings": vars(args) | {"out": str(args.out)},
+    }
+
+    def step(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    step("in-process limit (direct model call, batches of 256)")
+    results["limit_images_per_s"] = {b: round(in_process_limit(b, images), 1) for b in ("tensorflow", "litert")}
+    limit = results["limit_images_per_s"]["tensorflow"]
+
+    server = RedisServer().start()
+    client = redis.Redis.from_url(server.url)
+    stack = Stack(server.url, args.out / "logs", env={"DIGITS_API_TOKEN": "bench"})
+    try:
+        step(f"starting gunicorn and {args.workers} TensorFlow worker(s)")
+        stack.start_web(workers=2, threads=max(16, args.clients))
+        results["tensorflow_start_s"] = round(start_workers(stack, args.workers, env, client), 1)
+        results["tensorflow_rss_mb"] = worker_memory(client)
+        closed_loop(stack.web_url, singles, 4, 3, 1)  # warm up every path
+
+        step("light load: 20 single-image jobs per second for 10 s")
+        results["light"] = open_loop(stack.web_url, singles, 20, 10).summary()
+        step(f"single-image jobs, {args.clients} clients")
+        results["single"] = closed_loop(stack.web_url, singles, args.clients, args.seconds, 1).summary()
+        step("batch requests of 256 images, 4 clients")
+        results["batch"] = closed_loop(stack.web_url, batches, 4, args.seconds, 256).summary()
+        results["tensorflow_rss_mb_after"] = worker_memory(client)
+
+        step("the seed notebook's way: one task per image, model.predict() inside")
+        stop_workers(stack)
+        naive = [str(BIN / "celery"), "-A", "bench.naive_worker", "worker", "-Q", "predict", "-c", "1"]
+        stack._spawn("naive", naive + ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"])
+        closed_loop(stack.web_url, singles, 1, 0.1, 1)  # returns once the worker answers its first job
+        results["naive"] = closed_loop(stack.web_url, singles, args.clients, 10, 1).summary()
+        stop_workers(stack)
+
+        step(f"LiteRT backend: {args.workers} worker(s)")
+        litert_env = env | {"MODEL_BACKEND": "litert"}
+        start_workers(stack, args.workers, litert_env, client)  # the first start exports the model
+        stop_workers(stack)
+        results["litert_start_s"] = round(start_workers(stack, args.workers, litert_env, client), 1)
+        results["litert_rss_mb"] = worker_memory(client)
+        closed_loop(stack.web_url, singles, 4, 2, 1)
+        results["litert_single"] = closed_loop(stack.web_url, singles, args.clients, args.seconds / 2, 1).summary()
+        results["litert_batch"] = closed_loop(stack.web_url, batches, 4, args.seconds / 2, 256).summary()
+        results["litert_rss_mb_after"] = worker_memory(client)
+    finally:
+        stack.stop_all()
+        server.close()
+
+    report(results, limit)
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"bench-{results['date'].replace(':', '')}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "latest.json").write_text(out.read_text())
+    print(f"\nwritten to {out}")
+    return 0
+
+
+def report(r: dict, limit: float) -> None:
+    def row(name: str, figures: dict, extra: str = "") -> None:
+        lat = figures["latency_ms"]
+        share = figures["images_per_s"] / limit
+        print(
+            f"{name:<34} {figures['images_per_s']:>9.1f} {share:>8.1%}  "
+            f"p50 {lat['p50']:>7.1f}  p90 {lat['p90']:>7.1f}  p99 {lat['p99']:>7.1f}  failed {figures['failed']}{extra}"
+        )
+        for reason, count in figures["errors"].items():
+            print(f"{'':<36}{count} x {reason}")
+
+    print(f"\ncommit {r['commit']}, {r['cpus']} CPUs, {r['settings']['workers']} worker(s), {r['date']}")
+    print(
+        f"in-process limit (batch 256): TensorFlow {limit:.0f} images/s, LiteRT {r['limit_images_per_s']['litert']:.0f}"
+    )
+    print(f"\n{'run':<34} {'images/s':>9} {'of limit':>8}  latency ms (request to result)")
+    row("light load, 20 jobs/s", r["light"])
+    row(f"single images, {r['settings']['clients']} clients", r["single"])
+    row("batches of 256, 4 clients", r["batch"])
+    row(f"seed-notebook way, {r['settings']['clients']} clients", r["naive"])
+    row("LiteRT single images", r["litert_single"])
+    row("LiteRT batches of 256", r["litert_batch"])
+    speedup = r["batch"]["images_per_s"] / max(r["naive"]["images_per_s"], 1e-9)
+    starts = f"TensorFlow {r['tensorflow_start_s']} s, LiteRT {r['litert_start_s']} s"
+    print(f"\nworker start (spawn to model loaded): {starts}")
+    print(f"worker resident memory (MB): TensorFlow {r['tensorflow_rss_mb_after']}, LiteRT {r['litert_rss_mb_after']}")
+
+    t = TARGETS
+    checks = [
+        ("batch jobs >= 50 % of the limit", r["batch"]["images_per_s"] / limit, t["batch_share_of_limit"], "{:.1%}"),
+        ("single images >= 500/s (32 clients)", r["single"]["images_per_s"], t["single_images_per_s"], "{:.0f}/s"),
+        ("light load p50 < 15 ms", -r["light"]["latency_ms"]["p50"], -t["light_p50_ms"], "{:.1f} ms"),
+        ("light load p99 < 60 ms", -r["light"]["latency_ms"]["p99"], -t["light_p99_ms"], "{:.1f} ms"),
+        ("batch >= 20x the seed-notebook way", speedup, t["speedup_over_naive"], "{:.1f}x"),
+        ("TensorFlow worker < 800 MB", -max(r["tensorflow_rss_mb_after"]), -t["tensorflow_rss_mb"], "{:.0f} MB"),
+        ("LiteRT worker < 200 MB", -max(r["litert_rss_mb_after"]), -t["litert_rss_mb"], "{:.0f} MB"),
+    ]
+    print("\ntargets:")
+    for name, value, target, fmt in checks:
+        shown = fmt.format(abs(value) if "MB" in fmt or "ms" in fmt else value)
+        print(f"  {'met ' if value >= target else 'MISS'}  {name:<40} measured {shown}")
+    r["speedup_over_naive"] = round(speedup, 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
