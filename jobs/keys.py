@@ -38,3 +38,14 @@ WORKERS = f"{PREFIX}:workers"
 def worker(name: str) -> str:
     """Hash describing one worker process: model version, pid, resident memory, heartbeat; expires when silent."""
     return f"{PREFIX}:worker:{name}"
+
+
+def pending(client: str) -> str:
+    """Counter of a client's jobs that have not ended (for the pending-jobs limit)."""
+    return f"{PREFIX}:pending:{client}"
+
+
+# Cluster-wide metrics, written by whoever ends a job (hashes; see web/metrics.py).
+METRICS_OUTCOMES = f"{PREFIX}:metrics:outcomes"  # "<type>:<status>" -> count
+METRICS_LATENCY = f"{PREFIX}:metrics:latency"  # bucket upper bound (s) -> count, and "sum"
+METRICS_BATCH_SIZE = f"{PREFIX}:metrics:batch_size"  # bucket upper bound (images) -> count

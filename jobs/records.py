@@ -37,23 +37,55 @@ end
 return statuses
 """
 
-# Ends each job that has not ended yet, then announces the ones it ended. ARGV: now, channel,
-# then per job: status, result JSON, error JSON, id.
+# Ends each job that has not ended yet, counts it in the metrics, releases its client's pending
+# slot, then announces the ones it ended.
+# KEYS: the job keys, then the jobs-by-outcome, latency and batch-size metric hashes.
+# ARGV: now, channel, pending-key prefix, latency bucket bounds (comma-separated), batch bucket
+# (or ''), then per job: status, result JSON, error JSON, id.
 _FINISH = """
+local n = #KEYS - 3
+local outcomes, latency, batches = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
+local now = tonumber(ARGV[1])
+local bounds = {}
+for bound in string.gmatch(ARGV[4], '[^,]+') do bounds[#bounds + 1] = bound end
 local finished = {}
-for i, key in ipairs(KEYS) do
-  local at = 2 + (i - 1) * 4
-  local status = redis.call('HGET', key, 'status')
+for i = 1, n do
+  local at = 5 + (i - 1) * 4
+  local fields = redis.call('HMGET', KEYS[i], 'status', 'type', 'created_at', 'client')
+  local status = fields[1]
   if status == 'queued' or status == 'running' then
-    redis.call('HSET', key, 'status', ARGV[at + 1], 'finished_at', ARGV[1])
-    if ARGV[at + 2] ~= '' then redis.call('HSET', key, 'result', ARGV[at + 2]) end
-    if ARGV[at + 3] ~= '' then redis.call('HSET', key, 'error', ARGV[at + 3]) end
+    redis.call('HSET', KEYS[i], 'status', ARGV[at + 1], 'finished_at', ARGV[1])
+    if ARGV[at + 2] ~= '' then redis.call('HSET', KEYS[i], 'result', ARGV[at + 2]) end
+    if ARGV[at + 3] ~= '' then redis.call('HSET', KEYS[i], 'error', ARGV[at + 3]) end
     finished[#finished + 1] = ARGV[at + 4]
+    redis.call('HINCRBY', outcomes, fields[2] .. ':' .. ARGV[at + 1], 1)
+    if fields[2] == 'predict' and fields[3] then
+      local seconds = now - tonumber(fields[3])
+      local bucket = '+Inf'
+      for _, bound in ipairs(bounds) do
+        if seconds <= tonumber(bound) then bucket = bound break end
+      end
+      redis.call('HINCRBY', latency, bucket, 1)
+      redis.call('HINCRBYFLOAT', latency, 'sum', seconds)
+    end
+    if fields[4] then
+      if redis.call('DECR', ARGV[3] .. fields[4]) <= 0 then redis.call('DEL', ARGV[3] .. fields[4]) end
+    end
   end
 end
+if ARGV[5] ~= '' then redis.call('HINCRBY', batches, ARGV[5], 1) end
 if #finished > 0 then redis.call('PUBLISH', ARGV[2], table.concat(finished, ' ')) end
 return finished
 """
+
+# Histogram bounds: seconds from submission to result, and images per model call.
+LATENCY_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30")
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def bucket_of(value: float, bounds: Sequence) -> str:
+    """The histogram bucket (its upper bound, as text) that ``value`` falls in."""
+    return next((str(bound) for bound in bounds if value <= float(bound)), "+Inf")
 
 
 @dataclass(frozen=True)
@@ -89,15 +121,23 @@ class JobRecords:
         self._finish = client.register_script(_FINISH)
 
     def create(
-        self, job_type: str, count: int = 1, fields: dict | None = None, batch_id: str | None = None
+        self,
+        job_type: str,
+        count: int = 1,
+        fields: dict | None = None,
+        batch_id: str | None = None,
+        client: str | None = None,
     ) -> list[str]:
         """Write ``count`` new queued records of ``job_type`` and return their ids, in order.
 
         With ``batch_id``, the ids are also kept, in order, as that batch (see :meth:`batch`).
+        With ``client``, they count towards that client's pending jobs until they end.
         """
         now = time.time()
         ids = [new_job_id() for _ in range(count)]
         base = {"type": job_type, "status": QUEUED, "created_at": repr(now)}
+        if client:
+            base["client"] = client
         for name, value in (fields or {}).items():
             base[name] = value if isinstance(value, str) else json.dumps(value)
         pipe = self.redis.pipeline(transaction=False)
@@ -109,8 +149,15 @@ class JobRecords:
         if batch_id:
             pipe.rpush(keys.batch(batch_id), *ids)
             pipe.expire(keys.batch(batch_id), self.ttl)
+        if client:
+            pipe.incrby(keys.pending(client), count)
+            pipe.expire(keys.pending(client), self.ttl)
         pipe.execute()
         return ids
+
+    def pending(self, client: str) -> int:
+        """How many of ``client``'s jobs have not ended yet."""
+        return int(self.redis.get(keys.pending(client)) or 0)
 
     def batch(self, batch_id: str) -> list[str] | None:
         """The job ids submitted together as ``batch_id``, in order; None if unknown or expired."""
@@ -150,12 +197,21 @@ class JobRecords:
         statuses = self._start(keys=[keys.job(i) for i in job_ids], args=[repr(time.time()), worker])
         return [s.decode() if s else None for s in statuses]
 
-    def finish(self, outcomes: Iterable[Outcome]) -> list[str]:
-        """End the jobs that have not ended yet; return the ids this call ended."""
+    def finish(self, outcomes: Iterable[Outcome], batch_size: int | None = None) -> list[str]:
+        """End the jobs that have not ended yet; return the ids this call ended.
+
+        ``batch_size``, if given, is counted in the batch-size histogram (one model call).
+        """
         outcomes = list(outcomes)
         if not outcomes:
             return []
-        args: list[str] = [repr(time.time()), keys.JOBS_FINISHED_CHANNEL]
+        args: list[str] = [
+            repr(time.time()),
+            keys.JOBS_FINISHED_CHANNEL,
+            keys.pending(""),
+            ",".join(LATENCY_BUCKETS),
+            bucket_of(batch_size, BATCH_BUCKETS) if batch_size else "",
+        ]
         for outcome in outcomes:
             args += [
                 outcome.status,
@@ -163,7 +219,8 @@ class JobRecords:
                 json.dumps(outcome.error) if outcome.error is not None else "",
                 outcome.job_id,
             ]
-        ended = self._finish(keys=[keys.job(o.job_id) for o in outcomes], args=args)
+        metrics = [keys.METRICS_OUTCOMES, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE]
+        ended = self._finish(keys=[keys.job(o.job_id) for o in outcomes] + metrics, args=args)
         return [i.decode() for i in ended]
 
     def set_progress(self, job_id: str, progress: dict) -> None:

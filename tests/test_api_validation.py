@@ -172,3 +172,19 @@ def test_the_web_never_imports_tensorflow():
     code = "import sys, web; web.create_app(); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
+
+
+def test_too_many_pending_jobs_per_client_is_429(tmp_path):
+    server = RedisServer().start()
+    stack = Stack(server.url, OUTPUT / "test_pending_limit", env={"MAX_PENDING_PER_CLIENT": "3"})
+    try:
+        stack.start_web(workers=1)
+        files = [("image", (f"{i}.png", image_bytes(), "image/png")) for i in range(2)]
+        assert post_files(stack.web_url, files).status_code == 202  # no worker: they stay pending
+        refused = post_files(stack.web_url, files)
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_pending"
+        assert refused.headers["Retry-After"]
+        assert post_files(stack.web_url, files[:1]).status_code == 202  # exactly up to the limit
+    finally:
+        stack.stop_all()
+        server.close()

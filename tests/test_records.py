@@ -87,3 +87,34 @@ def test_record_is_readable_in_redis_cli(redis_client):
     records.finish([rec.Outcome(job_id, "succeeded", result={"label": 7})])
     raw = redis_client.hgetall(keys.job(job_id))
     assert raw[b"status"] == b"succeeded" and json.loads(raw[b"result"]) == {"label": 7}
+
+
+def test_finishing_counts_outcomes_latency_and_batch_size_once(redis_client):
+    records = rec.JobRecords(redis_client)
+    ids = records.create("predict", count=3)
+    outcomes = [rec.Outcome(ids[0], "succeeded", result={}), rec.Outcome(ids[1], "failed", error=rec.error("x", "y"))]
+    records.finish(outcomes, batch_size=2)
+    records.finish(outcomes, batch_size=2)  # a redelivery: nothing new is counted but the model call
+    assert redis_client.hgetall(keys.METRICS_OUTCOMES) == {b"predict:succeeded": b"1", b"predict:failed": b"1"}
+    latency = redis_client.hgetall(keys.METRICS_LATENCY)
+    assert sum(int(v) for k, v in latency.items() if k != b"sum") == 2
+    assert 0 <= float(latency[b"sum"]) < 5
+    assert redis_client.hgetall(keys.METRICS_BATCH_SIZE) == {b"2": b"2"}
+
+
+def test_pending_jobs_are_counted_per_client_until_they_end(redis_client):
+    records = rec.JobRecords(redis_client)
+    ids = records.create("predict", count=3, client="10.0.0.7")
+    assert records.pending("10.0.0.7") == 3 and records.pending("10.0.0.8") == 0
+    records.finish([rec.Outcome(i, "succeeded", result={}) for i in ids[:2]])
+    assert records.pending("10.0.0.7") == 1
+    records.finish([rec.Outcome(ids[2], "succeeded", result={})])
+    records.finish([rec.Outcome(ids[2], "succeeded", result={})])
+    assert records.pending("10.0.0.7") == 0 and not redis_client.exists(keys.pending("10.0.0.7"))
+
+
+def test_bucket_of():
+    assert rec.bucket_of(0.004, rec.LATENCY_BUCKETS) == "0.005"
+    assert rec.bucket_of(0.05, rec.LATENCY_BUCKETS) == "0.05"
+    assert rec.bucket_of(99, rec.LATENCY_BUCKETS) == "+Inf"
+    assert rec.bucket_of(3, rec.BATCH_BUCKETS) == "4"

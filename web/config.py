@@ -13,6 +13,7 @@ SETTINGS = {
     "MAX_IMAGES_PER_REQUEST": (1000, int),
     "MAX_CONTENT_LENGTH": (20 * 1024 * 1024, int),  # whole request body, in bytes
     "MAX_WAIT_SECONDS": (30, int),
+    "MAX_PENDING_PER_CLIENT": (5000, int),  # queued or running prediction jobs per client address
     "PREDICT_MESSAGE_IMAGES": (64, int),  # images per queue message of a batch submission
     "DIGITS_API_TOKEN": ("", str),
 }

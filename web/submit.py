@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 
-from flask import current_app, url_for
+from flask import current_app, request, url_for
 
 from jobs import queue
 from jobs import records as rec
@@ -41,8 +41,18 @@ def submit_predictions(images: list[tuple[str, bytes]]) -> tuple[str, list[str]]
     """
     check_images(images)
     svc = services()
+    client = request.remote_addr or "unknown"
+    limit = current_app.config["MAX_PENDING_PER_CLIENT"]
+    pending = svc.records.pending(client)
+    if pending + len(images) > limit:
+        raise ApiError(
+            429,
+            "too_many_pending",
+            f"{pending} of your jobs are still pending; at most {limit} may wait at once",
+            {"Retry-After": "1"},
+        )
     batch_id = rec.new_job_id()
-    job_ids = svc.records.create("predict", len(images), batch_id=batch_id)
+    job_ids = svc.records.create("predict", len(images), batch_id=batch_id, client=client)
     items = [(job_id, base64.b64encode(data).decode()) for job_id, (_, data) in zip(job_ids, images, strict=True)]
     try:
         queue.enqueue_predictions(svc.celery, items, current_app.config["PREDICT_MESSAGE_IMAGES"])

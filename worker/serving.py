@@ -155,7 +155,7 @@ class Serving:
                 outcomes.append(
                     rec.Outcome(image.job_id, rec.SUCCEEDED, result=_result(image, probs, predictor.version, timings))
                 )
-        self.records.finish(outcomes)
+        self.records.finish(outcomes, batch_size=len(ready) or None)
 
     def _prepare(self, job_id: str, encoded: str) -> PreparedImage:
         try:
