@@ -12,6 +12,9 @@ TRAIN_QUEUE = "train"
 # Published by workers when jobs end: the message is the space-separated ids of the finished jobs.
 JOBS_FINISHED_CHANNEL = f"{PREFIX}:jobs:finished"
 
+# Set of training jobs being run; workers check their heartbeats to fail the ones whose worker died.
+TRAINING_RUNNING = f"{PREFIX}:jobs:training"
+
 # Sorted set of job ids scored by creation time (for the jobs page); trimmed on write.
 RECENT_JOBS = f"{PREFIX}:jobs:recent"
 

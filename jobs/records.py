@@ -223,6 +223,37 @@ class JobRecords:
         ended = self._finish(keys=[keys.job(o.job_id) for o in outcomes] + metrics, args=args)
         return [i.decode() for i in ended]
 
+    def beat(self, job_id: str) -> None:
+        """A long job's sign of life (see :meth:`fail_silent_training`)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(keys.job(job_id), "heartbeat", repr(time.time()))
+        pipe.sadd(keys.TRAINING_RUNNING, job_id)
+        pipe.execute()
+
+    def end_beats(self, job_id: str) -> None:
+        self.redis.srem(keys.TRAINING_RUNNING, job_id)
+
+    def fail_silent_training(self, silence_s: float) -> list[str]:
+        """Fail the running training jobs whose worker has not beaten for ``silence_s`` seconds
+        (killed, or its host gone); return their ids. Any worker may call this."""
+        job_ids = [i.decode() for i in self.redis.smembers(keys.TRAINING_RUNNING)]
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), "status", "heartbeat", "worker")
+        silent, gone = [], []
+        now = time.time()
+        for job_id, (status, heartbeat, worker) in zip(job_ids, pipe.execute(), strict=True):
+            if status != RUNNING.encode():
+                gone.append(job_id)
+            elif heartbeat is None or now - float(heartbeat) > silence_s:
+                worker_name = worker.decode() if worker else "its worker"
+                reason = f"{worker_name} stopped answering for over {silence_s:.0f} s (killed or lost)"
+                silent.append(Outcome(job_id, FAILED, error=error("worker_lost", reason)))
+        ended = self.finish(silent)
+        if gone or silent:
+            self.redis.srem(keys.TRAINING_RUNNING, *gone, *[o.job_id for o in silent])
+        return ended
+
     def set_progress(self, job_id: str, progress: dict) -> None:
         self.redis.hset(keys.job(job_id), "progress", json.dumps(progress))
 

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 VERSION_CHECK_S = 5.0
 HEARTBEAT_S = 2.0
+# A training job whose worker is silent this long is failed (its worker was killed or lost).
+TRAINING_SILENCE_S = float(os.environ.get("TRAINING_STALE_SECONDS", "60"))
 
 
 @dataclass
@@ -115,6 +117,8 @@ class Serving:
                 if now - last_check >= VERSION_CHECK_S:
                     last_check = now
                     self.refresh_model()
+                    for job_id in self.records.fail_silent_training(TRAINING_SILENCE_S):
+                        log.warning("job %s: training worker lost; job failed", job_id, extra={"job_id": job_id})
             except Exception as exc:
                 log.warning("heartbeat: %s", exc)
             time.sleep(HEARTBEAT_S)

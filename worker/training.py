@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from jobs import records as rec
@@ -12,6 +13,7 @@ from model.data import DataError
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 1.0
+BEAT_S = 2.0
 
 
 def run_training_job(serving, job_id: str, params: dict) -> None:
@@ -26,6 +28,8 @@ def run_training_job(serving, job_id: str, params: dict) -> None:
         return
     from model.train import Cancelled, train  # TensorFlow: only inside worker processes
 
+    beating = threading.Event()
+    threading.Thread(target=_beat_until, args=(records, job_id, beating), daemon=True, name="job-heartbeat").start()
     last = [0.0]
 
     def progress(update: dict) -> None:
@@ -60,6 +64,19 @@ def run_training_job(serving, job_id: str, params: dict) -> None:
         log.exception("job %s: training failed", job_id)
         failure = rec.error("training_failed", f"{type(exc).__name__}: {exc}")
         records.finish([rec.Outcome(job_id, rec.FAILED, error=failure)])
+    finally:
+        beating.set()
+        records.end_beats(job_id)
+
+
+def _beat_until(records, job_id: str, stop: threading.Event) -> None:
+    """Beat every couple of seconds (also while evaluating and storing) so a dead worker shows."""
+    while not stop.is_set():
+        try:
+            records.beat(job_id)
+        except Exception as exc:  # Redis away: the next beat will tell
+            log.warning("job %s: heartbeat failed: %s", job_id, exc)
+        stop.wait(BEAT_S)
 
 
 def _maybe_activate(store, version: int, accuracy: float, policy: str) -> bool:

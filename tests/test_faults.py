@@ -1,0 +1,200 @@
+"""Faults with real processes, each against a Redis server the test starts itself.
+
+The promise under test: every accepted job ends succeeded or failed with a reason, exactly once.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import threading
+import time
+from collections import Counter
+
+import pytest
+import redis
+import requests
+from PIL import Image
+
+from jobs import keys
+from stack.processes import Stack
+from stack.redis_server import RedisServer
+from tests.conftest import OUTPUT, TOKEN, png_bytes
+from tests.helpers import submit, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+class FinishedNotices:
+    """Counts every job-finished notice, to prove each job was answered exactly once."""
+
+    def __init__(self, url: str):
+        self.counts: Counter[str] = Counter()
+        self._pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(keys.JOBS_FINISHED_CHANNEL)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            message = self._pubsub.get_message(timeout=0.2)
+            if message:
+                self.counts.update(message["data"].decode().split())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def service(request):
+    """A private Redis (append-only, as in production) and a Stack to start processes on."""
+    server = RedisServer(appendonly=True).start()
+    stack = Stack(
+        server.url,
+        OUTPUT / f"test_faults-{request.node.name}",
+        env={"DIGITS_API_TOKEN": TOKEN, "BROKER_VISIBILITY_TIMEOUT": "5", "TRAINING_STALE_SECONDS": "6"},
+    )
+    yield server, stack
+    stack.stop_all()
+    server.close()
+
+
+def wait_all(stack: Stack, job_ids: list[str], timeout: float = 180) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    return [wait_for(stack.web_url, job_id, timeout=max(1.0, deadline - time.monotonic())) for job_id in job_ids]
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_answers_nothing_twice(service, mnist):
+    server, stack = service
+    stack.start_worker("w1", queues="predict")
+    stack.start_worker("w2", queues="predict")
+    stack.start_web()
+    stack.wait_for_workers(2)
+    notices = FinishedNotices(server.url)
+    images = [png_bytes(x) for x in mnist.x_test[:100]]
+    ids = [job_id for _ in range(15) for job_id in submit(stack.web_url, images)]
+
+    client = redis.Redis.from_url(server.url)
+    while not any((w or b"").startswith(b"w1@") for w in (client.hget(keys.job(i), "worker") for i in ids[-300:])):
+        time.sleep(0.05)  # w1 is busy with the queue's tail and holds much of it prefetched
+    stack.stop("w1", signal.SIGKILL)
+
+    jobs = wait_all(stack, ids)
+    notices.close()
+    assert Counter(job["status"] for job in jobs) == {"succeeded": len(ids)}
+    assert set(notices.counts) == set(ids)
+    assert max(notices.counts.values()) == 1, "a job was answered twice"
+
+
+def test_redis_restart_keeps_accepted_jobs_and_the_web_answers_503_meanwhile(service, mnist):
+    server, stack = service
+    stack.start_worker("w1", queues="predict")
+    stack.start_web()
+    stack.wait_for_workers(1)
+    ids = [job_id for _ in range(3) for job_id in submit(stack.web_url, [png_bytes(x) for x in mnist.x_test[:100]])]
+    server.stop()
+
+    started = time.monotonic()
+    down = requests.get(f"{stack.web_url}/api/v1/jobs/{ids[0]}", timeout=10)
+    assert down.status_code == 503 and down.json()["error"]["code"] == "unavailable"
+    assert int(down.headers["Retry-After"]) > 0
+    refused = requests.post(
+        f"{stack.web_url}/api/v1/predictions", files={"image": ("a.png", png_bytes(mnist.x_test[0]))}, timeout=10
+    )
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "unavailable"
+    assert requests.get(f"{stack.web_url}/readyz", timeout=10).status_code == 503
+    assert requests.get(f"{stack.web_url}/healthz", timeout=10).status_code == 200
+    assert time.monotonic() - started < 10, "the web hung while Redis was down"
+
+    time.sleep(2)
+    server.start()  # same port, same append-only file
+    jobs = wait_all(stack, ids)
+    assert Counter(job["status"] for job in jobs) == {"succeeded": len(ids)}
+    assert stack.processes["w1"].poll() is None, "the worker did not survive the outage"
+    (late,) = submit(stack.web_url, [png_bytes(mnist.x_test[1])])
+    assert wait_for(stack.web_url, late)["result"]["label"] == 2
+
+
+def test_polling_resumes_with_the_same_ids_after_a_web_restart(service, mnist):
+    server, stack = service
+    stack.start_worker("w1", queues="predict")
+    port = int(stack.start_web().rsplit(":", 1)[1])
+    stack.wait_for_workers(1)
+    ids = submit(stack.web_url, [png_bytes(x) for x in mnist.x_test[:200]])
+    stack.stop("web")
+    stack.start_web(port=port)
+    jobs = wait_all(stack, ids)
+    assert Counter(job["status"] for job in jobs) == {"succeeded": 200}
+
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _corrupt_png(pixels) -> bytes:
+    data = bytearray(png_bytes(pixels))
+    idat = data.index(b"IDAT")
+    data[idat + 8 : idat + 40] = b"\x00" * 32  # garbage inside the compressed stream
+    return bytes(data)
+
+
+def test_poison_images_fail_alone_and_the_worker_goes_on(service, mnist):
+    server, stack = service
+    stack.start_worker("w1", queues="predict")
+    stack.start_web()
+    stack.wait_for_workers(1)
+    jpeg = io.BytesIO()
+    Image.fromarray(255 - mnist.x_test[3]).resize((300, 300)).save(jpeg, format="JPEG")
+    good = [png_bytes(x) for x in mnist.x_test[:3]]
+    poison = [_truncated(jpeg.getvalue()), _corrupt_png(mnist.x_test[4]), _truncated(png_bytes(mnist.x_test[5]))]
+    ids = submit(stack.web_url, [good[0], poison[0], good[1], poison[1], poison[2], good[2]])
+    jobs = wait_all(stack, ids)
+
+    assert [job["status"] for job in jobs] == ["succeeded", "failed", "succeeded", "failed", "failed", "succeeded"]
+    assert [jobs[i]["result"]["label"] for i in (0, 2, 5)] == [7, 2, 1]
+    for job in (jobs[1], jobs[3], jobs[4]):
+        assert job["error"]["code"] == "invalid_image" and job["error"]["message"]
+    assert stack.processes["w1"].poll() is None
+    (after,) = submit(stack.web_url, [good[0]])
+    assert wait_for(stack.web_url, after)["status"] == "succeeded"
+
+
+def test_a_killed_training_worker_fails_its_job_and_leaves_the_active_model(service):
+    server, stack = service
+    stack.start_worker("p1", queues="predict")  # the survivor that notices the silence
+    stack.start_worker("t1", queues="train")
+    stack.start_web()
+    stack.wait_for_workers(2)
+    response = requests.post(
+        f"{stack.web_url}/api/v1/training-jobs",
+        json={"arch": "default", "epochs": 50, "activate": "always"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    job_id = response.json()["job_id"]
+    while not requests.get(f"{stack.web_url}/api/v1/jobs/{job_id}", timeout=10).json().get("progress"):
+        time.sleep(0.2)
+    stack.stop("t1", signal.SIGKILL)
+
+    job = wait_for(stack.web_url, job_id, timeout=60)
+    assert job["status"] == "failed" and job["error"]["code"] == "worker_lost", job
+    models = requests.get(f"{stack.web_url}/api/v1/models", timeout=10).json()
+    assert models["active_version"] == 1 and len(models["models"]) == 1
+
+
+def test_a_training_job_that_crashes_ends_failed_with_its_reason(service):
+    server, stack = service
+    stack.start_worker("t1", queues="train", env={"MNIST_DIR": "/nonexistent/mnist"})
+    stack.start_web()
+    stack.wait_for_workers(1)
+    response = requests.post(
+        f"{stack.web_url}/api/v1/training-jobs",
+        json={"arch": "seed", "epochs": 1},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    job = wait_for(stack.web_url, response.json()["job_id"], timeout=60)
+    assert job["status"] == "failed" and "/nonexistent/mnist" in job["error"]["message"]
+    assert stack.processes["t1"].poll() is None
