@@ -59,7 +59,10 @@ def reports_failures(command):
                 for job_id in exc.job_ids:
                     _fail(job_id)
             else:
-                _fail("\ninterrupted: no job was submitted")
+                _fail("\ninterrupted before any job id came back")
+            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt:
+            _fail("\ninterrupted")
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapped
@@ -172,8 +175,11 @@ def train(
         else:
             click.echo(f"training job {job_id} {submitted.get('status')}; follow it: digits job {job_id} --wait")
         return
-    _fail(f"training job {job_id} submitted; Ctrl-C stops waiting, not the job")
-    record = _wait_with_progress(client, job_id)
+    try:
+        _fail(f"training job {job_id} submitted; Ctrl-C stops waiting, not the job")
+        record = _wait_with_progress(client, job_id)
+    except KeyboardInterrupt:
+        raise Interrupted([job_id]) from None
     if record["status"] == "succeeded" and not as_json:
         click.echo(display.card_text(record["result"]["card"]))
         click.echo(f"serve it with: digits activate {record['result']['model_version']}")
