@@ -32,9 +32,10 @@ class LoadedImage:
         return os.path.basename(self.source) or self.source
 
 
-def load_images(images: Iterable[ImageInput]) -> list[LoadedImage]:
-    """Read every input in order; unreadable files and non-images get an error instead of data."""
-    return [_load(index, image) for index, image in enumerate(images)]
+def iter_images(images: Iterable[ImageInput]) -> Iterator[LoadedImage]:
+    """Read the inputs in order, one at a time; unreadable files and non-images get an error instead of data."""
+    for index, image in enumerate(images):
+        yield _load(index, image)
 
 
 def _load(index: int, image: ImageInput) -> LoadedImage:
@@ -74,13 +75,24 @@ def _error(code: str, message: str) -> dict:
     return {"code": code, "message": message}
 
 
-def chunks(images: list[LoadedImage], max_images: int, max_bytes: int) -> Iterator[list[LoadedImage]]:
-    """Consecutive runs of ``images`` with at most ``max_images`` each and about ``max_bytes`` of body."""
+@dataclass
+class RequestLimits:
+    """How much one prediction request may carry; lowered when the server says it takes less."""
+
+    max_images: int
+    max_bytes: int
+
+
+def chunks(images: Iterable[LoadedImage], limits: RequestLimits) -> Iterator[list[LoadedImage]]:
+    """Consecutive runs of ``images`` within ``limits`` (as they are when each run starts).
+
+    Lazy, so that only one request's worth of image bytes is held at a time.
+    """
     chunk: list[LoadedImage] = []
     size = 0
     for image in images:
         cost = len(image.data or b"") + MULTIPART_OVERHEAD
-        if chunk and (len(chunk) >= max_images or size + cost > max_bytes):
+        if chunk and (len(chunk) >= limits.max_images or size + cost > limits.max_bytes):
             yield chunk
             chunk, size = [], 0
         chunk.append(image)

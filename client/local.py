@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from client.images import ImageInput, load_images
+from client.images import ImageInput, iter_images
 from client.predictions import Prediction
 
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "model" / "shipped" / "default.keras"
@@ -27,7 +27,7 @@ def predict_locally(images: list[ImageInput], model_file: str | os.PathLike = SH
     predictor = Predictor.from_file(model_file)
     answers: dict[int, Prediction] = {}
     ready = []  # (image, pixels) to run through the network in one call
-    for image in load_images(images):
+    for image in iter_images(images):
         if image.error:
             answers[image.index] = Prediction.failed(image.source, **image.error)
             continue

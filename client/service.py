@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import quote
 
 from client.errors import ApiError, Interrupted
-from client.images import ImageInput, LoadedImage, chunks, load_images
+from client.images import ImageInput, LoadedImage, RequestLimits, chunks, iter_images
 from client.predictions import Prediction
 from client.transport import Transport
 
@@ -44,8 +44,7 @@ class DigitsClient:
         max_request_bytes: int = DEFAULT_MAX_BYTES,
     ):
         self.url = url.rstrip("/")
-        self.max_images_per_request = max_images_per_request
-        self.max_request_bytes = max_request_bytes
+        self.limits = RequestLimits(max_images_per_request, max_request_bytes)
         self._max_wait = MAX_WAIT_S
         self._http = Transport(self.url, token, timeout=timeout, retry_for=retry_for)
 
@@ -62,25 +61,40 @@ class DigitsClient:
         """
         if isinstance(images, str | bytes | bytearray | os.PathLike) or hasattr(images, "mode"):
             images = [images]
-        loaded = load_images(images)
-        accepted: dict[int, str] = {}
-        answers: dict[int, Prediction] = {
-            image.index: Prediction.failed(image.source, **image.error) for image in loaded if image.error
-        }
+        sources: list[str] = []
+        accepted: dict[int, str] = {}  # input index -> job id
+        answers: dict[int, Prediction] = {}  # input index -> its answer, once known
         try:
-            self._submit([image for image in loaded if image.data is not None], accepted, answers)
-            self._collect(loaded, accepted, answers, time.monotonic() + timeout)
+            for chunk in chunks(self._sendable(images, sources, answers), self.limits):
+                self._submit(chunk, accepted, answers)
+            self._collect(sources, accepted, answers, time.monotonic() + timeout)
         except KeyboardInterrupt:
             raise Interrupted([job_id for index, job_id in accepted.items() if index not in answers]) from None
-        return [answers[image.index] for image in loaded]
+        return [answers[index] for index in range(len(sources))]
 
-    def _submit(self, images: list[LoadedImage], accepted: dict[int, str], answers: dict[int, Prediction]) -> None:
-        """POST ``images`` in chunks; record each one's job id in ``accepted`` or its refusal in ``answers``.
+    @staticmethod
+    def _sendable(images: Iterable[ImageInput], sources: list[str], answers: dict) -> Iterator[LoadedImage]:
+        """Read the inputs one by one, noting each source; those that cannot be sent are answered at once."""
+        for image in iter_images(images):
+            sources.append(image.source)
+            if image.error:
+                answers[image.index] = Prediction.failed(image.source, **image.error)
+            else:
+                yield image
+
+    @property
+    def max_images_per_request(self) -> int:
+        """Images per request: the limit given, or the server's when it turned out lower."""
+        return self.limits.max_images
+
+    def _submit(self, chunk: list[LoadedImage], accepted: dict[int, str], answers: dict[int, Prediction]) -> None:
+        """POST one chunk; record each image's job id in ``accepted`` or its refusal in ``answers``.
 
         The server takes a request whole or not at all: a refused chunk is split and sent again
-        until the image it refuses is alone, so that only that image gets the error.
+        until the image it refuses is alone, so that only that image gets the error. When the
+        server's limits turn out lower than ours, the chunk is cut to them.
         """
-        pending = list(chunks(images, self.max_images_per_request, self.max_request_bytes))[::-1]
+        pending = [chunk]
         while pending:
             chunk = pending.pop()
             try:
@@ -92,7 +106,7 @@ class DigitsClient:
                     answers[chunk[0].index] = Prediction.failed(chunk[0].source, exc.code, exc.message)
                 elif exc.status == 413 and exc.code not in IMAGE_LIMITS:
                     self._learn_request_limit(exc, chunk)
-                    pending += list(chunks(chunk, self.max_images_per_request, self.max_request_bytes))[::-1]
+                    pending += list(chunks(chunk, self.limits))[::-1]
                 else:
                     half = len(chunk) // 2
                     pending += [chunk[half:], chunk[:half]]
@@ -112,27 +126,27 @@ class DigitsClient:
         if exc.code in REQUEST_LIMITS:
             stated = re.search(r"limit of (\d+)", exc.message)
             limit = int(stated.group(1)) if stated else len(chunk) // 2
-            self.max_images_per_request = max(1, min(limit, len(chunk) - 1))
+            self.limits.max_images = max(1, min(limit, len(chunk) - 1))
         else:
             sent = sum(len(image.data or b"") for image in chunk)
-            self.max_request_bytes = max(1, sent // 2)
+            self.limits.max_bytes = max(1, sent // 2)
 
-    def _collect(self, loaded: list[LoadedImage], accepted: dict[int, str], answers: dict, deadline: float) -> None:
+    def _collect(self, sources: list[str], accepted: dict[int, str], answers: dict, deadline: float) -> None:
         """Long-poll each accepted job in input order and put its :class:`Prediction` in ``answers``."""
-        for image in loaded:
-            job_id = accepted.get(image.index)
+        for index, source in enumerate(sources):
+            job_id = accepted.get(index)
             if job_id is None:
                 continue
             try:
                 record = self.wait(job_id, timeout=max(0.0, deadline - time.monotonic()))
             except ApiError as exc:
-                answers[image.index] = Prediction.failed(image.source, exc.code, exc.message, job_id)
+                answers[index] = Prediction.failed(source, exc.code, exc.message, job_id)
                 continue
             if record["status"] in TERMINAL:
-                answers[image.index] = Prediction.from_record(image.source, record)
+                answers[index] = Prediction.from_record(source, record)
             else:
                 message = f"still {record['status']} when the client stopped waiting; job {job_id} goes on"
-                answers[image.index] = Prediction.failed(image.source, "timeout", message, job_id)
+                answers[index] = Prediction.failed(source, "timeout", message, job_id)
 
     # Jobs
 
