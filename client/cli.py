@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from client import display
-from client.errors import ApiError, Interrupted, ServiceUnavailable, ServiceUnreachable
+from client.errors import ApiError, DigitsError, Interrupted, ServiceUnavailable, ServiceUnreachable
 from client.files import files_in
 from client.predictions import Prediction
 from client.progress import ProgressDisplay
@@ -52,6 +52,9 @@ def reports_failures(command):
         except ApiError as exc:
             hint = " (set DIGITS_API_TOKEN to the token `make run` printed)" if exc.status in (401, 403) else ""
             _fail(f"error: the service refused: {exc.message}{hint}")
+            sys.exit(EXIT_FAILED)
+        except DigitsError as exc:
+            _fail(f"error: {exc}")
             sys.exit(EXIT_FAILED)
         except Interrupted as exc:
             if exc.job_ids:

@@ -6,9 +6,13 @@ only when called, so everything else stays quick to start and needs nothing but 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+from client.errors import DigitsError
 from client.images import ImageInput, iter_images
 from client.predictions import Prediction
 
@@ -21,10 +25,15 @@ def predict_locally(images: list[ImageInput], model_file: str | os.PathLike = SH
     Same preprocessing and the same network call as a worker, so the same labels as a service
     serving that model; ``model_version`` is None and each record names the ``model_file``.
     """
-    from model.predictor import Predictor  # TensorFlow: only on this path
     from model.preprocess import NotADigit, NotAnImage, preprocess
 
-    predictor = Predictor.from_file(model_file)
+    with _native_stderr_silenced():
+        from model.predictor import Predictor  # TensorFlow: only on this path
+
+        try:
+            predictor = Predictor.from_file(model_file)
+        except Exception as exc:  # Keras raises many kinds for a file that is not a model
+            raise DigitsError(f"cannot load the model {model_file}: {exc}") from exc
     answers: dict[int, Prediction] = {}
     ready = []  # (image, pixels) to run through the network in one call
     for image in iter_images(images):
@@ -44,6 +53,24 @@ def predict_locally(images: list[ImageInput], model_file: str | os.PathLike = SH
         for (image, _), probs in zip(ready, probabilities, strict=True):
             answers[image.index] = _labelled(image.source, int(np.argmax(probs)), probs.tolist(), model_file)
     return [answers[index] for index in sorted(answers)]
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what is written to file descriptor 2 meanwhile.
+
+    TensorFlow's C++ start-up notes (oneDNN, absl) go straight to fd 2, past TF_CPP_MIN_LOG_LEVEL
+    and Python's logging, and would bury the command's own output. Exceptions still surface.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _labelled(source: str, label: int, probabilities: list[float], model_file: str | os.PathLike) -> Prediction:

@@ -76,6 +76,7 @@ def test_local_gives_the_labels_the_service_gives(stack, mnist, tmp_path):
     local = digits("predict", "--local", str(folder), server=f"http://127.0.0.1:{free_port()}", timeout=300)
 
     assert served.returncode == 0 and local.returncode == 0, (served.stderr, local.stderr)
+    assert local.stderr == ""  # TensorFlow's start-up notes do not bury the answers
     served_lines, local_lines = parse_lines(served.stdout), parse_lines(local.stdout)
     assert len(served_lines) == 50
     assert [(path, label) for path, label, _ in local_lines] == [(path, label) for path, label, _ in served_lines]
