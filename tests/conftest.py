@@ -6,8 +6,10 @@ real model, and gunicorn over HTTP. Process logs land in test-output/<test modul
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,19 +48,26 @@ def redis_client(redis_server) -> redis.Redis:
     client.flushdb()
 
 
-@pytest.fixture(scope="module")
-def stack(request):
-    """A running service for a test module: own Redis, one worker, gunicorn."""
+@contextlib.contextmanager
+def running_stack(log_dir: Path, web_env: dict | None = None) -> Iterator[Stack]:
+    """Own Redis, one worker and gunicorn (with ``web_env`` added to its environment), stopped on exit."""
     server = RedisServer().start()
-    running = Stack(server.url, OUTPUT / request.module.__name__, env={"DIGITS_API_TOKEN": TOKEN})
+    running = Stack(server.url, log_dir, env={"DIGITS_API_TOKEN": TOKEN})
     try:
         running.start_worker("w1", concurrency=1)
-        running.start_web()
+        running.start_web(env=web_env)
         running.wait_for_workers(1)
         yield running
     finally:
         running.stop_all()
         server.close()
+
+
+@pytest.fixture(scope="module")
+def stack(request):
+    """A running service for a test module: own Redis, one worker, gunicorn."""
+    with running_stack(OUTPUT / request.module.__name__) as running:
+        yield running
 
 
 def png_bytes(pixels: np.ndarray, invert: bool = False) -> bytes:

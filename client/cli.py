@@ -1,0 +1,248 @@
+"""``digits``: the service from a terminal (predict, train, job, models, activate), or predict with no service.
+
+Exit status: 0 when everything asked for was done; 1 when some image got no digit, a job failed
+or the service refused the request; 2 when no service answers at the address (or on a usage
+mistake); 130 on Ctrl-C, after printing the ids of the jobs left running.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from client import display
+from client.errors import ApiError, DigitsError, Interrupted, ServiceUnavailable, ServiceUnreachable
+from client.files import files_in
+from client.predictions import Prediction
+from client.progress import ProgressDisplay
+from client.service import DEFAULT_URL, TERMINAL, DigitsClient
+
+EXIT_FAILED, EXIT_NO_SERVICE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def server_option(command):
+    """``--server`` (or ``DIGITS_URL``) on every command that talks to the service."""
+    return click.option(
+        "--server",
+        envvar="DIGITS_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        help="The service's address (env DIGITS_URL).",
+    )(command)
+
+
+def reports_failures(command):
+    """Turn the client's exceptions into one readable line and the documented exit status."""
+
+    @functools.wraps(command)
+    def wrapped(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ServiceUnreachable as exc:
+            _fail(f"error: {exc}. Start it with `make run` in the digits checkout, or set --server/DIGITS_URL.")
+            sys.exit(EXIT_NO_SERVICE)
+        except ServiceUnavailable as exc:
+            _fail(f"error: {exc}")
+            sys.exit(EXIT_NO_SERVICE)
+        except ApiError as exc:
+            hint = " (set DIGITS_API_TOKEN to the token `make run` printed)" if exc.status in (401, 403) else ""
+            _fail(f"error: the service refused: {exc.message}{hint}")
+            sys.exit(EXIT_FAILED)
+        except DigitsError as exc:
+            _fail(f"error: {exc}")
+            sys.exit(EXIT_FAILED)
+        except Interrupted as exc:
+            if exc.job_ids:
+                _fail(f"\ninterrupted: {len(exc.job_ids)} job(s) left running; `digits job ID` shows one:")
+                for job_id in exc.job_ids:
+                    _fail(job_id)
+            else:
+                _fail("\ninterrupted before any job id came back")
+            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt:
+            _fail("\ninterrupted")
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapped
+
+
+def _fail(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _client(server: str) -> DigitsClient:
+    return DigitsClient(server, token=os.environ.get("DIGITS_API_TOKEN") or None)
+
+
+def _print_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Recognise handwritten digits with a Digits service (`make run` starts one), or locally with --local.
+
+    The service's address comes from --server or DIGITS_URL; training, cancelling and
+    activating need the service's token in DIGITS_API_TOKEN.
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write results here.")
+@click.option("--json", "as_json", is_flag=True, help="Full records, one JSON object per line.")
+@click.option("--local", is_flag=True, help="No service: run the model in this process.")
+@click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --local: this .keras file instead of the shipped model.")  # fmt: skip
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for the answers.")
+@server_option
+@reports_failures
+def predict(
+    paths: tuple[Path, ...], output: Path | None, as_json: bool, local: bool, model_file: Path | None, timeout: float,
+    server: str,
+) -> None:  # fmt: skip
+    """Print `path<TAB>digit<TAB>confidence` for each image; directories are walked.
+
+    With one image and --output FILE, FILE holds just the digit. A file that is not an image
+    gets an error line and the exit status 1; the other images are still answered.
+    """
+    files = list(files_in(paths))
+    if not files:
+        raise click.UsageError("no files found in " + ", ".join(str(p) for p in paths))
+    if model_file and not local:
+        raise click.UsageError("--model needs --local (the service serves its own active model)")
+    if local:
+        from client.local import SHIPPED_MODEL, predict_locally
+
+        predictions = predict_locally(files, model_file or SHIPPED_MODEL)
+    else:
+        predictions = _client(server).predict(files, timeout=timeout)
+    _report(predictions, output, as_json)
+    if not all(p.ok for p in predictions):
+        sys.exit(EXIT_FAILED)
+
+
+def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -> None:
+    lines = [json.dumps(p.to_json()) if as_json else display.prediction_line(p) for p in predictions]
+    if output is None:
+        for line in lines:
+            click.echo(line)
+        return
+    if len(predictions) == 1 and not as_json:
+        # As the notebook this grew from did: the file holds the digit and nothing else.
+        if predictions[0].ok:
+            output.write_text(str(predictions[0].label))
+        else:
+            _fail(lines[0])
+        return
+    output.write_text("".join(line + "\n" for line in lines))
+    for prediction, line in zip(predictions, lines, strict=True):
+        if not prediction.ok:
+            _fail(display.prediction_line(prediction) if as_json else line)
+
+
+@cli.command()
+@click.option("--arch", help="Network: seed or default (the service's default: default).")
+@click.option("--epochs", type=int, help="Passes over the training images.")
+@click.option("--batch-size", type=int)
+@click.option("--learning-rate", type=float, help="Peak learning rate (default: per architecture).")
+@click.option("--augment/--no-augment", default=None, help="Shift, rotate and scale the training images.")
+@click.option("--train-limit", type=int, help="Train on the first N training images only (quick trials).")
+@click.option("--wait", is_flag=True, help="Show progress until the job ends, then the new model's card.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job record as JSON (with the full card).")
+@server_option
+@reports_failures
+def train(
+    arch: str | None, epochs: int | None, batch_size: int | None, learning_rate: float | None, augment: bool | None,
+    train_limit: int | None, wait: bool, as_json: bool, server: str,
+) -> None:  # fmt: skip
+    """Submit a training job (needs DIGITS_API_TOKEN); options left out take the service's defaults."""
+    client = _client(server)
+    submitted = client.train(
+        arch=arch,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        augment=augment,
+        train_limit=train_limit,
+    )
+    job_id = submitted["job_id"]
+    if not wait:
+        if as_json:
+            _print_json(submitted)
+        else:
+            click.echo(f"training job {job_id} {submitted.get('status')}; follow it: digits job {job_id} --wait")
+        return
+    try:
+        _fail(f"training job {job_id} submitted; Ctrl-C stops waiting, not the job")
+        record = _wait_with_progress(client, job_id)
+    except KeyboardInterrupt:
+        raise Interrupted([job_id]) from None
+    if record["status"] == "succeeded" and not as_json:
+        click.echo(display.card_text(record["result"]["card"]))
+        click.echo(f"serve it with: digits activate {record['result']['model_version']}")
+    else:
+        _show_job(record, as_json)
+
+
+def _wait_with_progress(client: DigitsClient, job_id: str) -> dict:
+    progress = ProgressDisplay()
+    try:
+        return client.wait(job_id, on_progress=progress.update)
+    finally:
+        progress.close()
+
+
+def _show_job(record: dict, as_json: bool) -> None:
+    """Print a job's record; exit 1 if it failed or was cancelled."""
+    click.echo(json.dumps(record, indent=2) if as_json else display.job_text(record))
+    if record.get("status") in ("failed", "cancelled"):
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--wait", is_flag=True, help="Wait for the job to end (showing a training job's progress).")
+@click.option("--json", "as_json", is_flag=True, help="The full record as JSON.")
+@server_option
+@reports_failures
+def job(job_id: str, wait: bool, as_json: bool, server: str) -> None:
+    """Show a job: its status and label, progress, card or error."""
+    client = _client(server)
+    record = client.job(job_id)
+    if wait and record["status"] not in TERMINAL:
+        record = _wait_with_progress(client, job_id) if record["type"] == "train" else client.wait(job_id)
+    _show_job(record, as_json)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Every card in full, as JSON.")
+@server_option
+@reports_failures
+def models(as_json: bool, server: str) -> None:
+    """List the model versions; `*` marks the one being served."""
+    listing = _client(server).models()
+    if as_json:
+        _print_json(listing)
+    else:
+        click.echo(display.models_table(listing))
+
+
+@cli.command()
+@click.argument("version", type=click.IntRange(min=1))
+@server_option
+@reports_failures
+def activate(version: int, server: str) -> None:
+    """Serve model VERSION from now on (needs DIGITS_API_TOKEN)."""
+    answer = _client(server).activate(version)
+    click.echo(f"model version {answer['active_version']} is now active")
+
+
+def main() -> None:
+    """The ``digits`` console script."""
+    cli(prog_name="digits")

@@ -1,0 +1,98 @@
+"""Predictions without a service: the model file and the service's own preprocessing, in this process.
+
+This is the only part of the client that imports TensorFlow (through ``model.predictor``), and
+only when called, so everything else stays quick to start and needs nothing but ``requests``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from client.errors import DigitsError
+from client.images import ImageInput, iter_images
+from client.predictions import Prediction
+
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "model" / "shipped" / "default.keras"
+
+
+def predict_locally(images: list[ImageInput], model_file: str | os.PathLike = SHIPPED_MODEL) -> list[Prediction]:
+    """One :class:`Prediction` per image, in order, from ``model_file`` loaded here (the shipped model by default).
+
+    Same preprocessing and the same network call as a worker, so the same labels as a service
+    serving that model; ``model_version`` is None and each record names the ``model_file``.
+    """
+    from model.preprocess import NotADigit, NotAnImage, preprocess
+
+    with _native_stderr_silenced():
+        from model.predictor import Predictor  # TensorFlow: only on this path
+
+        try:
+            predictor = Predictor.from_file(model_file)
+        except Exception as exc:  # Keras raises many kinds for a file that is not a model
+            raise DigitsError(f"cannot load the model {model_file}: {exc}") from exc
+    answers: dict[int, Prediction] = {}
+    ready = []  # (image, pixels) to run through the network in one call
+    for image in iter_images(images):
+        if image.error:
+            answers[image.index] = Prediction.failed(image.source, **image.error)
+            continue
+        try:
+            ready.append((image, preprocess(image.data)))
+        except NotAnImage as exc:
+            answers[image.index] = Prediction.failed(image.source, "invalid_image", str(exc))
+        except NotADigit as exc:
+            answers[image.index] = _blank(image.source, str(exc), model_file)
+    if ready:
+        import numpy as np
+
+        probabilities = predictor.probabilities(np.stack([pixels for _, pixels in ready]))
+        for (image, _), probs in zip(ready, probabilities, strict=True):
+            answers[image.index] = _labelled(image.source, int(np.argmax(probs)), probs.tolist(), model_file)
+    return [answers[index] for index in sorted(answers)]
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what is written to file descriptor 2 meanwhile.
+
+    TensorFlow's C++ start-up notes (oneDNN, absl) go straight to fd 2, past TF_CPP_MIN_LOG_LEVEL
+    and Python's logging, and would bury the command's own output. Exceptions still surface.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _labelled(source: str, label: int, probabilities: list[float], model_file: str | os.PathLike) -> Prediction:
+    # Rounded as the workers round them, so local and service records read the same.
+    result = {
+        "label": label,
+        "confidence": round(probabilities[label], 6),
+        "probabilities": [round(p, 6) for p in probabilities],
+        "model_version": None,
+        "model_file": str(model_file),
+    }
+    record = {"id": None, "type": "predict", "status": "succeeded", "result": result, "error": None}
+    return Prediction.from_record(source, record)
+
+
+def _blank(source: str, reason: str, model_file: str | os.PathLike) -> Prediction:
+    result = {
+        "label": None,
+        "reason": reason,
+        "probabilities": None,
+        "model_version": None,
+        "model_file": str(model_file),
+    }
+    record = {"id": None, "type": "predict", "status": "succeeded", "result": result, "error": None}
+    return Prediction.from_record(source, record)

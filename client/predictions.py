@@ -1,0 +1,59 @@
+"""The answer for one image, whether it came from the service, the local model, or never left the client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What became of one input image.
+
+    ``label`` is the digit, or None: then ``error`` ({code, message}) says why the image could
+    not be read or its job failed, or (with no error) ``reason`` says why a readable image
+    holds no digit (it is blank).
+    """
+
+    source: str
+    label: int | None = None
+    confidence: float | None = None
+    probabilities: list[float] | None = None
+    model_version: int | None = None
+    reason: str | None = None
+    error: dict | None = None
+    job_id: str | None = None
+    record: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the image got a digit."""
+        return self.label is not None
+
+    @classmethod
+    def from_record(cls, source: str, record: dict) -> Prediction:
+        """From an ended job record as ``GET /api/v1/jobs/<id>`` returns it."""
+        result = record.get("result") or {}
+        error = record.get("error")
+        if record.get("status") != "succeeded" and not error:
+            error = {"code": record.get("status", "unknown"), "message": f"the job is {record.get('status')}"}
+        return cls(
+            source=source,
+            label=result.get("label"),
+            confidence=result.get("confidence"),
+            probabilities=result.get("probabilities"),
+            model_version=result.get("model_version"),
+            reason=result.get("reason"),
+            error=error,
+            job_id=record.get("id"),
+            record=record,
+        )
+
+    @classmethod
+    def failed(cls, source: str, code: str, message: str, job_id: str | None = None) -> Prediction:
+        """An image that got no answer: ``code`` and ``message`` say why."""
+        record = {"id": job_id, "status": "failed", "result": None, "error": {"code": code, "message": message}}
+        return cls(source=source, error=record["error"], job_id=job_id, record=record)
+
+    def to_json(self) -> dict:
+        """The full record (the job's, or an equivalent one) with the image's ``path`` first."""
+        return {"path": self.source, **self.record}

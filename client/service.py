@@ -1,0 +1,237 @@
+"""``DigitsClient``: the service's API as Python calls, with chunking, long-polling and retries built in."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from urllib.parse import quote
+
+from client.errors import ApiError, Interrupted
+from client.images import ImageInput, LoadedImage, RequestLimits, chunks, iter_images
+from client.predictions import Prediction
+from client.transport import Transport
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+MAX_WAIT_S = 30.0  # the API's longest ?wait= unless the server says less
+DEFAULT_MAX_IMAGES = 1000  # the server's default MAX_IMAGES_PER_REQUEST; a lower limit is learnt from its 413
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024 - 256 * 1024  # under the server's default 20 MiB body, with room to spare
+IMAGE_REJECTIONS = frozenset({400, 413, 415})  # statuses by which the server refuses a request for one bad image
+REQUEST_LIMITS = frozenset({"too_many_images"})
+IMAGE_LIMITS = frozenset({"too_large", "too_many_pixels"})
+
+ProgressCallback = Callable[[dict], None]
+
+
+class DigitsClient:
+    """A client of one Digits service.
+
+    ``token`` (the server's ``DIGITS_API_TOKEN``) is needed for training, cancelling and
+    activating. Every call times out after ``timeout`` seconds without an answer, and a
+    503/429 is retried, honouring ``Retry-After``, for up to ``retry_for`` seconds.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retry_for: float = 60.0,
+        max_images_per_request: int = DEFAULT_MAX_IMAGES,
+        max_request_bytes: int = DEFAULT_MAX_BYTES,
+    ):
+        self.url = url.rstrip("/")
+        self.limits = RequestLimits(max_images_per_request, max_request_bytes)
+        self._max_wait = MAX_WAIT_S
+        self._http = Transport(self.url, token, timeout=timeout, retry_for=retry_for)
+
+    # Predictions
+
+    def predict(self, images: Iterable[ImageInput] | ImageInput, *, timeout: float = 300.0) -> list[Prediction]:
+        """One :class:`Prediction` per image, in input order.
+
+        ``images`` are paths, bytes or PIL images (a single one is taken as a list of one). They go
+        in as few requests as the server allows; an image that cannot be read, or that the server
+        refuses, gets its own error and the others are still answered. Jobs not ended within
+        ``timeout`` seconds get a ``timeout`` error naming the job, which goes on. On Ctrl-C,
+        raises :class:`Interrupted` with the ids of the jobs left running.
+        """
+        if isinstance(images, str | bytes | bytearray | os.PathLike) or hasattr(images, "mode"):
+            images = [images]
+        sources: list[str] = []
+        accepted: dict[int, str] = {}  # input index -> job id
+        answers: dict[int, Prediction] = {}  # input index -> its answer, once known
+        try:
+            for chunk in chunks(self._sendable(images, sources, answers), self.limits):
+                self._submit(chunk, accepted, answers)
+            self._collect(sources, accepted, answers, time.monotonic() + timeout)
+        except KeyboardInterrupt:
+            raise Interrupted([job_id for index, job_id in accepted.items() if index not in answers]) from None
+        return [answers[index] for index in range(len(sources))]
+
+    @staticmethod
+    def _sendable(images: Iterable[ImageInput], sources: list[str], answers: dict) -> Iterator[LoadedImage]:
+        """Read the inputs one by one, noting each source; those that cannot be sent are answered at once."""
+        for image in iter_images(images):
+            sources.append(image.source)
+            if image.error:
+                answers[image.index] = Prediction.failed(image.source, **image.error)
+            else:
+                yield image
+
+    @property
+    def max_images_per_request(self) -> int:
+        """Images per request: the limit given, or the server's when it turned out lower."""
+        return self.limits.max_images
+
+    def _submit(self, chunk: list[LoadedImage], accepted: dict[int, str], answers: dict[int, Prediction]) -> None:
+        """POST one chunk; record each image's job id in ``accepted`` or its refusal in ``answers``.
+
+        The server takes a request whole or not at all: a refused chunk is split and sent again
+        until the image it refuses is alone, so that only that image gets the error. When the
+        server's limits turn out lower than ours, the chunk is cut to them.
+        """
+        pending = [chunk]
+        while pending:
+            chunk = pending.pop()
+            try:
+                jobs = self._post_images(chunk)
+            except ApiError as exc:
+                if exc.status not in IMAGE_REJECTIONS:
+                    raise
+                if len(chunk) == 1:
+                    answers[chunk[0].index] = Prediction.failed(chunk[0].source, exc.code, exc.message)
+                elif exc.status == 413 and exc.code not in IMAGE_LIMITS:
+                    self._learn_request_limit(exc, chunk)
+                    pending += list(chunks(chunk, self.limits))[::-1]
+                else:
+                    half = len(chunk) // 2
+                    pending += [chunk[half:], chunk[:half]]
+                continue
+            for image, job in zip(chunk, jobs, strict=True):
+                accepted[image.index] = job["job_id"]
+
+    def _post_images(self, chunk: list[LoadedImage]) -> list[dict]:
+        files = [("image", (image.filename, image.data, "application/octet-stream")) for image in chunk]
+        jobs = self._http.request("POST", "/api/v1/predictions", files=files)["jobs"]
+        if len(jobs) != len(chunk):
+            raise ApiError(502, "bad_answer", f"sent {len(chunk)} images, got {len(jobs)} jobs back")
+        return jobs
+
+    def _learn_request_limit(self, exc: ApiError, chunk: list[LoadedImage]) -> None:
+        """Shrink the chunk limits after a 413 for the request as a whole (too many images, too many bytes)."""
+        if exc.code in REQUEST_LIMITS:
+            stated = re.search(r"limit of (\d+)", exc.message)
+            limit = int(stated.group(1)) if stated else len(chunk) // 2
+            self.limits.max_images = max(1, min(limit, len(chunk) - 1))
+        else:
+            sent = sum(len(image.data or b"") for image in chunk)
+            self.limits.max_bytes = max(1, sent // 2)
+
+    def _collect(self, sources: list[str], accepted: dict[int, str], answers: dict, deadline: float) -> None:
+        """Long-poll each accepted job in input order and put its :class:`Prediction` in ``answers``."""
+        for index, source in enumerate(sources):
+            job_id = accepted.get(index)
+            if job_id is None:
+                continue
+            try:
+                record = self.wait(job_id, timeout=max(0.0, deadline - time.monotonic()))
+            except ApiError as exc:
+                answers[index] = Prediction.failed(source, exc.code, exc.message, job_id)
+                continue
+            if record["status"] in TERMINAL:
+                answers[index] = Prediction.from_record(source, record)
+            else:
+                message = f"still {record['status']} when the client stopped waiting; job {job_id} goes on"
+                answers[index] = Prediction.failed(source, "timeout", message, job_id)
+
+    # Jobs
+
+    def job(self, job_id: str, wait: float = 0) -> dict:
+        """The job's record; with ``wait`` (seconds) the server holds the answer until the job ends or time passes."""
+        wait = min(max(wait, 0.0), self._max_wait)
+        params = {"wait": f"{wait:.1f}"} if wait >= 0.1 else None
+        path = f"/api/v1/jobs/{quote(job_id, safe='')}"
+        try:
+            return self._http.request("GET", path, params=params, extra_read_s=wait, retry_connection=True)
+        except ApiError as exc:
+            stated = re.search(r"from 0 to (\d+)", exc.message)
+            if exc.code == "invalid_wait" and stated and float(stated.group(1)) < wait:
+                self._max_wait = float(stated.group(1))  # this server allows shorter waits than the default
+                return self.job(job_id, wait)
+            raise
+
+    def wait(self, job_id: str, timeout: float | None = None, on_progress: ProgressCallback | None = None) -> dict:
+        """Long-poll until the job ends or ``timeout`` seconds pass; return its last record.
+
+        With ``on_progress``, polls about once a second and hands it every record seen (training
+        progress lives in ``record["progress"]``). On Ctrl-C raises :class:`Interrupted`; the job goes on.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        step = 1.0 if on_progress else self._max_wait
+        try:
+            while True:
+                remaining = step if deadline is None else deadline - time.monotonic()
+                record = self.job(job_id, wait=min(step, remaining))
+                if on_progress:
+                    on_progress(record)
+                if record["status"] in TERMINAL or remaining <= 0:
+                    return record
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            raise Interrupted([job_id]) from None
+
+    def cancel(self, job_id: str) -> dict:
+        """Cancel a queued job, or ask a running training job to stop; returns the record after (needs the token)."""
+        return self._http.request("DELETE", f"/api/v1/jobs/{quote(job_id, safe='')}")
+
+    # Training and models
+
+    def train(
+        self,
+        *,
+        arch: str | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        augment: bool | None = None,
+        train_limit: int | None = None,
+        wait: bool = False,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> dict:
+        """Submit a training job (needs the token); parameters left None take the server's defaults.
+
+        Returns the job's record as submitted (with ``job_id``), or with ``wait`` the record once
+        it ends (``result`` then holds ``model_version``, ``test_accuracy`` and the ``card``).
+        """
+        given = {
+            "arch": arch,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "augment": augment,
+            "train_limit": train_limit,
+        }
+        submitted = self._http.request(
+            "POST", "/api/v1/training-jobs", json={k: v for k, v in given.items() if v is not None}
+        )
+        if not wait:
+            return submitted
+        return self.wait(submitted["job_id"], timeout=timeout, on_progress=on_progress)
+
+    def models(self) -> dict:
+        """``{"active_version": n, "models": [card, ...]}``."""
+        return self._http.request("GET", "/api/v1/models")
+
+    def model(self, version: int) -> dict:
+        """One version's card, with ``active``."""
+        return self._http.request("GET", f"/api/v1/models/{int(version)}")
+
+    def activate(self, version: int) -> dict:
+        """Make ``version`` the one the workers serve (needs the token); returns ``{"active_version": n}``."""
+        return self._http.request("POST", f"/api/v1/models/{int(version)}/activate")
