@@ -63,11 +63,12 @@ class DigitsClient:
             images = [images]
         sources: list[str] = []
         accepted: dict[int, str] = {}  # input index -> job id
+        batches: list[tuple[str, list[int]]] = []  # each accepted request: its batch id, input indexes
         answers: dict[int, Prediction] = {}  # input index -> its answer, once known
         try:
             for chunk in chunks(self._sendable(images, sources, answers), self.limits):
-                self._submit(chunk, accepted, answers)
-            self._collect(sources, accepted, answers, time.monotonic() + timeout)
+                self._submit(chunk, accepted, batches, answers)
+            self._collect(sources, accepted, batches, answers, time.monotonic() + timeout)
         except KeyboardInterrupt:
             raise Interrupted([job_id for index, job_id in accepted.items() if index not in answers]) from None
         return [answers[index] for index in range(len(sources))]
@@ -87,7 +88,13 @@ class DigitsClient:
         """Images per request: the limit given, or the server's when it turned out lower."""
         return self.limits.max_images
 
-    def _submit(self, chunk: list[LoadedImage], accepted: dict[int, str], answers: dict[int, Prediction]) -> None:
+    def _submit(
+        self,
+        chunk: list[LoadedImage],
+        accepted: dict[int, str],
+        batches: list[tuple[str, list[int]]],
+        answers: dict[int, Prediction],
+    ) -> None:
         """POST one chunk; record each image's job id in ``accepted`` or its refusal in ``answers``.
 
         The server takes a request whole or not at all: a refused chunk is split and sent again
@@ -98,7 +105,7 @@ class DigitsClient:
         while pending:
             chunk = pending.pop()
             try:
-                jobs = self._post_images(chunk)
+                batch_id, jobs = self._post_images(chunk)
             except ApiError as exc:
                 if exc.status not in IMAGE_REJECTIONS:
                     raise
@@ -113,13 +120,15 @@ class DigitsClient:
                 continue
             for image, job in zip(chunk, jobs, strict=True):
                 accepted[image.index] = job["job_id"]
+            batches.append((batch_id, [image.index for image in chunk]))
 
-    def _post_images(self, chunk: list[LoadedImage]) -> list[dict]:
+    def _post_images(self, chunk: list[LoadedImage]) -> tuple[str | None, list[dict]]:
         files = [("image", (image.filename, image.data, "application/octet-stream")) for image in chunk]
-        jobs = self._http.request("POST", "/api/v1/predictions", files=files)["jobs"]
+        answer = self._http.request("POST", "/api/v1/predictions", files=files)
+        jobs = answer["jobs"]
         if len(jobs) != len(chunk):
             raise ApiError(502, "bad_answer", f"sent {len(chunk)} images, got {len(jobs)} jobs back")
-        return jobs
+        return answer.get("batch_id"), jobs
 
     def _learn_request_limit(self, exc: ApiError, chunk: list[LoadedImage]) -> None:
         """Shrink the chunk limits after a 413 for the request as a whole (too many images, too many bytes)."""
@@ -131,22 +140,41 @@ class DigitsClient:
             sent = sum(len(image.data or b"") for image in chunk)
             self.limits.max_bytes = max(1, sent // 2)
 
-    def _collect(self, sources: list[str], accepted: dict[int, str], answers: dict, deadline: float) -> None:
-        """Long-poll each accepted job in input order and put its :class:`Prediction` in ``answers``."""
-        for index, source in enumerate(sources):
-            job_id = accepted.get(index)
-            if job_id is None:
-                continue
+    def _collect(
+        self,
+        sources: list[str],
+        accepted: dict[int, str],
+        batches: list[tuple[str, list[int]]],
+        answers: dict,
+        deadline: float,
+    ) -> None:
+        """Long-poll each accepted request's batch and put each job's :class:`Prediction` in ``answers``."""
+        for batch_id, indexes in batches:
             try:
-                record = self.wait(job_id, timeout=max(0.0, deadline - time.monotonic()))
+                records = self._wait_batch(batch_id, indexes, accepted, deadline)
             except ApiError as exc:
-                answers[index] = Prediction.failed(source, exc.code, exc.message, job_id)
+                for index in indexes:
+                    answers[index] = Prediction.failed(sources[index], exc.code, exc.message, accepted[index])
                 continue
-            if record["status"] in TERMINAL:
-                answers[index] = Prediction.from_record(source, record)
-            else:
-                message = f"still {record['status']} when the client stopped waiting; job {job_id} goes on"
-                answers[index] = Prediction.failed(source, "timeout", message, job_id)
+            for index, record in zip(indexes, records, strict=True):
+                job_id = accepted[index]
+                if record["status"] in TERMINAL:
+                    answers[index] = Prediction.from_record(sources[index], record)
+                else:
+                    message = f"still {record['status']} when the client stopped waiting; job {job_id} goes on"
+                    answers[index] = Prediction.failed(sources[index], "timeout", message, job_id)
+
+    def _wait_batch(self, batch_id: str | None, indexes: list[int], accepted: dict[int, str], deadline: float):
+        """The records of one request's jobs, once all have ended or ``deadline`` has passed."""
+        if batch_id is None:  # a server without batches: poll the jobs one by one
+            return [self.wait(accepted[i], timeout=max(0.0, deadline - time.monotonic())) for i in indexes]
+        path = f"/api/v1/batches/{quote(batch_id, safe='')}"
+        while True:
+            wait = min(self._max_wait, max(0.0, deadline - time.monotonic()))
+            params = {"wait": f"{wait:.1f}"} if wait >= 0.1 else None
+            batch = self._http.request("GET", path, params=params, extra_read_s=wait, retry_connection=True)
+            if batch["done"] or wait < 0.1:
+                return batch["jobs"]
 
     # Jobs
 

@@ -145,7 +145,9 @@ def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbos
         raise Cancelled(f"cancelled in epoch {reporter.epoch + 1} of {config.epochs}")
     details = {
         "framework": "keras",
-        "hyperparameters": replace(config, learning_rate=config.effective_learning_rate).to_dict(),
+        "hyperparameters": replace(
+            config, learning_rate=config.effective_learning_rate, validation_size=len(x_val)
+        ).to_dict(),
         "parameters": int(network.count_params()),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
