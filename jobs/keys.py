@@ -12,6 +12,9 @@ TRAIN_QUEUE = "train"
 # Published by workers when jobs end: the message is the space-separated ids of the finished jobs.
 JOBS_FINISHED_CHANNEL = f"{PREFIX}:jobs:finished"
 
+# Sorted set of jobs not yet started, scored by when they were (last) queued.
+QUEUED_JOBS = f"{PREFIX}:jobs:queued"
+
 # Set of training jobs being run; workers check their heartbeats to fail the ones whose worker died.
 TRAINING_RUNNING = f"{PREFIX}:jobs:training"
 
@@ -27,6 +30,12 @@ def job(job_id: str) -> str:
 def batch(batch_id: str) -> str:
     """List of the job ids one request submitted together, in order."""
     return f"{PREFIX}:batch:{batch_id}"
+
+
+def job_payload(job_id: str) -> str:
+    """What the job's queue message carries (base64 image, or JSON training parameters), kept
+    until the job ends so a lost message can be sent again. Must be ``job(job_id) + ":payload"``."""
+    return f"{PREFIX}:job:{job_id}:payload"
 
 
 def job_upload(job_id: str) -> str:

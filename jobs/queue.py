@@ -29,6 +29,12 @@ def job_ttl_seconds() -> int:
     return int(os.environ.get("JOB_TTL_SECONDS", "86400"))
 
 
+def visibility_timeout_s() -> int:
+    """``BROKER_VISIBILITY_TIMEOUT``: seconds before a vanished worker's unacknowledged messages
+    are delivered again (default 60; longer than any batch takes)."""
+    return int(os.environ.get("BROKER_VISIBILITY_TIMEOUT", "60"))
+
+
 def connect(url: str | None = None, socket_timeout: float | None = 10) -> redis.Redis:
     """A Redis client that fails fast (seconds, not minutes) when the server is unreachable.
 
@@ -46,6 +52,7 @@ def connect(url: str | None = None, socket_timeout: float | None = 10) -> redis.
 def create_celery(url: str | None = None) -> Celery:
     """The Celery app: JSON only (never pickle), no result backend (job records hold results)."""
     app = Celery("digits", broker=url or redis_url(), set_as_current=False)
+    visibility = visibility_timeout_s()
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -61,8 +68,11 @@ def create_celery(url: str | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         broker_transport_options={
-            # Unacknowledged messages of a vanished worker come back after this many seconds.
-            "visibility_timeout": int(os.environ.get("BROKER_VISIBILITY_TIMEOUT", "60")),
+            # Unacknowledged messages of a vanished worker come back after this many seconds...
+            "visibility_timeout": visibility,
+            # ... found by a sweep every few seconds (kombu's default sweeps every 100 s).
+            "unacked_restore_interval": max(1, visibility // 4),
+            "unacked_restore_throttle": 1,
             "socket_connect_timeout": 2,
             "socket_timeout": 10,
         },

@@ -25,26 +25,29 @@ RECENT_JOBS_KEPT = 1000
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
 # Marks the given jobs running unless they are missing or already ended; returns the prior statuses.
+# KEYS: the job keys, then the queued-jobs index. ARGV: now, worker name, then the job ids.
 _START = """
+local n = #KEYS - 1
 local statuses = {}
-for i, key in ipairs(KEYS) do
-  local status = redis.call('HGET', key, 'status')
+for i = 1, n do
+  local status = redis.call('HGET', KEYS[i], 'status')
   statuses[i] = status or ''
   if status == 'queued' or status == 'running' then
-    redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[1], 'worker', ARGV[2])
+    redis.call('HSET', KEYS[i], 'status', 'running', 'started_at', ARGV[1], 'worker', ARGV[2])
   end
+  redis.call('ZREM', KEYS[n + 1], ARGV[2 + i])
 end
 return statuses
 """
 
 # Ends each job that has not ended yet, counts it in the metrics, releases its client's pending
 # slot, then announces the ones it ended.
-# KEYS: the job keys, then the jobs-by-outcome, latency and batch-size metric hashes.
-# ARGV: now, channel, pending-key prefix, latency bucket bounds (comma-separated), batch bucket
-# (or ''), then per job: status, result JSON, error JSON, id.
+# KEYS: the job keys, then the jobs-by-outcome, latency and batch-size metric hashes, and the
+# queued-jobs index. ARGV: now, channel, pending-key prefix, latency bucket bounds
+# (comma-separated), batch bucket (or ''), then per job: status, result JSON, error JSON, id.
 _FINISH = """
-local n = #KEYS - 3
-local outcomes, latency, batches = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
+local n = #KEYS - 4
+local outcomes, latency, batches, queued = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
 local now = tonumber(ARGV[1])
 local bounds = {}
 for bound in string.gmatch(ARGV[4], '[^,]+') do bounds[#bounds + 1] = bound end
@@ -58,6 +61,8 @@ for i = 1, n do
     if ARGV[at + 2] ~= '' then redis.call('HSET', KEYS[i], 'result', ARGV[at + 2]) end
     if ARGV[at + 3] ~= '' then redis.call('HSET', KEYS[i], 'error', ARGV[at + 3]) end
     finished[#finished + 1] = ARGV[at + 4]
+    redis.call('ZREM', queued, ARGV[at + 4])
+    redis.call('DEL', KEYS[i] .. ':payload')
     redis.call('HINCRBY', outcomes, fields[2] .. ':' .. ARGV[at + 1], 1)
     if fields[2] == 'predict' and fields[3] then
       local seconds = now - tonumber(fields[3])
@@ -127,11 +132,14 @@ class JobRecords:
         fields: dict | None = None,
         batch_id: str | None = None,
         client: str | None = None,
+        payloads: Sequence[str] | None = None,
     ) -> list[str]:
         """Write ``count`` new queued records of ``job_type`` and return their ids, in order.
 
         With ``batch_id``, the ids are also kept, in order, as that batch (see :meth:`batch`).
         With ``client``, they count towards that client's pending jobs until they end.
+        ``payloads`` (one per job: what its queue message carries) are kept until the job ends,
+        so a job whose message was lost can be queued again (see jobs/recovery.py).
         """
         now = time.time()
         ids = [new_job_id() for _ in range(count)]
@@ -144,6 +152,9 @@ class JobRecords:
         for job_id in ids:
             pipe.hset(keys.job(job_id), mapping={"id": job_id, **base})
             pipe.expire(keys.job(job_id), self.ttl)
+        for job_id, payload in zip(ids, payloads or (), strict=False):
+            pipe.set(keys.job_payload(job_id), payload, ex=self.ttl)
+        pipe.zadd(keys.QUEUED_JOBS, {job_id: now for job_id in ids})
         pipe.zadd(keys.RECENT_JOBS, {job_id: now for job_id in ids})
         pipe.zremrangebyrank(keys.RECENT_JOBS, 0, -RECENT_JOBS_KEPT - 1)
         if batch_id:
@@ -194,7 +205,9 @@ class JobRecords:
         """Mark jobs running; return each one's status before (None if the record is gone)."""
         if not job_ids:
             return []
-        statuses = self._start(keys=[keys.job(i) for i in job_ids], args=[repr(time.time()), worker])
+        statuses = self._start(
+            keys=[keys.job(i) for i in job_ids] + [keys.QUEUED_JOBS], args=[repr(time.time()), worker, *job_ids]
+        )
         return [s.decode() if s else None for s in statuses]
 
     def finish(self, outcomes: Iterable[Outcome], batch_size: int | None = None) -> list[str]:
@@ -219,7 +232,7 @@ class JobRecords:
                 json.dumps(outcome.error) if outcome.error is not None else "",
                 outcome.job_id,
             ]
-        metrics = [keys.METRICS_OUTCOMES, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE]
+        metrics = [keys.METRICS_OUTCOMES, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE, keys.QUEUED_JOBS]
         ended = self._finish(keys=[keys.job(o.job_id) for o in outcomes] + metrics, args=args)
         return [i.decode() for i in ended]
 

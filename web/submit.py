@@ -52,8 +52,9 @@ def submit_predictions(images: list[tuple[str, bytes]]) -> tuple[str, list[str]]
             {"Retry-After": "1"},
         )
     batch_id = rec.new_job_id()
-    job_ids = svc.records.create("predict", len(images), batch_id=batch_id, client=client)
-    items = [(job_id, base64.b64encode(data).decode()) for job_id, (_, data) in zip(job_ids, images, strict=True)]
+    payloads = [base64.b64encode(data).decode() for _, data in images]
+    job_ids = svc.records.create("predict", len(images), batch_id=batch_id, client=client, payloads=payloads)
+    items = list(zip(job_ids, payloads, strict=True))
     try:
         queue.enqueue_predictions(svc.celery, items, current_app.config["PREDICT_MESSAGE_IMAGES"])
     except Exception:

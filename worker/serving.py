@@ -19,7 +19,8 @@ import numpy as np
 
 from jobs import keys
 from jobs import records as rec
-from jobs.queue import connect, job_ttl_seconds
+from jobs.queue import connect, job_ttl_seconds, visibility_timeout_s
+from jobs.recovery import requeue_lost
 from model import store as model_store
 from model.backends import backend_from_env, load_predictor
 from model.preprocess import NotADigit, NotAnImage, preprocess, to_png
@@ -119,9 +120,15 @@ class Serving:
                     self.refresh_model()
                     for job_id in self.records.fail_silent_training(TRAINING_SILENCE_S):
                         log.warning("job %s: training worker lost; job failed", job_id, extra={"job_id": job_id})
+                    requeue_lost(self.redis, self._producer(), older_than_s=2 * visibility_timeout_s())
             except Exception as exc:
                 log.warning("heartbeat: %s", exc)
             time.sleep(HEARTBEAT_S)
+
+    def _producer(self):
+        from worker import app  # here, not at import: worker imports this module
+
+        return app
 
     def predict_jobs(self, items: list[tuple[str, str]]) -> None:
         """Run one batch of (job id, base64 image) through preprocessing and one model call.
