@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.conftest import TOKEN, png_bytes
-from tests.helpers import submit, wait_for
+from tests.helpers import form_session, submit, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +34,10 @@ def test_hundred_genuine_mnist_images_through_the_api(stack, mnist):
 
 def test_the_html_form_shows_the_label_beside_the_image(stack, mnist):
     index = int(np.flatnonzero(mnist.y_test == 3)[0])
-    response = requests.post(
+    session, csrf_token = form_session(stack.web_url)
+    response = session.post(
         f"{stack.web_url}/predict",
+        data={"csrf_token": csrf_token},
         files={"image": ("three.png", png_bytes(mnist.x_test[index], invert=True), "image/png")},
         headers={"Accept": "text/html"},
         allow_redirects=False,
@@ -53,8 +55,10 @@ def test_the_html_form_shows_the_label_beside_the_image(stack, mnist):
 
 
 def test_a_running_page_refreshes_itself(stack, mnist):
-    response = requests.post(
+    session, csrf_token = form_session(stack.web_url)
+    response = session.post(
         f"{stack.web_url}/predict",
+        data={"csrf_token": csrf_token},
         files=[("image", (f"{i}.png", png_bytes(mnist.x_test[i]), "image/png")) for i in range(3)],
         allow_redirects=False,
         timeout=30,

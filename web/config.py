@@ -15,6 +15,7 @@ SETTINGS = {
     "MAX_WAIT_SECONDS": (30, int),
     "PREDICT_MESSAGE_IMAGES": (64, int),  # images per queue message of a batch submission
     "DIGITS_API_TOKEN": ("", str),
+    "SECRET_KEY": ("", str),  # signs session cookies (CSRF); unset: one shared through Redis, see web/security.py
 }
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
 
 from jobs import keys
 from jobs.records import TERMINAL, is_job_id
 from web.errors import ApiError
 from web.images import check_image
+from web.security import require_secret_key
 from web.services import services
 from web.submit import limits, submit_predictions
 
 bp = Blueprint("pages", __name__)
+bp.before_request(require_secret_key)
 
 MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "BMP": "image/bmp", "WEBP": "image/webp"}
 
@@ -19,6 +22,14 @@ MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "BMP
 @bp.get("/")
 def home():
     return render_template("home.html")
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_failed(exc: CSRFError):
+    """A form post without a valid token (forged, or from a page older than the session)."""
+    if not request.accept_mimetypes.accept_html:
+        raise ApiError(400, "csrf_failed", exc.description)
+    return render_template("home.html", error=f"{exc.description} Reload the page and try again."), 400
 
 
 @bp.post("/predict")
