@@ -71,6 +71,15 @@ def test_a_running_page_refreshes_itself(stack, mnist):
     assert page.count('data-status="succeeded"') == 3
 
 
+def test_recent_jobs_are_listed_newest_first(stack, mnist):
+    older = submit(stack.web_url, [png_bytes(mnist.x_test[0])])[0]
+    newer = submit(stack.web_url, [png_bytes(mnist.x_test[1])])[0]
+    wait_for(stack.web_url, newer)
+    jobs = requests.get(f"{stack.web_url}/api/v1/jobs", params={"limit": 2}, timeout=10).json()["jobs"]
+    assert [job["id"] for job in jobs] == [newer, older]
+    assert jobs[0]["status"] == "succeeded" and jobs[0]["result"]["label"] == 2
+
+
 def test_unknown_job_is_404_not_pending(stack):
     for job_id in ["0" * 32, "not-a-job", "a" * 500]:
         response = requests.get(f"{stack.web_url}/api/v1/jobs/{job_id}", timeout=10)
