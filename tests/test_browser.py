@@ -21,6 +21,8 @@ from tests.helpers import submit, wait_for
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
+# The machine is shared and often busy: give every expectation 30 s, not Playwright's default 5 s.
+expect.set_options(timeout=30_000)
 
 pytestmark = pytest.mark.slow
 
