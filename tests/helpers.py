@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import time
 
 import requests
@@ -34,3 +35,11 @@ def wait_for(base_url: str, job_id: str, timeout: float = 120) -> dict:
         if job["status"] in TERMINAL:
             return job
     raise AssertionError(f"job {job_id} did not end within {timeout} s: {job}")
+
+
+def form_session(base_url: str) -> tuple[requests.Session, str]:
+    """A browser-like session that has loaded the upload form: its cookie and the form's CSRF token."""
+    session = requests.Session()
+    page = session.get(f"{base_url}/", timeout=10)
+    assert page.status_code == 200, page.text
+    return session, re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)

@@ -124,6 +124,13 @@ def test_bad_wait_values(web, wait):
     assert_rejected(response, 400, "invalid_wait", client)
 
 
+@pytest.mark.parametrize("limit", ["0", "201", "abc", "-1", "2.5"])
+def test_bad_job_list_limits(web, limit):
+    stack, client = web
+    response = requests.get(f"{stack.web_url}/api/v1/jobs", params={"limit": limit}, timeout=10)
+    assert_rejected(response, 400, "invalid_limit", client)
+
+
 def test_training_needs_the_token(web):
     stack, client = web
     url = f"{stack.web_url}/api/v1/training-jobs"

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.conftest import TOKEN, png_bytes
-from tests.helpers import submit, wait_for
+from tests.helpers import form_session, submit, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +34,10 @@ def test_hundred_genuine_mnist_images_through_the_api(stack, mnist):
 
 def test_the_html_form_shows_the_label_beside_the_image(stack, mnist):
     index = int(np.flatnonzero(mnist.y_test == 3)[0])
-    response = requests.post(
+    session, csrf_token = form_session(stack.web_url)
+    response = session.post(
         f"{stack.web_url}/predict",
+        data={"csrf_token": csrf_token},
         files={"image": ("three.png", png_bytes(mnist.x_test[index], invert=True), "image/png")},
         headers={"Accept": "text/html"},
         allow_redirects=False,
@@ -53,8 +55,10 @@ def test_the_html_form_shows_the_label_beside_the_image(stack, mnist):
 
 
 def test_a_running_page_refreshes_itself(stack, mnist):
-    response = requests.post(
+    session, csrf_token = form_session(stack.web_url)
+    response = session.post(
         f"{stack.web_url}/predict",
+        data={"csrf_token": csrf_token},
         files=[("image", (f"{i}.png", png_bytes(mnist.x_test[i]), "image/png")) for i in range(3)],
         allow_redirects=False,
         timeout=30,
@@ -65,6 +69,15 @@ def test_a_running_page_refreshes_itself(stack, mnist):
         wait_for(stack.web_url, job_id)
     page = requests.get(listing, timeout=10).text
     assert page.count('data-status="succeeded"') == 3
+
+
+def test_recent_jobs_are_listed_newest_first(stack, mnist):
+    older = submit(stack.web_url, [png_bytes(mnist.x_test[0])])[0]
+    newer = submit(stack.web_url, [png_bytes(mnist.x_test[1])])[0]
+    wait_for(stack.web_url, newer)
+    jobs = requests.get(f"{stack.web_url}/api/v1/jobs", params={"limit": 2}, timeout=10).json()["jobs"]
+    assert [job["id"] for job in jobs] == [newer, older]
+    assert jobs[0]["status"] == "succeeded" and jobs[0]["result"]["label"] == 2
 
 
 def test_unknown_job_is_404_not_pending(stack):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web import api, config, errors, health, models_api, pages, services
+from web import api, config, errors, health, models_api, pages, security, services
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -22,6 +22,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     errors.init_app(app)
     services.init_app(app)
+    # The JSON API is token-authenticated, not cookie-authenticated: no CSRF tokens there.
+    security.init_app(app, exempt_blueprints=(api.bp, models_api.bp, health.bp))
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)

@@ -17,6 +17,8 @@ from web.submit import job_links, submit_predictions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
+DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 50, 200
+
 
 @bp.post("/predictions")
 def create_predictions():
@@ -70,6 +72,15 @@ def get_batch(batch_id: str):
             "jobs": [job or {"id": job_id, "status": "expired"} for job, job_id in zip(jobs, job_ids, strict=True)],
         }
     )
+
+
+@bp.get("/jobs")
+def list_jobs():
+    """The most recent jobs still kept, newest first: ``?limit=N`` (1-200, default 50)."""
+    raw = request.args.get("limit", str(DEFAULT_LIST_LIMIT))
+    if not (raw.isdigit() and 1 <= int(raw) <= MAX_LIST_LIMIT):
+        raise ApiError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
+    return jsonify({"jobs": services().records.recent(int(raw))})
 
 
 @bp.get("/jobs/<job_id>")

@@ -16,6 +16,7 @@ SETTINGS = {
     "MAX_PENDING_PER_CLIENT": (5000, int),  # queued or running prediction jobs per client address
     "PREDICT_MESSAGE_IMAGES": (64, int),  # images per queue message of a batch submission
     "DIGITS_API_TOKEN": ("", str),
+    "SECRET_KEY": ("", str),  # signs session cookies (CSRF); unset: one shared through Redis, see web/security.py
 }
 
 

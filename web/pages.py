@@ -1,17 +1,29 @@
-"""The HTML pages: upload form, job pages that refresh until the label is in."""
+"""The HTML pages: recognise (draw or upload), job pages, recent jobs, training and models.
+
+Every page works from the JSON API through its script in static/js; the upload form and the job
+pages also work without JavaScript (form post, pages that refresh until the label is in).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
 
 from jobs import keys
 from jobs.records import TERMINAL, is_job_id
+from model.catalog import ARCHITECTURES, RANGES, TrainConfig
 from web.errors import ApiError
 from web.images import check_image
+from web.security import require_secret_key
 from web.services import services
 from web.submit import limits, submit_predictions
 
 bp = Blueprint("pages", __name__)
+bp.before_request(require_secret_key)
+
+RECENT_JOBS_SHOWN = 50
 
 MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "BMP": "image/bmp", "WEBP": "image/webp"}
 
@@ -19,6 +31,14 @@ MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "BMP
 @bp.get("/")
 def home():
     return render_template("home.html")
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_failed(exc: CSRFError):
+    """A form post without a valid token (forged, or from a page older than the session)."""
+    if not request.accept_mimetypes.accept_html:
+        raise ApiError(400, "csrf_failed", exc.description)
+    return render_template("home.html", error=f"{exc.description} Reload the page and try again."), 400
 
 
 @bp.post("/predict")
@@ -47,16 +67,48 @@ def job_page(job_id: str):
     job = services().records.get(job_id)
     if job is None:
         abort(404, description=f"no job {job_id[:64]!r}")
-    return render_template("job.html", jobs=_with_uploads([job]), refresh=job["status"] not in TERMINAL)
+    return render_template("job.html", jobs=_with_uploads([job]), refresh=_unfinished([job]))
 
 
 @bp.get("/jobs")
 def jobs_page():
+    """``?ids=a,b,c``: those jobs' results (where a multi-image form post lands); else the recent jobs."""
     records = services().records
     ids = [i for i in request.args.get("ids", "").split(",") if is_job_id(i)][: limits().max_images]
-    jobs = [job for job in records.get_many(ids) if job] if ids else records.recent()
-    refresh = any(job["status"] not in TERMINAL for job in jobs)
-    return render_template("job.html", jobs=_with_uploads(jobs), refresh=refresh, listing=not ids)
+    if ids:
+        jobs = [job for job in records.get_many(ids) if job]
+        return render_template("job.html", jobs=_with_uploads(jobs), refresh=_unfinished(jobs))
+    jobs = records.recent(RECENT_JOBS_SHOWN)
+    return render_template("jobs.html", jobs=jobs, refresh=_unfinished(jobs), limit=RECENT_JOBS_SHOWN)
+
+
+@bp.get("/train")
+def train_page():
+    return render_template("train.html", architectures=ARCHITECTURES, ranges=RANGES, defaults=TrainConfig())
+
+
+@bp.get("/models")
+def models_page():
+    return render_template("models.html")
+
+
+@bp.app_template_filter("took_seconds")
+def took_seconds(job: dict) -> float | None:
+    """Seconds from submission to the end, as the person who submitted waited them."""
+    if not job.get("finished_at"):
+        return None
+    created, finished = (dt.datetime.fromisoformat(job[name]) for name in ("created_at", "finished_at"))
+    return (finished - created).total_seconds()
+
+
+@bp.app_template_filter("plain_number")
+def plain_number(value: float) -> str:
+    """1e-05 -> 0.00001, 1.0 -> 1: limits as people write them."""
+    return f"{value:f}".rstrip("0").rstrip(".")
+
+
+def _unfinished(jobs: list[dict]) -> bool:
+    return any(job["status"] not in TERMINAL for job in jobs)
 
 
 def _with_uploads(jobs: list[dict]) -> list[dict]:

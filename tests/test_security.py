@@ -1,0 +1,136 @@
+"""Security headers on every response, CSRF tokens on the HTML forms, one session key for all web processes."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+from PIL import Image
+
+from jobs import keys
+from stack.redis_server import free_port
+from web import create_app
+from web.security import CONTENT_SECURITY_POLICY, SHARED_SECRET_KEY
+
+EXPECTED_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+@pytest.fixture
+def make_app(redis_client, monkeypatch):
+    """Apps on the test database, as gunicorn would create them: no SECRET_KEY unless a test sets one."""
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    url = redis_client.connection_pool.connection_kwargs
+    redis_url = f"redis://127.0.0.1:{url['port']}/{url['db']}"
+
+    def make(**config):
+        return create_app({"REDIS_URL": redis_url, "TESTING": True, **config})
+
+    return make
+
+
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28), 255).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def form_token(client) -> str:
+    page = client.get("/").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def upload(client, token: str | None):
+    data = {"image": (io.BytesIO(png()), "digit.png")}
+    if token is not None:
+        data["csrf_token"] = token
+    return client.post("/predict", data=data, headers={"Accept": "text/html"})
+
+
+PATHS = ["/", "/jobs", "/train", "/models", "/api/v1/models", "/api/v1/jobs", "/healthz", "/static/style.css", "/nope"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_every_response_carries_the_security_headers(make_app, path):
+    response = make_app().test_client().get(path)
+    for name, value in EXPECTED_HEADERS.items():
+        assert response.headers.get(name) == value, (path, name)
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY and "unsafe-eval" not in CONTENT_SECURITY_POLICY
+
+
+def test_a_view_with_a_stricter_policy_keeps_it(make_app, redis_client):
+    job_id = "a" * 32
+    redis_client.set(keys.job_upload(job_id), png())
+    response = make_app().test_client().get(f"/jobs/{job_id}/upload")
+    assert response.status_code == 200
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_form_post_without_a_csrf_token_is_rejected(make_app, redis_client):
+    client = make_app().test_client()
+    client.get("/")  # has a session, just no token in the post
+    response = upload(client, token=None)
+    assert response.status_code == 400
+    assert "CSRF token is missing" in response.get_data(as_text=True)
+    assert redis_client.zcard(keys.RECENT_JOBS) == 0, "a job was created"
+
+
+def test_a_form_post_with_a_forged_token_is_rejected(make_app, redis_client):
+    client = make_app().test_client()
+    form_token(client)
+    assert upload(client, token="forged").status_code == 400
+    assert redis_client.zcard(keys.RECENT_JOBS) == 0
+
+
+def test_a_form_post_with_the_forms_token_is_accepted(make_app, redis_client):
+    client = make_app().test_client()
+    response = upload(client, form_token(client))
+    assert response.status_code == 303, response.get_data(as_text=True)
+    assert redis_client.zcard(keys.RECENT_JOBS) == 1
+
+
+def test_the_json_api_needs_no_csrf_token(make_app):
+    client = make_app().test_client()
+    response = client.post("/api/v1/predictions", data={"image": (io.BytesIO(png()), "a.png")})
+    assert response.status_code == 202, response.get_data(as_text=True)
+    rejected = client.post("/api/v1/training-jobs", json={"arch": "seed"})
+    assert rejected.status_code == 401  # the bearer token guards it, not CSRF
+
+
+def test_web_processes_without_secret_key_share_one_through_redis(make_app, redis_client):
+    first, second = make_app().test_client(), make_app().test_client()
+    token = form_token(first)
+    second.set_cookie("session", first.get_cookie("session").value)
+    assert upload(second, token).status_code == 303
+    assert redis_client.get(SHARED_SECRET_KEY)
+
+    redis_client.delete(SHARED_SECRET_KEY)  # a process that makes up a key of its own rejects the form
+    third = make_app().test_client()
+    third.set_cookie("session", first.get_cookie("session").value)
+    assert upload(third, token).status_code == 400
+
+
+def test_secret_key_from_the_environment_wins(make_app, redis_client, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    app = make_app()
+    client = app.test_client()
+    assert upload(client, form_token(client)).status_code == 303
+    assert app.secret_key == "k" * 40
+    assert redis_client.get(SHARED_SECRET_KEY) is None
+
+
+def test_without_redis_health_answers_at_once_and_pages_say_503(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    client = create_app({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}).test_client()
+    started = time.monotonic()
+    assert client.get("/healthz").status_code == 200
+    assert time.monotonic() - started < 1
+    page = client.get("/")
+    assert page.status_code == 503 and page.headers["Retry-After"]

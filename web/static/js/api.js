@@ -1,0 +1,59 @@
+// The JSON API, the only way the pages talk to the server.
+
+export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+/** A refused request, with the API's error code and message. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** fetch() a JSON endpoint; resolves to the parsed body, rejects with ApiError (or a network TypeError). */
+export async function request(path, { method = "GET", json, form, token, signal } = {}) {
+  const headers = { Accept: "application/json" };
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    body = form; // the browser sets the multipart boundary
+  }
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(path, { method, headers, body, signal, credentials: "same-origin" });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    throw new ApiError(response.status, error.code || "http_error", error.message || `HTTP ${response.status}`);
+  }
+  return data;
+}
+
+/** Submit images (File or Blob objects) as one request; resolves to [{job_id, status_url}] in order. */
+export async function submitImages(images) {
+  const form = new FormData();
+  images.forEach((image, index) => form.append("image", image, image.name || `drawing-${index + 1}.png`));
+  const body = await request("/api/v1/predictions", { method: "POST", form });
+  return body.jobs;
+}
+
+/** A job's record; `wait` seconds of long polling (the server answers early when the job ends). */
+export function getJob(id, { wait = 0, signal } = {}) {
+  const query = wait ? `?wait=${wait}` : "";
+  return request(`/api/v1/jobs/${encodeURIComponent(id)}${query}`, { signal });
+}
+
+/** A signal that aborts when the page goes away, so in-flight polls end quietly. */
+export const pageSignal = (() => {
+  const controller = new AbortController();
+  window.addEventListener("pagehide", () => controller.abort());
+  // Back from the back-forward cache the polls are gone: start afresh.
+  window.addEventListener("pageshow", (event) => event.persisted && window.location.reload());
+  return controller.signal;
+})();
+
+export function isAbort(error) {
+  return error && error.name === "AbortError";
+}

@@ -1,0 +1,116 @@
+// The recognise page: draw or upload, submit through the JSON API, watch each job's card fill in.
+// Without JavaScript the upload form posts to /predict and lands on pages that refresh themselves.
+
+import { submitImages } from "./api.js";
+import { DrawingPad } from "./draw.js";
+import { createResultCard, renderResult } from "./results.js";
+import { JobWatcher } from "./watch.js";
+
+const $ = (id) => document.getElementById(id);
+const errorBox = $("submit-error");
+const results = $("results");
+const cards = new Map();
+const watcher = new JobWatcher(
+  (job) => cards.has(job.id) && renderResult(cards.get(job.id), job),
+  (trouble) => showError(trouble || ""),
+);
+
+function showError(message) {
+  errorBox.textContent = message;
+}
+
+/** Submit images (Files or Blobs) as one request; a card per image appears at the top, in order. */
+async function recognise(images, button) {
+  showError("");
+  button.disabled = true;
+  try {
+    const jobs = await submitImages(images);
+    $("results-section").hidden = false;
+    const fresh = jobs.map((job, i) => {
+      const card = createResultCard(job.job_id, URL.createObjectURL(images[i]));
+      cards.set(job.job_id, card);
+      return card;
+    });
+    results.prepend(...fresh);
+    jobs.forEach((job) => watcher.watch(job.job_id));
+    return true;
+  } catch (error) {
+    showError(`Not submitted: ${error.message}`);
+    return false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// Drawing.
+const drawPanel = $("draw-panel");
+drawPanel.hidden = false;
+const undo = $("undo");
+const clear = $("clear");
+const submitDrawing = $("submit-drawing");
+const penWidth = $("pen-width");
+const pad = new DrawingPad($("pad"), {
+  penWidth: Number(penWidth.value),
+  onChange: () => {
+    for (const button of [undo, clear, submitDrawing]) button.disabled = pad.isEmpty;
+  },
+});
+penWidth.addEventListener("input", () => {
+  pad.penWidth = Number(penWidth.value);
+  $("pen-width-value").textContent = penWidth.value;
+});
+undo.addEventListener("click", () => pad.undo());
+clear.addEventListener("click", () => pad.clear());
+document.addEventListener("keydown", (event) => {
+  if (event.target.closest("input, select, textarea")) return; // their own undo
+  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z" && !pad.isEmpty) {
+    event.preventDefault();
+    pad.undo();
+  }
+});
+submitDrawing.addEventListener("click", async () => {
+  const blob = await pad.toBlob();
+  if (await recognise([new File([blob], "drawing.png", { type: "image/png" })], submitDrawing)) pad.clear();
+});
+
+// Uploading: the same form as without JavaScript, sent through the API instead.
+const form = $("upload-form");
+const input = $("image");
+const dropzone = $("dropzone");
+const chosen = $("chosen");
+
+function describeChoice() {
+  const names = [...input.files].map((file) => file.name);
+  chosen.textContent = names.length ? `${names.length} chosen: ${names.join(", ")}` : "";
+}
+
+input.addEventListener("change", describeChoice);
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const files = [...input.files];
+  if (!files.length) return showError("Choose at least one image first.");
+  if (await recognise(files, form.querySelector("button[type=submit]"))) {
+    form.reset();
+    describeChoice();
+  }
+});
+for (const type of ["dragenter", "dragover"]) {
+  dropzone.addEventListener(type, (event) => {
+    event.preventDefault();
+    dropzone.classList.add("dragging");
+  });
+}
+for (const type of ["dragleave", "drop"]) {
+  dropzone.addEventListener(type, () => dropzone.classList.remove("dragging"));
+}
+dropzone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  const files = [...event.dataTransfer.files].filter((file) => file.type.startsWith("image/"));
+  if (!files.length) return showError("Only image files can be dropped here.");
+  // Dropped files go into the form's file field, so the same Recognise button sends them.
+  const transfer = new DataTransfer();
+  files.forEach((file) => transfer.items.add(file));
+  input.files = transfer.files;
+  describeChoice();
+  form.querySelector("button[type=submit]").focus();
+});

@@ -1,0 +1,58 @@
+// A prediction job as a card: what was sent, what the network saw, the status, the label and
+// the 10 probabilities. templates/_result.html renders the same markup for pages without
+// JavaScript. Every part has a fixed size, so cards do not jump while their jobs are polled.
+
+import { TERMINAL } from "./api.js";
+import { probabilityChart } from "./charts.js";
+import { el, fill } from "./dom.js";
+import { percent, shortId } from "./format.js";
+
+const THUMB = 84;
+
+/** An empty card for a job just submitted; `sentUrl` shows the submitted image. */
+export function createResultCard(jobId, sentUrl) {
+  const card = el("li", { class: "result", "data-job-id": jobId, "data-status": "queued" });
+  if (sentUrl) card.dataset.uploadUrl = sentUrl;
+  renderResult(card, { id: jobId, status: "queued", result: null, error: null });
+  return card;
+}
+
+/** Show `job` (a record from the API) in `card`. */
+export function renderResult(card, job) {
+  card.dataset.status = job.status;
+  const result = job.result || {};
+  const sentUrl = card.dataset.uploadUrl;
+  fill(
+    card,
+    thumb(sentUrl ? el("img", { class: "sent", src: sentUrl, alt: "Submitted image", width: THUMB, height: THUMB }) : null, "sent", "Sent"),
+    thumb(
+      result.input_png
+        ? el("img", { class: "seen", src: `data:image/png;base64,${result.input_png}`, alt: "The 28 by 28 image the network saw", width: THUMB, height: THUMB })
+        : null,
+      "seen",
+      "Seen (28×28)",
+    ),
+    el(
+      "div",
+      { class: "facts" },
+      el("p", { class: "status-line" }, el("span", { class: "status", text: job.status }), " ", el("a", { href: `/jobs/${job.id}`, text: `job ${shortId(job.id)}` })),
+      answer(job, result),
+      Number.isInteger(result.label)
+        ? el("p", { class: "detail" }, el("span", { class: "confidence", text: `${percent(result.confidence)} sure` }), " · ", el("span", { class: "version", text: `model v${result.model_version}` }))
+        : null,
+    ),
+    el("div", { class: "chart" }, Array.isArray(result.probabilities) ? probabilityChart(result.probabilities, result.label) : null),
+  );
+}
+
+function thumb(image, kind, caption) {
+  return el("figure", { class: "thumb" }, image || el("span", { class: `${kind} placeholder` }), el("figcaption", { text: caption }));
+}
+
+function answer(job, result) {
+  if (Number.isInteger(result.label)) return el("p", { class: "answer" }, "Digit ", el("strong", { text: result.label }));
+  if (result.reason) return el("p", { class: "answer reason", text: `No digit: ${result.reason}` });
+  if (job.error) return el("p", { class: "answer reason", text: job.error.message });
+  if (TERMINAL.has(job.status)) return el("p", { class: "answer reason", text: `ended ${job.status}` });
+  return el("p", { class: "answer pending", text: job.status === "running" ? "reading…" : "waiting for a worker…" });
+}
