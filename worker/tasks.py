@@ -28,7 +28,20 @@ BATCH_WAIT_S = float(os.environ.get("PREDICT_BATCH_WAIT_MS", "5")) / 1000
 
 class RequeueingBatches(Batches):
     """celery-batches, except that a batch whose results could not be recorded (Redis away, or the
-    pool process killed) goes back on the queue instead of being acknowledged."""
+    pool process killed) goes back on the queue instead of being acknowledged, and that batching
+    survives a reconnection to the broker."""
+
+    def Strategy(self, task, app, consumer):  # noqa: N802 (Celery's name)
+        # Called again whenever the consumer (re)connects. The old connection's flush timer died
+        # with it, and its buffered messages were handed back to the broker: start afresh, or a
+        # lone job would wait in the buffer for ever (celery-batches keeps the dead timer).
+        if self._tref is not None:
+            self._tref.cancel()
+        self._tref = None
+        for stale in (self._buffer, self._pending):
+            while not stale.empty():
+                stale.get_nowait()
+        return super().Strategy(task, app, consumer)
 
     def flush(self, requests):
         simple = ([SimpleRequest.from_request(request) for request in requests],)

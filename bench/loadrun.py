@@ -1,0 +1,141 @@
+"""A bounded load run against a private stack, with a worker host lost and one joining midway.
+
+    python -m bench.loadrun                       # 20,000 jobs from 32 clients, 3 worker hosts
+    python -m bench.loadrun --jobs 2000 --no-chaos
+
+Prints accepted, completed, failed and lost job counts; lost must be 0. Only talks to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import redis
+from PIL import Image
+
+from bench.load import Client, encode_bodies
+from jobs import keys
+from model.data import load_mnist
+from stack.processes import Stack
+from stack.redis_server import RedisServer
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=20000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--hosts", type=int, default=3, help="worker processes, each with its own --hostname")
+    parser.add_argument("--no-chaos", action="store_true", help="do not kill a host and add one midway")
+    parser.add_argument("--logs", type=Path, default=Path("bench-results/loadrun-logs"))
+    args = parser.parse_args(argv)
+
+    mnist = load_mnist()
+    pngs = []
+    for pixels in mnist.x_test[:1000]:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        pngs.append(buffer.getvalue())
+    bodies = encode_bodies(pngs, 1)
+
+    server = RedisServer(appendonly=True).start()
+    client = redis.Redis.from_url(server.url)
+    stack = Stack(server.url, args.logs, env={"BROKER_VISIBILITY_TIMEOUT": "10", "RATE_LIMIT": ""})
+    accepted: list[str] = []
+    refused: Counter[str] = Counter()
+    lock = threading.Lock()
+    try:
+        for n in range(args.hosts):
+            stack.start_worker(f"host{n + 1}", queues="predict")
+        stack.start_web(threads=max(16, args.clients))
+        stack.wait_for_workers(args.hosts)
+        print(f"stack up: {args.hosts} worker hosts; sending {args.jobs} jobs from {args.clients} clients", flush=True)
+
+        def send(offset: int) -> None:
+            http = Client(stack.web_url)
+            i = offset
+            while True:
+                with lock:
+                    if len(accepted) + sum(refused.values()) >= args.jobs:
+                        return
+                try:
+                    job_id = http.submit(bodies[i % len(bodies)])["jobs"][0]["job_id"]
+                    with lock:
+                        accepted.append(job_id)
+                except Exception as exc:  # counted, not retried: the run reports what happened
+                    with lock:
+                        refused[type(exc).__name__] += 1
+                    http = Client(stack.web_url)
+                i += args.clients
+
+        started = time.monotonic()
+        senders = [threading.Thread(target=send, args=(n,)) for n in range(args.clients)]
+        for thread in senders:
+            thread.start()
+        if not args.no_chaos:
+            chaos(stack, args, accepted)
+        for thread in senders:
+            thread.join()
+        print(
+            f"all {len(accepted)} accepted in {time.monotonic() - started:.1f} s; waiting for them to end", flush=True
+        )
+
+        statuses = wait_until_ended(client, accepted, timeout=600)
+        elapsed = time.monotonic() - started
+        counts = Counter(statuses)
+        lost = sum(1 for s in statuses if s not in TERMINAL)
+        workers = Counter(
+            (w or b"?").decode().split("@")[0] for w in pipeline_get(client, accepted, "worker")
+        )  # fmt: skip
+        print(f"\naccepted  {len(accepted)}   (refused {sum(refused.values())}: {dict(refused)})")
+        print(f"completed {counts['succeeded']}")
+        print(f"failed    {counts['failed']}")
+        print(f"lost      {lost}")
+        print(
+            f"in {elapsed:.1f} s ({len(accepted) / elapsed:.0f} jobs/s); jobs per host: {dict(sorted(workers.items()))}"
+        )
+        return 0 if lost == 0 else 1
+    finally:
+        stack.stop_all()
+        server.close()
+
+
+def chaos(stack: Stack, args, accepted: list[str]) -> None:
+    """Kill one host a third of the way through and start a new one at two thirds."""
+    for fraction, action in ((1 / 3, "kill"), (2 / 3, "join")):
+        while len(accepted) < args.jobs * fraction:
+            time.sleep(0.05)
+        if action == "kill":
+            print(f"killing host1 (SIGKILL) after {len(accepted)} jobs", flush=True)
+            stack.stop("host1", signal.SIGKILL)
+        else:
+            print(f"host{args.hosts + 1} joins after {len(accepted)} jobs", flush=True)
+            stack.start_worker(f"host{args.hosts + 1}", queues="predict")
+
+
+def pipeline_get(client: redis.Redis, job_ids: list[str], field: str) -> list[bytes | None]:
+    pipe = client.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hget(keys.job(job_id), field)
+    return pipe.execute()
+
+
+def wait_until_ended(client: redis.Redis, job_ids: list[str], timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = [(s or b"missing").decode() for s in pipeline_get(client, job_ids, "status")]
+        if all(s in TERMINAL for s in statuses) or time.monotonic() > deadline:
+            return statuses
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
