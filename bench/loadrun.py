@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     accepted: list[str] = []
     refused: Counter[str] = Counter()
     lock = threading.Lock()
+    reserved = [0]  # jobs claimed by a sender, so the run sends exactly --jobs
     try:
         for n in range(args.hosts):
             stack.start_worker(f"host{n + 1}", queues="predict")
@@ -64,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             i = offset
             while True:
                 with lock:
-                    if len(accepted) + sum(refused.values()) >= args.jobs:
+                    if reserved[0] >= args.jobs:
                         return
+                    reserved[0] += 1
                 try:
                     job_id = http.submit(bodies[i % len(bodies)])["jobs"][0]["job_id"]
                     with lock:
