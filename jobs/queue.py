@@ -87,8 +87,17 @@ def create_celery(url: str | None = None) -> Celery:
 
 def enqueue_predictions(app: Celery, items: list[tuple[str, str]], chunk: int = 64) -> None:
     """Send (job id, base64 image) pairs as few messages as possible, ``chunk`` images each."""
-    for start in range(0, len(items), chunk):
-        app.send_task(PREDICT_TASK, args=[items[start : start + chunk]], queue=keys.PREDICT_QUEUE)
+    with app.producer_or_acquire() as producer:
+        for start in range(0, len(items), chunk):
+            # argsrepr: the job ids say enough in logs and Flower; repr of the images costs time.
+            app.send_task(
+                PREDICT_TASK,
+                args=[items[start : start + chunk]],
+                queue=keys.PREDICT_QUEUE,
+                producer=producer,
+                argsrepr=f"[{min(chunk, len(items) - start)} jobs]",
+                kwargsrepr="{}",
+            )
 
 
 def enqueue_training(app: Celery, job_id: str, config: dict) -> None:

@@ -43,17 +43,16 @@ class JobWaiter:
     def wait_until(self, job_ids: list[str], timeout: float, read: Callable[[], T], done: Callable[[T], bool]) -> T:
         """Return ``read()`` once ``done`` says so of it or ``timeout`` seconds have passed,
         re-reading whenever one of ``job_ids`` ends."""
-        value = read()
-        if timeout <= 0 or done(value):
-            return value
+        if timeout <= 0:
+            return read()
         self._ensure_listener()
         event = threading.Event()
-        with self._lock:
+        with self._lock:  # register before the first read, so no notice can slip in between
             for job_id in job_ids:
                 self._waiting[job_id].add(event)
         try:
             deadline = time.monotonic() + timeout
-            value = read()  # the jobs may have ended before we registered
+            value = read()
             while not done(value):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
