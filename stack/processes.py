@@ -61,11 +61,12 @@ class Stack:
         return self._spawn(name, args, env)
 
     def start_web(self, port: int | None = None, workers: int = 2, threads: int = 16, env: dict | None = None) -> str:
-        """gunicorn serving ``web:create_app()``; returns its base URL once it answers /healthz."""
+        """gunicorn serving ``web:create_app()`` (settings: stack/gunicorn_conf.py); returns its base
+        URL once it answers /healthz."""
         port = port or free_port()
-        args = [str(BIN / "gunicorn"), "web:create_app()", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+        args = [str(BIN / "gunicorn"), "web:create_app()", "--config", "python:stack.gunicorn_conf"]
+        args += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
         args += ["--worker-class", "gthread", "--threads", str(threads), "--graceful-timeout", "5"]
-        args += ["--access-logfile", "-", "--error-logfile", "-"]
         self._spawn("web", args, env)
         self.web_url = f"http://127.0.0.1:{port}"
         self.wait_for_web()

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
+from collections.abc import Iterator
 
+import redis
 import requests
 
 from jobs.records import TERMINAL
+from stack.processes import Stack
+from stack.redis_server import RedisServer
+from tests.conftest import OUTPUT, TOKEN
 
 
 def submit(base_url: str, images: list[bytes], as_json: bool = False) -> list[str]:
@@ -34,3 +40,21 @@ def wait_for(base_url: str, job_id: str, timeout: float = 120) -> dict:
         if job["status"] in TERMINAL:
             return job
     raise AssertionError(f"job {job_id} did not end within {timeout} s: {job}")
+
+
+@contextlib.contextmanager
+def web_only(name: str, env: dict | None = None, workers: int = 1) -> Iterator[tuple[Stack, redis.Redis]]:
+    """gunicorn and a private Redis, no worker: whatever is enqueued stays visible in the queue.
+
+    Logs land in test-output/<name>/.
+    """
+    for old in (OUTPUT / name).glob("*.log"):  # the logs of this run only
+        old.unlink()
+    server = RedisServer().start()
+    stack = Stack(server.url, OUTPUT / name, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
+    try:
+        stack.start_web(workers=workers)
+        yield stack, redis.Redis.from_url(server.url)
+    finally:
+        stack.stop_all()
+        server.close()

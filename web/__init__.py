@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web import api, config, errors, health, models_api, pages, services
+from web import api, config, errors, health, models_api, pages, request_log, services
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -20,6 +20,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False
+    request_log.init_app(app)
     errors.init_app(app)
     services.init_app(app)
     app.register_blueprint(pages.bp)

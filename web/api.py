@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -16,6 +17,7 @@ from web.services import services
 from web.submit import job_links, submit_predictions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 
 @bp.post("/predictions")
@@ -91,7 +93,9 @@ def cancel_job(job_id: str):
     svc = services()
     if svc.records.get(job_id) is None:
         raise ApiError(404, "not_found", f"no job {job_id[:64]!r}")
-    return jsonify(svc.records.request_cancel(job_id)), 202
+    record = svc.records.request_cancel(job_id)
+    log.info("cancellation requested; the job is %s", record["status"], extra={"job_id": job_id})
+    return jsonify(record), 202
 
 
 @bp.post("/training-jobs")
@@ -108,6 +112,7 @@ def create_training_job():
     params["activate"] = activate
     (job_id,) = svc.records.create("train", fields={"params": params})
     queue.enqueue_training(svc.celery, job_id, params)
+    log.info("accepted training job (%s, %s epochs)", params["arch"], params["epochs"], extra={"job_id": job_id})
     return jsonify(
         {"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id), **svc.records.get(job_id)}
     ), 202

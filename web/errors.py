@@ -6,7 +6,7 @@ import logging
 
 import kombu.exceptions
 import redis
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     response.headers.update(headers or {})
+    g.error_code = code  # for the request's log line
     return response
 
 
