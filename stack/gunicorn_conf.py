@@ -2,13 +2,50 @@
 
     gunicorn -c python:stack.gunicorn_conf "web:create_app()" --workers 2 -k gthread --threads 16
 
+Metrics: the web's request metrics are summed across gunicorn's worker processes by
+prometheus_client's multiprocess mode, which every process must agree on before it first imports
+prometheus_client. This module is read by the gunicorn master before it forks, so it sets
+``PROMETHEUS_MULTIPROC_DIR`` here (a fresh temporary directory unless the environment names one)
+and the workers inherit it. It lives outside the ``web`` package on purpose: importing
+``web.anything`` would import prometheus_client in the master before the variable is set.
+
 Logs: gunicorn's own lines (start, worker exits, timeouts) in ``LOG_FORMAT`` like the app's; its
 access log is off because the app writes one line per request with the request id.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import tempfile
+
+_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_made_dir: str | None = None
+if not os.environ.get(_VARIABLE):
+    _made_dir = tempfile.mkdtemp(prefix="digits-web-metrics-")
+    os.environ[_VARIABLE] = _made_dir
+METRICS_DIR = os.environ[_VARIABLE]
+
+
+def on_starting(server) -> None:
+    """Start from zero: files of an earlier run in a named directory would add its counts to ours."""
+    os.makedirs(METRICS_DIR, exist_ok=True)
+    for path in glob.glob(os.path.join(METRICS_DIR, "*.db")):
+        os.remove(path)
+
+
+def child_exit(server, worker) -> None:
+    """Counters of a dead worker keep counting in the totals; only its live gauges must go."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, METRICS_DIR)
+
+
+def on_exit(server) -> None:
+    if _made_dir:
+        shutil.rmtree(_made_dir, ignore_errors=True)
+
 
 _formatter = (
     "jobs.logs.TextFormatter" if os.environ.get("LOG_FORMAT", "json").lower() == "text" else "jobs.logs.JsonFormatter"

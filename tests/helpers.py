@@ -6,6 +6,7 @@ import base64
 import contextlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import redis
 import requests
@@ -58,3 +59,26 @@ def web_only(name: str, env: dict | None = None, workers: int = 1) -> Iterator[t
     finally:
         stack.stop_all()
         server.close()
+
+
+def gunicorn_workers(stack: Stack) -> list[int]:
+    """Process ids of the gunicorn worker processes (children of the master)."""
+    master = stack.processes["web"].pid
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            if int(fields[1]) == master:
+                children.append(int(entry.name))
+    return children
+
+
+def resident_mb(pid: int) -> float:
+    """A process's resident memory in MB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
