@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web import api, config, errors, health, metrics, models_api, pages, request_log, services
+from web import api, config, errors, health, metrics, models_api, pages, ratelimit, request_log, services
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -23,7 +23,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     request_log.init_app(app)
     errors.init_app(app)
     services.init_app(app)
-    metrics.init_app(app)
+    metrics.init_app(app)  # its timer starts before the rate limit's check runs
+    ratelimit.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)

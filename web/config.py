@@ -16,6 +16,9 @@ SETTINGS = {
     "MAX_PENDING_PER_CLIENT": (5000, int),  # queued or running prediction jobs per client address
     "PREDICT_MESSAGE_IMAGES": (64, int),  # images per queue message of a batch submission
     "DIGITS_API_TOKEN": ("", str),
+    # Submissions (POST predictions, training jobs, the upload form) per client address, shared by
+    # all three; flask-limiter syntax, ";" between limits. Empty disables it (benchmarks).
+    "RATE_LIMIT": ("50 per second;2000 per minute", str),
     "LOG_FORMAT": ("json", str),  # json (one object per line) or text
     "LOG_LEVEL": ("INFO", str),
 }
