@@ -10,6 +10,7 @@ from pathlib import Path
 
 import redis
 import requests
+from jsonschema import Draft202012Validator
 
 from jobs.records import TERMINAL
 from stack.processes import Stack
@@ -82,3 +83,10 @@ def resident_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def openapi_validator(document: dict, schema_name: str) -> Draft202012Validator:
+    """A validator for one of the OpenAPI document's component schemas (refs resolve in the document)."""
+    return Draft202012Validator(
+        {**document, "$ref": f"#/components/schemas/{schema_name}"}, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )

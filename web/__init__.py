@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web import api, config, errors, health, metrics, models_api, pages, ratelimit, request_log, services
+from web import api, config, errors, health, metrics, models_api, openapi, pages, ratelimit, request_log, services
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -29,4 +29,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(models_api.bp)
+    app.register_blueprint(openapi.bp)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -18,6 +19,7 @@ from web.submit import job_links, submit_predictions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger(__name__)
+_DECIMAL = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
 @bp.post("/predictions")
@@ -130,10 +132,8 @@ def _wait_seconds() -> float:
     if raw is None:
         return 0.0
     limit = current_app.config["MAX_WAIT_SECONDS"]
-    try:
-        wait = float(raw)
-    except ValueError:
-        wait = -1.0
-    if not 0 <= wait <= limit:  # also rejects nan
+    # A plain decimal number: float() alone would also take "1_0", " 5" and other scripts' digits.
+    wait = float(raw) if _DECIMAL.fullmatch(raw) else -1.0
+    if not 0 <= wait <= limit:
         raise ApiError(400, "invalid_wait", f"wait must be a number of seconds from 0 to {limit}")
     return wait
