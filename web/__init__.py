@@ -19,6 +19,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(config.from_environment())
     if test_config:
         app.config.from_mapping(test_config)
+    config.derive(app.config)
     app.json.sort_keys = False
     request_log.init_app(app)
     errors.init_app(app)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 
 from flask import Blueprint, current_app, jsonify, request, url_for
+from werkzeug.datastructures import FileStorage
 
 from jobs import queue
 from jobs.records import TERMINAL
@@ -33,12 +35,13 @@ def create_predictions():
         limit = current_app.config["MAX_IMAGES_PER_REQUEST"]
         if len(images) > limit:
             raise ApiError(413, "too_many_images", f"{len(images)} images, over the limit of {limit} per request")
-        named = [(f"images[{i}]", decode_base64_image(value, i)) for i, value in enumerate(images)]
+        max_bytes = current_app.config["MAX_IMAGE_BYTES"]
+        named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(images)]
     elif request.mimetype == "multipart/form-data":
         files = request.files.getlist("image")
         if not files:
             raise ApiError(400, "missing_image", "no file in multipart field 'image'")
-        named = [(f"image {f.filename or i}"[:200], f.read()) for i, f in enumerate(files)]
+        named = [_read_upload(f"image {f.filename or i}"[:200], f) for i, f in enumerate(files)]
     else:
         raise ApiError(
             415,
@@ -109,6 +112,8 @@ def create_training_job():
         config, activate = parse_training_request(_json_body())
     except ConfigError as exc:
         raise ApiError(400, "invalid_parameters", str(exc)) from None
+    except OverflowError:  # an integer too big for a float (model/catalog.py compares as float)
+        raise ApiError(400, "invalid_parameters", "a number is out of range") from None
     svc = services()
     params = {k: v for k, v in config.to_dict().items() if k not in ("validation_size", "seed")}
     params["activate"] = activate
@@ -118,6 +123,17 @@ def create_training_job():
     return jsonify(
         {"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id), **svc.records.get(job_id)}
     ), 202
+
+
+def _read_upload(name: str, upload: FileStorage) -> tuple[str, bytes]:
+    """(name, bytes) of one uploaded file; one over MAX_IMAGE_BYTES is refused unread (it may be on disk)."""
+    limit = current_app.config["MAX_IMAGE_BYTES"]
+    upload.stream.seek(0, os.SEEK_END)
+    size = upload.stream.tell()
+    upload.stream.seek(0)
+    if size > limit:
+        raise ApiError(413, "too_large", f"{name} is {size} bytes, over the limit of {limit}")
+    return name, upload.read()
 
 
 def _json_body() -> dict:

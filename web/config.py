@@ -22,6 +22,9 @@ SETTINGS = {
     "LOG_FORMAT": ("json", str),  # json (one object per line) or text
     "LOG_LEVEL": ("INFO", str),
 }
+# Multipart parts beyond the images (e.g. a model upload's card), so a request with
+# MAX_IMAGES_PER_REQUEST images passes werkzeug's part limit and one with thousands fails fast.
+EXTRA_FORM_PARTS = 16
 
 
 def from_environment() -> dict:
@@ -32,3 +35,8 @@ def from_environment() -> dict:
     config["REDIS_URL"] = redis_url()
     config["JOB_TTL_SECONDS"] = job_ttl_seconds()
     return config
+
+
+def derive(config: dict) -> None:
+    """Settings that follow from others (called after any overrides)."""
+    config["MAX_FORM_PARTS"] = config["MAX_IMAGES_PER_REQUEST"] + EXTRA_FORM_PARTS
