@@ -47,6 +47,10 @@ def on_exit(server) -> None:
         shutil.rmtree(_made_dir, ignore_errors=True)
 
 
+# gunicorn 27's control socket ($HOME/.gunicorn/gunicorn.ctl) would be one path shared by every
+# gunicorn on the host (tests start several at once) and is not used here: no management socket.
+control_socket_disable = True
+
 _formatter = (
     "jobs.logs.TextFormatter" if os.environ.get("LOG_FORMAT", "json").lower() == "text" else "jobs.logs.JsonFormatter"
 )
