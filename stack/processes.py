@@ -33,6 +33,7 @@ class Stack:
         self.env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.processes: dict[str, subprocess.Popen] = {}
         self.web_url: str | None = None
+        self.metrics_dir: Path | None = None
 
     def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
         with open(self.log_dir / f"{name}.log", "ab") as log:
@@ -61,12 +62,17 @@ class Stack:
         return self._spawn(name, args, env)
 
     def start_web(self, port: int | None = None, workers: int = 2, threads: int = 16, env: dict | None = None) -> str:
-        """gunicorn serving ``web:create_app()``; returns its base URL once it answers /healthz."""
+        """gunicorn serving ``web:create_app()``; returns its base URL once it answers /healthz.
+
+        Its metrics files go to ``log_dir/web-metrics-<port>`` (emptied at start), so /metrics
+        sums the requests of every gunicorn worker; see stack/gunicorn_conf.py.
+        """
         port = port or free_port()
-        args = [str(BIN / "gunicorn"), "web:create_app()", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+        self.metrics_dir = self.log_dir / f"web-metrics-{port}"
+        args = [str(BIN / "gunicorn"), "web:create_app()", "--config", "python:stack.gunicorn_conf"]
+        args += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
         args += ["--worker-class", "gthread", "--threads", str(threads), "--graceful-timeout", "5"]
-        args += ["--access-logfile", "-", "--error-logfile", "-"]
-        self._spawn("web", args, env)
+        self._spawn("web", args, {"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir), **(env or {})})
         self.web_url = f"http://127.0.0.1:{port}"
         self.wait_for_web()
         return self.web_url

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import redis
 import requests
+from jsonschema import Draft202012Validator
 
 from jobs.records import TERMINAL
+from stack.processes import Stack
+from stack.redis_server import RedisServer
+from tests.conftest import OUTPUT, TOKEN
 
 
 def submit(base_url: str, images: list[bytes], as_json: bool = False) -> list[str]:
@@ -43,3 +51,51 @@ def form_session(base_url: str) -> tuple[requests.Session, str]:
     page = session.get(f"{base_url}/", timeout=10)
     assert page.status_code == 200, page.text
     return session, re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+@contextlib.contextmanager
+def web_only(name: str, env: dict | None = None, workers: int = 1) -> Iterator[tuple[Stack, redis.Redis]]:
+    """gunicorn and a private Redis, no worker: whatever is enqueued stays visible in the queue.
+
+    Logs land in test-output/<name>/.
+    """
+    for old in (OUTPUT / name).glob("*.log"):  # the logs of this run only
+        old.unlink()
+    server = RedisServer().start()
+    stack = Stack(server.url, OUTPUT / name, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
+    try:
+        stack.start_web(workers=workers)
+        yield stack, redis.Redis.from_url(server.url)
+    finally:
+        stack.stop_all()
+        server.close()
+
+
+def gunicorn_workers(stack: Stack) -> list[int]:
+    """Process ids of the gunicorn worker processes (children of the master)."""
+    master = stack.processes["web"].pid
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            if int(fields[1]) == master:
+                children.append(int(entry.name))
+    return children
+
+
+def resident_mb(pid: int) -> float:
+    """A process's resident memory in MB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def openapi_validator(document: dict, schema_name: str) -> Draft202012Validator:
+    """A validator for one of the OpenAPI document's component schemas (refs resolve in the document)."""
+    return Draft202012Validator(
+        {**document, "$ref": f"#/components/schemas/{schema_name}"}, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )

@@ -10,7 +10,20 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web import api, config, errors, health, models_api, pages, security, services
+from web import (
+    api,
+    config,
+    errors,
+    health,
+    metrics,
+    models_api,
+    openapi,
+    pages,
+    ratelimit,
+    request_log,
+    security,
+    services,
+)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -19,13 +32,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(config.from_environment())
     if test_config:
         app.config.from_mapping(test_config)
+    config.derive(app.config)
     app.json.sort_keys = False
+    request_log.init_app(app)
     errors.init_app(app)
     services.init_app(app)
     # The JSON API is token-authenticated, not cookie-authenticated: no CSRF tokens there.
     security.init_app(app, exempt_blueprints=(api.bp, models_api.bp, health.bp))
+    metrics.init_app(app)  # its timer starts before the rate limit's check runs
+    ratelimit.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(models_api.bp)
+    app.register_blueprint(openapi.bp)
     return app

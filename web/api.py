@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 from collections import Counter
 
 from flask import Blueprint, current_app, jsonify, request, url_for
+from werkzeug.datastructures import FileStorage
 
 from jobs import queue
 from jobs.records import TERMINAL
@@ -16,6 +20,8 @@ from web.services import services
 from web.submit import job_links, submit_predictions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
+_DECIMAL = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 50, 200
 
@@ -31,12 +37,13 @@ def create_predictions():
         limit = current_app.config["MAX_IMAGES_PER_REQUEST"]
         if len(images) > limit:
             raise ApiError(413, "too_many_images", f"{len(images)} images, over the limit of {limit} per request")
-        named = [(f"images[{i}]", decode_base64_image(value, i)) for i, value in enumerate(images)]
+        max_bytes = current_app.config["MAX_IMAGE_BYTES"]
+        named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(images)]
     elif request.mimetype == "multipart/form-data":
         files = request.files.getlist("image")
         if not files:
             raise ApiError(400, "missing_image", "no file in multipart field 'image'")
-        named = [(f"image {f.filename or i}"[:200], f.read()) for i, f in enumerate(files)]
+        named = [_read_upload(f"image {f.filename or i}"[:200], f) for i, f in enumerate(files)]
     else:
         raise ApiError(
             415,
@@ -102,7 +109,9 @@ def cancel_job(job_id: str):
     svc = services()
     if svc.records.get(job_id) is None:
         raise ApiError(404, "not_found", f"no job {job_id[:64]!r}")
-    return jsonify(svc.records.request_cancel(job_id)), 202
+    record = svc.records.request_cancel(job_id)
+    log.info("cancellation requested; the job is %s", record["status"], extra={"job_id": job_id})
+    return jsonify(record), 202
 
 
 @bp.post("/training-jobs")
@@ -114,14 +123,28 @@ def create_training_job():
         config, activate = parse_training_request(_json_body())
     except ConfigError as exc:
         raise ApiError(400, "invalid_parameters", str(exc)) from None
+    except OverflowError:  # an integer too big for a float (model/catalog.py compares as float)
+        raise ApiError(400, "invalid_parameters", "a number is out of range") from None
     svc = services()
     params = {k: v for k, v in config.to_dict().items() if k not in ("validation_size", "seed")}
     params["activate"] = activate
     (job_id,) = svc.records.create("train", fields={"params": params})
     queue.enqueue_training(svc.celery, job_id, params)
+    log.info("accepted training job (%s, %s epochs)", params["arch"], params["epochs"], extra={"job_id": job_id})
     return jsonify(
         {"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id), **svc.records.get(job_id)}
     ), 202
+
+
+def _read_upload(name: str, upload: FileStorage) -> tuple[str, bytes]:
+    """(name, bytes) of one uploaded file; one over MAX_IMAGE_BYTES is refused unread (it may be on disk)."""
+    limit = current_app.config["MAX_IMAGE_BYTES"]
+    upload.stream.seek(0, os.SEEK_END)
+    size = upload.stream.tell()
+    upload.stream.seek(0)
+    if size > limit:
+        raise ApiError(413, "too_large", f"{name} is {size} bytes, over the limit of {limit}")
+    return name, upload.read()
 
 
 def _json_body() -> dict:
@@ -136,10 +159,8 @@ def _wait_seconds() -> float:
     if raw is None:
         return 0.0
     limit = current_app.config["MAX_WAIT_SECONDS"]
-    try:
-        wait = float(raw)
-    except ValueError:
-        wait = -1.0
-    if not 0 <= wait <= limit:  # also rejects nan
+    # A plain decimal number: float() alone would also take "1_0", " 5" and other scripts' digits.
+    wait = float(raw) if _DECIMAL.fullmatch(raw) else -1.0
+    if not 0 <= wait <= limit:
         raise ApiError(400, "invalid_wait", f"wait must be a number of seconds from 0 to {limit}")
     return wait

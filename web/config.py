@@ -17,7 +17,15 @@ SETTINGS = {
     "PREDICT_MESSAGE_IMAGES": (64, int),  # images per queue message of a batch submission
     "DIGITS_API_TOKEN": ("", str),
     "SECRET_KEY": ("", str),  # signs session cookies (CSRF); unset: one shared through Redis, see web/security.py
+    # Submissions (POST predictions, training jobs, the upload form) per client address, shared by
+    # all three; flask-limiter syntax, ";" between limits. Empty disables it (benchmarks).
+    "RATE_LIMIT": ("50 per second;2000 per minute", str),
+    "LOG_FORMAT": ("json", str),  # json (one object per line) or text
+    "LOG_LEVEL": ("INFO", str),
 }
+# Multipart parts beyond the images (e.g. a model upload's card), so a request with
+# MAX_IMAGES_PER_REQUEST images passes werkzeug's part limit and one with thousands fails fast.
+EXTRA_FORM_PARTS = 16
 
 
 def from_environment() -> dict:
@@ -28,3 +36,8 @@ def from_environment() -> dict:
     config["REDIS_URL"] = redis_url()
     config["JOB_TTL_SECONDS"] = job_ttl_seconds()
     return config
+
+
+def derive(config: dict) -> None:
+    """Settings that follow from others (called after any overrides)."""
+    config["MAX_FORM_PARTS"] = config["MAX_IMAGES_PER_REQUEST"] + EXTRA_FORM_PARTS

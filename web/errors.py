@@ -6,12 +6,14 @@ import logging
 
 import kombu.exceptions
 import redis
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
+# Messages may quote what the client sent; a hostile request must not get a megabyte echoed back.
+MAX_MESSAGE_CHARS = 500
 
 
 class ApiError(Exception):
@@ -24,10 +26,25 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None):
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 3] + "..."
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     response.headers.update(headers or {})
+    g.error_code = code  # for the request's log line
     return response
+
+
+def _too_large_message() -> str:
+    """werkzeug raises the same 413 for every body limit; say which one applies."""
+    config = current_app.config
+    body_limit = config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > body_limit:
+        return f"request body is {request.content_length} bytes, over the limit of {body_limit}"
+    return (
+        f"request body is over a limit: at most {body_limit} bytes in all, {config['MAX_FORM_PARTS']} "
+        f"multipart parts, and {config['MAX_FORM_MEMORY_SIZE']} bytes in a form field that is not a file"
+    )
 
 
 def init_app(app: Flask) -> None:
@@ -38,8 +55,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        messages = {413: f"request body is over the limit of {app.config['MAX_CONTENT_LENGTH']} bytes"}
-        response = error_response(exc.code or 500, code, messages.get(exc.code, exc.description or exc.name))
+        message = _too_large_message() if exc.code == 413 else exc.description or exc.name
+        response = error_response(exc.code or 500, code, message)
         if exc.code == 405:
             response.headers["Allow"] = ", ".join(exc.valid_methods or [])
         return response

@@ -18,6 +18,7 @@ from web.errors import ApiError
 
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"})
 _DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,19 @@ def check_image(data: bytes, limits: Limits, name: str) -> str:
     return image_format
 
 
-def decode_base64_image(value: object, index: int) -> bytes:
-    """Bytes of one JSON-submitted image: plain base64 or a ``data:image/...;base64,`` URL."""
+def decode_base64_image(value: object, index: int, max_bytes: int | None = None) -> bytes:
+    """Bytes of one JSON-submitted image: plain base64 or a ``data:image/...;base64,`` URL.
+
+    With ``max_bytes``, an image that would decode to more is refused before it is decoded.
+    """
     if not isinstance(value, str):
         raise ApiError(400, "invalid_image", f"images[{index}] must be a base64 string, not {type(value).__name__}")
+    # Line breaks are allowed: `base64` and MIME wrap their output every 76 characters.
+    text = _WHITESPACE.sub("", _DATA_URL.sub("", value, count=1))
+    decoded_size = len(text) * 3 // 4 - text[-2:].count("=")
+    if max_bytes is not None and decoded_size > max_bytes:
+        raise ApiError(413, "too_large", f"images[{index}] is {decoded_size} bytes, over the limit of {max_bytes}")
     try:
-        return base64.b64decode(_DATA_URL.sub("", value, count=1), validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(400, "invalid_base64", f"images[{index}] is not valid base64") from None

@@ -16,10 +16,10 @@ bp = Blueprint("models_api", __name__, url_prefix="/api/v1/models")
 
 
 def _version(text: str) -> int:
-    version = parse_version(text)
-    if version is None:
+    number = parse_version(text)
+    if number is None:
         raise ApiError(404, "not_found", f"no model version {text[:64]!r}: versions are positive integers")
-    return version
+    return number
 
 
 @bp.get("")
@@ -28,40 +28,40 @@ def list_models():
     return jsonify({"active_version": store.active_version(), "models": store.cards()})
 
 
-@bp.get("/<text>")
-def get_model(text: str):
+@bp.get("/<version>")
+def get_model(version: str):
     store = services().store
-    card = store.card(_version(text))
+    card = store.card(_version(version))
     if card is None:
-        raise ApiError(404, "not_found", f"no model version {text}")
+        raise ApiError(404, "not_found", f"no model version {version}")
     return jsonify({**card, "active": store.active_version() == card["version"]})
 
 
-@bp.get("/<text>/file")
-def download_model(text: str):
-    version = _version(text)
+@bp.get("/<version>/file")
+def download_model(version: str):
+    number = _version(version)
     store = services().store
-    data, card = store.file(version), store.card(version)
+    data, card = store.file(number), store.card(number)
     if data is None or card is None:
-        raise ApiError(404, "not_found", f"no model version {version}")
+        raise ApiError(404, "not_found", f"no model version {number}")
     suffix = SUFFIXES.get(card.get("format", "keras"), "")
     return Response(
         data,
         mimetype="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="digits-model-{version}{suffix}"'},
+        headers={"Content-Disposition": f'attachment; filename="digits-model-{number}{suffix}"'},
     )
 
 
-@bp.post("/<text>/activate")
+@bp.post("/<version>/activate")
 @token_required
-def activate_model(text: str):
-    version = _version(text)
+def activate_model(version: str):
+    number = _version(version)
     store = services().store
     try:
-        store.activate(version)
+        store.activate(number)
     except KeyError:
-        raise ApiError(404, "not_found", f"no model version {version}") from None
-    return jsonify({"active_version": version})
+        raise ApiError(404, "not_found", f"no model version {number}") from None
+    return jsonify({"active_version": number})
 
 
 @bp.post("")
@@ -90,14 +90,14 @@ def upload_model():
     return jsonify(services().store.card(version)), 201
 
 
-@bp.delete("/<text>")
+@bp.delete("/<version>")
 @token_required
-def delete_model(text: str):
-    version = _version(text)
+def delete_model(version: str):
+    number = _version(version)
     try:
-        services().store.delete(version)
+        services().store.delete(number)
     except KeyError:
-        raise ApiError(404, "not_found", f"no model version {version}") from None
+        raise ApiError(404, "not_found", f"no model version {number}") from None
     except ValueError as exc:
         raise ApiError(409, "active_version", str(exc)) from None
     return "", 204

@@ -59,10 +59,15 @@ def submit_predictions(images: list[tuple[str, bytes]]) -> tuple[str, list[str]]
         queue.enqueue_predictions(svc.celery, items, current_app.config["PREDICT_MESSAGE_IMAGES"])
     except Exception:
         # Recorded but not queued: end the records so nobody waits forever, then report 503.
-        log.exception("enqueueing %d jobs failed", len(job_ids))
+        log.exception("enqueueing %d jobs failed", len(job_ids), extra={"batch_id": batch_id, "job_ids": job_ids})
         failure = rec.error("not_queued", "the job could not be queued")
         svc.records.finish(rec.Outcome(job_id, rec.FAILED, error=failure) for job_id in job_ids)
         raise
+    log.info(
+        "accepted %d prediction job(s)",
+        len(job_ids),
+        extra={"batch_id": batch_id, "job_ids": job_ids, "client": client},
+    )
     return batch_id, job_ids
 
 

@@ -1,0 +1,67 @@
+"""gunicorn settings for the web; use them wherever the web runs under gunicorn:
+
+    gunicorn -c python:stack.gunicorn_conf "web:create_app()" --workers 2 -k gthread --threads 16
+
+Metrics: the web's request metrics are summed across gunicorn's worker processes by
+prometheus_client's multiprocess mode, which every process must agree on before it first imports
+prometheus_client. This module is read by the gunicorn master before it forks, so it sets
+``PROMETHEUS_MULTIPROC_DIR`` here (a fresh temporary directory unless the environment names one)
+and the workers inherit it. It lives outside the ``web`` package on purpose: importing
+``web.anything`` would import prometheus_client in the master before the variable is set.
+
+Logs: gunicorn's own lines (start, worker exits, timeouts) in ``LOG_FORMAT`` like the app's; its
+access log is off because the app writes one line per request with the request id.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+
+_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_made_dir: str | None = None
+if not os.environ.get(_VARIABLE):
+    _made_dir = tempfile.mkdtemp(prefix="digits-web-metrics-")
+    os.environ[_VARIABLE] = _made_dir
+METRICS_DIR = os.environ[_VARIABLE]
+
+
+def on_starting(server) -> None:
+    """Start from zero: files of an earlier run in a named directory would add its counts to ours."""
+    os.makedirs(METRICS_DIR, exist_ok=True)
+    for path in glob.glob(os.path.join(METRICS_DIR, "*.db")):
+        os.remove(path)
+
+
+def child_exit(server, worker) -> None:
+    """Counters of a dead worker keep counting in the totals; only its live gauges must go."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, METRICS_DIR)
+
+
+def on_exit(server) -> None:
+    if _made_dir:
+        shutil.rmtree(_made_dir, ignore_errors=True)
+
+
+# gunicorn 27's control socket ($HOME/.gunicorn/gunicorn.ctl) would be one path shared by every
+# gunicorn on the host (tests start several at once) and is not used here: no management socket.
+control_socket_disable = True
+
+_formatter = (
+    "jobs.logs.TextFormatter" if os.environ.get("LOG_FORMAT", "json").lower() == "text" else "jobs.logs.JsonFormatter"
+)
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": []},  # the app installs its own (jobs.logs.configure_logging)
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+    },
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "digits"}},
+    "formatters": {"digits": {"()": _formatter}},
+}

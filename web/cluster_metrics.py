@@ -1,0 +1,145 @@
+"""Cluster-wide figures for ``GET /metrics``, read from Redis at scrape time.
+
+Workers count every ended job in Redis hashes (see jobs/keys.py METRICS_*, written by the finish
+script in jobs/records.py): per-bucket, non-cumulative counts keyed by each bucket's upper bound.
+Any web process can therefore report the whole cluster; here the counts are made cumulative, as
+Prometheus histograms are. Queue depths, live workers and model versions come from the queues
+and the workers' heartbeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+
+import redis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+from jobs import keys
+from jobs.records import BATCH_BUCKETS, LATENCY_BUCKETS
+from model import store as model_store
+from web.health import WORKER_SILENCE_S
+
+log = logging.getLogger(__name__)
+
+QUEUES = (keys.PREDICT_QUEUE, keys.TRAIN_QUEUE)
+
+
+class ClusterCollector:
+    """A prometheus_client collector; every scrape costs two Redis round trips."""
+
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("digits_redis_up", "1 if Redis answered this scrape (the figures below need it)")
+        try:
+            figures = self._read()
+        except redis.exceptions.RedisError as exc:
+            log.warning("metrics: Redis unavailable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from figures
+
+    def _read(self) -> list[Metric]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.METRICS_OUTCOMES)
+        pipe.hgetall(keys.METRICS_LATENCY)
+        pipe.hgetall(keys.METRICS_BATCH_SIZE)
+        for queue in QUEUES:
+            pipe.llen(queue)
+        pipe.get(model_store.ACTIVE)
+        pipe.zrangebyscore(keys.WORKERS, time.time() - WORKER_SILENCE_S, "+inf")
+        outcomes, latency, batch_size, *depths, active, workers = pipe.execute()
+        names = [name.decode() for name in workers]
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hmget(keys.worker(name), "model_version", "backend", "rss_bytes")
+        heartbeats = pipe.execute() if names else []
+
+        jobs = CounterMetricFamily(
+            "digits_jobs", "Jobs ended, by type and outcome (all workers)", labels=["type", "outcome"]
+        )
+        for field, count in sorted(_decoded(outcomes).items()):
+            job_type, _, outcome = field.partition(":")
+            jobs.add_metric([job_type, outcome], float(count))
+
+        latency_fields = _decoded(latency)
+        latency_sum = float(latency_fields.pop("sum", 0) or 0)
+        latency_histogram = histogram(
+            "digits_job_latency_seconds",
+            "Prediction jobs: seconds from submission to result (all workers)",
+            cumulative(latency_fields, LATENCY_BUCKETS),
+            latency_sum,
+        )
+        # The workers record no sum of batch sizes, so this histogram has buckets and a count only.
+        batch_histogram = histogram(
+            "digits_batch_size", "Images per model call (all workers)", cumulative(_decoded(batch_size), BATCH_BUCKETS)
+        )
+
+        depth = GaugeMetricFamily("digits_queue_depth", "Messages waiting in each queue", labels=["queue"])
+        for queue, length in zip(QUEUES, depths, strict=True):
+            depth.add_metric([queue], length)
+
+        live = GaugeMetricFamily("digits_workers_live", "Worker processes that sent a heartbeat recently")
+        live.add_metric([], len(names))
+        serving = GaugeMetricFamily(
+            "digits_worker_model_version", "Model version each live worker process serves", labels=["worker", "backend"]
+        )
+        memory = GaugeMetricFamily(
+            "digits_worker_resident_memory_bytes", "Resident memory of each live worker process", labels=["worker"]
+        )
+        for name, (version, backend, rss) in zip(names, heartbeats, strict=True):
+            if version:  # a worker still loading its first model serves nothing yet
+                serving.add_metric([name, (backend or b"").decode()], float(version))
+            if rss:
+                memory.add_metric([name], float(rss))
+        active_version = GaugeMetricFamily("digits_active_model_version", "The model version workers are told to serve")
+        if active:
+            active_version.add_metric([], float(active))
+        return [jobs, latency_histogram, batch_histogram, depth, live, serving, memory, active_version]
+
+
+def histogram(name: str, documentation: str, buckets: list[tuple[str, float]], total: float | None = None) -> Metric:
+    """A histogram family: its buckets, the count (the +Inf bucket) and the sum when it is known.
+
+    (prometheus_client's HistogramMetricFamily leaves out the count along with an unknown sum.)
+    """
+    family = Metric(name, documentation, "histogram")
+    for bound, count in buckets:
+        family.add_sample(f"{name}_bucket", {"le": bound}, count)
+    family.add_sample(f"{name}_count", {}, buckets[-1][1])
+    if total is not None:
+        family.add_sample(f"{name}_sum", {}, total)
+    return family
+
+
+def cumulative(counts: dict[str, str], known_bounds: tuple) -> list[tuple[str, float]]:
+    """Per-bucket counts keyed by upper bound -> Prometheus buckets: cumulative, sorted, ending in +Inf.
+
+    Bounds found in Redis but no longer in ``known_bounds`` (the bucket list changed) are kept.
+    """
+    per_bound: dict[float, float] = {float(bound): 0.0 for bound in known_bounds}
+    for bound, count in counts.items():
+        try:
+            key = float(bound)
+        except ValueError:
+            log.warning("metrics: ignoring bucket %r", bound)
+            continue
+        per_bound[key] = per_bound.get(key, 0.0) + float(count)
+    per_bound.setdefault(math.inf, 0.0)
+    buckets, running = [], 0.0
+    for bound in sorted(per_bound):
+        running += per_bound[bound]
+        buckets.append((floatToGoString(bound), running))
+    return buckets
+
+
+def _decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {key.decode(): value.decode() for key, value in raw.items()}

@@ -1,0 +1,506 @@
+"""``GET /api/v1/openapi.json``: the OpenAPI 3.1 description of the JSON API.
+
+Written by hand next to the code it describes, and kept true by tests: every /api/v1 route is
+documented, every documented path exists, and schemathesis checks the live service against it.
+Limits (images per request, longest wait) come from the running configuration.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from model.catalog import ACTIVATION_POLICIES, ARCHITECTURES, RANGES
+
+bp = Blueprint("openapi", __name__)
+
+JOB_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "32 lowercase hex digits"}
+VERSION = {"type": "string", "pattern": "^[1-9][0-9]{0,9}$", "description": "a model version: a positive integer"}
+TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+TOKEN = [{"bearer": []}]
+WHITE_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGP4DwABAQEAsTj2FAAAAABJRU5ErkJggg=="
+
+ERROR_CODES = {
+    400: "malformed request: missing, empty or undecodable image, bad JSON, bad parameter",
+    401: "no token (Authorization: Bearer <token>)",
+    403: "wrong token, or the server has no DIGITS_API_TOKEN",
+    404: "no such job, batch or model version (never issued, or expired)",
+    409: "conflict: the active model version cannot be deleted",
+    413: "too large: bytes per image, pixels, images per request, request body or multipart parts",
+    415: "not an image, an unsupported image format, or the wrong content type",
+    429: "over the submission rate limit (rate_limited) or too many pending jobs (too_many_pending)",
+    503: "Redis is unreachable; retry after the given seconds",
+}
+RETRY_AFTER = {"description": "seconds to wait before retrying", "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str, headers: dict | None = None, links: dict | None = None) -> dict:
+    response = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    if links:
+        response["links"] = links
+    return response
+
+
+def _link(operation_id: str, **parameters: str) -> dict:
+    """An OpenAPI link: where a response's ids lead next (clients and schemathesis follow them)."""
+    return {"operationId": operation_id, "parameters": parameters}
+
+
+def _errors(*statuses: int) -> dict:
+    """The error responses of an operation: the same JSON body, with Retry-After where it applies."""
+    responses = {}
+    for status in statuses:
+        headers = None
+        if status in (429, 503):
+            headers = {"Retry-After": {**RETRY_AFTER, "required": True}}
+        elif status == 401:
+            headers = {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}
+        responses[str(status)] = _json(_ref("Error"), ERROR_CODES[status], headers)
+    return responses
+
+
+def _wait_parameter(limit: int) -> dict:
+    return {
+        "name": "wait",
+        "in": "query",
+        "required": False,
+        "description": f"hold the request until the job(s) end or this many seconds pass (0 to {limit})",
+        "schema": {"type": "number", "minimum": 0, "maximum": limit},
+    }
+
+
+def _path_parameter(name: str, schema: dict) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def schemas(max_images: int) -> dict:
+    error_detail = {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+    }
+    prediction = {
+        "type": "object",
+        "description": "a prediction; label is null (with a reason) when the image holds no digit",
+        "required": ["label", "probabilities", "model_version"],
+        "properties": {
+            "label": {"type": ["integer", "null"], "minimum": 0, "maximum": 9},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "probabilities": {
+                "type": ["array", "null"],
+                "items": {"type": "number", "minimum": 0, "maximum": 1},
+                "minItems": 10,
+                "maxItems": 10,
+            },
+            "model_version": {"type": ["integer", "null"]},
+            "input_png": {"type": "string", "contentEncoding": "base64", "description": "the 28x28 image seen"},
+            "timings": {"type": "object", "additionalProperties": {"type": "number"}},
+            "reason": {"type": "string"},
+        },
+    }
+    training_result = {
+        "type": "object",
+        "required": ["model_version", "test_accuracy", "activated", "card"],
+        "properties": {
+            "model_version": {"type": "integer"},
+            "test_accuracy": {"type": "number"},
+            "activated": {"type": "boolean"},
+            "card": _ref("ModelCard"),
+        },
+    }
+    job = {
+        "type": "object",
+        "required": ["id", "type", "status", "created_at", "started_at", "finished_at", "result", "error"],
+        "properties": {
+            "id": JOB_ID,
+            "type": {"enum": ["predict", "train"]},
+            "status": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+            "created_at": TIMESTAMP,
+            "started_at": TIMESTAMP,
+            "finished_at": TIMESTAMP,
+            "result": {"anyOf": [{"type": "null"}, _ref("Prediction"), _ref("TrainingResult")]},
+            "error": {"anyOf": [{"type": "null"}, error_detail]},
+            "worker": {"type": "string", "description": "the worker process that took it"},
+            "params": {"type": "object", "description": "training jobs: the parameters"},
+            "progress": {"type": "object", "description": "training jobs: epoch, batch, ETA, history"},
+            "cancel_requested": {"type": "boolean"},
+        },
+    }
+    job_link = {
+        "type": "object",
+        "required": ["job_id", "status_url"],
+        "properties": {"job_id": JOB_ID, "status_url": {"type": "string"}},
+    }
+    training_request = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "arch": {"enum": list(ARCHITECTURES)},
+            "augment": {"type": "boolean"},
+            "activate": {"enum": list(ACTIVATION_POLICIES), "default": "never"},
+            **{
+                name: {
+                    "type": ["integer" if kind is int else "number", "null"],
+                    "minimum": low,
+                    "maximum": high,
+                    "description": "null or absent: the default",
+                }
+                for name, (kind, low, high) in RANGES.items()
+            },
+        },
+    }
+    card = {
+        "type": "object",
+        "description": "architecture, hyper-parameters, test accuracy, confusion matrix, history...",
+        "required": ["version", "format", "file_bytes", "file_sha256", "stored_at"],
+        "properties": {
+            "version": {"type": "integer", "minimum": 1},
+            "format": {"type": "string"},
+            "file_bytes": {"type": "integer"},
+            "file_sha256": {"type": "string"},
+            "stored_at": {"type": "string"},
+        },
+    }
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": error_detail}},
+        "Prediction": prediction,
+        "TrainingResult": training_result,
+        "Job": job,
+        "JobLink": job_link,
+        "PredictionsAccepted": {
+            "type": "object",
+            "required": ["batch_id", "batch_url", "jobs"],
+            "properties": {
+                "batch_id": JOB_ID,
+                "batch_url": {"type": "string"},
+                "jobs": {"type": "array", "items": _ref("JobLink"), "minItems": 1, "maxItems": max_images},
+            },
+        },
+        "Batch": {
+            "type": "object",
+            "required": ["id", "total", "counts", "done", "jobs"],
+            "properties": {
+                "id": JOB_ID,
+                "total": {"type": "integer"},
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "done": {"type": "boolean"},
+                "jobs": {
+                    "type": "array",
+                    "description": "in submission order; an expired record is {id, status: expired}",
+                    "items": {
+                        "anyOf": [
+                            _ref("Job"),
+                            {
+                                "type": "object",
+                                "required": ["id", "status"],
+                                "properties": {"status": {"const": "expired"}},
+                            },
+                        ]
+                    },
+                },
+            },
+        },
+        "TrainingRequest": training_request,
+        "TrainingAccepted": {"allOf": [_ref("Job"), job_link]},
+        "ModelCard": card,
+        "ModelList": {
+            "type": "object",
+            "required": ["active_version", "models"],
+            "properties": {"active_version": {"type": ["integer", "null"]}, "models": {"type": "array", "items": card}},
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "redis", "workers", "queue_depth"],
+            "properties": {
+                "status": {"enum": ["ready", "no_workers"]},
+                "redis": {"const": "ok"},
+                "workers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "model_version"],
+                        "properties": {"name": {"type": "string"}, "model_version": {"type": ["string", "null"]}},
+                    },
+                },
+                "queue_depth": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        },
+    }
+
+
+def paths(max_images: int, max_wait: int) -> dict:
+    wait = _wait_parameter(max_wait)
+    job_id = _path_parameter("job_id", JOB_ID)
+    version = _path_parameter("version", VERSION)
+    images_json = {
+        "type": "object",
+        "required": ["images"],
+        "properties": {
+            "images": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_images,
+                "items": {"type": "string", "description": "base64, or a data:image/...;base64, URL"},
+            }
+        },
+    }
+    images_multipart = {
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "image": {
+                "type": "array",
+                "items": {"type": "string", "format": "binary"},
+                "minItems": 1,
+                "maxItems": max_images,
+            }
+        },
+    }
+
+    def cancel(operation_id: str) -> dict:
+        return {
+            "operationId": operation_id,
+            "summary": "Cancel a queued job at once, or ask a running training job to stop",
+            "security": TOKEN,
+            "parameters": [job_id],
+            "responses": {"202": _json(_ref("Job"), "the job after the request"), **_errors(401, 403, 404, 503)},
+        }
+
+    return {
+        "/api/v1/predictions": {
+            "post": {
+                "operationId": "createPredictions",
+                "summary": "Submit images: one prediction job each, in order; all are accepted or none",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {"schema": images_multipart},
+                        "application/json": {
+                            "schema": images_json,
+                            "example": {"images": [WHITE_PIXEL_PNG]},
+                        },
+                    },
+                },
+                "responses": {
+                    "202": _json(
+                        _ref("PredictionsAccepted"),
+                        "jobs queued",
+                        links={
+                            "firstJob": _link("getJob", job_id="$response.body#/jobs/0/job_id"),
+                            "batch": _link("getBatch", batch_id="$response.body#/batch_id"),
+                        },
+                    ),
+                    **_errors(400, 413, 415, 429, 503),
+                },
+            }
+        },
+        "/api/v1/batches/{batch_id}": {
+            "get": {
+                "operationId": "getBatch",
+                "summary": "All jobs of one submission, in order",
+                "parameters": [_path_parameter("batch_id", JOB_ID), wait],
+                "responses": {"200": _json(_ref("Batch"), "the batch"), **_errors(400, 404, 503)},
+            }
+        },
+        "/api/v1/jobs/{job_id}": {
+            "get": {
+                "operationId": "getJob",
+                "summary": "A job's record",
+                "parameters": [job_id, wait],
+                "responses": {"200": _json(_ref("Job"), "the job"), **_errors(400, 404, 503)},
+            },
+            "delete": cancel("cancelJob"),
+        },
+        "/api/v1/jobs/{job_id}/cancel": {"post": cancel("cancelJobByPost")},
+        "/api/v1/training-jobs": {
+            "post": {
+                "operationId": "createTrainingJob",
+                "summary": "Queue a training job; the trained model is stored as a new version",
+                "security": TOKEN,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("TrainingRequest")}}},
+                "responses": {
+                    "202": _json(
+                        _ref("TrainingAccepted"),
+                        "training job queued",
+                        links={
+                            "job": _link("getJob", job_id="$response.body#/job_id"),
+                            "cancel": _link("cancelJob", job_id="$response.body#/job_id"),
+                        },
+                    ),
+                    **_errors(400, 401, 403, 413, 429, 503),
+                },
+            }
+        },
+        "/api/v1/models": {
+            "get": {
+                "operationId": "listModels",
+                "summary": "Every model version with its card, and the active one",
+                "responses": {"200": _json(_ref("ModelList"), "the versions"), **_errors(503)},
+            },
+            "post": {
+                "operationId": "uploadModel",
+                "summary": "Upload a .keras or .skops model as a new version (not activated)",
+                "security": TOKEN,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file"],
+                                "properties": {
+                                    "file": {"type": "string", "format": "binary"},
+                                    "card": {"type": "string", "description": "a JSON object: notes kept on the card"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(
+                        _ref("ModelCard"),
+                        "stored",
+                        links={"card": _link("getModel", version="$response.body#/version")},
+                    ),
+                    **_errors(400, 401, 403, 413, 415, 503),
+                },
+            },
+        },
+        "/api/v1/models/{version}": {
+            "get": {
+                "operationId": "getModel",
+                "summary": "One version's card",
+                "parameters": [version],
+                "responses": {
+                    "200": _json(
+                        {
+                            "allOf": [
+                                _ref("ModelCard"),
+                                {
+                                    "type": "object",
+                                    "required": ["active"],
+                                    "properties": {"active": {"type": "boolean"}},
+                                },
+                            ]
+                        },
+                        "the card, and whether it is the active version",
+                    ),
+                    **_errors(404, 503),
+                },
+            },
+            "delete": {
+                "operationId": "deleteModel",
+                "summary": "Delete a version (not the active one)",
+                "security": TOKEN,
+                "parameters": [version],
+                "responses": {"204": {"description": "deleted"}, **_errors(401, 403, 404, 409, 503)},
+            },
+        },
+        "/api/v1/models/{version}/file": {
+            "get": {
+                "operationId": "getModelFile",
+                "summary": "The model file",
+                "parameters": [version],
+                "responses": {
+                    "200": {
+                        "description": "the .keras or .skops file",
+                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    **_errors(404, 503),
+                },
+            }
+        },
+        "/api/v1/models/{version}/activate": {
+            "post": {
+                "operationId": "activateModel",
+                "summary": "Make this version the one every worker serves (within seconds, no restart)",
+                "security": TOKEN,
+                "parameters": [version],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["active_version"],
+                            "properties": {"active_version": {"type": "integer"}},
+                        },
+                        "activated",
+                    ),
+                    **_errors(401, 403, 404, 503),
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "getOpenApi",
+                "summary": "This document",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness: the web process answers (says nothing of Redis or workers)",
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}, "alive"
+                    )
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Readiness: Redis answers and a worker with a loaded model is alive",
+                "responses": {
+                    "200": _json(_ref("Readiness"), "ready"),
+                    "503": _json(
+                        {"anyOf": [_ref("Readiness"), _ref("Error")]},
+                        "no live worker (Readiness), or Redis unreachable (Error)",
+                    ),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics: this web's requests, and the cluster's jobs, queues and workers",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def document(max_images: int, max_wait: int) -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Digits",
+            "version": "1",
+            "description": (
+                "Handwritten digit recognition as a service. Errors are always JSON "
+                '{"error": {"code", "message"}}. Every response carries X-Request-ID (yours if you sent a '
+                "plain one of up to 64 characters), which the service's log lines name."
+            ),
+        },
+        "paths": paths(max_images, max_wait),
+        "components": {
+            "schemas": schemas(max_images),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "DIGITS_API_TOKEN"}},
+        },
+    }
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi_document():
+    config = current_app.config
+    return jsonify(document(config["MAX_IMAGES_PER_REQUEST"], config["MAX_WAIT_SECONDS"]))

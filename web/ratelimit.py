@@ -1,0 +1,70 @@
+"""Per-client rate limit on submissions (``RATE_LIMIT``), counted in the jobs' Redis so every
+gunicorn process and every web host share one budget per client address.
+
+Only submissions are limited: polling is cheap and long polls already hold the client back, and
+the pending-jobs limit (``MAX_PENDING_PER_CLIENT``) caps how much one client can queue.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+from limits import parse_many
+
+from web.errors import error_response
+
+# The endpoints that create jobs; the HTML form is one too, or it would be a way around the limit.
+SUBMISSIONS = frozenset({"api.create_predictions", "api.create_training_job", "pages.submit_form"})
+KEY_PREFIX = "digits:ratelimit"
+
+
+def _not_a_submission() -> bool:
+    return request.method != "POST" or request.endpoint not in SUBMISSIONS
+
+
+def init_app(app: Flask) -> None:
+    """Install the limit unless ``RATE_LIMIT`` is empty; a malformed limit fails here, at start."""
+    rate_limit = app.config["RATE_LIMIT"].strip()
+    if not rate_limit:
+        return
+    try:
+        parse_many(rate_limit)
+    except ValueError as exc:
+        raise ValueError(f"RATE_LIMIT {rate_limit!r} is not a rate limit such as '50 per second': {exc}") from None
+    limiter = Limiter(
+        get_remote_address,
+        application_limits=[rate_limit],
+        application_limits_exempt_when=_not_a_submission,
+        storage_uri=app.config["REDIS_URL"],
+        # The app's own pool: its fail-fast timeouts, and Redis errors surface as the usual 503.
+        storage_options={"connection_pool": app.extensions["digits"].redis.connection_pool, "key_prefix": KEY_PREFIX},
+        strategy="fixed-window",
+        headers_enabled=False,  # X-RateLimit-* would cost a Redis round trip per request
+    )
+    limiter.init_app(app)
+
+    @app.errorhandler(RateLimitExceeded)
+    def _rate_limited(exc: RateLimitExceeded):
+        retry_after = _seconds_until_reset(limiter)
+        return error_response(
+            429,
+            "rate_limited",
+            f"too many submissions from {request.remote_addr}: the limit is {exc.description}; "
+            f"retry after {retry_after} s",
+            {"Retry-After": str(retry_after)},
+        )
+
+
+def _seconds_until_reset(limiter: Limiter) -> int:
+    breached = limiter.current_limit
+    if breached is None:
+        return 1
+    try:
+        return max(1, math.ceil(breached.reset_at - time.time()))
+    except Exception:  # the window could not be read (Redis just went away): a short, safe guess
+        current_app.logger.warning("rate limit window unreadable", exc_info=True)
+        return 1
