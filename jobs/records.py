@@ -44,7 +44,7 @@ return statuses
 # slot, then announces the ones it ended.
 # KEYS: the job keys, then the jobs-by-outcome, latency and batch-size metric hashes, and the
 # queued-jobs index. ARGV: now, channel, pending-key prefix, latency bucket bounds
-# (comma-separated), batch bucket (or ''), then per job: status, result JSON, error JSON, id.
+# (comma-separated), batch bucket (or ''), batch size, then per job: status, result JSON, error JSON, id.
 _FINISH = """
 local n = #KEYS - 4
 local outcomes, latency, batches, queued = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
@@ -53,7 +53,7 @@ local bounds = {}
 for bound in string.gmatch(ARGV[4], '[^,]+') do bounds[#bounds + 1] = bound end
 local finished = {}
 for i = 1, n do
-  local at = 5 + (i - 1) * 4
+  local at = 6 + (i - 1) * 4
   local fields = redis.call('HMGET', KEYS[i], 'status', 'type', 'created_at', 'client')
   local status = fields[1]
   if status == 'queued' or status == 'running' then
@@ -78,7 +78,10 @@ for i = 1, n do
     end
   end
 end
-if ARGV[5] ~= '' then redis.call('HINCRBY', batches, ARGV[5], 1) end
+if ARGV[5] ~= '' then
+  redis.call('HINCRBY', batches, ARGV[5], 1)
+  redis.call('HINCRBY', batches, 'sum', ARGV[6])
+end
 if #finished > 0 then redis.call('PUBLISH', ARGV[2], table.concat(finished, ' ')) end
 return finished
 """
@@ -224,6 +227,7 @@ class JobRecords:
             keys.pending(""),
             ",".join(LATENCY_BUCKETS),
             bucket_of(batch_size, BATCH_BUCKETS) if batch_size else "",
+            str(batch_size or 0),
         ]
         for outcome in outcomes:
             args += [

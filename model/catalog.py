@@ -68,7 +68,7 @@ def parse_train_config(raw: dict) -> TrainConfig:
             continue
         value = raw[name]
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if not numeric or (kind is int and not float(value).is_integer()):
+        if not numeric or (kind is int and isinstance(value, float) and not value.is_integer()):
             raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'} in [{low}, {high}]")
         if not low <= value <= high:
             raise ConfigError(f"{name} must be in [{low}, {high}], got {value}")

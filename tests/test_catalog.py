@@ -45,3 +45,8 @@ def test_rejects_with_the_allowed_range(raw, message):
 def test_rejects_non_objects():
     with pytest.raises(ConfigError):
         parse_train_config(["epochs", 3])
+
+
+def test_an_integer_too_big_for_a_float_is_out_of_range_not_a_crash():
+    with pytest.raises(ConfigError, match=r"epochs must be in \[1, 100\]"):
+        parse_train_config({"epochs": 10**400})

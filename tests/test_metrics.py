@@ -129,6 +129,7 @@ def test_job_outcomes_latency_batches_queues_and_versions_cover_the_cluster(stac
     bounds = [float(s.labels["le"]) for s in latency]
     assert bounds == sorted(bounds) and math.isinf(bounds[-1])
     assert grew("digits_batch_size_count") >= 1  # at least one model call (12 images, perhaps split)
+    assert grew("digits_batch_size_sum") == 12
     assert value(after, "digits_batch_size_bucket", le="+Inf") == value(after, "digits_batch_size_count")
 
     assert value(after, "digits_queue_depth", queue=keys.PREDICT_QUEUE) == 0

@@ -99,7 +99,7 @@ def test_finishing_counts_outcomes_latency_and_batch_size_once(redis_client):
     latency = redis_client.hgetall(keys.METRICS_LATENCY)
     assert sum(int(v) for k, v in latency.items() if k != b"sum") == 2
     assert 0 <= float(latency[b"sum"]) < 5
-    assert redis_client.hgetall(keys.METRICS_BATCH_SIZE) == {b"2": b"2"}
+    assert redis_client.hgetall(keys.METRICS_BATCH_SIZE) == {b"2": b"2", b"sum": b"4"}
 
 
 def test_pending_jobs_are_counted_per_client_until_they_end(redis_client):

@@ -123,8 +123,6 @@ def create_training_job():
         config, activate = parse_training_request(_json_body())
     except ConfigError as exc:
         raise ApiError(400, "invalid_parameters", str(exc)) from None
-    except OverflowError:  # an integer too big for a float (model/catalog.py compares as float)
-        raise ApiError(400, "invalid_parameters", "a number is out of range") from None
     svc = services()
     params = {k: v for k, v in config.to_dict().items() if k not in ("validation_size", "seed")}
     params["activate"] = activate

@@ -78,9 +78,13 @@ class ClusterCollector:
             cumulative(latency_fields, LATENCY_BUCKETS),
             latency_sum,
         )
-        # The workers record no sum of batch sizes, so this histogram has buckets and a count only.
+        batch_fields = _decoded(batch_size)
+        batch_sum = float(batch_fields.pop("sum", 0) or 0)
         batch_histogram = histogram(
-            "digits_batch_size", "Images per model call (all workers)", cumulative(_decoded(batch_size), BATCH_BUCKETS)
+            "digits_batch_size",
+            "Images per model call (all workers)",
+            cumulative(batch_fields, BATCH_BUCKETS),
+            batch_sum,
         )
 
         depth = GaugeMetricFamily("digits_queue_depth", "Messages waiting in each queue", labels=["queue"])
@@ -106,17 +110,13 @@ class ClusterCollector:
         return [jobs, latency_histogram, batch_histogram, depth, live, serving, memory, active_version]
 
 
-def histogram(name: str, documentation: str, buckets: list[tuple[str, float]], total: float | None = None) -> Metric:
-    """A histogram family: its buckets, the count (the +Inf bucket) and the sum when it is known.
-
-    (prometheus_client's HistogramMetricFamily leaves out the count along with an unknown sum.)
-    """
+def histogram(name: str, documentation: str, buckets: list[tuple[str, float]], total: float) -> Metric:
+    """A histogram family: its buckets, the count (the +Inf bucket) and the sum."""
     family = Metric(name, documentation, "histogram")
     for bound, count in buckets:
         family.add_sample(f"{name}_bucket", {"le": bound}, count)
     family.add_sample(f"{name}_count", {}, buckets[-1][1])
-    if total is not None:
-        family.add_sample(f"{name}_sum", {}, total)
+    family.add_sample(f"{name}_sum", {}, total)
     return family
 
 

@@ -307,6 +307,31 @@ def paths(max_images: int, max_wait: int) -> dict:
                 "responses": {"200": _json(_ref("Batch"), "the batch"), **_errors(400, 404, 503)},
             }
         },
+        "/api/v1/jobs": {
+            "get": {
+                "operationId": "listJobs",
+                "summary": "The most recent jobs still kept, newest first",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    }
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["jobs"],
+                            "properties": {"jobs": {"type": "array", "items": _ref("Job")}},
+                        },
+                        "recent jobs",
+                    ),
+                    **_errors(400, 503),
+                },
+            }
+        },
         "/api/v1/jobs/{job_id}": {
             "get": {
                 "operationId": "getJob",
