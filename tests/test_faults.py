@@ -6,6 +6,7 @@ The promise under test: every accepted job ends succeeded or failed with a reaso
 from __future__ import annotations
 
 import io
+import json
 import signal
 import threading
 import time
@@ -159,6 +160,9 @@ def test_poison_images_fail_alone_and_the_worker_goes_on(service, mnist):
     assert stack.processes["w1"].poll() is None
     (after,) = submit(stack.web_url, [good[0]])
     assert wait_for(stack.web_url, after)["status"] == "succeeded"
+    # The worker's log says which job failed, in a line a machine can read.
+    lines = [json.loads(line) for line in (stack.log_dir / "w1.log").read_text().splitlines() if line.startswith("{")]
+    assert {ids[1], ids[3], ids[4]} <= {line.get("job_id") for line in lines if line["level"] != "ERROR"}
 
 
 def test_a_killed_training_worker_fails_its_job_and_leaves_the_active_model(service):

@@ -167,6 +167,7 @@ class Serving:
                     rec.Outcome(image.job_id, rec.SUCCEEDED, result=_result(image, probs, predictor.version, timings))
                 )
         self.records.finish(outcomes, batch_size=len(ready) or None)
+        log.debug("batch of %d jobs done", len(items), extra={"job_ids": job_ids})
 
     def _prepare(self, job_id: str, encoded: str) -> PreparedImage:
         try:
@@ -175,12 +176,13 @@ class Serving:
         except (binascii.Error, TypeError) as exc:
             error = rec.error("invalid_base64", f"image is not valid base64: {exc}")
         except NotAnImage as exc:
+            log.info("job %s: not an image: %s", job_id, exc, extra={"job_id": job_id})
             error = rec.error("invalid_image", str(exc))
         except NotADigit as exc:
             result = {"label": None, "reason": str(exc), "probabilities": None, "model_version": None}
             return PreparedImage(job_id, outcome=rec.Outcome(job_id, rec.SUCCEEDED, result=result))
         except Exception as exc:  # any other decoder failure must fail this job only
-            log.exception("job %s: preprocessing failed", job_id)
+            log.exception("job %s: preprocessing failed", job_id, extra={"job_id": job_id})
             error = rec.error("preprocessing_failed", f"{type(exc).__name__}: {exc}")
         return PreparedImage(job_id, outcome=rec.Outcome(job_id, rec.FAILED, error=error))
 

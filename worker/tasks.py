@@ -16,6 +16,7 @@ from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
 from jobs import records as rec
+from jobs.logs import configure_logging
 from jobs.queue import PREDICT_TASK, TRAIN_TASK
 from worker import app
 from worker.serving import get_serving
@@ -71,11 +72,12 @@ def predict(requests) -> bool:
     try:
         serving.predict_jobs(items)
     except redis.exceptions.RedisError as exc:
-        log.warning("Redis unavailable (%s): %d jobs go back on the queue", exc, len(items))
+        ids = [job_id for job_id, _ in items]
+        log.warning("Redis unavailable (%s): %d jobs go back on the queue", exc, len(items), extra={"job_ids": ids})
         return False
     except Exception:
         # Not a transient failure: redelivery would fail the same way, so end the jobs with the reason.
-        log.exception("batch of %d jobs failed", len(items))
+        log.exception("batch of %d jobs failed", len(items), extra={"job_ids": [job_id for job_id, _ in items]})
         failure = rec.error("internal_error", "the worker failed on this batch; see its log")
         serving.records.finish(rec.Outcome(job_id, rec.FAILED, error=failure) for job_id, _ in items)
     return True
@@ -90,6 +92,20 @@ def train(job_id: str, params: dict) -> None:
 
 
 _node_name = ""
+
+
+class _WorkerName(logging.Filter):
+    """Names the worker (--hostname and process id) on every log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = f"{_node_name}:{os.getpid()}"
+        return True
+
+
+@signals.setup_logging.connect
+def _structured_logs(**_) -> None:
+    """Celery's own and ours alike: one JSON object per line (LOG_FORMAT=text for people)."""
+    configure_logging(context=_WorkerName())
 
 
 @signals.celeryd_init.connect

@@ -24,7 +24,7 @@ def run_training_job(serving, job_id: str, params: dict) -> None:
     records, store = serving.records, serving.store
     status = records.start([job_id], serving.worker_name)[0]
     if status not in (rec.QUEUED, rec.RUNNING):
-        log.info("job %s: not training, it is %s", job_id, status or "gone")
+        log.info("job %s: not training, it is %s", job_id, status or "gone", extra={"job_id": job_id})
         return
     from model.train import Cancelled, train  # TensorFlow: only inside worker processes
 
@@ -55,13 +55,15 @@ def run_training_job(serving, job_id: str, params: dict) -> None:
             "card": store.card(version),
         }
         records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result=result)])
-        log.info("job %s: trained version %s, test accuracy %.4f", job_id, version, trained.card["test_accuracy"])
+        accuracy = trained.card["test_accuracy"]
+        log.info("job %s: trained version %s, test accuracy %.4f", job_id, version, accuracy, extra={"job_id": job_id})
     except Cancelled as exc:
+        log.info("job %s: %s", job_id, exc, extra={"job_id": job_id})
         records.finish([rec.Outcome(job_id, rec.CANCELLED, error=rec.error("cancelled", str(exc)))])
     except (ConfigError, DataError) as exc:
         records.finish([rec.Outcome(job_id, rec.FAILED, error=rec.error("invalid_training", str(exc)))])
     except Exception as exc:
-        log.exception("job %s: training failed", job_id)
+        log.exception("job %s: training failed", job_id, extra={"job_id": job_id})
         failure = rec.error("training_failed", f"{type(exc).__name__}: {exc}")
         records.finish([rec.Outcome(job_id, rec.FAILED, error=failure)])
     finally:
@@ -75,7 +77,7 @@ def _beat_until(records, job_id: str, stop: threading.Event) -> None:
         try:
             records.beat(job_id)
         except Exception as exc:  # Redis away: the next beat will tell
-            log.warning("job %s: heartbeat failed: %s", job_id, exc)
+            log.warning("job %s: heartbeat failed: %s", job_id, exc, extra={"job_id": job_id})
         stop.wait(BEAT_S)
 
 
