@@ -11,7 +11,7 @@ from PIL import Image
 
 from jobs import keys
 from tests.conftest import TOKEN
-from tests.helpers import web_only
+from tests.helpers import form_session, web_only
 from web import create_app
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -42,8 +42,16 @@ def test_over_the_limit_is_429_json_with_retry_after_and_nothing_is_queued():
             error = refused.json()["error"]
             assert error["code"] == "rate_limited" and "4 per 1 minute" in error["message"]
             assert 1 <= int(refused.headers["Retry-After"]) <= 61
-        form = requests.post(f"{stack.web_url}/predict", files={"image": ("a.png", b"x", "image/png")}, timeout=10)
-        assert form.status_code == 429  # the HTML form is no way around it
+        session, token = form_session(stack.web_url)
+        form = session.post(
+            f"{stack.web_url}/predict",
+            data={"csrf_token": token},
+            files={"image": ("a.png", b"x", "image/png")},
+            headers={"Accept": "text/html"},
+            timeout=10,
+        )
+        assert form.status_code == 429  # the HTML form is no way around it ...
+        assert form.headers["Content-Type"].startswith("text/html") and "retry after" in form.text  # ... and says so
 
         assert (client.llen(keys.PREDICT_QUEUE), client.llen(keys.TRAIN_QUEUE)) == queued
         # Reading is not limited: polling and listing go on.

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections import Counter
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from werkzeug.datastructures import FileStorage
 
 from jobs import queue
 from jobs.records import TERMINAL
@@ -17,7 +15,7 @@ from web.auth import token_required
 from web.errors import ApiError
 from web.images import decode_base64_image
 from web.services import services
-from web.submit import job_links, submit_predictions
+from web.submit import job_links, read_upload, submit_predictions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger(__name__)
@@ -43,7 +41,7 @@ def create_predictions():
         files = request.files.getlist("image")
         if not files:
             raise ApiError(400, "missing_image", "no file in multipart field 'image'")
-        named = [_read_upload(f"image {f.filename or i}"[:200], f) for i, f in enumerate(files)]
+        named = [read_upload(f"image {f.filename or i}"[:200], f) for i, f in enumerate(files)]
     else:
         raise ApiError(
             415,
@@ -132,17 +130,6 @@ def create_training_job():
     return jsonify(
         {"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id), **svc.records.get(job_id)}
     ), 202
-
-
-def _read_upload(name: str, upload: FileStorage) -> tuple[str, bytes]:
-    """(name, bytes) of one uploaded file; one over MAX_IMAGE_BYTES is refused unread (it may be on disk)."""
-    limit = current_app.config["MAX_IMAGE_BYTES"]
-    upload.stream.seek(0, os.SEEK_END)
-    size = upload.stream.tell()
-    upload.stream.seek(0)
-    if size > limit:
-        raise ApiError(413, "too_large", f"{name} is {size} bytes, over the limit of {limit}")
-    return name, upload.read()
 
 
 def _json_body() -> dict:

@@ -18,7 +18,7 @@ from web.errors import ApiError
 from web.images import check_image
 from web.security import require_secret_key
 from web.services import services
-from web.submit import limits, submit_predictions
+from web.submit import limits, read_upload, submit_predictions
 
 bp = Blueprint("pages", __name__)
 bp.before_request(require_secret_key)
@@ -44,8 +44,8 @@ def _csrf_failed(exc: CSRFError):
 @bp.post("/predict")
 def submit_form():
     files = [f for f in request.files.getlist("image") if f.filename]
-    images = [(f"file {f.filename}"[:200], f.read()) for f in files]
     try:
+        images = [read_upload(f"file {f.filename}"[:200], f) for f in files]
         _, job_ids = submit_predictions(images)
     except ApiError as exc:
         if not request.accept_mimetypes.accept_html:

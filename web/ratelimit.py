@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import parse_many
@@ -50,13 +50,14 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(exc: RateLimitExceeded):
         retry_after = _seconds_until_reset(limiter)
-        return error_response(
-            429,
-            "rate_limited",
+        message = (
             f"too many submissions from {request.remote_addr}: the limit is {exc.description}; "
-            f"retry after {retry_after} s",
-            {"Retry-After": str(retry_after)},
+            f"retry after {retry_after} s"
         )
+        headers = {"Retry-After": str(retry_after)}
+        if request.endpoint == "pages.submit_form" and request.accept_mimetypes.accept_html:
+            return render_template("home.html", error=message), 429, headers  # a person at the form
+        return error_response(429, "rate_limited", message, headers)
 
 
 def _seconds_until_reset(limiter: Limiter) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 
 from flask import current_app, request, url_for
+from werkzeug.datastructures import FileStorage
 
 from jobs import queue
 from jobs import records as rec
@@ -73,3 +75,14 @@ def submit_predictions(images: list[tuple[str, bytes]]) -> tuple[str, list[str]]
 
 def job_links(job_ids: list[str]) -> list[dict]:
     return [{"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id)} for job_id in job_ids]
+
+
+def read_upload(name: str, upload: FileStorage) -> tuple[str, bytes]:
+    """(name, bytes) of one uploaded file; one over MAX_IMAGE_BYTES is refused unread (it may be on disk)."""
+    limit = current_app.config["MAX_IMAGE_BYTES"]
+    upload.stream.seek(0, os.SEEK_END)
+    size = upload.stream.tell()
+    upload.stream.seek(0)
+    if size > limit:
+        raise ApiError(413, "too_large", f"{name} is {size} bytes, over the limit of {limit}")
+    return name, upload.read()
