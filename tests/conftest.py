@@ -79,3 +79,5 @@ def png_bytes(pixels: np.ndarray, invert: bool = False) -> bytes:
 
 def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Tests drive the service harder than any one client may; tests/test_rate_limit.py sets its own.
+    os.environ["RATE_LIMIT"] = ""

@@ -27,9 +27,9 @@ def small_stack():
 
 
 def accepted_posts(stack) -> int:
-    """Prediction requests the web has accepted so far, from gunicorn's access log."""
+    """Prediction requests the web has accepted so far, from its access log lines."""
     log = (stack.log_dir / "web.log").read_text(errors="replace")
-    return log.count('"POST /api/v1/predictions HTTP/1.1" 202')
+    return log.count('"message": "POST /api/v1/predictions 202"')
 
 
 def test_order_is_kept_across_chunked_requests_and_bad_images_fail_alone(small_stack, mnist):

@@ -39,7 +39,8 @@ def flood_requests() -> list[tuple[str, dict, set[int]]]:
         ("/api/v1/predictions", {"files": tiny}, {415}),
         ("/api/v1/predictions", {"files": [("image", ("b.png", BOMB_PNG, "image/png"))] * 5}, {413}),
         ("/api/v1/predictions", {"files": [("image", ("h.png", HUGE_PNG, "image/png"))] * 20}, {413}),
-        ("/predict", {"files": [("image", ("big.png", junk, "image/png"))]}, {413}),
+        # The form: without a CSRF token it is refused before any image is looked at.
+        ("/predict", {"files": [("image", ("big.png", junk, "image/png"))]}, {400, 413}),
         # Accepted work too, until the pending-jobs limit says no.
         ("/api/v1/predictions", {"files": valid}, {202, 429}),
     ]
