@@ -75,12 +75,14 @@ def worker_memory(client: redis.Redis) -> list[float]:
     return [round(int(client.hget(keys.worker(n), "rss_bytes") or 0) / 2**20, 1) for n in names]
 
 
-def start_workers(stack: Stack, count: int, env: dict, client: redis.Redis) -> float:
-    """Start ``count`` predict workers; return seconds until all have loaded the model."""
+def start_workers(stack: Stack, count: int, env: dict, client: redis.Redis, pool: str = "solo") -> float:
+    """Start ``count`` predict workers (solo pool, as ``make run`` does: the model call runs in the
+    consuming process, and messages that arrive meanwhile form the next batch); return seconds
+    until all have loaded the model."""
     client.delete(keys.WORKERS)
     started = time.perf_counter()
     for n in range(count):
-        stack.start_worker(f"bench{n}", queues="predict", env=env)
+        stack.start_worker(f"bench{n}", queues="predict", pool=pool, env=env)
     stack.wait_for_workers(count)
     return time.perf_counter() - started
 

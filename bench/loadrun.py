@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     reserved = [0]  # jobs claimed by a sender, so the run sends exactly --jobs
     try:
         for n in range(args.hosts):
-            stack.start_worker(f"host{n + 1}", queues="predict")
+            stack.start_worker(f"host{n + 1}", queues="predict", pool="solo")
         stack.start_web(threads=max(16, args.clients))
         stack.wait_for_workers(args.hosts)
         print(f"stack up: {args.hosts} worker hosts; sending {args.jobs} jobs from {args.clients} clients", flush=True)
@@ -120,7 +120,7 @@ def chaos(stack: Stack, args, accepted: list[str]) -> None:
             stack.stop("host1", signal.SIGKILL)
         else:
             print(f"host{args.hosts + 1} joins after {len(accepted)} jobs", flush=True)
-            stack.start_worker(f"host{args.hosts + 1}", queues="predict")
+            stack.start_worker(f"host{args.hosts + 1}", queues="predict", pool="solo")
 
 
 def pipeline_get(client: redis.Redis, job_ids: list[str], field: str) -> list[bytes | None]:

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         for i in range(args.predict_workers):
-            stack.start_worker(f"predict{i + 1}", queues="predict")
+            stack.start_worker(f"predict{i + 1}", queues="predict", pool="solo")
         stack.start_worker("train1", queues="train")
         url = stack.start_web(port=args.port)
         print(f"Redis      {redis_url}{' (embedded, data in var/redis)' if redis_server else ''}", flush=True)

@@ -12,14 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_compose_names_the_production_services():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"redis", "web", "worker", "flower"} <= set(services)
+    assert {"redis", "web", "worker", "trainer", "flower"} <= set(services)
 
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
     assert services["web"]["command"][:2] == ["gunicorn", "web:create_app()"]
     assert services["worker"]["command"][:4] == ["celery", "-A", "worker", "worker"]
+    assert "predict" in services["worker"]["command"] and "train" in services["trainer"]["command"]
     # A worker that can be scaled: no fixed name or published port.
     assert "container_name" not in services["worker"] and "ports" not in services["worker"]
-    for name in ("web", "worker", "flower"):
+    for name in ("web", "worker", "trainer", "flower"):
         assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
 
 

@@ -44,7 +44,7 @@ def hosts(request):
     stack = Stack(server.url, OUTPUT / "test_scaling", env={"BROKER_VISIBILITY_TIMEOUT": "5"})
     try:
         for name in ("host1", "host2", "host3"):
-            stack.start_worker(name, queues="predict")
+            stack.start_worker(name, queues="predict", pool="solo")
         stack.start_web()
         stack.wait_for_workers(3)
         yield stack
@@ -71,7 +71,7 @@ def test_jobs_spread_survive_a_lost_host_and_reach_a_new_one(hosts, mnist):
     assert Counter(job["status"] for job in jobs) == {"succeeded": 300}
 
     # host4 joins and takes its share.
-    hosts.start_worker("host4", queues="predict")
+    hosts.start_worker("host4", queues="predict", pool="solo")
     hosts.wait_for_workers(3)
     jobs = run_clients(hosts, images)
     assert Counter(job["status"] for job in jobs) == {"succeeded": 300}

@@ -119,3 +119,10 @@ def _remember_node_name(sender: str, **_) -> None:
 def _load_model_in_child(**_) -> None:
     """Load the model after the fork (TensorFlow does not survive fork) and before any task."""
     get_serving(f"{_node_name}:{os.getpid()}" if _node_name else "")
+
+
+@signals.worker_ready.connect
+def _load_model_without_fork(sender, **_) -> None:
+    """With the solo or threads pool there is no fork: load in this process, before any task."""
+    if sender.pool_cls.__module__.split(".")[-1] in ("solo", "threads"):
+        get_serving(f"{_node_name}:{os.getpid()}" if _node_name else "")
