@@ -70,21 +70,14 @@ class ClusterCollector:
             job_type, _, outcome = field.partition(":")
             jobs.add_metric([job_type, outcome], float(count))
 
-        latency_fields = _decoded(latency)
-        latency_sum = float(latency_fields.pop("sum", 0) or 0)
-        latency_histogram = histogram(
+        latency_histogram = stored_histogram(
             "digits_job_latency_seconds",
             "Prediction jobs: seconds from submission to result (all workers)",
-            cumulative(latency_fields, LATENCY_BUCKETS),
-            latency_sum,
+            latency,
+            LATENCY_BUCKETS,
         )
-        batch_fields = _decoded(batch_size)
-        batch_sum = float(batch_fields.pop("sum", 0) or 0)
-        batch_histogram = histogram(
-            "digits_batch_size",
-            "Images per model call (all workers)",
-            cumulative(batch_fields, BATCH_BUCKETS),
-            batch_sum,
+        batch_histogram = stored_histogram(
+            "digits_batch_size", "Images per model call (all workers)", batch_size, BATCH_BUCKETS
         )
 
         depth = GaugeMetricFamily("digits_queue_depth", "Messages waiting in each queue", labels=["queue"])
@@ -108,6 +101,13 @@ class ClusterCollector:
         if active:
             active_version.add_metric([], float(active))
         return [jobs, latency_histogram, batch_histogram, depth, live, serving, memory, active_version]
+
+
+def stored_histogram(name: str, documentation: str, stored: dict, bounds: tuple) -> Metric:
+    """A histogram from its Redis hash: per-bucket counts and a "sum" field."""
+    fields = _decoded(stored)
+    total = float(fields.pop("sum", 0) or 0)
+    return histogram(name, documentation, cumulative(fields, bounds), total)
 
 
 def histogram(name: str, documentation: str, buckets: list[tuple[str, float]], total: float) -> Metric:
