@@ -547,3 +547,24 @@ def test_fuzz_request_ids(web, request_id):
         assert echoed.headers["X-Request-ID"] == request_id
     else:
         assert re.fullmatch("[0-9a-f]{32}", echoed.headers["X-Request-ID"])
+
+
+def test_predictions_and_polling_can_be_made_to_need_the_token():
+    server = RedisServer().start()
+    stack = Stack(server.url, OUTPUT / "test_predictions_token", env={"DIGITS_API_TOKEN": TOKEN,
+                                                                       "PREDICTIONS_NEED_TOKEN": "true"})  # fmt: skip
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        stack.start_web(workers=1)
+        files = [("image", ("a.png", image_bytes(), "image/png"))]
+        refused = requests.post(f"{stack.web_url}/api/v1/predictions", files=files, timeout=10)
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+        accepted = requests.post(f"{stack.web_url}/api/v1/predictions", files=files, headers=auth, timeout=10)
+        assert accepted.status_code == 202
+        job_url = stack.web_url + accepted.json()["jobs"][0]["status_url"]
+        assert requests.get(job_url, timeout=10).status_code == 401
+        assert requests.get(job_url, headers=auth, timeout=10).status_code == 200
+        assert requests.get(f"{stack.web_url}/jobs", timeout=10).status_code == 401
+    finally:
+        stack.stop_all()
+        server.close()

@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from jobs import queue
 from jobs.records import TERMINAL
 from model.catalog import ConfigError, parse_training_request
-from web.auth import token_required
+from web.auth import token_required, token_required_if_configured
 from web.errors import ApiError
 from web.images import decode_base64_image
 from web.services import services
@@ -25,6 +25,7 @@ DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 50, 200
 
 
 @bp.post("/predictions")
+@token_required_if_configured
 def create_predictions():
     """One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``."""
     if request.mimetype == "application/json":
@@ -55,6 +56,7 @@ def create_predictions():
 
 
 @bp.get("/batches/<batch_id>")
+@token_required_if_configured
 def get_batch(batch_id: str):
     """All jobs of one submission, in order; ``?wait=S`` holds the request until all have ended."""
     svc = services()
@@ -80,6 +82,7 @@ def get_batch(batch_id: str):
 
 
 @bp.get("/jobs")
+@token_required_if_configured
 def list_jobs():
     """The most recent jobs still kept, newest first: ``?limit=N`` (1-200, default 50)."""
     raw = request.args.get("limit", str(DEFAULT_LIST_LIMIT))
@@ -89,6 +92,7 @@ def list_jobs():
 
 
 @bp.get("/jobs/<job_id>")
+@token_required_if_configured
 def get_job(job_id: str):
     """The job's record; ``?wait=S`` holds the request until the job ends or S seconds pass."""
     wait = _wait_seconds()

@@ -1,4 +1,5 @@
-"""Bearer-token guard for training and model management (``DIGITS_API_TOKEN``)."""
+"""Bearer-token guard for training and model management (``DIGITS_API_TOKEN``), and for
+predictions and polling too when ``PREDICTIONS_NEED_TOKEN`` is set."""
 
 from __future__ import annotations
 
@@ -38,6 +39,18 @@ def token_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         check_token(bearer_token())
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def token_required_if_configured(view):
+    """Open by default; guarded like training when ``PREDICTIONS_NEED_TOKEN`` is true."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_app.config["PREDICTIONS_NEED_TOKEN"]:
+            check_token(bearer_token())
         return view(*args, **kwargs)
 
     return wrapped

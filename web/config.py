@@ -6,6 +6,11 @@ import os
 
 from jobs.queue import job_ttl_seconds, redis_url
 
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
 # name -> (default, parser); every one can be set in the environment.
 SETTINGS = {
     "MAX_IMAGE_BYTES": (10 * 1024 * 1024, int),
@@ -16,6 +21,8 @@ SETTINGS = {
     "MAX_PENDING_PER_CLIENT": (5000, int),  # queued or running prediction jobs per client address
     "PREDICT_MESSAGE_IMAGES": (64, int),  # images per queue message of a batch submission
     "DIGITS_API_TOKEN": ("", str),
+    # Predictions and job polling are open to anyone by default; true makes them need the token too.
+    "PREDICTIONS_NEED_TOKEN": (False, _flag),
     "SECRET_KEY": ("", str),  # signs session cookies (CSRF); unset: one shared through Redis, see web/security.py
     # Submissions (POST predictions, training jobs, the upload form) per client address, shared by
     # all three; flask-limiter syntax, ";" between limits. Empty disables it (benchmarks).

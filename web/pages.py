@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFError
 from jobs import keys
 from jobs.records import TERMINAL, is_job_id
 from model.catalog import ARCHITECTURES, RANGES, TrainConfig
+from web.auth import token_required_if_configured
 from web.errors import ApiError
 from web.images import check_image
 from web.security import require_secret_key
@@ -42,6 +43,7 @@ def _csrf_failed(exc: CSRFError):
 
 
 @bp.post("/predict")
+@token_required_if_configured
 def submit_form():
     files = [f for f in request.files.getlist("image") if f.filename]
     try:
@@ -63,6 +65,7 @@ def submit_form():
 
 
 @bp.get("/jobs/<job_id>")
+@token_required_if_configured
 def job_page(job_id: str):
     job = services().records.get(job_id)
     if job is None:
@@ -71,6 +74,7 @@ def job_page(job_id: str):
 
 
 @bp.get("/jobs")
+@token_required_if_configured
 def jobs_page():
     """``?ids=a,b,c``: those jobs' results (where a multi-image form post lands); else the recent jobs."""
     records = services().records
@@ -120,6 +124,7 @@ def _with_uploads(jobs: list[dict]) -> list[dict]:
 
 
 @bp.get("/jobs/<job_id>/upload")
+@token_required_if_configured
 def job_upload(job_id: str):
     data = services().redis.get(keys.job_upload(job_id)) if is_job_id(job_id) else None
     if data is None:

@@ -21,7 +21,9 @@ export async function request(path, { method = "GET", json, form, token, signal 
   } else if (form !== undefined) {
     body = form; // the browser sets the multipart boundary
   }
-  if (token) headers.Authorization = `Bearer ${token}`;
+  // The token typed on the Train or Models page also opens predictions when the server asks for it.
+  const bearer = token || sessionStorage.getItem("digits.apiToken");
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
   const response = await fetch(path, { method, headers, body, signal, credentials: "same-origin" });
   const data = await response.json().catch(() => null);
   if (!response.ok) {
