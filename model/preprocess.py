@@ -28,7 +28,7 @@ from PIL import Image, ImageOps
 from scipy import ndimage
 
 DEFAULT_MAX_PIXELS = 40_000_000
-JPEG_DRAFT_SIDE = 1024  # big JPEGs are decoded at a power-of-two fraction, no smaller than this
+JPEG_DRAFT_SIDE = 512  # big JPEGs are decoded at a power-of-two fraction, no smaller than this
 OVERVIEW_SIDE = 320  # the digit is looked for in an overview at most this large ...
 DETAIL_SIDE = 96  # ... and, when smaller than half this there, read again from the original at this size
 DIGIT_BOX = 20
@@ -65,7 +65,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
             if image.width * image.height > max_pixels:
                 raise NotAnImage(f"image is {image.width}x{image.height}, over the limit of {max_pixels} pixels")
             if image.format == "JPEG":
-                image.draft(image.mode, (JPEG_DRAFT_SIDE, JPEG_DRAFT_SIDE))  # big photos: decode a fraction
+                image.draft("L" if image.mode == "RGB" else image.mode, (JPEG_DRAFT_SIDE, JPEG_DRAFT_SIDE))
             image.seek(0)  # animated images: the first frame
             image.load()
             return _to_gray(ImageOps.exif_transpose(image))
