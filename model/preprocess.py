@@ -198,17 +198,11 @@ def _strokes(soft: np.ndarray, min_side: float) -> tuple[np.ndarray, tuple[int, 
     labels, count = ndimage.label(soft >= 0.5, structure=np.ones((3, 3)))
     if count == 0:
         raise NotADigit("the image is blank: no ink found")
-    areas = ndimage.sum_labels(np.ones_like(soft), labels, index=np.arange(1, count + 1))
+    areas = np.bincount(labels.ravel())[1:]
     boxes = ndimage.find_objects(labels)
-    rows, cols = boxes[int(np.argmax(areas))]
-    reach = max(rows.stop - rows.start, cols.stop - cols.start)  # parts of one digit are near each other
-    near = np.array(
-        [
-            r.start < rows.stop + reach and r.stop > rows.start - reach and c.start < cols.stop + reach
-            and c.stop > cols.start - reach
-            for r, c in boxes
-        ]
-    )  # fmt: skip
+    main = boxes[int(np.argmax(areas))]
+    reach = max(main[0].stop - main[0].start, main[1].stop - main[1].start)  # a digit's parts are near each other
+    near = np.array([_overlaps(box, main, reach) for box in boxes])
     keep = near & (areas >= max(2.0, 0.05 * areas.max()))
     if not keep.any():
         raise NotADigit("the image is blank: only specks")
@@ -221,6 +215,11 @@ def _strokes(soft: np.ndarray, min_side: float) -> tuple[np.ndarray, tuple[int, 
     # Let the anti-aliased edges around kept strokes through.
     mask = ndimage.maximum_filter(mask.view(np.uint8), size=5)
     return np.where(mask, soft, 0).astype(np.float32), (top, bottom, left, right)
+
+
+def _overlaps(box: tuple[slice, slice], main: tuple[slice, slice], reach: int) -> bool:
+    """Whether ``box`` overlaps ``main`` grown by ``reach`` on every side."""
+    return all(b.start < m.stop + reach and b.stop > m.start - reach for b, m in zip(box, main, strict=True))
 
 
 def _fit_and_centre(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
