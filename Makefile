@@ -32,7 +32,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 
 train: $(VENV)/.installed  ## retrain the shipped default model
-	$(PY) -m model.train --arch default --epochs 12 --out model/shipped/default.keras
+	$(PY) -m model.train --arch default --epochs 9 --out model/shipped/default.keras
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
