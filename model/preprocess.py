@@ -29,7 +29,7 @@ from scipy import ndimage
 
 DEFAULT_MAX_PIXELS = 40_000_000
 JPEG_DRAFT_SIDE = 512  # big JPEGs are decoded at a power-of-two fraction, no smaller than this
-OVERVIEW_SIDE = 320  # the digit is looked for in an overview at most this large ...
+OVERVIEW_SIDE = 384  # the digit is looked for in an overview of at most this many pixels squared ...
 DETAIL_SIDE = 96  # ... and, when smaller than half this there, read again from the original at this size
 DIGIT_BOX = 20
 CANVAS = 28
@@ -98,7 +98,7 @@ def _flatten_alpha(rgba: Image.Image) -> Image.Image:
 
 def normalize(gray: Image.Image) -> np.ndarray:
     """An upright grayscale image of any size -> MNIST-style (28, 28) float32; raises NotADigit if blank."""
-    factor = _reduction(max(gray.size), OVERVIEW_SIDE)
+    factor = _reduction(math.sqrt(gray.width * gray.height), OVERVIEW_SIDE)  # by area: long, thin pages too
     overview = _pixels(gray, factor)
     light = _light_background(overview)
     ink, box = _ink(overview, light, min_side=MIN_DIGIT_SHARE * min(overview.shape))
@@ -152,7 +152,8 @@ def _ink(gray: np.ndarray, light_background: bool, min_side: float) -> tuple[np.
         x = ndimage.gaussian_filter(x, 1.0)
         middle, noise = _level_and_noise(x)
     low = middle + max(4 * noise, 0.02)  # above the noise, whatever share of the image the ink has
-    strong = x > max(_otsu(x), low)
+    # Stroke cores: Otsu's split, but never below halfway to the peak (a tiny digit barely moves Otsu).
+    strong = x > max(_otsu(x), (low + float(x.max())) / 2)
     if not strong.any():
         raise NotADigit("the image is uniform: no ink stands out")
     high = float(np.median(x[strong]))
