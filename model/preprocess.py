@@ -29,7 +29,7 @@ from scipy import ndimage
 
 DEFAULT_MAX_PIXELS = 40_000_000
 JPEG_DRAFT_SIDE = 512  # big JPEGs are decoded at a power-of-two fraction, no smaller than this
-OVERVIEW_SIDE = 384  # the digit is looked for in an overview of at most this many pixels squared ...
+OVERVIEW_SIDE = 320  # the digit is looked for in an overview of at most this many pixels squared ...
 DETAIL_SIDE = 96  # ... and, when smaller than half this there, read again from the original at this size
 DIGIT_BOX = 20
 CANVAS = 28
