@@ -60,9 +60,7 @@ def rgba(digit: np.ndarray, rng: np.random.Generator) -> bytes:
 def photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """A phone photo of the page: blur, uneven light, noise, then JPEG (quality 40-80)."""
     image, scale = _on_paper(digit, rng, with_scale=True)
-    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7) * scale))
-    image = _noisy(_unevenly_lit(image, rng), rng)
-    return _jpeg(image, int(rng.integers(40, 81)))
+    return _jpeg(_photographed(image, scale, rng), int(rng.integers(40, 81)))
 
 
 RENDERINGS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
@@ -86,6 +84,10 @@ def page(digit: np.ndarray, width: int, height: int, seed: int = 0) -> Image.Ima
     """A photo of a page of the given size (RGB): the digit off-centre, blurred, unevenly lit, grainy."""
     rng = np.random.default_rng(seed)
     image, scale = _on_paper(digit, rng, with_scale=True, size=(width, height))
+    return _photographed(image, scale, rng)
+
+
+def _photographed(image: Image.Image, scale: float, rng: np.random.Generator) -> Image.Image:
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7) * scale))
     return _noisy(_unevenly_lit(image, rng), rng)
 
