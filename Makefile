@@ -38,7 +38,7 @@ compare: $(VENV)/.installed  ## accuracy, training time and prediction cost of e
 	$(PY) -m model.compare
 
 train: $(VENV)/.installed  ## retrain the shipped default model
-	$(PY) -m model.train --arch default --epochs 12 --out model/shipped/default.keras
+	$(PY) -m model.train --arch default --epochs 9 --out model/shipped/default.keras
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

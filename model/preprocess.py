@@ -1,12 +1,15 @@
 """Turn any image of a handwritten digit into the 28x28 MNIST-style input the networks expect.
 
-MNIST digits are light ink on black, size-normalised to fit 20x20 (aspect kept), anti-aliased,
-and placed in 28x28 with their centre of mass at the centre. People send dark ink on white
-paper, photos with uneven light, transparent canvas drawings, rotated JPEGs, small digits in
-big images. :func:`preprocess` handles them all the same way:
+MNIST was made from binary scans: each digit's bounding box scaled to fit 20x20 (aspect kept,
+anti-aliased by the scaling), then shifted by whole pixels so that its centre of mass lies in
+the middle of 28x28 (measured on the test set: (14.0, 14.0) row/column, give or take half a
+pixel). People send dark ink on paper, photos with uneven light and noise, transparent canvas
+drawings, rotated JPEGs, small digits in big images. :func:`preprocess` redoes MNIST's steps on
+all of them:
 
-    decode (EXIF, alpha onto white, any mode) -> grayscale -> polarity -> lighting and noise
-    -> crop to the ink -> fit 20x20 -> centre of mass to the centre of 28x28
+    decode (EXIF, alpha, any mode) -> grayscale -> find the digit on a small overview
+    -> read it again from the original at a useful size -> polarity, lighting, noise -> ink
+    -> fit the ink's box into 20x20 -> centre of mass to the centre of 28x28
 
     python -m model.preprocess photo.jpg --show seen.png
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -24,11 +28,15 @@ from PIL import Image, ImageOps
 from scipy import ndimage
 
 DEFAULT_MAX_PIXELS = 40_000_000
-WORKING_SIDE = 512  # images are located and cleaned at most this large
+JPEG_DRAFT_SIDE = 512  # big JPEGs are decoded at a power-of-two fraction, no smaller than this
+OVERVIEW_SIDE = 320  # the digit is looked for in an overview of at most this many pixels squared ...
+DETAIL_SIDE = 96  # ... and, when smaller than half this there, read again from the original at this size
 DIGIT_BOX = 20
 CANVAS = 28
-CENTRE = (14.0, 14.0)  # where MNIST's centres of mass sit (row, column), measured on its test set
-MIN_CONTRAST = 0.12  # ink must differ from the background by this much (of the full range)
+CENTRE = (14.0, 14.0)
+MIN_CONTRAST = 0.12  # ink must stand out from the background (and its noise) by this much
+NOISY = 0.02  # background noise (standard deviation) above which the image is smoothed first
+MIN_DIGIT_SHARE = 0.03  # a digit spans at least this share of the image's shorter side
 
 
 class NotAnImage(ValueError):
@@ -40,7 +48,7 @@ class NotADigit(ValueError):
 
 
 def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode image bytes into a (28, 28) float32 array in [0, 1], light ink on black.
+    """Decode image bytes into a (28, 28) float32 array in [0, 1], light ink on black, MNIST-style.
 
     Raises :class:`NotAnImage` for undecodable or oversized input and :class:`NotADigit`
     when there is no ink to read.
@@ -48,8 +56,8 @@ def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     return normalize(decode(data, max_pixels))
 
 
-def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode to a grayscale float32 array in [0, 1] (1 = white), upright, transparency as white."""
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode to an upright 8-bit grayscale ("L") image; transparent parts become background."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -57,91 +65,120 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
             if image.width * image.height > max_pixels:
                 raise NotAnImage(f"image is {image.width}x{image.height}, over the limit of {max_pixels} pixels")
             if image.format == "JPEG":
-                image.draft("L", (WORKING_SIDE * 4, WORKING_SIDE * 4))  # decode big JPEGs at a fraction
+                image.draft("L" if image.mode == "RGB" else image.mode, (JPEG_DRAFT_SIDE, JPEG_DRAFT_SIDE))
             image.seek(0)  # animated images: the first frame
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return _to_gray(image)
+            return _to_gray(ImageOps.exif_transpose(image))
     except NotAnImage:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise NotAnImage(f"cannot decode image: {exc}") from exc
 
 
-def _to_gray(image: Image.Image) -> np.ndarray:
+def _to_gray(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         values = np.asarray(image, dtype=np.float32)
         high = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        return np.clip(values / high, 0, 1)
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    elif image.mode not in ("L", "RGB"):
+        return Image.fromarray(np.round(np.clip(values / high, 0, 1) * 255).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        return _flatten_alpha(image.convert("RGBA"))
+    if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")  # CMYK, YCbCr, palette, 1-bit...
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    return image.convert("L")
 
 
-def normalize(gray: np.ndarray) -> np.ndarray:
-    """Grayscale [0, 1] of any size -> MNIST-style (28, 28) float32; raises NotADigit if blank."""
-    work, scale = _shrink(gray, WORKING_SIDE)
-    ink = _ink(work)
-    box = _bounding_box(ink)
-    if scale > 1.5:
-        # A small digit in a big image: clean it again from the full-resolution pixels around it.
-        top, bottom, left, right = (int(v * scale) for v in box)
-        margin = max(bottom - top, right - left) // 2 + 2
-        crop = gray[max(0, top - margin) : bottom + margin, max(0, left - margin) : right + margin]
-        work, _ = _shrink(crop, WORKING_SIDE)
-        # Polarity and background come from the whole image; the crop may be all ink.
-        ink = _ink(work, invert=_light_background(gray))
-        box = _bounding_box(ink)
-    top, bottom, left, right = box
-    return _fit_and_centre(ink[top:bottom, left:right])
+def _flatten_alpha(rgba: Image.Image) -> Image.Image:
+    """Put the image on white; if that leaves nothing to see (light strokes on transparency), on black."""
+    on_white = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("L")
+    darkest, lightest = on_white.getextrema()
+    if lightest - darkest >= MIN_CONTRAST * 255 or rgba.getchannel("A").getextrema()[0] == 255:
+        return on_white
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("L")
 
 
-def _shrink(gray: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    scale = max(gray.shape) / side
-    if scale <= 1:
-        return gray, 1.0
-    size = (max(1, round(gray.shape[1] / scale)), max(1, round(gray.shape[0] / scale)))
-    small = Image.fromarray(gray.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX)
-    return np.asarray(small, dtype=np.float32), scale
+def normalize(gray: Image.Image) -> np.ndarray:
+    """An upright grayscale image of any size -> MNIST-style (28, 28) float32; raises NotADigit if blank."""
+    factor = _reduction(math.sqrt(gray.width * gray.height), OVERVIEW_SIDE)  # by area: long, thin pages too
+    overview = _pixels(gray, factor)
+    light = _light_background(overview)
+    ink, box = _ink(overview, light, min_side=MIN_DIGIT_SHARE * min(overview.shape))
+    digit_side = max(box[1] - box[0], box[3] - box[2]) * factor
+    detail = _reduction(digit_side, DETAIL_SIDE)
+    if factor > 1 and digit_side < DETAIL_SIDE // 2 * factor:
+        # A small digit in a big image: read it again, at a useful resolution, from the original.
+        margin = digit_side // 2 + factor
+        top, bottom, left, right = (v * factor for v in box)
+        region = (max(0, left - margin), max(0, top - margin), min(gray.width, right + margin),
+                  min(gray.height, bottom + margin))  # fmt: skip
+        ink, box = _ink(_pixels(gray.crop(region), detail), light, min_side=0)
+    return _fit_and_centre(ink, box)
+
+
+def _reduction(side: float, target: int) -> int:
+    return max(1, math.ceil(side / target))
+
+
+def _pixels(gray: Image.Image, factor: int) -> np.ndarray:
+    """Grayscale in [0, 1], averaged over factor x factor blocks."""
+    small = gray.reduce(factor) if factor > 1 else gray
+    return np.asarray(small, dtype=np.float32) / 255.0
 
 
 def _light_background(gray: np.ndarray) -> bool:
-    """MNIST is light on dark; the border tells us which way round this image is."""
+    """MNIST is light on dark. The border shows the background: is it nearer the light end or the dark?"""
     h, w = gray.shape
     band = max(1, min(h, w) // 20)
     border = np.concatenate(
         [gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(), gray[:, -band:].ravel()]
     )
-    return float(np.median(border)) > 0.5
+    background = float(np.median(border))
+    return float(gray.max()) - background < background - float(gray.min())
 
 
-def _ink(gray: np.ndarray, invert: bool | None = None) -> np.ndarray:
-    """Ink strength in [0, 1] per pixel (0 = background), background light and noise removed."""
-    if invert is None:
-        invert = _light_background(gray)
-    x = 1.0 - gray if invert else gray
-    # Uneven lighting: the background is what remains after removing everything stroke-sized.
-    size = max(3, min(x.shape) // 4)
-    if min(x.shape) >= 48:
-        background = ndimage.uniform_filter(ndimage.grey_opening(x, size=(size, size)), size=size // 2 + 1)
-        x = np.clip(x - background, 0, 1)
-    else:
-        x = np.clip(x - np.median(x), 0, 1)
-    peak = float(np.percentile(x, 99.5)) if x.size > 400 else float(x.max())
-    if peak < MIN_CONTRAST:
+def _ink(gray: np.ndarray, light_background: bool, min_side: float) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Ink strength in [0, 1] (background, its light and noise removed) and the digit's box.
+
+    The box (top, bottom, left, right) bounds where the ink is at least half strength: the
+    binary digit MNIST scaled to 20x20. Only strokes of a sizeable size count; specks are dropped.
+    """
+    x = 1.0 - gray if light_background else gray
+    background = _background(x)
+    x = x - background
+    if light_background:
+        x /= np.maximum(1.0 - background, 0.1)  # paper in shadow: ink contrast is relative to the light
+    middle, noise = _level_and_noise(x)
+    if noise > NOISY:
+        # Grainy (a dim photo): smooth at about a stroke's width before deciding what is ink.
+        x = ndimage.gaussian_filter(x, 1.0)
+        middle, noise = _level_and_noise(x)
+    low = middle + max(4 * noise, 0.02)  # above the noise, whatever share of the image the ink has
+    # Stroke cores: Otsu's split, but never below halfway to the peak (a tiny digit barely moves Otsu).
+    strong = x > max(_otsu(x), (low + float(x.max())) / 2)
+    if not strong.any():
+        raise NotADigit("the image is uniform: no ink stands out")
+    high = float(np.median(x[strong]))
+    if high - low < MIN_CONTRAST:
         raise NotADigit("the image is blank: no ink stands out from the background")
-    threshold = _otsu(x)
-    strong = x > threshold
-    ink_level = float(np.percentile(x[strong], 75)) if strong.any() else peak
-    # Soft threshold: noise and background go to 0, stroke cores to 1, edges stay grey.
-    low, high = threshold * 0.5, max(threshold * 0.5 + 1e-3, ink_level * 0.9)
-    soft = np.clip((x - low) / (high - low), 0, 1)
-    return _drop_specks(soft, strong)
+    # Soft threshold: background and noise to 0, stroke cores to 1, edges stay grey.
+    soft = np.clip((x - low) / (high - low), 0, 1).astype(np.float32)
+    return _strokes(soft, max(min_side, 2.0))
+
+
+def _level_and_noise(x: np.ndarray) -> tuple[float, float]:
+    """The background's level and its noise (standard deviation), robustly: most pixels are background."""
+    middle = float(np.median(x))
+    return middle, 1.4826 * float(np.median(np.abs(x - middle)))
+
+
+def _background(x: np.ndarray) -> np.ndarray:
+    """What remains after removing everything stroke-sized: paper texture and uneven light."""
+    if min(x.shape) < 48:
+        return np.full_like(x, np.median(x))
+    size = min(x.shape) // 4  # wider than any stroke of a digit that fits the image
+    step = max(1, size // 6)  # worked out on a coarse grid, then smoothly interpolated back
+    coarse = np.asarray(Image.fromarray(x, mode="F").reduce(step), dtype=np.float32)
+    coarse = ndimage.uniform_filter(ndimage.grey_opening(coarse, size=size // step), size=3, mode="nearest")
+    return np.asarray(Image.fromarray(coarse, mode="F").resize(x.shape[::-1], Image.Resampling.BILINEAR))
 
 
 def _otsu(x: np.ndarray) -> float:
@@ -157,42 +194,64 @@ def _otsu(x: np.ndarray) -> float:
     return float(centres[int(np.argmax(between))])
 
 
-def _drop_specks(soft: np.ndarray, strong: np.ndarray) -> np.ndarray:
-    """Keep only ink connected to sizeable strokes; isolated specks would skew the crop."""
-    labels, count = ndimage.label(strong, structure=np.ones((3, 3)))
+def _strokes(soft: np.ndarray, min_side: float) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Keep the largest stroke and sizeable strokes near it; specks and far-off marks would skew the crop."""
+    labels, count = ndimage.label(soft >= 0.5, structure=np.ones((3, 3)))
     if count == 0:
         raise NotADigit("the image is blank: no ink found")
-    areas = ndimage.sum_labels(strong, labels, index=np.arange(1, count + 1))
-    keep = areas >= max(2.0, 0.05 * areas.max())
-    mask = keep[labels - 1] & (labels > 0)
-    # Let anti-aliased edges around kept strokes through.
-    mask = ndimage.binary_dilation(mask, iterations=2)
-    return np.where(mask, soft, 0).astype(np.float32)
+    areas = np.bincount(labels.ravel())[1:]
+    boxes = ndimage.find_objects(labels)
+    main = boxes[int(np.argmax(areas))]
+    reach = max(main[0].stop - main[0].start, main[1].stop - main[1].start)  # a digit's parts are near each other
+    near = np.array([_overlaps(box, main, reach) for box in boxes])
+    keep = near & (areas >= max(2.0, 0.05 * areas.max()))
+    if not keep.any():
+        raise NotADigit("the image is blank: only specks")
+    mask = np.concatenate([[False], keep])[labels]
+    rows_kept, cols_kept = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    top, bottom = int(rows_kept[0]), int(rows_kept[-1]) + 1
+    left, right = int(cols_kept[0]), int(cols_kept[-1]) + 1
+    if max(bottom - top, right - left) < min_side:
+        raise NotADigit("the image is blank: only specks, nothing digit-sized")
+    # Let the anti-aliased edges around kept strokes through.
+    mask = ndimage.maximum_filter(mask.view(np.uint8), size=5)
+    return np.where(mask, soft, 0).astype(np.float32), (top, bottom, left, right)
 
 
-def _bounding_box(ink: np.ndarray) -> tuple[int, int, int, int]:
-    rows = np.flatnonzero(ink.max(axis=1) > 0.05)
-    cols = np.flatnonzero(ink.max(axis=0) > 0.05)
-    if rows.size == 0:
-        raise NotADigit("the image is blank: no ink found")
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+def _overlaps(box: tuple[slice, slice], main: tuple[slice, slice], reach: int) -> bool:
+    """Whether ``box`` overlaps ``main`` grown by ``reach`` on every side."""
+    return all(b.start < m.stop + reach and b.stop > m.start - reach for b, m in zip(box, main, strict=True))
 
 
-def _fit_and_centre(digit: np.ndarray) -> np.ndarray:
-    h, w = digit.shape
-    scale = DIGIT_BOX / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+def _fit_and_centre(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Scale so the box fits 20x20 and shift by whole output pixels to put the centre of mass at CENTRE."""
+    top, bottom, left, right = box
+    scale = DIGIT_BOX / max(bottom - top, right - left)
+    com_row, com_col = ndimage.center_of_mass(ink)
+    # Output pixel r samples the source at row origin + r / scale (in pixel-edge coordinates); the
+    # origin puts the centre of mass at CENTRE, give or take half an output pixel, as MNIST did.
+    origin_row = top + round((com_row + 0.5 - (CENTRE[0] + 0.5) / scale - top) * scale) / scale
+    origin_col = left + round((com_col + 0.5 - (CENTRE[1] + 0.5) / scale - left) * scale) / scale
+    span = CANVAS / scale
+    row0, col0 = math.floor(origin_row), math.floor(origin_col)
+    window = _window(ink, row0, col0, math.ceil(origin_row + span) - row0, math.ceil(origin_col + span) - col0)
     resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
-    fitted = np.asarray(Image.fromarray(digit, mode="F").resize(size, resample), dtype=np.float32)
-    fitted = np.clip(fitted / max(float(fitted.max()), 1e-6), 0, 1)
-    canvas = np.zeros((CANVAS, CANVAS), dtype=np.float32)
-    com_row, com_col = ndimage.center_of_mass(fitted)
-    top = int(round(CENTRE[0] - com_row))
-    left = int(round(CENTRE[1] - com_col))
-    top = min(max(top, 0), CANVAS - fitted.shape[0])
-    left = min(max(left, 0), CANVAS - fitted.shape[1])
-    canvas[top : top + fitted.shape[0], left : left + fitted.shape[1]] = fitted
-    return canvas
+    source = (origin_col - col0, origin_row - row0, origin_col - col0 + span, origin_row - row0 + span)
+    fitted = Image.fromarray(window, mode="F").resize((CANVAS, CANVAS), resample, box=source)
+    fitted = np.clip(np.asarray(fitted, dtype=np.float32), 0, 1)
+    return fitted / max(float(fitted.max()), 1e-6)
+
+
+def _window(image: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """image[top:top+height, left:left+width], zero where the window goes past the edges."""
+    window = np.zeros((height, width), dtype=np.float32)
+    src_top, src_left = max(top, 0), max(left, 0)
+    src_bottom, src_right = min(top + height, image.shape[0]), min(left + width, image.shape[1])
+    if src_bottom > src_top and src_right > src_left:
+        window[src_top - top : src_bottom - top, src_left - left : src_right - left] = image[
+            src_top:src_bottom, src_left:src_right
+        ]
+    return window
 
 
 def to_png(image: np.ndarray) -> bytes:

@@ -1,0 +1,99 @@
+"""What a prediction costs on this machine: the network call, seed against default, and preprocessing.
+
+    python -m model.cost [--model FILE] [--repeat 40]
+
+Network: one direct call (as the worker makes it) on a batch of 256 images, the median of
+``--repeat`` calls, the two networks taking turns so that both see the same machine load.
+Preprocessing: the median time of :func:`preprocess` per image, for a few kinds and sizes of file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from model.preprocess import preprocess
+from model.render import page
+
+BATCH = 256
+
+
+def median_ms(call: Callable[[], object], repeat: int) -> float:
+    """Median wall time of ``call`` in milliseconds, after one untimed warm-up call."""
+    call()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def network_costs(default_model: Path | None, images: np.ndarray, repeat: int) -> dict[str, float]:
+    """Milliseconds per direct call on ``images`` for the seed network and the default one, taking turns."""
+    from model import architectures, runtime
+    from model.predictor import Predictor
+    from model.store import SHIPPED_MODEL
+
+    runtime.configure_threads()
+    predictors = {
+        "seed": Predictor(architectures.build("seed")),
+        "default": Predictor.from_file(default_model or SHIPPED_MODEL),
+    }
+    times: dict[str, list[float]] = {name: [] for name in predictors}
+    for _ in range(repeat + 1):
+        for name, predictor in predictors.items():
+            started = time.perf_counter()
+            predictor.probabilities(images)
+            times[name].append((time.perf_counter() - started) * 1000)
+    return {name: statistics.median(values[1:]) for name, values in times.items()}  # the first warms up
+
+
+def sample_files(digit: np.ndarray) -> dict[str, bytes]:
+    """Files people send, by description: an MNIST PNG, canvas drawings, photos of pages."""
+    files = {"28x28 PNG (an MNIST digit)": _encode(Image.fromarray(digit), "PNG")}
+    for width, height, fmt in [(400, 300, "JPEG"), (1000, 800, "PNG"), (1000, 800, "JPEG"), (4000, 3000, "JPEG"),
+                               (4000, 3000, "PNG")]:  # fmt: skip
+        files[f"{width}x{height} {fmt} (photo of a page)"] = _encode(page(digit, width, height), fmt)
+    return files
+
+
+def _encode(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None, help="the default network's .keras file (default: shipped)")
+    parser.add_argument("--repeat", type=int, default=40)
+    args = parser.parse_args(argv)
+
+    from model.data import load_mnist
+
+    mnist = load_mnist()
+    print(f"preprocess, median of {args.repeat} per file:")
+    for name, data in sample_files(mnist.x_test[0]).items():
+        ms = median_ms(lambda d=data: preprocess(d), args.repeat)
+        print(f"  {name:<30} {len(data) / 1000:>8.0f} kB  {ms:7.1f} ms")
+
+    images = mnist.x_test[:BATCH].astype(np.float32) / 255
+    costs = network_costs(args.model, images, args.repeat)
+    print(f"\nnetwork, one direct call on {BATCH} images, median of {args.repeat}:")
+    for name, ms in costs.items():
+        print(f"  {name:<8} {ms:7.2f} ms  ({ms * 1000 / BATCH:.0f} us per image)")
+    print(f"  default / seed = {costs['default'] / costs['seed']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
