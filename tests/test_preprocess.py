@@ -194,3 +194,22 @@ def test_the_cli_shows_what_the_network_sees(tmp_path, seven):
     blank = tmp_path / "blank.png"
     blank.write_bytes(png_bytes(np.full((28, 28), 255, np.uint8)))
     assert pre.main([str(blank), "--show", str(shown)]) == 1
+
+
+def test_an_image_already_normalized_is_taken_as_it_is(mnist):
+    digit = mnist.x_test[0]
+    seen = preprocess(png_bytes(digit))
+    assert np.allclose(seen, digit / digit.max(), atol=1e-6)  # not softened by a second normalisation
+    shifted = np.roll(digit, (3, -2), axis=(0, 1))  # the same digit off-centre is normalised again
+    assert pre.already_normalized(Image.fromarray(shifted)) is None
+    com = ndimage.center_of_mass(preprocess(png_bytes(shifted)))
+    assert abs(com[0] - 14) <= 0.5 and abs(com[1] - 14) <= 0.5
+
+
+def test_most_mnist_digits_take_the_shortcut_and_agree_with_the_full_path(mnist):
+    grays = [Image.fromarray(x) for x in mnist.x_test[:300]]
+    shortcuts = [(g, pre.already_normalized(g)) for g in grays]
+    taken = [(g, fast) for g, fast in shortcuts if fast is not None]
+    assert len(taken) >= 0.9 * len(grays)
+    differences = [np.abs(fast - pre.normalize(g)).mean() for g, fast in taken]
+    assert np.mean(differences) < 0.01

@@ -162,7 +162,8 @@ class Serving:
                 "predict_ms": round(predict_ms, 3),
                 "batch_size": len(ready),
             }
-            for image, probs in zip(ready, probabilities, strict=True):
+            rounded = np.round(probabilities.astype(np.float64), 6).tolist()  # one call for the whole batch
+            for image, probs in zip(ready, rounded, strict=True):
                 outcomes.append(
                     rec.Outcome(image.job_id, rec.SUCCEEDED, result=_result(image, probs, predictor.version, timings))
                 )
@@ -187,12 +188,12 @@ class Serving:
         return PreparedImage(job_id, outcome=rec.Outcome(job_id, rec.FAILED, error=error))
 
 
-def _result(image: PreparedImage, probabilities: np.ndarray, version: int | None, timings: dict) -> dict:
-    label = int(np.argmax(probabilities))
+def _result(image: PreparedImage, probabilities: list[float], version: int | None, timings: dict) -> dict:
+    label = max(range(len(probabilities)), key=probabilities.__getitem__)
     return {
         "label": label,
-        "confidence": round(float(probabilities[label]), 6),
-        "probabilities": [round(float(p), 6) for p in probabilities],
+        "confidence": probabilities[label],
+        "probabilities": probabilities,
         "model_version": version,
         "input_png": base64.b64encode(to_png(image.pixels)).decode(),
         "timings": timings,
