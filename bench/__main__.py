@@ -61,12 +61,51 @@ def in_process_limit(backend: str, images: np.ndarray, seconds: float = 3.0) -> 
     return count / (time.perf_counter() - started)
 
 
-def resident_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (gunicorn's and Celery's children)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time these processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(run, stack: Stack, server: RedisServer) -> dict:
+    """Run ``run()`` (a load run returning a Tally) and add the CPU milliseconds each part of the
+    service spent per image: where the time goes when the figure falls short."""
+    groups = {
+        "web": process_tree(stack.processes["web"].pid),
+        "workers": [p for name, proc in stack.processes.items() if name != "web" for p in process_tree(proc.pid)],
+        "redis": [server.process.pid],
+        "load generator": [os.getpid()],
+    }
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    summary = run().summary()
+    images = max(summary["images"], 1)
+    summary["cpu_ms_per_image"] = {
+        name: round((cpu_seconds(pids) - before[name]) * 1000 / images, 3) for name, pids in groups.items()
+    }
+    return summary
 
 
 def worker_memory(client: redis.Redis) -> list[float]:
@@ -142,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         step("light load: 20 single-image jobs per second for 10 s")
         results["light"] = open_loop(stack.web_url, singles, 20, 10).summary()
         step(f"single-image jobs, {args.clients} clients")
-        results["single"] = closed_loop(stack.web_url, singles, args.clients, args.seconds, 1).summary()
+        results["single"] = with_cpu(
+            lambda: closed_loop(stack.web_url, singles, args.clients, args.seconds, 1), stack, server
+        )
         step("batch requests of 256 images, 4 clients")
-        results["batch"] = closed_loop(stack.web_url, batches, 4, args.seconds, 256).summary()
+        results["batch"] = with_cpu(lambda: closed_loop(stack.web_url, batches, 4, args.seconds, 256), stack, server)
         results["tensorflow_rss_mb_after"] = worker_memory(client)
 
         step("the seed notebook's way: one task per image, model.predict() inside")
@@ -188,6 +229,10 @@ def report(r: dict, limit: float) -> None:
         )
         for reason, count in figures["errors"].items():
             print(f"{'':<36}{count} x {reason}")
+        if "cpu_ms_per_image" in figures:
+            parts = ", ".join(f"{name} {ms:.2f}" for name, ms in figures["cpu_ms_per_image"].items())
+            total = sum(figures["cpu_ms_per_image"].values())
+            print(f"{'':<36}CPU ms per image: {parts} (total {total:.2f}, {r['cpus']} CPUs)")
 
     print(f"\ncommit {r['commit']}, {r['cpus']} CPUs, {r['settings']['workers']} worker(s), {r['date']}")
     print(

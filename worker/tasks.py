@@ -24,7 +24,7 @@ from worker.serving import get_serving
 log = logging.getLogger(__name__)
 
 BATCH_MESSAGES = int(os.environ.get("PREDICT_BATCH_MESSAGES", "64"))
-BATCH_WAIT_S = float(os.environ.get("PREDICT_BATCH_WAIT_MS", "5")) / 1000
+BATCH_WAIT_S = float(os.environ.get("PREDICT_BATCH_WAIT_MS", "2")) / 1000
 
 
 class RequeueingBatches(Batches):
