@@ -189,7 +189,7 @@ def _ink(gray: np.ndarray, light_background: bool, min_side: float) -> tuple[np.
     # Stroke cores: Otsu's split, but never below halfway to the peak (a tiny digit barely moves Otsu).
     strong = x > max(_otsu(x), (low + float(x.max())) / 2)
     if not strong.any():
-        raise NotADigit("the image is uniform: no ink stands out")
+        raise NotADigit("the image is blank: one even tone, no ink stands out")
     high = float(np.median(x[strong]))
     if high - low < MIN_CONTRAST:
         raise NotADigit("the image is blank: no ink stands out from the background")

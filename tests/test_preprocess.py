@@ -213,3 +213,11 @@ def test_most_mnist_digits_take_the_shortcut_and_agree_with_the_full_path(mnist)
     assert len(taken) >= 0.9 * len(grays)
     differences = [np.abs(fast - pre.normalize(g)).mean() for g, fast in taken]
     assert np.mean(differences) < 0.01
+
+
+@pytest.mark.parametrize("tone", [0, 128, 255])
+def test_an_even_image_is_called_blank(tone):
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), tone).save(buffer, format="PNG")
+    with pytest.raises(NotADigit, match="blank"):
+        preprocess(buffer.getvalue())
