@@ -40,6 +40,14 @@ class Tally:
         }
 
 
+class HttpError(RuntimeError):
+    """A 4xx/5xx answer; ``retry_after`` is the server's Retry-After in seconds, if it sent one."""
+
+    def __init__(self, message: str, status: int, retry_after: float | None):
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
 class Client:
     """One keep-alive connection to the web."""
 
@@ -59,7 +67,12 @@ class Client:
             response = self.connection.getresponse()
         data = response.read()
         if response.status >= 400:
-            raise RuntimeError(f"{method} {path}: {response.status} {data[:200]!r}")
+            retry_after = response.getheader("Retry-After")
+            raise HttpError(
+                f"{method} {path}: {response.status} {data[:200]!r}",
+                response.status,
+                float(retry_after) if retry_after else None,
+            )
         return json.loads(data)
 
     def submit(self, body: bytes) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 import redis
 from PIL import Image
 
-from bench.load import Client, encode_bodies
+from bench.load import Client, HttpError, encode_bodies
 from jobs import keys
 from model.data import load_mnist
 from stack.processes import Stack
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(server.url, args.logs, env={"BROKER_VISIBILITY_TIMEOUT": "10", "RATE_LIMIT": ""})
     accepted: list[str] = []
     refused: Counter[str] = Counter()
+    deferred: Counter[str] = Counter()  # answers that said "later" (Retry-After), then sent again
     lock = threading.Lock()
     reserved = [0]  # jobs claimed by a sender, so the run sends exactly --jobs
     try:
@@ -68,14 +69,25 @@ def main(argv: list[str] | None = None) -> int:
                     if reserved[0] >= args.jobs:
                         return
                     reserved[0] += 1
-                try:
-                    job_id = http.submit(bodies[i % len(bodies)])["jobs"][0]["job_id"]
-                    with lock:
-                        accepted.append(job_id)
-                except Exception as exc:  # counted, not retried: the run reports what happened
-                    with lock:
-                        refused[type(exc).__name__] += 1
-                    http = Client(stack.web_url)
+                while True:
+                    try:
+                        job_id = http.submit(bodies[i % len(bodies)])["jobs"][0]["job_id"]
+                        with lock:
+                            accepted.append(job_id)
+                        break
+                    except HttpError as exc:
+                        if exc.retry_after is None:  # refused for good: counted, not retried
+                            with lock:
+                                refused[str(exc.status)] += 1
+                            break
+                        with lock:  # backpressure (429 too many pending, 503): wait as told, send again
+                            deferred[str(exc.status)] += 1
+                        time.sleep(exc.retry_after)
+                    except OSError as exc:
+                        with lock:
+                            refused[type(exc).__name__] += 1
+                        http = Client(stack.web_url)
+                        break
                 i += args.clients
 
         started = time.monotonic()
@@ -97,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         workers = Counter(
             (w or b"?").decode().split("@")[0] for w in pipeline_get(client, accepted, "worker")
         )  # fmt: skip
-        print(f"\naccepted  {len(accepted)}   (refused {sum(refused.values())}: {dict(refused)})")
+        print(f"\naccepted  {len(accepted)}   (refused {sum(refused.values())}: {dict(refused)}; "
+              f"told to retry later and sent again: {dict(deferred)})")  # fmt: skip
         print(f"completed {counts['succeeded']}")
         print(f"failed    {counts['failed']}")
         print(f"lost      {lost}")
