@@ -153,13 +153,18 @@ def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -
 @click.option("--learning-rate", type=float, help="Peak learning rate (default: per architecture).")
 @click.option("--augment/--no-augment", default=None, help="Shift, rotate and scale the training images.")
 @click.option("--train-limit", type=int, help="Train on the first N training images only (quick trials).")
+@click.option(
+    "--activate",
+    type=click.Choice(["never", "always", "if-better"]),
+    help="Serve the new model when done: never (the default), always, or if it beats the active one.",
+)
 @click.option("--wait", is_flag=True, help="Show progress until the job ends, then the new model's card.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job record as JSON (with the full card).")
 @server_option
 @reports_failures
 def train(
     arch: str | None, epochs: int | None, batch_size: int | None, learning_rate: float | None, augment: bool | None,
-    train_limit: int | None, wait: bool, as_json: bool, server: str,
+    train_limit: int | None, activate: str | None, wait: bool, as_json: bool, server: str,
 ) -> None:  # fmt: skip
     """Submit a training job (needs DIGITS_API_TOKEN); options left out take the service's defaults."""
     client = _client(server)
@@ -170,6 +175,7 @@ def train(
         learning_rate=learning_rate,
         augment=augment,
         train_limit=train_limit,
+        activate=activate,
     )
     job_id = submitted["job_id"]
     if not wait:
@@ -184,8 +190,18 @@ def train(
     except KeyboardInterrupt:
         raise Interrupted([job_id]) from None
     if record["status"] == "succeeded" and not as_json:
-        click.echo(display.card_text(record["result"]["card"]))
-        click.echo(f"serve it with: digits activate {record['result']['model_version']}")
+        result = record["result"]
+        click.echo(display.card_text(result["card"]))
+        if result.get("activated"):
+            click.echo(f"model version {result['model_version']} is now active")
+        elif activate == "if-better":
+            active = client.models().get("active_version")
+            click.echo(
+                f"not activated: it does not beat version {active}; serve it anyway with: "
+                f"digits activate {result['model_version']}"
+            )
+        else:
+            click.echo(f"serve it with: digits activate {result['model_version']}")
     else:
         _show_job(record, as_json)
 

@@ -228,6 +228,7 @@ class DigitsClient:
         learning_rate: float | None = None,
         augment: bool | None = None,
         train_limit: int | None = None,
+        activate: str | None = None,
         wait: bool = False,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
@@ -244,6 +245,7 @@ class DigitsClient:
             "learning_rate": learning_rate,
             "augment": augment,
             "train_limit": train_limit,
+            "activate": activate,
         }
         submitted = self._http.request(
             "POST", "/api/v1/training-jobs", json={k: v for k, v in given.items() if v is not None}

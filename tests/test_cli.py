@@ -150,6 +150,22 @@ def test_train_wait_shows_progress_then_the_card_and_the_version_can_be_activate
     assert restored.returncode == 0
 
 
+def test_train_activate_if_better_keeps_the_better_active_model(stack):
+    before = requests.get(f"{stack.web_url}/api/v1/models", timeout=10).json()["active_version"]
+
+    run = digits("train", *TINY_TRAINING, "--activate", "if-better", "--wait", server=stack.web_url, token=TOKEN)
+
+    assert run.returncode == 0, run.stderr
+    version = int(re.search(r"^model version (\d+)", run.stdout, re.MULTILINE).group(1))
+    assert f"not activated: it does not beat version {before}" in run.stdout, run.stdout
+    assert requests.get(f"{stack.web_url}/api/v1/models", timeout=10).json()["active_version"] == before != version
+
+
+def test_train_refuses_an_unknown_activation_policy_before_sending(stack):
+    run = digits("train", *TINY_TRAINING, "--activate", "sometimes", server=stack.web_url, token=TOKEN)
+    assert run.returncode == 2 and "'sometimes' is not one of" in run.stderr, run.stderr
+
+
 def test_ctrl_c_while_waiting_leaves_the_job_running_and_prints_its_id(stack):
     env = {**os.environ, "DIGITS_URL": stack.web_url, "DIGITS_API_TOKEN": TOKEN}
     command = [str(DIGITS), "train", "--arch", "seed", "--epochs", "5", "--train-limit", "2000", "--wait"]
