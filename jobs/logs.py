@@ -2,9 +2,9 @@
 
 Shared by the web and (when its owner switches) the workers, so both write the same fields:
 
-    {"timestamp": "2026-11-26T10:42:32.477Z", "level": "INFO", "logger": "web.submit",
-     "message": "accepted 2 prediction jobs", "batch_id": "...", "job_ids": ["...", "..."],
-     "request_id": "...", "method": "POST", "path": "/api/v1/predictions"}
+    {"timestamp": "2026-11-26T10:42:32.477Z", "level": "INFO", "logger": "web.access",
+     "message": "POST /api/v1/predictions 202", "batch_id": "...", "job_ids": ["...", "..."],
+     "request_id": "...", "status": 202, "duration_ms": 2.1, ...}
 
 Context fields are passed with ``extra={...}``; only the names in :data:`CONTEXT_FIELDS` are
 written, so a stray attribute never leaks into the output.

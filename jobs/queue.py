@@ -97,6 +97,9 @@ def enqueue_predictions(app: Celery, items: list[tuple[str, str]], chunk: int = 
                 producer=producer,
                 argsrepr=f"[{min(chunk, len(items) - start)} jobs]",
                 kwargsrepr="{}",
+                # The queue goes by its name (no exchange to bind) and the workers declare it:
+                # declaring it again on every send cost a tenth of a submission's CPU.
+                declare=[],
             )
 
 

@@ -90,13 +90,12 @@ def test_the_web_logs_json_lines_with_request_and_job_ids():
     assert all(line.startswith("{") for line in raw), [line for line in raw if not line.startswith("{")][:3]
     for line in lines:
         assert {"timestamp", "level", "logger", "message"} <= set(line)
-    submission = next(line for line in lines if line["logger"] == "web.submit")
-    assert submission["job_ids"] == job_ids and submission["batch_id"] == accepted.json()["batch_id"]
-    assert submission["request_id"] == "client-chose-this-1"
-    assert submission["method"] == "POST" and submission["path"] == "/api/v1/predictions"
     access = [line for line in lines if line["logger"] == "web.access"]
     by_id = {line["request_id"]: line for line in access}
-    assert by_id["client-chose-this-1"]["status"] == 202
+    submission = by_id["client-chose-this-1"]
+    assert submission["status"] == 202 and submission["method"] == "POST"
+    assert submission["path"] == submission["endpoint"] == "/api/v1/predictions"
+    assert submission["job_ids"] == job_ids and submission["batch_id"] == accepted.json()["batch_id"]
     assert by_id[generated]["status"] == 400 and by_id[generated]["error"] == "invalid_base64"
     assert by_id[generated]["endpoint"] == "/api/v1/predictions" and by_id[generated]["duration_ms"] >= 0
     trained = next(line for line in lines if line["logger"] == "web.api" and "training" in line["message"])

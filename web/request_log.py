@@ -57,6 +57,8 @@ def init_app(app: Flask) -> None:
                 "error": g.get("error_code"),
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
                 "client": request.remote_addr,
+                "batch_id": g.get("batch_id"),
+                "job_ids": g.get("job_ids"),
             },
         )
         return response

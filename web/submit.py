@@ -6,7 +6,7 @@ import base64
 import logging
 import os
 
-from flask import current_app, request, url_for
+from flask import current_app, g, request, url_for
 from werkzeug.datastructures import FileStorage
 
 from jobs import queue
@@ -65,11 +65,8 @@ def submit_predictions(images: list[tuple[str, bytes]]) -> tuple[str, list[str]]
         failure = rec.error("not_queued", "the job could not be queued")
         svc.records.finish(rec.Outcome(job_id, rec.FAILED, error=failure) for job_id in job_ids)
         raise
-    log.info(
-        "accepted %d prediction job(s)",
-        len(job_ids),
-        extra={"batch_id": batch_id, "job_ids": job_ids, "client": client},
-    )
+    # Named on the request's one access-log line (web/request_log.py), not on a line of their own.
+    g.batch_id, g.job_ids = batch_id, job_ids
     return batch_id, job_ids
 
 
