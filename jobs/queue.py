@@ -51,7 +51,10 @@ def connect(url: str | None = None, socket_timeout: float | None = 10) -> redis.
 
 def create_celery(url: str | None = None) -> Celery:
     """The Celery app: JSON only (never pickle), no result backend (job records hold results)."""
-    app = Celery("digits", broker=url or redis_url(), set_as_current=False)
+    broker = url or redis_url()
+    app = Celery("digits", broker=broker, set_as_current=False)
+    if broker.startswith("redis://"):  # rediss:// and sentinel:// keep kombu's own transport
+        app.conf.broker_transport = "jobs.transport:Transport"
     visibility = visibility_timeout_s()
     app.conf.update(
         task_serializer="json",
