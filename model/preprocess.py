@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import struct
 import sys
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -69,25 +71,24 @@ def already_normalized(gray: Image.Image) -> np.ndarray | None:
     if gray.size != (CANVAS, CANVAS):
         return None
     x = np.asarray(gray)
-    if x[0].any() or x[-1].any() or x[:, 0].any() or x[:, -1].any():
+    row_peaks, col_peaks = x.max(axis=1), x.max(axis=0)
+    if row_peaks[0] or row_peaks[-1] or col_peaks[0] or col_peaks[-1]:
         return None
-    row_peaks, col_peaks = x.max(axis=1).astype(np.int32), x.max(axis=0).astype(np.int32)
     peak = int(row_peaks.max())
     if peak < 128:
         return None
-    rows, cols = np.flatnonzero(2 * row_peaks >= peak), np.flatnonzero(2 * col_peaks >= peak)
+    half = (peak + 1) // 2  # pixels at least half as bright as the brightest
+    rows, cols = np.flatnonzero(row_peaks >= half), np.flatnonzero(col_peaks >= half)
     if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 != DIGIT_BOX:
         return None
-    pixels = x.astype(np.float32)
-    total = float(pixels.sum())
-    com_row = float(pixels.sum(axis=1) @ _INDEX) / total
-    com_col = float(pixels.sum(axis=0) @ _INDEX) / total
-    if abs(com_row - CENTRE[0]) > 0.5 or abs(com_col - CENTRE[1]) > 0.5:
+    row_sums, col_sums = x.sum(axis=1), x.sum(axis=0)  # exact integers
+    total = int(row_sums.sum())
+    if abs(int(row_sums @ _INDEX) / total - CENTRE[0]) > 0.5 or abs(int(col_sums @ _INDEX) / total - CENTRE[1]) > 0.5:
         return None
-    return pixels / peak
+    return x.astype(np.float32) / peak
 
 
-_INDEX = np.arange(CANVAS, dtype=np.float32)
+_INDEX = np.arange(CANVAS)
 
 
 def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -290,10 +291,24 @@ def _window(image: np.ndarray, top: int, left: int, height: int, width: int) -> 
 
 def to_png(image: np.ndarray) -> bytes:
     """A (28, 28) [0, 1] array as PNG bytes, exactly as the network sees it (light on dark)."""
-    buffer = io.BytesIO()
-    # Fastest compression: 28x28 images are small either way, and this runs once per prediction.
-    Image.fromarray(np.round(image * 255).astype(np.uint8), mode="L").save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    # Written directly (8-bit grayscale, no filter): a third of what Pillow's encoder costs on an
+    # image this small, and this runs once per prediction.
+    pixels = np.round(image * 255).astype(np.uint8)
+    height, width = pixels.shape
+    rows = np.zeros((height, width + 1), np.uint8)  # each row starts with filter type 0
+    rows[:, 1:] = pixels
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"".join(
+        (PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)),
+         _png_chunk(b"IEND", b""))
+    )  # fmt: skip
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def main(argv: list[str] | None = None) -> int:

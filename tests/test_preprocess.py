@@ -221,3 +221,11 @@ def test_an_even_image_is_called_blank(tone):
     Image.new("L", (64, 64), tone).save(buffer, format="PNG")
     with pytest.raises(NotADigit, match="blank"):
         preprocess(buffer.getvalue())
+
+
+def test_the_image_shown_back_is_a_png_of_exactly_what_the_network_saw(mnist):
+    seen = preprocess(png_bytes(mnist.x_test[7], invert=True))
+    shown = Image.open(io.BytesIO(pre.to_png(seen)))
+    shown.load()  # Pillow checks every chunk's CRC
+    assert shown.format == "PNG" and shown.mode == "L" and shown.size == (28, 28)
+    assert np.array_equal(np.asarray(shown), np.round(seen * 255).astype(np.uint8))
