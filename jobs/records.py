@@ -24,6 +24,46 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 RECENT_JOBS_KEPT = 1000
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
+# Writes new queued records, and indexes them as queued, recent, the request's batch and its
+# client's pending jobs, in one round trip.
+# KEYS: the job keys, then the queued and recent indexes, the batch list and the client's pending
+# counter ('' for none). ARGV: now, ttl, recent jobs kept, number of shared fields, then those
+# fields' names and values, then per job: id, payload ('' for none).
+_CREATE = """
+local n = #KEYS - 4
+local queued, recent, batch, pending = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
+local now, ttl = ARGV[1], tonumber(ARGV[2])
+local shared = {}
+for i = 5, 4 + 2 * tonumber(ARGV[4]) do shared[#shared + 1] = ARGV[i] end
+local first = 5 + 2 * tonumber(ARGV[4])
+for i = 1, n do
+  local id, payload = ARGV[first + 2 * (i - 1)], ARGV[first + 2 * (i - 1) + 1]
+  redis.call('HSET', KEYS[i], 'id', id, unpack(shared))
+  redis.call('EXPIRE', KEYS[i], ttl)
+  if payload ~= '' then redis.call('SET', KEYS[i] .. ':payload', payload, 'EX', ttl) end
+  redis.call('ZADD', queued, now, id)
+  redis.call('ZADD', recent, now, id)
+  if batch ~= '' then redis.call('RPUSH', batch, id) end
+end
+redis.call('ZREMRANGEBYRANK', recent, 0, -tonumber(ARGV[3]) - 1)
+if batch ~= '' then redis.call('EXPIRE', batch, ttl) end
+if pending ~= '' then
+  redis.call('INCRBY', pending, n)
+  redis.call('EXPIRE', pending, ttl)
+end
+return n
+"""
+
+# How many of the given jobs have not ended (a missing record has ended: it expired). KEYS: the job keys.
+_UNFINISHED = """
+local n = 0
+for i = 1, #KEYS do
+  local status = redis.call('HGET', KEYS[i], 'status')
+  if status == 'queued' or status == 'running' then n = n + 1 end
+end
+return n
+"""
+
 # Marks the given jobs running unless they are missing or already ended; returns the prior statuses.
 # KEYS: the job keys, then the queued-jobs index. ARGV: now, worker name, then the job ids.
 _START = """
@@ -125,7 +165,9 @@ class JobRecords:
     def __init__(self, client: redis.Redis, ttl_seconds: int = 86400):
         self.redis = client
         self.ttl = ttl_seconds
+        self._create = client.register_script(_CREATE)
         self._start = client.register_script(_START)
+        self._unfinished = client.register_script(_UNFINISHED)
         self._finish = client.register_script(_FINISH)
 
     def create(
@@ -144,29 +186,21 @@ class JobRecords:
         ``payloads`` (one per job: what its queue message carries) are kept until the job ends,
         so a job whose message was lost can be queued again (see jobs/recovery.py).
         """
-        now = time.time()
+        now = repr(time.time())
         ids = [new_job_id() for _ in range(count)]
-        base = {"type": job_type, "status": QUEUED, "created_at": repr(now)}
+        shared = {"type": job_type, "status": QUEUED, "created_at": now}
         if client:
-            base["client"] = client
+            shared["client"] = client
         for name, value in (fields or {}).items():
-            base[name] = value if isinstance(value, str) else json.dumps(value)
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in ids:
-            pipe.hset(keys.job(job_id), mapping={"id": job_id, **base})
-            pipe.expire(keys.job(job_id), self.ttl)
-        for job_id, payload in zip(ids, payloads or (), strict=False):
-            pipe.set(keys.job_payload(job_id), payload, ex=self.ttl)
-        pipe.zadd(keys.QUEUED_JOBS, {job_id: now for job_id in ids})
-        pipe.zadd(keys.RECENT_JOBS, {job_id: now for job_id in ids})
-        pipe.zremrangebyrank(keys.RECENT_JOBS, 0, -RECENT_JOBS_KEPT - 1)
-        if batch_id:
-            pipe.rpush(keys.batch(batch_id), *ids)
-            pipe.expire(keys.batch(batch_id), self.ttl)
-        if client:
-            pipe.incrby(keys.pending(client), count)
-            pipe.expire(keys.pending(client), self.ttl)
-        pipe.execute()
+            shared[name] = value if isinstance(value, str) else json.dumps(value)
+        payloads = list(payloads or ())
+        payloads += [""] * (count - len(payloads))
+        args = [now, self.ttl, RECENT_JOBS_KEPT, len(shared), *(part for item in shared.items() for part in item)]
+        for job_id, payload in zip(ids, payloads, strict=True):
+            args += [job_id, payload]
+        indexes = [keys.QUEUED_JOBS, keys.RECENT_JOBS, keys.batch(batch_id) if batch_id else ""]
+        indexes.append(keys.pending(client) if client else "")
+        self._create(keys=[keys.job(i) for i in ids] + indexes, args=args)
         return ids
 
     def pending(self, client: str) -> int:
@@ -180,12 +214,9 @@ class JobRecords:
         ids = self.redis.lrange(keys.batch(batch_id), 0, -1)
         return [i.decode() for i in ids] or None
 
-    def statuses(self, job_ids: Sequence[str]) -> list[str | None]:
-        """Each job's status (None if gone), cheaper than reading whole records."""
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hget(keys.job(job_id), "status")
-        return [s.decode() if s else None for s in pipe.execute()]
+    def unfinished(self, job_ids: Sequence[str]) -> int:
+        """How many of the jobs are still queued or running; one short answer however many jobs."""
+        return int(self._unfinished(keys=[keys.job(i) for i in job_ids])) if job_ids else 0
 
     def get(self, job_id: str) -> dict | None:
         """The job as the API shows it, or None if no such job exists (never issued or expired)."""

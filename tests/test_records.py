@@ -118,3 +118,15 @@ def test_bucket_of():
     assert rec.bucket_of(0.05, rec.LATENCY_BUCKETS) == "0.05"
     assert rec.bucket_of(99, rec.LATENCY_BUCKETS) == "+Inf"
     assert rec.bucket_of(3, rec.BATCH_BUCKETS) == "4"
+
+
+def test_a_batch_counts_its_unfinished_jobs_and_expired_ones_as_ended(redis_client):
+    records = rec.JobRecords(redis_client)
+    ids = records.create("predict", 4, batch_id=rec.new_job_id(), client="10.0.0.9", payloads=["a", "b", "c", "d"])
+    records.start(ids[:2], "w1")
+    records.finish([rec.Outcome(ids[0], "succeeded", result={"label": 0})])
+    redis_client.delete(keys.job(ids[3]))  # expired
+
+    assert records.unfinished(ids) == 2 and records.unfinished([]) == 0
+    assert [redis_client.get(keys.job_payload(i)) for i in ids[:3]] == [None, b"b", b"c"]  # kept until the job ends
+    assert redis_client.hget(keys.job(ids[2]), "client") == b"10.0.0.9" and records.pending("10.0.0.9") == 3

@@ -63,12 +63,7 @@ def get_batch(batch_id: str):
     job_ids = svc.records.batch(batch_id)
     if job_ids is None:
         raise ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
-    svc.waiter.wait_until(
-        job_ids,
-        _wait_seconds(),
-        lambda: svc.records.statuses(job_ids),
-        lambda now: all(status is None or status in TERMINAL for status in now),
-    )
+    svc.waiter.wait_until(job_ids, _wait_seconds(), lambda: svc.records.unfinished(job_ids), lambda left: left == 0)
     jobs = svc.records.get_many(job_ids)
     return jsonify(
         {
