@@ -139,8 +139,10 @@ def png(pixels: np.ndarray) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=1, help="predict worker processes")
-    parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads per worker (0: TF decides)")
+    # One solo worker per core, one TensorFlow thread each: while one worker decodes images in
+    # Python the other computes. (1 worker with TensorFlow's own thread choice: --workers 1 --threads 0.)
+    parser.add_argument("--workers", type=int, default=2, help="predict worker processes")
+    parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads per worker (0: TF decides)")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=12, help="length of each saturation run")
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
