@@ -25,15 +25,12 @@ from client.service import DEFAULT_URL, TERMINAL, DigitsClient
 EXIT_FAILED, EXIT_NO_SERVICE, EXIT_INTERRUPTED = 1, 2, 130
 
 
+SERVER_HELP = f"The service's address (default: DIGITS_URL, else {DEFAULT_URL})."
+
+
 def server_option(command):
-    """``--server`` (or ``DIGITS_URL``) on every command that talks to the service."""
-    return click.option(
-        "--server",
-        envvar="DIGITS_URL",
-        default=DEFAULT_URL,
-        show_default=True,
-        help="The service's address (env DIGITS_URL).",
-    )(command)
+    """``--server`` on every command that talks to the service; it may also come before the command."""
+    return click.option("--server", help=SERVER_HELP)(command)
 
 
 def reports_failures(command):
@@ -75,7 +72,9 @@ def _fail(line: str) -> None:
     click.echo(line, err=True)
 
 
-def _client(server: str) -> DigitsClient:
+def _client(server: str | None) -> DigitsClient:
+    """A client for the nearest --server given (after the command, then before it), else DIGITS_URL."""
+    server = server or click.get_current_context().find_root().params.get("server") or DEFAULT_URL
     return DigitsClient(server, token=os.environ.get("DIGITS_API_TOKEN") or None)
 
 
@@ -84,7 +83,8 @@ def _print_json(value: object) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option("--server", envvar="DIGITS_URL", help=SERVER_HELP)
+def cli(server: str | None) -> None:
     """Recognise handwritten digits with a Digits service (`make run` starts one), or locally with --local.
 
     The service's address comes from --server or DIGITS_URL; training, cancelling and
@@ -104,7 +104,7 @@ def cli() -> None:
 @reports_failures
 def predict(
     paths: tuple[Path, ...], output: Path | None, as_json: bool, local: bool, model_file: Path | None, timeout: float,
-    server: str,
+    server: str | None,
 ) -> None:  # fmt: skip
     """Print `path<TAB>digit<TAB>confidence` for each image; directories are walked.
 
@@ -164,7 +164,7 @@ def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -
 @reports_failures
 def train(
     arch: str | None, epochs: int | None, batch_size: int | None, learning_rate: float | None, augment: bool | None,
-    train_limit: int | None, activate: str | None, wait: bool, as_json: bool, server: str,
+    train_limit: int | None, activate: str | None, wait: bool, as_json: bool, server: str | None,
 ) -> None:  # fmt: skip
     """Submit a training job (needs DIGITS_API_TOKEN); options left out take the service's defaults."""
     client = _client(server)
@@ -227,7 +227,7 @@ def _show_job(record: dict, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="The full record as JSON.")
 @server_option
 @reports_failures
-def job(job_id: str, wait: bool, as_json: bool, server: str) -> None:
+def job(job_id: str, wait: bool, as_json: bool, server: str | None) -> None:
     """Show a job: its status and label, progress, card or error."""
     client = _client(server)
     record = client.job(job_id)
@@ -240,7 +240,7 @@ def job(job_id: str, wait: bool, as_json: bool, server: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Every card in full, as JSON.")
 @server_option
 @reports_failures
-def models(as_json: bool, server: str) -> None:
+def models(as_json: bool, server: str | None) -> None:
     """List the model versions; `*` marks the one being served."""
     listing = _client(server).models()
     if as_json:
@@ -253,7 +253,7 @@ def models(as_json: bool, server: str) -> None:
 @click.argument("version", type=click.IntRange(min=1))
 @server_option
 @reports_failures
-def activate(version: int, server: str) -> None:
+def activate(version: int, server: str | None) -> None:
     """Serve model VERSION from now on (needs DIGITS_API_TOKEN)."""
     answer = _client(server).activate(version)
     click.echo(f"model version {answer['active_version']} is now active")

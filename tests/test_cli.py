@@ -123,6 +123,16 @@ def test_no_service_is_one_line_and_exit_2_within_seconds(mnist, tmp_path):
         assert elapsed < 5
 
 
+def test_server_option_before_or_after_the_command_overrides_digits_url(stack):
+    dead = f"http://127.0.0.1:{free_port()}"
+    before = digits("--server", stack.web_url, "models", server=dead)
+    after = digits("models", "--server", stack.web_url, server=dead)
+    nearest_wins = digits("--server", dead, "models", "--server", stack.web_url, server=None)
+
+    for run in (before, after, nearest_wins):
+        assert run.returncode == 0 and re.search(r"^\*\s+\d+\s+default", run.stdout, re.MULTILINE), run
+
+
 def test_training_without_the_token_says_how_to_get_one(stack):
     run = digits("train", *TINY_TRAINING, server=stack.web_url)
     assert run.returncode == 1 and "DIGITS_API_TOKEN" in run.stderr
