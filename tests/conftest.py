@@ -49,14 +49,19 @@ def redis_client(redis_server) -> redis.Redis:
 
 
 @contextlib.contextmanager
-def running_stack(log_dir: Path, web_env: dict | None = None) -> Iterator[Stack]:
-    """Own Redis, one worker and gunicorn (with ``web_env`` added to its environment), stopped on exit."""
+def running_stack(
+    log_dir: Path, web_env: dict | None = None, env: dict | None = None, workers: dict[str, dict] | None = None
+) -> Iterator[Stack]:
+    """Own Redis, gunicorn (with ``web_env`` added) and ``workers`` (name -> Stack.start_worker
+    options; default one worker on both queues), all with ``env`` added; stopped on exit."""
+    workers = workers or {"w1": {"concurrency": 1}}
     server = RedisServer().start()
-    running = Stack(server.url, log_dir, env={"DIGITS_API_TOKEN": TOKEN})
+    running = Stack(server.url, log_dir, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
     try:
-        running.start_worker("w1", concurrency=1)
+        for name, options in workers.items():
+            running.start_worker(name, **options)
         running.start_web(env=web_env)
-        running.wait_for_workers(1)
+        running.wait_for_workers(len(workers))
         yield running
     finally:
         running.stop_all()

@@ -16,8 +16,7 @@ import redis
 
 from jobs import keys
 from stack.processes import Stack
-from stack.redis_server import RedisServer
-from tests.conftest import OUTPUT, png_bytes
+from tests.conftest import OUTPUT, png_bytes, running_stack
 from tests.helpers import submit, wait_for
 
 pytestmark = pytest.mark.slow
@@ -39,18 +38,10 @@ def run_clients(stack: Stack, images: list[bytes], clients: int = 8) -> list[dic
 
 
 @pytest.fixture
-def hosts(request):
-    server = RedisServer().start()
-    stack = Stack(server.url, OUTPUT / "test_scaling", env={"BROKER_VISIBILITY_TIMEOUT": "5"})
-    try:
-        for name in ("host1", "host2", "host3"):
-            stack.start_worker(name, queues="predict", pool="solo")
-        stack.start_web()
-        stack.wait_for_workers(3)
+def hosts():
+    workers = dict.fromkeys(("host1", "host2", "host3"), {"queues": "predict", "pool": "solo"})
+    with running_stack(OUTPUT / "test_scaling", env={"BROKER_VISIBILITY_TIMEOUT": "5"}, workers=workers) as stack:
         yield stack
-    finally:
-        stack.stop_all()
-        server.close()
 
 
 def test_jobs_spread_survive_a_lost_host_and_reach_a_new_one(hosts, mnist):

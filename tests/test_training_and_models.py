@@ -13,8 +13,7 @@ import requests
 
 from model.store import SHIPPED_MODEL
 from stack.processes import Stack
-from stack.redis_server import RedisServer
-from tests.conftest import OUTPUT, TOKEN, png_bytes
+from tests.conftest import OUTPUT, TOKEN, png_bytes, running_stack
 from tests.helpers import submit, wait_for
 
 pytestmark = pytest.mark.slow
@@ -23,18 +22,10 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def fleet():
-    server = RedisServer().start()
-    stack = Stack(server.url, OUTPUT / "test_training_and_models", env={"DIGITS_API_TOKEN": TOKEN})
-    try:
-        stack.start_worker("predict1", queues="predict")
-        stack.start_worker("predict2", queues="predict")
-        stack.start_worker("train1", queues="train")
-        stack.start_web()
-        stack.wait_for_workers(3)
+    predict, train = {"queues": "predict"}, {"queues": "train"}
+    workers = {"predict1": predict, "predict2": predict, "train1": train}
+    with running_stack(OUTPUT / "test_training_and_models", workers=workers) as stack:
         yield stack
-    finally:
-        stack.stop_all()
-        server.close()
 
 
 def api(stack: Stack, method: str, path: str, **kwargs) -> requests.Response:
