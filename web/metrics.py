@@ -4,7 +4,7 @@ gunicorn runs several web processes and a scrape reaches one of them, so the req
 use prometheus_client's multiprocess mode: each process writes its counts to files in
 ``PROMETHEUS_MULTIPROC_DIR`` and a scrape sums them all. prometheus_client chooses the mode
 when it is first imported, so the variable must be set before the processes start: the
-gunicorn configuration (``web/gunicorn_conf.py``) sets it and empties the directory; without it
+gunicorn configuration (``stack/gunicorn_conf.py``) sets it and empties the directory; without it
 (``flask run``, one process) the counts are simply this process's.
 
 Job metrics are cluster-wide and live in Redis (web/cluster_metrics.py), read at scrape time.
