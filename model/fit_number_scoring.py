@@ -26,10 +26,12 @@ import numpy as np
 
 from model import lattice
 from model.number_scoring import FEATURES, SHIPPED_WEIGHTS, features
+from model.store import SHIPPED_MODEL
 
 MATCH_IOU = 0.5  # a candidate is a true digit's if their boxes overlap this much (intersection over union)
 REGULARISATION = 1e-3
 FIT_SPACINGS = ("gap", "touching")
+FIT_SHARE = 0.7  # of the held-out training digits, for fitting; the rest check the fit
 
 
 def true_path(plan, truth_boxes, text: str = "", probabilities=None) -> tuple[list[int], list[int]] | None:
@@ -99,67 +101,99 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 _mnist = None
 
 
-def _plan_job(job: tuple[int, str, str, int, int]):
-    """One training number: its plan (None if refused) and its truth."""
+def _plan_job(job: tuple[int, str, str, int, int, int, int]):
+    """One number of the training digits ``first`` to ``stop``: its plan (None if refused) and its truth."""
     global _mnist
     from model.data import load_mnist
     from model.render_numbers import render_number
     from model.segment import plan_number
 
-    count, spacing, rendering, index, seed = job
+    count, spacing, rendering, index, seed, first, stop = job
     if _mnist is None:
         _mnist = load_mnist()
-    number = render_number(_mnist.x_train, _mnist.y_train, count, spacing, rendering, index, seed)
+    images, labels = _mnist.x_train[first:stop], _mnist.y_train[first:stop]
+    number = render_number(images, labels, count, spacing, rendering, index, seed)
     try:
         return plan_number(number.data), number
     except ValueError:  # NotADigit, TooManyDigits: nothing to learn
         return None, number
 
 
+def held_out_digits() -> int:
+    """How many training digits, from the first, the shipped network was not trained on (its card's
+    validation_size): the network is as unsure of them as of new digits, unlike the rest."""
+    card = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
+    return int(card["hyperparameters"]["validation_size"])
+
+
+def planned_numbers(jobs: list[tuple], processes: int, predictor) -> list[tuple]:
+    """(job, plan, number, probabilities) of every job that plans; the network runs once over all candidates."""
+    # Spawned, not forked: this process holds TensorFlow once the model is loaded.
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        done = pool.map(_plan_job, jobs, chunksize=20)
+    planned = [(job, plan, number) for job, (plan, number) in zip(jobs, done, strict=True) if plan is not None]
+    probabilities = predictor.probabilities(np.concatenate([plan.inputs for _, plan, _ in planned]))
+    found, start = [], 0
+    for job, plan, number in planned:
+        found.append((job, plan, number, probabilities[start : start + len(plan.groups)]))
+        start += len(plan.groups)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--numbers", type=int, default=3200, help="training numbers to fit on")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the training numbers")
+    parser.add_argument("--check", type=int, default=600, help="4-digit numbers of other digits to check the fit on")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the numbers")
     parser.add_argument("--model", type=Path, default=None, help="a .keras file (default: the shipped model)")
     parser.add_argument("--out", type=Path, default=SHIPPED_WEIGHTS)
     parser.add_argument("--jobs", type=int, default=2, help="processes for rendering and planning")
     args = parser.parse_args(argv)
 
     from model.predictor import Predictor
-    from model.render_numbers import DIGIT_COUNTS, NUMBER_RENDERINGS
-    from model.store import SHIPPED_MODEL
+    from model.render_numbers import DIGIT_COUNTS, NUMBER_RENDERINGS, SPACINGS
 
     started = time.perf_counter()
-    kinds = [(c, s, r) for c in DIGIT_COUNTS for s in FIT_SPACINGS for r in NUMBER_RENDERINGS]
-    jobs = [(*kinds[n % len(kinds)], n, args.seed) for n in range(args.numbers)]
-    # Spawned, not forked: this process holds TensorFlow once the model is loaded.
-    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-        planned = [(plan, number) for plan, number in pool.map(_plan_job, jobs, chunksize=20) if plan is not None]
     predictor = Predictor.from_file(args.model or SHIPPED_MODEL)
-    probabilities = predictor.probabilities(np.concatenate([plan.inputs for plan, _ in planned]))
-    numbers, start, unmatched = [], 0, 0
-    for plan, number in planned:
-        p = probabilities[start : start + len(plan.groups)]
-        start += len(plan.groups)
+    held_out = held_out_digits()
+    split = round(FIT_SHARE * held_out)
+    kinds = [(c, s, r) for c in DIGIT_COUNTS for s in FIT_SPACINGS for r in NUMBER_RENDERINGS]
+    jobs = [(*kinds[n % len(kinds)], n, args.seed, 0, split) for n in range(args.numbers)]
+    numbers, unmatched = [], 0
+    for _, plan, number, p in planned_numbers(jobs, args.jobs, predictor):
         path = true_path(plan, number.boxes, number.text, p)
         if path is None:
             unmatched += 1  # the true reading is not among the plan's candidates: nothing to learn from it
             continue
-        numbers.append(
-            (len(plan.skippable), list(plan.groups), list(plan.skippable), features(plan.shape, p, plan.runs), *path)
-        )
+        x = features(plan.shape, p, plan.runs)
+        numbers.append((len(plan.skippable), list(plan.groups), list(plan.skippable), x, *path))
     weights, skip = fit(numbers)
-    fitted_on = (
-        f"{len(numbers)} numbers of MNIST training digits (seed {args.seed}; {unmatched} more without a true "
-        f"reading among their candidates), spacings {', '.join(FIT_SPACINGS)}, model {args.model or 'shipped'}"
-    )
     record = {
-        "fitted_on": fitted_on,
+        "fitted_on": (
+            f"{len(numbers)} numbers of training digits 0-{split - 1} (which the shipped network was not trained "
+            f"on), seed {args.seed}, spacings {', '.join(FIT_SPACINGS)}; {unmatched} more had no true reading "
+            f"among their candidates; model {args.model or 'shipped'}"
+        ),
         "skip": round(skip, 6),
         "weights": dict(zip(FEATURES, np.round(weights, 6).tolist(), strict=True)),
     }
+    print(f"fitted on {record['fitted_on']}")
+    if args.check:
+        kinds = [(4, s, r) for s in SPACINGS for r in NUMBER_RENDERINGS]
+        jobs = [(*kinds[n % len(kinds)], n, args.seed, split, held_out) for n in range(args.check)]
+        checked: dict[str, list[int]] = {}
+        for job, plan, number, p in planned_numbers(jobs, args.jobs, predictor):
+            tally = checked.setdefault(job[1], [0, 0])
+            tally[0] += plan.choose(p, record).text == number.text
+            tally[1] += 1
+        record["checked_on"] = {
+            spacing: f"{right}/{total} 4-digit numbers of training digits {split}-{held_out - 1} read right"
+            for spacing, (right, total) in checked.items()
+        }
+        for spacing, result in record["checked_on"].items():
+            print(f"  {spacing}: {result}")
     args.out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"{args.out}: {fitted_on}; {time.perf_counter() - started:.0f} s")
+    print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
     return 0
 
 

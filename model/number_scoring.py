@@ -33,6 +33,7 @@ SHAPE_FEATURES = (
     "cut_ink",
     "cuts",
     "cuts_in_narrow",
+    "cuts_in_narrow_alone",
     "clean_inner_cut",
     "ink",
     "fill",
@@ -42,6 +43,7 @@ SHAPE_FEATURES = (
 )
 CLEAN_CUT = 0.3  # a cut crossing ink worth this many line heights (along the path) is not clean at all
 ONE_DIGIT_WIDE = 1.2  # strokes narrower than this (in line heights) are more likely one digit than two
+ROOM = 0.3  # a stroke this far (in line heights) from the strokes beside it stands on its own
 GAP_LIMIT = 1.0  # gaps to neighbours are capped at this many line heights (no neighbour: this)
 # Bin edges of features whose effect is far from a straight line; "if_1": only for groups read as 1,
 # since fragments pass for 1s most, and a 1's shape is unlike the others'.
@@ -76,7 +78,7 @@ def shape_features(
     for g, (first, stop) in enumerate(groups):
         top, bottom, left, right = _union(pieces.boxes[first:stop])
         width, tall = (right - left) / height, (bottom - top) / height
-        cut_ink, cuts, cuts_in_narrow, clean_inner_cut = _cuts_around(pieces, first, stop)
+        cut_ink, cuts, cuts_in_narrow, cuts_in_narrow_alone, clean_inner_cut = _cuts_around(pieces, first, stop)
         left_edge = max((pieces.boxes[p][3] for p in range(first)), default=None)
         right_edge = min((pieces.boxes[p][2] for p in range(stop, len(pieces.boxes))), default=None)
         left_gap = GAP_LIMIT if left_edge is None else (left - left_edge) / height
@@ -92,6 +94,7 @@ def shape_features(
             cut_ink,
             cuts,
             cuts_in_narrow,
+            cuts_in_narrow_alone,
             clean_inner_cut,
             pixels / height**2,
             pixels / max(1, (right - left) * (bottom - top)),
@@ -184,12 +187,12 @@ def _union(boxes: list[Box]) -> Box:
     return min(b[0] for b in boxes), max(b[1] for b in boxes), min(b[2] for b in boxes), max(b[3] for b in boxes)
 
 
-def _cuts_around(pieces: Pieces, first: int, stop: int) -> tuple[float, int, float, float]:
+def _cuts_around(pieces: Pieces, first: int, stop: int) -> tuple[float, int, float, float, float]:
     """The ink crossed by, and the number of, the cuts that separate the group from the rest of its
-    strokes; how much those are in strokes narrow enough to be one digit; and how clean the cleanest
-    cut inside the group is (CLEAN_CUT less its ink, 0 for none): a group across a clean cut may be
-    two digits."""
-    ink, cuts, in_narrow, inner = 0.0, 0, 0.0, 0.0
+    strokes; how much those are in strokes narrow enough to be one digit, and that also with room
+    around them (a stroke on its own); and how clean the cleanest cut inside the group is (CLEAN_CUT
+    less its ink, 0 for none): a group across a clean cut may be two digits."""
+    ink, cuts, in_narrow, alone, inner = 0.0, 0, 0.0, 0.0, 0.0
     members: dict[int, set[int]] = {}
     for p in range(first, stop):
         members.setdefault(pieces.stroke[p], set()).add(pieces.part[p])
@@ -202,7 +205,9 @@ def _cuts_around(pieces: Pieces, first: int, stop: int) -> tuple[float, int, flo
                 if neighbour not in parts:
                     ink += inks[cut]
                     cuts += 1
-                    in_narrow += max(0.0, ONE_DIGIT_WIDE - pieces.cut_width[stroke])
+                    narrow = max(0.0, ONE_DIGIT_WIDE - pieces.cut_width[stroke])
+                    in_narrow += narrow
+                    alone += narrow * min(1.0, pieces.cut_room[stroke] / ROOM)
                 else:
                     inner = max(inner, CLEAN_CUT - inks[cut])
-    return ink, cuts, in_narrow, inner
+    return ink, cuts, in_narrow, alone, inner

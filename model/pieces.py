@@ -58,6 +58,7 @@ class Pieces:
     part: list[int]  # per piece: which part of its stroke, from the left (0 for a whole stroke)
     cut_ink: dict[int, list[float]]  # per cut stroke: the ink each cut crosses, in line heights
     cut_width: dict[int, float]  # per cut stroke: its width, in line heights
+    cut_room: dict[int, float]  # per cut stroke: the gap to the nearer stroke beside it, in line heights
 
     def is_whole(self, piece: int) -> bool:
         return self.stroke[piece] not in self.cut_ink
@@ -72,11 +73,9 @@ def find_strokes(soft: np.ndarray, min_side: float) -> Strokes:
     boxes = [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in ndimage.find_objects(labels)]
     tops, bottoms, lefts, rights = (np.array(v) for v in zip(*boxes, strict=True))
     heights, widths = bottoms - tops, rights - lefts
-    sizeable = areas >= max(2.0, 0.05 * areas.max())
-    tall = sizeable & (heights >= 0.5 * heights[sizeable].max())
-    height = float(np.median(heights[tall]))
-    band_top = np.median(tops[tall]) - LINE_BAND * height
-    band_bottom = np.median(bottoms[tall]) + LINE_BAND * height
+    sizeable = np.flatnonzero(areas >= max(2.0, 0.05 * areas.max()))
+    height, top, bottom = _line_height([boxes[n] for n in sizeable])
+    band_top, band_bottom = top - LINE_BAND * height, bottom + LINE_BAND * height
     kept = (tops < band_bottom) & (bottoms > band_top) & (areas >= max(2.0, SPECK_AREA * height**2))
     dot = np.maximum(heights, widths) < DOT_SIDE * height
     body = kept & ~dot
@@ -84,6 +83,26 @@ def find_strokes(soft: np.ndarray, min_side: float) -> Strokes:
     if max(line_box[1] - line_box[0], line_box[3] - line_box[2]) < max(min_side, 2.0):
         raise NotADigit("the image is blank: only specks, nothing digit-sized")
     return Strokes(labels, boxes, kept, dot, height, line_box)
+
+
+def _line_height(boxes: list[Box]) -> tuple[float, float, float]:
+    """The typical height, top and bottom of the digits these strokes make: strokes one above the other
+    (half the narrower's width in common) count as one, so that a digit in two strokes (a 4, a 5 with
+    its bar apart) counts at its full height. Medians over the taller ones."""
+    columns: list[list[int]] = []  # [top, bottom, left, right] of strokes one above the other
+    for top, bottom, left, right in sorted(boxes, key=lambda b: b[2]):
+        last = columns[-1] if columns else None
+        if last and min(last[3], right) - max(last[2], left) >= 0.5 * min(last[3] - last[2], right - left):
+            last[:] = [min(last[0], top), max(last[1], bottom), min(last[2], left), max(last[3], right)]
+        else:
+            columns.append([top, bottom, left, right])
+    heights = np.array([c[1] - c[0] for c in columns])
+    tall = heights >= 0.5 * heights.max()
+    return (
+        float(np.median(heights[tall])),
+        float(np.median([c[0] for c, t in zip(columns, tall, strict=True) if t])),
+        float(np.median([c[1] for c, t in zip(columns, tall, strict=True) if t])),
+    )
 
 
 def cut_into_pieces(soft: np.ndarray, strokes: Strokes) -> Pieces:
@@ -116,6 +135,8 @@ def cut_into_pieces(soft: np.ndarray, strokes: Strokes) -> Pieces:
     labels = piece_of_label[owner]
     cut_ink: dict[int, list[float]] = {}
     cut_width: dict[int, float] = {}
+    cut_room: dict[int, float] = {}
+    bodies = [strokes.boxes[label - 1] for label in kept_labels if not strokes.dot[label - 1]]
     for label in wide:
         parts, inks = _cut_stroke(soft, owner, int(label), strokes.boxes[label - 1], height, len(boxes), labels)
         boxes += parts
@@ -124,6 +145,7 @@ def cut_into_pieces(soft: np.ndarray, strokes: Strokes) -> Pieces:
         if inks:
             cut_ink[int(label)] = inks
             cut_width[int(label)] = (strokes.boxes[label - 1][3] - strokes.boxes[label - 1][2]) / height
+            cut_room[int(label)] = _room(strokes.boxes[label - 1], bodies) / height
     for label in kept_labels:
         if strokes.dot[label - 1]:
             top, bottom, left, right = strokes.boxes[label - 1]
@@ -142,6 +164,7 @@ def cut_into_pieces(soft: np.ndarray, strokes: Strokes) -> Pieces:
         part=[part[p] for p in order],
         cut_ink=cut_ink,
         cut_width=cut_width,
+        cut_room=cut_room,
     )
 
 
@@ -236,6 +259,16 @@ def _sides(shape: tuple[int, int], paths: np.ndarray) -> np.ndarray:
     if len(paths) == 0:
         return np.zeros(shape, np.int64)
     return (np.arange(shape[1])[None, None, :] >= paths[:, :, None]).sum(axis=0)
+
+
+def _room(box: Box, boxes: list[Box]) -> float:
+    """The gap from ``box`` to the nearest of ``boxes`` beside it (overlapping it in rows), inf if none."""
+    gaps = [
+        max(other[2] - box[3], box[2] - other[3])
+        for other in boxes
+        if other != box and other[0] < box[1] and other[1] > box[0]
+    ]
+    return max(0, min(gaps)) if gaps else math.inf
 
 
 def _nearest(box: Box, boxes: list[Box], reach: float) -> int | None:

@@ -56,7 +56,8 @@ DEFAULT_MAX_DIGITS = 12
 LINE_DETAIL = 64  # a line under half this tall in the overview is read again from the original, this tall
 # Shapes, in line heights. MNIST fits each digit's longer side to its box, so no digit is wider than tall.
 MAX_DIGIT_WIDTH = 1.25  # a group wider than this is not one digit (size varies from digit to digit)
-MIN_DIGIT_HEIGHT = 0.45  # ... nor one lower than this (a detached bar, a dot); such strokes may be left out
+# ... nor one lower than this (a detached bar, a dot; MNIST's flattest are 0.4); such strokes may be left out
+MIN_DIGIT_HEIGHT = 0.3
 MAX_INNER_GAP = 0.3  # pieces of one digit are not further apart than this, side to side
 MAX_STROKES_PER_DIGIT = 4  # a digit is made of at most this many separate strokes (or their parts) ...
 MAX_PIECES_PER_DIGIT = 8  # ... and pieces
