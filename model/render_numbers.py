@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from model.render import encode_jpeg, encode_png, ink_on_paper, photograph
 
@@ -38,6 +39,7 @@ class RenderedNumber:
     text: str
     indices: tuple[int, ...]
     boxes: tuple[tuple[int, int, int, int], ...]  # (x0, y0, x1, y1) in image pixels, x1 and y1 exclusive
+    joined: int  # neighbours whose ink (at half strength, before any blur) runs into each other
 
 
 def number_rng(count: int, spacing: str, rendering: str, index: int, seed: int = 0) -> np.random.Generator:
@@ -58,7 +60,7 @@ def render_number(
     """Image bytes of a ``count``-digit number built from ``images`` (uint8 (N, 28, 28) MNIST digits)."""
     rng = number_rng(count, spacing, rendering, index, seed)
     chosen = pick_digits(len(images), count, rng)
-    strip, strip_boxes = compose_strip([images[i] for i in chosen], SPACINGS[spacing], rng)
+    strip, strip_boxes, joined = compose_strip([images[i] for i in chosen], SPACINGS[spacing], rng)
     image, boxes, scale = _on_paper(strip, strip_boxes, rng)
     if rendering == "paper":
         data = encode_png(image)
@@ -67,14 +69,15 @@ def render_number(
     else:
         raise ValueError(f"rendering must be one of {NUMBER_RENDERINGS}, got {rendering!r}")
     text = "".join(str(int(labels[i])) for i in chosen)
-    return RenderedNumber(data, text, tuple(int(i) for i in chosen), boxes)
+    return RenderedNumber(data, text, tuple(int(i) for i in chosen), boxes, joined)
 
 
 def compose_strip(
     digits: list[np.ndarray], distances: tuple[float, float], rng: np.random.Generator
-) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
+) -> tuple[np.ndarray, list[tuple[float, float, float, float]], int]:
     """The digits side by side as ink strength in [0, 1] (light on black) at ``SUBPIXELS`` times MNIST's
-    resolution, and each digit's ink box (x0, y0, x1, y1) in it. Overlapping ink takes the stronger."""
+    resolution, each digit's ink box (x0, y0, x1, y1) in it, and how many neighbours' ink runs into each
+    other's. Overlapping ink takes the stronger."""
     placed = []  # (strokes, top, left, box in the strokes)
     right_edge = 0.0
     for n, digit in enumerate(digits):
@@ -92,13 +95,17 @@ def compose_strip(
     height = max(top + s.shape[0] for s, top, _, _ in placed) - first_top
     width = max(left + s.shape[1] for s, _, left, _ in placed) - first_left
     strip = np.zeros((height, width), np.float32)
+    owner = np.zeros((len(placed), height, width), bool)  # each digit's own ink at half strength
     boxes = []
-    for strokes, top, left, box in placed:
+    for n, (strokes, top, left, box) in enumerate(placed):
         row, left = top - first_top, left - first_left
-        window = strip[row : row + strokes.shape[0], left : left + strokes.shape[1]]
-        np.maximum(window, strokes, out=window)
+        window = (slice(row, row + strokes.shape[0]), slice(left, left + strokes.shape[1]))
+        np.maximum(strip[window], strokes, out=strip[window])
+        owner[n][window] = strokes >= 0.5
         boxes.append((left + box[0], row + box[1], left + box[2], row + box[3]))
-    return strip, boxes
+    labels, _ = ndimage.label(strip >= 0.5, structure=np.ones((3, 3)))
+    joined = sum(bool(np.intersect1d(labels[owner[n]], labels[owner[n + 1]]).size) for n in range(len(placed) - 1))
+    return strip, boxes, joined
 
 
 def _on_paper(
