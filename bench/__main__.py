@@ -25,7 +25,7 @@ import redis
 from PIL import Image
 
 from bench.load import closed_loop, encode_bodies, open_loop
-from jobs import keys
+from jobs import keys, workers
 from model.data import load_mnist
 from model.store import SHIPPED_MODEL
 from stack.processes import BIN, Stack
@@ -110,8 +110,7 @@ def with_cpu(run, stack: Stack, server: RedisServer) -> dict:
 
 def worker_memory(client: redis.Redis) -> list[float]:
     """Resident MB of each model-holding worker process, as its heartbeat reports it."""
-    names = [n.decode() for n in client.zrangebyscore(keys.WORKERS, time.time() - 6, "+inf")]
-    return [round(int(client.hget(keys.worker(n), "rss_bytes") or 0) / 2**20, 1) for n in names]
+    return [round(worker.rss_bytes / 2**20, 1) for worker in workers.live(client) if worker.predicts]
 
 
 def start_workers(stack: Stack, count: int, env: dict, client: redis.Redis, pool: str = "solo") -> float:

@@ -40,19 +40,9 @@ def reports_failures(command):
     def wrapped(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except ServiceUnreachable as exc:
-            _fail(f"error: {exc}. Start it with `make run` in the digits checkout, or set --server/DIGITS_URL.")
-            sys.exit(EXIT_NO_SERVICE)
-        except ServiceUnavailable as exc:
-            _fail(f"error: {exc}")
-            sys.exit(EXIT_NO_SERVICE)
-        except ApiError as exc:
-            hint = " (set DIGITS_API_TOKEN to the token `make run` printed)" if exc.status in (401, 403) else ""
-            _fail(f"error: the service refused: {exc.message}{hint}")
-            sys.exit(EXIT_FAILED)
         except DigitsError as exc:
-            _fail(f"error: {exc}")
-            sys.exit(EXIT_FAILED)
+            _fail(_failure_line(exc))
+            sys.exit(EXIT_NO_SERVICE if isinstance(exc, ServiceUnreachable | ServiceUnavailable) else EXIT_FAILED)
         except Interrupted as exc:
             if exc.job_ids:
                 _fail(f"\ninterrupted: {len(exc.job_ids)} job(s) left running; `digits job ID` shows one:")
@@ -66,6 +56,15 @@ def reports_failures(command):
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapped
+
+
+def _failure_line(exc: DigitsError) -> str:
+    if isinstance(exc, ServiceUnreachable):
+        return f"error: {exc}. Start it with `make run` in the digits checkout, or set --server/DIGITS_URL."
+    if isinstance(exc, ApiError):
+        hint = " (set DIGITS_API_TOKEN to the token `make run` printed)" if exc.status in (401, 403) else ""
+        return f"error: the service refused: {exc.message}{hint}"
+    return f"error: {exc}"
 
 
 def _fail(line: str) -> None:

@@ -14,25 +14,27 @@ import sys
 import time
 from pathlib import Path
 
+from settings import get_settings
 from stack.processes import Stack
 from stack.redis_server import RedisServer
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    settings = get_settings()
+    parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument("--predict-workers", type=int, default=1, help="predict worker processes")
     parser.add_argument("--logs", type=Path, default=Path("var/log"))
     args = parser.parse_args(argv)
 
     redis_server = None
-    redis_url = os.environ.get("REDIS_URL")
+    redis_url = settings.redis_url if "REDIS_URL" in os.environ else None  # given, or ours to start
     if not redis_url:
         data_dir = Path("var/redis")
         data_dir.mkdir(parents=True, exist_ok=True)
         redis_server = RedisServer(appendonly=True, directory=data_dir).start()
         redis_url = redis_server.url
-    token = os.environ.get("DIGITS_API_TOKEN") or secrets.token_urlsafe(18)
+    token = settings.digits_api_token or secrets.token_urlsafe(18)
     stack = Stack(redis_url, args.logs, env={"DIGITS_API_TOKEN": token})
     stopping = False
 

@@ -27,6 +27,8 @@ if not os.environ.get(_VARIABLE):
     os.environ[_VARIABLE] = _made_dir
 METRICS_DIR = os.environ[_VARIABLE]
 
+from settings import get_settings  # noqa: E402  (after the variable is set: settings are read once)
+
 
 def on_starting(server) -> None:
     """Start from zero: files of an earlier run in a named directory would add its counts to ours."""
@@ -51,9 +53,7 @@ def on_exit(server) -> None:
 # gunicorn on the host (tests start several at once) and is not used here: no management socket.
 control_socket_disable = True
 
-_formatter = (
-    "jobs.logs.TextFormatter" if os.environ.get("LOG_FORMAT", "json").lower() == "text" else "jobs.logs.JsonFormatter"
-)
+_formatter = "jobs.logs.TextFormatter" if get_settings().log_format == "text" else "jobs.logs.JsonFormatter"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -16,7 +16,7 @@ from pathlib import Path
 import redis
 import requests
 
-from jobs import keys
+from jobs import workers
 from stack.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,14 +91,14 @@ class Stack:
         raise TimeoutError(f"web did not answer within {timeout} s; see {self.log_dir / 'web.log'}")
 
     def wait_for_workers(self, count: int, timeout: float = 120) -> list[str]:
-        """Wait until ``count`` worker processes have loaded a model and beaten; return their names."""
+        """Wait until ``count`` worker processes are ready (predict workers with a model loaded,
+        training workers once they beat); return their names."""
         client = redis.Redis.from_url(self.redis_url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            names = [n.decode() for n in client.zrangebyscore(keys.WORKERS, time.time() - 6, "+inf")]
-            loaded = [n for n in names if client.hget(keys.worker(n), "model_version")]
-            if len(loaded) >= count:
-                return loaded
+            ready = [worker.name for worker in workers.live(client) if worker.ready]
+            if len(ready) >= count:
+                return ready
             for name, process in self.processes.items():
                 if process.poll() is not None and name != "web":
                     raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")

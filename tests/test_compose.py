@@ -28,3 +28,4 @@ def test_the_image_installs_the_packages_compose_runs():
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("model", "web", "worker", "jobs"):
         assert f"COPY {package} ./{package}" in dockerfile
+    assert "settings.py" in dockerfile.split("RUN pip install")[0]  # every process reads its settings there

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from settings import get_settings
 from web import (
     api,
     config,
@@ -27,16 +28,17 @@ from web import (
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app from defaults, then the environment, then ``test_config``."""
+    """Build the app from the settings (settings.py), with ``test_config`` on top: names of settings
+    (``{"RATE_LIMIT": ""}``) override those, anything else goes to Flask's configuration."""
+    test_config = test_config or {}
+    settings = get_settings().overridden(test_config)
     app = Flask(__name__)
-    app.config.from_mapping(config.from_environment())
-    if test_config:
-        app.config.from_mapping(test_config)
-    config.derive(app.config)
+    app.config.from_mapping(config.flask_config(settings))
+    app.config.from_mapping({k: v for k, v in test_config.items() if k not in settings.variables()})
     app.json.sort_keys = False
+    services.init_app(app, settings)
     request_log.init_app(app)
     errors.init_app(app)
-    services.init_app(app)
     # The JSON API is token-authenticated, not cookie-authenticated: no CSRF tokens there.
     security.init_app(app, exempt_blueprints=(api.bp, models_api.bp, health.bp))
     metrics.init_app(app)  # its timer starts before the rate limit's check runs

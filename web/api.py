@@ -6,7 +6,7 @@ import logging
 import re
 from collections import Counter
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, jsonify, request, url_for
 
 from jobs import queue
 from jobs.records import TERMINAL
@@ -14,7 +14,7 @@ from model.catalog import ConfigError, parse_training_request
 from web.auth import token_required, token_required_if_configured
 from web.errors import ApiError
 from web.images import decode_base64_image
-from web.services import services
+from web.services import services, settings
 from web.submit import job_links, read_upload, submit_predictions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -33,10 +33,10 @@ def create_predictions():
         images = body.get("images")
         if not isinstance(images, list):
             raise ApiError(400, "invalid_request", 'JSON body must be {"images": ["<base64>", ...]}')
-        limit = current_app.config["MAX_IMAGES_PER_REQUEST"]
+        limit = settings().max_images_per_request
         if len(images) > limit:
             raise ApiError(413, "too_many_images", f"{len(images)} images, over the limit of {limit} per request")
-        max_bytes = current_app.config["MAX_IMAGE_BYTES"]
+        max_bytes = settings().max_image_bytes
         named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(images)]
     elif request.mimetype == "multipart/form-data":
         files = request.files.getlist("image")
@@ -124,7 +124,7 @@ def create_training_job():
     params = {k: v for k, v in config.to_dict().items() if k not in ("validation_size", "seed")}
     params["activate"] = activate
     (job_id,) = svc.records.create("train", fields={"params": params})
-    queue.enqueue_training(svc.celery, job_id, params)
+    queue.enqueue_training(svc.celery, job_id)
     log.info("accepted training job (%s, %s epochs)", params["arch"], params["epochs"], extra={"job_id": job_id})
     return jsonify(
         {"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id), **svc.records.get(job_id)}
@@ -142,7 +142,7 @@ def _wait_seconds() -> float:
     raw = request.args.get("wait")
     if raw is None:
         return 0.0
-    limit = current_app.config["MAX_WAIT_SECONDS"]
+    limit = settings().max_wait_seconds
     # A plain decimal number: float() alone would also take "1_0", " 5" and other scripts' digits.
     wait = float(raw) if _DECIMAL.fullmatch(raw) else -1.0
     if not 0 <= wait <= limit:

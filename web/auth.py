@@ -6,14 +6,15 @@ from __future__ import annotations
 import functools
 import hmac
 
-from flask import current_app, request
+from flask import request
 
 from web.errors import ApiError
+from web.services import settings
 
 
 def check_token(given: str | None) -> None:
     """Raise 401 without a token, 403 with a wrong one (or when the server has none configured)."""
-    expected = current_app.config["DIGITS_API_TOKEN"]
+    expected = settings().digits_api_token
     if not given:
         raise ApiError(
             401,
@@ -49,7 +50,7 @@ def token_required_if_configured(view):
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        if current_app.config["PREDICTIONS_NEED_TOKEN"]:
+        if settings().predictions_need_token:
             check_token(bearer_token())
         return view(*args, **kwargs)
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import math
 import time
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import parse_many
 
+from jobs import keys
 from web.errors import error_response
 
 # The endpoints that create jobs; the HTML form is one too, or it would be a way around the limit.
 SUBMISSIONS = frozenset({"api.create_predictions", "api.create_training_job", "pages.submit_form"})
-KEY_PREFIX = "digits:ratelimit"
 
 
 def _not_a_submission() -> bool:
@@ -28,7 +28,8 @@ def _not_a_submission() -> bool:
 
 def init_app(app: Flask) -> None:
     """Install the limit unless ``RATE_LIMIT`` is empty; a malformed limit fails here, at start."""
-    rate_limit = app.config["RATE_LIMIT"].strip()
+    settings = app.extensions["digits"].settings
+    rate_limit = settings.rate_limit.strip()
     if not rate_limit:
         return
     try:
@@ -39,9 +40,12 @@ def init_app(app: Flask) -> None:
         get_remote_address,
         application_limits=[rate_limit],
         application_limits_exempt_when=_not_a_submission,
-        storage_uri=app.config["REDIS_URL"],
+        storage_uri=settings.redis_url,
         # The app's own pool: its fail-fast timeouts, and Redis errors surface as the usual 503.
-        storage_options={"connection_pool": app.extensions["digits"].redis.connection_pool, "key_prefix": KEY_PREFIX},
+        storage_options={
+            "connection_pool": app.extensions["digits"].redis.connection_pool,
+            "key_prefix": keys.RATE_LIMIT_PREFIX,
+        },
         strategy="fixed-window",
         headers_enabled=False,  # X-RateLimit-* would cost a Redis round trip per request
     )
@@ -54,10 +58,7 @@ def init_app(app: Flask) -> None:
             f"too many submissions from {request.remote_addr}: the limit is {exc.description}; "
             f"retry after {retry_after} s"
         )
-        headers = {"Retry-After": str(retry_after)}
-        if request.endpoint == "pages.submit_form" and request.accept_mimetypes.accept_html:
-            return render_template("home.html", error=message), 429, headers  # a person at the form
-        return error_response(429, "rate_limited", message, headers)
+        return error_response(429, "rate_limited", message, {"Retry-After": str(retry_after)})
 
 
 def _seconds_until_reset(limiter: Limiter) -> int:

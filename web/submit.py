@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 
-from flask import current_app, g, request, url_for
+from flask import g, request, url_for
 from werkzeug.datastructures import FileStorage
 
 from jobs import queue
 from jobs import records as rec
 from web.errors import ApiError
 from web.images import Limits, check_image
-from web.services import services
+from web.services import services, settings
 
 log = logging.getLogger(__name__)
 
 
 def limits() -> Limits:
-    config = current_app.config
-    return Limits(config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"], config["MAX_IMAGES_PER_REQUEST"])
+    config = settings()
+    return Limits(config.max_image_bytes, config.max_image_pixels, config.max_images_per_request)
 
 
 def check_images(images: list[tuple[str, bytes]]) -> None:
@@ -36,15 +35,16 @@ def check_images(images: list[tuple[str, bytes]]) -> None:
         check_image(data, allowed, name)
 
 
-def submit_predictions(images: list[tuple[str, bytes]]) -> tuple[str, list[str]]:
+def submit_predictions(images: list[tuple[str, bytes]], keep_images: bool = False) -> tuple[str, list[str]]:
     """Validate all images (all or none are accepted), create one job per image, enqueue them.
 
-    Returns the batch id (the request's jobs, together) and the job ids in order.
+    Returns the batch id (the request's jobs, together) and the job ids in order. With
+    ``keep_images`` each image is kept as long as its record (for the job pages of form uploads).
     """
     check_images(images)
     svc = services()
     client = request.remote_addr or "unknown"
-    limit = current_app.config["MAX_PENDING_PER_CLIENT"]
+    limit = svc.settings.max_pending_per_client
     pending = svc.records.pending(client)
     if pending + len(images) > limit:
         raise ApiError(
@@ -54,11 +54,12 @@ def submit_predictions(images: list[tuple[str, bytes]]) -> tuple[str, list[str]]
             {"Retry-After": "1"},
         )
     batch_id = rec.new_job_id()
-    payloads = [base64.b64encode(data).decode() for _, data in images]
-    job_ids = svc.records.create("predict", len(images), batch_id=batch_id, client=client, payloads=payloads)
-    items = list(zip(job_ids, payloads, strict=True))
+    fields = {"keep_image": "1"} if keep_images else None
+    job_ids = svc.records.create(
+        "predict", len(images), fields=fields, batch_id=batch_id, client=client, images=[data for _, data in images]
+    )
     try:
-        queue.enqueue_predictions(svc.celery, items, current_app.config["PREDICT_MESSAGE_IMAGES"])
+        queue.enqueue_predictions(svc.celery, job_ids, svc.settings.predict_message_images)
     except Exception:
         # Recorded but not queued: end the records so nobody waits forever, then report 503.
         log.exception("enqueueing %d jobs failed", len(job_ids), extra={"batch_id": batch_id, "job_ids": job_ids})
@@ -76,7 +77,7 @@ def job_links(job_ids: list[str]) -> list[dict]:
 
 def read_upload(name: str, upload: FileStorage) -> tuple[str, bytes]:
     """(name, bytes) of one uploaded file; one over MAX_IMAGE_BYTES is refused unread (it may be on disk)."""
-    limit = current_app.config["MAX_IMAGE_BYTES"]
+    limit = settings().max_image_bytes
     upload.stream.seek(0, os.SEEK_END)
     size = upload.stream.tell()
     upload.stream.seek(0)
