@@ -37,11 +37,14 @@ class Settings:
     redis_url: str = setting("redis://127.0.0.1:6379/0", "broker, job records and model store")
     job_ttl_seconds: int = setting(86400, "how long job records (and kept uploads) live")
     # Who may do what
-    digits_api_token: str = setting("", "bearer token for training and model management; unset: those answer 403")
-    predictions_need_token: bool = setting(False, "true: predictions and job polling need the token too")
+    digits_admin_token: str = setting("", "bearer token for training, cancelling and model management")
+    digits_api_token: str = setting("", "the admin token's old name, used when DIGITS_ADMIN_TOKEN is unset")
+    digits_predict_token: str = setting("", "with PREDICTIONS_NEED_TOKEN: the token for predictions and reads")
+    predictions_need_token: bool = setting(False, "true: predictions, polling and model reads need a token")
+    token_failures_per_minute: int = setting(10, "wrong or missing tokens a client may send a minute; then 429")
     secret_key: str = setting("", "signs the pages' session cookie (CSRF); unset: one is shared through Redis")
     rate_limit: str = setting(
-        "50 per second;2000 per minute", "submissions per client address (flask-limiter syntax); empty: no limit"
+        "100 per second", "submissions per client address with jobs still pending (flask-limiter syntax)"
     )
     # Limits on what a request may carry
     max_image_bytes: int = setting(10 * MiB, "largest image file")
@@ -50,6 +53,15 @@ class Settings:
     max_content_length: int = setting(20 * MiB, "largest request body, in bytes")
     max_wait_seconds: int = setting(30, "longest ?wait=")
     max_pending_per_client: int = setting(5000, "prediction jobs one client address may have waiting")
+    max_pending_bytes_per_client: int = setting(64 * MiB, "image bytes one client address may have waiting")
+    max_queued_bytes: int = setting(512 * MiB, "image bytes all clients together may have waiting")
+    keep_uploads: bool = setting(False, "keep form uploads for their job page after the job ends")
+    # The web's connections
+    web_connections: int = setting(4000, "connections one web process holds at once")
+    max_waits_per_process: int = setting(3000, "requests one web process holds waiting (?wait=) at once")
+    max_waits_per_client: int = setting(1000, "requests one client address may hold waiting in one web process")
+    request_read_timeout: float = setting(20.0, "seconds a client may take to send a request (plus 1 per 64 KB)")
+    proxies: int = setting(0, "proxies in front of the web whose X-Forwarded-For and -Proto are trusted")
     # Queues and batching
     predict_message_images: int = setting(64, "job ids per queue message when a request carries many images")
     predict_batch_messages: int = setting(64, "a worker runs at most this many waiting messages in one batch")
@@ -66,6 +78,12 @@ class Settings:
     log_level: str = setting("INFO", "the lowest level logged", ("DEBUG", "INFO", "WARNING", "ERROR"))
     prometheus_multiproc_dir: str = setting("", "where gunicorn's processes keep request metrics for /metrics")
     port: int = setting(8000, "where `make run` serves the web")
+    redis_maxmemory: str = setting("1gb", "the memory `make run`'s embedded Redis may use (it refuses writes beyond)")
+
+    @property
+    def admin_token(self) -> str:
+        """The token for training and model management (DIGITS_ADMIN_TOKEN, else its old name)."""
+        return self.digits_admin_token or self.digits_api_token
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -50,6 +50,15 @@ def pending(client: str) -> str:
     return f"{PREFIX}:pending:{client}"
 
 
+def pending_bytes(client: str) -> str:
+    """Counter of the image bytes a client's unfinished jobs hold (for the pending-bytes limit)."""
+    return f"{PREFIX}:pending-bytes:{client}"
+
+
+# Counter of the image bytes all unfinished jobs hold together (for the queued-bytes limit).
+QUEUED_BYTES = f"{PREFIX}:jobs:queued-bytes"
+
+
 # Cluster-wide metrics, written by whoever ends a job (hashes; see web/cluster_metrics.py).
 METRICS_OUTCOMES = f"{PREFIX}:metrics:outcomes"  # "<type>:<status>" -> count
 METRICS_LATENCY = f"{PREFIX}:metrics:latency"  # bucket upper bound (s) -> count, and "sum"
@@ -91,6 +100,12 @@ def model_litert(version: int) -> str:
 
 
 # --- The web's own ----------------------------------------------------------------------------
+
+
+def token_failures(client: str) -> str:
+    """Counter of the wrong tokens a client address sent in the current minute (expires with it)."""
+    return f"{PREFIX}:token-failures:{client}"
+
 
 # The session-signing key every web process shares when SECRET_KEY is unset (web/security.py).
 WEB_SECRET_KEY = f"{PREFIX}:web:secret_key"

@@ -27,36 +27,59 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 RECENT_JOBS_KEPT = 1000
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
-# Writes new queued records (and their images), and indexes them as queued, recent, the request's
-# batch and its client's pending jobs, in one round trip.
-# KEYS: per job its record and image keys, then the queued and recent indexes, the batch list and
-# the client's pending counter. ARGV: now, ttl, recent jobs kept, whether there is a batch (1/0),
-# whether there is a client (1/0), the number of shared fields, those fields' names and values,
-# then per job: id, image bytes ('' for none).
+# Checks a client's outstanding work against the limits, then writes new queued records (and
+# their images) and indexes them as queued, recent, the request's batch and the client's pending
+# jobs and bytes, all in one step: concurrent submissions cannot overshoot a limit.
+# KEYS: per job its record and image keys, then the queued and recent indexes, the batch list, the
+# client's pending-jobs and pending-bytes counters and the total of queued bytes.
+# ARGV: a JSON header {now, ttl, recent_kept, batch, client, limits: {jobs, bytes, total_bytes}
+# (0: none), fields}, then per job: id, image bytes ('' for none).
+# Returns {'ok'} or {the limit's name, what is outstanding now, the limit}.
 _CREATE = """
-local n = (#KEYS - 4) / 2
-local queued, recent, batch, pending = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3], KEYS[2 * n + 4]
-local now, ttl = ARGV[1], tonumber(ARGV[2])
-local has_batch, has_client = ARGV[4] == '1', ARGV[5] == '1'
+local n = (#KEYS - 6) / 2
+local queued, recent, batch = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
+local pending, pending_bytes, total_bytes = KEYS[2 * n + 4], KEYS[2 * n + 5], KEYS[2 * n + 6]
+local head = cjson.decode(ARGV[1])
+local limits = head.limits
+local size = 0
+for i = 1, n do size = size + #ARGV[2 * i + 1] end
+if head.client then
+  local jobs_now = tonumber(redis.call('GET', pending) or '0')
+  if limits.jobs > 0 and jobs_now + n > limits.jobs then return {'jobs', jobs_now, limits.jobs} end
+  local bytes_now = tonumber(redis.call('GET', pending_bytes) or '0')
+  if limits.bytes > 0 and size > 0 and bytes_now + size > limits.bytes then
+    return {'bytes', bytes_now, limits.bytes}
+  end
+end
+local total_now = tonumber(redis.call('GET', total_bytes) or '0')
+if limits.total_bytes > 0 and size > 0 and total_now + size > limits.total_bytes then
+  return {'total_bytes', total_now, limits.total_bytes}
+end
 local shared = {}
-for i = 7, 6 + 2 * tonumber(ARGV[6]) do shared[#shared + 1] = ARGV[i] end
-local first = 7 + 2 * tonumber(ARGV[6])
+for name, value in pairs(head.fields) do
+  shared[#shared + 1] = name
+  shared[#shared + 1] = value
+end
 for i = 1, n do
-  local id, image = ARGV[first + 2 * (i - 1)], ARGV[first + 2 * (i - 1) + 1]
-  redis.call('HSET', KEYS[2 * i - 1], 'id', id, unpack(shared))
-  redis.call('EXPIRE', KEYS[2 * i - 1], ttl)
-  if image ~= '' then redis.call('SET', KEYS[2 * i], image, 'EX', ttl) end
-  redis.call('ZADD', queued, now, id)
-  redis.call('ZADD', recent, now, id)
-  if has_batch then redis.call('RPUSH', batch, id) end
+  local id, image = ARGV[2 * i], ARGV[2 * i + 1]
+  redis.call('HSET', KEYS[2 * i - 1], 'id', id, 'bytes', #image, unpack(shared))
+  redis.call('EXPIRE', KEYS[2 * i - 1], head.ttl)
+  if image ~= '' then redis.call('SET', KEYS[2 * i], image, 'EX', head.ttl) end
+  redis.call('ZADD', queued, head.now, id)
+  redis.call('ZADD', recent, head.now, id)
+  if head.batch then redis.call('RPUSH', batch, id) end
 end
-redis.call('ZREMRANGEBYRANK', recent, 0, -tonumber(ARGV[3]) - 1)
-if has_batch then redis.call('EXPIRE', batch, ttl) end
-if has_client then
+redis.call('ZREMRANGEBYRANK', recent, 0, -head.recent_kept - 1)
+if head.batch then redis.call('EXPIRE', batch, head.ttl) end
+if head.client then
   redis.call('INCRBY', pending, n)
-  redis.call('EXPIRE', pending, ttl)
+  redis.call('EXPIRE', pending, head.ttl)
+  redis.call('INCRBY', pending_bytes, size)
+  redis.call('EXPIRE', pending_bytes, head.ttl)
 end
-return n
+redis.call('INCRBY', total_bytes, size)
+redis.call('EXPIRE', total_bytes, head.ttl)
+return {'ok'}
 """
 
 # How many of the given jobs have not ended (a missing record has ended: it expired). KEYS: the job keys.
@@ -90,22 +113,24 @@ return answers
 """
 
 # Ends each job that has not ended yet, counts it in the metrics, drops its image (unless the job
-# keeps it), releases its client's pending slot, then announces the ones it ended.
-# KEYS: per job its record, image and client's pending-counter keys, then the jobs-by-outcome,
-# latency and batch-size metric hashes, and the queued-jobs index. ARGV: now, channel, latency
-# bucket bounds (comma-separated), batch bucket (or ''), batch size, then per job: status, result
-# JSON, error JSON, id.
+# keeps it), releases its client's pending job and bytes and the queued bytes, then announces the
+# ones it ended.
+# KEYS: per job its record and image keys and its client's pending-jobs and pending-bytes
+# counters, then the jobs-by-outcome, latency and batch-size metric hashes, the queued-jobs index
+# and the total of queued bytes. ARGV: now, channel, latency bucket bounds (comma-separated),
+# batch bucket (or ''), batch size, then per job: status, result JSON, error JSON, id.
 _FINISH = """
-local n = (#KEYS - 4) / 3
-local outcomes, latency, batches, queued = KEYS[3 * n + 1], KEYS[3 * n + 2], KEYS[3 * n + 3], KEYS[3 * n + 4]
+local n = (#KEYS - 5) / 4
+local outcomes, latency, batches, queued = KEYS[4 * n + 1], KEYS[4 * n + 2], KEYS[4 * n + 3], KEYS[4 * n + 4]
+local total_bytes = KEYS[4 * n + 5]
 local now = tonumber(ARGV[1])
 local bounds = {}
 for bound in string.gmatch(ARGV[3], '[^,]+') do bounds[#bounds + 1] = bound end
 local finished = {}
 for i = 1, n do
-  local record, image, pending = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local record, image, pending, pending_bytes = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
   local at = 5 + (i - 1) * 4
-  local fields = redis.call('HMGET', record, 'status', 'type', 'created_at', 'client', 'keep_image')
+  local fields = redis.call('HMGET', record, 'status', 'type', 'created_at', 'client', 'keep_image', 'bytes')
   local status = fields[1]
   if status == 'queued' or status == 'running' then
     redis.call('HSET', record, 'status', ARGV[at + 1], 'finished_at', ARGV[1])
@@ -124,9 +149,12 @@ for i = 1, n do
       redis.call('HINCRBY', latency, bucket, 1)
       redis.call('HINCRBYFLOAT', latency, 'sum', seconds)
     end
+    local size = tonumber(fields[6] or '0')
     if fields[4] then
       if redis.call('DECR', pending) <= 0 then redis.call('DEL', pending) end
+      if redis.call('DECRBY', pending_bytes, size) <= 0 then redis.call('DEL', pending_bytes) end
     end
+    if size > 0 and redis.call('DECRBY', total_bytes, size) <= 0 then redis.call('DEL', total_bytes) end
   end
 end
 if ARGV[4] ~= '' then
@@ -173,6 +201,27 @@ class Started:
         return self.status in (QUEUED, RUNNING)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How much unfinished work :meth:`JobRecords.create` admits (0: no limit): jobs and image
+    bytes per client, and image bytes of everyone together."""
+
+    jobs: int = 0
+    bytes: int = 0
+    total_bytes: int = 0
+
+
+NO_LIMITS = Limits()
+
+
+class OverLimit(Exception):
+    """New jobs would go over a limit: ``limit`` is ``jobs``, ``bytes`` (per client) or ``total_bytes``."""
+
+    def __init__(self, limit: str, outstanding: int, allowed: int):
+        super().__init__(f"{limit}: {outstanding} outstanding, at most {allowed}")
+        self.limit, self.outstanding, self.allowed = limit, outstanding, allowed
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
 
@@ -205,36 +254,58 @@ class JobRecords:
         batch_id: str | None = None,
         client: str | None = None,
         images: Sequence[bytes] | None = None,
+        limits: Limits = NO_LIMITS,
     ) -> list[str]:
         """Write ``count`` new queued records of ``job_type`` and return their ids, in order.
 
         With ``batch_id``, the ids are also kept, in order, as that batch (see :meth:`batch`).
-        With ``client``, they count towards that client's pending jobs until they end.
+        With ``client``, they count towards that client's pending jobs and bytes until they end.
         ``images`` (one per job) are stored beside the records until the jobs end, for the
         worker to read (and, for a job whose ``fields`` say ``keep_image``, for as long as the record).
+        Raises :class:`OverLimit`, writing nothing, if the jobs would take the client (or everyone)
+        over ``limits``; the check and the writes are one atomic step.
         """
-        now = repr(time.time())
+        now = time.time()
         ids = [new_job_id() for _ in range(count)]
-        shared = {"type": job_type, "status": QUEUED, "created_at": now}
+        shared = {"type": job_type, "status": QUEUED, "created_at": repr(now)}
         if client:
             shared["client"] = client
         for name, value in (fields or {}).items():
             shared[name] = value if isinstance(value, str) else json.dumps(value)
+        head = {
+            "now": now,
+            "ttl": self.ttl,
+            "recent_kept": RECENT_JOBS_KEPT,
+            "batch": bool(batch_id),
+            "client": bool(client),
+            "limits": {"jobs": limits.jobs, "bytes": limits.bytes, "total_bytes": limits.total_bytes},
+            "fields": shared,
+        }
         images = list(images or ())
         images += [b""] * (count - len(images))
-        args: list = [now, self.ttl, RECENT_JOBS_KEPT, int(bool(batch_id)), int(bool(client)), len(shared)]
-        args += [part for item in shared.items() for part in item]
+        args: list = [json.dumps(head)]
         job_keys = []
         for job_id, image in zip(ids, images, strict=True):
             args += [job_id, image]
             job_keys += [keys.job(job_id), keys.job_image(job_id)]
-        indexes = [keys.QUEUED_JOBS, keys.RECENT_JOBS, keys.batch(batch_id or ""), keys.pending(client or "")]
-        self._create(keys=job_keys + indexes, args=args)
+        counters = [keys.pending(client or ""), keys.pending_bytes(client or ""), keys.QUEUED_BYTES]
+        indexes = [keys.QUEUED_JOBS, keys.RECENT_JOBS, keys.batch(batch_id or ""), *counters]
+        answer = self._create(keys=job_keys + indexes, args=args)
+        if answer[0] != b"ok":
+            raise OverLimit(answer[0].decode(), int(answer[1]), int(answer[2]))
         return ids
 
     def pending(self, client: str) -> int:
         """How many of ``client``'s jobs have not ended yet."""
         return int(self.redis.get(keys.pending(client)) or 0)
+
+    def pending_bytes(self, client: str) -> int:
+        """How many image bytes ``client``'s unfinished jobs hold in Redis."""
+        return int(self.redis.get(keys.pending_bytes(client)) or 0)
+
+    def queued_bytes(self) -> int:
+        """How many image bytes everyone's unfinished jobs hold in Redis."""
+        return int(self.redis.get(keys.QUEUED_BYTES) or 0)
 
     def batch(self, batch_id: str) -> list[str] | None:
         """The job ids submitted together as ``batch_id``, in order; None if unknown or expired."""
@@ -322,8 +393,10 @@ class JobRecords:
                 json.dumps(outcome.error) if outcome.error is not None else "",
                 outcome.job_id,
             ]
-            job_keys += [keys.job(outcome.job_id), keys.job_image(outcome.job_id), keys.pending(client or "")]
+            job_keys += [keys.job(outcome.job_id), keys.job_image(outcome.job_id)]
+            job_keys += [keys.pending(client or ""), keys.pending_bytes(client or "")]
         metrics = [keys.METRICS_OUTCOMES, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE, keys.QUEUED_JOBS]
+        metrics.append(keys.QUEUED_BYTES)
         ended = self._finish(keys=job_keys + metrics, args=args)
         return [i.decode() for i in ended]
 

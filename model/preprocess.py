@@ -101,7 +101,7 @@ def decode(data: bytes, max_pixels: int | None = None) -> Image.Image:
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > max_pixels:
                 raise NotAnImage(f"image is {image.width}x{image.height}, over the limit of {max_pixels} pixels")
-            if image.format == "JPEG":
+            if image.format in ("JPEG", "MPO"):  # MPO: the multi-picture JPEG many cameras write
                 image.draft("L" if image.mode == "RGB" else image.mode, (JPEG_DRAFT_SIDE, JPEG_DRAFT_SIDE))
             image.seek(0)  # animated images: the first frame
             image.load()

@@ -61,7 +61,7 @@ class Stack:
         args += ["--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
         return self._spawn(name, args, env)
 
-    def start_web(self, port: int | None = None, workers: int = 2, threads: int = 16, env: dict | None = None) -> str:
+    def start_web(self, port: int | None = None, workers: int = 2, env: dict | None = None) -> str:
         """gunicorn serving ``web:create_app()``; returns its base URL once it answers /healthz.
 
         Its metrics files go to ``log_dir/web-metrics-<port>`` (emptied at start), so /metrics
@@ -70,8 +70,7 @@ class Stack:
         port = port or free_port()
         self.metrics_dir = self.log_dir / f"web-metrics-{port}"
         args = [str(BIN / "gunicorn"), "web:create_app()", "--config", "python:stack.gunicorn_conf"]
-        args += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
-        args += ["--worker-class", "gthread", "--threads", str(threads), "--graceful-timeout", "5"]
+        args += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--graceful-timeout", "5"]
         self._spawn("web", args, {"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir), **(env or {})})
         self.web_url = f"http://127.0.0.1:{port}"
         self.wait_for_web()

@@ -134,3 +134,20 @@ def test_without_redis_health_answers_at_once_and_pages_say_503(environ):
     assert time.monotonic() - started < 1
     page = client.get("/")
     assert page.status_code == 503 and page.headers["Retry-After"]
+
+
+def test_the_session_cookie_is_secure_when_the_request_came_over_https(make_app):
+    app = make_app(SECRET_KEY="k" * 40)
+    over_https = app.test_client().get("/", base_url="https://digits.example")
+    over_http = app.test_client().get("/", base_url="http://digits.example")
+    assert "Secure" in over_https.headers["Set-Cookie"]
+    assert "Secure" not in over_http.headers["Set-Cookie"]
+
+
+def test_behind_a_proxy_the_client_address_and_scheme_come_from_it(make_app):
+    app = make_app(SECRET_KEY="k" * 40, PROXIES=1)
+    forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    response = app.test_client().get("/", headers=forwarded)
+    assert "Secure" in response.headers["Set-Cookie"]
+    direct = make_app(SECRET_KEY="k" * 40).test_client().get("/", headers=forwarded)
+    assert "Secure" not in direct.headers["Set-Cookie"]  # without PROXIES nobody may claim it

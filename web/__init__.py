@@ -9,6 +9,7 @@ It never runs the model (and never imports TensorFlow).
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from settings import get_settings
 from web import (
@@ -16,6 +17,7 @@ from web import (
     config,
     errors,
     health,
+    json_provider,
     metrics,
     models_api,
     openapi,
@@ -33,9 +35,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     test_config = test_config or {}
     settings = get_settings().overridden(test_config)
     app = Flask(__name__)
+    app.json = json_provider.JSONProvider(app)
+    if settings.proxies:  # the client's address and scheme as the proxies in front saw them
+        hops = settings.proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     app.config.from_mapping(config.flask_config(settings))
     app.config.from_mapping({k: v for k, v in test_config.items() if k not in settings.variables()})
-    app.json.sort_keys = False
     services.init_app(app, settings)
     request_log.init_app(app)
     errors.init_app(app)

@@ -7,9 +7,9 @@ import logging
 
 import kombu.exceptions
 import redis
-from flask import Flask, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def wants_page() -> bool:
     return False
 
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None):
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
     """The error answer for this request: a page or JSON (see :func:`wants_page`)."""
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[: MAX_MESSAGE_CHARS - 3] + "..."
@@ -52,7 +52,9 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
         form_again = request.endpoint == "pages.submit_form" and current_app.secret_key
         template = "home.html" if form_again else "error.html"
         title = HTTP_STATUS_CODES.get(status, "Error")
-        return render_template(template, error=message, status=status, title=title), status, headers or {}
+        return make_response(
+            render_template(template, error=message, status=status, title=title), status, headers or {}
+        )
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     response.headers.update(headers or {})
@@ -88,6 +90,25 @@ def init_app(app: Flask) -> None:
         message = _too_large_message() if exc.code == 413 else exc.description or exc.name
         headers = {"Allow": ", ".join(exc.valid_methods or [])} if exc.code == 405 else None
         return error_response(exc.code or 500, code, message, headers)
+
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
+    def _store_full(exc: Exception):
+        log.warning("%s %s: Redis refused a write, its memory is full: %s", request.method, request.path, exc)
+        return error_response(
+            503, "store_full", "the job store is full; retry shortly", {"Retry-After": str(RETRY_AFTER_S)}
+        )
+
+    @app.errorhandler(ClientDisconnected)
+    def _body_not_sent(exc: ClientDisconnected):
+        """The body did not arrive: too slowly (stack/web_worker.py's deadline), or cut short."""
+        if isinstance(exc.__context__, TimeoutError):
+            response = error_response(
+                408, "request_timeout", str(exc.__context__) or "the request did not arrive in time"
+            )
+        else:
+            response = error_response(400, "incomplete_body", "the request body ended before its Content-Length")
+        response.headers["Connection"] = "close"  # what is left of the body cannot be told from a next request
+        return response
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 
 from jobs.records import TERMINAL, is_job_id
 from model.catalog import ARCHITECTURES, RANGES, TrainConfig
-from web.auth import token_required_if_configured
+from web.auth import predict_token_if_configured
 from web.images import check_image
 from web.security import require_secret_key
 from web.services import services
@@ -23,7 +23,8 @@ bp.before_request(require_secret_key)
 
 RECENT_JOBS_SHOWN = 50
 
-MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "BMP": "image/bmp", "WEBP": "image/webp"}
+MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "GIF": "image/gif", "BMP": "image/bmp",
+              "WEBP": "image/webp"}  # fmt: skip
 
 
 @bp.get("/")
@@ -32,7 +33,7 @@ def home():
 
 
 @bp.post("/predict")
-@token_required_if_configured
+@predict_token_if_configured
 def submit_form():
     files = [f for f in request.files.getlist("image") if f.filename]
     images = [read_upload(f"file {f.filename}"[:200], f) for f in files]
@@ -44,7 +45,7 @@ def submit_form():
 
 
 @bp.get("/jobs/<job_id>")
-@token_required_if_configured
+@predict_token_if_configured
 def job_page(job_id: str):
     job = services().records.get(job_id)
     if job is None:
@@ -53,7 +54,7 @@ def job_page(job_id: str):
 
 
 @bp.get("/jobs")
-@token_required_if_configured
+@predict_token_if_configured
 def jobs_page():
     """``?ids=a,b,c``: those jobs' results (where a multi-image form post lands); else the recent jobs."""
     records = services().records
@@ -101,7 +102,7 @@ def _with_uploads(jobs: list[dict]) -> list[dict]:
 
 
 @bp.get("/jobs/<job_id>/upload")
-@token_required_if_configured
+@predict_token_if_configured
 def job_upload(job_id: str):
     data = services().records.kept_image(job_id)
     if data is None:

@@ -1,8 +1,13 @@
-"""Per-client rate limit on submissions (``RATE_LIMIT``), counted in the jobs' Redis so every
-gunicorn process and every web host share one budget per client address.
+"""A per-second ceiling on submissions (``RATE_LIMIT``) per client address, counted in the jobs'
+Redis so every gunicorn process and every web host share one budget per client.
 
-Only submissions are limited: polling is cheap and long polls already hold the client back, and
-the pending-jobs limit (``MAX_PENDING_PER_CLIENT``) caps how much one client can queue.
+Why it is a ceiling and not the protection: what a client can take from others is what it has
+outstanding, and that is bounded where the jobs are created (pending jobs and pending bytes per
+client, queued bytes in all; jobs/records.py). A client with nothing pending holds nothing, so
+its predictions are never rate limited: one that waits for each answer before sending the next
+is never refused, however fast it goes. The ceiling catches clients that pile work up faster
+than it drains; training jobs always count. Polling is not limited: a long poll holds only a
+greenlet, and the number of waits is bounded per process and per client (web/waiting.py).
 """
 
 from __future__ import annotations
@@ -19,11 +24,18 @@ from jobs import keys
 from web.errors import error_response
 
 # The endpoints that create jobs; the HTML form is one too, or it would be a way around the limit.
-SUBMISSIONS = frozenset({"api.create_predictions", "api.create_training_job", "pages.submit_form"})
+PREDICTIONS = frozenset({"api.create_predictions", "pages.submit_form"})
+SUBMISSIONS = PREDICTIONS | {"api.create_training_job"}
 
 
-def _not_a_submission() -> bool:
-    return request.method != "POST" or request.endpoint not in SUBMISSIONS
+def _exempt() -> bool:
+    """Everything but submissions; and predictions from a client with nothing pending, so a client
+    that waits for each answer before it sends the next is never refused, however fast it goes."""
+    if request.method != "POST" or request.endpoint not in SUBMISSIONS:
+        return True
+    if request.endpoint in PREDICTIONS:
+        return current_app.extensions["digits"].records.pending(request.remote_addr or "unknown") == 0
+    return False
 
 
 def init_app(app: Flask) -> None:
@@ -39,7 +51,7 @@ def init_app(app: Flask) -> None:
     limiter = Limiter(
         get_remote_address,
         application_limits=[rate_limit],
-        application_limits_exempt_when=_not_a_submission,
+        application_limits_exempt_when=_exempt,
         storage_uri=settings.redis_url,
         # The app's own pool: its fail-fast timeouts, and Redis errors surface as the usual 503.
         storage_options={

@@ -17,6 +17,7 @@ import secrets
 
 import redis
 from flask import Flask, Request, current_app
+from flask import request as flask_request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
@@ -68,6 +69,11 @@ class SharedKeySessionInterface(SecureCookieSessionInterface):
                 log.warning("no session key yet, Redis unavailable: %s", exc)
                 return None  # a null session; require_secret_key() answers 503 for pages
         return super().open_session(app, request)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Secure whenever the request came over HTTPS (directly, or through a proxy that says so
+        in X-Forwarded-Proto from an address gunicorn trusts), or when configured."""
+        return flask_request.is_secure or super().get_cookie_secure(app)
 
 
 def require_secret_key() -> None:

@@ -34,7 +34,9 @@ def init_app(app: Flask, settings: Settings) -> None:
         records=JobRecords(client, settings.job_ttl_seconds),
         store=ModelStore(client),
         celery=create_celery(url),
-        waiter=JobWaiter(lambda: connect(url, socket_timeout=None)),
+        waiter=JobWaiter(
+            lambda: connect(url, socket_timeout=None), settings.max_waits_per_process, settings.max_waits_per_client
+        ),
     )
 
 

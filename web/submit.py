@@ -43,21 +43,23 @@ def submit_predictions(images: list[tuple[str, bytes]], keep_images: bool = Fals
     """
     check_images(images)
     svc = services()
+    config = svc.settings
     client = request.remote_addr or "unknown"
-    limit = svc.settings.max_pending_per_client
-    pending = svc.records.pending(client)
-    if pending + len(images) > limit:
-        raise ApiError(
-            429,
-            "too_many_pending",
-            f"{pending} of your jobs are still pending; at most {limit} may wait at once",
-            {"Retry-After": "1"},
-        )
     batch_id = rec.new_job_id()
-    fields = {"keep_image": "1"} if keep_images else None
-    job_ids = svc.records.create(
-        "predict", len(images), fields=fields, batch_id=batch_id, client=client, images=[data for _, data in images]
-    )
+    fields = {"keep_image": "1"} if keep_images and config.keep_uploads else None
+    limits = rec.Limits(config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes)
+    try:
+        job_ids = svc.records.create(
+            "predict",
+            len(images),
+            fields=fields,
+            batch_id=batch_id,
+            client=client,
+            images=[data for _, data in images],
+            limits=limits,
+        )
+    except rec.OverLimit as exc:
+        raise over_limit(exc, len(images), sum(len(data) for _, data in images)) from None
     try:
         queue.enqueue_predictions(svc.celery, job_ids, svc.settings.predict_message_images)
     except Exception:
@@ -69,6 +71,22 @@ def submit_predictions(images: list[tuple[str, bytes]], keep_images: bool = Fals
     # Named on the request's one access-log line (web/request_log.py), not on a line of their own.
     g.batch_id, g.job_ids = batch_id, job_ids
     return batch_id, job_ids
+
+
+def over_limit(exc: rec.OverLimit, count: int, size: int) -> ApiError:
+    """The answer to a submission that would go over a limit on unfinished work: 429 when it is
+    this client's own, 503 when the queue as a whole is full; both say when to try again."""
+    if exc.limit == "jobs":
+        message = f"{exc.outstanding} of your jobs are still pending; at most {exc.allowed} may wait at once"
+        return ApiError(429, "too_many_pending", message, {"Retry-After": "1"})
+    if exc.limit == "bytes":
+        message = (
+            f"your pending jobs hold {exc.outstanding} bytes of images and these {count} add {size}; "
+            f"at most {exc.allowed} may wait at once"
+        )
+        return ApiError(429, "too_many_pending_bytes", message, {"Retry-After": "1"})
+    message = f"the queue is full ({exc.outstanding} bytes of images waiting, at most {exc.allowed}); retry shortly"
+    return ApiError(503, "queue_full", message, {"Retry-After": "2"})
 
 
 def job_links(job_ids: list[str]) -> list[dict]:
