@@ -4,7 +4,15 @@ Inspect the store with redis-cli: ``HGETALL digits:job:<id>`` is a job, ``ZRANGE
 0 -1 WITHSCORES`` the worker registry, ``GET digits:models:active`` the model being served.
 """
 
+from collections.abc import Callable
+
 PREFIX = "digits"
+
+
+def keyed(pattern: str) -> Callable[[object], str]:
+    """The key of each id: ``keyed("job:{}")("3f0c")`` is ``digits:job:3f0c``."""
+    return lambda ident: f"{PREFIX}:{pattern.format(ident)}"
+
 
 # Celery's queues; the broker's Redis keys are these names (kombu owns them).
 PREDICT_QUEUE = "predict"
@@ -28,36 +36,24 @@ RECENT_JOBS = f"{PREFIX}:jobs:recent"
 # Held (SET NX, with expiry) by the one worker that is looking for lost queue messages.
 RECOVERY_LOCK = f"{PREFIX}:jobs:recovery-lock"
 
+# Hash holding one job's record: id, type, status, timestamps, and JSON fields result/error/progress.
+job = keyed("job:{}")
 
-def job(job_id: str) -> str:
-    """Hash holding one job's record: id, type, status, timestamps, and JSON fields result/error/progress."""
-    return f"{PREFIX}:job:{job_id}"
+# The submitted image's bytes, stored once: the worker reads it from here (messages carry ids
+# only). Deleted when the job ends, unless the job keeps it for its page (form uploads).
+job_image = keyed("job:{}:image")
 
+# List of the job ids one request submitted together, in order.
+batch = keyed("batch:{}")
 
-def job_image(job_id: str) -> str:
-    """The submitted image's bytes, stored once: the worker reads it from here (messages carry ids only).
-    Deleted when the job ends, unless the job keeps it for its page (form uploads)."""
-    return f"{PREFIX}:job:{job_id}:image"
+# Counter of a client's jobs that have not ended (for the pending-jobs limit).
+pending = keyed("pending:{}")
 
-
-def batch(batch_id: str) -> str:
-    """List of the job ids one request submitted together, in order."""
-    return f"{PREFIX}:batch:{batch_id}"
-
-
-def pending(client: str) -> str:
-    """Counter of a client's jobs that have not ended (for the pending-jobs limit)."""
-    return f"{PREFIX}:pending:{client}"
-
-
-def pending_bytes(client: str) -> str:
-    """Counter of the image bytes a client's unfinished jobs hold (for the pending-bytes limit)."""
-    return f"{PREFIX}:pending-bytes:{client}"
-
+# Counter of the image bytes a client's unfinished jobs hold (for the pending-bytes limit).
+pending_bytes = keyed("pending-bytes:{}")
 
 # Counter of the image bytes all unfinished jobs hold together (for the queued-bytes limit).
 QUEUED_BYTES = f"{PREFIX}:jobs:queued-bytes"
-
 
 # Cluster-wide metrics, written by whoever ends a job (hashes; see web/cluster_metrics.py).
 METRICS_OUTCOMES = f"{PREFIX}:metrics:outcomes"  # "<type>:<status>" -> count
@@ -69,11 +65,8 @@ METRICS_BATCH_SIZE = f"{PREFIX}:metrics:batch_size"  # bucket upper bound (image
 # Sorted set of worker process names scored by their last heartbeat (epoch seconds).
 WORKERS = f"{PREFIX}:workers"
 
-
-def worker(name: str) -> str:
-    """Hash describing one worker process: role, model version, pid, memory, heartbeat; expires when silent."""
-    return f"{PREFIX}:worker:{name}"
-
+# Hash describing one worker process: role, model version, pid, memory, heartbeat; expires when silent.
+worker = keyed("worker:{}")
 
 # --- Models (model/store.py) ------------------------------------------------------------------
 
@@ -83,29 +76,19 @@ MODEL_ACTIVE = f"{PREFIX}:models:active"  # the active version number
 MODEL_ACTIVATED_CHANNEL = f"{PREFIX}:models:activated"  # pub/sub: a version was activated (message: its number)
 MODEL_SEED_LOCK = f"{PREFIX}:models:seeding"  # held by the worker storing the shipped model in an empty store
 
+# The version's card, JSON.
+model_card = keyed("model:{}:card")
 
-def model_card(version: int) -> str:
-    """The version's card, JSON."""
-    return f"{PREFIX}:model:{version}:card"
+# The version's model file, bytes.
+model_file = keyed("model:{}:file")
 
-
-def model_file(version: int) -> str:
-    """The version's model file, bytes."""
-    return f"{PREFIX}:model:{version}:file"
-
-
-def model_litert(version: int) -> str:
-    """The version's LiteRT export (Keras versions, made when first needed)."""
-    return f"{PREFIX}:model:{version}:litert"
-
+# The version's LiteRT export (Keras versions, made when first needed).
+model_litert = keyed("model:{}:litert")
 
 # --- The web's own ----------------------------------------------------------------------------
 
-
-def token_failures(client: str) -> str:
-    """Counter of the wrong tokens a client address sent in the current minute (expires with it)."""
-    return f"{PREFIX}:token-failures:{client}"
-
+# Counter of the wrong tokens a client address sent in the current minute (expires with it).
+token_failures = keyed("token-failures:{}")
 
 # The session-signing key every web process shares when SECRET_KEY is unset (web/security.py).
 WEB_SECRET_KEY = f"{PREFIX}:web:secret_key"

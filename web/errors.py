@@ -91,13 +91,6 @@ def init_app(app: Flask) -> None:
         headers = {"Allow": ", ".join(exc.valid_methods or [])} if exc.code == 405 else None
         return error_response(exc.code or 500, code, message, headers)
 
-    @app.errorhandler(redis.exceptions.OutOfMemoryError)
-    def _store_full(exc: Exception):
-        log.warning("%s %s: Redis refused a write, its memory is full: %s", request.method, request.path, exc)
-        return error_response(
-            503, "store_full", "the job store is full; retry shortly", {"Retry-After": str(RETRY_AFTER_S)}
-        )
-
     @app.errorhandler(ClientDisconnected)
     def _body_not_sent(exc: ClientDisconnected):
         """The body did not arrive: too slowly (stack/web_worker.py's deadline), or cut short."""
@@ -113,10 +106,14 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
     @app.errorhandler(kombu.exceptions.OperationalError)
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
     def _unavailable(exc: Exception):
-        log.warning("%s %s: Redis unavailable: %s", request.method, request.path, exc)
+        """Redis unreachable, or refusing writes because its memory is full: retry shortly."""
+        full = isinstance(exc, redis.exceptions.OutOfMemoryError)
+        log.warning("%s %s: Redis %s: %s", request.method, request.path, "is full" if full else "unavailable", exc)
+        code, state = ("store_full", "full") if full else ("unavailable", "unreachable")
         return error_response(
-            503, "unavailable", "the job store is unreachable; retry shortly", {"Retry-After": str(RETRY_AFTER_S)}
+            503, code, f"the job store is {state}; retry shortly", {"Retry-After": str(RETRY_AFTER_S)}
         )
 
     @app.errorhandler(Exception)
