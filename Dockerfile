@@ -1,7 +1,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md settings.py ./
 COPY model ./model
 COPY web ./web
 COPY worker ./worker

@@ -9,7 +9,7 @@ export MNIST_DIR := $(SHARED_MNIST)
 endif
 endif
 
-.PHONY: run test lint format bench compare train clean
+.PHONY: run test lint format bench bench-shared compare train clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,6 +33,9 @@ format: $(VENV)/.installed
 
 bench: $(VENV)/.installed  ## throughput and latency of the whole service against the in-process limit (~3 min)
 	$(PY) -m bench
+
+bench-shared: $(VENV)/.installed  ## a polite client's latency while another client misbehaves (~1 min)
+	$(PY) -m bench.shared
 
 compare: $(VENV)/.installed  ## accuracy, training time and prediction cost of every architecture
 	$(PY) -m model.compare

@@ -24,8 +24,9 @@ import numpy as np
 import redis
 from PIL import Image
 
+from bench.cpu import cpu_seconds, process_tree
 from bench.load import closed_loop, encode_bodies, open_loop
-from jobs import keys
+from jobs import keys, workers
 from model.data import load_mnist
 from model.store import SHIPPED_MODEL
 from stack.processes import BIN, Stack
@@ -61,35 +62,6 @@ def in_process_limit(backend: str, images: np.ndarray, seconds: float = 3.0) -> 
     return count / (time.perf_counter() - started)
 
 
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (gunicorn's and Celery's children)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    tree, todo = [], [pid]
-    while todo:
-        tree.append(todo.pop())
-        todo += children.get(tree[-1], [])
-    return tree
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time these processes have used so far."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def with_cpu(run, stack: Stack, server: RedisServer) -> dict:
     """Run ``run()`` (a load run returning a Tally) and add the CPU milliseconds each part of the
     service spent per image: where the time goes when the figure falls short."""
@@ -110,8 +82,7 @@ def with_cpu(run, stack: Stack, server: RedisServer) -> dict:
 
 def worker_memory(client: redis.Redis) -> list[float]:
     """Resident MB of each model-holding worker process, as its heartbeat reports it."""
-    names = [n.decode() for n in client.zrangebyscore(keys.WORKERS, time.time() - 6, "+inf")]
-    return [round(int(client.hget(keys.worker(n), "rss_bytes") or 0) / 2**20, 1) for n in names]
+    return [round(worker.rss_bytes / 2**20, 1) for worker in workers.live(client) if worker.predicts]
 
 
 def start_workers(stack: Stack, count: int, env: dict, client: redis.Redis, pool: str = "solo") -> float:
@@ -175,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(server.url, args.out / "logs", env={"DIGITS_API_TOKEN": "bench", "RATE_LIMIT": ""})
     try:
         step(f"starting gunicorn and {args.workers} TensorFlow worker(s)")
-        stack.start_web(workers=2, threads=max(16, args.clients))
+        stack.start_web(workers=2)
         results["tensorflow_start_s"] = round(start_workers(stack, args.workers, env, client), 1)
         results["tensorflow_rss_mb"] = worker_memory(client)
         closed_loop(stack.web_url, singles, 4, 3, 1)  # warm up every path

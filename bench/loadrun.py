@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in range(args.hosts):
             stack.start_worker(f"host{n + 1}", queues="predict", pool="solo")
-        stack.start_web(threads=max(16, args.clients))
+        stack.start_web()
         stack.wait_for_workers(args.hosts)
         print(f"stack up: {args.hosts} worker hosts; sending {args.jobs} jobs from {args.clients} clients", flush=True)
 

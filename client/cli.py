@@ -40,19 +40,9 @@ def reports_failures(command):
     def wrapped(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except ServiceUnreachable as exc:
-            _fail(f"error: {exc}. Start it with `make run` in the digits checkout, or set --server/DIGITS_URL.")
-            sys.exit(EXIT_NO_SERVICE)
-        except ServiceUnavailable as exc:
-            _fail(f"error: {exc}")
-            sys.exit(EXIT_NO_SERVICE)
-        except ApiError as exc:
-            hint = " (set DIGITS_API_TOKEN to the token `make run` printed)" if exc.status in (401, 403) else ""
-            _fail(f"error: the service refused: {exc.message}{hint}")
-            sys.exit(EXIT_FAILED)
         except DigitsError as exc:
-            _fail(f"error: {exc}")
-            sys.exit(EXIT_FAILED)
+            _fail(_failure_line(exc))
+            sys.exit(EXIT_NO_SERVICE if isinstance(exc, ServiceUnreachable | ServiceUnavailable) else EXIT_FAILED)
         except Interrupted as exc:
             if exc.job_ids:
                 _fail(f"\ninterrupted: {len(exc.job_ids)} job(s) left running; `digits job ID` shows one:")
@@ -68,6 +58,15 @@ def reports_failures(command):
     return wrapped
 
 
+def _failure_line(exc: DigitsError) -> str:
+    if isinstance(exc, ServiceUnreachable):
+        return f"error: {exc}. Start it with `make run` in the digits checkout, or set --server/DIGITS_URL."
+    if isinstance(exc, ApiError):
+        hint = " (set DIGITS_TOKEN to the token `make run` printed)" if exc.status in (401, 403) else ""
+        return f"error: the service refused: {exc.message}{hint}"
+    return f"error: {exc}"
+
+
 def _fail(line: str) -> None:
     click.echo(line, err=True)
 
@@ -75,7 +74,13 @@ def _fail(line: str) -> None:
 def _client(server: str | None) -> DigitsClient:
     """A client for the nearest --server given (after the command, then before it), else DIGITS_URL."""
     server = server or click.get_current_context().find_root().params.get("server") or DEFAULT_URL
-    return DigitsClient(server, token=os.environ.get("DIGITS_API_TOKEN") or None)
+    return DigitsClient(server, token=token_from_environment())
+
+
+def token_from_environment() -> str | None:
+    """The token to send: DIGITS_TOKEN, else DIGITS_ADMIN_TOKEN, else its old name DIGITS_API_TOKEN."""
+    names = ("DIGITS_TOKEN", "DIGITS_ADMIN_TOKEN", "DIGITS_API_TOKEN")
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
 def _print_json(value: object) -> None:
@@ -88,7 +93,7 @@ def cli(server: str | None) -> None:
     """Recognise handwritten digits with a Digits service (`make run` starts one), or locally with --local.
 
     The service's address comes from --server or DIGITS_URL; training, cancelling and
-    activating need the service's token in DIGITS_API_TOKEN.
+    activating need the service's admin token in DIGITS_TOKEN (or DIGITS_ADMIN_TOKEN).
     """
 
 
@@ -166,7 +171,7 @@ def train(
     arch: str | None, epochs: int | None, batch_size: int | None, learning_rate: float | None, augment: bool | None,
     train_limit: int | None, activate: str | None, wait: bool, as_json: bool, server: str | None,
 ) -> None:  # fmt: skip
-    """Submit a training job (needs DIGITS_API_TOKEN); options left out take the service's defaults."""
+    """Submit a training job (needs the admin token in DIGITS_TOKEN); options left out take the service's defaults."""
     client = _client(server)
     submitted = client.train(
         arch=arch,
@@ -254,7 +259,7 @@ def models(as_json: bool, server: str | None) -> None:
 @server_option
 @reports_failures
 def activate(version: int, server: str | None) -> None:
-    """Serve model VERSION from now on (needs DIGITS_API_TOKEN)."""
+    """Serve model VERSION from now on (needs the admin token in DIGITS_TOKEN)."""
     answer = _client(server).activate(version)
     click.echo(f"model version {answer['active_version']} is now active")
 

@@ -25,7 +25,8 @@ def predict_locally(images: list[ImageInput], model_file: str | os.PathLike = SH
     Same preprocessing and the same network call as a worker, so the same labels as a service
     serving that model; ``model_version`` is None and each record names the ``model_file``.
     """
-    from model.preprocess import NotADigit, NotAnImage, preprocess
+    from model.recognise import recognise
+    from settings import get_settings
 
     with _native_stderr_silenced():
         from model.predictor import Predictor  # TensorFlow: only on this path
@@ -35,23 +36,20 @@ def predict_locally(images: list[ImageInput], model_file: str | os.PathLike = SH
         except Exception as exc:  # Keras raises many kinds for a file that is not a model
             raise DigitsError(f"cannot load the model {model_file}: {exc}") from exc
     answers: dict[int, Prediction] = {}
-    ready = []  # (image, pixels) to run through the network in one call
+    readable = []
     for image in iter_images(images):
         if image.error:
             answers[image.index] = Prediction.failed(image.source, **image.error)
-            continue
-        try:
-            ready.append((image, preprocess(image.data)))
-        except NotAnImage as exc:
-            answers[image.index] = Prediction.failed(image.source, "invalid_image", str(exc))
-        except NotADigit as exc:
-            answers[image.index] = _blank(image.source, str(exc), model_file)
-    if ready:
-        import numpy as np
-
-        probabilities = predictor.probabilities(np.stack([pixels for _, pixels in ready]))
-        for (image, _), probs in zip(ready, probabilities, strict=True):
-            answers[image.index] = _labelled(image.source, int(np.argmax(probs)), probs.tolist(), model_file)
+        else:
+            readable.append(image)
+    readings = recognise([image.data for image in readable], predictor, get_settings().max_image_pixels)
+    for image, reading in zip(readable, readings, strict=True):
+        if reading.error:
+            answers[image.index] = Prediction.failed(image.source, **reading.error)
+        else:
+            result = {**reading.result, "model_file": str(model_file)}
+            record = {"id": None, "type": "predict", "status": "succeeded", "result": result, "error": None}
+            answers[image.index] = Prediction.from_record(image.source, record)
     return [answers[index] for index in sorted(answers)]
 
 
@@ -71,28 +69,3 @@ def _native_stderr_silenced() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def _labelled(source: str, label: int, probabilities: list[float], model_file: str | os.PathLike) -> Prediction:
-    # Rounded as the workers round them, so local and service records read the same.
-    result = {
-        "label": label,
-        "confidence": round(probabilities[label], 6),
-        "probabilities": [round(p, 6) for p in probabilities],
-        "model_version": None,
-        "model_file": str(model_file),
-    }
-    record = {"id": None, "type": "predict", "status": "succeeded", "result": result, "error": None}
-    return Prediction.from_record(source, record)
-
-
-def _blank(source: str, reason: str, model_file: str | os.PathLike) -> Prediction:
-    result = {
-        "label": None,
-        "reason": reason,
-        "probabilities": None,
-        "model_version": None,
-        "model_file": str(model_file),
-    }
-    record = {"id": None, "type": "predict", "status": "succeeded", "result": result, "error": None}
-    return Prediction.from_record(source, record)

@@ -28,9 +28,10 @@ ProgressCallback = Callable[[dict], None]
 class DigitsClient:
     """A client of one Digits service.
 
-    ``token`` (the server's ``DIGITS_API_TOKEN``) is needed for training, cancelling and
-    activating. Every call times out after ``timeout`` seconds without an answer, and a
-    503/429 is retried, honouring ``Retry-After``, for up to ``retry_for`` seconds.
+    ``token`` is sent with every call: the server's admin token for training, cancelling and
+    activating, or its predict token where predictions need one. Every call times out after
+    ``timeout`` seconds without an answer, and a 503/429 is retried, honouring ``Retry-After``,
+    for up to ``retry_for`` seconds.
     """
 
     def __init__(

@@ -1,1 +1,2 @@
-"""The contract between web and worker: job records in Redis and the Celery queues that carry them."""
+"""The contract between web and worker: the Redis keys, job records (and their images), the Celery
+queues of job ids, and the worker registry."""

@@ -1,63 +1,97 @@
-"""Every Redis key and channel that job handling uses, in one place (model keys: ``model/store.py``).
+"""Every Redis key and channel of the service, in one place: jobs, workers, models, the web's own.
 
-Inspect a job with ``redis-cli HGETALL digits:job:<id>``.
+Inspect the store with redis-cli: ``HGETALL digits:job:<id>`` is a job, ``ZRANGE digits:workers
+0 -1 WITHSCORES`` the worker registry, ``GET digits:models:active`` the model being served.
 """
+
+from collections.abc import Callable
 
 PREFIX = "digits"
 
-# Celery's own lists (queue names); the Redis keys of the broker are these names.
+
+def keyed(pattern: str) -> Callable[[object], str]:
+    """The key of each id: ``keyed("job:{}")("3f0c")`` is ``digits:job:3f0c``."""
+    return lambda ident: f"{PREFIX}:{pattern.format(ident)}"
+
+
+# Celery's queues; the broker's Redis keys are these names (kombu owns them).
 PREDICT_QUEUE = "predict"
 TRAIN_QUEUE = "train"
+QUEUES = (PREDICT_QUEUE, TRAIN_QUEUE)
 
-# Published by workers when jobs end: the message is the space-separated ids of the finished jobs.
+# --- Jobs -------------------------------------------------------------------------------------
+
+# Published when jobs end: the message is the space-separated ids of the jobs that ended.
 JOBS_FINISHED_CHANNEL = f"{PREFIX}:jobs:finished"
 
-# Sorted set of jobs not yet started, scored by when they were (last) queued.
+# Sorted set of jobs not yet started, scored by when they were (last) sent to a queue.
 QUEUED_JOBS = f"{PREFIX}:jobs:queued"
 
-# Set of training jobs being run; workers check their heartbeats to fail the ones whose worker died.
+# Set of training jobs being run; their heartbeats show whether their worker is alive.
 TRAINING_RUNNING = f"{PREFIX}:jobs:training"
 
 # Sorted set of job ids scored by creation time (for the jobs page); trimmed on write.
 RECENT_JOBS = f"{PREFIX}:jobs:recent"
 
+# Held (SET NX, with expiry) by the one worker that is looking for lost queue messages.
+RECOVERY_LOCK = f"{PREFIX}:jobs:recovery-lock"
 
-def job(job_id: str) -> str:
-    """Hash holding one job's record: id, type, status, timestamps, and JSON fields result/error/progress."""
-    return f"{PREFIX}:job:{job_id}"
+# Hash holding one job's record: id, type, status, timestamps, and JSON fields result/error/progress.
+job = keyed("job:{}")
 
+# The submitted image's bytes, stored once: the worker reads it from here (messages carry ids
+# only). Deleted when the job ends, unless the job keeps it for its page (form uploads).
+job_image = keyed("job:{}:image")
 
-def batch(batch_id: str) -> str:
-    """List of the job ids one request submitted together, in order."""
-    return f"{PREFIX}:batch:{batch_id}"
+# List of the job ids one request submitted together, in order.
+batch = keyed("batch:{}")
 
+# Counter of a client's jobs that have not ended (for the pending-jobs limit).
+pending = keyed("pending:{}")
 
-def job_payload(job_id: str) -> str:
-    """What the job's queue message carries (base64 image, or JSON training parameters), kept
-    until the job ends so a lost message can be sent again. Must be ``job(job_id) + ":payload"``."""
-    return f"{PREFIX}:job:{job_id}:payload"
+# Counter of the image bytes a client's unfinished jobs hold (for the pending-bytes limit).
+pending_bytes = keyed("pending-bytes:{}")
 
+# Counter of the image bytes all unfinished jobs hold together (for the queued-bytes limit).
+QUEUED_BYTES = f"{PREFIX}:jobs:queued-bytes"
 
-def job_upload(job_id: str) -> str:
-    """The bytes of an image submitted through the HTML form, kept so its job page can show it."""
-    return f"{PREFIX}:job:{job_id}:upload"
+# Cluster-wide metrics, written by whoever ends a job (hashes; see web/cluster_metrics.py).
+METRICS_OUTCOMES = f"{PREFIX}:metrics:outcomes"  # "<type>:<status>" -> count
+METRICS_LATENCY = f"{PREFIX}:metrics:latency"  # bucket upper bound (s) -> count, and "sum"
+METRICS_BATCH_SIZE = f"{PREFIX}:metrics:batch_size"  # bucket upper bound (images) -> count
 
+# --- Workers (jobs/workers.py) ----------------------------------------------------------------
 
 # Sorted set of worker process names scored by their last heartbeat (epoch seconds).
 WORKERS = f"{PREFIX}:workers"
 
+# Hash describing one worker process: role, model version, pid, memory, heartbeat; expires when silent.
+worker = keyed("worker:{}")
 
-def worker(name: str) -> str:
-    """Hash describing one worker process: model version, pid, resident memory, heartbeat; expires when silent."""
-    return f"{PREFIX}:worker:{name}"
+# --- Models (model/store.py) ------------------------------------------------------------------
 
+MODEL_VERSIONS = f"{PREFIX}:models"  # sorted set of versions (score = version number)
+MODEL_NEXT_VERSION = f"{PREFIX}:models:next"  # counter for new version numbers
+MODEL_ACTIVE = f"{PREFIX}:models:active"  # the active version number
+MODEL_ACTIVATED_CHANNEL = f"{PREFIX}:models:activated"  # pub/sub: a version was activated (message: its number)
+MODEL_SEED_LOCK = f"{PREFIX}:models:seeding"  # held by the worker storing the shipped model in an empty store
 
-def pending(client: str) -> str:
-    """Counter of a client's jobs that have not ended (for the pending-jobs limit)."""
-    return f"{PREFIX}:pending:{client}"
+# The version's card, JSON.
+model_card = keyed("model:{}:card")
 
+# The version's model file, bytes.
+model_file = keyed("model:{}:file")
 
-# Cluster-wide metrics, written by whoever ends a job (hashes; see web/metrics.py).
-METRICS_OUTCOMES = f"{PREFIX}:metrics:outcomes"  # "<type>:<status>" -> count
-METRICS_LATENCY = f"{PREFIX}:metrics:latency"  # bucket upper bound (s) -> count, and "sum"
-METRICS_BATCH_SIZE = f"{PREFIX}:metrics:batch_size"  # bucket upper bound (images) -> count
+# The version's LiteRT export (Keras versions, made when first needed).
+model_litert = keyed("model:{}:litert")
+
+# --- The web's own ----------------------------------------------------------------------------
+
+# Counter of the wrong tokens a client address sent in the current minute (expires with it).
+token_failures = keyed("token-failures:{}")
+
+# The session-signing key every web process shares when SECRET_KEY is unset (web/security.py).
+WEB_SECRET_KEY = f"{PREFIX}:web:secret_key"
+
+# flask-limiter's counters are kept under this prefix (web/ratelimit.py).
+RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"

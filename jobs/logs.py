@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import sys
+
+from settings import Settings, get_settings
 
 # Fields a log call may add with extra={...}; written in this order after the message.
 CONTEXT_FIELDS = (
@@ -33,7 +34,7 @@ CONTEXT_FIELDS = (
     "client",
     "worker",
 )
-FORMATS = ("json", "text")
+FORMATS = Settings.variables()["LOG_FORMAT"].metadata["choices"]
 _HANDLER_MARK = "_digits_handler"
 
 
@@ -78,11 +79,12 @@ def formatter(log_format: str) -> logging.Formatter:
 def configure_logging(
     log_format: str | None = None, level: str | None = None, context: logging.Filter | None = None
 ) -> None:
-    """Send the root logger's records to stderr in ``LOG_FORMAT`` (default json) at ``LOG_LEVEL``
-    (default INFO). ``context`` may add fields to every record (the web adds the request's).
-    Safe to call again: it replaces the handler it installed before."""
-    log_format = (log_format or os.environ.get("LOG_FORMAT") or "json").lower()
-    level = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    """Send the root logger's records to stderr in ``log_format`` at ``level`` (default: the
+    ``LOG_FORMAT`` and ``LOG_LEVEL`` settings). ``context`` may add fields to every record (the web
+    adds the request's). Safe to call again: it replaces the handler it installed before."""
+    settings = get_settings()
+    log_format = (log_format or settings.log_format).lower()
+    level = (level or settings.log_level).upper()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(log_format))
     if context is not None:

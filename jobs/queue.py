@@ -1,4 +1,4 @@
-"""The Celery app both sides share: JSON-only messages on the ``predict`` and ``train`` queues.
+"""The Celery app both sides share: JSON-only messages of job ids on the ``predict`` and ``train`` queues.
 
 The web only sends (by task name, so it never imports the worker's TensorFlow code); the
 worker registers the tasks on the same app configuration.
@@ -6,33 +6,15 @@ worker registers the tasks on the same app configuration.
 
 from __future__ import annotations
 
-import os
-
 import redis
 from celery import Celery
 from kombu import Queue
 
 from jobs import keys
+from settings import get_settings
 
 PREDICT_TASK = "digits.predict"
 TRAIN_TASK = "digits.train"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def redis_url() -> str:
-    """``REDIS_URL``: broker, job records and model store (default ``redis://127.0.0.1:6379/0``)."""
-    return os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
-
-
-def job_ttl_seconds() -> int:
-    """``JOB_TTL_SECONDS``: how long a job record is kept after submission (default 86400, a day)."""
-    return int(os.environ.get("JOB_TTL_SECONDS", "86400"))
-
-
-def visibility_timeout_s() -> int:
-    """``BROKER_VISIBILITY_TIMEOUT``: seconds before a vanished worker's unacknowledged messages
-    are delivered again (default 60; longer than any batch takes)."""
-    return int(os.environ.get("BROKER_VISIBILITY_TIMEOUT", "60"))
 
 
 def connect(url: str | None = None, socket_timeout: float | None = 10) -> redis.Redis:
@@ -41,7 +23,7 @@ def connect(url: str | None = None, socket_timeout: float | None = 10) -> redis.
     Pub/sub listeners pass ``socket_timeout=None``: they may rightly hear nothing for long.
     """
     return redis.Redis.from_url(
-        url or redis_url(),
+        url or get_settings().redis_url,
         socket_connect_timeout=2,
         socket_timeout=socket_timeout,
         health_check_interval=15,
@@ -51,11 +33,12 @@ def connect(url: str | None = None, socket_timeout: float | None = 10) -> redis.
 
 def create_celery(url: str | None = None) -> Celery:
     """The Celery app: JSON only (never pickle), no result backend (job records hold results)."""
-    broker = url or redis_url()
+    settings = get_settings()
+    broker = url or settings.redis_url
     app = Celery("digits", broker=broker, set_as_current=False)
     if broker.startswith("redis://"):  # rediss:// and sentinel:// keep kombu's own transport
         app.conf.broker_transport = "jobs.transport:Transport"
-    visibility = visibility_timeout_s()
+    visibility = settings.broker_visibility_timeout
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -88,17 +71,16 @@ def create_celery(url: str | None = None) -> Celery:
     return app
 
 
-def enqueue_predictions(app: Celery, items: list[tuple[str, str]], chunk: int = 64) -> None:
-    """Send (job id, base64 image) pairs as few messages as possible, ``chunk`` images each."""
+def enqueue_predictions(app: Celery, job_ids: list[str], chunk: int = 64) -> None:
+    """Send the job ids in as few messages as possible, ``chunk`` ids each (the images stay in Redis)."""
     with app.producer_or_acquire() as producer:
-        for start in range(0, len(items), chunk):
-            # argsrepr: the job ids say enough in logs and Flower; repr of the images costs time.
+        for start in range(0, len(job_ids), chunk):
             app.send_task(
                 PREDICT_TASK,
-                args=[items[start : start + chunk]],
+                args=[job_ids[start : start + chunk]],
                 queue=keys.PREDICT_QUEUE,
                 producer=producer,
-                argsrepr=f"[{min(chunk, len(items) - start)} jobs]",
+                argsrepr=f"[{min(chunk, len(job_ids) - start)} jobs]",
                 kwargsrepr="{}",
                 # The queue goes by its name (no exchange to bind) and the workers declare it:
                 # declaring it again on every send was 5 % of the web's CPU in a profile under load.
@@ -106,5 +88,6 @@ def enqueue_predictions(app: Celery, items: list[tuple[str, str]], chunk: int = 
             )
 
 
-def enqueue_training(app: Celery, job_id: str, config: dict) -> None:
-    app.send_task(TRAIN_TASK, args=[job_id, config], queue=keys.TRAIN_QUEUE, task_id=job_id)
+def enqueue_training(app: Celery, job_id: str) -> None:
+    """Send a training job's id; its parameters are in its record."""
+    app.send_task(TRAIN_TASK, args=[job_id], queue=keys.TRAIN_QUEUE, task_id=job_id)

@@ -2,7 +2,10 @@
 
 A record moves queued -> running -> succeeded | failed | cancelled. The first terminal status
 wins (a redelivered job cannot be answered twice), and every finish is announced on
-``keys.JOBS_FINISHED_CHANNEL`` so waiting pollers wake at once.
+``keys.JOBS_FINISHED_CHANNEL`` so waiting pollers wake at once. A prediction's image is stored
+once, beside its record, until the job ends; queue messages carry only job ids.
+
+The scripts below touch only the keys they are given in ``KEYS`` (all named in jobs/keys.py).
 """
 
 from __future__ import annotations
@@ -24,34 +27,59 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 RECENT_JOBS_KEPT = 1000
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
-# Writes new queued records, and indexes them as queued, recent, the request's batch and its
-# client's pending jobs, in one round trip.
-# KEYS: the job keys, then the queued and recent indexes, the batch list and the client's pending
-# counter ('' for none). ARGV: now, ttl, recent jobs kept, number of shared fields, then those
-# fields' names and values, then per job: id, payload ('' for none).
+# Checks a client's outstanding work against the limits, then writes new queued records (and
+# their images) and indexes them as queued, recent, the request's batch and the client's pending
+# jobs and bytes, all in one step: concurrent submissions cannot overshoot a limit.
+# KEYS: per job its record and image keys, then the queued and recent indexes, the batch list, the
+# client's pending-jobs and pending-bytes counters and the total of queued bytes.
+# ARGV: a JSON header {now, ttl, recent_kept, batch, client, limits: {jobs, bytes, total_bytes}
+# (0: none), fields}, then per job: id, image bytes ('' for none).
+# Returns {'ok'} or {the limit's name, what is outstanding now, the limit}.
 _CREATE = """
-local n = #KEYS - 4
-local queued, recent, batch, pending = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
-local now, ttl = ARGV[1], tonumber(ARGV[2])
+local n = (#KEYS - 6) / 2
+local queued, recent, batch = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
+local pending, pending_bytes, total_bytes = KEYS[2 * n + 4], KEYS[2 * n + 5], KEYS[2 * n + 6]
+local head = cjson.decode(ARGV[1])
+local limits = head.limits
+local size = 0
+for i = 1, n do size = size + #ARGV[2 * i + 1] end
+if head.client then
+  local jobs_now = tonumber(redis.call('GET', pending) or '0')
+  if limits.jobs > 0 and jobs_now + n > limits.jobs then return {'jobs', jobs_now, limits.jobs} end
+  local bytes_now = tonumber(redis.call('GET', pending_bytes) or '0')
+  if limits.bytes > 0 and size > 0 and bytes_now + size > limits.bytes then
+    return {'bytes', bytes_now, limits.bytes}
+  end
+end
+local total_now = tonumber(redis.call('GET', total_bytes) or '0')
+if limits.total_bytes > 0 and size > 0 and total_now + size > limits.total_bytes then
+  return {'total_bytes', total_now, limits.total_bytes}
+end
 local shared = {}
-for i = 5, 4 + 2 * tonumber(ARGV[4]) do shared[#shared + 1] = ARGV[i] end
-local first = 5 + 2 * tonumber(ARGV[4])
+for name, value in pairs(head.fields) do
+  shared[#shared + 1] = name
+  shared[#shared + 1] = value
+end
 for i = 1, n do
-  local id, payload = ARGV[first + 2 * (i - 1)], ARGV[first + 2 * (i - 1) + 1]
-  redis.call('HSET', KEYS[i], 'id', id, unpack(shared))
-  redis.call('EXPIRE', KEYS[i], ttl)
-  if payload ~= '' then redis.call('SET', KEYS[i] .. ':payload', payload, 'EX', ttl) end
-  redis.call('ZADD', queued, now, id)
-  redis.call('ZADD', recent, now, id)
-  if batch ~= '' then redis.call('RPUSH', batch, id) end
+  local id, image = ARGV[2 * i], ARGV[2 * i + 1]
+  redis.call('HSET', KEYS[2 * i - 1], 'id', id, 'bytes', #image, unpack(shared))
+  redis.call('EXPIRE', KEYS[2 * i - 1], head.ttl)
+  if image ~= '' then redis.call('SET', KEYS[2 * i], image, 'EX', head.ttl) end
+  redis.call('ZADD', queued, head.now, id)
+  redis.call('ZADD', recent, head.now, id)
+  if head.batch then redis.call('RPUSH', batch, id) end
 end
-redis.call('ZREMRANGEBYRANK', recent, 0, -tonumber(ARGV[3]) - 1)
-if batch ~= '' then redis.call('EXPIRE', batch, ttl) end
-if pending ~= '' then
+redis.call('ZREMRANGEBYRANK', recent, 0, -head.recent_kept - 1)
+if head.batch then redis.call('EXPIRE', batch, head.ttl) end
+if head.client then
   redis.call('INCRBY', pending, n)
-  redis.call('EXPIRE', pending, ttl)
+  redis.call('EXPIRE', pending, head.ttl)
+  redis.call('INCRBY', pending_bytes, size)
+  redis.call('EXPIRE', pending_bytes, head.ttl)
 end
-return n
+redis.call('INCRBY', total_bytes, size)
+redis.call('EXPIRE', total_bytes, head.ttl)
+return {'ok'}
 """
 
 # How many of the given jobs have not ended (a missing record has ended: it expired). KEYS: the job keys.
@@ -64,45 +92,53 @@ end
 return n
 """
 
-# Marks the given jobs running unless they are missing or already ended; returns the prior statuses.
-# KEYS: the job keys, then the queued-jobs index. ARGV: now, worker name, then the job ids.
+# Marks the given jobs running unless they are missing or already ended; returns, per job, its
+# prior status, its client and (for the jobs it started) the stored image.
+# KEYS: per job its record and image keys, then the queued-jobs index. ARGV: now, worker name, then the job ids.
 _START = """
-local n = #KEYS - 1
-local statuses = {}
+local n = (#KEYS - 1) / 2
+local answers = {}
 for i = 1, n do
-  local status = redis.call('HGET', KEYS[i], 'status')
-  statuses[i] = status or ''
+  local fields = redis.call('HMGET', KEYS[2 * i - 1], 'status', 'client')
+  local status = fields[1]
+  local image = false
   if status == 'queued' or status == 'running' then
-    redis.call('HSET', KEYS[i], 'status', 'running', 'started_at', ARGV[1], 'worker', ARGV[2])
+    redis.call('HSET', KEYS[2 * i - 1], 'status', 'running', 'started_at', ARGV[1], 'worker', ARGV[2])
+    image = redis.call('GET', KEYS[2 * i])
   end
-  redis.call('ZREM', KEYS[n + 1], ARGV[2 + i])
+  answers[i] = {status or '', fields[2] or '', image}
+  redis.call('ZREM', KEYS[2 * n + 1], ARGV[2 + i])
 end
-return statuses
+return answers
 """
 
-# Ends each job that has not ended yet, counts it in the metrics, releases its client's pending
-# slot, then announces the ones it ended.
-# KEYS: the job keys, then the jobs-by-outcome, latency and batch-size metric hashes, and the
-# queued-jobs index. ARGV: now, channel, pending-key prefix, latency bucket bounds
-# (comma-separated), batch bucket (or ''), batch size, then per job: status, result JSON, error JSON, id.
+# Ends each job that has not ended yet, counts it in the metrics, drops its image (unless the job
+# keeps it), releases its client's pending job and bytes and the queued bytes, then announces the
+# ones it ended.
+# KEYS: per job its record and image keys and its client's pending-jobs and pending-bytes
+# counters, then the jobs-by-outcome, latency and batch-size metric hashes, the queued-jobs index
+# and the total of queued bytes. ARGV: now, channel, latency bucket bounds (comma-separated),
+# batch bucket (or ''), batch size, then per job: status, result JSON, error JSON, id.
 _FINISH = """
-local n = #KEYS - 4
-local outcomes, latency, batches, queued = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
+local n = (#KEYS - 5) / 4
+local outcomes, latency, batches, queued = KEYS[4 * n + 1], KEYS[4 * n + 2], KEYS[4 * n + 3], KEYS[4 * n + 4]
+local total_bytes = KEYS[4 * n + 5]
 local now = tonumber(ARGV[1])
 local bounds = {}
-for bound in string.gmatch(ARGV[4], '[^,]+') do bounds[#bounds + 1] = bound end
+for bound in string.gmatch(ARGV[3], '[^,]+') do bounds[#bounds + 1] = bound end
 local finished = {}
 for i = 1, n do
-  local at = 6 + (i - 1) * 4
-  local fields = redis.call('HMGET', KEYS[i], 'status', 'type', 'created_at', 'client')
+  local record, image, pending, pending_bytes = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
+  local at = 5 + (i - 1) * 4
+  local fields = redis.call('HMGET', record, 'status', 'type', 'created_at', 'client', 'keep_image', 'bytes')
   local status = fields[1]
   if status == 'queued' or status == 'running' then
-    redis.call('HSET', KEYS[i], 'status', ARGV[at + 1], 'finished_at', ARGV[1])
-    if ARGV[at + 2] ~= '' then redis.call('HSET', KEYS[i], 'result', ARGV[at + 2]) end
-    if ARGV[at + 3] ~= '' then redis.call('HSET', KEYS[i], 'error', ARGV[at + 3]) end
+    redis.call('HSET', record, 'status', ARGV[at + 1], 'finished_at', ARGV[1])
+    if ARGV[at + 2] ~= '' then redis.call('HSET', record, 'result', ARGV[at + 2]) end
+    if ARGV[at + 3] ~= '' then redis.call('HSET', record, 'error', ARGV[at + 3]) end
     finished[#finished + 1] = ARGV[at + 4]
     redis.call('ZREM', queued, ARGV[at + 4])
-    redis.call('DEL', KEYS[i] .. ':payload')
+    if fields[5] ~= '1' then redis.call('DEL', image) end
     redis.call('HINCRBY', outcomes, fields[2] .. ':' .. ARGV[at + 1], 1)
     if fields[2] == 'predict' and fields[3] then
       local seconds = now - tonumber(fields[3])
@@ -113,14 +149,17 @@ for i = 1, n do
       redis.call('HINCRBY', latency, bucket, 1)
       redis.call('HINCRBYFLOAT', latency, 'sum', seconds)
     end
+    local size = tonumber(fields[6] or '0')
     if fields[4] then
-      if redis.call('DECR', ARGV[3] .. fields[4]) <= 0 then redis.call('DEL', ARGV[3] .. fields[4]) end
+      if redis.call('DECR', pending) <= 0 then redis.call('DEL', pending) end
+      if redis.call('DECRBY', pending_bytes, size) <= 0 then redis.call('DEL', pending_bytes) end
     end
+    if size > 0 and redis.call('DECRBY', total_bytes, size) <= 0 then redis.call('DEL', total_bytes) end
   end
 end
-if ARGV[5] ~= '' then
-  redis.call('HINCRBY', batches, ARGV[5], 1)
-  redis.call('HINCRBY', batches, 'sum', ARGV[6])
+if ARGV[4] ~= '' then
+  redis.call('HINCRBY', batches, ARGV[4], 1)
+  redis.call('HINCRBY', batches, 'sum', ARGV[5])
 end
 if #finished > 0 then redis.call('PUBLISH', ARGV[2], table.concat(finished, ' ')) end
 return finished
@@ -146,13 +185,50 @@ class Outcome:
     error: dict | None = None
 
 
+@dataclass(frozen=True)
+class Started:
+    """A job as :meth:`JobRecords.start` found it: its status before, its client, and (if it was
+    started now) its stored image; ``status`` is None when the record is gone."""
+
+    job_id: str
+    status: str | None
+    client: str | None = None
+    image: bytes | None = None
+
+    @property
+    def taken(self) -> bool:
+        """Whether this call started it (it had not ended, nor expired)."""
+        return self.status in (QUEUED, RUNNING)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much unfinished work :meth:`JobRecords.create` admits (0: no limit): jobs and image
+    bytes per client, and image bytes of everyone together."""
+
+    jobs: int = 0
+    bytes: int = 0
+    total_bytes: int = 0
+
+
+NO_LIMITS = Limits()
+
+
+class OverLimit(Exception):
+    """New jobs would go over a limit: ``limit`` is ``jobs``, ``bytes`` (per client) or ``total_bytes``."""
+
+    def __init__(self, limit: str, outstanding: int, allowed: int):
+        super().__init__(f"{limit}: {outstanding} outstanding, at most {allowed}")
+        self.limit, self.outstanding, self.allowed = limit, outstanding, allowed
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def is_job_id(value: str) -> bool:
-    """True if ``value`` has the shape of an id this service issues (32 lowercase hex digits)."""
-    return bool(JOB_ID_PATTERN.match(value))
+def is_job_id(value: object) -> bool:
+    """True if ``value`` is an id this service issues (a string of 32 lowercase hex digits)."""
+    return isinstance(value, str) and bool(JOB_ID_PATTERN.match(value))
 
 
 def error(code: str, message: str) -> dict:
@@ -160,7 +236,7 @@ def error(code: str, message: str) -> dict:
 
 
 class JobRecords:
-    """Reads and writes job records; every method costs one Redis round trip."""
+    """Reads and writes job records; every method costs one Redis round trip unless it says otherwise."""
 
     def __init__(self, client: redis.Redis, ttl_seconds: int = 86400):
         self.redis = client
@@ -177,35 +253,59 @@ class JobRecords:
         fields: dict | None = None,
         batch_id: str | None = None,
         client: str | None = None,
-        payloads: Sequence[str] | None = None,
+        images: Sequence[bytes] | None = None,
+        limits: Limits = NO_LIMITS,
     ) -> list[str]:
         """Write ``count`` new queued records of ``job_type`` and return their ids, in order.
 
         With ``batch_id``, the ids are also kept, in order, as that batch (see :meth:`batch`).
-        With ``client``, they count towards that client's pending jobs until they end.
-        ``payloads`` (one per job: what its queue message carries) are kept until the job ends,
-        so a job whose message was lost can be queued again (see jobs/recovery.py).
+        With ``client``, they count towards that client's pending jobs and bytes until they end.
+        ``images`` (one per job) are stored beside the records until the jobs end, for the
+        worker to read (and, for a job whose ``fields`` say ``keep_image``, for as long as the record).
+        Raises :class:`OverLimit`, writing nothing, if the jobs would take the client (or everyone)
+        over ``limits``; the check and the writes are one atomic step.
         """
-        now = repr(time.time())
+        now = time.time()
         ids = [new_job_id() for _ in range(count)]
-        shared = {"type": job_type, "status": QUEUED, "created_at": now}
+        shared = {"type": job_type, "status": QUEUED, "created_at": repr(now)}
         if client:
             shared["client"] = client
         for name, value in (fields or {}).items():
             shared[name] = value if isinstance(value, str) else json.dumps(value)
-        payloads = list(payloads or ())
-        payloads += [""] * (count - len(payloads))
-        args = [now, self.ttl, RECENT_JOBS_KEPT, len(shared), *(part for item in shared.items() for part in item)]
-        for job_id, payload in zip(ids, payloads, strict=True):
-            args += [job_id, payload]
-        indexes = [keys.QUEUED_JOBS, keys.RECENT_JOBS, keys.batch(batch_id) if batch_id else ""]
-        indexes.append(keys.pending(client) if client else "")
-        self._create(keys=[keys.job(i) for i in ids] + indexes, args=args)
+        head = {
+            "now": now,
+            "ttl": self.ttl,
+            "recent_kept": RECENT_JOBS_KEPT,
+            "batch": bool(batch_id),
+            "client": bool(client),
+            "limits": {"jobs": limits.jobs, "bytes": limits.bytes, "total_bytes": limits.total_bytes},
+            "fields": shared,
+        }
+        images = list(images or ())
+        images += [b""] * (count - len(images))
+        args: list = [json.dumps(head)]
+        job_keys = []
+        for job_id, image in zip(ids, images, strict=True):
+            args += [job_id, image]
+            job_keys += [keys.job(job_id), keys.job_image(job_id)]
+        counters = [keys.pending(client or ""), keys.pending_bytes(client or ""), keys.QUEUED_BYTES]
+        indexes = [keys.QUEUED_JOBS, keys.RECENT_JOBS, keys.batch(batch_id or ""), *counters]
+        answer = self._create(keys=job_keys + indexes, args=args)
+        if answer[0] != b"ok":
+            raise OverLimit(answer[0].decode(), int(answer[1]), int(answer[2]))
         return ids
 
     def pending(self, client: str) -> int:
         """How many of ``client``'s jobs have not ended yet."""
         return int(self.redis.get(keys.pending(client)) or 0)
+
+    def pending_bytes(self, client: str) -> int:
+        """How many image bytes ``client``'s unfinished jobs hold in Redis."""
+        return int(self.redis.get(keys.pending_bytes(client)) or 0)
+
+    def queued_bytes(self) -> int:
+        """How many image bytes everyone's unfinished jobs hold in Redis."""
+        return int(self.redis.get(keys.QUEUED_BYTES) or 0)
 
     def batch(self, batch_id: str) -> list[str] | None:
         """The job ids submitted together as ``batch_id``, in order; None if unknown or expired."""
@@ -235,41 +335,88 @@ class JobRecords:
         ids = [i.decode() for i in self.redis.zrevrange(keys.RECENT_JOBS, 0, limit - 1)]
         return [job for job in self.get_many(ids) if job]
 
-    def start(self, job_ids: Sequence[str], worker: str) -> list[str | None]:
-        """Mark jobs running; return each one's status before (None if the record is gone)."""
+    def kept_image(self, job_id: str) -> bytes | None:
+        """The image of a job that keeps it (form uploads, for their page), else None."""
+        if not is_job_id(job_id):
+            return None
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.job(job_id), "keep_image")
+        pipe.get(keys.job_image(job_id))
+        keep, image = pipe.execute()
+        return image if keep == b"1" else None
+
+    def keep_images(self, job_ids: Sequence[str]) -> list[bool]:
+        """For each job, whether its image is kept for its page."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id), "keep_image")
+            pipe.exists(keys.job_image(job_id))
+        answers = pipe.execute()
+        return [keep == b"1" and bool(kept) for keep, kept in zip(answers[::2], answers[1::2], strict=True)]
+
+    def start(self, job_ids: Sequence[str], worker: str) -> list[Started]:
+        """Mark jobs running and hand over their images; see :class:`Started` for what comes back."""
         if not job_ids:
             return []
-        statuses = self._start(
-            keys=[keys.job(i) for i in job_ids] + [keys.QUEUED_JOBS], args=[repr(time.time()), worker, *job_ids]
-        )
-        return [s.decode() if s else None for s in statuses]
+        job_keys = [key for job_id in job_ids for key in (keys.job(job_id), keys.job_image(job_id))]
+        answers = self._start(keys=job_keys + [keys.QUEUED_JOBS], args=[repr(time.time()), worker, *job_ids])
+        return [
+            Started(job_id, status.decode() or None, client.decode() or None, image or None)
+            for job_id, (status, client, image) in zip(job_ids, answers, strict=True)
+        ]
 
-    def finish(self, outcomes: Iterable[Outcome], batch_size: int | None = None) -> list[str]:
+    def finish(
+        self, outcomes: Iterable[Outcome], batch_size: int | None = None, clients: Sequence[str | None] | None = None
+    ) -> list[str]:
         """End the jobs that have not ended yet; return the ids this call ended.
 
         ``batch_size``, if given, is counted in the batch-size histogram (one model call).
+        ``clients`` (one per outcome, as :meth:`start` told them) spares a round trip to look them up.
         """
         outcomes = list(outcomes)
         if not outcomes:
             return []
+        if clients is None:
+            clients = self._clients([o.job_id for o in outcomes])
         args: list[str] = [
             repr(time.time()),
             keys.JOBS_FINISHED_CHANNEL,
-            keys.pending(""),
             ",".join(LATENCY_BUCKETS),
             bucket_of(batch_size, BATCH_BUCKETS) if batch_size else "",
             str(batch_size or 0),
         ]
-        for outcome in outcomes:
+        job_keys = []
+        for outcome, client in zip(outcomes, clients, strict=True):
             args += [
                 outcome.status,
                 json.dumps(outcome.result, separators=(",", ":")) if outcome.result is not None else "",
                 json.dumps(outcome.error) if outcome.error is not None else "",
                 outcome.job_id,
             ]
+            job_keys += [keys.job(outcome.job_id), keys.job_image(outcome.job_id)]
+            job_keys += [keys.pending(client or ""), keys.pending_bytes(client or "")]
         metrics = [keys.METRICS_OUTCOMES, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE, keys.QUEUED_JOBS]
-        ended = self._finish(keys=[keys.job(o.job_id) for o in outcomes] + metrics, args=args)
+        metrics.append(keys.QUEUED_BYTES)
+        ended = self._finish(keys=job_keys + metrics, args=args)
         return [i.decode() for i in ended]
+
+    def _clients(self, job_ids: Sequence[str]) -> list[str | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id), "client")
+        return [client.decode() if client else None for client in pipe.execute()]
+
+    def queued_before(self, moment: float) -> list[str]:
+        """Ids of the jobs not yet started that were (last) sent to a queue before ``moment`` (epoch seconds)."""
+        return [i.decode() for i in self.redis.zrangebyscore(keys.QUEUED_JOBS, "-inf", moment)]
+
+    def mark_sent(self, job_id: str) -> None:
+        """Note that the job's message was sent (again) now."""
+        self.redis.zadd(keys.QUEUED_JOBS, {job_id: time.time()})
+
+    def forget_queued(self, job_id: str) -> None:
+        """Stop tracking a job as queued (it ended or expired)."""
+        self.redis.zrem(keys.QUEUED_JOBS, job_id)
 
     def beat(self, job_id: str) -> None:
         """A long job's sign of life (see :meth:`fail_silent_training`)."""
@@ -297,7 +444,7 @@ class JobRecords:
                 worker_name = worker.decode() if worker else "its worker"
                 reason = f"{worker_name} stopped answering for over {silence_s:.0f} s (killed or lost)"
                 silent.append(Outcome(job_id, FAILED, error=error("worker_lost", reason)))
-        ended = self.finish(silent)
+        ended = self.finish(silent, clients=[None] * len(silent))
         if gone or silent:
             self.redis.srem(keys.TRAINING_RUNNING, *gone, *[o.job_id for o in silent])
         return ended

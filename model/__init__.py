@@ -1,0 +1,1 @@
+"""Digits recognition without a service: MNIST, preprocessing, networks, training, evaluation, the model store."""

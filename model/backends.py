@@ -5,23 +5,12 @@ scikit-learn for skops files. Every predictor offers ``version``, ``card`` and
 
 from __future__ import annotations
 
-import os
-
 from model.store import ModelStore
 
-BACKENDS = ("tensorflow", "litert")
 
-
-def backend_from_env() -> str:
-    """``MODEL_BACKEND``: ``tensorflow`` (default) or ``litert``."""
-    backend = os.environ.get("MODEL_BACKEND", "tensorflow")
-    if backend not in BACKENDS:
-        raise ValueError(f"MODEL_BACKEND must be one of {BACKENDS}, got {backend!r}")
-    return backend
-
-
-def load_predictor(store: ModelStore, version: int, backend: str):
-    """A predictor for ``version`` from ``store``; a missing LiteRT export is made and stored."""
+def load_predictor(store: ModelStore, version: int, backend: str, threads: int = 0):
+    """A predictor for ``version`` from ``store`` on ``backend`` (``tensorflow`` or ``litert``,
+    with ``threads`` interpreter threads, 0: one per core); a missing LiteRT export is made and stored."""
     card = store.card(version)
     data = store.file(version)
     if card is None or data is None:
@@ -40,7 +29,7 @@ def load_predictor(store: ModelStore, version: int, backend: str):
         if flatbuffer is None:
             flatbuffer = litert.export_in_subprocess(data)
             store.set_litert_file(version, flatbuffer)
-        return litert.LiteRTPredictor(flatbuffer, version, card)
+        return litert.LiteRTPredictor(flatbuffer, version, card, threads)
     from model.predictor import Predictor
 
     return Predictor.from_bytes(data, version, card)

@@ -22,6 +22,7 @@ from PIL import Image
 
 from model.preprocess import preprocess
 from model.render import page
+from settings import get_settings
 
 BATCH = 256
 
@@ -43,7 +44,8 @@ def network_costs(default_model: Path | None, images: np.ndarray, repeat: int) -
     from model.predictor import Predictor
     from model.store import SHIPPED_MODEL
 
-    runtime.configure_threads()
+    settings = get_settings()
+    runtime.configure_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
     predictors = {
         "seed": Predictor(architectures.build("seed")),
         "default": Predictor.from_file(default_model or SHIPPED_MODEL),

@@ -1,6 +1,6 @@
 """MNIST loading: IDX files (gzip or not) or a Keras ``mnist.npz`` from ``MNIST_DIR``.
 
-Without ``MNIST_DIR`` the data comes from ``keras.datasets.mnist`` (needs internet).
+Without ``MNIST_DIR`` (see settings.py) the data comes from ``keras.datasets.mnist`` (needs internet).
 Every failure is a :class:`DataError` naming the file at fault.
 """
 
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from settings import get_settings
 
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
@@ -51,8 +53,8 @@ class Mnist:
 
 
 def load_mnist(directory: str | os.PathLike | None = None) -> Mnist:
-    """Return MNIST from ``directory`` (default: ``$MNIST_DIR``), else from Keras's download."""
-    directory = directory or os.environ.get("MNIST_DIR")
+    """Return MNIST from ``directory`` (default: the ``MNIST_DIR`` setting), else from Keras's download."""
+    directory = directory or get_settings().mnist_dir
     if not directory:
         return _load_from_keras()
     root = Path(directory)

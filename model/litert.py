@@ -20,16 +20,11 @@ MAX_BATCH = 256
 
 def export(keras_bytes: bytes) -> bytes:
     """Convert ``.keras`` file bytes to LiteRT bytes (float32, same outputs within float rounding)."""
-    from model import runtime
-
-    runtime.quiet_tensorflow()
-    import keras
     import tensorflow as tf
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.keras"
-        path.write_bytes(keras_bytes)
-        network = keras.models.load_model(path, compile=False, safe_mode=True)
+    from model import keras_files
+
+    network = keras_files.load(keras_bytes)
     converter = tf.lite.TFLiteConverter.from_keras_model(network)
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # the converter is chatty
         return converter.convert()
@@ -53,10 +48,11 @@ class LiteRTPredictor:
     """Same interface as :class:`model.predictor.Predictor`, on the LiteRT interpreter."""
 
     def __init__(self, flatbuffer: bytes, version: int | None = None, card: dict | None = None, threads: int = 0):
+        """``threads``: the interpreter's threads (0: one per core)."""
         from ai_edge_litert.interpreter import Interpreter
 
         self.version, self.card = version, card or {}
-        threads = threads or int(os.environ.get("TF_INTRA_OP_THREADS", "0")) or (os.cpu_count() or 1)
+        threads = threads or (os.cpu_count() or 1)
         self._interpreter = Interpreter(model_content=flatbuffer, num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]

@@ -7,12 +7,10 @@ warmed up on load so the first real request does not pay for tracing.
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
-from model import runtime
+from model import keras_files, runtime
 
 runtime.quiet_tensorflow()
 import keras  # noqa: E402
@@ -39,15 +37,11 @@ class Predictor:
     @classmethod
     def from_file(cls, path: str | os.PathLike, version: int | None = None, card: dict | None = None) -> Predictor:
         """Load a ``.keras`` file in safe mode (no arbitrary code from the file is run)."""
-        network = keras.models.load_model(path, compile=False, safe_mode=True)
-        return cls(network, version, card)
+        return cls(keras_files.load(path), version, card)
 
     @classmethod
     def from_bytes(cls, data: bytes, version: int | None = None, card: dict | None = None) -> Predictor:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.keras"
-            path.write_bytes(data)
-            return cls.from_file(path, version, card)
+        return cls(keras_files.load(data), version, card)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) float32 in [0, 1] -> (N, 10) float32 probabilities, in input order."""

@@ -29,7 +29,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from scipy import ndimage
 
-DEFAULT_MAX_PIXELS = 40_000_000
+from settings import get_settings
+
 JPEG_DRAFT_SIDE = 512  # big JPEGs are decoded at a power-of-two fraction, no smaller than this
 OVERVIEW_SIDE = 320  # the digit is looked for in an overview of at most this many pixels squared ...
 DETAIL_SIDE = 96  # ... and, when smaller than half this there, read again from the original at this size
@@ -49,11 +50,11 @@ class NotADigit(ValueError):
     """The image decodes but holds no ink: blank, near-blank, or uniform."""
 
 
-def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def preprocess(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     """Decode image bytes into a (28, 28) float32 array in [0, 1], light ink on black, MNIST-style.
 
-    Raises :class:`NotAnImage` for undecodable or oversized input and :class:`NotADigit`
-    when there is no ink to read.
+    Raises :class:`NotAnImage` for undecodable input or input over ``max_pixels`` (default: the
+    ``MAX_IMAGE_PIXELS`` setting) and :class:`NotADigit` when there is no ink to read.
     """
     gray = decode(data, max_pixels)
     normalized = already_normalized(gray)
@@ -91,15 +92,16 @@ def already_normalized(gray: Image.Image) -> np.ndarray | None:
 _INDEX = np.arange(CANVAS)
 
 
-def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode(data: bytes, max_pixels: int | None = None) -> Image.Image:
     """Decode to an upright 8-bit grayscale ("L") image; transparent parts become background."""
+    max_pixels = max_pixels or get_settings().max_image_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > max_pixels:
                 raise NotAnImage(f"image is {image.width}x{image.height}, over the limit of {max_pixels} pixels")
-            if image.format == "JPEG":
+            if image.format in ("JPEG", "MPO"):  # MPO: the multi-picture JPEG many cameras write
                 image.draft("L" if image.mode == "RGB" else image.mode, (JPEG_DRAFT_SIDE, JPEG_DRAFT_SIDE))
             image.seek(0)  # animated images: the first frame
             image.load()

@@ -14,17 +14,15 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def configure_threads(intra_op: int | None = None, inter_op: int | None = None) -> None:
-    """Set TensorFlow's thread pools (``TF_INTRA_OP_THREADS``/``TF_INTER_OP_THREADS``; 0 = TF's choice).
+def configure_threads(intra_op: int, inter_op: int) -> None:
+    """Set TensorFlow's thread pools (0 = TensorFlow's choice).
 
     Must run before the first TensorFlow operation of the process.
     """
     import tensorflow as tf
 
-    intra = intra_op if intra_op is not None else int(os.environ.get("TF_INTRA_OP_THREADS", "0"))
-    inter = inter_op if inter_op is not None else int(os.environ.get("TF_INTER_OP_THREADS", "0"))
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
     except RuntimeError:
         pass  # TensorFlow already initialised in this process: keep what it has

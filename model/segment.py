@@ -39,7 +39,6 @@ from scipy import ndimage
 from model import lattice, number_scoring
 from model.pieces import Box, Pieces, Strokes, cut_into_pieces, find_strokes
 from model.preprocess import (
-    DEFAULT_MAX_PIXELS,
     MIN_DIGIT_SHARE,
     OVERVIEW_SIDE,
     NotADigit,
@@ -154,12 +153,12 @@ class NumberPlan:
         return NumberReading(text, digits, cut_right * float(np.prod([d.confidence for d in digits])))
 
 
-def plan_number(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_digits: int = DEFAULT_MAX_DIGITS) -> NumberPlan:
+def plan_number(data: bytes, max_pixels: int | None = None, max_digits: int = DEFAULT_MAX_DIGITS) -> NumberPlan:
     """Decode image bytes and cut the one line of ink in it into every candidate digit; no model call.
 
-    Raises :class:`NotAnImage` (undecodable, over ``max_pixels``), :class:`NotADigit` (no ink) and
-    :class:`TooManyDigits` (every reading has more than ``max_digits`` digits), the last before any
-    candidate is normalised.
+    Raises :class:`NotAnImage` (undecodable, over ``max_pixels``, default the ``MAX_IMAGE_PIXELS``
+    setting), :class:`NotADigit` (no ink) and :class:`TooManyDigits` (every reading has more than
+    ``max_digits`` digits), the last before any candidate is normalised.
     """
     gray = decode(data, max_pixels)
     to_upright = _draft_scale(data, gray)
@@ -204,7 +203,7 @@ def plan_number(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_digits: i
 
 
 def read_number(
-    data: bytes, predictor, max_pixels: int = DEFAULT_MAX_PIXELS, max_digits: int = DEFAULT_MAX_DIGITS
+    data: bytes, predictor, max_pixels: int | None = None, max_digits: int = DEFAULT_MAX_DIGITS
 ) -> NumberReading:
     """Plan, one model call, choose: the reading of one image (blank images give text "" and a reason).
 

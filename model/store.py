@@ -1,15 +1,7 @@
 """The model store: immutable model versions (file bytes + card) and the active version, in Redis.
 
-Workers on any host load the active version from here, so hosts share nothing but Redis.
-
-Keys (inspect with redis-cli):
-    digits:models                    sorted set of versions (score = version number)
-    digits:models:next               counter for new version numbers
-    digits:models:active             the active version number
-    digits:models:activated          pub/sub channel: a version was activated (message: its number)
-    digits:model:<version>:card      the card, JSON
-    digits:model:<version>:file      the model file's bytes
-    digits:model:<version>:litert    its LiteRT export (Keras versions, made when first needed)
+Workers on any host load the active version from here, so hosts share nothing but Redis. The
+keys (``digits:models``, ``digits:model:<version>:card``, ...) are listed in jobs/keys.py.
 """
 
 from __future__ import annotations
@@ -23,26 +15,11 @@ from pathlib import Path
 
 import redis
 
-VERSIONS = "digits:models"
-NEXT_VERSION = "digits:models:next"
-ACTIVE = "digits:models:active"
-ACTIVATED_CHANNEL = "digits:models:activated"
-SEED_LOCK = "digits:models:seeding"
+from jobs import keys
+
 _VERSION_PATTERN = re.compile(r"^[1-9][0-9]{0,9}$")
 
 SHIPPED_MODEL = Path(__file__).parent / "shipped" / "default.keras"
-
-
-def card_key(version: int) -> str:
-    return f"digits:model:{version}:card"
-
-
-def file_key(version: int) -> str:
-    return f"digits:model:{version}:file"
-
-
-def litert_key(version: int) -> str:
-    return f"digits:model:{version}:litert"
 
 
 def parse_version(text: str) -> int | None:
@@ -58,7 +35,7 @@ class ModelStore:
 
     def add(self, file_bytes: bytes, card: dict, file_format: str = "keras") -> int:
         """Store a new version and return its number; it is not activated."""
-        version = int(self.redis.incr(NEXT_VERSION))
+        version = int(self.redis.incr(keys.MODEL_NEXT_VERSION))
         card = {
             **card,
             "version": version,
@@ -68,57 +45,57 @@ class ModelStore:
             "stored_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(file_key(version), file_bytes)
-        pipe.set(card_key(version), json.dumps(card))
-        pipe.zadd(VERSIONS, {str(version): version})
+        pipe.set(keys.model_file(version), file_bytes)
+        pipe.set(keys.model_card(version), json.dumps(card))
+        pipe.zadd(keys.MODEL_VERSIONS, {str(version): version})
         pipe.execute()
         return version
 
     def versions(self) -> list[int]:
-        return [int(v) for v in self.redis.zrange(VERSIONS, 0, -1)]
+        return [int(v) for v in self.redis.zrange(keys.MODEL_VERSIONS, 0, -1)]
 
     def card(self, version: int) -> dict | None:
-        raw = self.redis.get(card_key(version))
+        raw = self.redis.get(keys.model_card(version))
         return json.loads(raw) if raw else None
 
     def cards(self) -> list[dict]:
         """Every version's card, oldest first."""
         versions = self.versions()
-        raws = self.redis.mget([card_key(v) for v in versions]) if versions else []
+        raws = self.redis.mget([keys.model_card(v) for v in versions]) if versions else []
         return [json.loads(raw) for raw in raws if raw]
 
     def file(self, version: int) -> bytes | None:
-        return self.redis.get(file_key(version))
+        return self.redis.get(keys.model_file(version))
 
     def litert_file(self, version: int) -> bytes | None:
-        return self.redis.get(litert_key(version))
+        return self.redis.get(keys.model_litert(version))
 
     def set_litert_file(self, version: int, data: bytes) -> None:
         """Keep a version's LiteRT export (derived data: the version itself stays immutable)."""
-        self.redis.set(litert_key(version), data)
+        self.redis.set(keys.model_litert(version), data)
 
     def active_version(self) -> int | None:
-        raw = self.redis.get(ACTIVE)
+        raw = self.redis.get(keys.MODEL_ACTIVE)
         return int(raw) if raw else None
 
     def activate(self, version: int) -> None:
         """Make ``version`` the one every worker serves; raises KeyError if it does not exist."""
-        if self.redis.zscore(VERSIONS, str(version)) is None:
+        if self.redis.zscore(keys.MODEL_VERSIONS, str(version)) is None:
             raise KeyError(version)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(ACTIVE, version)
-        pipe.publish(ACTIVATED_CHANNEL, version)
+        pipe.set(keys.MODEL_ACTIVE, version)
+        pipe.publish(keys.MODEL_ACTIVATED_CHANNEL, version)
         pipe.execute()
 
     def delete(self, version: int) -> None:
         """Remove a version; raises KeyError if it does not exist, ValueError if it is the active one."""
-        if self.redis.zscore(VERSIONS, str(version)) is None:
+        if self.redis.zscore(keys.MODEL_VERSIONS, str(version)) is None:
             raise KeyError(version)
         if self.active_version() == version:
             raise ValueError(f"version {version} is active; activate another one first")
         pipe = self.redis.pipeline(transaction=True)
-        pipe.zrem(VERSIONS, str(version))
-        pipe.delete(file_key(version), card_key(version), litert_key(version))
+        pipe.zrem(keys.MODEL_VERSIONS, str(version))
+        pipe.delete(keys.model_file(version), keys.model_card(version), keys.model_litert(version))
         pipe.execute()
 
     def ensure_seeded(self, shipped: Path = SHIPPED_MODEL, wait_s: float = 60) -> int:
@@ -128,14 +105,14 @@ class ModelStore:
         """
         deadline = time.monotonic() + wait_s
         while (active := self.active_version()) is None:
-            if self.redis.set(SEED_LOCK, "1", nx=True, ex=60):
+            if self.redis.set(keys.MODEL_SEED_LOCK, "1", nx=True, ex=60):
                 try:
                     if self.active_version() is None:
                         card = json.loads(shipped.with_suffix(".json").read_text())
                         card["origin"] = "shipped with the code"
                         self.activate(self.add(shipped.read_bytes(), card))
                 finally:
-                    self.redis.delete(SEED_LOCK)
+                    self.redis.delete(keys.MODEL_SEED_LOCK)
             elif time.monotonic() > deadline:
                 raise TimeoutError("the model store has no active version and seeding did not finish")
             else:

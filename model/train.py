@@ -10,7 +10,6 @@ import base64
 import datetime as dt
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,7 +26,7 @@ runtime.quiet_tensorflow()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from model import architectures  # noqa: E402
+from model import architectures, keras_files  # noqa: E402
 from model.augment import augment_batch  # noqa: E402
 from model.formats import SUFFIXES  # noqa: E402
 
@@ -51,10 +50,7 @@ class TrainedModel:
         """The model file's bytes, as the model store keeps them."""
         if self.file_format == classic.FILE_FORMAT:
             return classic.to_bytes(self.model)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.keras"
-            self.model.save(path)
-            return path.read_bytes()
+        return keras_files.dump(self.model)
 
     def predictor(self):
         """A predictor over the model in memory (as a worker would serve it)."""

@@ -13,27 +13,30 @@ import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+from settings import get_settings
 from stack.processes import Stack
 from stack.redis_server import RedisServer
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    settings = get_settings()
+    parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument("--predict-workers", type=int, default=1, help="predict worker processes")
     parser.add_argument("--logs", type=Path, default=Path("var/log"))
     args = parser.parse_args(argv)
 
     redis_server = None
-    redis_url = os.environ.get("REDIS_URL")
+    redis_url = settings.redis_url if "REDIS_URL" in os.environ else None  # given, or ours to start
     if not redis_url:
         data_dir = Path("var/redis")
         data_dir.mkdir(parents=True, exist_ok=True)
-        redis_server = RedisServer(appendonly=True, directory=data_dir).start()
+        redis_server = RedisServer(appendonly=True, directory=data_dir, maxmemory=settings.redis_maxmemory).start()
         redis_url = redis_server.url
-    token = os.environ.get("DIGITS_API_TOKEN") or secrets.token_urlsafe(18)
-    stack = Stack(redis_url, args.logs, env={"DIGITS_API_TOKEN": token})
+    token = settings.admin_token or secrets.token_urlsafe(18)
+    stack = Stack(redis_url, args.logs, env={"DIGITS_ADMIN_TOKEN": token})
     stopping = False
 
     def stop(*_):
@@ -47,12 +50,13 @@ def main(argv: list[str] | None = None) -> int:
             stack.start_worker(f"predict{i + 1}", queues="predict", pool="solo")
         stack.start_worker("train1", queues="train")
         url = stack.start_web(port=args.port)
-        print(f"Redis      {redis_url}{' (embedded, data in var/redis)' if redis_server else ''}", flush=True)
+        where = f" (embedded, data in var/redis, at most {settings.redis_maxmemory})" if redis_server else ""
+        print(f"Redis       {without_password(redis_url)}{where}", flush=True)
         print("Waiting for the workers to load the model...", flush=True)
         stack.wait_for_workers(args.predict_workers + 1)
         print(f"\nDigits is running at {url}/", flush=True)
-        print(f"API token  {token}  (export DIGITS_API_TOKEN=... to choose your own)", flush=True)
-        print(f"Logs       {args.logs}/\nCtrl-C stops everything.", flush=True)
+        print(f"Admin token {token}  (export DIGITS_ADMIN_TOKEN=... to choose your own)", flush=True)
+        print(f"Logs        {args.logs}/\nCtrl-C stops everything.", flush=True)
         while not stopping:
             for name, process in list(stack.processes.items()):
                 if process.poll() is not None:
@@ -65,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         if redis_server:
             redis_server.stop()
     return 0
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password in it replaced by ``***``, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 if __name__ == "__main__":

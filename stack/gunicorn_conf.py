@@ -1,6 +1,9 @@
 """gunicorn settings for the web; use them wherever the web runs under gunicorn:
 
-    gunicorn -c python:stack.gunicorn_conf "web:create_app()" --workers 2 -k gthread --threads 16
+    gunicorn -c python:stack.gunicorn_conf "web:create_app()" --workers 2 --bind 0.0.0.0:8000
+
+Workers: gevent, with read deadlines (stack/web_worker.py): a waiting request costs a greenlet
+and a socket, up to ``WEB_CONNECTIONS`` connections per process.
 
 Metrics: the web's request metrics are summed across gunicorn's worker processes by
 prometheus_client's multiprocess mode, which every process must agree on before it first imports
@@ -27,6 +30,8 @@ if not os.environ.get(_VARIABLE):
     os.environ[_VARIABLE] = _made_dir
 METRICS_DIR = os.environ[_VARIABLE]
 
+from settings import get_settings  # noqa: E402  (after the variable is set: settings are read once)
+
 
 def on_starting(server) -> None:
     """Start from zero: files of an earlier run in a named directory would add its counts to ours."""
@@ -47,13 +52,15 @@ def on_exit(server) -> None:
         shutil.rmtree(_made_dir, ignore_errors=True)
 
 
+worker_class = "stack.web_worker.Worker"
+worker_connections = get_settings().web_connections
+keepalive = 5  # seconds an idle keep-alive connection may wait for its next request
+
 # gunicorn 27's control socket ($HOME/.gunicorn/gunicorn.ctl) would be one path shared by every
 # gunicorn on the host (tests start several at once) and is not used here: no management socket.
 control_socket_disable = True
 
-_formatter = (
-    "jobs.logs.TextFormatter" if os.environ.get("LOG_FORMAT", "json").lower() == "text" else "jobs.logs.JsonFormatter"
-)
+_formatter = "jobs.logs.TextFormatter" if get_settings().log_format == "text" else "jobs.logs.JsonFormatter"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -16,7 +16,7 @@ from pathlib import Path
 import redis
 import requests
 
-from jobs import keys
+from jobs import workers
 from stack.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ class Stack:
         args += ["--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
         return self._spawn(name, args, env)
 
-    def start_web(self, port: int | None = None, workers: int = 2, threads: int = 16, env: dict | None = None) -> str:
+    def start_web(self, port: int | None = None, workers: int = 2, env: dict | None = None) -> str:
         """gunicorn serving ``web:create_app()``; returns its base URL once it answers /healthz.
 
         Its metrics files go to ``log_dir/web-metrics-<port>`` (emptied at start), so /metrics
@@ -70,8 +70,7 @@ class Stack:
         port = port or free_port()
         self.metrics_dir = self.log_dir / f"web-metrics-{port}"
         args = [str(BIN / "gunicorn"), "web:create_app()", "--config", "python:stack.gunicorn_conf"]
-        args += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
-        args += ["--worker-class", "gthread", "--threads", str(threads), "--graceful-timeout", "5"]
+        args += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--graceful-timeout", "5"]
         self._spawn("web", args, {"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir), **(env or {})})
         self.web_url = f"http://127.0.0.1:{port}"
         self.wait_for_web()
@@ -91,14 +90,14 @@ class Stack:
         raise TimeoutError(f"web did not answer within {timeout} s; see {self.log_dir / 'web.log'}")
 
     def wait_for_workers(self, count: int, timeout: float = 120) -> list[str]:
-        """Wait until ``count`` worker processes have loaded a model and beaten; return their names."""
+        """Wait until ``count`` worker processes are ready (predict workers with a model loaded,
+        training workers once they beat); return their names."""
         client = redis.Redis.from_url(self.redis_url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            names = [n.decode() for n in client.zrangebyscore(keys.WORKERS, time.time() - 6, "+inf")]
-            loaded = [n for n in names if client.hget(keys.worker(n), "model_version")]
-            if len(loaded) >= count:
-                return loaded
+            ready = [worker.name for worker in workers.live(client) if worker.ready]
+            if len(ready) >= count:
+                return ready
             for name, process in self.processes.items():
                 if process.poll() is not None and name != "web":
                     raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")

@@ -31,11 +31,21 @@ def redis_server_binary() -> str:
 
 
 class RedisServer:
-    """Starts on :meth:`start`, stops on :meth:`stop`; with ``appendonly`` it keeps data across restarts."""
+    """Starts on :meth:`start`, stops on :meth:`stop`; with ``appendonly`` it keeps data across restarts.
 
-    def __init__(self, port: int | None = None, appendonly: bool = False, directory: str | Path | None = None):
+    With ``maxmemory`` (e.g. ``"1gb"``) it refuses writes beyond that instead of evicting anything
+    (``noeviction``): the service then answers 503, and nothing it stored is silently lost.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        appendonly: bool = False,
+        directory: str | Path | None = None,
+        maxmemory: str | None = None,
+    ):
         self.port = port or free_port()
-        self.appendonly = appendonly
+        self.appendonly, self.maxmemory = appendonly, maxmemory
         self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="digits-redis-")
         self.directory = Path(directory or self._tmp.name)
         self.process: subprocess.Popen | None = None
@@ -56,6 +66,8 @@ class RedisServer:
             "--protected-mode", "no",
             "--loglevel", "warning",
         ]  # fmt: skip
+        if self.maxmemory:
+            args += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout

@@ -32,6 +32,17 @@ def mnist() -> Mnist:
     return load_mnist()
 
 
+@pytest.fixture
+def environ(monkeypatch):
+    """Set environment variables for this test, read afresh: settings are read once per process."""
+    from settings import get_settings
+
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     server = RedisServer().start()

@@ -568,3 +568,55 @@ def test_predictions_and_polling_can_be_made_to_need_the_token():
     finally:
         stack.stop_all()
         server.close()
+
+
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000  # deeper than any parser's recursion
+
+
+@pytest.mark.parametrize("path", ["/api/v1/predictions", "/api/v1/training-jobs"])
+def test_json_nested_too_deep_is_400_not_500(web, path):
+    stack, client = web
+    response = requests.post(
+        f"{stack.web_url}{path}", data=DEEP_JSON, headers={"Content-Type": "application/json", **AUTH}, timeout=10
+    )
+    assert_rejected(response, 400, "invalid_json", client)
+
+
+def keras_shaped_zip() -> bytes:
+    """A zip with the names of a .keras file: enough for the web's format check, which comes first."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr("metadata.json", "{}")
+    return buffer.getvalue()
+
+
+def test_a_model_card_nested_too_deep_is_400_not_500(web):
+    stack, _ = web
+    response = requests.post(
+        f"{stack.web_url}/api/v1/models",
+        headers=AUTH,
+        files={"file": ("m.keras", keras_shaped_zip())},
+        data={"card": "[" * 200_000},
+        timeout=30,
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_card", response.text
+
+
+def mpo_bytes() -> bytes:
+    """A two-picture MPO, as many cameras write their JPEGs."""
+    first, second = Image.new("L", (40, 40), 255), Image.new("L", (40, 40), 0)
+    buffer = io.BytesIO()
+    first.save(buffer, format="MPO", save_all=True, append_images=[second])
+    return buffer.getvalue()
+
+
+def test_a_multi_picture_jpeg_is_accepted_and_read_from_its_first_picture(web):
+    stack, client = web
+    data = mpo_bytes()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    response = post_files(stack.web_url, [("image", ("camera.jpg", data, "image/jpeg"))])
+    assert response.status_code == 202, response.text
+    from model.preprocess import decode
+
+    assert decode(data).getextrema() == (255, 255)  # the first picture (white), not the second

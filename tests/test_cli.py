@@ -25,10 +25,11 @@ pytestmark = pytest.mark.slow
 
 
 def digits(*args: str, server: str | None, token: str | None = None, timeout: float = 120):
-    """Run ``digits ARGS`` with DIGITS_URL (and DIGITS_API_TOKEN) set; return the finished process."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DIGITS_URL", "DIGITS_API_TOKEN")}
+    """Run ``digits ARGS`` with DIGITS_URL (and DIGITS_TOKEN) set; return the finished process."""
+    names = ("DIGITS_URL", "DIGITS_TOKEN", "DIGITS_ADMIN_TOKEN", "DIGITS_API_TOKEN")
+    env = {k: v for k, v in os.environ.items() if k not in names}
     env |= {"DIGITS_URL": server} if server else {}
-    env |= {"DIGITS_API_TOKEN": token} if token else {}
+    env |= {"DIGITS_TOKEN": token} if token else {}
     return subprocess.run([str(DIGITS), *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -135,7 +136,7 @@ def test_server_option_before_or_after_the_command_overrides_digits_url(stack):
 
 def test_training_without_the_token_says_how_to_get_one(stack):
     run = digits("train", *TINY_TRAINING, server=stack.web_url)
-    assert run.returncode == 1 and "DIGITS_API_TOKEN" in run.stderr
+    assert run.returncode == 1 and "DIGITS_TOKEN" in run.stderr
 
 
 def test_train_wait_shows_progress_then_the_card_and_the_version_can_be_activated(stack):
@@ -177,7 +178,7 @@ def test_train_refuses_an_unknown_activation_policy_before_sending(stack):
 
 
 def test_ctrl_c_while_waiting_leaves_the_job_running_and_prints_its_id(stack):
-    env = {**os.environ, "DIGITS_URL": stack.web_url, "DIGITS_API_TOKEN": TOKEN}
+    env = {**os.environ, "DIGITS_URL": stack.web_url, "DIGITS_ADMIN_TOKEN": TOKEN}  # the server's own name works
     command = [str(DIGITS), "train", "--arch", "seed", "--epochs", "5", "--train-limit", "2000", "--wait"]
     # As at a terminal: SIGINT raises KeyboardInterrupt even if this test runs with it ignored.
     process = subprocess.Popen(

@@ -14,7 +14,13 @@ def test_compose_names_the_production_services():
     services = compose["services"]
     assert {"redis", "web", "worker", "trainer", "flower"} <= set(services)
 
-    assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
+    redis_command = services["redis"]["command"]
+    assert "--appendonly" in redis_command and "yes" in redis_command
+    assert (
+        redis_command[redis_command.index("--maxmemory-policy") + 1] == "noeviction" and "--maxmemory" in redis_command
+    )
+    assert {"SECRET_KEY", "DIGITS_ADMIN_TOKEN"} <= set(services["web"]["environment"])
+    assert "--worker-class" not in services["web"]["command"]  # the gevent worker comes from stack/gunicorn_conf.py
     assert services["web"]["command"][:2] == ["gunicorn", "web:create_app()"]
     assert services["worker"]["command"][:4] == ["celery", "-A", "worker", "worker"]
     assert "predict" in services["worker"]["command"] and "train" in services["trainer"]["command"]
@@ -28,3 +34,4 @@ def test_the_image_installs_the_packages_compose_runs():
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("model", "web", "worker", "jobs"):
         assert f"COPY {package} ./{package}" in dockerfile
+    assert "settings.py" in dockerfile.split("RUN pip install")[0]  # every process reads its settings there

@@ -88,8 +88,8 @@ def test_missing_directory_is_named(tmp_path):
         load_mnist(tmp_path / "nowhere")
 
 
-def test_shared_copy_reads_via_mnist_dir(monkeypatch, tmp_path, mnist):
+def test_shared_copy_reads_via_mnist_dir(environ, tmp_path, mnist):
     copy = tmp_path / "copy"
     shutil.copytree(mnist.source, copy)
-    monkeypatch.setenv("MNIST_DIR", str(copy))
+    environ.setenv("MNIST_DIR", str(copy))
     assert load_mnist().source == str(copy)

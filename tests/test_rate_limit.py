@@ -1,4 +1,5 @@
-"""RATE_LIMIT: submissions per client, counted in Redis across gunicorn processes, answered 429 in JSON."""
+"""RATE_LIMIT: a ceiling on submissions per client with work pending, counted in Redis across gunicorn
+processes, answered 429; a client with nothing pending is never refused."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import requests
 from PIL import Image
 
 from jobs import keys
-from tests.conftest import TOKEN
-from tests.helpers import form_session, web_only
+from settings import Settings
+from tests.conftest import OUTPUT, TOKEN, png_bytes, running_stack
+from tests.helpers import form_session, wait_for, web_only
 from web import create_app
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -27,12 +29,13 @@ def test_over_the_limit_is_429_json_with_retry_after_and_nothing_is_queued():
     with web_only("test_rate_limit", env={"RATE_LIMIT": "4 per minute"}, workers=2) as (stack, client):
         predictions = f"{stack.web_url}/api/v1/predictions"
         training = f"{stack.web_url}/api/v1/training-jobs"
-        statuses = [requests.post(predictions, json={"images": [png_b64()]}, timeout=10).status_code for _ in range(2)]
+        # The first finds nothing pending (no worker here takes it): it is not counted; the rest are.
+        statuses = [requests.post(predictions, json={"images": [png_b64()]}, timeout=10).status_code for _ in range(3)]
         statuses.append(requests.post(predictions, json={"images": ["@@"]}, timeout=10).status_code)  # counts too
         statuses.append(
             requests.post(training, json={"arch": "seed", "epochs": 1}, headers=AUTH, timeout=10).status_code
         )
-        assert statuses == [202, 202, 400, 202]  # one budget for both kinds of submission, on both processes
+        assert statuses == [202, 202, 202, 400, 202]  # one budget for both kinds of submission, on both processes
         queued = client.llen(keys.PREDICT_QUEUE), client.llen(keys.TRAIN_QUEUE)
 
         for url, body, headers in [(predictions, {"images": [png_b64()]}, {}), (training, {"epochs": 1}, AUTH)]:
@@ -77,3 +80,18 @@ def test_without_redis_submissions_are_503_not_500():
         response = requests.post(f"{stack.web_url}/api/v1/predictions", json={"images": [png_b64()]}, timeout=30)
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "unavailable" and response.headers["Retry-After"]
+
+
+def test_a_client_that_waits_for_each_answer_is_never_refused_under_the_defaults(mnist):
+    image = base64.b64encode(png_bytes(mnist.x_test[0])).decode()
+    default = Settings().rate_limit
+    with running_stack(OUTPUT / "test_rate_limit_polite", env={"RATE_LIMIT": default}) as stack:
+        session = requests.Session()
+        statuses, labels = [], []
+        for _ in range(100):  # as fast as it can, one at a time
+            accepted = session.post(f"{stack.web_url}/api/v1/predictions", json={"images": [image]}, timeout=30)
+            statuses.append(accepted.status_code)
+            if accepted.status_code == 202:
+                labels.append(wait_for(stack.web_url, accepted.json()["jobs"][0]["job_id"])["result"]["label"])
+    assert statuses == [202] * 100, f"refused: {[s for s in statuses if s != 202]} under RATE_LIMIT={default!r}"
+    assert labels == [int(mnist.y_test[0])] * 100

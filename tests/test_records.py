@@ -16,7 +16,7 @@ def test_lifecycle_queued_running_succeeded(redis_client):
     assert job["status"] == "queued" and job["type"] == "predict" and job["created_at"].endswith("Z")
     assert job["started_at"] is None and job["result"] is None
 
-    assert records.start([job_id], "w1") == ["queued"]
+    assert [job.status for job in records.start([job_id], "w1")] == ["queued"]
     assert records.get(job_id)["status"] == "running"
 
     ended = records.finish([rec.Outcome(job_id, "succeeded", result={"label": 3})])
@@ -30,7 +30,8 @@ def test_first_finish_wins(redis_client):
     (job_id,) = records.create("predict")
     assert records.finish([rec.Outcome(job_id, "succeeded", result={"label": 1})]) == [job_id]
     assert records.finish([rec.Outcome(job_id, "succeeded", result={"label": 9})]) == []
-    assert records.start([job_id], "w2") == ["succeeded"]  # a redelivery sees it ended
+    (again,) = records.start([job_id], "w2")
+    assert again.status == "succeeded" and not again.taken  # a redelivery sees it ended
     assert records.get(job_id)["result"] == {"label": 1}
 
 
@@ -38,7 +39,7 @@ def test_unknown_and_malformed_ids_are_none(redis_client):
     records = rec.JobRecords(redis_client)
     assert records.get("0" * 32) is None
     assert records.get("../../etc/passwd") is None
-    assert records.start(["0" * 32], "w") == [None]
+    assert records.start(["0" * 32], "w") == [rec.Started("0" * 32, None)]
     assert records.finish([rec.Outcome("0" * 32, "failed")]) == []
     assert not redis_client.exists(keys.job("0" * 32))  # finishing does not create records
 
@@ -122,11 +123,33 @@ def test_bucket_of():
 
 def test_a_batch_counts_its_unfinished_jobs_and_expired_ones_as_ended(redis_client):
     records = rec.JobRecords(redis_client)
-    ids = records.create("predict", 4, batch_id=rec.new_job_id(), client="10.0.0.9", payloads=["a", "b", "c", "d"])
+    ids = records.create("predict", 4, batch_id=rec.new_job_id(), client="10.0.0.9", images=[b"a", b"b", b"c", b"d"])
     records.start(ids[:2], "w1")
     records.finish([rec.Outcome(ids[0], "succeeded", result={"label": 0})])
     redis_client.delete(keys.job(ids[3]))  # expired
 
     assert records.unfinished(ids) == 2 and records.unfinished([]) == 0
-    assert [redis_client.get(keys.job_payload(i)) for i in ids[:3]] == [None, b"b", b"c"]  # kept until the job ends
+    assert [redis_client.get(keys.job_image(i)) for i in ids[:3]] == [None, b"b", b"c"]  # kept until the job ends
     assert redis_client.hget(keys.job(ids[2]), "client") == b"10.0.0.9" and records.pending("10.0.0.9") == 3
+
+
+def test_starting_hands_over_each_image_and_client_once_as_bytes(redis_client):
+    records = rec.JobRecords(redis_client)
+    images = [b"\x89PNG\r\n\x00\xff", b"\x00"]  # any bytes, untouched: nothing is base64-encoded
+    ids = records.create("predict", 2, client="10.0.0.5", images=images)
+    records.finish([rec.Outcome(ids[1], "succeeded", result={})], clients=["10.0.0.5"])
+
+    first, second = records.start(ids, "w1")
+    assert (first.taken, first.image, first.client) == (True, images[0], "10.0.0.5")
+    assert (second.taken, second.image) == (False, None)  # ended: nothing to hand over
+    records.finish([rec.Outcome(ids[0], "succeeded", result={})], clients=[first.client])
+    assert records.pending("10.0.0.5") == 0 and not redis_client.exists(keys.job_image(ids[0]))
+
+
+def test_a_kept_image_outlives_its_job_for_its_page(redis_client):
+    records = rec.JobRecords(redis_client)
+    (kept,) = records.create("predict", fields={"keep_image": "1"}, images=[b"png"])
+    (dropped,) = records.create("predict", images=[b"png"])
+    records.finish([rec.Outcome(kept, "succeeded", result={}), rec.Outcome(dropped, "succeeded", result={})])
+    assert records.kept_image(kept) == b"png" and records.kept_image(dropped) is None
+    assert records.keep_images([kept, dropped]) == [True, False]

@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 from jobs import keys
+from jobs.records import JobRecords
 from stack.redis_server import free_port
 from web import create_app
-from web.security import CONTENT_SECURITY_POLICY, SHARED_SECRET_KEY
+from web.security import CONTENT_SECURITY_POLICY
 
 EXPECTED_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -23,9 +24,9 @@ EXPECTED_HEADERS = {
 
 
 @pytest.fixture
-def make_app(redis_client, monkeypatch):
+def make_app(redis_client, environ):
     """Apps on the test database, as gunicorn would create them: no SECRET_KEY unless a test sets one."""
-    monkeypatch.delenv("SECRET_KEY", raising=False)
+    environ.delenv("SECRET_KEY", raising=False)
     url = redis_client.connection_pool.connection_kwargs
     redis_url = f"redis://127.0.0.1:{url['port']}/{url['db']}"
 
@@ -65,8 +66,7 @@ def test_every_response_carries_the_security_headers(make_app, path):
 
 
 def test_a_view_with_a_stricter_policy_keeps_it(make_app, redis_client):
-    job_id = "a" * 32
-    redis_client.set(keys.job_upload(job_id), png())
+    (job_id,) = JobRecords(redis_client).create("predict", fields={"keep_image": "1"}, images=[png()])
     response = make_app().test_client().get(f"/jobs/{job_id}/upload")
     assert response.status_code == 200
     assert response.headers["Content-Security-Policy"] == "default-src 'none'"
@@ -109,28 +109,45 @@ def test_web_processes_without_secret_key_share_one_through_redis(make_app, redi
     token = form_token(first)
     second.set_cookie("session", first.get_cookie("session").value)
     assert upload(second, token).status_code == 303
-    assert redis_client.get(SHARED_SECRET_KEY)
+    assert redis_client.get(keys.WEB_SECRET_KEY)
 
-    redis_client.delete(SHARED_SECRET_KEY)  # a process that makes up a key of its own rejects the form
+    redis_client.delete(keys.WEB_SECRET_KEY)  # a process that makes up a key of its own rejects the form
     third = make_app().test_client()
     third.set_cookie("session", first.get_cookie("session").value)
     assert upload(third, token).status_code == 400
 
 
-def test_secret_key_from_the_environment_wins(make_app, redis_client, monkeypatch):
-    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+def test_secret_key_from_the_environment_wins(make_app, redis_client, environ):
+    environ.setenv("SECRET_KEY", "k" * 40)
     app = make_app()
     client = app.test_client()
     assert upload(client, form_token(client)).status_code == 303
     assert app.secret_key == "k" * 40
-    assert redis_client.get(SHARED_SECRET_KEY) is None
+    assert redis_client.get(keys.WEB_SECRET_KEY) is None
 
 
-def test_without_redis_health_answers_at_once_and_pages_say_503(monkeypatch):
-    monkeypatch.delenv("SECRET_KEY", raising=False)
+def test_without_redis_health_answers_at_once_and_pages_say_503(environ):
+    environ.delenv("SECRET_KEY", raising=False)
     client = create_app({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}).test_client()
     started = time.monotonic()
     assert client.get("/healthz").status_code == 200
     assert time.monotonic() - started < 1
     page = client.get("/")
     assert page.status_code == 503 and page.headers["Retry-After"]
+
+
+def test_the_session_cookie_is_secure_when_the_request_came_over_https(make_app):
+    app = make_app(SECRET_KEY="k" * 40)
+    over_https = app.test_client().get("/", base_url="https://digits.example")
+    over_http = app.test_client().get("/", base_url="http://digits.example")
+    assert "Secure" in over_https.headers["Set-Cookie"]
+    assert "Secure" not in over_http.headers["Set-Cookie"]
+
+
+def test_behind_a_proxy_the_client_address_and_scheme_come_from_it(make_app):
+    app = make_app(SECRET_KEY="k" * 40, PROXIES=1)
+    forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    response = app.test_client().get("/", headers=forwarded)
+    assert "Secure" in response.headers["Set-Cookie"]
+    direct = make_app(SECRET_KEY="k" * 40).test_client().get("/", headers=forwarded)
+    assert "Secure" not in direct.headers["Set-Cookie"]  # without PROXIES nobody may claim it

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from model import store as model_store
+from jobs import keys
 from model.store import ModelStore, parse_version
 
 
@@ -27,7 +27,7 @@ def test_activate_announces_and_rejects_unknown(redis_client):
     store = ModelStore(redis_client)
     version = store.add(b"x", {})
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(model_store.ACTIVATED_CHANNEL)
+    pubsub.subscribe(keys.MODEL_ACTIVATED_CHANNEL)
     pubsub.get_message(timeout=1)
     store.activate(version)
     assert store.active_version() == version

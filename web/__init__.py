@@ -9,12 +9,15 @@ It never runs the model (and never imports TensorFlow).
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from settings import get_settings
 from web import (
     api,
     config,
     errors,
     health,
+    json_provider,
     metrics,
     models_api,
     openapi,
@@ -27,16 +30,20 @@ from web import (
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app from defaults, then the environment, then ``test_config``."""
+    """Build the app from the settings (settings.py), with ``test_config`` on top: names of settings
+    (``{"RATE_LIMIT": ""}``) override those, anything else goes to Flask's configuration."""
+    test_config = test_config or {}
+    settings = get_settings().overridden(test_config)
     app = Flask(__name__)
-    app.config.from_mapping(config.from_environment())
-    if test_config:
-        app.config.from_mapping(test_config)
-    config.derive(app.config)
-    app.json.sort_keys = False
+    app.json = json_provider.JSONProvider(app)
+    if settings.proxies:  # the client's address and scheme as the proxies in front saw them
+        hops = settings.proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    app.config.from_mapping(config.flask_config(settings))
+    app.config.from_mapping({k: v for k, v in test_config.items() if k not in settings.variables()})
+    services.init_app(app, settings)
     request_log.init_app(app)
     errors.init_app(app)
-    services.init_app(app)
     # The JSON API is token-authenticated, not cookie-authenticated: no CSRF tokens there.
     security.init_app(app, exempt_blueprints=(api.bp, models_api.bp, health.bp))
     metrics.init_app(app)  # its timer starts before the rate limit's check runs

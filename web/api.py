@@ -6,15 +6,15 @@ import logging
 import re
 from collections import Counter
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, jsonify, request, url_for
 
 from jobs import queue
 from jobs.records import TERMINAL
 from model.catalog import ConfigError, parse_training_request
-from web.auth import token_required, token_required_if_configured
+from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
 from web.images import decode_base64_image
-from web.services import services
+from web.services import services, settings
 from web.submit import job_links, read_upload, submit_predictions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -25,7 +25,7 @@ DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 50, 200
 
 
 @bp.post("/predictions")
-@token_required_if_configured
+@predict_token_if_configured
 def create_predictions():
     """One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``."""
     if request.mimetype == "application/json":
@@ -33,10 +33,10 @@ def create_predictions():
         images = body.get("images")
         if not isinstance(images, list):
             raise ApiError(400, "invalid_request", 'JSON body must be {"images": ["<base64>", ...]}')
-        limit = current_app.config["MAX_IMAGES_PER_REQUEST"]
+        limit = settings().max_images_per_request
         if len(images) > limit:
             raise ApiError(413, "too_many_images", f"{len(images)} images, over the limit of {limit} per request")
-        max_bytes = current_app.config["MAX_IMAGE_BYTES"]
+        max_bytes = settings().max_image_bytes
         named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(images)]
     elif request.mimetype == "multipart/form-data":
         files = request.files.getlist("image")
@@ -56,14 +56,16 @@ def create_predictions():
 
 
 @bp.get("/batches/<batch_id>")
-@token_required_if_configured
+@predict_token_if_configured
 def get_batch(batch_id: str):
     """All jobs of one submission, in order; ``?wait=S`` holds the request until all have ended."""
     svc = services()
     job_ids = svc.records.batch(batch_id)
     if job_ids is None:
         raise ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
-    svc.waiter.wait_until(job_ids, _wait_seconds(), lambda: svc.records.unfinished(job_ids), lambda left: left == 0)
+    svc.waiter.wait_until(
+        job_ids, _wait_seconds(), lambda: svc.records.unfinished(job_ids), lambda left: left == 0, _client()
+    )
     jobs = svc.records.get_many(job_ids)
     return jsonify(
         {
@@ -77,7 +79,7 @@ def get_batch(batch_id: str):
 
 
 @bp.get("/jobs")
-@token_required_if_configured
+@predict_token_if_configured
 def list_jobs():
     """The most recent jobs still kept, newest first: ``?limit=N`` (1-200, default 50)."""
     raw = request.args.get("limit", str(DEFAULT_LIST_LIMIT))
@@ -87,12 +89,12 @@ def list_jobs():
 
 
 @bp.get("/jobs/<job_id>")
-@token_required_if_configured
+@predict_token_if_configured
 def get_job(job_id: str):
     """The job's record; ``?wait=S`` holds the request until the job ends or S seconds pass."""
     wait = _wait_seconds()
     svc = services()
-    record = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id)) if wait else svc.records.get(job_id)
+    record = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), _client())
     if record is None:
         raise ApiError(404, "not_found", f"no job {job_id[:64]!r}: never issued, or expired")
     return jsonify(record)
@@ -100,7 +102,7 @@ def get_job(job_id: str):
 
 @bp.delete("/jobs/<job_id>")
 @bp.post("/jobs/<job_id>/cancel")
-@token_required
+@admin_required
 def cancel_job(job_id: str):
     """Cancel a queued job at once, or ask a running training job to stop after its current batch."""
     svc = services()
@@ -112,7 +114,7 @@ def cancel_job(job_id: str):
 
 
 @bp.post("/training-jobs")
-@token_required
+@admin_required
 def create_training_job():
     """Queue a training job: ``{"arch", "epochs", "batch_size", "learning_rate", "augment", "train_limit",
     "activate"}``."""
@@ -124,11 +126,15 @@ def create_training_job():
     params = {k: v for k, v in config.to_dict().items() if k not in ("validation_size", "seed")}
     params["activate"] = activate
     (job_id,) = svc.records.create("train", fields={"params": params})
-    queue.enqueue_training(svc.celery, job_id, params)
+    queue.enqueue_training(svc.celery, job_id)
     log.info("accepted training job (%s, %s epochs)", params["arch"], params["epochs"], extra={"job_id": job_id})
     return jsonify(
         {"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id), **svc.records.get(job_id)}
     ), 202
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
 
 
 def _json_body() -> dict:
@@ -142,7 +148,7 @@ def _wait_seconds() -> float:
     raw = request.args.get("wait")
     if raw is None:
         return 0.0
-    limit = current_app.config["MAX_WAIT_SECONDS"]
+    limit = settings().max_wait_seconds
     # A plain decimal number: float() alone would also take "1_0", " 5" and other scripts' digits.
     wait = float(raw) if _DECIMAL.fullmatch(raw) else -1.0
     if not 0 <= wait <= limit:

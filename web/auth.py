@@ -1,32 +1,23 @@
-"""Bearer-token guard for training and model management (``DIGITS_API_TOKEN``), and for
-predictions and polling too when ``PREDICTIONS_NEED_TOKEN`` is set."""
+"""Bearer tokens by role: the admin token for training, cancelling and model management, and
+(when ``PREDICTIONS_NEED_TOKEN`` is set) the predict token for predictions, polling and model
+reads; the admin token opens those too. Wrong tokens are counted per client address in Redis
+and a client over ``TOKEN_FAILURES_PER_MINUTE`` is answered 429 until its minute is over.
+"""
 
 from __future__ import annotations
 
 import functools
 import hmac
 
-from flask import current_app, request
+from flask import request
 
+from jobs import keys
 from web.errors import ApiError
+from web.services import services, settings
 
-
-def check_token(given: str | None) -> None:
-    """Raise 401 without a token, 403 with a wrong one (or when the server has none configured)."""
-    expected = current_app.config["DIGITS_API_TOKEN"]
-    if not given:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "this needs a token: send 'Authorization: Bearer <token>'",
-            {"WWW-Authenticate": 'Bearer realm="digits"'},
-        )
-    if not expected:
-        raise ApiError(
-            403, "forbidden", "training and model management are disabled: the server has no DIGITS_API_TOKEN"
-        )
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise ApiError(403, "forbidden", "the token is not valid")
+FAILURE_WINDOW_S = 60
+ADMIN_DISABLED = "training and model management are disabled: the server has no DIGITS_ADMIN_TOKEN"
+PREDICT_DISABLED = "predictions need a token but the server has none: set DIGITS_PREDICT_TOKEN or DIGITS_ADMIN_TOKEN"
 
 
 def bearer_token() -> str | None:
@@ -35,22 +26,60 @@ def bearer_token() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def token_required(view):
+def check(allowed: tuple[str, ...], role: str, disabled: str) -> None:
+    """Let the request through if it carries one of the ``allowed`` tokens (empty ones never match);
+    else 401 without a token, 403 with a wrong one (or ``disabled`` when none is configured), 429
+    for a client that keeps sending wrong ones."""
+    given = bearer_token()
+    if not given:
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"this needs the {role} token: send 'Authorization: Bearer <token>'",
+            {"WWW-Authenticate": 'Bearer realm="digits"'},
+        )
+    if not any(allowed):
+        raise ApiError(403, "forbidden", disabled)
+    failures_key = keys.token_failures(request.remote_addr or "unknown")
+    client = services().redis
+    limit = settings().token_failures_per_minute
+    if int(client.get(failures_key) or 0) >= limit:
+        wait = max(1, client.ttl(failures_key))
+        message = f"too many wrong tokens from {request.remote_addr}; retry after {wait} s"
+        raise ApiError(429, "too_many_token_failures", message, {"Retry-After": str(wait)})
+    if _matches(given, allowed):
+        return
+    config = settings()
+    if _matches(given, (config.admin_token, config.digits_predict_token)):  # a real token, of another role
+        raise ApiError(403, "forbidden", f"this needs the {role} token")
+    if client.incr(failures_key) == 1:  # the first of this minute starts the window
+        client.expire(failures_key, FAILURE_WINDOW_S)
+    raise ApiError(403, "forbidden", "the token is not valid")
+
+
+def _matches(given: str, tokens: tuple[str, ...]) -> bool:
+    return any(token and hmac.compare_digest(given.encode(), token.encode()) for token in tokens)
+
+
+def admin_required(view):
+    """Training, cancelling and model management: the admin token."""
+
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        check_token(bearer_token())
+        check((settings().admin_token,), "admin", ADMIN_DISABLED)
         return view(*args, **kwargs)
 
     return wrapped
 
 
-def token_required_if_configured(view):
-    """Open by default; guarded like training when ``PREDICTIONS_NEED_TOKEN`` is true."""
+def predict_token_if_configured(view):
+    """Open by default; with ``PREDICTIONS_NEED_TOKEN``, the predict token (or the admin token)."""
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        if current_app.config["PREDICTIONS_NEED_TOKEN"]:
-            check_token(bearer_token())
+        config = settings()
+        if config.predictions_need_token:
+            check((config.digits_predict_token, config.admin_token), "predict", PREDICT_DISABLED)
         return view(*args, **kwargs)
 
     return wrapped

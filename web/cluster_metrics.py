@@ -11,25 +11,20 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Iterator
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from jobs import keys
+from jobs import keys, workers
 from jobs.records import BATCH_BUCKETS, LATENCY_BUCKETS
-from model import store as model_store
-from web.health import WORKER_SILENCE_S
 
 log = logging.getLogger(__name__)
 
-QUEUES = (keys.PREDICT_QUEUE, keys.TRAIN_QUEUE)
-
 
 class ClusterCollector:
-    """A prometheus_client collector; every scrape costs two Redis round trips."""
+    """A prometheus_client collector; every scrape costs three Redis round trips."""
 
     def __init__(self, client: redis.Redis):
         self.redis = client
@@ -52,16 +47,11 @@ class ClusterCollector:
         pipe.hgetall(keys.METRICS_OUTCOMES)
         pipe.hgetall(keys.METRICS_LATENCY)
         pipe.hgetall(keys.METRICS_BATCH_SIZE)
-        for queue in QUEUES:
+        for queue in keys.QUEUES:
             pipe.llen(queue)
-        pipe.get(model_store.ACTIVE)
-        pipe.zrangebyscore(keys.WORKERS, time.time() - WORKER_SILENCE_S, "+inf")
-        outcomes, latency, batch_size, *depths, active, workers = pipe.execute()
-        names = [name.decode() for name in workers]
-        pipe = self.redis.pipeline(transaction=False)
-        for name in names:
-            pipe.hmget(keys.worker(name), "model_version", "backend", "rss_bytes")
-        heartbeats = pipe.execute() if names else []
+        pipe.get(keys.MODEL_ACTIVE)
+        outcomes, latency, batch_size, *depths, active = pipe.execute()
+        live = workers.live(self.redis)
 
         jobs = CounterMetricFamily(
             "digits_jobs", "Jobs ended, by type and outcome (all workers)", labels=["type", "outcome"]
@@ -81,26 +71,26 @@ class ClusterCollector:
         )
 
         depth = GaugeMetricFamily("digits_queue_depth", "Messages waiting in each queue", labels=["queue"])
-        for queue, length in zip(QUEUES, depths, strict=True):
+        for queue, length in zip(keys.QUEUES, depths, strict=True):
             depth.add_metric([queue], length)
 
-        live = GaugeMetricFamily("digits_workers_live", "Worker processes that sent a heartbeat recently")
-        live.add_metric([], len(names))
+        live_count = GaugeMetricFamily("digits_workers_live", "Worker processes that sent a heartbeat recently")
+        live_count.add_metric([], len(live))
         serving = GaugeMetricFamily(
             "digits_worker_model_version", "Model version each live worker process serves", labels=["worker", "backend"]
         )
         memory = GaugeMetricFamily(
             "digits_worker_resident_memory_bytes", "Resident memory of each live worker process", labels=["worker"]
         )
-        for name, (version, backend, rss) in zip(names, heartbeats, strict=True):
-            if version:  # a worker still loading its first model serves nothing yet
-                serving.add_metric([name, (backend or b"").decode()], float(version))
-            if rss:
-                memory.add_metric([name], float(rss))
+        for worker in live:
+            if worker.model_version is not None:  # training workers, and those still loading, serve nothing
+                serving.add_metric([worker.name, worker.backend], float(worker.model_version))
+            if worker.rss_bytes:
+                memory.add_metric([worker.name], float(worker.rss_bytes))
         active_version = GaugeMetricFamily("digits_active_model_version", "The model version workers are told to serve")
         if active:
             active_version.add_metric([], float(active))
-        return [jobs, latency_histogram, batch_histogram, depth, live, serving, memory, active_version]
+        return [jobs, latency_histogram, batch_histogram, depth, live_count, serving, memory, active_version]
 
 
 def stored_histogram(name: str, documentation: str, stored: dict, bounds: tuple) -> Metric:

@@ -1,4 +1,5 @@
-"""Every error the API gives is JSON: ``{"error": {"code": ..., "message": ...}}`` with a 4xx/5xx status."""
+"""Every error the service gives, in one place: an HTML page for people at the pages, JSON
+``{"error": {"code": ..., "message": ...}}`` for the API, with the same 4xx/5xx status."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import logging
 
 import kombu.exceptions
 import redis
-from flask import Flask, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, g, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
 # Messages may quote what the client sent; a hostile request must not get a megabyte echoed back.
 MAX_MESSAGE_CHARS = 500
+# Paths whose every answer is JSON, whatever the client accepts.
+API_PATHS = ("/api/", "/metrics", "/healthz", "/readyz")
 
 
 class ApiError(Exception):
@@ -25,13 +30,34 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None):
+def wants_page() -> bool:
+    """Whether this request should get its error as a page: a browser asking for a page (or for a
+    path no route knows), never a program calling the API."""
+    if request.path.startswith(API_PATHS):
+        return False
+    if request.blueprint == "pages":
+        return request.accept_mimetypes.accept_html
+    if request.blueprint is None:  # no route matched: a page only for a client that prefers one
+        return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+    return False
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+    """The error answer for this request: a page or JSON (see :func:`wants_page`)."""
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[: MAX_MESSAGE_CHARS - 3] + "..."
+    g.error_code = code  # for the request's log line
+    if wants_page():
+        # A refused form post shows the form again, with the reason above it (it needs the session key).
+        form_again = request.endpoint == "pages.submit_form" and current_app.secret_key
+        template = "home.html" if form_again else "error.html"
+        title = HTTP_STATUS_CODES.get(status, "Error")
+        return make_response(
+            render_template(template, error=message, status=status, title=title), status, headers or {}
+        )
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     response.headers.update(headers or {})
-    g.error_code = code  # for the request's log line
     return response
 
 
@@ -52,22 +78,42 @@ def init_app(app: Flask) -> None:
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
+    @app.errorhandler(CSRFError)
+    def _csrf_failed(exc: CSRFError):
+        """A form post without a valid token (forged, or from a page older than the session)."""
+        hint = " Reload the page and try again." if wants_page() else ""
+        return error_response(400, "csrf_failed", f"{exc.description}{hint}")
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
         message = _too_large_message() if exc.code == 413 else exc.description or exc.name
-        response = error_response(exc.code or 500, code, message)
-        if exc.code == 405:
-            response.headers["Allow"] = ", ".join(exc.valid_methods or [])
+        headers = {"Allow": ", ".join(exc.valid_methods or [])} if exc.code == 405 else None
+        return error_response(exc.code or 500, code, message, headers)
+
+    @app.errorhandler(ClientDisconnected)
+    def _body_not_sent(exc: ClientDisconnected):
+        """The body did not arrive: too slowly (stack/web_worker.py's deadline), or cut short."""
+        if isinstance(exc.__context__, TimeoutError):
+            response = error_response(
+                408, "request_timeout", str(exc.__context__) or "the request did not arrive in time"
+            )
+        else:
+            response = error_response(400, "incomplete_body", "the request body ended before its Content-Length")
+        response.headers["Connection"] = "close"  # what is left of the body cannot be told from a next request
         return response
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
     @app.errorhandler(kombu.exceptions.OperationalError)
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
     def _unavailable(exc: Exception):
-        log.warning("%s %s: Redis unavailable: %s", request.method, request.path, exc)
+        """Redis unreachable, or refusing writes because its memory is full: retry shortly."""
+        full = isinstance(exc, redis.exceptions.OutOfMemoryError)
+        log.warning("%s %s: Redis %s: %s", request.method, request.path, "is full" if full else "unavailable", exc)
+        code, state = ("store_full", "full") if full else ("unavailable", "unreachable")
         return error_response(
-            503, "unavailable", "the job store is unreachable; retry shortly", {"Retry-After": str(RETRY_AFTER_S)}
+            503, code, f"the job store is {state}; retry shortly", {"Retry-After": str(RETRY_AFTER_S)}
         )
 
     @app.errorhandler(Exception)

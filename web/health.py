@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, jsonify
 
-from jobs import keys
+from jobs import keys, workers
 from web.services import services
 
 bp = Blueprint("health", __name__)
-
-WORKER_SILENCE_S = 6.0
 
 
 @bp.get("/healthz")
@@ -22,20 +18,18 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Ready when Redis answers and at least one worker with a loaded model has beaten recently."""
+    """Ready when Redis answers and at least one live worker serves predictions with a loaded model
+    (training-only workers are listed but are no prediction capacity)."""
     client = services().redis
+    live = workers.live(client)
     pipe = client.pipeline(transaction=False)
-    pipe.zrangebyscore(keys.WORKERS, time.time() - WORKER_SILENCE_S, "+inf")
     pipe.llen(keys.PREDICT_QUEUE)
     pipe.llen(keys.TRAIN_QUEUE)
-    workers, predict_depth, train_depth = pipe.execute()
-    names = [name.decode() for name in workers]
-    pipe = client.pipeline(transaction=False)
-    for name in names:
-        pipe.hget(keys.worker(name), "model_version")
-    versions = pipe.execute()
-    serving = [{"name": n, "model_version": v.decode() if v else None} for n, v in zip(names, versions, strict=True)]
-    ready = any(w["model_version"] for w in serving)
+    predict_depth, train_depth = pipe.execute()
+    serving = [
+        {"name": w.name, "model_version": None if w.model_version is None else str(w.model_version)} for w in live
+    ]
+    ready = any(w.predicts for w in live)
     body = {
         "status": "ready" if ready else "no_workers",
         "redis": "ok",

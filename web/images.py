@@ -16,7 +16,8 @@ from PIL import Image, UnidentifiedImageError
 
 from web.errors import ApiError
 
-ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"})
+# MPO is the multi-picture JPEG many cameras write; its first picture is read.
+ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "TIFF", "WEBP"})
 _DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 

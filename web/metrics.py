@@ -29,6 +29,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import Metric
 
+from settings import get_settings
 from web.cluster_metrics import ClusterCollector
 from web.services import services
 
@@ -53,14 +54,14 @@ def multiprocess_dir() -> str | None:
     """The shared directory if this process writes its metrics there, else None."""
     if values.ValueClass is values.MutexValue:  # chosen at import, when the variable was unset
         return None
-    return os.environ.get(MULTIPROC_DIR_VARIABLE) or None
+    return get_settings().prometheus_multiproc_dir or None
 
 
 def init_app(app: Flask) -> None:
     directory = multiprocess_dir()
     if directory:
         os.makedirs(directory, exist_ok=True)
-    elif os.environ.get(MULTIPROC_DIR_VARIABLE):
+    elif get_settings().prometheus_multiproc_dir:
         app.logger.warning(
             "%s was set after prometheus_client was imported; /metrics counts this process only",
             MULTIPROC_DIR_VARIABLE,

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from model.formats import SUFFIXES, detect_format
 from model.store import parse_version
-from web.auth import token_required
+from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
 from web.services import services
 
@@ -23,12 +23,14 @@ def _version(text: str) -> int:
 
 
 @bp.get("")
+@predict_token_if_configured
 def list_models():
     store = services().store
     return jsonify({"active_version": store.active_version(), "models": store.cards()})
 
 
 @bp.get("/<version>")
+@predict_token_if_configured
 def get_model(version: str):
     store = services().store
     card = store.card(_version(version))
@@ -38,6 +40,7 @@ def get_model(version: str):
 
 
 @bp.get("/<version>/file")
+@predict_token_if_configured
 def download_model(version: str):
     number = _version(version)
     store = services().store
@@ -53,7 +56,7 @@ def download_model(version: str):
 
 
 @bp.post("/<version>/activate")
-@token_required
+@admin_required
 def activate_model(version: str):
     number = _version(version)
     store = services().store
@@ -65,7 +68,7 @@ def activate_model(version: str):
 
 
 @bp.post("")
-@token_required
+@admin_required
 def upload_model():
     """Store a model file (multipart ``file``: .keras or .skops) with an optional JSON ``card`` as a new version.
 
@@ -80,7 +83,7 @@ def upload_model():
         raise ApiError(415, "unsupported_model", "file is neither a .keras nor a .skops model archive")
     try:
         card = json.loads(request.form.get("card") or "{}")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # nested too deep for the parser: not a card either
         raise ApiError(400, "invalid_card", "card must be a JSON object") from None
     if not isinstance(card, dict):
         raise ApiError(400, "invalid_card", "card must be a JSON object")
@@ -91,7 +94,7 @@ def upload_model():
 
 
 @bp.delete("/<version>")
-@token_required
+@admin_required
 def delete_model(version: str):
     number = _version(version)
     try:

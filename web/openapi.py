@@ -7,9 +7,10 @@ Limits (images per request, longest wait) come from the running configuration.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from model.catalog import ACTIVATION_POLICIES, ARCHITECTURES, RANGES
+from web.services import settings
 
 bp = Blueprint("openapi", __name__)
 
@@ -49,6 +50,11 @@ def _json(schema: dict, description: str, headers: dict | None = None, links: di
 def _link(operation_id: str, **parameters: str) -> dict:
     """An OpenAPI link: where a response's ids lead next (clients and schemathesis follow them)."""
     return {"operationId": operation_id, "parameters": parameters}
+
+
+def _accepted(schema: str, description: str, links: dict, errors: tuple[int, ...]) -> dict:
+    """The responses of a submission: 202 with where its ids lead, or one of ``errors``."""
+    return {"202": _json(_ref(schema), description, links=links), **_errors(*errors)}
 
 
 def _errors(*statuses: int) -> dict:
@@ -286,17 +292,15 @@ def paths(max_images: int, max_wait: int) -> dict:
                         },
                     },
                 },
-                "responses": {
-                    "202": _json(
-                        _ref("PredictionsAccepted"),
-                        "jobs queued",
-                        links={
-                            "firstJob": _link("getJob", job_id="$response.body#/jobs/0/job_id"),
-                            "batch": _link("getBatch", batch_id="$response.body#/batch_id"),
-                        },
-                    ),
-                    **_errors(400, 413, 415, 429, 503),
-                },
+                "responses": _accepted(
+                    "PredictionsAccepted",
+                    "jobs queued",
+                    {
+                        "firstJob": _link("getJob", job_id="$response.body#/jobs/0/job_id"),
+                        "batch": _link("getBatch", batch_id="$response.body#/batch_id"),
+                    },
+                    (400, 413, 415, 429, 503),
+                ),
             }
         },
         "/api/v1/batches/{batch_id}": {
@@ -348,17 +352,15 @@ def paths(max_images: int, max_wait: int) -> dict:
                 "summary": "Queue a training job; the trained model is stored as a new version",
                 "security": TOKEN,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("TrainingRequest")}}},
-                "responses": {
-                    "202": _json(
-                        _ref("TrainingAccepted"),
-                        "training job queued",
-                        links={
-                            "job": _link("getJob", job_id="$response.body#/job_id"),
-                            "cancel": _link("cancelJob", job_id="$response.body#/job_id"),
-                        },
-                    ),
-                    **_errors(400, 401, 403, 413, 429, 503),
-                },
+                "responses": _accepted(
+                    "TrainingAccepted",
+                    "training job queued",
+                    {
+                        "job": _link("getJob", job_id="$response.body#/job_id"),
+                        "cancel": _link("cancelJob", job_id="$response.body#/job_id"),
+                    },
+                    (400, 401, 403, 413, 429, 503),
+                ),
             }
         },
         "/api/v1/models": {
@@ -527,5 +529,5 @@ def document(max_images: int, max_wait: int) -> dict:
 
 @bp.get("/api/v1/openapi.json")
 def openapi_document():
-    config = current_app.config
-    return jsonify(document(config["MAX_IMAGES_PER_REQUEST"], config["MAX_WAIT_SECONDS"]))
+    config = settings()
+    return jsonify(document(config.max_images_per_request, config.max_wait_seconds))

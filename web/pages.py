@@ -9,13 +9,10 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
-from flask_wtf.csrf import CSRFError
 
-from jobs import keys
 from jobs.records import TERMINAL, is_job_id
 from model.catalog import ARCHITECTURES, RANGES, TrainConfig
-from web.auth import token_required_if_configured
-from web.errors import ApiError
+from web.auth import predict_token_if_configured
 from web.images import check_image
 from web.security import require_secret_key
 from web.services import services
@@ -26,7 +23,8 @@ bp.before_request(require_secret_key)
 
 RECENT_JOBS_SHOWN = 50
 
-MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "BMP": "image/bmp", "WEBP": "image/webp"}
+MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "GIF": "image/gif", "BMP": "image/bmp",
+              "WEBP": "image/webp"}  # fmt: skip
 
 
 @bp.get("/")
@@ -34,38 +32,20 @@ def home():
     return render_template("home.html")
 
 
-@bp.errorhandler(CSRFError)
-def _csrf_failed(exc: CSRFError):
-    """A form post without a valid token (forged, or from a page older than the session)."""
-    if not request.accept_mimetypes.accept_html:
-        raise ApiError(400, "csrf_failed", exc.description)
-    return render_template("home.html", error=f"{exc.description} Reload the page and try again."), 400
-
-
 @bp.post("/predict")
-@token_required_if_configured
+@predict_token_if_configured
 def submit_form():
     files = [f for f in request.files.getlist("image") if f.filename]
-    try:
-        images = [read_upload(f"file {f.filename}"[:200], f) for f in files]
-        _, job_ids = submit_predictions(images)
-    except ApiError as exc:
-        if not request.accept_mimetypes.accept_html:
-            raise
-        return render_template("home.html", error=exc.message), exc.status
-    # Keep the uploads for the job pages to show (as long as the jobs are kept).
-    svc = services()
-    pipe = svc.redis.pipeline(transaction=False)
-    for job_id, (_, data) in zip(job_ids, images, strict=True):
-        pipe.set(keys.job_upload(job_id), data, ex=svc.records.ttl)
-    pipe.execute()
+    images = [read_upload(f"file {f.filename}"[:200], f) for f in files]
+    # Kept as long as the jobs, for their pages to show.
+    _, job_ids = submit_predictions(images, keep_images=True)
     if len(job_ids) == 1:
         return redirect(url_for("pages.job_page", job_id=job_ids[0]), code=303)
     return redirect(url_for("pages.jobs_page", ids=",".join(job_ids)), code=303)
 
 
 @bp.get("/jobs/<job_id>")
-@token_required_if_configured
+@predict_token_if_configured
 def job_page(job_id: str):
     job = services().records.get(job_id)
     if job is None:
@@ -74,7 +54,7 @@ def job_page(job_id: str):
 
 
 @bp.get("/jobs")
-@token_required_if_configured
+@predict_token_if_configured
 def jobs_page():
     """``?ids=a,b,c``: those jobs' results (where a multi-image form post lands); else the recent jobs."""
     records = services().records
@@ -117,16 +97,14 @@ def _unfinished(jobs: list[dict]) -> bool:
 
 def _with_uploads(jobs: list[dict]) -> list[dict]:
     """Mark the jobs whose submitted image was kept (form uploads), so the page can show it."""
-    pipe = services().redis.pipeline(transaction=False)
-    for job in jobs:
-        pipe.exists(keys.job_upload(job["id"]))
-    return [{**job, "has_upload": bool(kept)} for job, kept in zip(jobs, pipe.execute(), strict=True)]
+    kept = services().records.keep_images([job["id"] for job in jobs])
+    return [{**job, "has_upload": has} for job, has in zip(jobs, kept, strict=True)]
 
 
 @bp.get("/jobs/<job_id>/upload")
-@token_required_if_configured
+@predict_token_if_configured
 def job_upload(job_id: str):
-    data = services().redis.get(keys.job_upload(job_id)) if is_job_id(job_id) else None
+    data = services().records.kept_image(job_id)
     if data is None:
         abort(404, description="no upload kept for this job")
     image_format = check_image(data, limits(), "upload")

@@ -1,8 +1,13 @@
-"""Per-client rate limit on submissions (``RATE_LIMIT``), counted in the jobs' Redis so every
-gunicorn process and every web host share one budget per client address.
+"""A per-second ceiling on submissions (``RATE_LIMIT``) per client address, counted in the jobs'
+Redis so every gunicorn process and every web host share one budget per client.
 
-Only submissions are limited: polling is cheap and long polls already hold the client back, and
-the pending-jobs limit (``MAX_PENDING_PER_CLIENT``) caps how much one client can queue.
+Why it is a ceiling and not the protection: what a client can take from others is what it has
+outstanding, and that is bounded where the jobs are created (pending jobs and pending bytes per
+client, queued bytes in all; jobs/records.py). A client with nothing pending holds nothing, so
+its predictions are never rate limited: one that waits for each answer before sending the next
+is never refused, however fast it goes. The ceiling catches clients that pile work up faster
+than it drains; training jobs always count. Polling is not limited: a long poll holds only a
+greenlet, and the number of waits is bounded per process and per client (web/waiting.py).
 """
 
 from __future__ import annotations
@@ -10,25 +15,33 @@ from __future__ import annotations
 import math
 import time
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import parse_many
 
+from jobs import keys
 from web.errors import error_response
 
 # The endpoints that create jobs; the HTML form is one too, or it would be a way around the limit.
-SUBMISSIONS = frozenset({"api.create_predictions", "api.create_training_job", "pages.submit_form"})
-KEY_PREFIX = "digits:ratelimit"
+PREDICTIONS = frozenset({"api.create_predictions", "pages.submit_form"})
+SUBMISSIONS = PREDICTIONS | {"api.create_training_job"}
 
 
-def _not_a_submission() -> bool:
-    return request.method != "POST" or request.endpoint not in SUBMISSIONS
+def _exempt() -> bool:
+    """Everything but submissions; and predictions from a client with nothing pending, so a client
+    that waits for each answer before it sends the next is never refused, however fast it goes."""
+    if request.method != "POST" or request.endpoint not in SUBMISSIONS:
+        return True
+    if request.endpoint in PREDICTIONS:
+        return current_app.extensions["digits"].records.pending(request.remote_addr or "unknown") == 0
+    return False
 
 
 def init_app(app: Flask) -> None:
     """Install the limit unless ``RATE_LIMIT`` is empty; a malformed limit fails here, at start."""
-    rate_limit = app.config["RATE_LIMIT"].strip()
+    settings = app.extensions["digits"].settings
+    rate_limit = settings.rate_limit.strip()
     if not rate_limit:
         return
     try:
@@ -38,10 +51,13 @@ def init_app(app: Flask) -> None:
     limiter = Limiter(
         get_remote_address,
         application_limits=[rate_limit],
-        application_limits_exempt_when=_not_a_submission,
-        storage_uri=app.config["REDIS_URL"],
+        application_limits_exempt_when=_exempt,
+        storage_uri=settings.redis_url,
         # The app's own pool: its fail-fast timeouts, and Redis errors surface as the usual 503.
-        storage_options={"connection_pool": app.extensions["digits"].redis.connection_pool, "key_prefix": KEY_PREFIX},
+        storage_options={
+            "connection_pool": app.extensions["digits"].redis.connection_pool,
+            "key_prefix": keys.RATE_LIMIT_PREFIX,
+        },
         strategy="fixed-window",
         headers_enabled=False,  # X-RateLimit-* would cost a Redis round trip per request
     )
@@ -54,10 +70,7 @@ def init_app(app: Flask) -> None:
             f"too many submissions from {request.remote_addr}: the limit is {exc.description}; "
             f"retry after {retry_after} s"
         )
-        headers = {"Retry-After": str(retry_after)}
-        if request.endpoint == "pages.submit_form" and request.accept_mimetypes.accept_html:
-            return render_template("home.html", error=message), 429, headers  # a person at the form
-        return error_response(429, "rate_limited", message, headers)
+        return error_response(429, "rate_limited", message, {"Retry-After": str(retry_after)})
 
 
 def _seconds_until_reset(limiter: Limiter) -> int:

@@ -32,7 +32,8 @@ class RequestContext(logging.Filter):
 
 
 def init_app(app: Flask) -> None:
-    configure_logging(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"], context=RequestContext())
+    settings = app.extensions["digits"].settings
+    configure_logging(settings.log_format, settings.log_level, context=RequestContext())
 
     @app.before_request
     def _start() -> None:

@@ -6,7 +6,7 @@ blueprints are exempt from CSRF. The HTML forms are protected by Flask-WTF's CSR
 token bound to the signed session cookie.
 
 Sessions are signed with ``SECRET_KEY``. When it is unset, the first web process to need a key
-makes one up and stores it in Redis (``digits:web:secret_key``, SET NX), so every process behind
+makes one up and stores it in Redis (``keys.WEB_SECRET_KEY``, SET NX), so every process behind
 the load balancer signs and checks with the same key.
 """
 
@@ -17,14 +17,14 @@ import secrets
 
 import redis
 from flask import Flask, Request, current_app
+from flask import request as flask_request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
+from jobs import keys
 from web.errors import ApiError
 
 log = logging.getLogger(__name__)
-
-SHARED_SECRET_KEY = "digits:web:secret_key"
 
 # No inline scripts or styles anywhere: pages load /static files only, images may be data: or blob: URLs.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -53,8 +53,8 @@ csrf = CSRFProtect()
 
 def shared_secret_key(client: redis.Redis) -> str:
     """The key every web process uses: the stored one, or a new one stored first-come-first-served."""
-    client.set(SHARED_SECRET_KEY, secrets.token_hex(32), nx=True)
-    return client.get(SHARED_SECRET_KEY).decode()
+    client.set(keys.WEB_SECRET_KEY, secrets.token_hex(32), nx=True)
+    return client.get(keys.WEB_SECRET_KEY).decode()
 
 
 class SharedKeySessionInterface(SecureCookieSessionInterface):
@@ -69,6 +69,11 @@ class SharedKeySessionInterface(SecureCookieSessionInterface):
                 log.warning("no session key yet, Redis unavailable: %s", exc)
                 return None  # a null session; require_secret_key() answers 503 for pages
         return super().open_session(app, request)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Secure whenever the request came over HTTPS (directly, or through a proxy that says so
+        in X-Forwarded-Proto from an address gunicorn trusts), or when configured."""
+        return flask_request.is_secure or super().get_cookie_secure(app)
 
 
 def require_secret_key() -> None:

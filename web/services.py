@@ -1,4 +1,4 @@
-"""The app's connections, created once per app: Redis, job records, the model store, the Celery producer."""
+"""The app's settings and connections, made once per app: Redis, job records, model store, Celery producer."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from flask import Flask, current_app
 from jobs.queue import connect, create_celery
 from jobs.records import JobRecords
 from model.store import ModelStore
+from settings import Settings
 from web.waiting import JobWaiter
 
 
 @dataclass
 class Services:
+    settings: Settings
     redis: redis.Redis
     records: JobRecords
     store: ModelStore
@@ -23,17 +25,25 @@ class Services:
     waiter: JobWaiter
 
 
-def init_app(app: Flask) -> None:
-    url = app.config["REDIS_URL"]
+def init_app(app: Flask, settings: Settings) -> None:
+    url = settings.redis_url
     client = connect(url)
     app.extensions["digits"] = Services(
+        settings=settings,
         redis=client,
-        records=JobRecords(client, app.config["JOB_TTL_SECONDS"]),
+        records=JobRecords(client, settings.job_ttl_seconds),
         store=ModelStore(client),
         celery=create_celery(url),
-        waiter=JobWaiter(lambda: connect(url, socket_timeout=None)),
+        waiter=JobWaiter(
+            lambda: connect(url, socket_timeout=None), settings.max_waits_per_process, settings.max_waits_per_client
+        ),
     )
 
 
 def services() -> Services:
     return current_app.extensions["digits"]
+
+
+def settings() -> Settings:
+    """The settings of the app handling this request."""
+    return current_app.extensions["digits"].settings

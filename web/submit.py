@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 
-from flask import current_app, g, request, url_for
+from flask import g, request, url_for
 from werkzeug.datastructures import FileStorage
 
 from jobs import queue
 from jobs import records as rec
 from web.errors import ApiError
 from web.images import Limits, check_image
-from web.services import services
+from web.services import services, settings
 
 log = logging.getLogger(__name__)
 
 
 def limits() -> Limits:
-    config = current_app.config
-    return Limits(config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"], config["MAX_IMAGES_PER_REQUEST"])
+    config = settings()
+    return Limits(config.max_image_bytes, config.max_image_pixels, config.max_images_per_request)
 
 
 def check_images(images: list[tuple[str, bytes]]) -> None:
@@ -36,29 +35,33 @@ def check_images(images: list[tuple[str, bytes]]) -> None:
         check_image(data, allowed, name)
 
 
-def submit_predictions(images: list[tuple[str, bytes]]) -> tuple[str, list[str]]:
+def submit_predictions(images: list[tuple[str, bytes]], keep_images: bool = False) -> tuple[str, list[str]]:
     """Validate all images (all or none are accepted), create one job per image, enqueue them.
 
-    Returns the batch id (the request's jobs, together) and the job ids in order.
+    Returns the batch id (the request's jobs, together) and the job ids in order. With
+    ``keep_images`` each image is kept as long as its record (for the job pages of form uploads).
     """
     check_images(images)
     svc = services()
+    config = svc.settings
     client = request.remote_addr or "unknown"
-    limit = current_app.config["MAX_PENDING_PER_CLIENT"]
-    pending = svc.records.pending(client)
-    if pending + len(images) > limit:
-        raise ApiError(
-            429,
-            "too_many_pending",
-            f"{pending} of your jobs are still pending; at most {limit} may wait at once",
-            {"Retry-After": "1"},
-        )
     batch_id = rec.new_job_id()
-    payloads = [base64.b64encode(data).decode() for _, data in images]
-    job_ids = svc.records.create("predict", len(images), batch_id=batch_id, client=client, payloads=payloads)
-    items = list(zip(job_ids, payloads, strict=True))
+    fields = {"keep_image": "1"} if keep_images and config.keep_uploads else None
+    limits = rec.Limits(config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes)
     try:
-        queue.enqueue_predictions(svc.celery, items, current_app.config["PREDICT_MESSAGE_IMAGES"])
+        job_ids = svc.records.create(
+            "predict",
+            len(images),
+            fields=fields,
+            batch_id=batch_id,
+            client=client,
+            images=[data for _, data in images],
+            limits=limits,
+        )
+    except rec.OverLimit as exc:
+        raise over_limit(exc, len(images), sum(len(data) for _, data in images)) from None
+    try:
+        queue.enqueue_predictions(svc.celery, job_ids, svc.settings.predict_message_images)
     except Exception:
         # Recorded but not queued: end the records so nobody waits forever, then report 503.
         log.exception("enqueueing %d jobs failed", len(job_ids), extra={"batch_id": batch_id, "job_ids": job_ids})
@@ -70,13 +73,29 @@ def submit_predictions(images: list[tuple[str, bytes]]) -> tuple[str, list[str]]
     return batch_id, job_ids
 
 
+def over_limit(exc: rec.OverLimit, count: int, size: int) -> ApiError:
+    """The answer to a submission that would go over a limit on unfinished work: 429 when it is
+    this client's own, 503 when the queue as a whole is full; both say when to try again."""
+    if exc.limit == "jobs":
+        message = f"{exc.outstanding} of your jobs are still pending; at most {exc.allowed} may wait at once"
+        return ApiError(429, "too_many_pending", message, {"Retry-After": "1"})
+    if exc.limit == "bytes":
+        message = (
+            f"your pending jobs hold {exc.outstanding} bytes of images and these {count} add {size}; "
+            f"at most {exc.allowed} may wait at once"
+        )
+        return ApiError(429, "too_many_pending_bytes", message, {"Retry-After": "1"})
+    message = f"the queue is full ({exc.outstanding} bytes of images waiting, at most {exc.allowed}); retry shortly"
+    return ApiError(503, "queue_full", message, {"Retry-After": "2"})
+
+
 def job_links(job_ids: list[str]) -> list[dict]:
     return [{"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id)} for job_id in job_ids]
 
 
 def read_upload(name: str, upload: FileStorage) -> tuple[str, bytes]:
     """(name, bytes) of one uploaded file; one over MAX_IMAGE_BYTES is refused unread (it may be on disk)."""
-    limit = current_app.config["MAX_IMAGE_BYTES"]
+    limit = settings().max_image_bytes
     upload.stream.seek(0, os.SEEK_END)
     size = upload.stream.tell()
     upload.stream.seek(0)

@@ -1,8 +1,14 @@
 """Long polling: hold a request until its job ends, woken by the workers' "finished" notices.
 
-One pub/sub listener thread per web process (started on first use, so after any fork) wakes
-the requests waiting on the ids each notice names. A periodic re-read covers notices missed
-while Redis was unreachable.
+One pub/sub listener per web process (started on first use, so after any fork) wakes the
+requests waiting on the ids each notice names. A periodic re-read covers notices missed while
+Redis was unreachable. Under gunicorn's gevent worker the "threads" here are greenlets: a
+waiting request costs a greenlet and its socket.
+
+Waiting is bounded, so it can never use up a process's memory or sockets: at most
+``max_waits`` requests wait at once in a process, and at most ``max_waits_per_client`` from one
+client address. A request beyond either bound is answered at once with what there is now (the
+record as it stands, as if it had asked without ``?wait=``).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -26,28 +32,40 @@ T = TypeVar("T")
 
 
 class JobWaiter:
-    def __init__(self, client_factory: Callable[[], redis.Redis]):
+    def __init__(self, client_factory: Callable[[], redis.Redis], max_waits: int, max_waits_per_client: int):
         self._client_factory = client_factory
+        self.max_waits, self.max_waits_per_client = max_waits, max_waits_per_client
         self._waiting: dict[str, set[threading.Event]] = defaultdict(set)
+        self._per_client: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
 
-    def wait(self, job_id: str, timeout: float, read: Callable[[], dict | None]) -> dict | None:
+    @property
+    def waiting(self) -> int:
+        """How many requests wait in this process now."""
+        return self._per_client.total()
+
+    def wait(self, job_id: str, timeout: float, read: Callable[[], dict | None], client: str) -> dict | None:
         """Return ``read()`` once the job has ended or ``timeout`` seconds have passed."""
 
         def ended(record: dict | None) -> bool:
             return record is None or record["status"] in TERMINAL
 
-        return self.wait_until([job_id], timeout, read, ended)
+        return self.wait_until([job_id], timeout, read, ended, client)
 
-    def wait_until(self, job_ids: list[str], timeout: float, read: Callable[[], T], done: Callable[[T], bool]) -> T:
+    def wait_until(
+        self, job_ids: list[str], timeout: float, read: Callable[[], T], done: Callable[[T], bool], client: str
+    ) -> T:
         """Return ``read()`` once ``done`` says so of it or ``timeout`` seconds have passed,
-        re-reading whenever one of ``job_ids`` ends."""
+        re-reading whenever one of ``job_ids`` ends; at once if ``client`` may not wait now."""
         if timeout <= 0:
             return read()
         self._ensure_listener()
         event = threading.Event()
         with self._lock:  # register before the first read, so no notice can slip in between
+            if self.waiting >= self.max_waits or self._per_client[client] >= self.max_waits_per_client:
+                return read()
+            self._per_client[client] += 1
             for job_id in job_ids:
                 self._waiting[job_id].add(event)
         try:
@@ -63,6 +81,9 @@ class JobWaiter:
             return value
         finally:
             with self._lock:
+                self._per_client[client] -= 1
+                if not self._per_client[client]:
+                    del self._per_client[client]
                 for job_id in job_ids:
                     self._waiting[job_id].discard(event)
                     if not self._waiting[job_id]:

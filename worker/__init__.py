@@ -1,14 +1,16 @@
 """Celery workers: ``celery -A worker worker`` serves the predict and train queues.
 
-Each worker process loads the active model once, after the fork, and keeps it in memory.
+A process that serves predictions loads the active model once, after any fork, and keeps it
+current (worker/model_holder.py); each batch is read in, recognised (worker/batch.py) and written
+back by the task (worker/tasks.py); worker/housekeeping.py keeps the process registered and looks
+after lost jobs. A process given only ``-Q train`` loads no prediction model.
 """
 
-import os
-
 from jobs.queue import create_celery
+from settings import get_settings
 
 app = create_celery()
 # celery-batches can only batch what the worker has prefetched.
-app.conf.worker_prefetch_multiplier = 2 * int(os.environ.get("PREDICT_BATCH_MESSAGES", "64"))
+app.conf.worker_prefetch_multiplier = 2 * get_settings().predict_batch_messages
 
 from worker import tasks  # noqa: E402,F401  (registers the tasks on app)

@@ -1,8 +1,10 @@
 """The Celery tasks: micro-batched prediction and training.
 
-``digits.predict`` messages each carry a list of (job id, base64 image) pairs. celery-batches
-collects waiting messages and hands up to ``PREDICT_BATCH_MESSAGES`` of them (or whatever
-arrived within ``PREDICT_BATCH_WAIT_MS``) to one call, which runs one model call for all.
+``digits.predict`` messages each carry a list of job ids (the images wait in Redis beside the
+records). celery-batches collects waiting messages and hands up to ``PREDICT_BATCH_MESSAGES`` of
+them (or whatever arrived within ``PREDICT_BATCH_WAIT_MS``) to one call: the records hand over
+their images in one round trip, worker/batch.py reads them with one model call, and one more
+round trip writes every outcome.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ from celery import signals
 from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
+from jobs import keys
 from jobs import records as rec
 from jobs.logs import configure_logging
 from jobs.queue import PREDICT_TASK, TRAIN_TASK
-from worker import app
-from worker.serving import get_serving
+from settings import get_settings
+from worker import app, batch
+from worker.process import this_process
 
 log = logging.getLogger(__name__)
-
-BATCH_MESSAGES = int(os.environ.get("PREDICT_BATCH_MESSAGES", "64"))
-BATCH_WAIT_S = float(os.environ.get("PREDICT_BATCH_WAIT_MS", "2")) / 1000
 
 
 class RequeueingBatches(Batches):
@@ -62,36 +63,68 @@ class RequeueingBatches(Batches):
         )
 
 
+def job_ids_of(requests) -> list[str]:
+    """The job ids the messages carry; a message of any other shape is logged and left out
+    (acknowledged with the rest: sending it again would not mend it)."""
+    job_ids = []
+    for request in requests:
+        args = request.args
+        ids = args[0] if isinstance(args, list | tuple) and len(args) == 1 and isinstance(args[0], list) else None
+        if ids is None or not all(rec.is_job_id(job_id) for job_id in ids):
+            log.warning("dropped a malformed predict message: %.200r", args)
+            continue
+        job_ids += ids
+    return job_ids
+
+
+_settings = get_settings()
+
+
 @app.task(
-    name=PREDICT_TASK, base=RequeueingBatches, flush_every=BATCH_MESSAGES, flush_interval=BATCH_WAIT_S, acks_late=True
+    name=PREDICT_TASK,
+    base=RequeueingBatches,
+    flush_every=_settings.predict_batch_messages,
+    flush_interval=_settings.predict_batch_wait_ms / 1000,
+    acks_late=True,
 )
 def predict(requests) -> bool:
     """Returns whether every job of the batch was recorded (else its messages are requeued)."""
-    items = [tuple(item) for request in requests for item in request.args[0]]
-    serving = get_serving()
+    job_ids = job_ids_of(requests)
+    process = this_process()
     try:
-        serving.predict_jobs(items)
+        jobs = [job for job in process.records.start(job_ids, process.name) if job.taken]
+        if not jobs:
+            return True
+        predictor = process.models.loaded() if process.models else None
+        outcomes, through_model = batch.outcomes(jobs, predictor, process.settings.max_image_pixels)
+        for outcome in outcomes:
+            if outcome.error:
+                log.info("job %s: %s", outcome.job_id, outcome.error["message"], extra={"job_id": outcome.job_id})
+        process.records.finish(outcomes, batch_size=through_model or None, clients=[job.client for job in jobs])
     except redis.exceptions.RedisError as exc:
-        ids = [job_id for job_id, _ in items]
-        log.warning("Redis unavailable (%s): %d jobs go back on the queue", exc, len(items), extra={"job_ids": ids})
+        log.warning(
+            "Redis unavailable (%s): %d jobs go back on the queue", exc, len(job_ids), extra={"job_ids": job_ids}
+        )
         return False
     except Exception:
         # Not a transient failure: redelivery would fail the same way, so end the jobs with the reason.
-        log.exception("batch of %d jobs failed", len(items), extra={"job_ids": [job_id for job_id, _ in items]})
+        log.exception("batch of %d jobs failed", len(job_ids), extra={"job_ids": job_ids})
         failure = rec.error("internal_error", "the worker failed on this batch; see its log")
-        serving.records.finish(rec.Outcome(job_id, rec.FAILED, error=failure) for job_id, _ in items)
+        process.records.finish(rec.Outcome(job_id, rec.FAILED, error=failure) for job_id in job_ids)
+    log.debug("batch of %d jobs done", len(job_ids), extra={"job_ids": job_ids})
     return True
 
 
 @app.task(name=TRAIN_TASK, acks_late=False)
-def train(job_id: str, params: dict) -> None:
+def train(job_id: str) -> None:
     # Acknowledged on receipt: a training job is not retried after a crash, it ends failed.
     from worker.training import run_training_job
 
-    run_training_job(get_serving(), job_id, params)
+    run_training_job(this_process(), job_id)
 
 
 _node_name = ""
+_queues: tuple[str, ...] = keys.QUEUES
 
 
 class _WorkerName(logging.Filter):
@@ -109,20 +142,27 @@ def _structured_logs(**_) -> None:
 
 
 @signals.celeryd_init.connect
-def _remember_node_name(sender: str, **_) -> None:
-    """The worker's --hostname (e.g. predict1@host), inherited by its pool processes."""
-    global _node_name
+def _remember_node(sender: str, options: dict | None = None, **_) -> None:
+    """The worker's --hostname (e.g. predict1@host) and -Q queues, inherited by its pool processes."""
+    global _node_name, _queues
     _node_name = sender
+    given = (options or {}).get("queues") or ()
+    given = given.split(",") if isinstance(given, str) else given
+    _queues = tuple(q for q in given if q) or keys.QUEUES
+
+
+def _set_up_this_process() -> None:
+    this_process(f"{_node_name}:{os.getpid()}" if _node_name else "", _queues)
 
 
 @signals.worker_process_init.connect
-def _load_model_in_child(**_) -> None:
+def _set_up_after_fork(**_) -> None:
     """Load the model after the fork (TensorFlow does not survive fork) and before any task."""
-    get_serving(f"{_node_name}:{os.getpid()}" if _node_name else "")
+    _set_up_this_process()
 
 
 @signals.worker_ready.connect
-def _load_model_without_fork(sender, **_) -> None:
-    """With the solo or threads pool there is no fork: load in this process, before any task."""
+def _set_up_without_fork(sender, **_) -> None:
+    """With the solo or threads pool there is no fork: set up in this process, before any task."""
     if sender.pool_cls.__module__.split(".")[-1] in ("solo", "threads"):
-        get_serving(f"{_node_name}:{os.getpid()}" if _node_name else "")
+        _set_up_this_process()

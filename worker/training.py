@@ -9,6 +9,7 @@ import time
 from jobs import records as rec
 from model.catalog import ConfigError, parse_training_request
 from model.data import DataError
+from worker.process import WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -16,17 +17,18 @@ PROGRESS_EVERY_S = 1.0
 BEAT_S = 2.0
 
 
-def run_training_job(serving, job_id: str, params: dict) -> None:
-    """Train per ``params``, store the model as a new version, maybe activate it, and end the job.
-
-    ``serving`` is the process's :class:`worker.serving.Serving` (its Redis, records and store).
-    """
-    records, store = serving.records, serving.store
-    status = records.start([job_id], serving.worker_name)[0]
-    if status not in (rec.QUEUED, rec.RUNNING):
-        log.info("job %s: not training, it is %s", job_id, status or "gone", extra={"job_id": job_id})
+def run_training_job(process: WorkerProcess, job_id: str) -> None:
+    """Train per the job's parameters, store the model as a new version, maybe activate it, and end the job."""
+    records, store = process.records, process.store
+    (started,) = records.start([job_id], process.name)
+    if not started.taken:
+        log.info("job %s: not training, it is %s", job_id, started.status or "gone", extra={"job_id": job_id})
         return
+    params = (records.get(job_id) or {}).get("params") or {}
+    from model import runtime
     from model.train import Cancelled, train  # TensorFlow: only inside worker processes
+
+    runtime.configure_threads(process.settings.tf_intra_op_threads, process.settings.tf_inter_op_threads)
 
     beating = threading.Event()
     threading.Thread(target=_beat_until, args=(records, job_id, beating), daemon=True, name="job-heartbeat").start()

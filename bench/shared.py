@@ -1,0 +1,222 @@
+"""A shared service under stress: what a polite client sees while another client misbehaves.
+
+    python -m bench.shared            # make bench-shared; about a minute
+
+One run, on a private stack (redis-server, gunicorn with 2 processes, 2 solo predict workers, as
+docker-compose runs it): a polite client (the ``requests`` library, one multipart image at a time,
+submit then long-poll, as the README's curl does it) and a /healthz probe, first alone and then
+while a hostile client (another address, 127.0.0.2) holds ``--polls`` long polls open and opens
+a new one whenever one is answered. Prints each figure with its goal, the web's memory, and the
+CPU the load generators spent, so the service's cost can be told from theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import selectors
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+from PIL import Image
+
+from bench.cpu import cpu_seconds, process_tree
+from model.data import load_mnist
+from stack.processes import Stack
+from stack.redis_server import RedisServer
+
+GOALS_MS = {"healthz p99": 100, "polite image p50": 100}
+TOKEN = "bench"
+
+
+@dataclass
+class Latencies:
+    """Milliseconds of each attempt, and the attempts that failed."""
+
+    ms: list[float] = field(default_factory=list)
+    failed: int = 0
+
+    def quantile(self, q: float) -> float:
+        return float(np.percentile(self.ms, q)) if self.ms else float("nan")
+
+    def line(self) -> str:
+        qs = "  ".join(f"p{q} {self.quantile(q):7.1f}" for q in (50, 90, 99))
+        return f"{qs}  max {max(self.ms, default=float('nan')):7.1f}  n {len(self.ms)}  failed {self.failed}"
+
+
+def polite_client(base: str, image: bytes, seconds: float, every_s: float = 0.1) -> Latencies:
+    """One image at a time, each submitted as a multipart upload and waited for, with ``requests``."""
+    session, got = requests.Session(), Latencies()
+    stop_at = time.monotonic() + seconds
+    while time.monotonic() < stop_at:
+        started = time.perf_counter()
+        try:
+            accepted = session.post(f"{base}/api/v1/predictions", files={"image": image}, timeout=60)
+            job_url = base + accepted.json()["jobs"][0]["status_url"]
+            while (job := session.get(job_url, params={"wait": 10}, timeout=60).json())["status"] in (
+                "queued",
+                "running",
+            ):
+                pass
+            if job["status"] != "succeeded":
+                raise RuntimeError(job["status"])
+            got.ms.append((time.perf_counter() - started) * 1000)
+        except Exception:
+            got.failed += 1
+        time.sleep(max(0.0, every_s - (time.perf_counter() - started)))
+    return got
+
+
+def health_probe(base: str, seconds: float, every_s: float = 0.05) -> Latencies:
+    session, got = requests.Session(), Latencies()
+    stop_at = time.monotonic() + seconds
+    while time.monotonic() < stop_at:
+        started = time.perf_counter()
+        try:
+            session.get(f"{base}/healthz", timeout=60).raise_for_status()
+            got.ms.append((time.perf_counter() - started) * 1000)
+        except Exception:
+            got.failed += 1
+        time.sleep(max(0.0, every_s - (time.perf_counter() - started)))
+    return got
+
+
+class LongPolls:
+    """``count`` long polls held open from ``source``: each answered one is sent again at once."""
+
+    def __init__(self, base: str, path: str, count: int, source: str = "127.0.0.2"):
+        address = urlsplit(base)
+        self.target, self.path, self.count, self.source = (address.hostname, address.port), path, count, source
+        self.selector = selectors.DefaultSelector()
+        self.answered = self.errors = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LongPolls:
+        for _ in range(self.count):
+            self._open()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stopping.set()
+        self.thread.join()
+        for key in list(self.selector.get_map().values()):
+            key.fileobj.close()
+
+    def _open(self) -> None:
+        sock = socket.create_connection(self.target, timeout=10, source_address=(self.source, 0))
+        sock.sendall(f"GET {self.path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+        sock.setblocking(False)
+        self.selector.register(sock, selectors.EVENT_READ)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            for key, _ in self.selector.select(timeout=0.2):
+                sock = key.fileobj
+                try:
+                    if sock.recv(65536):
+                        continue
+                except OSError:
+                    self.errors += 1
+                self.selector.unregister(sock)
+                sock.close()
+                self.answered += 1
+                if not self.stopping.is_set():
+                    self._open()
+
+
+def measure(base: str, image: bytes, seconds: float) -> dict[str, Latencies]:
+    """The polite client and the health probe, side by side for ``seconds``."""
+    results: dict[str, Latencies] = {}
+    threads = [
+        threading.Thread(target=lambda: results.__setitem__("polite image", polite_client(base, image, seconds))),
+        threading.Thread(target=lambda: results.__setitem__("healthz", health_probe(base, seconds))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def resident_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--polls", type=int, default=500, help="long polls the hostile client holds")
+    parser.add_argument("--seconds", type=float, default=15, help="length of each measurement")
+    parser.add_argument("--logs", type=Path, default=Path("bench-results/shared-logs"))
+    args = parser.parse_args(argv)
+
+    buffer = io.BytesIO()
+    Image.fromarray(load_mnist().x_test[0]).save(buffer, format="PNG")
+    image = buffer.getvalue()
+    server = RedisServer().start()
+    one_thread = {"TF_INTRA_OP_THREADS": "1", "TF_INTER_OP_THREADS": "1"}
+    stack = Stack(server.url, args.logs, env={"DIGITS_ADMIN_TOKEN": TOKEN, **one_thread})
+    me = os.getpid()
+    try:
+        for n in range(2):
+            stack.start_worker(f"predict{n + 1}", queues="predict", pool="solo")
+        base = stack.start_web(workers=2)
+        stack.wait_for_workers(2)
+        web = process_tree(stack.processes["web"].pid)
+        polite_client(base, image, 1)  # warm up every path
+
+        rows = []
+        cpu_before = cpu_seconds([me])
+        rows.append(("alone", measure(base, image, args.seconds), cpu_seconds([me]) - cpu_before, resident_mb(web)))
+        # Something to wait on that never ends: a training job on a queue no worker here consumes.
+        training = requests.post(
+            f"{base}/api/v1/training-jobs",
+            json={"arch": "seed"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=30,
+        ).json()["job_id"]
+        with LongPolls(base, f"/api/v1/jobs/{training}?wait=30", args.polls) as polls:
+            time.sleep(2)
+            cpu_before = cpu_seconds([me])
+            while_polls = measure(base, image, args.seconds)
+            rows.append(
+                (f"{args.polls} long polls held", while_polls, cpu_seconds([me]) - cpu_before, resident_mb(web))
+            )
+            held, answered, errors = len(polls.selector.get_map()), polls.answered, polls.errors
+    finally:
+        stack.stop_all()
+        server.close()
+
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs; latency in ms")
+    for name, figures, client_cpu, web_mb in rows:
+        print(f"\n{name}  (web resident {web_mb:.0f} MB; load generators used {client_cpu:.1f} CPU s)")
+        for what, latencies in figures.items():
+            print(f"  {what:<14} {latencies.line()}")
+    print(f"\nhostile client: {held} polls held, {answered} answered and sent again, {errors} errors")
+    print("\ngoals, while the polls are held:")
+    for goal, limit in GOALS_MS.items():
+        what, quantile = goal.rsplit(" ", 1)
+        value = while_polls[what].quantile(float(quantile[1:]))
+        print(f"  {'met ' if value <= limit else 'MISS'}  {goal} <= {limit} ms: {value:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The worker registry: each worker process says "I am alive" here, and everyone else asks who is.
+
+A worker process beats every :data:`HEARTBEAT_S` seconds; it is live while its last beat is
+younger than :data:`SILENCE_S`. Health checks, metrics, the launcher and the bench all ask
+:func:`live`, so they agree on who is there and what it serves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+
+from jobs import keys
+
+HEARTBEAT_S = 2.0
+SILENCE_S = 3 * HEARTBEAT_S
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One live worker process, as its last heartbeat described it."""
+
+    name: str
+    queues: tuple[str, ...]
+    model_version: int | None
+    backend: str
+    rss_bytes: int
+    pid: int
+    heartbeat: float
+
+    @property
+    def predicts(self) -> bool:
+        """Whether it serves predictions now: it consumes the predict queue and holds a model."""
+        return keys.PREDICT_QUEUE in self.queues and self.model_version is not None
+
+    @property
+    def ready(self) -> bool:
+        """Whether it can do what it is there for: predict workers need a model, training workers nothing."""
+        return self.predicts or (keys.PREDICT_QUEUE not in self.queues and bool(self.queues))
+
+
+def beat(
+    client: redis.Redis,
+    name: str,
+    queues: Sequence[str],
+    model_version: int | None,
+    backend: str,
+    rss_bytes: int,
+    pid: int,
+) -> None:
+    """Record that worker process ``name`` is alive now, what it consumes and what it serves."""
+    now = time.time()
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(
+        keys.worker(name),
+        mapping={
+            "queues": ",".join(queues),
+            "model_version": "" if model_version is None else model_version,
+            "backend": backend,
+            "rss_bytes": rss_bytes,
+            "pid": pid,
+            "heartbeat": repr(now),
+        },
+    )
+    pipe.expire(keys.worker(name), int(SILENCE_S))
+    pipe.zadd(keys.WORKERS, {name: now})
+    pipe.zremrangebyscore(keys.WORKERS, 0, now - SILENCE_S)
+    pipe.execute()
+
+
+def live(client: redis.Redis) -> list[Worker]:
+    """The worker processes that beat within the last :data:`SILENCE_S` seconds (two round trips)."""
+    names = [name.decode() for name in client.zrangebyscore(keys.WORKERS, time.time() - SILENCE_S, "+inf")]
+    if not names:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hgetall(keys.worker(name))
+    workers = []
+    for name, raw in zip(names, pipe.execute(), strict=True):
+        if not raw:  # expired between the two reads
+            continue
+        fields = {key.decode(): value.decode() for key, value in raw.items()}
+        workers.append(
+            Worker(
+                name=name,
+                queues=tuple(q for q in fields.get("queues", "").split(",") if q),
+                model_version=int(fields["model_version"]) if fields.get("model_version") else None,
+                backend=fields.get("backend", ""),
+                rss_bytes=int(fields.get("rss_bytes") or 0),
+                pid=int(fields.get("pid") or 0),
+                heartbeat=float(fields.get("heartbeat") or 0),
+            )
+        )
+    return workers

@@ -1,0 +1,75 @@
+"""The web's gunicorn worker: gevent, so a waiting request costs a greenlet and a socket, not a
+thread; and read deadlines, so a client that trickles its request cannot hold a connection.
+
+Why gevent: the web spends its time waiting (on Redis, and in long polls that may last
+``MAX_WAIT_SECONDS``), and gunicorn's gevent worker turns every wait into a cooperative switch
+once the standard library is patched, so the Flask app, redis-py, kombu and the job waiter run
+unchanged. Thousands of idle connections cost a few kilobytes each, where gthread gave each one
+of a few dozen threads.
+
+Read deadline (as Apache's mod_reqtimeout does it): a request's headers and body must arrive
+within ``REQUEST_READ_TIMEOUT`` seconds of waiting for the client, extended by one second for
+every :data:`MIN_RATE` bytes received, so a large upload over a slow line passes and a request
+sent a byte at a time does not. Writing the answer starts the next request's allowance.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gunicorn.http.errors import NoMoreData
+from gunicorn.workers.base_async import AsyncWorker
+from gunicorn.workers.ggevent import GeventWorker
+
+from settings import get_settings
+
+MIN_RATE = 64 * 1024  # bytes per second a client must average beyond its first allowance
+
+
+class ClientTooSlow(NoMoreData, TimeoutError):
+    """The client took longer than its allowance to send its request. To gunicorn it is a client
+    that went away (closed quietly while it reads headers); to the app a TimeoutError (a 408)."""
+
+    def __str__(self) -> str:
+        return str(self.buf)
+
+
+class DeadlineSocket:
+    """A client connection whose reads of one request may wait ``allowance`` seconds in all
+    (plus one second per :data:`MIN_RATE` bytes read); anything else goes to the socket."""
+
+    def __init__(self, sock, allowance: float):
+        self._sock, self._allowance = sock, allowance
+        self._waited, self._received = 0.0, 0
+
+    def recv(self, size: int, *flags) -> bytes:
+        left = self._allowance + self._received / MIN_RATE - self._waited
+        if left <= 0:
+            raise ClientTooSlow(f"the request did not arrive within {self._allowance:.0f} s")
+        self._sock.settimeout(left)
+        started = time.monotonic()
+        try:
+            data = self._sock.recv(size, *flags)
+        except TimeoutError:
+            raise ClientTooSlow(f"the request did not arrive within {self._allowance:.0f} s") from None
+        finally:
+            self._waited += time.monotonic() - started
+        self._received += len(data)
+        return data
+
+    def sendall(self, data, *flags) -> None:
+        # The answer is being written: the next request on this connection starts afresh.
+        self._waited, self._received = 0.0, 0
+        self._sock.settimeout(self._allowance)  # a client that stops reading is dropped too
+        self._sock.sendall(data, *flags)
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
+class Worker(GeventWorker):
+    """gunicorn's gevent worker, each connection wrapped in a :class:`DeadlineSocket`."""
+
+    def handle(self, listener, client, addr) -> None:
+        client.setblocking(1)
+        AsyncWorker.handle(self, listener, DeadlineSocket(client, get_settings().request_read_timeout), addr)

@@ -1,0 +1,78 @@
+"""This worker process's share of the service, set up once after any fork: Redis, the job
+records, the model store, the model (only where predictions are served) and the housekeeping."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+
+from jobs import keys
+from jobs import records as rec
+from jobs.queue import connect
+from model.store import ModelStore
+from settings import Settings, get_settings
+from worker.housekeeping import Housekeeping
+from worker.model_holder import ModelHolder
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    queues: tuple[str, ...]
+    settings: Settings
+    redis: redis.Redis
+    records: rec.JobRecords
+    store: ModelStore
+    models: ModelHolder | None  # None in a process that only trains
+
+
+def _start(name: str, queues: Sequence[str]) -> WorkerProcess:
+    settings = get_settings()
+    client = connect()
+    store = ModelStore(client)
+    models = None
+    if keys.PREDICT_QUEUE in queues:
+        if settings.model_backend == "tensorflow":
+            from model import runtime
+
+            runtime.configure_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
+        models = ModelHolder(store, settings.model_backend, settings.tf_intra_op_threads).start()
+    records = rec.JobRecords(client, settings.job_ttl_seconds)
+    process = WorkerProcess(name, tuple(queues), settings, client, records, store, models)
+
+    def serving() -> tuple[int | None, str]:
+        predictor = models.current if models else None
+        return (predictor.version if predictor else None), (settings.model_backend if models else "")
+
+    def celery():
+        from worker import app  # here, not at import: worker imports this module
+
+        return app
+
+    Housekeeping(
+        name,
+        queues,
+        records,
+        celery,
+        serving,
+        training_silence_s=settings.training_stale_seconds,
+        lost_after_s=2 * settings.broker_visibility_timeout,
+    ).start()
+    return process
+
+
+_process: WorkerProcess | None = None
+_lock = threading.Lock()
+
+
+def this_process(name: str = "", queues: Sequence[str] = keys.QUEUES) -> WorkerProcess:
+    """This process's :class:`WorkerProcess`, set up (model loaded, if it predicts) on first use."""
+    global _process
+    with _lock:
+        if _process is None:
+            _process = _start(name or f"{os.uname().nodename}:{os.getpid()}", queues)
+        return _process
