@@ -26,6 +26,8 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 RECENT_JOBS_KEPT = 1000
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+# What a prediction job reads: one digit (the default), or every digit of a handwritten number.
+READ_MODES = ("digit", "number")
 
 # Checks a client's outstanding work against the limits, then writes new queued records (and
 # their images) and indexes them as queued, recent, the request's batch and the client's pending
@@ -487,6 +489,8 @@ def _decode(raw: dict[bytes, bytes]) -> dict | None:
         "result": None,
         "error": None,
     }
+    if record["type"] == "predict":
+        record["read"] = fields["read"].decode() if "read" in fields else READ_MODES[0]
     for name in ("result", "error", "progress", "params"):
         if name in fields:
             record[name] = json.loads(fields[name])

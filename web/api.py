@@ -15,7 +15,7 @@ from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
 from web.images import decode_base64_image
 from web.services import services, settings
-from web.submit import job_links, read_upload, submit_predictions
+from web.submit import job_links, read_mode, read_upload, submit_predictions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger(__name__)
@@ -27,9 +27,12 @@ DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 50, 200
 @bp.post("/predictions")
 @predict_token_if_configured
 def create_predictions():
-    """One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``."""
+    """One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``;
+    ``read`` (multipart field, JSON key or query) says what each job reads: a digit or a number."""
+    query_read = request.args.get("read")
     if request.mimetype == "application/json":
         body = _json_body()
+        read = read_mode(body.get("read"), query_read)
         images = body.get("images")
         if not isinstance(images, list):
             raise ApiError(400, "invalid_request", 'JSON body must be {"images": ["<base64>", ...]}')
@@ -39,6 +42,7 @@ def create_predictions():
         max_bytes = settings().max_image_bytes
         named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(images)]
     elif request.mimetype == "multipart/form-data":
+        read = read_mode(request.form.get("read"), query_read)
         files = request.files.getlist("image")
         if not files:
             raise ApiError(400, "missing_image", "no file in multipart field 'image'")
@@ -49,7 +53,7 @@ def create_predictions():
             "unsupported_media_type",
             "send multipart/form-data (field 'image') or application/json ({\"images\": [...]})",
         )
-    batch_id, job_ids = submit_predictions(named)
+    batch_id, job_ids = submit_predictions(named, read=read)
     return jsonify(
         {"batch_id": batch_id, "batch_url": url_for("api.get_batch", batch_id=batch_id), "jobs": job_links(job_ids)}
     ), 202

@@ -35,18 +35,38 @@ def check_images(images: list[tuple[str, bytes]]) -> None:
         check_image(data, allowed, name)
 
 
-def submit_predictions(images: list[tuple[str, bytes]], keep_images: bool = False) -> tuple[str, list[str]]:
+def read_mode(*given: object) -> str:
+    """What a submission asks its jobs to read: ``given`` are the ``read`` values it carries (form
+    field or JSON key, then the query; None where absent). Absent: ``digit``. Raises
+    :class:`ApiError` (400) for a value not in READ_MODES, or two that disagree."""
+    allowed = ", ".join(rec.READ_MODES)
+    values = [value for value in given if value is not None]
+    if any(value != values[0] for value in values):
+        raise ApiError(400, "invalid_read", f"read is given twice, with different values; give one of {allowed}")
+    value = values[0] if values else rec.READ_MODES[0]
+    if value not in rec.READ_MODES:
+        shown = repr(value)[:40] if isinstance(value, str) else f"a JSON {type(value).__name__}"
+        raise ApiError(400, "invalid_read", f"read must be one of {allowed}, not {shown}")
+    return value
+
+
+def submit_predictions(
+    images: list[tuple[str, bytes]], keep_images: bool = False, read: str = rec.READ_MODES[0]
+) -> tuple[str, list[str]]:
     """Validate all images (all or none are accepted), create one job per image, enqueue them.
 
     Returns the batch id (the request's jobs, together) and the job ids in order. With
     ``keep_images`` each image is kept as long as its record (for the job pages of form uploads).
+    ``read`` (from :func:`read_mode`) goes on every record: one digit per image, or a number.
     """
     check_images(images)
     svc = services()
     config = svc.settings
     client = request.remote_addr or "unknown"
     batch_id = rec.new_job_id()
-    fields = {"keep_image": "1"} if keep_images and config.keep_uploads else None
+    fields = {"read": read}
+    if keep_images and config.keep_uploads:
+        fields["keep_image"] = "1"
     limits = rec.Limits(config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes)
     try:
         job_ids = svc.records.create(
