@@ -33,9 +33,11 @@ export async function request(path, { method = "GET", json, form, token, signal 
   return data;
 }
 
-/** Submit images (File or Blob objects) as one request; resolves to [{job_id, status_url}] in order. */
-export async function submitImages(images) {
+/** Submit images (File or Blob objects) as one request, each read as a "digit" or a "number";
+ * resolves to [{job_id, status_url}] in order. */
+export async function submitImages(images, read = "digit") {
   const form = new FormData();
+  form.append("read", read);
   images.forEach((image, index) => form.append("image", image, image.name || `drawing-${index + 1}.png`));
   const body = await request("/api/v1/predictions", { method: "POST", form });
   return body.jobs;
