@@ -21,6 +21,7 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024 - 256 * 1024  # under the server's default 
 IMAGE_REJECTIONS = frozenset({400, 413, 415})  # statuses by which the server refuses a request for one bad image
 REQUEST_LIMITS = frozenset({"too_many_images"})
 IMAGE_LIMITS = frozenset({"too_large", "too_many_pixels"})
+REQUEST_ERRORS = frozenset({"invalid_read"})  # refusals of the request itself, whatever its images
 
 ProgressCallback = Callable[[dict], None]
 
@@ -51,14 +52,19 @@ class DigitsClient:
 
     # Predictions
 
-    def predict(self, images: Iterable[ImageInput] | ImageInput, *, timeout: float = 300.0) -> list[Prediction]:
+    def predict(
+        self, images: Iterable[ImageInput] | ImageInput, *, read: str = "digit", timeout: float = 300.0
+    ) -> list[Prediction]:
         """One :class:`Prediction` per image, in input order.
 
-        ``images`` are paths, bytes or PIL images (a single one is taken as a list of one). They go
-        in as few requests as the server allows; an image that cannot be read, or that the server
-        refuses, gets its own error and the others are still answered. Jobs not ended within
-        ``timeout`` seconds get a ``timeout`` error naming the job, which goes on. On Ctrl-C,
-        raises :class:`Interrupted` with the ids of the jobs left running.
+        ``images`` are paths, bytes or PIL images (a single one is taken as a list of one). With
+        ``read="number"`` each image is read as a whole handwritten number (the prediction's
+        ``text`` and ``digits``), else as one digit (its ``label``). They go in as few requests as
+        the server allows; an image that cannot be read, or that the server refuses, gets its own
+        error and the others are still answered. Jobs not ended within ``timeout`` seconds get a
+        ``timeout`` error naming the job, which goes on. On Ctrl-C, raises :class:`Interrupted`
+        with the ids of the jobs left running. A ``read`` the server does not know raises
+        :class:`ApiError` (``invalid_read``).
         """
         if isinstance(images, str | bytes | bytearray | os.PathLike) or hasattr(images, "mode"):
             images = [images]
@@ -68,7 +74,7 @@ class DigitsClient:
         answers: dict[int, Prediction] = {}  # input index -> its answer, once known
         try:
             for chunk in chunks(self._sendable(images, sources, answers), self.limits):
-                self._submit(chunk, accepted, batches, answers)
+                self._submit(chunk, accepted, batches, answers, read)
             self._collect(sources, accepted, batches, answers, time.monotonic() + timeout)
         except KeyboardInterrupt:
             raise Interrupted([job_id for index, job_id in accepted.items() if index not in answers]) from None
@@ -95,6 +101,7 @@ class DigitsClient:
         accepted: dict[int, str],
         batches: list[tuple[str, list[int]]],
         answers: dict[int, Prediction],
+        read: str,
     ) -> None:
         """POST one chunk; record each image's job id in ``accepted`` or its refusal in ``answers``.
 
@@ -106,9 +113,9 @@ class DigitsClient:
         while pending:
             chunk = pending.pop()
             try:
-                batch_id, jobs = self._post_images(chunk)
+                batch_id, jobs = self._post_images(chunk, read)
             except ApiError as exc:
-                if exc.status not in IMAGE_REJECTIONS:
+                if exc.status not in IMAGE_REJECTIONS or exc.code in REQUEST_ERRORS:
                     raise
                 if len(chunk) == 1:
                     answers[chunk[0].index] = Prediction.failed(chunk[0].source, exc.code, exc.message)
@@ -123,9 +130,9 @@ class DigitsClient:
                 accepted[image.index] = job["job_id"]
             batches.append((batch_id, [image.index for image in chunk]))
 
-    def _post_images(self, chunk: list[LoadedImage]) -> tuple[str | None, list[dict]]:
+    def _post_images(self, chunk: list[LoadedImage], read: str) -> tuple[str | None, list[dict]]:
         files = [("image", (image.filename, image.data, "application/octet-stream")) for image in chunk]
-        answer = self._http.request("POST", "/api/v1/predictions", files=files)
+        answer = self._http.request("POST", "/api/v1/predictions", params={"read": read}, files=files)
         jobs = answer["jobs"]
         if len(jobs) != len(chunk):
             raise ApiError(502, "bad_answer", f"sent {len(chunk)} images, got {len(jobs)} jobs back")
