@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import json
 import os
 import subprocess
@@ -22,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import redis
-from PIL import Image
 
 from bench.cpu import cpu_seconds, process_tree
-from bench.load import closed_loop, encode_bodies, open_loop
+from bench.load import closed_loop, encode_bodies, open_loop, png
 from jobs import keys, workers
 from model.data import load_mnist
 from model.store import SHIPPED_MODEL
-from stack.processes import BIN, Stack
+from stack.processes import BIN, PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
 TARGETS = {
@@ -92,7 +90,7 @@ def start_workers(stack: Stack, count: int, env: dict, client: redis.Redis, pool
     client.delete(keys.WORKERS)
     started = time.perf_counter()
     for n in range(count):
-        stack.start_worker(f"bench{n}", queues="predict", pool=pool, env=env)
+        stack.start_worker(f"bench{n}", queues=PREDICT_QUEUES, pool=pool, env=env)
     stack.wait_for_workers(count)
     return time.perf_counter() - started
 
@@ -100,12 +98,6 @@ def start_workers(stack: Stack, count: int, env: dict, client: redis.Redis, pool
 def stop_workers(stack: Stack) -> None:
     for name in [n for n in stack.processes if n != "web"]:
         stack.stop(name)
-
-
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
         step("the seed notebook's way: one task per image, model.predict() inside")
         stop_workers(stack)
-        naive = [str(BIN / "celery"), "-A", "bench.naive_worker", "worker", "-Q", "predict", "-c", "1"]
+        naive = [str(BIN / "celery"), "-A", "bench.naive_worker", "worker", "-Q", PREDICT_QUEUES, "-c", "1"]
         stack._spawn("naive", naive + ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"])
         closed_loop(stack.web_url, singles, 1, 0.1, 1)  # returns once the worker answers its first job
         results["naive"] = closed_loop(stack.web_url, singles, args.clients, 10, 1).summary()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import io
 import json
 import threading
 import time
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
+from PIL import Image
 
 
 @dataclass
@@ -89,6 +91,13 @@ class Client:
             batch = self.request("GET", f"/api/v1/batches/{batch_id}?wait=10")
             if batch["done"]:
                 return batch
+
+
+def png(pixels: np.ndarray) -> bytes:
+    """A 2-D uint8 array as a PNG file's bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def encode_bodies(pngs: list[bytes], per_request: int) -> list[bytes]:

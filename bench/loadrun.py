@@ -9,7 +9,6 @@ Prints accepted, completed, failed and lost job counts; lost must be 0. Only tal
 from __future__ import annotations
 
 import argparse
-import io
 import signal
 import sys
 import threading
@@ -18,12 +17,11 @@ from collections import Counter
 from pathlib import Path
 
 import redis
-from PIL import Image
 
-from bench.load import Client, HttpError, encode_bodies
+from bench.load import Client, HttpError, encode_bodies, png
 from jobs import keys
 from model.data import load_mnist
-from stack.processes import Stack
+from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -39,11 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     mnist = load_mnist()
-    pngs = []
-    for pixels in mnist.x_test[:1000]:
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="PNG")
-        pngs.append(buffer.getvalue())
+    pngs = [png(pixels) for pixels in mnist.x_test[:1000]]
     bodies = encode_bodies(pngs, 1)
 
     server = RedisServer(appendonly=True).start()
@@ -56,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     reserved = [0]  # jobs claimed by a sender, so the run sends exactly --jobs
     try:
         for n in range(args.hosts):
-            stack.start_worker(f"host{n + 1}", queues="predict", pool="solo")
+            stack.start_worker(f"host{n + 1}", queues=PREDICT_QUEUES, pool="solo")
         stack.start_web()
         stack.wait_for_workers(args.hosts)
         print(f"stack up: {args.hosts} worker hosts; sending {args.jobs} jobs from {args.clients} clients", flush=True)
@@ -133,7 +127,7 @@ def chaos(stack: Stack, args, accepted: list[str]) -> None:
             stack.stop("host1", signal.SIGKILL)
         else:
             print(f"host{args.hosts + 1} joins after {len(accepted)} jobs", flush=True)
-            stack.start_worker(f"host{args.hosts + 1}", queues="predict", pool="solo")
+            stack.start_worker(f"host{args.hosts + 1}", queues=PREDICT_QUEUES, pool="solo")
 
 
 def pipeline_get(client: redis.Redis, job_ids: list[str], field: str) -> list[bytes | None]:

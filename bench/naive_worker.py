@@ -1,6 +1,6 @@
 """The seed notebook's way, as a Celery worker, for comparison: one task per image, ``model.predict()`` inside.
 
-    celery -A bench.naive_worker worker -Q predict -c 1
+    celery -A bench.naive_worker worker -Q predict,predict_bulk -c 1
 
 It consumes the same ``predict`` queue, reads images the same way (model/recognise.py) and writes
 the same job records as the real worker, so the web and the HTTP clients cannot tell the
@@ -16,11 +16,12 @@ from celery import signals
 
 from jobs import records as rec
 from jobs.queue import PREDICT_TASK, connect, create_celery
-from model.recognise import recognise
+from model.recognise import Bounds, recognise
 from model.store import SHIPPED_MODEL
 from settings import get_settings
 
 app = create_celery()
+BOUNDS = Bounds(get_settings().max_image_pixels, get_settings().max_decoded_bytes)
 app.conf.worker_prefetch_multiplier = 1
 state: dict = {}
 
@@ -52,6 +53,6 @@ def predict(job_ids: list) -> None:
         (job,) = records.start([job_id], f"naive:{os.getpid()}")
         if not job.taken:
             continue
-        (reading,) = recognise([job.image], predictor, get_settings().max_image_pixels)
+        (reading,) = recognise([job.image], predictor, BOUNDS)
         status = rec.SUCCEEDED if reading.error is None else rec.FAILED
         records.finish([rec.Outcome(job_id, status, reading.result, reading.error)], clients=[job.client])

@@ -1,12 +1,14 @@
 """A shared service under stress: what a polite client sees while another client misbehaves.
 
-    python -m bench.shared            # make bench-shared; about a minute
+    python -m bench.shared            # make bench-shared; about two minutes
 
 One run, on a private stack (redis-server, gunicorn with 2 processes, 2 solo predict workers, as
 docker-compose runs it): a polite client (the ``requests`` library, one multipart image at a time,
-submit then long-poll, as the README's curl does it) and a /healthz probe, first alone and then
-while a hostile client (another address, 127.0.0.2) holds ``--polls`` long polls open and opens
-a new one whenever one is answered. Prints each figure with its goal, the web's memory, and the
+submit then long-poll, as the README's curl does it) and a /healthz probe, first alone, then
+while another client (another address, 127.0.0.2) misbehaves: holding ``--polls`` long polls
+open (each answered one sent again at once); having sent ``--hostile-images`` hostile-but-valid
+images (4000x4000 transparent PNGs, as costly as the limits allow); keeping a bulk backlog of at
+least ``--backlog`` images queued. Prints each figure with its goal, the web's memory, and the
 CPU the load generators spent, so the service's cost can be told from theirs.
 """
 
@@ -20,20 +22,24 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+import redis
 import requests
 from PIL import Image
 
 from bench.cpu import cpu_seconds, process_tree
+from bench.load import png
+from jobs import keys
+from jobs.records import JobRecords
 from model.data import load_mnist
-from stack.processes import Stack
+from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
-GOALS_MS = {"healthz p99": 100, "polite image p50": 100}
 TOKEN = "bench"
 
 
@@ -160,31 +166,103 @@ def resident_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def transparent_png(side: int) -> bytes:
+    """Hostile but valid: side x side fully transparent pixels, costly to read, a few hundred kB."""
+    buffer = io.BytesIO()
+    Image.new("RGBA", (side, side), (0, 0, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def hostile_session(source: str = "127.0.0.2") -> requests.Session:
+    """HTTP from another loopback address: another client, as the web sees it."""
+
+    class FromSource(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            kwargs["source_address"] = (source, 0)
+            super().init_poolmanager(*args, **kwargs)
+
+    session = requests.Session()
+    session.mount("http://", FromSource())
+    return session
+
+
+class BulkBacklog:
+    """Another client keeping at least ``floor`` images queued: 500-image requests whenever its
+    backlog drops below that, waiting out its 429s as told."""
+
+    def __init__(self, base: str, images: list[bytes], floor: int, redis_url: str, source: str = "127.0.0.2"):
+        self.base, self.images, self.floor, self.source = base, images, floor, source
+        self.client = redis.Redis.from_url(redis_url)
+        self.session = hostile_session(source)
+        self.sent = self.refused = 0
+        self.backlog_seen: list[int] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def backlog(self) -> int:
+        return int(self.client.get(keys.pending(self.source)) or 0)
+
+    def __enter__(self) -> BulkBacklog:
+        self.thread.start()
+        while self.backlog() < self.floor and self.thread.is_alive():
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        files = [("image", self.images[i % len(self.images)]) for i in range(500)]
+        while not self.stopping.is_set():
+            backlog = self.backlog()
+            self.backlog_seen.append(backlog)
+            if backlog >= self.floor + 500:
+                time.sleep(0.05)
+                continue
+            answer = self.session.post(f"{self.base}/api/v1/predictions", files=files, timeout=60)
+            if answer.status_code == 202:
+                self.sent += 500
+            else:
+                self.refused += 1
+                time.sleep(float(answer.headers.get("Retry-After", "1")))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--polls", type=int, default=500, help="long polls the hostile client holds")
+    parser.add_argument("--hostile-images", type=int, default=64, help="hostile-but-valid images it sends")
+    parser.add_argument("--backlog", type=int, default=5000, help="images the bulk client keeps queued")
     parser.add_argument("--seconds", type=float, default=15, help="length of each measurement")
     parser.add_argument("--logs", type=Path, default=Path("bench-results/shared-logs"))
     args = parser.parse_args(argv)
 
-    buffer = io.BytesIO()
-    Image.fromarray(load_mnist().x_test[0]).save(buffer, format="PNG")
-    image = buffer.getvalue()
+    mnist = load_mnist()
+    pngs = [png(digit) for digit in mnist.x_test[:200]]
+    image = pngs[0]
+    hostile = transparent_png(4000)  # 64,000,000 bytes once decoded: just under MAX_DECODED_BYTES
     server = RedisServer().start()
     one_thread = {"TF_INTRA_OP_THREADS": "1", "TF_INTER_OP_THREADS": "1"}
-    stack = Stack(server.url, args.logs, env={"DIGITS_ADMIN_TOKEN": TOKEN, **one_thread})
+    # The bulk client keeps its backlog above the default pending-jobs limit of one client.
+    room = {"MAX_PENDING_PER_CLIENT": str(2 * args.backlog + 1000)}
+    stack = Stack(server.url, args.logs, env={"DIGITS_ADMIN_TOKEN": TOKEN, **one_thread, **room})
     me = os.getpid()
+    rows, notes = [], []
     try:
         for n in range(2):
-            stack.start_worker(f"predict{n + 1}", queues="predict", pool="solo")
+            stack.start_worker(f"predict{n + 1}", queues=PREDICT_QUEUES, pool="solo")
         base = stack.start_web(workers=2)
         stack.wait_for_workers(2)
         web = process_tree(stack.processes["web"].pid)
         polite_client(base, image, 1)  # warm up every path
 
-        rows = []
-        cpu_before = cpu_seconds([me])
-        rows.append(("alone", measure(base, image, args.seconds), cpu_seconds([me]) - cpu_before, resident_mb(web)))
+        def scenario(name: str) -> dict[str, Latencies]:
+            cpu_before = cpu_seconds([me])
+            figures = measure(base, image, args.seconds)
+            rows.append((name, figures, cpu_seconds([me]) - cpu_before, resident_mb(web)))
+            return figures
+
+        scenario("alone")
         # Something to wait on that never ends: a training job on a queue no worker here consumes.
         training = requests.post(
             f"{base}/api/v1/training-jobs",
@@ -194,12 +272,36 @@ def main(argv: list[str] | None = None) -> int:
         ).json()["job_id"]
         with LongPolls(base, f"/api/v1/jobs/{training}?wait=30", args.polls) as polls:
             time.sleep(2)
-            cpu_before = cpu_seconds([me])
-            while_polls = measure(base, image, args.seconds)
-            rows.append(
-                (f"{args.polls} long polls held", while_polls, cpu_seconds([me]) - cpu_before, resident_mb(web))
+            while_polls = scenario(f"{args.polls} long polls held")
+            notes.append(
+                f"long polls: {len(polls.selector.get_map())} held, {polls.answered} answered and sent again, "
+                f"{polls.errors} errors"
             )
-            held, answered, errors = len(polls.selector.get_map()), polls.answered, polls.errors
+
+        sent = hostile_session().post(
+            f"{base}/api/v1/predictions", files=[("image", hostile)] * args.hostile_images, timeout=120
+        )
+        hostile_ids = [job["job_id"] for job in sent.json()["jobs"]]
+        started = time.monotonic()
+        while_hostile = scenario(f"{args.hostile_images} hostile images sent")
+        records = JobRecords(redis.Redis.from_url(server.url))
+        while records.unfinished(hostile_ids) and time.monotonic() - started < 300:
+            time.sleep(0.5)
+        outcomes = Counter(
+            (job["error"] or {}).get("code") or ("blank" if job["result"]["label"] is None else "read")
+            for job in records.get_many(hostile_ids)
+        )
+        notes.append(
+            f"hostile images ({len(hostile)} bytes each, 4000x4000 transparent): all ended within "
+            f"{time.monotonic() - started:.0f} s: {dict(outcomes)}"
+        )
+
+        with BulkBacklog(base, pngs, args.backlog, server.url) as bulk:
+            while_bulk = scenario(f"a bulk backlog of {args.backlog}+ images")
+            notes.append(
+                f"bulk client: {bulk.sent} images accepted, {bulk.refused} requests told to wait; backlog "
+                f"while measured: min {min(bulk.backlog_seen[-50:], default=0)}"
+            )
     finally:
         stack.stop_all()
         server.close()
@@ -209,11 +311,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{name}  (web resident {web_mb:.0f} MB; load generators used {client_cpu:.1f} CPU s)")
         for what, latencies in figures.items():
             print(f"  {what:<14} {latencies.line()}")
-    print(f"\nhostile client: {held} polls held, {answered} answered and sent again, {errors} errors")
-    print("\ngoals, while the polls are held:")
-    for goal, limit in GOALS_MS.items():
-        what, quantile = goal.rsplit(" ", 1)
-        value = while_polls[what].quantile(float(quantile[1:]))
+    print()
+    for note in notes:
+        print(note)
+    goals = [
+        ("long polls: healthz p99", while_polls["healthz"].quantile(99), 100),
+        ("long polls: polite image p50", while_polls["polite image"].quantile(50), 100),
+        ("hostile images: polite image p99", while_hostile["polite image"].quantile(99), 2000),
+        ("bulk backlog: polite image p99", while_bulk["polite image"].quantile(99), 500),
+    ]
+    print("\ngoals:")
+    for goal, value, limit in goals:
         print(f"  {'met ' if value <= limit else 'MISS'}  {goal} <= {limit} ms: {value:.1f} ms")
     return 0
 

@@ -199,12 +199,9 @@ def train(
         click.echo(display.card_text(result["card"]))
         if result.get("activated"):
             click.echo(f"model version {result['model_version']} is now active")
-        elif activate == "if-better":
-            active = client.models().get("active_version")
-            click.echo(
-                f"not activated: it does not beat version {active}; serve it anyway with: "
-                f"digits activate {result['model_version']}"
-            )
+        elif activate != "never":
+            why = result.get("activation") or "it was not activated"
+            click.echo(f"not activated: {why}; serve it anyway with: digits activate {result['model_version']}")
         else:
             click.echo(f"serve it with: digits activate {result['model_version']}")
     else:

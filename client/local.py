@@ -25,7 +25,7 @@ def predict_locally(images: list[ImageInput], model_file: str | os.PathLike = SH
     Same preprocessing and the same network call as a worker, so the same labels as a service
     serving that model; ``model_version`` is None and each record names the ``model_file``.
     """
-    from model.recognise import recognise
+    from model.recognise import Bounds, recognise
     from settings import get_settings
 
     with _native_stderr_silenced():
@@ -42,7 +42,9 @@ def predict_locally(images: list[ImageInput], model_file: str | os.PathLike = SH
             answers[image.index] = Prediction.failed(image.source, **image.error)
         else:
             readable.append(image)
-    readings = recognise([image.data for image in readable], predictor, get_settings().max_image_pixels)
+    settings = get_settings()
+    bounds = Bounds(settings.max_image_pixels, settings.max_decoded_bytes, settings.preprocess_budget_ms / 1000)
+    readings = recognise([image.data for image in readable], predictor, bounds)
     for image, reading in zip(readable, readings, strict=True):
         if reading.error:
             answers[image.index] = Prediction.failed(image.source, **reading.error)

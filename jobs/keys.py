@@ -14,10 +14,14 @@ def keyed(pattern: str) -> Callable[[object], str]:
     return lambda ident: f"{PREFIX}:{pattern.format(ident)}"
 
 
-# Celery's queues; the broker's Redis keys are these names (kombu owns them).
+# Celery's queues; the broker's Redis keys are these names (kombu owns them). Predictions have two
+# lanes: "predict" for clients with little pending, "predict_bulk" for backlogs. Workers take the
+# fast lane first: kombu's "sorted" queue order, and these names sort in that order.
 PREDICT_QUEUE = "predict"
+BULK_QUEUE = "predict_bulk"
 TRAIN_QUEUE = "train"
-QUEUES = (PREDICT_QUEUE, TRAIN_QUEUE)
+PREDICT_QUEUES = (PREDICT_QUEUE, BULK_QUEUE)
+QUEUES = (*PREDICT_QUEUES, TRAIN_QUEUE)
 
 # --- Jobs -------------------------------------------------------------------------------------
 
@@ -26,6 +30,10 @@ JOBS_FINISHED_CHANNEL = f"{PREFIX}:jobs:finished"
 
 # Sorted set of jobs not yet started, scored by when they were (last) sent to a queue.
 QUEUED_JOBS = f"{PREFIX}:jobs:queued"
+
+# Sorted set of the jobs a worker has taken and not finished, scored by when they were taken (or
+# last sent again, when their worker died).
+RUNNING_JOBS = f"{PREFIX}:jobs:running"
 
 # Set of training jobs being run; their heartbeats show whether their worker is alive.
 TRAINING_RUNNING = f"{PREFIX}:jobs:training"
@@ -75,6 +83,7 @@ MODEL_NEXT_VERSION = f"{PREFIX}:models:next"  # counter for new version numbers
 MODEL_ACTIVE = f"{PREFIX}:models:active"  # the active version number
 MODEL_ACTIVATED_CHANNEL = f"{PREFIX}:models:activated"  # pub/sub: a version was activated (message: its number)
 MODEL_SEED_LOCK = f"{PREFIX}:models:seeding"  # held by the worker storing the shipped model in an empty store
+MODEL_HISTORY = f"{PREFIX}:models:history"  # list: versions activated, most recent first (where to fall back to)
 
 # The version's card, JSON.
 model_card = keyed("model:{}:card")
@@ -84,6 +93,9 @@ model_file = keyed("model:{}:file")
 
 # The version's LiteRT export (Keras versions, made when first needed).
 model_litert = keyed("model:{}:litert")
+
+# The verdict of checking the version before it may be served (model/check.py), JSON.
+model_check = keyed("model:{}:check")
 
 # --- The web's own ----------------------------------------------------------------------------
 

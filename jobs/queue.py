@@ -15,6 +15,7 @@ from settings import get_settings
 
 PREDICT_TASK = "digits.predict"
 TRAIN_TASK = "digits.train"
+CHECK_TASK = "digits.check"  # a model version before it may be served; on a predict worker, in a child process
 
 
 def connect(url: str | None = None, socket_timeout: float | None = 10) -> redis.Redis:
@@ -46,9 +47,13 @@ def create_celery(url: str | None = None) -> Celery:
         result_accept_content=["json"],
         event_serializer="json",
         task_ignore_result=True,
-        task_queues=(Queue(keys.PREDICT_QUEUE), Queue(keys.TRAIN_QUEUE)),
+        task_queues=tuple(Queue(name) for name in keys.QUEUES),
         task_default_queue=keys.PREDICT_QUEUE,
-        task_routes={PREDICT_TASK: {"queue": keys.PREDICT_QUEUE}, TRAIN_TASK: {"queue": keys.TRAIN_QUEUE}},
+        task_routes={
+            PREDICT_TASK: {"queue": keys.PREDICT_QUEUE},
+            TRAIN_TASK: {"queue": keys.TRAIN_QUEUE},
+            CHECK_TASK: {"queue": keys.PREDICT_QUEUE},
+        },
         # A job's message is acknowledged only after its record is written: a worker that dies
         # mid-batch leaves its messages to be redelivered.
         task_acks_late=True,
@@ -59,6 +64,8 @@ def create_celery(url: str | None = None) -> Celery:
             # ... found by a sweep every few seconds (kombu's default sweeps every 100 s).
             "unacked_restore_interval": max(1, visibility // 4),
             "unacked_restore_throttle": 1,
+            # The fast lane before the bulk lane: queues are read in sorted order (jobs/keys.py).
+            "queue_order_strategy": "sorted",
             "socket_connect_timeout": 2,
             "socket_timeout": 10,
         },
@@ -71,14 +78,14 @@ def create_celery(url: str | None = None) -> Celery:
     return app
 
 
-def enqueue_predictions(app: Celery, job_ids: list[str], chunk: int = 64) -> None:
-    """Send the job ids in as few messages as possible, ``chunk`` ids each (the images stay in Redis)."""
+def enqueue_predictions(app: Celery, job_ids: list[str], lane: str = keys.PREDICT_QUEUE, chunk: int = 64) -> None:
+    """Send the job ids to ``lane`` in as few messages as possible, ``chunk`` ids each (the images stay in Redis)."""
     with app.producer_or_acquire() as producer:
         for start in range(0, len(job_ids), chunk):
             app.send_task(
                 PREDICT_TASK,
                 args=[job_ids[start : start + chunk]],
-                queue=keys.PREDICT_QUEUE,
+                queue=lane,
                 producer=producer,
                 argsrepr=f"[{min(chunk, len(job_ids) - start)} jobs]",
                 kwargsrepr="{}",
@@ -91,3 +98,8 @@ def enqueue_predictions(app: Celery, job_ids: list[str], chunk: int = 64) -> Non
 def enqueue_training(app: Celery, job_id: str) -> None:
     """Send a training job's id; its parameters are in its record."""
     app.send_task(TRAIN_TASK, args=[job_id], queue=keys.TRAIN_QUEUE, task_id=job_id)
+
+
+def enqueue_check(app: Celery, job_id: str) -> None:
+    """Send a model check's job id; the version to check is in its record."""
+    app.send_task(CHECK_TASK, args=[job_id], queue=keys.PREDICT_QUEUE, task_id=job_id)

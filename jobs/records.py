@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import redis
 
-from jobs import keys
+from jobs import keys, workers
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
@@ -35,8 +35,9 @@ READ_MODES = ("digit", "number")
 # KEYS: per job its record and image keys, then the queued and recent indexes, the batch list, the
 # client's pending-jobs and pending-bytes counters and the total of queued bytes.
 # ARGV: a JSON header {now, ttl, recent_kept, batch, client, limits: {jobs, bytes, total_bytes}
-# (0: none), fields}, then per job: id, image bytes ('' for none).
-# Returns {'ok'} or {the limit's name, what is outstanding now, the limit}.
+# (0: none), lanes: [fast lane, bulk lane, most jobs pending for the fast lane], fields}, then per
+# job: id, image bytes ('' for none).
+# Returns {'ok', the lane} or {the limit's name, what is outstanding now, the limit}.
 _CREATE = """
 local n = (#KEYS - 6) / 2
 local queued, recent, batch = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
@@ -57,6 +58,9 @@ local total_now = tonumber(redis.call('GET', total_bytes) or '0')
 if limits.total_bytes > 0 and size > 0 and total_now + size > limits.total_bytes then
   return {'total_bytes', total_now, limits.total_bytes}
 end
+-- A client with little outstanding goes in the fast lane; one with a backlog, in the bulk lane.
+local lane = head.lanes[1]
+if head.client and tonumber(redis.call('GET', pending) or '0') + n > head.lanes[3] then lane = head.lanes[2] end
 local shared = {}
 for name, value in pairs(head.fields) do
   shared[#shared + 1] = name
@@ -64,7 +68,7 @@ for name, value in pairs(head.fields) do
 end
 for i = 1, n do
   local id, image = ARGV[2 * i], ARGV[2 * i + 1]
-  redis.call('HSET', KEYS[2 * i - 1], 'id', id, 'bytes', #image, unpack(shared))
+  redis.call('HSET', KEYS[2 * i - 1], 'id', id, 'bytes', #image, 'lane', lane, unpack(shared))
   redis.call('EXPIRE', KEYS[2 * i - 1], head.ttl)
   if image ~= '' then redis.call('SET', KEYS[2 * i], image, 'EX', head.ttl) end
   redis.call('ZADD', queued, head.now, id)
@@ -81,7 +85,7 @@ if head.client then
 end
 redis.call('INCRBY', total_bytes, size)
 redis.call('EXPIRE', total_bytes, head.ttl)
-return {'ok'}
+return {'ok', lane}
 """
 
 # How many of the given jobs have not ended (a missing record has ended: it expired). KEYS: the job keys.
@@ -94,37 +98,72 @@ end
 return n
 """
 
-# Marks the given jobs running unless they are missing or already ended; returns, per job, its
-# prior status, its client and (for the jobs it started) the stored image.
-# KEYS: per job its record and image keys, then the queued-jobs index. ARGV: now, worker name, then the job ids.
+# Marks the given jobs running and hands over their images: jobs queued, and jobs running on a
+# worker that has gone silent (its heartbeat is older than the silence given). A job running on a
+# live worker is left to it; a job taken over from a dead worker is a suspect (it may have killed
+# it), and one taken over after it was being read alone is poison: it is not handed over again.
+# Returns, per job: its prior status, client, lane, image (if handed over), suspect and poison flags.
+# KEYS: per job its record and image keys, then the queued and running indexes and the worker
+# registry. ARGV: now, worker name, silence (s), then the job ids.
 _START = """
-local n = (#KEYS - 1) / 2
+local n = (#KEYS - 3) / 2
+local queued, running, workers = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
+local now, me, silence = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local answers = {}
 for i = 1, n do
-  local fields = redis.call('HMGET', KEYS[2 * i - 1], 'status', 'client')
+  local record, id = KEYS[2 * i - 1], ARGV[3 + i]
+  local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane')
   local status = fields[1]
-  local image = false
-  if status == 'queued' or status == 'running' then
-    redis.call('HSET', KEYS[2 * i - 1], 'status', 'running', 'started_at', ARGV[1], 'worker', ARGV[2])
-    image = redis.call('GET', KEYS[2 * i])
+  local take, suspect, poison, image = status == 'queued', false, false, false
+  if status == 'running' then
+    local beat = redis.call('ZSCORE', workers, fields[3] or '')
+    if not beat or tonumber(beat) < now - silence then
+      take, suspect, poison = true, true, fields[4] == '1'
+    end
   end
-  answers[i] = {status or '', fields[2] or '', image}
-  redis.call('ZREM', KEYS[2 * n + 1], ARGV[2 + i])
+  if take then
+    redis.call('HSET', record, 'status', 'running', 'started_at', ARGV[1], 'worker', me)
+    redis.call('HINCRBY', record, 'deliveries', 1)
+    redis.call('HDEL', record, 'alone')
+    redis.call('ZREM', queued, id)
+    redis.call('ZADD', running, now, id)
+    if not poison then image = redis.call('GET', KEYS[2 * i]) end
+  end
+  answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
+                poison and 1 or 0}
 end
 return answers
+"""
+
+# Hands jobs this worker took but did not finish back to the queue (status queued again); returns
+# the ids it released. KEYS: the job keys, then the queued and running indexes. ARGV: now, worker name, ids.
+_RELEASE = """
+local n = #KEYS - 2
+local queued, running = KEYS[n + 1], KEYS[n + 2]
+local released = {}
+for i = 1, n do
+  local status, worker = unpack(redis.call('HMGET', KEYS[i], 'status', 'worker'))
+  if status == 'running' and worker == ARGV[2] then
+    redis.call('HSET', KEYS[i], 'status', 'queued')
+    redis.call('ZREM', running, ARGV[2 + i])
+    redis.call('ZADD', queued, ARGV[1], ARGV[2 + i])
+    released[#released + 1] = ARGV[2 + i]
+  end
+end
+return released
 """
 
 # Ends each job that has not ended yet, counts it in the metrics, drops its image (unless the job
 # keeps it), releases its client's pending job and bytes and the queued bytes, then announces the
 # ones it ended.
 # KEYS: per job its record and image keys and its client's pending-jobs and pending-bytes
-# counters, then the jobs-by-outcome, latency and batch-size metric hashes, the queued-jobs index
-# and the total of queued bytes. ARGV: now, channel, latency bucket bounds (comma-separated),
+# counters, then the jobs-by-outcome, latency and batch-size metric hashes, the queued-jobs index,
+# the total of queued bytes and the running-jobs index. ARGV: now, channel, latency bucket bounds (comma-separated),
 # batch bucket (or ''), batch size, then per job: status, result JSON, error JSON, id.
 _FINISH = """
-local n = (#KEYS - 5) / 4
+local n = (#KEYS - 6) / 4
 local outcomes, latency, batches, queued = KEYS[4 * n + 1], KEYS[4 * n + 2], KEYS[4 * n + 3], KEYS[4 * n + 4]
-local total_bytes = KEYS[4 * n + 5]
+local total_bytes, running = KEYS[4 * n + 5], KEYS[4 * n + 6]
 local now = tonumber(ARGV[1])
 local bounds = {}
 for bound in string.gmatch(ARGV[3], '[^,]+') do bounds[#bounds + 1] = bound end
@@ -140,6 +179,7 @@ for i = 1, n do
     if ARGV[at + 3] ~= '' then redis.call('HSET', record, 'error', ARGV[at + 3]) end
     finished[#finished + 1] = ARGV[at + 4]
     redis.call('ZREM', queued, ARGV[at + 4])
+    redis.call('ZREM', running, ARGV[at + 4])
     if fields[5] ~= '1' then redis.call('DEL', image) end
     redis.call('HINCRBY', outcomes, fields[2] .. ':' .. ARGV[at + 1], 1)
     if fields[2] == 'predict' and fields[3] then
@@ -189,18 +229,19 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Started:
-    """A job as :meth:`JobRecords.start` found it: its status before, its client, and (if it was
-    started now) its stored image; ``status`` is None when the record is gone."""
+    """A job as :meth:`JobRecords.start` found it: its status before (None when the record is
+    gone), its client and lane, and whether this call took it. A job taken over from a worker
+    that died is a ``suspect`` (read it alone); one taken over while it was being read alone is
+    ``poison`` (its image is not handed over: end it). ``image`` is set for the jobs taken."""
 
     job_id: str
     status: str | None
     client: str | None = None
+    lane: str | None = None
     image: bytes | None = None
-
-    @property
-    def taken(self) -> bool:
-        """Whether this call started it (it had not ended, nor expired)."""
-        return self.status in (QUEUED, RUNNING)
+    taken: bool = False
+    suspect: bool = False
+    poison: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,6 +255,28 @@ class Limits:
 
 
 NO_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """Where new jobs queue: ``fast`` while their client has at most ``fast_pending`` jobs pending
+    (these included), ``bulk`` beyond. Workers serve the fast lane first."""
+
+    fast: str
+    bulk: str | None = None
+    fast_pending: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bulk is None:
+            object.__setattr__(self, "bulk", self.fast)
+
+
+@dataclass(frozen=True)
+class Created:
+    """New jobs: their ids in order, and the lane (queue) they went to."""
+
+    ids: list[str]
+    lane: str
 
 
 class OverLimit(Exception):
@@ -247,6 +310,7 @@ class JobRecords:
         self._start = client.register_script(_START)
         self._unfinished = client.register_script(_UNFINISHED)
         self._finish = client.register_script(_FINISH)
+        self._release = client.register_script(_RELEASE)
 
     def create(
         self,
@@ -257,7 +321,8 @@ class JobRecords:
         client: str | None = None,
         images: Sequence[bytes] | None = None,
         limits: Limits = NO_LIMITS,
-    ) -> list[str]:
+        lanes: Lanes | None = None,
+    ) -> Created:
         """Write ``count`` new queued records of ``job_type`` and return their ids, in order.
 
         With ``batch_id``, the ids are also kept, in order, as that batch (see :meth:`batch`).
@@ -265,8 +330,10 @@ class JobRecords:
         ``images`` (one per job) are stored beside the records until the jobs end, for the
         worker to read (and, for a job whose ``fields`` say ``keep_image``, for as long as the record).
         Raises :class:`OverLimit`, writing nothing, if the jobs would take the client (or everyone)
-        over ``limits``; the check and the writes are one atomic step.
+        over ``limits``; the check and the writes are one atomic step. The jobs' lane (see
+        :class:`Lanes`) follows from how many jobs the client has pending.
         """
+        lanes = lanes or Lanes(job_type)
         now = time.time()
         ids = [new_job_id() for _ in range(count)]
         shared = {"type": job_type, "status": QUEUED, "created_at": repr(now)}
@@ -281,6 +348,7 @@ class JobRecords:
             "batch": bool(batch_id),
             "client": bool(client),
             "limits": {"jobs": limits.jobs, "bytes": limits.bytes, "total_bytes": limits.total_bytes},
+            "lanes": [lanes.fast, lanes.bulk, lanes.fast_pending],
             "fields": shared,
         }
         images = list(images or ())
@@ -295,7 +363,7 @@ class JobRecords:
         answer = self._create(keys=job_keys + indexes, args=args)
         if answer[0] != b"ok":
             raise OverLimit(answer[0].decode(), int(answer[1]), int(answer[2]))
-        return ids
+        return Created(ids, answer[1].decode())
 
     def pending(self, client: str) -> int:
         """How many of ``client``'s jobs have not ended yet."""
@@ -356,16 +424,71 @@ class JobRecords:
         answers = pipe.execute()
         return [keep == b"1" and bool(kept) for keep, kept in zip(answers[::2], answers[1::2], strict=True)]
 
-    def start(self, job_ids: Sequence[str], worker: str) -> list[Started]:
-        """Mark jobs running and hand over their images; see :class:`Started` for what comes back."""
+    def start(self, job_ids: Sequence[str], worker: str, silence_s: float = workers.SILENCE_S) -> list[Started]:
+        """Mark jobs running as ``worker``'s and hand over their images; see :class:`Started`.
+
+        Jobs queued are taken, and so are jobs running on a worker silent for ``silence_s``
+        (it died: see :func:`jobs.workers.live`); a job running on a live worker is not.
+        """
         if not job_ids:
             return []
         job_keys = [key for job_id in job_ids for key in (keys.job(job_id), keys.job_image(job_id))]
-        answers = self._start(keys=job_keys + [keys.QUEUED_JOBS], args=[repr(time.time()), worker, *job_ids])
+        job_keys += [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.WORKERS]
+        answers = self._start(keys=job_keys, args=[repr(time.time()), worker, silence_s, *job_ids])
         return [
-            Started(job_id, status.decode() or None, client.decode() or None, image or None)
-            for job_id, (status, client, image) in zip(job_ids, answers, strict=True)
+            Started(
+                job_id,
+                status.decode() or None,
+                client.decode() or None,
+                lane.decode() or None,
+                image or None,
+                bool(taken),
+                bool(suspect),
+                bool(poison),
+            )
+            for job_id, (status, client, lane, image, taken, suspect, poison) in zip(job_ids, answers, strict=True)
         ]
+
+    def release(self, job_ids: Sequence[str], worker: str) -> list[str]:
+        """Give jobs ``worker`` took but did not finish back to their queue (status queued);
+        return the ids released, for the caller to send again."""
+        if not job_ids:
+            return []
+        job_keys = [keys.job(job_id) for job_id in job_ids] + [keys.QUEUED_JOBS, keys.RUNNING_JOBS]
+        return [i.decode() for i in self._release(keys=job_keys, args=[repr(time.time()), worker, *job_ids])]
+
+    def read_alone(self, job_id: str) -> None:
+        """Note that the job is being read alone now: if its worker dies meanwhile, it is poison."""
+        self.redis.hset(keys.job(job_id), "alone", "1")
+
+    def lanes(self, job_ids: Sequence[str]) -> list[str | None]:
+        """Each job's lane (the queue its messages go to)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id), "lane")
+        return [lane.decode() if lane else None for lane in pipe.execute()]
+
+    def running_on_dead_workers(self, silence_s: float, resend_every_s: float) -> list[str]:
+        """Prediction jobs running on workers silent for ``silence_s`` whose message was not sent
+        again in the last ``resend_every_s``; each is marked sent now (a few round trips)."""
+        now = time.time()
+        running = [i.decode() for i in self.redis.zrangebyscore(keys.RUNNING_JOBS, "-inf", now - resend_every_s)]
+        if not running:
+            return []
+        live = {name.decode() for name in self.redis.zrangebyscore(keys.WORKERS, now - silence_s, "+inf")}
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in running:
+            pipe.hmget(keys.job(job_id), "status", "worker", "type")
+        orphans = []
+        for job_id, (status, worker, job_type) in zip(running, pipe.execute(), strict=True):
+            if status != RUNNING.encode() or job_type != b"predict":
+                # Ended (or expired) without its index; other kinds have their own ways to end.
+                self.redis.zrem(keys.RUNNING_JOBS, job_id)
+            elif (worker or b"").decode() not in live:
+                orphans.append(job_id)
+        if orphans:
+            self.redis.zadd(keys.RUNNING_JOBS, dict.fromkeys(orphans, now))
+        return orphans
 
     def finish(
         self, outcomes: Iterable[Outcome], batch_size: int | None = None, clients: Sequence[str | None] | None = None
@@ -398,7 +521,7 @@ class JobRecords:
             job_keys += [keys.job(outcome.job_id), keys.job_image(outcome.job_id)]
             job_keys += [keys.pending(client or ""), keys.pending_bytes(client or "")]
         metrics = [keys.METRICS_OUTCOMES, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE, keys.QUEUED_JOBS]
-        metrics.append(keys.QUEUED_BYTES)
+        metrics += [keys.QUEUED_BYTES, keys.RUNNING_JOBS]
         ended = self._finish(keys=job_keys + metrics, args=args)
         return [i.decode() for i in ended]
 

@@ -39,14 +39,16 @@ def requeue_lost(records: JobRecords, app: Celery, older_than_s: float) -> list[
 
 
 def _send_again(records: JobRecords, app: Celery, job_id: str) -> bool:
-    job_type, status = records.redis.hmget(keys.job(job_id), "type", "status")
+    job_type, status, lane = records.redis.hmget(keys.job(job_id), "type", "status", "lane")
     if status != QUEUED.encode():
         records.forget_queued(job_id)  # started, ended or expired meanwhile
         return False
     records.mark_sent(job_id)  # give the new message its time
     if job_type == b"train":
         queue.enqueue_training(app, job_id)
+    elif job_type == b"check":
+        queue.enqueue_check(app, job_id)
     else:
-        queue.enqueue_predictions(app, [job_id])
+        queue.enqueue_predictions(app, [job_id], (lane or keys.PREDICT_QUEUE.encode()).decode())
     log.warning("job %s: still queued long after its message was sent; sent again", job_id, extra={"job_id": job_id})
     return True

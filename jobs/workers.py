@@ -30,16 +30,18 @@ class Worker:
     rss_bytes: int
     pid: int
     heartbeat: float
+    problem: str = ""  # why it does not serve the active version, when it does not
 
     @property
     def predicts(self) -> bool:
         """Whether it serves predictions now: it consumes the predict queue and holds a model."""
-        return keys.PREDICT_QUEUE in self.queues and self.model_version is not None
+        return any(name in keys.PREDICT_QUEUES for name in self.queues) and self.model_version is not None
 
     @property
     def ready(self) -> bool:
         """Whether it can do what it is there for: predict workers need a model, training workers nothing."""
-        return self.predicts or (keys.PREDICT_QUEUE not in self.queues and bool(self.queues))
+        serves_predictions = any(name in keys.PREDICT_QUEUES for name in self.queues)
+        return self.predicts or (not serves_predictions and bool(self.queues))
 
 
 def beat(
@@ -50,6 +52,7 @@ def beat(
     backend: str,
     rss_bytes: int,
     pid: int,
+    problem: str = "",
 ) -> None:
     """Record that worker process ``name`` is alive now, what it consumes and what it serves."""
     now = time.time()
@@ -62,6 +65,7 @@ def beat(
             "backend": backend,
             "rss_bytes": rss_bytes,
             "pid": pid,
+            "problem": problem,
             "heartbeat": repr(now),
         },
     )
@@ -93,6 +97,7 @@ def live(client: redis.Redis) -> list[Worker]:
                 rss_bytes=int(fields.get("rss_bytes") or 0),
                 pid=int(fields.get("pid") or 0),
                 heartbeat=float(fields.get("heartbeat") or 0),
+                problem=fields.get("problem", ""),
             )
         )
     return workers

@@ -21,17 +21,20 @@ TREES_PER_EPOCH = 10
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 
-def logreg(seed: int) -> SGDClassifier:
+def logreg(seed: int, threads: int = 0) -> SGDClassifier:
     """Multinomial logistic regression on the 784 pixels (one pass over the data per epoch)."""
     return SGDClassifier(loss="log_loss", alpha=1e-4, learning_rate="adaptive", eta0=0.01, random_state=seed)
 
 
-def forest(seed: int) -> RandomForestClassifier:
-    """A random forest grown 10 trees per epoch; leaves of 5+ samples keep the file a few MB."""
-    return RandomForestClassifier(n_estimators=0, min_samples_leaf=5, warm_start=True, n_jobs=-1, random_state=seed)
+def forest(seed: int, threads: int = 0) -> RandomForestClassifier:
+    """A random forest grown 10 trees per epoch on ``threads`` threads (0: every core); leaves of 5+
+    samples keep the file a few MB."""
+    return RandomForestClassifier(
+        n_estimators=0, min_samples_leaf=5, warm_start=True, n_jobs=threads or -1, random_state=seed
+    )
 
 
-BUILDERS: dict[str, Callable[[int], ClassifierMixin]] = {"logreg": logreg, "forest": forest}
+BUILDERS: dict[str, Callable[[int, int], ClassifierMixin]] = {"logreg": logreg, "forest": forest}
 
 
 def flatten(images: np.ndarray) -> np.ndarray:
@@ -48,12 +51,13 @@ def fit_epochs(
     seed: int,
     on_epoch: Callable[[int, ClassifierMixin], None],
     should_stop: Callable[[], bool],
+    threads: int = 0,
 ) -> ClassifierMixin | None:
     """Fit ``arch`` in ``epochs`` steps, calling ``on_epoch(epoch, model)`` after each.
 
     Returns None if ``should_stop`` said stop between steps.
     """
-    model = BUILDERS[arch](seed)
+    model = BUILDERS[arch](seed, threads)
     classes = np.arange(10)
     rng = np.random.default_rng(seed)
     for epoch in range(1, epochs + 1):

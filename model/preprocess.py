@@ -29,9 +29,9 @@ import numpy as np
 from PIL import Image, ImageOps
 from scipy import ndimage
 
+from model.image_cost import decoded_bytes
 from settings import get_settings
 
-JPEG_DRAFT_SIDE = 512  # big JPEGs are decoded at a power-of-two fraction, no smaller than this
 OVERVIEW_SIDE = 320  # the digit is looked for in an overview of at most this many pixels squared ...
 DETAIL_SIDE = 96  # ... and, when smaller than half this there, read again from the original at this size
 DIGIT_BOX = 20
@@ -50,13 +50,17 @@ class NotADigit(ValueError):
     """The image decodes but holds no ink: blank, near-blank, or uniform."""
 
 
-def preprocess(data: bytes, max_pixels: int | None = None) -> np.ndarray:
+class TooCostly(ValueError):
+    """The image would cost more to read than one image may (memory to decode it, or time)."""
+
+
+def preprocess(data: bytes, max_pixels: int | None = None, max_decoded_bytes: int | None = None) -> np.ndarray:
     """Decode image bytes into a (28, 28) float32 array in [0, 1], light ink on black, MNIST-style.
 
     Raises :class:`NotAnImage` for undecodable input or input over ``max_pixels`` (default: the
     ``MAX_IMAGE_PIXELS`` setting) and :class:`NotADigit` when there is no ink to read.
     """
-    gray = decode(data, max_pixels)
+    gray = decode(data, max_pixels, max_decoded_bytes)
     normalized = already_normalized(gray)
     return normalized if normalized is not None else normalize(gray)
 
@@ -92,21 +96,31 @@ def already_normalized(gray: Image.Image) -> np.ndarray | None:
 _INDEX = np.arange(CANVAS)
 
 
-def decode(data: bytes, max_pixels: int | None = None) -> Image.Image:
-    """Decode to an upright 8-bit grayscale ("L") image; transparent parts become background."""
-    max_pixels = max_pixels or get_settings().max_image_pixels
+def decode(data: bytes, max_pixels: int | None = None, max_decoded_bytes: int | None = None) -> Image.Image:
+    """Decode to an upright 8-bit grayscale ("L") image; transparent parts become background.
+
+    Raises :class:`TooCostly` before decoding an image that would take more than
+    ``max_decoded_bytes`` in memory (default: the ``MAX_DECODED_BYTES`` setting).
+    """
+    settings = get_settings()
+    max_pixels = max_pixels or settings.max_image_pixels
+    max_decoded_bytes = max_decoded_bytes or settings.max_decoded_bytes
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > max_pixels:
                 raise NotAnImage(f"image is {image.width}x{image.height}, over the limit of {max_pixels} pixels")
-            if image.format in ("JPEG", "MPO"):  # MPO: the multi-picture JPEG many cameras write
-                image.draft("L" if image.mode == "RGB" else image.mode, (JPEG_DRAFT_SIDE, JPEG_DRAFT_SIDE))
+            size = image.size
+            if (needed := decoded_bytes(image)) > max_decoded_bytes:
+                raise TooCostly(
+                    f"image is {size[0]}x{size[1]} {image.mode}: {needed} bytes decoded, over the limit of "
+                    f"{max_decoded_bytes}"
+                )
             image.seek(0)  # animated images: the first frame
             image.load()
             return _to_gray(ImageOps.exif_transpose(image))
-    except NotAnImage:
+    except (NotAnImage, TooCostly):
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise NotAnImage(f"cannot decode image: {exc}") from exc

@@ -3,6 +3,8 @@
 The one place that turns image bytes into what the service answers; the workers, ``digits
 predict --local`` and the bench's notebook baseline all call :func:`recognise`. No Redis here:
 images in, readings out, in order. A bad image fails alone; the others still get their digits.
+Each image's reading is bounded (bytes decoded, time); a batch may be given a time budget, after
+which it reads no more images and leaves the rest unread.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-from model.preprocess import NotADigit, NotAnImage, preprocess, to_png
+from model.budget import OutOfTime, time_limit
+from model.preprocess import NotADigit, NotAnImage, TooCostly, preprocess, to_png
 
 
 class Predictor(Protocol):
@@ -44,34 +47,48 @@ def blank(reason: str) -> Reading:
     return Reading(result={"label": None, "reason": reason, "probabilities": None, "model_version": None})
 
 
-def recognise(images: Sequence[bytes | None], predictor: Predictor | None, max_pixels: int) -> list[Reading]:
-    """One :class:`Reading` per image, in order; None stands for an image that is no longer there.
+@dataclass(frozen=True)
+class Bounds:
+    """What reading one image may cost: pixels, bytes once decoded, and seconds (0: no limit)."""
+
+    max_pixels: int
+    max_decoded_bytes: int
+    seconds: float = 0.0
+
+
+def recognise(
+    images: Sequence[bytes | None], predictor: Predictor | None, bounds: Bounds, budget_s: float = 0.0
+) -> list[Reading | None]:
+    """One :class:`Reading` per image, in order; a None image stands for one no longer stored.
 
     Preprocessing runs per image, the network once for the batch. Without a ``predictor`` (no
-    model could be loaded) every readable image fails with ``model_unavailable``.
+    model could be loaded) every readable image fails with ``model_unavailable``. With
+    ``budget_s``, no image is begun once that many seconds have passed: those left unread come
+    back as None (at least one image is always read).
     """
     readings: list[Reading | None] = [None] * len(images)
     ready: list[tuple[int, np.ndarray]] = []
     started = time.perf_counter()
+    read = 0
     for index, data in enumerate(images):
-        if data is None:
-            readings[index] = failed("image_missing", "the job's image is no longer stored")
-            continue
-        try:
-            ready.append((index, preprocess(data, max_pixels)))
-        except NotAnImage as exc:
-            readings[index] = failed("invalid_image", str(exc))
-        except NotADigit as exc:
-            readings[index] = blank(str(exc))
-        except Exception as exc:  # any other decoder failure must fail this image only
-            readings[index] = failed("preprocessing_failed", f"{type(exc).__name__}: {exc}")
-    preprocess_ms = (time.perf_counter() - started) * 1000 / max(1, len(images))
+        if budget_s and index and time.perf_counter() - started > budget_s:
+            break
+        pixels, readings[index] = _read(data, bounds)
+        if pixels is not None:
+            ready.append((index, pixels))
+        read += 1
+    preprocess_ms = (time.perf_counter() - started) * 1000 / max(1, read)
     if ready and predictor is None:
         for index, _ in ready:
             readings[index] = failed("model_unavailable", "no model could be loaded; see the worker's log")
     elif ready:
         started = time.perf_counter()
         probabilities = predictor.probabilities(np.stack([pixels for _, pixels in ready]))
+        if probabilities.shape != (len(ready), 10) or not np.all(np.isfinite(probabilities)):
+            problem = f"the model answered {probabilities.shape} values, some not finite, for {len(ready)} images"
+            for index, _ in ready:
+                readings[index] = failed("model_output_invalid", problem)
+            return readings
         timings = {
             "preprocess_ms": round(preprocess_ms, 3),
             "predict_ms": round((time.perf_counter() - started) * 1000, 3),
@@ -80,7 +97,27 @@ def recognise(images: Sequence[bytes | None], predictor: Predictor | None, max_p
         rounded = np.round(probabilities.astype(np.float64), 6).tolist()  # one call for the whole batch
         for (index, pixels), probs in zip(ready, rounded, strict=True):
             readings[index] = Reading(result=_labelled(pixels, probs, predictor.version, timings))
-    return readings  # type: ignore[return-value]  (every slot is filled above)
+    return readings
+
+
+def _read(data: bytes | None, bounds: Bounds) -> tuple[np.ndarray | None, Reading | None]:
+    """The network's input for one image, or the reading that says why there is none."""
+    if data is None:
+        return None, failed("image_missing", "the job's image is no longer stored")
+    try:
+        with time_limit(bounds.seconds):
+            pixels = preprocess(data, bounds.max_pixels, bounds.max_decoded_bytes)
+    except NotAnImage as exc:
+        return None, failed("invalid_image", str(exc))
+    except NotADigit as exc:
+        return None, blank(str(exc))
+    except TooCostly as exc:
+        return None, failed("too_costly", str(exc))
+    except OutOfTime as exc:
+        return None, failed("too_costly", f"reading the image {exc}, over the limit for one image")
+    except Exception as exc:  # any other decoder failure must fail this image only
+        return None, failed("preprocessing_failed", f"{type(exc).__name__}: {exc}")
+    return pixels, None
 
 
 def _labelled(pixels: np.ndarray, probabilities: list[float], version: int | None, timings: dict) -> dict:

@@ -27,14 +27,34 @@ def parse_version(text: str) -> int | None:
     return int(text) if _VERSION_PATTERN.match(text or "") else None
 
 
-class ModelStore:
-    """Versions are numbered 1, 2, 3... and never change once written."""
+class StoreFull(Exception):
+    """The store holds as many versions as it may, or the file is over the size limit."""
 
-    def __init__(self, client: redis.Redis):
+
+HISTORY_KEPT = 20
+
+
+class ModelStore:
+    """Versions are numbered 1, 2, 3... and never change once written.
+
+    ``max_versions`` and ``max_file_bytes`` (0: no limit) bound what :meth:`add` accepts.
+    """
+
+    def __init__(self, client: redis.Redis, max_versions: int = 0, max_file_bytes: int = 0):
         self.redis = client
+        self.max_versions, self.max_file_bytes = max_versions, max_file_bytes
+
+    def room_for_one_more(self) -> None:
+        """Raise :class:`StoreFull` unless another version may be stored."""
+        count = self.redis.zcard(keys.MODEL_VERSIONS)
+        if self.max_versions and count >= self.max_versions:
+            raise StoreFull(f"the store holds {count} versions, its limit: delete some first")
 
     def add(self, file_bytes: bytes, card: dict, file_format: str = "keras") -> int:
-        """Store a new version and return its number; it is not activated."""
+        """Store a new version and return its number; it is not activated. Raises :class:`StoreFull`."""
+        if self.max_file_bytes and len(file_bytes) > self.max_file_bytes:
+            raise StoreFull(f"the model file is {len(file_bytes)} bytes, over the limit of {self.max_file_bytes}")
+        self.room_for_one_more()
         version = int(self.redis.incr(keys.MODEL_NEXT_VERSION))
         card = {
             **card,
@@ -84,8 +104,24 @@ class ModelStore:
             raise KeyError(version)
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(keys.MODEL_ACTIVE, version)
+        pipe.lrem(keys.MODEL_HISTORY, 0, version)
+        pipe.lpush(keys.MODEL_HISTORY, version)
+        pipe.ltrim(keys.MODEL_HISTORY, 0, HISTORY_KEPT - 1)
         pipe.publish(keys.MODEL_ACTIVATED_CHANNEL, version)
         pipe.execute()
+
+    def history(self) -> list[int]:
+        """The versions activated, most recent first (the active one first of all)."""
+        return [int(v) for v in self.redis.lrange(keys.MODEL_HISTORY, 0, -1)]
+
+    def set_check(self, version: int, verdict: dict) -> None:
+        """Keep the verdict of checking ``version`` (model/check.py), beside the immutable version."""
+        self.redis.set(keys.model_check(version), json.dumps(verdict))
+
+    def check(self, version: int) -> dict | None:
+        """The verdict of checking ``version``, if it was checked."""
+        raw = self.redis.get(keys.model_check(version))
+        return json.loads(raw) if raw else None
 
     def delete(self, version: int) -> None:
         """Remove a version; raises KeyError if it does not exist, ValueError if it is the active one."""
@@ -95,7 +131,10 @@ class ModelStore:
             raise ValueError(f"version {version} is active; activate another one first")
         pipe = self.redis.pipeline(transaction=True)
         pipe.zrem(keys.MODEL_VERSIONS, str(version))
-        pipe.delete(keys.model_file(version), keys.model_card(version), keys.model_litert(version))
+        pipe.lrem(keys.MODEL_HISTORY, 0, version)
+        pipe.delete(
+            keys.model_file(version), keys.model_card(version), keys.model_litert(version), keys.model_check(version)
+        )
         pipe.execute()
 
     def ensure_seeded(self, shipped: Path = SHIPPED_MODEL, wait_s: float = 60) -> int:
@@ -110,7 +149,8 @@ class ModelStore:
                     if self.active_version() is None:
                         card = json.loads(shipped.with_suffix(".json").read_text())
                         card["origin"] = "shipped with the code"
-                        self.activate(self.add(shipped.read_bytes(), card))
+                        # The limits are for what users store: the shipped model always fits.
+                        self.activate(ModelStore(self.redis).add(shipped.read_bytes(), card))
                 finally:
                     self.redis.delete(keys.MODEL_SEED_LOCK)
             elif time.monotonic() > deadline:

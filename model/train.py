@@ -76,6 +76,7 @@ def train(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     verbose: int = 0,
+    threads: int = 0,
 ) -> TrainedModel:
     """Train ``config.arch`` and evaluate it on the full test set.
 
@@ -93,7 +94,7 @@ def train(
 
     started = time.perf_counter()
     if config.arch in CLASSIC_ARCHITECTURES:
-        model, history, details, file_format = _fit_classic(config, *split, progress, stop)
+        model, history, details, file_format = _fit_classic(config, *split, progress, stop, threads)
         probabilities = classic.ClassicPredictor(model).probabilities(mnist.x_test)
     else:
         model, history, details, file_format = _fit_keras(config, *split, progress, stop, verbose)
@@ -150,7 +151,7 @@ def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbos
     return network, reporter.history, details, "keras"
 
 
-def _fit_classic(config, x_fit, y_fit, x_val, y_val, progress, should_stop):
+def _fit_classic(config, x_fit, y_fit, x_val, y_val, progress, should_stop, threads):
     import sklearn
 
     x, x_check = classic.flatten(x_fit), classic.flatten(x_val)
@@ -174,7 +175,7 @@ def _fit_classic(config, x_fit, y_fit, x_val, y_val, progress, should_stop):
                       "eta_s": round(elapsed / epoch * (config.epochs - epoch), 1), "loss": scores.get("loss"),
                       "accuracy": scores.get("accuracy"), "history": list(history)})  # fmt: skip
 
-    model = classic.fit_epochs(config.arch, x, y_fit, config.epochs, config.seed, on_epoch, should_stop)
+    model = classic.fit_epochs(config.arch, x, y_fit, config.epochs, config.seed, on_epoch, should_stop, threads)
     if model is None:
         raise Cancelled(f"cancelled after epoch {len(history)} of {config.epochs}")
     details = {

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from settings import get_settings
-from stack.processes import Stack
+from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         for i in range(args.predict_workers):
-            stack.start_worker(f"predict{i + 1}", queues="predict", pool="solo")
+            stack.start_worker(f"predict{i + 1}", queues=PREDICT_QUEUES, pool="solo")
         stack.start_worker("train1", queues="train")
         url = stack.start_web(port=args.port)
         where = f" (embedded, data in var/redis, at most {settings.redis_maxmemory})" if redis_server else ""

@@ -16,11 +16,13 @@ from pathlib import Path
 import redis
 import requests
 
-from jobs import workers
+from jobs import keys, workers
 from stack.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# What a predict worker consumes: both lanes, the fast one first (jobs/keys.py).
+PREDICT_QUEUES = ",".join(keys.PREDICT_QUEUES)
 
 
 class Stack:
@@ -51,7 +53,7 @@ class Stack:
     def start_worker(
         self,
         name: str,
-        queues: str = "predict,train",
+        queues: str = ",".join(keys.QUEUES),
         concurrency: int = 1,
         pool: str = "prefork",
         env: dict | None = None,

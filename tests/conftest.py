@@ -81,9 +81,16 @@ def running_stack(
 
 @pytest.fixture(scope="module")
 def stack(request):
-    """A running service for a test module: own Redis, one worker, gunicorn."""
-    with running_stack(OUTPUT / request.module.__name__) as running:
+    """A running service for a test module: own Redis, one worker, gunicorn; with the module's
+    ``STACK_ENV`` (a dict of settings) if it has one."""
+    env = getattr(request.module, "STACK_ENV", None)
+    with running_stack(OUTPUT / request.module.__name__, env=env) as running:
         yield running
+
+
+# The tiny models that tests train (about 60 % right) may be served where a test activates them;
+# the accuracy floor of the model check is tested in test_model_checks.py.
+TINY_MODELS_SERVED = {"CHECK_MIN_ACCURACY": "0.3"}
 
 
 def png_bytes(pixels: np.ndarray, invert: bool = False) -> bytes:

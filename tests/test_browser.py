@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import OUTPUT, TOKEN, png_bytes
+from tests.conftest import OUTPUT, TINY_MODELS_SERVED, TOKEN, png_bytes
 from tests.helpers import submit, wait_for
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -25,6 +25,7 @@ expect = playwright_api.expect
 expect.set_options(timeout=30_000)
 
 pytestmark = pytest.mark.slow
+STACK_ENV = TINY_MODELS_SERVED  # the version trained from the page is activated
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from stack.processes import PREDICT_QUEUES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,7 +25,7 @@ def test_compose_names_the_production_services():
     assert "--worker-class" not in services["web"]["command"]  # the gevent worker comes from stack/gunicorn_conf.py
     assert services["web"]["command"][:2] == ["gunicorn", "web:create_app()"]
     assert services["worker"]["command"][:4] == ["celery", "-A", "worker", "worker"]
-    assert "predict" in services["worker"]["command"] and "train" in services["trainer"]["command"]
+    assert PREDICT_QUEUES in services["worker"]["command"] and "train" in services["trainer"]["command"]
     # A worker that can be scaled: no fixed name or published port.
     assert "container_name" not in services["worker"] and "ports" not in services["worker"]
     for name in ("web", "worker", "trainer", "flower"):

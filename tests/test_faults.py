@@ -5,6 +5,7 @@ The promise under test: every accepted job ends succeeded or failed with a reaso
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import signal
@@ -18,7 +19,7 @@ import requests
 from PIL import Image
 
 from jobs import keys
-from stack.processes import Stack
+from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 from tests.conftest import OUTPUT, TOKEN, png_bytes
 from tests.helpers import submit, wait_for
@@ -69,8 +70,8 @@ def wait_all(stack: Stack, job_ids: list[str], timeout: float = 180) -> list[dic
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_answers_nothing_twice(service, mnist):
     server, stack = service
-    stack.start_worker("w1", queues="predict")
-    stack.start_worker("w2", queues="predict")
+    stack.start_worker("w1", queues=PREDICT_QUEUES)
+    stack.start_worker("w2", queues=PREDICT_QUEUES)
     stack.start_web()
     stack.wait_for_workers(2)
     notices = FinishedNotices(server.url)
@@ -81,17 +82,22 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_answers_nothing_twice(servi
     while not any((w or b"").startswith(b"w1@") for w in (client.hget(keys.job(i), "worker") for i in ids[-300:])):
         time.sleep(0.05)  # w1 is busy with the queue's tail and holds much of it prefetched
     stack.stop("w1", signal.SIGKILL)
+    killed_at = time.time()
 
     jobs = wait_all(stack, ids)
     notices.close()
     assert Counter(job["status"] for job in jobs) == {"succeeded": len(ids)}
     assert set(notices.counts) == set(ids)
     assert max(notices.counts.values()) == 1, "a job was answered twice"
+    last = max(dt.datetime.fromisoformat(job["finished_at"]).timestamp() for job in jobs)
+    print(f"the last job ended {last - killed_at:.1f} s after the kill")
+    # Its taken jobs come back when its heartbeat stops (6 s), not after the visibility timeout.
+    assert last - killed_at < 15, f"the last job ended {last - killed_at:.1f} s after the kill"
 
 
 def test_redis_restart_keeps_accepted_jobs_and_the_web_answers_503_meanwhile(service, mnist):
     server, stack = service
-    stack.start_worker("w1", queues="predict")
+    stack.start_worker("w1", queues=PREDICT_QUEUES)
     stack.start_web()
     stack.wait_for_workers(1)
     ids = [job_id for _ in range(3) for job_id in submit(stack.web_url, [png_bytes(x) for x in mnist.x_test[:100]])]
@@ -120,7 +126,7 @@ def test_redis_restart_keeps_accepted_jobs_and_the_web_answers_503_meanwhile(ser
 
 def test_polling_resumes_with_the_same_ids_after_a_web_restart(service, mnist):
     server, stack = service
-    stack.start_worker("w1", queues="predict")
+    stack.start_worker("w1", queues=PREDICT_QUEUES)
     port = int(stack.start_web().rsplit(":", 1)[1])
     stack.wait_for_workers(1)
     ids = submit(stack.web_url, [png_bytes(x) for x in mnist.x_test[:200]])
@@ -143,7 +149,7 @@ def _corrupt_png(pixels) -> bytes:
 
 def test_poison_images_fail_alone_and_the_worker_goes_on(service, mnist):
     server, stack = service
-    stack.start_worker("w1", queues="predict")
+    stack.start_worker("w1", queues=PREDICT_QUEUES)
     stack.start_web()
     stack.wait_for_workers(1)
     jpeg = io.BytesIO()
@@ -165,9 +171,93 @@ def test_poison_images_fail_alone_and_the_worker_goes_on(service, mnist):
     assert {ids[1], ids[3], ids[4]} <= {line.get("job_id") for line in lines if line["level"] != "ERROR"}
 
 
+def noise_png(side: int) -> bytes:
+    """A valid image that takes a while to read (a few hundred ms): time to catch a worker in it."""
+    import numpy as np
+
+    pixels = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+class WorkerKiller:
+    """Kills whichever worker reads ``job_id`` (as an image that crashes its worker would: in a
+    batch, or alone), and starts it again; counts its kills."""
+
+    def __init__(self, stack: Stack, client: redis.Redis, job_id: str):
+        self.stack, self.client, self.job_id = stack, client, job_id
+        self.kills = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        seen = None
+        while not self._stop.is_set():
+            fields = self.client.hmget(keys.job(self.job_id), "status", "worker", "deliveries", "alone")
+            status, worker, deliveries, alone = fields
+            being_read = deliveries == b"1" or alone == b"1"  # the first time in a batch, or read alone
+            if status == b"running" and being_read and (worker, deliveries) != seen:
+                seen = (worker, deliveries)
+                name = worker.decode().split("@")[0]
+                self.stack.stop(name, signal.SIGKILL)
+                self.kills += 1
+                self.stack.start_worker(name, queues=PREDICT_QUEUES, pool="solo")
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_an_image_that_kills_its_worker_ends_poison_and_its_batch_mates_succeed(service, mnist):
+    server, stack = service
+    for name in ("w1", "w2"):
+        stack.start_worker(name, queues=PREDICT_QUEUES, pool="solo")
+    stack.start_web()
+    stack.wait_for_workers(2)
+    client = redis.Redis.from_url(server.url)
+    innocents = [png_bytes(x) for x in mnist.x_test[:4]]
+    files = [("image", image) for image in innocents[:2] + [noise_png(1600)] + innocents[2:]]
+    accepted = requests.post(f"{stack.web_url}/api/v1/predictions", files=files, timeout=30)
+    ids = [job["job_id"] for job in accepted.json()["jobs"]]  # one message, one batch
+    killer = WorkerKiller(stack, client, ids[2])
+    try:
+        jobs = wait_all(stack, ids, timeout=240)
+    finally:
+        killer.close()
+
+    poison = jobs.pop(2)
+    assert poison["status"] == "failed" and poison["error"]["code"] == "poison", poison
+    assert int(client.hget(keys.job(ids[2]), "deliveries")) == 3 and killer.kills == 2
+    assert [job["status"] for job in jobs] == ["succeeded"] * 4
+    assert [job["result"]["label"] for job in jobs] == [int(y) for y in mnist.y_test[:4]]
+
+
+def test_a_malformed_message_is_acknowledged_and_the_worker_goes_on(service, mnist):
+    server, stack = service
+    stack.start_worker("w1", queues=PREDICT_QUEUES, pool="solo")
+    stack.start_web()
+    stack.wait_for_workers(1)
+    from jobs.queue import PREDICT_TASK, create_celery
+
+    celery = create_celery(server.url)
+    for args in ([[123, None]], [{"not": "ids"}], ["0" * 32, "extra"], [["../../etc/passwd"]]):
+        celery.send_task(PREDICT_TASK, args=args, queue=keys.PREDICT_QUEUE)
+    (job_id,) = submit(stack.web_url, [png_bytes(mnist.x_test[0])])
+    assert wait_for(stack.web_url, job_id)["status"] == "succeeded"
+    client = redis.Redis.from_url(server.url)
+    time.sleep(1)
+    assert client.llen(keys.PREDICT_QUEUE) == 0 and client.hlen("unacked") == 0  # acknowledged, not requeued
+    log = (stack.log_dir / "w1.log").read_text()
+    assert log.count("dropped a malformed predict message") == 4
+    assert stack.processes["w1"].poll() is None
+
+
 def test_a_killed_training_worker_fails_its_job_and_leaves_the_active_model(service):
     server, stack = service
-    stack.start_worker("p1", queues="predict")  # the survivor that notices the silence
+    stack.start_worker("p1", queues=PREDICT_QUEUES)  # the survivor that notices the silence
     stack.start_worker("t1", queues="train")
     stack.start_web()
     stack.wait_for_workers(2)

@@ -10,7 +10,7 @@ from jobs import keys
 from model.litert import LiteRTPredictor, export
 from model.predictor import Predictor
 from model.store import SHIPPED_MODEL
-from stack.processes import Stack
+from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 from tests.conftest import OUTPUT, png_bytes
 from tests.helpers import submit, wait_for
@@ -30,7 +30,7 @@ def test_a_litert_worker_serves_without_tensorflow(mnist):
     server = RedisServer().start()
     stack = Stack(server.url, OUTPUT / "test_litert", env={"MODEL_BACKEND": "litert"})
     try:
-        stack.start_worker("lite", queues="predict")
+        stack.start_worker("lite", queues=PREDICT_QUEUES)
         stack.start_web(workers=1)
         (name,) = stack.wait_for_workers(1)
         ids = submit(stack.web_url, [png_bytes(x) for x in mnist.x_test[:20]])

@@ -11,7 +11,7 @@ from jobs import records as rec
 
 def test_lifecycle_queued_running_succeeded(redis_client):
     records = rec.JobRecords(redis_client, ttl_seconds=60)
-    (job_id,) = records.create("predict")
+    (job_id,) = records.create("predict").ids
     job = records.get(job_id)
     assert job["status"] == "queued" and job["type"] == "predict" and job["created_at"].endswith("Z")
     assert job["started_at"] is None and job["result"] is None
@@ -27,7 +27,7 @@ def test_lifecycle_queued_running_succeeded(redis_client):
 
 def test_first_finish_wins(redis_client):
     records = rec.JobRecords(redis_client)
-    (job_id,) = records.create("predict")
+    (job_id,) = records.create("predict").ids
     assert records.finish([rec.Outcome(job_id, "succeeded", result={"label": 1})]) == [job_id]
     assert records.finish([rec.Outcome(job_id, "succeeded", result={"label": 9})]) == []
     (again,) = records.start([job_id], "w2")
@@ -46,7 +46,7 @@ def test_unknown_and_malformed_ids_are_none(redis_client):
 
 def test_records_expire(redis_client):
     records = rec.JobRecords(redis_client, ttl_seconds=1)
-    (job_id,) = records.create("predict")
+    (job_id,) = records.create("predict").ids
     assert 0 < redis_client.ttl(keys.job(job_id)) <= 1
     time.sleep(1.2)
     assert records.get(job_id) is None
@@ -54,7 +54,7 @@ def test_records_expire(redis_client):
 
 def test_finish_announces_ended_jobs(redis_client):
     records = rec.JobRecords(redis_client)
-    ids = records.create("predict", count=3)
+    ids = records.create("predict", count=3).ids
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(keys.JOBS_FINISHED_CHANNEL)
     pubsub.get_message(timeout=1)
@@ -65,7 +65,7 @@ def test_finish_announces_ended_jobs(redis_client):
 
 def test_many_created_in_order_and_listed_newest_first(redis_client):
     records = rec.JobRecords(redis_client)
-    ids = records.create("predict", count=5)
+    ids = records.create("predict", count=5).ids
     assert [job["id"] for job in records.get_many(ids)] == ids
     assert len(set(ids)) == 5 and all(rec.is_job_id(i) for i in ids)
     assert {job["id"] for job in records.recent(10)} == set(ids)
@@ -73,7 +73,7 @@ def test_many_created_in_order_and_listed_newest_first(redis_client):
 
 def test_cancel_queued_at_once_running_on_request(redis_client):
     records = rec.JobRecords(redis_client)
-    queued, running = records.create("train", count=2, fields={"params": {"epochs": 1}})
+    queued, running = records.create("train", count=2, fields={"params": {"epochs": 1}}).ids
     assert records.get(queued)["params"] == {"epochs": 1}
     records.start([running], "w")
     assert records.request_cancel(queued)["status"] == "cancelled"
@@ -84,7 +84,7 @@ def test_cancel_queued_at_once_running_on_request(redis_client):
 
 def test_record_is_readable_in_redis_cli(redis_client):
     records = rec.JobRecords(redis_client)
-    (job_id,) = records.create("predict")
+    (job_id,) = records.create("predict").ids
     records.finish([rec.Outcome(job_id, "succeeded", result={"label": 7})])
     raw = redis_client.hgetall(keys.job(job_id))
     assert raw[b"status"] == b"succeeded" and json.loads(raw[b"result"]) == {"label": 7}
@@ -92,7 +92,7 @@ def test_record_is_readable_in_redis_cli(redis_client):
 
 def test_finishing_counts_outcomes_latency_and_batch_size_once(redis_client):
     records = rec.JobRecords(redis_client)
-    ids = records.create("predict", count=3)
+    ids = records.create("predict", count=3).ids
     outcomes = [rec.Outcome(ids[0], "succeeded", result={}), rec.Outcome(ids[1], "failed", error=rec.error("x", "y"))]
     records.finish(outcomes, batch_size=2)
     records.finish(outcomes, batch_size=2)  # a redelivery: nothing new is counted but the model call
@@ -105,7 +105,7 @@ def test_finishing_counts_outcomes_latency_and_batch_size_once(redis_client):
 
 def test_pending_jobs_are_counted_per_client_until_they_end(redis_client):
     records = rec.JobRecords(redis_client)
-    ids = records.create("predict", count=3, client="10.0.0.7")
+    ids = records.create("predict", count=3, client="10.0.0.7").ids
     assert records.pending("10.0.0.7") == 3 and records.pending("10.0.0.8") == 0
     records.finish([rec.Outcome(i, "succeeded", result={}) for i in ids[:2]])
     assert records.pending("10.0.0.7") == 1
@@ -123,7 +123,9 @@ def test_bucket_of():
 
 def test_a_batch_counts_its_unfinished_jobs_and_expired_ones_as_ended(redis_client):
     records = rec.JobRecords(redis_client)
-    ids = records.create("predict", 4, batch_id=rec.new_job_id(), client="10.0.0.9", images=[b"a", b"b", b"c", b"d"])
+    ids = records.create(
+        "predict", 4, batch_id=rec.new_job_id(), client="10.0.0.9", images=[b"a", b"b", b"c", b"d"]
+    ).ids
     records.start(ids[:2], "w1")
     records.finish([rec.Outcome(ids[0], "succeeded", result={"label": 0})])
     redis_client.delete(keys.job(ids[3]))  # expired
@@ -136,7 +138,7 @@ def test_a_batch_counts_its_unfinished_jobs_and_expired_ones_as_ended(redis_clie
 def test_starting_hands_over_each_image_and_client_once_as_bytes(redis_client):
     records = rec.JobRecords(redis_client)
     images = [b"\x89PNG\r\n\x00\xff", b"\x00"]  # any bytes, untouched: nothing is base64-encoded
-    ids = records.create("predict", 2, client="10.0.0.5", images=images)
+    ids = records.create("predict", 2, client="10.0.0.5", images=images).ids
     records.finish([rec.Outcome(ids[1], "succeeded", result={})], clients=["10.0.0.5"])
 
     first, second = records.start(ids, "w1")
@@ -148,8 +150,8 @@ def test_starting_hands_over_each_image_and_client_once_as_bytes(redis_client):
 
 def test_a_kept_image_outlives_its_job_for_its_page(redis_client):
     records = rec.JobRecords(redis_client)
-    (kept,) = records.create("predict", fields={"keep_image": "1"}, images=[b"png"])
-    (dropped,) = records.create("predict", images=[b"png"])
+    (kept,) = records.create("predict", fields={"keep_image": "1"}, images=[b"png"]).ids
+    (dropped,) = records.create("predict", images=[b"png"]).ids
     records.finish([rec.Outcome(kept, "succeeded", result={}), rec.Outcome(dropped, "succeeded", result={})])
     assert records.kept_image(kept) == b"png" and records.kept_image(dropped) is None
     assert records.keep_images([kept, dropped]) == [True, False]

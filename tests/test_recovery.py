@@ -24,7 +24,7 @@ def _message_ids(client, name: str) -> list[str]:
 def test_a_job_still_queued_long_after_its_message_was_sent_is_sent_again_once(redis_client, redis_server):
     app = queue.create_celery(redis_server.url.replace("/0", "/1"))
     records = rec.JobRecords(redis_client)
-    (lost,) = records.create("predict", images=[b"image"])  # its message never made it
+    (lost,) = records.create("predict", images=[b"image"]).ids  # its message never made it
 
     assert requeue_lost(records, app, older_than_s=60) == []  # too young to suspect
     time.sleep(0.05)
@@ -37,7 +37,7 @@ def test_a_job_still_queued_long_after_its_message_was_sent_is_sent_again_once(r
 def test_started_or_ended_jobs_are_never_sent_again(redis_client, redis_server):
     app = queue.create_celery(redis_server.url.replace("/0", "/1"))
     records = rec.JobRecords(redis_client)
-    started, ended = records.create("predict", count=2, images=[b"a", b"b"])
+    started, ended = records.create("predict", count=2, images=[b"a", b"b"]).ids
     records.start([started], "w")
     records.finish([rec.Outcome(ended, "succeeded", result={})])
     assert not redis_client.exists(keys.job_image(ended))  # the image goes with the job
@@ -49,7 +49,7 @@ def test_started_or_ended_jobs_are_never_sent_again(redis_client, redis_server):
 def test_a_lost_training_message_is_sent_again_as_its_id(redis_client, redis_server):
     app = queue.create_celery(redis_server.url.replace("/0", "/1"))
     records = rec.JobRecords(redis_client)
-    (job_id,) = records.create("train", fields={"params": {"arch": "seed", "epochs": 1}})
+    (job_id,) = records.create("train", fields={"params": {"arch": "seed", "epochs": 1}}).ids
     time.sleep(0.05)
     assert requeue_lost(records, app, older_than_s=0.01) == [job_id]
     assert _message_ids(redis_client, keys.TRAIN_QUEUE) == [job_id]

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from jobs import keys
-from stack.processes import Stack
+from stack.processes import PREDICT_QUEUES, Stack
 from tests.conftest import OUTPUT, png_bytes, running_stack
 from tests.helpers import submit, wait_for
 
@@ -39,7 +39,7 @@ def run_clients(stack: Stack, images: list[bytes], clients: int = 8) -> list[dic
 
 @pytest.fixture
 def hosts():
-    workers = dict.fromkeys(("host1", "host2", "host3"), {"queues": "predict", "pool": "solo"})
+    workers = dict.fromkeys(("host1", "host2", "host3"), {"queues": PREDICT_QUEUES, "pool": "solo"})
     with running_stack(OUTPUT / "test_scaling", env={"BROKER_VISIBILITY_TIMEOUT": "5"}, workers=workers) as stack:
         yield stack
 
@@ -62,7 +62,7 @@ def test_jobs_spread_survive_a_lost_host_and_reach_a_new_one(hosts, mnist):
     assert Counter(job["status"] for job in jobs) == {"succeeded": 300}
 
     # host4 joins and takes its share.
-    hosts.start_worker("host4", queues="predict", pool="solo")
+    hosts.start_worker("host4", queues=PREDICT_QUEUES, pool="solo")
     hosts.wait_for_workers(3)
     jobs = run_clients(hosts, images)
     assert Counter(job["status"] for job in jobs) == {"succeeded": 300}

@@ -112,7 +112,7 @@ def test_only_what_a_client_needs_is_kept_once_a_job_ends(redis_client):
     from jobs import records as rec
 
     records = rec.JobRecords(redis_client)
-    (job_id,) = records.create("predict", client="10.0.0.3", images=[os.urandom(1000)])
+    (job_id,) = records.create("predict", client="10.0.0.3", images=[os.urandom(1000)]).ids
     assert records.pending_bytes("10.0.0.3") == 1000 and records.queued_bytes() == 1000
     records.finish([rec.Outcome(job_id, "succeeded", result={"label": 1})])
     assert records.pending_bytes("10.0.0.3") == 0 and records.queued_bytes() == 0

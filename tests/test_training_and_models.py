@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from model.store import SHIPPED_MODEL
-from stack.processes import Stack
-from tests.conftest import OUTPUT, TOKEN, png_bytes, running_stack
+from stack.processes import PREDICT_QUEUES, Stack
+from tests.conftest import OUTPUT, TINY_MODELS_SERVED, TOKEN, png_bytes, running_stack
 from tests.helpers import submit, wait_for
 
 pytestmark = pytest.mark.slow
@@ -22,9 +22,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def fleet():
-    predict, train = {"queues": "predict"}, {"queues": "train"}
+    predict, train = {"queues": PREDICT_QUEUES}, {"queues": "train"}
     workers = {"predict1": predict, "predict2": predict, "train1": train}
-    with running_stack(OUTPUT / "test_training_and_models", workers=workers) as stack:
+    with running_stack(OUTPUT / "test_training_and_models", env=TINY_MODELS_SERVED, workers=workers) as stack:
         yield stack
 
 

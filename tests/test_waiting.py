@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from stack.processes import PREDICT_QUEUES
 from tests.conftest import OUTPUT, TOKEN, png_bytes, running_stack
 from tests.helpers import wait_for, web_only
 
@@ -45,7 +46,7 @@ def answered(sock: socket.socket, within: float) -> bool:
 
 @pytest.mark.slow
 def test_two_hundred_long_polls_leave_health_and_predictions_answering(mnist):
-    with running_stack(OUTPUT / "test_waiting", workers={"w1": {"queues": "predict", "pool": "solo"}}) as stack:
+    with running_stack(OUTPUT / "test_waiting", workers={"w1": {"queues": PREDICT_QUEUES, "pool": "solo"}}) as stack:
         job_id = queued_training_job(stack.web_url)
         with ExitStack() as held:
             polls = open_long_polls(stack.web_url, f"/api/v1/jobs/{job_id}?wait=30", 200, held, source="127.0.0.2")

@@ -9,8 +9,10 @@ from collections import Counter
 from flask import Blueprint, jsonify, request, url_for
 
 from jobs import queue
+from jobs import records as rec
 from jobs.records import TERMINAL
 from model.catalog import ConfigError, parse_training_request
+from model.store import StoreFull
 from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
 from web.images import decode_base64_image
@@ -18,6 +20,8 @@ from web.services import services, settings
 from web.submit import job_links, read_mode, read_upload, submit_predictions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# The budget every training job counts against (in place of a client address: they share one queue).
+TRAINING = "training-jobs"
 log = logging.getLogger(__name__)
 _DECIMAL = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
@@ -127,9 +131,19 @@ def create_training_job():
     except ConfigError as exc:
         raise ApiError(400, "invalid_parameters", str(exc)) from None
     svc = services()
+    try:
+        svc.store.room_for_one_more()
+    except StoreFull as exc:
+        raise ApiError(409, "model_store_full", str(exc)) from None
     params = {k: v for k, v in config.to_dict().items() if k not in ("validation_size", "seed")}
     params["activate"] = activate
-    (job_id,) = svc.records.create("train", fields={"params": params})
+    limit = rec.Limits(jobs=svc.settings.max_queued_training)
+    try:
+        # Training jobs count against one shared budget: at most MAX_QUEUED_TRAINING unfinished.
+        (job_id,) = svc.records.create("train", fields={"params": params}, client=TRAINING, limits=limit).ids
+    except rec.OverLimit as exc:
+        message = f"{exc.outstanding} training jobs are queued or running; at most {exc.allowed} may be at once"
+        raise ApiError(429, "too_many_training_jobs", message, {"Retry-After": "30"}) from None
     queue.enqueue_training(svc.celery, job_id)
     log.info("accepted training job (%s, %s epochs)", params["arch"], params["epochs"], extra={"job_id": job_id})
     return jsonify(

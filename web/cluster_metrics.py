@@ -82,15 +82,23 @@ class ClusterCollector:
         memory = GaugeMetricFamily(
             "digits_worker_resident_memory_bytes", "Resident memory of each live worker process", labels=["worker"]
         )
+        fallback = GaugeMetricFamily(
+            "digits_worker_model_fallback",
+            "1 if the worker cannot load the active version and serves an older one (or none)",
+            labels=["worker"],
+        )
         for worker in live:
             if worker.model_version is not None:  # training workers, and those still loading, serve nothing
                 serving.add_metric([worker.name, worker.backend], float(worker.model_version))
             if worker.rss_bytes:
                 memory.add_metric([worker.name], float(worker.rss_bytes))
+            if worker.predicts or worker.problem:
+                fallback.add_metric([worker.name], 1.0 if worker.problem else 0.0)
         active_version = GaugeMetricFamily("digits_active_model_version", "The model version workers are told to serve")
         if active:
             active_version.add_metric([], float(active))
-        return [jobs, latency_histogram, batch_histogram, depth, live_count, serving, memory, active_version]
+        figures = [jobs, latency_histogram, batch_histogram, depth, live_count, serving, memory, fallback]
+        return [*figures, active_version]
 
 
 def stored_histogram(name: str, documentation: str, stored: dict, bounds: tuple) -> Metric:

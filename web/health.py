@@ -19,21 +19,24 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Ready when Redis answers and at least one live worker serves predictions with a loaded model
-    (training-only workers are listed but are no prediction capacity)."""
+    (training-only workers are listed but are no prediction capacity). A worker that cannot serve
+    the active version says why in ``problem``, and which version it serves instead."""
     client = services().redis
     live = workers.live(client)
     pipe = client.pipeline(transaction=False)
-    pipe.llen(keys.PREDICT_QUEUE)
-    pipe.llen(keys.TRAIN_QUEUE)
-    predict_depth, train_depth = pipe.execute()
+    for name in keys.QUEUES:
+        pipe.llen(name)
+    depths = dict(zip(keys.QUEUES, pipe.execute(), strict=True))
     serving = [
-        {"name": w.name, "model_version": None if w.model_version is None else str(w.model_version)} for w in live
+        {"name": w.name, "model_version": None if w.model_version is None else str(w.model_version)}
+        | ({"problem": w.problem} if w.problem else {})
+        for w in live
     ]
     ready = any(w.predicts for w in live)
     body = {
         "status": "ready" if ready else "no_workers",
         "redis": "ok",
         "workers": serving,
-        "queue_depth": {keys.PREDICT_QUEUE: predict_depth, keys.TRAIN_QUEUE: train_depth},
+        "queue_depth": depths,
     }
     return jsonify(body), 200 if ready else 503

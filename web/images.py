@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from model.image_cost import decoded_bytes
 from web.errors import ApiError
 
 # MPO is the multi-picture JPEG many cameras write; its first picture is read.
@@ -27,6 +28,7 @@ class Limits:
     max_image_bytes: int
     max_image_pixels: int
     max_images: int
+    max_decoded_bytes: int
 
 
 def check_image(data: bytes, limits: Limits, name: str) -> str:
@@ -40,7 +42,8 @@ def check_image(data: bytes, limits: Limits, name: str) -> str:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             width, height = image.size
-            image_format = image.format
+            image_format, mode = image.format, image.mode
+            decoded = decoded_bytes(image)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ApiError(
             413, "too_many_pixels", f"{name} has too many pixels (limit {limits.max_image_pixels})"
@@ -54,6 +57,10 @@ def check_image(data: bytes, limits: Limits, name: str) -> str:
         raise ApiError(
             413, "too_many_pixels", f"{name} is {width}x{height}, over the limit of {limits.max_image_pixels} pixels"
         )
+    if decoded > limits.max_decoded_bytes:
+        limit = limits.max_decoded_bytes
+        message = f"{name} is {width}x{height} {mode}: {decoded} bytes once decoded, over the limit of {limit}"
+        raise ApiError(413, "too_large_decoded", message)
     return image_format
 
 

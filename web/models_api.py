@@ -6,8 +6,9 @@ import json
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from jobs import queue, workers
 from model.formats import SUFFIXES, detect_format
-from model.store import parse_version
+from model.store import StoreFull, parse_version
 from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
 from web.services import services
@@ -58,8 +59,14 @@ def download_model(version: str):
 @bp.post("/<version>/activate")
 @admin_required
 def activate_model(version: str):
+    """Serve ``version`` from now on, once it has passed its check (run now if it never was)."""
     number = _version(version)
     store = services().store
+    if store.card(number) is None:
+        raise ApiError(404, "not_found", f"no model version {number}")
+    verdict = checked(number)
+    if not verdict["ok"]:
+        raise ApiError(409, "model_refused", f"version {number} may not be served: {verdict['reason']}")
     try:
         store.activate(number)
     except KeyError:
@@ -67,17 +74,45 @@ def activate_model(version: str):
     return jsonify({"active_version": number})
 
 
+def checked(version: int) -> dict:
+    """The verdict of ``version``'s check: the one kept, or a new check run by a worker (waited for
+    up to ``CHECK_SECONDS`` and ten more; 503 if no worker answers in time)."""
+    svc = services()
+    verdict = svc.store.check(version)
+    if verdict is not None:
+        return verdict
+    if not any(worker.predicts for worker in workers.live(svc.redis)):
+        message = f"version {version} must be checked before it is served, and no worker is there to check it"
+        raise ApiError(503, "check_unavailable", message, {"Retry-After": "30"})
+    (job_id,) = svc.records.create("check", fields={"params": {"version": version}}).ids
+    queue.enqueue_check(svc.celery, job_id)
+    wait = svc.settings.check_seconds + 10
+    job = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), request.remote_addr or "unknown")
+    if job and job["status"] == "succeeded":
+        return job["result"]
+    if job and job["status"] == "failed":
+        raise ApiError(503, "check_failed", f"checking version {version} failed: {job['error']['message']}")
+    raise ApiError(
+        503, "check_unavailable", f"no worker checked version {version} within {wait:.0f} s", {"Retry-After": "30"}
+    )
+
+
 @bp.post("")
 @admin_required
 def upload_model():
     """Store a model file (multipart ``file``: .keras or .skops) with an optional JSON ``card`` as a new version.
 
-    The version is not activated; workers refuse to switch to a file they cannot load.
+    The version is checked first (model/check.py, on a worker: it loads, answers (N, 10) finite
+    rows that sum to 1, reads MNIST test digits well enough, fast enough); one that fails is not
+    kept and the answer is 409 with the reason. It is not activated.
     """
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(400, "missing_file", "send the model in multipart field 'file'")
     data = upload.read()
+    limit = services().settings.max_model_bytes
+    if len(data) > limit:
+        raise ApiError(413, "model_too_large", f"the model file is {len(data)} bytes, over the limit of {limit}")
     file_format = detect_format(data)
     if file_format is None:
         raise ApiError(415, "unsupported_model", "file is neither a .keras nor a .skops model archive")
@@ -88,9 +123,21 @@ def upload_model():
     if not isinstance(card, dict):
         raise ApiError(400, "invalid_card", "card must be a JSON object")
     card = {**card, "origin": "uploaded"}
-    version = services().store.add(data, card, file_format)
+    store = services().store
+    try:
+        version = store.add(data, card, file_format)
+    except StoreFull as exc:
+        raise ApiError(409, "model_store_full", str(exc)) from None
+    try:
+        verdict = checked(version)
+    except ApiError:
+        store.delete(version)
+        raise
+    if not verdict["ok"]:
+        store.delete(version)
+        raise ApiError(409, "model_refused", f"the model was not stored: {verdict['reason']}")
     current_app.logger.info("model version %s uploaded (%s, %d bytes)", version, file_format, len(data))
-    return jsonify(services().store.card(version)), 201
+    return jsonify({**store.card(version), "check": verdict}), 201
 
 
 @bp.delete("/<version>")

@@ -24,13 +24,17 @@ WHITE_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGP4D
 ERROR_CODES = {
     400: "malformed request: missing, empty or undecodable image, bad JSON, bad parameter",
     401: "no token (Authorization: Bearer <token>)",
-    403: "wrong token, or the server has no DIGITS_API_TOKEN",
+    403: "wrong token, a token of the wrong role, or the server has no such token configured",
     404: "no such job, batch or model version (never issued, or expired)",
-    409: "conflict: the active model version cannot be deleted",
-    413: "too large: bytes per image, pixels, images per request, request body or multipart parts",
+    408: "the request did not arrive in time (REQUEST_READ_TIMEOUT)",
+    409: "conflict: the active version cannot be deleted, a model failed its check (model_refused), "
+    "or the model store is full (model_store_full)",
+    413: "too large: bytes per image, pixels, bytes once decoded, images per request, request body or multipart parts",
     415: "not an image, an unsupported image format, or the wrong content type",
-    429: "over the submission rate limit (rate_limited) or too many pending jobs (too_many_pending)",
-    503: "Redis is unreachable; retry after the given seconds",
+    429: "over the submission rate limit (rate_limited), too many pending jobs or bytes (too_many_pending, "
+    "too_many_pending_bytes), too many training jobs, or too many wrong tokens",
+    503: "Redis is unreachable or full, the queue is full (queue_full), or no worker checked a model in time; "
+    "retry after the given seconds",
 }
 RETRY_AFTER = {"description": "seconds to wait before retrying", "schema": {"type": "string", "pattern": "^[0-9]+$"}}
 
@@ -179,7 +183,7 @@ def schemas(max_images: int) -> dict:
         "required": ["id", "type", "status", "created_at", "started_at", "finished_at", "result", "error"],
         "properties": {
             "id": JOB_ID,
-            "type": {"enum": ["predict", "train"]},
+            "type": {"enum": ["predict", "train", "check"]},
             "status": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
             "created_at": TIMESTAMP,
             "started_at": TIMESTAMP,
@@ -289,7 +293,11 @@ def schemas(max_images: int) -> dict:
                     "items": {
                         "type": "object",
                         "required": ["name", "model_version"],
-                        "properties": {"name": {"type": "string"}, "model_version": {"type": ["string", "null"]}},
+                        "properties": {
+                            "name": {"type": "string"},
+                            "model_version": {"type": ["string", "null"]},
+                            "problem": {"type": "string", "description": "why it does not serve the active version"},
+                        },
                     },
                 },
                 "queue_depth": {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -427,7 +435,7 @@ def paths(max_images: int, max_wait: int) -> dict:
                         "job": _link("getJob", job_id="$response.body#/job_id"),
                         "cancel": _link("cancelJob", job_id="$response.body#/job_id"),
                     },
-                    (400, 401, 403, 413, 429, 503),
+                    (400, 401, 403, 409, 413, 429, 503),
                 ),
             }
         },
@@ -462,7 +470,7 @@ def paths(max_images: int, max_wait: int) -> dict:
                         "stored",
                         links={"card": _link("getModel", version="$response.body#/version")},
                     ),
-                    **_errors(400, 401, 403, 413, 415, 503),
+                    **_errors(400, 401, 403, 409, 413, 415, 429, 503),
                 },
             },
         },
@@ -525,7 +533,7 @@ def paths(max_images: int, max_wait: int) -> dict:
                         },
                         "activated",
                     ),
-                    **_errors(401, 403, 404, 503),
+                    **_errors(401, 403, 404, 409, 429, 503),
                 },
             }
         },

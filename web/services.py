@@ -32,7 +32,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         settings=settings,
         redis=client,
         records=JobRecords(client, settings.job_ttl_seconds),
-        store=ModelStore(client),
+        store=ModelStore(client, settings.max_model_versions, settings.max_model_bytes),
         celery=create_celery(url),
         waiter=JobWaiter(
             lambda: connect(url, socket_timeout=None), settings.max_waits_per_process, settings.max_waits_per_client

@@ -8,7 +8,7 @@ import os
 from flask import g, request, url_for
 from werkzeug.datastructures import FileStorage
 
-from jobs import queue
+from jobs import keys, queue
 from jobs import records as rec
 from web.errors import ApiError
 from web.images import Limits, check_image
@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 def limits() -> Limits:
     config = settings()
-    return Limits(config.max_image_bytes, config.max_image_pixels, config.max_images_per_request)
+    return Limits(
+        config.max_image_bytes, config.max_image_pixels, config.max_images_per_request, config.max_decoded_bytes
+    )
 
 
 def check_images(images: list[tuple[str, bytes]]) -> None:
@@ -69,7 +71,7 @@ def submit_predictions(
         fields["keep_image"] = "1"
     limits = rec.Limits(config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes)
     try:
-        job_ids = svc.records.create(
+        created = svc.records.create(
             "predict",
             len(images),
             fields=fields,
@@ -77,11 +79,13 @@ def submit_predictions(
             client=client,
             images=[data for _, data in images],
             limits=limits,
+            lanes=rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending),
         )
     except rec.OverLimit as exc:
         raise over_limit(exc, len(images), sum(len(data) for _, data in images)) from None
+    job_ids = created.ids
     try:
-        queue.enqueue_predictions(svc.celery, job_ids, svc.settings.predict_message_images)
+        queue.enqueue_predictions(svc.celery, job_ids, created.lane, config.predict_message_images)
     except Exception:
         # Recorded but not queued: end the records so nobody waits forever, then report 503.
         log.exception("enqueueing %d jobs failed", len(job_ids), extra={"batch_id": batch_id, "job_ids": job_ids})

@@ -10,7 +10,8 @@ from jobs.queue import create_celery
 from settings import get_settings
 
 app = create_celery()
-# celery-batches can only batch what the worker has prefetched.
-app.conf.worker_prefetch_multiplier = 2 * get_settings().predict_batch_messages
+# celery-batches can only batch what the worker has prefetched: enough messages for two batches
+# of single images, few enough that a backlog does not sit unseen in one worker's buffer.
+app.conf.worker_prefetch_multiplier = get_settings().predict_batch_images // 2
 
 from worker import tasks  # noqa: E402,F401  (registers the tasks on app)

@@ -1,9 +1,11 @@
 """A worker process's chores, on a thread of their own: say it is alive, and look after jobs
 that lost their worker or their queue message.
 
-Every :data:`~jobs.workers.HEARTBEAT_S` seconds the process beats in the worker registry; every
-:data:`CHORES_S` seconds it also fails running training jobs whose worker went silent and sends
-again the queue messages that were lost (any live worker may do both; the work is idempotent).
+Every :data:`~jobs.workers.HEARTBEAT_S` seconds the process beats in the worker registry, gives
+back the jobs it took but could not record (Redis was away), sends again the jobs of workers
+that died (their heartbeat stopped), fails running training jobs whose worker went silent, and,
+when the prediction queues are empty, sends again jobs whose message the broker lost. Any live
+worker may do all of it: the work is idempotent, and a job sent twice is taken once.
 """
 
 from __future__ import annotations
@@ -12,58 +14,62 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from celery import Celery
 
-from jobs import records as rec
-from jobs import workers
+from jobs import keys, workers
 from jobs.recovery import requeue_lost
+from worker.predicting import give_back, send_again
+
+if TYPE_CHECKING:
+    from worker.process import WorkerProcess
 
 log = logging.getLogger(__name__)
-
-CHORES_S = 5.0
 
 
 class Housekeeping:
     """Started once per worker process; runs until the process ends."""
 
-    def __init__(
-        self,
-        name: str,
-        queues: Sequence[str],
-        records: rec.JobRecords,
-        celery: Callable[[], Celery],
-        serving: Callable[[], tuple[int | None, str]],
-        training_silence_s: float,
-        lost_after_s: float,
-    ):
-        """``celery`` gives the app to send with; ``serving`` tells the model version and backend in hand."""
-        self.name, self.queues, self.records = name, tuple(queues), records
-        self.celery, self.serving = celery, serving
-        self.training_silence_s, self.lost_after_s = training_silence_s, lost_after_s
+    def __init__(self, process: WorkerProcess, celery: Callable[[], Celery]):
+        """``celery`` gives the app to send messages with."""
+        self.process, self.celery = process, celery
 
     def start(self) -> Housekeeping:
         threading.Thread(target=self._run, daemon=True, name="housekeeping").start()
         return self
 
     def beat(self) -> None:
-        version, backend = self.serving()
-        workers.beat(self.records.redis, self.name, self.queues, version, backend, _resident_bytes(), os.getpid())
+        process = self.process
+        predictor = process.models.current if process.models else None
+        version = predictor.version if predictor else None
+        backend = process.settings.model_backend if process.models else ""
+        problem = process.models.problem if process.models else ""
+        workers.beat(
+            process.redis, process.name, process.queues, version, backend, _resident_bytes(), os.getpid(), problem
+        )
 
     def chores(self) -> None:
-        for job_id in self.records.fail_silent_training(self.training_silence_s):
+        process, records = self.process, self.process.records
+        held = [process.unrecorded.pop() for _ in range(len(process.unrecorded))]
+        if held:
+            released = give_back(process, held, self.celery())
+            log.warning("gave back %d jobs Redis could not record", len(released), extra={"job_ids": released})
+        orphans = records.running_on_dead_workers(workers.SILENCE_S, resend_every_s=workers.SILENCE_S)
+        if orphans:
+            send_again(process, orphans, self.celery())
+            log.warning("their worker died: %d jobs sent again", len(orphans), extra={"job_ids": orphans})
+        for job_id in records.fail_silent_training(process.settings.training_stale_seconds):
             log.warning("job %s: training worker lost; job failed", job_id, extra={"job_id": job_id})
-        requeue_lost(self.records, self.celery(), older_than_s=self.lost_after_s)
+        if not any(process.redis.llen(name) for name in keys.PREDICT_QUEUES):  # a backlog is no loss
+            requeue_lost(records, self.celery(), older_than_s=2 * process.settings.broker_visibility_timeout)
 
     def _run(self) -> None:
-        last_chores = time.monotonic()
         while True:
             try:
                 self.beat()
-                if time.monotonic() - last_chores >= CHORES_S:
-                    last_chores = time.monotonic()
-                    self.chores()
+                self.chores()
             except Exception as exc:  # Redis away: the next round will tell
                 log.warning("housekeeping: %s", exc)
             time.sleep(workers.HEARTBEAT_S)

@@ -24,11 +24,14 @@ VERSION_CHECK_S = 5.0
 
 
 class ModelHolder:
-    """Holds this process's predictor; :attr:`current` is the last version that loaded (or None)."""
+    """Holds this process's predictor: :attr:`current` is the last version that loaded (or None),
+    and :attr:`problem` says why it is not the active one, when it is not."""
 
     def __init__(self, store: ModelStore, backend: str, threads: int = 0):
         self.store, self.backend, self.threads = store, backend, threads
         self.current: Predictor | None = None
+        self.problem = ""
+        self._failed: int | None = None  # a version that would not load: not tried again while active
         self._loading = threading.Lock()
 
     def start(self) -> ModelHolder:
@@ -44,7 +47,9 @@ class ModelHolder:
         return self.current
 
     def refresh(self) -> None:
-        """Load the active version if it is not the one in hand, then swap it in."""
+        """Load the active version if it is not the one in hand, then swap it in. A version that
+        will not load leaves the one in hand serving (or, in a process that has none yet, the most
+        recently active version that loads), and is not tried again until another is activated."""
         with self._loading:
             try:
                 active = self.store.ensure_seeded()
@@ -52,18 +57,34 @@ class ModelHolder:
                 log.warning("cannot read the active model version: %s", exc)
                 return
             if self.current is not None and self.current.version == active:
+                self.problem, self._failed = "", None
                 return
-            started = time.perf_counter()
+            if active == self._failed:
+                return
             try:
-                predictor = load_predictor(self.store, active, self.backend, self.threads)
-            except Exception:
-                # A broken version must not take the worker down: keep serving what we have.
-                serving = getattr(self.current, "version", None)
-                log.exception("cannot load model version %s; still serving %s", active, serving)
+                self._swap_in(active)
+                self.problem, self._failed = "", None
                 return
-            self.current = predictor
-            seconds = time.perf_counter() - started
-            log.info("serving model version %s on %s (loaded in %.2f s)", active, self.backend, seconds)
+            except Exception as exc:  # a broken version must not take the worker down
+                self._failed = active
+                self.problem = f"the active version {active} cannot be loaded ({type(exc).__name__}: {exc})"[:300]
+                log.exception("cannot load model version %s", active)
+            fallbacks = [v for v in self.store.history() if v != active] if self.current is None else []
+            for version in fallbacks:
+                try:
+                    self._swap_in(version)
+                    break
+                except Exception:
+                    log.exception("cannot load model version %s either", version)
+            serving = getattr(self.current, "version", None)
+            self.problem += f"; serving version {serving}, the last good one" if serving else "; serving nothing"
+            log.warning("%s", self.problem)
+
+    def _swap_in(self, version: int) -> None:
+        started = time.perf_counter()
+        self.current = load_predictor(self.store, version, self.backend, self.threads)
+        seconds = time.perf_counter() - started
+        log.info("serving model version %s on %s (loaded in %.2f s)", version, self.backend, seconds)
 
     def _follow_activations(self) -> None:
         while True:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -28,6 +28,8 @@ class WorkerProcess:
     records: rec.JobRecords
     store: ModelStore
     models: ModelHolder | None  # None in a process that only trains
+    # Jobs taken but not recorded (Redis was away): housekeeping gives them back.
+    unrecorded: set[str] = field(default_factory=set)
 
 
 def _start(name: str, queues: Sequence[str]) -> WorkerProcess:
@@ -35,7 +37,7 @@ def _start(name: str, queues: Sequence[str]) -> WorkerProcess:
     client = connect()
     store = ModelStore(client)
     models = None
-    if keys.PREDICT_QUEUE in queues:
+    if any(name in keys.PREDICT_QUEUES for name in queues):
         if settings.model_backend == "tensorflow":
             from model import runtime
 
@@ -44,24 +46,12 @@ def _start(name: str, queues: Sequence[str]) -> WorkerProcess:
     records = rec.JobRecords(client, settings.job_ttl_seconds)
     process = WorkerProcess(name, tuple(queues), settings, client, records, store, models)
 
-    def serving() -> tuple[int | None, str]:
-        predictor = models.current if models else None
-        return (predictor.version if predictor else None), (settings.model_backend if models else "")
-
     def celery():
         from worker import app  # here, not at import: worker imports this module
 
         return app
 
-    Housekeeping(
-        name,
-        queues,
-        records,
-        celery,
-        serving,
-        training_silence_s=settings.training_stale_seconds,
-        lost_after_s=2 * settings.broker_visibility_timeout,
-    ).start()
+    Housekeeping(process, celery).start()
     return process
 
 

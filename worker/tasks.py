@@ -1,28 +1,31 @@
 """The Celery tasks: micro-batched prediction and training.
 
 ``digits.predict`` messages each carry a list of job ids (the images wait in Redis beside the
-records). celery-batches collects waiting messages and hands up to ``PREDICT_BATCH_MESSAGES`` of
-them (or whatever arrived within ``PREDICT_BATCH_WAIT_MS``) to one call: the records hand over
-their images in one round trip, worker/batch.py reads them with one model call, and one more
-round trip writes every outcome.
+records). celery-batches collects the waiting messages; every ``PREDICT_BATCH_WAIT_MS`` a batch
+is formed from them, fast lane first, of at most ``PREDICT_BATCH_IMAGES`` job ids, and handed to
+one call (worker/predicting.py): the records hand over the images in one round trip, one model
+call reads them, one more round trip writes every outcome.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import redis
 from celery import signals
-from celery_batches import Batches, SimpleRequest
+from celery_batches import Batches, SimpleRequest, consume_queue
 from celery_batches.trace import apply_batches_task
 
 from jobs import keys
 from jobs import records as rec
 from jobs.logs import configure_logging
-from jobs.queue import PREDICT_TASK, TRAIN_TASK
+from jobs.queue import CHECK_TASK, PREDICT_TASK, TRAIN_TASK
 from settings import get_settings
-from worker import app, batch
+from worker import app
+from worker.checking import run_check_job
+from worker.predicting import predict_jobs
 from worker.process import this_process
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,25 @@ class RequeueingBatches(Batches):
                 stale.get_nowait()
         return super().Strategy(task, app, consumer)
 
+    def _do_flush(self) -> None:
+        """Flush one batch: the fast lane's messages first, up to ``PREDICT_BATCH_IMAGES`` job ids;
+        the rest wait in the buffer for the next flush (the timer keeps running while they do)."""
+        waiting = sorted(consume_queue(self._buffer), key=_lane_rank)
+        taken, images = [], 0
+        for request in waiting:
+            size = _size(request)
+            if taken and images + size > _settings.predict_batch_images:
+                break
+            taken.append(request)
+            images += size
+        for request in waiting[len(taken) :]:
+            self._buffer.put(request)
+        if taken:
+            self.flush(taken)
+        elif self._tref is not None:
+            self._tref.cancel()
+            self._tref = None
+
     def flush(self, requests):
         simple = ([SimpleRequest.from_request(request) for request in requests],)
 
@@ -61,6 +83,16 @@ class RequeueingBatches(Batches):
             callback=settle,
             error_callback=lambda _exc: settle(False),
         )
+
+
+def _lane_rank(request) -> int:
+    """0 for the fast lane, 1 for the bulk lane (celery's request says which queue it came from)."""
+    return 0 if (request.delivery_info or {}).get("routing_key") != keys.BULK_QUEUE else 1
+
+
+def _size(request) -> int:
+    args = request.args
+    return len(args[0]) if isinstance(args, list | tuple) and args and isinstance(args[0], list) else 1
 
 
 def job_ids_of(requests) -> list[str]:
@@ -83,7 +115,8 @@ _settings = get_settings()
 @app.task(
     name=PREDICT_TASK,
     base=RequeueingBatches,
-    flush_every=_settings.predict_batch_messages,
+    # Batches are formed every flush_interval (see _do_flush); a full buffer need not wait for it.
+    flush_every=2 * _settings.predict_batch_images,
     flush_interval=_settings.predict_batch_wait_ms / 1000,
     acks_late=True,
 )
@@ -92,16 +125,10 @@ def predict(requests) -> bool:
     job_ids = job_ids_of(requests)
     process = this_process()
     try:
-        jobs = [job for job in process.records.start(job_ids, process.name) if job.taken]
-        if not jobs:
-            return True
-        predictor = process.models.loaded() if process.models else None
-        outcomes, through_model = batch.outcomes(jobs, predictor, process.settings.max_image_pixels)
-        for outcome in outcomes:
-            if outcome.error:
-                log.info("job %s: %s", outcome.job_id, outcome.error["message"], extra={"job_id": outcome.job_id})
-        process.records.finish(outcomes, batch_size=through_model or None, clients=[job.client for job in jobs])
+        predict_jobs(process, job_ids, app)
     except redis.exceptions.RedisError as exc:
+        # Jobs this process took stay its own until it gives them back, once Redis answers again.
+        process.unrecorded.update(job_ids)
         log.warning(
             "Redis unavailable (%s): %d jobs go back on the queue", exc, len(job_ids), extra={"job_ids": job_ids}
         )
@@ -115,12 +142,26 @@ def predict(requests) -> bool:
     return True
 
 
-@app.task(name=TRAIN_TASK, acks_late=False)
+@app.task(
+    name=TRAIN_TASK,
+    acks_late=False,
+    # Stopped after TRAINING_TIME_LIMIT (it ends failed, saying so); killed a minute later if it
+    # does not stop (its heartbeat then stops too, and it is failed as lost).
+    soft_time_limit=_settings.training_time_limit,
+    time_limit=_settings.training_time_limit + 60,
+)
 def train(job_id: str) -> None:
     # Acknowledged on receipt: a training job is not retried after a crash, it ends failed.
     from worker.training import run_training_job
 
     run_training_job(this_process(), job_id)
+
+
+@app.task(name=CHECK_TASK, acks_late=False)
+def check(job_id: str) -> None:
+    """Check the model version the job names (the job's result is the verdict), on a thread of its
+    own: the check runs in a child process, and this worker goes on serving meanwhile."""
+    threading.Thread(target=run_check_job, args=(this_process(), job_id), daemon=True, name="model-check").start()
 
 
 _node_name = ""
@@ -164,5 +205,7 @@ def _set_up_after_fork(**_) -> None:
 @signals.worker_ready.connect
 def _set_up_without_fork(sender, **_) -> None:
     """With the solo or threads pool there is no fork: set up in this process, before any task."""
-    if sender.pool_cls.__module__.split(".")[-1] in ("solo", "threads"):
+    # The sender is the worker's consumer (the worker itself in some Celery versions).
+    pool = getattr(sender, "pool_cls", None) or getattr(getattr(sender, "controller", None), "pool_cls", None)
+    if pool is not None and pool.__module__.split(".")[-1] in ("solo", "threads"):
         _set_up_this_process()

@@ -6,9 +6,13 @@ import logging
 import threading
 import time
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from jobs import records as rec
 from model.catalog import ConfigError, parse_training_request
 from model.data import DataError
+from model.store import StoreFull
+from worker.checking import check_version
 from worker.process import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -42,18 +46,25 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
 
     try:
         config, policy = parse_training_request(params)
-        trained = train(config, progress=progress, should_stop=lambda: records.should_stop(job_id))
+        store.room_for_one_more()  # fail now, not after an hour of training
+        trained = train(
+            config,
+            progress=progress,
+            should_stop=lambda: records.should_stop(job_id),
+            threads=process.settings.training_threads,
+        )
         model_bytes = trained.to_bytes()
         version = store.add(model_bytes, {**trained.card, "training_job_id": job_id}, trained.file_format)
         if trained.file_format == "keras":
             from model import litert  # export now, while TensorFlow is loaded anyway
 
             store.set_litert_file(version, litert.export(model_bytes))
-        activated = _maybe_activate(store, version, trained.card["test_accuracy"], policy)
+        activated, why = _maybe_activate(process, version, trained.card["test_accuracy"], policy)
         result = {
             "model_version": version,
             "test_accuracy": trained.card["test_accuracy"],
             "activated": activated,
+            "activation": why,
             "card": store.card(version),
         }
         records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result=result)])
@@ -64,6 +75,12 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
         records.finish([rec.Outcome(job_id, rec.CANCELLED, error=rec.error("cancelled", str(exc)))])
     except (ConfigError, DataError) as exc:
         records.finish([rec.Outcome(job_id, rec.FAILED, error=rec.error("invalid_training", str(exc)))])
+    except StoreFull as exc:
+        records.finish([rec.Outcome(job_id, rec.FAILED, error=rec.error("model_store_full", str(exc)))])
+    except SoftTimeLimitExceeded:
+        limit = process.settings.training_time_limit
+        reason = f"stopped after {limit:.0f} s, the limit for one training job (TRAINING_TIME_LIMIT)"
+        records.finish([rec.Outcome(job_id, rec.FAILED, error=rec.error("time_limit", reason))])
     except Exception as exc:
         log.exception("job %s: training failed", job_id, extra={"job_id": job_id})
         failure = rec.error("training_failed", f"{type(exc).__name__}: {exc}")
@@ -83,13 +100,18 @@ def _beat_until(records, job_id: str, stop: threading.Event) -> None:
         stop.wait(BEAT_S)
 
 
-def _maybe_activate(store, version: int, accuracy: float, policy: str) -> bool:
+def _maybe_activate(process: WorkerProcess, version: int, accuracy: float, policy: str) -> tuple[bool, str]:
+    """Activate the new version if ``policy`` asks for it and it passes its check; and say why (not)."""
+    store = process.store
     if policy == "never":
-        return False
+        return False, "the job asked not to activate it"
     if policy == "if-better":
         active = store.active_version()
         best = (store.card(active) or {}).get("test_accuracy", 0.0) if active else 0.0
         if accuracy <= best:
-            return False
+            return False, f"its test accuracy {accuracy:.2%} does not beat version {active}'s {best:.2%}"
+    verdict = check_version(process, version)
+    if not verdict["ok"]:
+        return False, f"it failed its check: {verdict['reason']}"
     store.activate(version)
-    return True
+    return True, "activated"

@@ -1,0 +1,174 @@
+"""Is a model file fit to serve? Load it and run it on known digits, in a child process held to
+memory and time limits, so that a file that crashes, hangs or eats memory harms only the child.
+
+    python -m model.check MODEL_FILE [--format keras|skops]     # prints the verdict as JSON
+
+What it checks: the file loads (Keras in safe mode, skops with its trusted types); on a fixed
+sample of MNIST test digits the output is (N, 10), finite, each row sums to 1; one call on 256
+digits costs no more than a budget per image; and the accuracy on them is not below a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE = 500  # MNIST test digits, the first of each class in turn from a fixed seed
+COST_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a model must meet to be served, and what checking it may cost."""
+
+    min_accuracy: float = 0.9
+    max_ms_per_image: float = 2.0
+    memory_bytes: int = 3 * 1024**3
+    seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The check's answer: ``ok``, or why not; and what was measured."""
+
+    ok: bool
+    reason: str
+    accuracy: float | None = None
+    ms_per_image: float | None = None
+    checked_at: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_file(path: str | os.PathLike, file_format: str, limits: Limits) -> Verdict:
+    """Check the model file at ``path`` in a child process; never raises for a bad model."""
+    command = [sys.executable, "-m", "model.check", str(path), "--format", file_format]
+    command += ["--min-accuracy", str(limits.min_accuracy), "--max-ms", str(limits.max_ms_per_image)]
+    command += ["--memory-mb", str(limits.memory_bytes // 2**20)]
+
+    def held_to_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=limits.seconds, preexec_fn=held_to_memory
+        )
+    except subprocess.TimeoutExpired:
+        return _verdict(False, f"checking it took over {limits.seconds:.0f} s")
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode == 0 and lines:
+        return Verdict(**json.loads(lines[-1]))
+    if "MemoryError" in done.stderr or "bad_alloc" in done.stderr or "Resource exhausted" in done.stderr:
+        return _verdict(False, f"it needs more than {limits.memory_bytes // 2**20} MB of memory to run")
+    if done.returncode < 0:
+        return _verdict(False, f"the check was killed by signal {-done.returncode} (out of memory?)")
+    tail = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+    return _verdict(False, f"the check failed: {tail}")
+
+
+def check_bytes(data: bytes, file_format: str, limits: Limits) -> Verdict:
+    """:func:`check_file` for a model file's bytes."""
+    suffix = ".keras" if file_format == "keras" else ".skops"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"model{suffix}"
+        path.write_bytes(data)
+        return check_file(path, file_format, limits)
+
+
+def sample_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The fixed sample: (N, 28, 28) float32 in [0, 1] and their labels."""
+    from model.data import load_mnist
+
+    mnist = load_mnist()
+    order = np.random.default_rng(0).permutation(len(mnist.y_test))[:SAMPLE]
+    return mnist.x_test[order].astype(np.float32) / 255.0, mnist.y_test[order]
+
+
+def judge(predictor, images: np.ndarray, labels: np.ndarray, limits: Limits) -> Verdict:
+    """The verdict on a loaded predictor (anything with ``probabilities``)."""
+    probabilities = np.asarray(predictor.probabilities(images))
+    if probabilities.shape != (len(images), 10):
+        return _verdict(False, f"its output is {probabilities.shape} for {len(images)} digits, not ({len(images)}, 10)")
+    if not np.all(np.isfinite(probabilities)):
+        return _verdict(False, "its output has values that are not finite (NaN or infinity)")
+    sums = probabilities.sum(axis=1)
+    if np.max(np.abs(sums - 1)) > 1e-3:
+        return _verdict(False, f"its rows do not sum to 1 (from {sums.min():.4f} to {sums.max():.4f})")
+    batch = images[:COST_BATCH]
+    predictor.probabilities(batch)  # warmed up
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        predictor.probabilities(batch)
+        times.append(time.perf_counter() - started)
+    ms = float(np.median(times)) * 1000 / len(batch)
+    if ms > limits.max_ms_per_image:
+        return _verdict(False, f"it costs {ms:.2f} ms per image, over {limits.max_ms_per_image} ms", ms=ms)
+    accuracy = float((probabilities.argmax(axis=1) == labels).mean())
+    if accuracy < limits.min_accuracy:
+        return _verdict(
+            False,
+            f"{accuracy:.1%} right on {len(labels)} MNIST test digits, under {limits.min_accuracy:.0%}",
+            accuracy,
+            ms,
+        )
+    return _verdict(True, "ok", accuracy, ms)
+
+
+def _verdict(ok: bool, reason: str, accuracy: float | None = None, ms: float | None = None) -> Verdict:
+    rounded = None if ms is None else round(ms, 4)
+    return Verdict(ok, reason, None if accuracy is None else round(accuracy, 4), rounded, round(time.time(), 3))
+
+
+def _load(path: Path, file_format: str):
+    if file_format == "skops":
+        from model.classic import ClassicPredictor
+
+        return ClassicPredictor.from_bytes(path.read_bytes())
+    from model.predictor import Predictor
+
+    return Predictor.from_file(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--format", choices=("keras", "skops"), default="keras")
+    parser.add_argument("--min-accuracy", type=float, default=Limits.min_accuracy)
+    parser.add_argument("--max-ms", type=float, default=Limits.max_ms_per_image)
+    parser.add_argument("--memory-mb", type=int, default=Limits.memory_bytes // 2**20, help="the limit it runs under")
+    args = parser.parse_args(argv)
+    limits = Limits(min_accuracy=args.min_accuracy, max_ms_per_image=args.max_ms)
+    images, labels = sample_digits()
+    try:
+        predictor = _load(args.model, args.format)
+    except Exception as exc:  # any way a file can fail to be a model
+        verdict = _verdict(False, f"it does not load: {type(exc).__name__}: {exc}"[:300])
+    else:
+        try:
+            verdict = judge(predictor, images, labels, limits)
+        except MemoryError:
+            verdict = _verdict(False, f"it needs more than {args.memory_mb} MB of memory to run")
+        except Exception as exc:
+            if type(exc).__name__ == "ResourceExhaustedError":  # TensorFlow's out of memory
+                verdict = _verdict(False, f"it needs more than {args.memory_mb} MB of memory to run")
+            else:
+                verdict = _verdict(False, f"running it failed: {type(exc).__name__}: {exc}"[:300])
+    print(json.dumps(verdict.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""A batch of prediction jobs through this worker process: take them from the records, read them,
+write every outcome back, and give back what was not read.
+
+A batch is bounded twice: by ``PREDICT_BATCH_IMAGES`` images (worker/tasks.py takes the fast
+lane's messages first) and by ``PREDICT_BATCH_BUDGET_MS`` of reading, after which the images not
+begun go back to their queue, so one slow request never holds a worker for long. Jobs taken over
+from a worker that died are read one at a time, each recorded before the next: if one of them
+takes this worker down too, the others are not held back, and that one ends ``poison``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from jobs import keys, queue
+from jobs import records as rec
+from model.recognise import Bounds
+from worker import batch
+
+if TYPE_CHECKING:
+    from worker.process import WorkerProcess
+
+log = logging.getLogger(__name__)
+
+
+def predict_jobs(process: WorkerProcess, job_ids: Sequence[str], celery) -> None:
+    """Take, read and record the jobs; raises redis errors (the caller gives the jobs back later)."""
+    settings = process.settings
+    jobs = [job for job in process.records.start(job_ids, process.name) if job.taken]
+    if not jobs:
+        return
+    clients = {job.job_id: job.client for job in jobs}
+    predictor = process.models.loaded() if process.models else None
+    bounds = Bounds(settings.max_image_pixels, settings.max_decoded_bytes, settings.preprocess_budget_ms / 1000)
+    outcomes = [batch.poisoned(job) for job in jobs if job.poison]
+    for job in (job for job in jobs if job.suspect and not job.poison):
+        process.records.read_alone(job.job_id)
+        alone = batch.read([job], predictor, bounds)
+        _record(process, alone.outcomes, alone.through_model, clients)
+    fresh = [job for job in jobs if not job.suspect]
+    done = batch.read(fresh, predictor, bounds, settings.predict_batch_budget_ms / 1000)
+    _record(process, outcomes + done.outcomes, done.through_model, clients)
+    if done.unread:
+        give_back(process, [job.job_id for job in done.unread], celery)
+
+
+def give_back(process: WorkerProcess, job_ids: Sequence[str], celery) -> list[str]:
+    """Release jobs this worker took but did not finish and send them to their lanes again."""
+    released = process.records.release(job_ids, process.name)
+    send_again(process, released, celery)
+    return released
+
+
+def send_again(process: WorkerProcess, job_ids: Sequence[str], celery) -> None:
+    """Send new messages for jobs, each to its own lane."""
+    by_lane: dict[str, list[str]] = {}
+    for job_id, lane in zip(job_ids, process.records.lanes(job_ids), strict=True):
+        by_lane.setdefault(lane or keys.PREDICT_QUEUE, []).append(job_id)
+    for lane, ids in by_lane.items():
+        queue.enqueue_predictions(celery, ids, lane, process.settings.predict_message_images)
+
+
+def _record(process: WorkerProcess, outcomes: list[rec.Outcome], through_model: int, clients: dict) -> None:
+    for outcome in outcomes:
+        if outcome.error:
+            log.info("job %s: %s", outcome.job_id, outcome.error["message"], extra={"job_id": outcome.job_id})
+    process.records.finish(
+        outcomes, batch_size=through_model or None, clients=[clients[outcome.job_id] for outcome in outcomes]
+    )
