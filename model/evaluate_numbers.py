@@ -25,7 +25,7 @@ import numpy as np
 from model.preprocess import NotADigit, NotAnImage, preprocess
 from model.render import render
 from model.render_numbers import NUMBER_RENDERINGS, SPACINGS, render_number
-from model.segment import DEFAULT_MAX_DIGITS, TooManyDigits, plan_number
+from model.segment import TooManyDigits, plan_number
 
 CHUNK = 10  # numbers per job handed to a process
 GOALS = (  # (digits, spacing, what, at least)
@@ -82,7 +82,7 @@ def _prepare(job: tuple[int, str, str, int, int, int]) -> list[tuple]:
         number = render_number(mnist.x_test, mnist.y_test, digits, spacing, rendering, index, seed)
         started = time.perf_counter()
         try:
-            plan = plan_number(number.data, max_digits=DEFAULT_MAX_DIGITS)
+            plan = plan_number(number.data)
         except (NotADigit, NotAnImage, TooManyDigits):
             plan = None
         seconds = time.perf_counter() - started

@@ -3,7 +3,7 @@
 The work is split in two so that a service can put the candidates of many images through one
 model call together with its single digits; nothing here calls the model:
 
-    plan = plan_number(data, max_pixels, max_digits)       # decode, find the ink, cut it into pieces
+    plan = plan_number(data)                               # decode, find the ink, cut it into pieces
     probabilities = predictor.probabilities(plan.inputs)   # (M, 10), in the same call as other images
     reading = plan.choose(probabilities)                   # the best reading of those pieces
 
@@ -43,6 +43,7 @@ from model.preprocess import (
     OVERVIEW_SIDE,
     NotADigit,
     NotAnImage,
+    TooCostly,
     decode,
     fit_and_centre,
     ink_strength,
@@ -50,8 +51,8 @@ from model.preprocess import (
     reduced_pixels,
     reduction,
 )
+from settings import get_settings
 
-DEFAULT_MAX_DIGITS = 12
 LINE_DETAIL = 64  # a line under half this tall in the overview is read again from the original, this tall
 # Shapes, in line heights. MNIST fits each digit's longer side to its box, so no digit is wider than tall.
 MAX_DIGIT_WIDTH = 1.25  # a group wider than this is not one digit (size varies from digit to digit)
@@ -153,14 +154,19 @@ class NumberPlan:
         return NumberReading(text, digits, cut_right * float(np.prod([d.confidence for d in digits])))
 
 
-def plan_number(data: bytes, max_pixels: int | None = None, max_digits: int = DEFAULT_MAX_DIGITS) -> NumberPlan:
+def plan_number(
+    data: bytes, max_pixels: int | None = None, max_digits: int | None = None, max_decoded_bytes: int | None = None
+) -> NumberPlan:
     """Decode image bytes and cut the one line of ink in it into every candidate digit; no model call.
 
-    Raises :class:`NotAnImage` (undecodable, over ``max_pixels``, default the ``MAX_IMAGE_PIXELS``
-    setting), :class:`NotADigit` (no ink) and :class:`TooManyDigits` (every reading has more than
-    ``max_digits`` digits), the last before any candidate is normalised.
+    Raises :class:`NotAnImage` (undecodable, over ``max_pixels``), :class:`TooCostly` (over
+    ``max_decoded_bytes`` once decoded), :class:`NotADigit` (no ink) and :class:`TooManyDigits`
+    (every reading has more than ``max_digits`` digits), the last before any candidate is
+    normalised. Limits left out are the settings' (MAX_IMAGE_PIXELS, MAX_DECODED_BYTES,
+    MAX_DIGITS_PER_NUMBER).
     """
-    gray = decode(data, max_pixels)
+    max_digits = max_digits or get_settings().max_digits_per_number
+    gray = decode(data, max_pixels, max_decoded_bytes)
     to_upright = _draft_scale(data, gray)
     factor = reduction(math.sqrt(gray.width * gray.height), OVERVIEW_SIDE)
     overview = reduced_pixels(gray, factor)
@@ -202,13 +208,11 @@ def plan_number(data: bytes, max_pixels: int | None = None, max_digits: int = DE
     )
 
 
-def read_number(
-    data: bytes, predictor, max_pixels: int | None = None, max_digits: int = DEFAULT_MAX_DIGITS
-) -> NumberReading:
+def read_number(data: bytes, predictor, max_pixels: int | None = None, max_digits: int | None = None) -> NumberReading:
     """Plan, one model call, choose: the reading of one image (blank images give text "" and a reason).
 
     ``predictor`` is anything with ``probabilities((N, 28, 28)) -> (N, 10)``. Raises
-    :class:`NotAnImage` and :class:`TooManyDigits` as :func:`plan_number` does.
+    :class:`NotAnImage`, :class:`TooCostly` and :class:`TooManyDigits` as :func:`plan_number` does.
     """
     try:
         plan = plan_number(data, max_pixels, max_digits)
@@ -331,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Read a handwritten number.")
     parser.add_argument("image", type=Path)
     parser.add_argument("--model", type=Path, default=None, help="a .keras file (default: the shipped model)")
-    parser.add_argument("--max-digits", type=int, default=DEFAULT_MAX_DIGITS)
+    parser.add_argument("--max-digits", type=int, default=None, help="default: MAX_DIGITS_PER_NUMBER")
     parser.add_argument("--show", type=Path, default=None, help="PNG of the digits' inputs side by side, 10x")
     args = parser.parse_args(argv)
 
@@ -341,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     predictor = Predictor.from_file(args.model or SHIPPED_MODEL)
     try:
         reading = read_number(args.image.read_bytes(), predictor, max_digits=args.max_digits)
-    except (OSError, NotAnImage, TooManyDigits) as exc:
+    except (OSError, NotAnImage, TooCostly, TooManyDigits) as exc:
         print(f"{args.image}: {exc}", file=sys.stderr)
         return 1
     if not reading.digits:
