@@ -33,10 +33,9 @@ DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 50, 200
 def create_predictions():
     """One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``;
     ``read`` (multipart field, JSON key or query) says what each job reads: a digit or a number."""
-    query_read = request.args.get("read")
     if request.mimetype == "application/json":
         body = _json_body()
-        read = read_mode(body.get("read"), query_read)
+        read = read_mode(body, request.args)
         images = body.get("images")
         if not isinstance(images, list):
             raise ApiError(400, "invalid_request", 'JSON body must be {"images": ["<base64>", ...]}')
@@ -46,7 +45,7 @@ def create_predictions():
         max_bytes = settings().max_image_bytes
         named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(images)]
     elif request.mimetype == "multipart/form-data":
-        read = read_mode(request.form.get("read"), query_read)
+        read = read_mode(request.form, request.args)
         files = request.files.getlist("image")
         if not files:
             raise ApiError(400, "missing_image", "no file in multipart field 'image'")

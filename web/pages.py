@@ -35,7 +35,7 @@ def home():
 @bp.post("/predict")
 @predict_token_if_configured
 def submit_form():
-    read = read_mode(request.form.get("read"), request.args.get("read"))
+    read = read_mode(request.form, request.args)
     files = [f for f in request.files.getlist("image") if f.filename]
     images = [read_upload(f"file {f.filename}"[:200], f) for f in files]
     # Kept as long as the jobs, for their pages to show.

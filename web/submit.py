@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 
 from flask import g, request, url_for
 from werkzeug.datastructures import FileStorage
@@ -37,17 +38,17 @@ def check_images(images: list[tuple[str, bytes]]) -> None:
         check_image(data, allowed, name)
 
 
-def read_mode(*given: object) -> str:
-    """What a submission asks its jobs to read: ``given`` are the ``read`` values it carries (form
-    field or JSON key, then the query; None where absent). Absent: ``digit``. Raises
-    :class:`ApiError` (400) for a value not in READ_MODES, or two that disagree."""
+def read_mode(*sources: Mapping) -> str:
+    """What a submission asks its jobs to read, from the ``read`` of each of ``sources`` that has
+    one (the form or the JSON body, and the query); none: ``digit``. Raises :class:`ApiError`
+    (400) for a value not in READ_MODES (a JSON null included), or two that disagree."""
     allowed = ", ".join(rec.READ_MODES)
-    values = [value for value in given if value is not None]
+    values = [source["read"] for source in sources if "read" in source]
     if any(value != values[0] for value in values):
         raise ApiError(400, "invalid_read", f"read is given twice, with different values; give one of {allowed}")
     value = values[0] if values else rec.READ_MODES[0]
-    if value not in rec.READ_MODES:
-        shown = repr(value)[:40] if isinstance(value, str) else f"a JSON {type(value).__name__}"
+    if not isinstance(value, str) or value not in rec.READ_MODES:
+        shown = repr(value)[:40] if isinstance(value, str) else "null" if value is None else type(value).__name__
         raise ApiError(400, "invalid_read", f"read must be one of {allowed}, not {shown}")
     return value
 
