@@ -53,7 +53,8 @@ def predict_locally(
             answers[image.index] = Prediction.failed(image.source, **reading.error)
         else:
             result = {**reading.result, "model_file": str(model_file)}
-            record = {"id": None, "type": "predict", "status": "succeeded", "result": result, "error": None}
+            record = {"id": None, "type": "predict", "read": read, "status": "succeeded"}
+            record |= {"result": result, "error": None}
             answers[image.index] = Prediction.from_record(image.source, record)
     return [answers[index] for index in sorted(answers)]
 
