@@ -3,8 +3,10 @@
     python -m model.evaluate --numbers [--digits 2-8] [--limit 30] [--seed 0] [--model FILE] [--jobs 2]
 
 One row per (digits, spacing, rendering), ``--limit`` numbers each (see :mod:`model.render_numbers`).
-``number``: whole numbers read right. ``digit``: digits read right, by position where the reading
-has the right length (a reading of the wrong length counts all its number's digits wrong).
+``number``: whole numbers read right. ``digit``: digits read right, as OCR counts characters:
+the number's digits less the fewest edits (a digit changed, missed or added) that turn the reading
+into the truth (:func:`digits_right`), so that a digit split in two costs one digit, not the
+whole number's.
 ``single``: the same MNIST digits, each rendered alone the same way and read through
 :func:`model.preprocess.preprocess` and the same model: what the digits would score one at a time.
 ``joined``: share of neighbours whose ink runs into each other (before any blur). ``ms``: median
@@ -130,11 +132,20 @@ def score_row(predictor, digits: int, spacing: str, rendering: str, limit: int, 
         row.joined += joined
         read = next(readings_iter).text if plan is not None else ""
         row.numbers_right += read == text
-        if len(read) == len(text):
-            row.digits_right += sum(a == b for a, b in zip(read, text, strict=True))
-        else:
-            row.wrong_length += 1
+        row.digits_right += digits_right(read, text)
+        row.wrong_length += len(read) != len(text)
     return row
+
+
+def digits_right(read: str, truth: str) -> int:
+    """``truth``'s length less the edit (Levenshtein) distance from ``read`` to it, at least 0."""
+    previous = list(range(len(truth) + 1))
+    for n, a in enumerate(read, 1):
+        current = [n]
+        for m, b in enumerate(truth, 1):
+            current.append(min(previous[m] + 1, current[m - 1] + 1, previous[m - 1] + (a != b)))
+        previous = current
+    return max(0, len(truth) - previous[-1])
 
 
 def evaluate_numbers(

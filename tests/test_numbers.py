@@ -214,3 +214,13 @@ def test_preprocess_is_unchanged_bit_for_bit(mnist):
         for rendering in ("paper", "photo", "rgba", "noise"):
             digest.update(preprocess(render(mnist.x_test[index], rendering, index)).tobytes())
     assert digest.hexdigest() == PREPROCESS_DIGEST
+
+
+def test_digits_right_counts_as_ocr_does():
+    from model.evaluate_numbers import digits_right
+
+    assert digits_right("1234", "1234") == 4
+    assert digits_right("12834", "1234") == 3  # one digit too many costs one
+    assert digits_right("124", "1234") == 3  # one missed costs one
+    assert digits_right("1334", "1234") == 3
+    assert digits_right("", "1234") == 0 and digits_right("98765432", "12") == 0
