@@ -110,7 +110,7 @@ local now, me, silence = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local answers = {}
 for i = 1, n do
   local record, id = KEYS[2 * i - 1], ARGV[3 + i]
-  local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane')
+  local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'version')
   local status = fields[1]
   local take, suspect, poison, image = status == 'queued', false, false, false
   if status == 'running' then
@@ -128,7 +128,7 @@ for i = 1, n do
     if not poison then image = redis.call('GET', KEYS[2 * i]) end
   end
   answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
-                poison and 1 or 0}
+                poison and 1 or 0, fields[6] or ''}
 end
 return answers
 """
@@ -230,7 +230,8 @@ class Started:
     """A job as :meth:`JobRecords.start` found it: its status before (None when the record is
     gone), its client and lane, and whether this call took it. A job taken over from a worker
     that died is a ``suspect`` (read it alone); one taken over while it was being read alone is
-    ``poison`` (its image is not handed over: end it). ``image`` is set for the jobs taken."""
+    ``poison`` (its image is not handed over: end it). ``image`` is set for the jobs taken;
+    ``version`` for jobs that asked for one model version (else the active one reads them)."""
 
     job_id: str
     status: str | None
@@ -240,6 +241,7 @@ class Started:
     taken: bool = False
     suspect: bool = False
     poison: bool = False
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -443,8 +445,11 @@ class JobRecords:
                 bool(taken),
                 bool(suspect),
                 bool(poison),
+                int(version) if version else None,
             )
-            for job_id, (status, client, lane, image, taken, suspect, poison) in zip(job_ids, answers, strict=True)
+            for job_id, (status, client, lane, image, taken, suspect, poison, version) in zip(
+                job_ids, answers, strict=True
+            )
         ]
 
     def release(self, job_ids: Sequence[str], worker: str) -> list[str]:
