@@ -72,10 +72,17 @@ class DigitsClient:
         accepted: dict[int, str] = {}  # input index -> job id
         batches: list[tuple[str, list[int]]] = []  # each accepted request: its batch id, input indexes
         answers: dict[int, Prediction] = {}  # input index -> its answer, once known
+        deadline = time.monotonic() + timeout
         try:
-            for chunk in chunks(self._sendable(images, sources, answers), self.limits):
-                self._submit(chunk, accepted, batches, answers, read)
-            self._collect(sources, accepted, batches, answers, time.monotonic() + timeout)
+            sending = chunks(self._sendable(images, sources, answers), self.limits)
+            chunk = next(sending, None)
+            while chunk is not None:
+                following = next(sending, None)
+                # The last request waits for its answers itself: one round trip when all fit in one.
+                wait = 0.0 if following else min(self._max_wait, timeout)
+                self._submit(chunk, accepted, batches, answers, read, wait)
+                chunk = following
+            self._collect(sources, accepted, batches, answers, deadline)
         except KeyboardInterrupt:
             raise Interrupted([job_id for index, job_id in accepted.items() if index not in answers]) from None
         return [answers[index] for index in range(len(sources))]
@@ -102,8 +109,10 @@ class DigitsClient:
         batches: list[tuple[str, list[int]]],
         answers: dict[int, Prediction],
         read: str,
+        wait: float = 0.0,
     ) -> None:
-        """POST one chunk; record each image's job id in ``accepted`` or its refusal in ``answers``.
+        """POST one chunk; record each image's job id in ``accepted`` or its refusal in ``answers``
+        (or, when the server answered within ``wait`` seconds, the image's :class:`Prediction`).
 
         The server takes a request whole or not at all: a refused chunk is split and sent again
         until the image it refuses is alone, so that only that image gets the error. When the
@@ -113,7 +122,7 @@ class DigitsClient:
         while pending:
             chunk = pending.pop()
             try:
-                batch_id, jobs = self._post_images(chunk, read)
+                batch_id, jobs, ended = self._post_images(chunk, read, wait)
             except ApiError as exc:
                 if exc.status not in IMAGE_REJECTIONS or exc.code in REQUEST_ERRORS:
                     raise
@@ -127,16 +136,36 @@ class DigitsClient:
                     pending += [chunk[half:], chunk[:half]]
                 continue
             for image, job in zip(chunk, jobs, strict=True):
-                accepted[image.index] = job["job_id"]
-            batches.append((batch_id, [image.index for image in chunk]))
+                accepted[image.index] = job.get("job_id") or job["id"]
+                if ended:
+                    answers[image.index] = Prediction.from_record(image.source, job)
+            if not ended:
+                batches.append((batch_id, [image.index for image in chunk]))
 
-    def _post_images(self, chunk: list[LoadedImage], read: str) -> tuple[str | None, list[dict]]:
+    def _post_images(self, chunk: list[LoadedImage], read: str, wait: float) -> tuple[str | None, list[dict], bool]:
+        """(batch id, jobs, whether they have all ended): the jobs' records when they have, within
+        ``wait`` seconds, else their ids and links."""
         files = [("image", (image.filename, image.data, "application/octet-stream")) for image in chunk]
-        answer = self._http.request("POST", "/api/v1/predictions", params={"read": read}, files=files)
+        params = {"read": read} | ({"wait": f"{wait:.1f}"} if wait >= 0.1 else {})
+        try:
+            answer = self._http.request("POST", "/api/v1/predictions", params=params, files=files, extra_read_s=wait)
+        except ApiError as exc:
+            if exc.code == "invalid_wait" and self._learn_max_wait(exc, wait):
+                return self._post_images(chunk, read, min(wait, self._max_wait))
+            raise
         jobs = answer["jobs"]
         if len(jobs) != len(chunk):
             raise ApiError(502, "bad_answer", f"sent {len(chunk)} images, got {len(jobs)} jobs back")
-        return answer.get("batch_id"), jobs
+        ended = bool(answer.get("done"))
+        return answer.get("batch_id") or answer.get("id"), jobs, ended
+
+    def _learn_max_wait(self, exc: ApiError, wait: float) -> bool:
+        """Lower the longest wait asked for to the server's, from its 400; whether it was lower."""
+        stated = re.search(r"from 0 to (\d+)", exc.message)
+        if stated and float(stated.group(1)) < wait:
+            self._max_wait = float(stated.group(1))
+            return True
+        return False
 
     def _learn_request_limit(self, exc: ApiError, chunk: list[LoadedImage]) -> None:
         """Shrink the chunk limits after a 413 for the request as a whole (too many images, too many bytes)."""
@@ -194,10 +223,8 @@ class DigitsClient:
         try:
             return self._http.request("GET", path, params=params, extra_read_s=wait, retry_connection=True)
         except ApiError as exc:
-            stated = re.search(r"from 0 to (\d+)", exc.message)
-            if exc.code == "invalid_wait" and stated and float(stated.group(1)) < wait:
-                self._max_wait = float(stated.group(1))  # this server allows shorter waits than the default
-                return self.job(job_id, wait)
+            if exc.code == "invalid_wait" and self._learn_max_wait(exc, wait):
+                return self.job(job_id, self._max_wait)  # this server allows shorter waits than the default
             raise
 
     def wait(self, job_id: str, timeout: float | None = None, on_progress: ProgressCallback | None = None) -> dict:

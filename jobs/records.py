@@ -112,7 +112,7 @@ local now, me, silence = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local answers = {}
 for i = 1, n do
   local record, id = KEYS[2 * i - 1], ARGV[3 + i]
-  local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'read')
+  local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'version', 'read')
   local status = fields[1]
   local take, suspect, poison, image = status == 'queued', false, false, false
   if status == 'running' then
@@ -130,7 +130,7 @@ for i = 1, n do
     if not poison then image = redis.call('GET', KEYS[2 * i]) end
   end
   answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
-                poison and 1 or 0, fields[6] or ''}
+                poison and 1 or 0, fields[6] or '', fields[7] or ''}
 end
 return answers
 """
@@ -233,6 +233,7 @@ class Started:
     gone), its client and lane, and whether this call took it. A job taken over from a worker
     that died is a ``suspect`` (read it alone); one taken over while it was being read alone is
     ``poison`` (its image is not handed over: end it). ``image`` is set for the jobs taken;
+    ``version`` for jobs that asked for one model version (else the active one reads them);
     ``read`` says what to read in it (one of READ_MODES)."""
 
     job_id: str
@@ -243,6 +244,7 @@ class Started:
     taken: bool = False
     suspect: bool = False
     poison: bool = False
+    version: int | None = None
     read: str = READ_MODES[0]
 
 
@@ -447,9 +449,10 @@ class JobRecords:
                 bool(taken),
                 bool(suspect),
                 bool(poison),
+                int(version) if version else None,
                 read.decode() or READ_MODES[0],
             )
-            for job_id, (status, client, lane, image, taken, suspect, poison, read) in zip(
+            for job_id, (status, client, lane, image, taken, suspect, poison, version, read) in zip(
                 job_ids, answers, strict=True
             )
         ]

@@ -133,3 +133,24 @@ def test_a_batch_request_can_be_polled_as_one(stack, mnist):
     labels = np.array([job["result"]["label"] for job in batch["jobs"]])
     assert (labels == mnist.y_test[200:264]).mean() >= 0.97
     assert requests.get(f"{stack.web_url}/api/v1/batches/{'0' * 32}", timeout=10).status_code == 404
+
+
+def test_one_request_per_image_with_wait(stack, mnist):
+    # The README's first example: the digit's record in the answer to the upload itself.
+    files = [("image", (f"{i}.png", png_bytes(x), "image/png")) for i, x in enumerate(mnist.x_test[300:304])]
+    answer = requests.post(f"{stack.web_url}/api/v1/predictions?wait=20", files=files, timeout=60)
+
+    assert answer.status_code == 200, answer.text
+    batch = answer.json()
+    assert batch["done"] and batch["total"] == 4 and batch["counts"] == {"succeeded": 4}
+    labels = [job["result"]["label"] for job in batch["jobs"]]
+    assert (np.array(labels) == mnist.y_test[300:304]).sum() >= 3
+    assert requests.get(f"{stack.web_url}/api/v1/batches/{batch['id']}", timeout=10).json()["jobs"] == batch["jobs"]
+
+
+def test_a_bad_wait_on_submit_is_refused_before_any_job_is_made(stack, mnist):
+    before = len(requests.get(f"{stack.web_url}/api/v1/jobs?limit=200", timeout=10).json()["jobs"])
+    files = {"image": ("x.png", png_bytes(mnist.x_test[0]), "image/png")}
+    answer = requests.post(f"{stack.web_url}/api/v1/predictions?wait=forever", files=files, timeout=10)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_wait"
+    assert len(requests.get(f"{stack.web_url}/api/v1/jobs?limit=200", timeout=10).json()["jobs"]) == before

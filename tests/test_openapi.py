@@ -37,7 +37,7 @@ def flask_paths() -> set[tuple[str, str]]:
     app = create_app()
     routes = set()
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api/") or rule.rule in ("/healthz", "/readyz", "/metrics"):
+        if rule.rule.startswith(("/api/", "/v2")) or rule.rule in ("/healthz", "/readyz", "/metrics"):
             path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
             routes |= {(path, method.lower()) for method in rule.methods - {"HEAD", "OPTIONS"}}
     return routes

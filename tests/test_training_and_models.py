@@ -84,6 +84,15 @@ def test_activation_and_rollback_reach_every_worker(fleet, mnist):
     assert predicted_versions(fleet, mnist) == {1}
     print(f"both workers switched {switch_seconds:.1f} s after activation")
 
+    # A version named in the inference protocol's path reads the request, the active one the rest.
+    pixels = {
+        "inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [4, 28, 28], "data": mnist.x_test[:4].tolist()}]
+    }
+    for named in (version, 1):
+        answer = requests.post(f"{fleet.web_url}/v2/models/digits/versions/{named}/infer", json=pixels, timeout=60)
+        assert answer.status_code == 200 and answer.json()["model_version"] == str(named), answer.text
+    assert predicted_versions(fleet, mnist) == {1}
+
 
 def test_training_reports_progress_every_epoch_and_stores_a_version(fleet):
     job_id = start_training(fleet, arch="seed", epochs=2, train_limit=3000, augment=False)

@@ -17,7 +17,7 @@ from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
 from web.images import decode_base64_image
 from web.services import services, settings
-from web.submit import job_links, read_mode, read_upload, submit_predictions
+from web.submit import all_ended_within, job_links, read_mode, read_upload, submit_predictions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # The budget every training job counts against (in place of a client address: they share one queue).
@@ -32,7 +32,12 @@ DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 50, 200
 @predict_token_if_configured
 def create_predictions():
     """One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``;
-    ``read`` (multipart field, JSON key or query) says what each job reads: a digit or a number."""
+    ``read`` (multipart field, JSON key or query) says what each job reads: a digit or a number.
+
+    ``?wait=S`` holds the request until every job has ended or S seconds pass: 200 with the
+    batch's records (as ``GET /batches/<id>`` answers) when all have ended, else 202 as without it.
+    """
+    wait = _wait_seconds()
     if request.mimetype == "application/json":
         body = _json_body()
         read = read_mode(body, request.args)
@@ -57,6 +62,8 @@ def create_predictions():
             "send multipart/form-data (field 'image') or application/json ({\"images\": [...]})",
         )
     batch_id, job_ids = submit_predictions(named, read=read)
+    if wait and all_ended_within(job_ids, wait):
+        return jsonify(_batch(batch_id, job_ids))
     return jsonify(
         {"batch_id": batch_id, "batch_url": url_for("api.get_batch", batch_id=batch_id), "jobs": job_links(job_ids)}
     ), 202
@@ -70,19 +77,20 @@ def get_batch(batch_id: str):
     job_ids = svc.records.batch(batch_id)
     if job_ids is None:
         raise ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
-    svc.waiter.wait_until(
-        job_ids, _wait_seconds(), lambda: svc.records.unfinished(job_ids), lambda left: left == 0, _client()
-    )
-    jobs = svc.records.get_many(job_ids)
-    return jsonify(
-        {
-            "id": batch_id,
-            "total": len(job_ids),
-            "counts": dict(Counter(job["status"] if job else "expired" for job in jobs)),
-            "done": all(job is None or job["status"] in TERMINAL for job in jobs),
-            "jobs": [job or {"id": job_id, "status": "expired"} for job, job_id in zip(jobs, job_ids, strict=True)],
-        }
-    )
+    all_ended_within(job_ids, _wait_seconds())
+    return jsonify(_batch(batch_id, job_ids))
+
+
+def _batch(batch_id: str, job_ids: list[str]) -> dict:
+    """The records of one submission's jobs, in order, with counts per status."""
+    jobs = services().records.get_many(job_ids)
+    return {
+        "id": batch_id,
+        "total": len(job_ids),
+        "counts": dict(Counter(job["status"] if job else "expired" for job in jobs)),
+        "done": all(job is None or job["status"] in TERMINAL for job in jobs),
+        "jobs": [job or {"id": job_id, "status": "expired"} for job, job_id in zip(jobs, job_ids, strict=True)],
+    }
 
 
 @bp.get("/jobs")

@@ -1,5 +1,6 @@
 """Every error the service gives, in one place: an HTML page for people at the pages, JSON
-``{"error": {"code": ..., "message": ...}}`` for the API, with the same 4xx/5xx status."""
+``{"error": {"code": ..., "message": ...}}`` for the API, and the Open Inference Protocol's own
+``{"error": "..."}`` under /v2, with the same 4xx/5xx status."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ RETRY_AFTER_S = 5
 # Messages may quote what the client sent; a hostile request must not get a megabyte echoed back.
 MAX_MESSAGE_CHARS = 500
 # Paths whose every answer is JSON, whatever the client accepts.
-API_PATHS = ("/api/", "/metrics", "/healthz", "/readyz")
+API_PATHS = ("/api/", "/metrics", "/healthz", "/readyz", "/v2")
 
 
 class ApiError(Exception):
@@ -55,7 +56,10 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
         return make_response(
             render_template(template, error=message, status=status, title=title), status, headers or {}
         )
-    response = jsonify({"error": {"code": code, "message": message}})
+    if request.path == "/v2" or request.path.startswith("/v2/"):  # the protocol's clients read one string
+        response = jsonify({"error": f"{message} ({code})"})
+    else:
+        response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     response.headers.update(headers or {})
     return response

@@ -353,11 +353,12 @@ def paths(max_images: int, max_wait: int) -> dict:
                 "operationId": "createPredictions",
                 "summary": "Submit images: one prediction job each, in order; all are accepted or none",
                 "description": (
-                    "read (a form field, JSON key or query parameter) says what each image holds: one digit, or "
-                    "one handwritten number. A number with more digits than the service's limit fails alone "
-                    "(error code too_many_digits)."
+                    "With ?wait=S the answer waits until every job has ended (200, as GET /batches/{batch_id} "
+                    "answers) or S seconds have passed (202). read (a form field, JSON key or query parameter) "
+                    "says what each image holds: one digit, or one handwritten number. A number with more digits "
+                    "than the service's limit fails alone (error code too_many_digits)."
                 ),
-                "parameters": [read],
+                "parameters": [wait, read],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -368,15 +369,18 @@ def paths(max_images: int, max_wait: int) -> dict:
                         },
                     },
                 },
-                "responses": _accepted(
-                    "PredictionsAccepted",
-                    "jobs queued",
-                    {
-                        "firstJob": _link("getJob", job_id="$response.body#/jobs/0/job_id"),
-                        "batch": _link("getBatch", batch_id="$response.body#/batch_id"),
-                    },
-                    (400, 413, 415, 429, 503),
-                ),
+                "responses": {
+                    "200": _json(_ref("Batch"), "with ?wait=: every job has ended; their records"),
+                    **_accepted(
+                        "PredictionsAccepted",
+                        "jobs queued",
+                        {
+                            "firstJob": _link("getJob", job_id="$response.body#/jobs/0/job_id"),
+                            "batch": _link("getBatch", batch_id="$response.body#/batch_id"),
+                        },
+                        (400, 413, 415, 429, 503),
+                    ),
+                },
             }
         },
         "/api/v1/batches/{batch_id}": {
@@ -583,6 +587,129 @@ def paths(max_images: int, max_wait: int) -> dict:
     }
 
 
+def protocol_paths(max_images: int) -> dict:
+    """The Open Inference Protocol's REST paths (web/inference_protocol.py), for the one model."""
+    error = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+
+    def fails(*statuses: int) -> dict:
+        return {str(s): _json(error, ERROR_CODES[s]) for s in statuses}
+
+    def health(operation_id: str, field: str, summary: str, parameters: list | None = None) -> dict:
+        body = {"type": "object", "required": [field], "properties": {field: {"type": "boolean"}}}
+        return {
+            "get": {
+                "operationId": operation_id,
+                "summary": summary,
+                "parameters": parameters or [],
+                "responses": {"200": _json(body, "yes"), "400": _json(body, "no"), **fails(404)},
+            }
+        }
+
+    version = _path_parameter("version", {"type": "string", "pattern": "^[0-9]+$"})
+    model = _path_parameter("model", {"type": "string", "enum": ["digits"]})
+    tensor = {
+        "type": "object",
+        "required": ["name", "datatype", "shape"],
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+            "data": {"type": "array"},
+            "parameters": {"type": "object"},
+        },
+    }
+    request_body = {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "inputs": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1,
+                "items": tensor,
+                "description": f"one of: image (BYTES [N], files in base64 in JSON) or pixels (UINT8 [N, 28, 28]);"
+                f" N at most {max_images}",
+            },
+            "outputs": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            "parameters": {"type": "object"},
+        },
+    }
+    answer = {
+        "type": "object",
+        "required": ["model_name", "model_version", "outputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
+            "outputs": {"type": "array", "items": tensor},
+        },
+    }
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    header_length = {
+        "name": "Inference-Header-Content-Length",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        "description": "binary tensor data extension: the JSON header's length; the tensors' bytes follow it",
+    }
+
+    def infer(operation_id: str, parameters: list) -> dict:
+        return {
+            "post": {
+                "operationId": operation_id,
+                "summary": "probabilities (FP32 [N, 10]) and label (INT64 [N], -1: no digit) of each image",
+                "parameters": [*parameters, header_length],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": request_body}, "application/octet-stream": binary},
+                },
+                "responses": {
+                    "200": {
+                        "description": "the outputs",
+                        "content": {"application/json": {"schema": answer}, "application/octet-stream": binary},
+                    },
+                    **fails(400, 401, 404, 413, 415, 429, 503),
+                },
+            }
+        }
+
+    metadata = {"type": "object", "required": ["name", "versions", "inputs", "outputs"]}
+    return {
+        "/v2": {
+            "get": {
+                "operationId": "protocolServerMetadata",
+                "summary": "Open Inference Protocol: the server",
+                "responses": {"200": _json({"type": "object", "required": ["name", "version", "extensions"]}, "it")},
+            }
+        },
+        "/v2/health/live": health("protocolLive", "live", "Open Inference Protocol: live"),
+        "/v2/health/ready": health("protocolReady", "ready", "Open Inference Protocol: a worker serves predictions"),
+        "/v2/models/{model}": {
+            "get": {
+                "operationId": "protocolModelMetadata",
+                "summary": "The model's inputs, outputs and versions",
+                "parameters": [model],
+                "responses": {"200": _json(metadata, "the model"), **fails(404)},
+            }
+        },
+        "/v2/models/{model}/versions/{version}": {
+            "get": {
+                "operationId": "protocolModelVersionMetadata",
+                "summary": "One version's inputs and outputs",
+                "parameters": [model, version],
+                "responses": {"200": _json(metadata, "the version"), **fails(404)},
+            }
+        },
+        "/v2/models/{model}/ready": health("protocolModelReady", "ready", "The model can be served", [model]),
+        "/v2/models/{model}/versions/{version}/ready": health(
+            "protocolModelVersionReady", "ready", "The version can be served", [model, version]
+        ),
+        "/v2/models/{model}/infer": infer("protocolInfer", [model]),
+        "/v2/models/{model}/versions/{version}/infer": infer("protocolInferVersion", [model, version]),
+    }
+
+
 def document(max_images: int, max_wait: int) -> dict:
     return {
         "openapi": "3.1.0",
@@ -591,11 +718,12 @@ def document(max_images: int, max_wait: int) -> dict:
             "version": "1",
             "description": (
                 "Handwritten digit recognition as a service. Errors are always JSON "
-                '{"error": {"code", "message"}}. Every response carries X-Request-ID (yours if you sent a '
+                '{"error": {"code", "message"}} (under /v2, the Open Inference Protocol\'s {"error": "..."}). '
+                "Every response carries X-Request-ID (yours if you sent a "
                 "plain one of up to 64 characters), which the service's log lines name."
             ),
         },
-        "paths": paths(max_images, max_wait),
+        "paths": paths(max_images, max_wait) | protocol_paths(max_images),
         "components": {
             "schemas": schemas(max_images),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "DIGITS_API_TOKEN"}},

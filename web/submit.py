@@ -54,15 +54,22 @@ def read_mode(*sources: Mapping) -> str:
 
 
 def submit_predictions(
-    images: list[tuple[str, bytes]], keep_images: bool = False, read: str = rec.READ_MODES[0]
+    images: list[tuple[str, bytes]],
+    keep_images: bool = False,
+    version: int | None = None,
+    checked: bool = False,
+    read: str = rec.READ_MODES[0],
 ) -> tuple[str, list[str]]:
     """Validate all images (all or none are accepted), create one job per image, enqueue them.
 
     Returns the batch id (the request's jobs, together) and the job ids in order. With
-    ``keep_images`` each image is kept as long as its record (for the job pages of form uploads).
-    ``read`` (from :func:`read_mode`) goes on every record: one digit per image, or a number.
+    ``keep_images`` each image is kept as long as its record (for the job pages of form uploads);
+    with ``version`` that model version reads them, not the active one; ``checked`` images were
+    validated by the caller (digits in MNIST form, which are not image files). ``read`` (from
+    :func:`read_mode`) goes on every record: one digit per image, or a number.
     """
-    check_images(images)
+    if not checked:
+        check_images(images)
     svc = services()
     config = svc.settings
     client = request.remote_addr or "unknown"
@@ -70,12 +77,14 @@ def submit_predictions(
     fields = {"read": read}
     if keep_images and config.keep_uploads:
         fields["keep_image"] = "1"
+    if version is not None:
+        fields["version"] = str(version)
     limits = rec.Limits(config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes)
     try:
         created = svc.records.create(
             "predict",
             len(images),
-            fields=fields,
+            fields=fields or None,
             batch_id=batch_id,
             client=client,
             images=[data for _, data in images],
@@ -96,6 +105,15 @@ def submit_predictions(
     # Named on the request's one access-log line (web/request_log.py), not on a line of their own.
     g.batch_id, g.job_ids = batch_id, job_ids
     return batch_id, job_ids
+
+
+def all_ended_within(job_ids: list[str], seconds: float) -> bool:
+    """Hold the request until every job has ended or ``seconds`` pass (as far as this client may
+    wait now: see web/waiting.py); whether all have ended."""
+    svc = services()
+    client = request.remote_addr or "unknown"
+    left = svc.waiter.wait_until(job_ids, seconds, lambda: svc.records.unfinished(job_ids), lambda n: n == 0, client)
+    return left == 0
 
 
 def over_limit(exc: rec.OverLimit, count: int, size: int) -> ApiError:

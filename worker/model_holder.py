@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 
 from jobs import keys
 from jobs.queue import connect
@@ -21,6 +22,10 @@ from model.store import ModelStore
 log = logging.getLogger(__name__)
 
 VERSION_CHECK_S = 5.0
+# Versions other than the active one that requests asked for by number (the inference protocol's
+# /versions/<v>/infer), kept loaded: a few, so clients alternating versions cannot make every
+# batch a model load, nor fill the worker's memory.
+PINNED_VERSIONS = 2
 
 
 class ModelHolder:
@@ -33,6 +38,7 @@ class ModelHolder:
         self.problem = ""
         self._failed: int | None = None  # a version that would not load: not tried again while active
         self._loading = threading.Lock()
+        self._pinned: OrderedDict[int, Predictor | None] = OrderedDict()  # most recently used last
 
     def start(self) -> ModelHolder:
         """Load the active version now, then follow activations on a background thread."""
@@ -45,6 +51,26 @@ class ModelHolder:
         if self.current is None:
             self.refresh()
         return self.current
+
+    def version(self, version: int | None) -> Predictor | None:
+        """The model that reads jobs asking for ``version`` (None: the active one); None if that
+        version cannot be loaded here (it is not tried again while it stays among the few kept)."""
+        current = self.loaded()
+        if version is None or (current is not None and current.version == version):
+            return current
+        if version in self._pinned:
+            self._pinned.move_to_end(version)
+            return self._pinned[version]
+        try:
+            predictor = load_predictor(self.store, version, self.backend, self.threads)
+            log.info("loaded model version %s for the requests that name it", version)
+        except Exception:
+            log.exception("cannot load model version %s, which a request named", version)
+            predictor = None
+        self._pinned[version] = predictor
+        while len(self._pinned) > PINNED_VERSIONS:
+            self._pinned.popitem(last=False)
+        return predictor
 
     def refresh(self) -> None:
         """Load the active version if it is not the one in hand, then swap it in. A version that

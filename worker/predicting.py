@@ -32,18 +32,27 @@ def predict_jobs(process: WorkerProcess, job_ids: Sequence[str], celery) -> None
     if not jobs:
         return
     clients = {job.job_id: job.client for job in jobs}
-    predictor = process.models.loaded() if process.models else None
     bounds = Bounds(settings.max_image_pixels, settings.max_decoded_bytes, settings.preprocess_budget_ms / 1000)
     outcomes = [batch.poisoned(job) for job in jobs if job.poison]
     for job in (job for job in jobs if job.suspect and not job.poison):
         process.records.read_alone(job.job_id)
-        alone = batch.read([job], predictor, bounds)
+        alone = batch.read([job], _model(process, job.version), bounds)
         _record(process, alone.outcomes, alone.through_model, clients)
     fresh = [job for job in jobs if not job.suspect]
-    done = batch.read(fresh, predictor, bounds, settings.predict_batch_budget_ms / 1000)
-    _record(process, outcomes + done.outcomes, done.through_model, clients)
-    if done.unread:
-        give_back(process, [job.job_id for job in done.unread], celery)
+    # One model call per version asked for; nearly always one, the active version.
+    for version in dict.fromkeys(job.version for job in fresh):
+        group = [job for job in fresh if job.version == version]
+        done = batch.read(group, _model(process, version), bounds, settings.predict_batch_budget_ms / 1000)
+        _record(process, outcomes + done.outcomes, done.through_model, clients)
+        outcomes = []
+        if done.unread:
+            give_back(process, [job.job_id for job in done.unread], celery)
+    if outcomes:
+        _record(process, outcomes, 0, clients)
+
+
+def _model(process: WorkerProcess, version: int | None):
+    return process.models.version(version) if process.models else None
 
 
 def give_back(process: WorkerProcess, job_ids: Sequence[str], celery) -> list[str]:

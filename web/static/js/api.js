@@ -33,14 +33,18 @@ export async function request(path, { method = "GET", json, form, token, signal 
   return data;
 }
 
-/** Submit images (File or Blob objects) as one request, each read as a "digit" or a "number";
- * resolves to [{job_id, status_url}] in order. */
-export async function submitImages(images, read = "digit") {
+/**
+ * Submit images (File or Blob objects) as one request, each read as a "digit" or a "number",
+ * waiting up to `wait` seconds for their answers.
+ * Resolves to {done, jobs}: with done, the jobs' records in order; without, [{job_id, status_url}] to poll.
+ */
+export async function submitImages(images, { wait = 0, read = "digit" } = {}) {
   const form = new FormData();
   form.append("read", read);
   images.forEach((image, index) => form.append("image", image, image.name || `drawing-${index + 1}.png`));
-  const body = await request("/api/v1/predictions", { method: "POST", form });
-  return body.jobs;
+  const query = wait ? `?wait=${wait}` : "";
+  const body = await request(`/api/v1/predictions${query}`, { method: "POST", form });
+  return { done: Boolean(body.done), jobs: body.jobs };
 }
 
 /** A job's record; `wait` seconds of long polling (the server answers early when the job ends). */

@@ -7,6 +7,8 @@ import { createResultCard, renderResult } from "./results.js";
 import { JobWatcher } from "./watch.js";
 
 const $ = (id) => document.getElementById(id);
+// Long enough for a digit's answer when the workers are free, short enough that a card appears soon when not.
+const SUBMIT_WAIT_S = 2;
 const errorBox = $("submit-error");
 const results = $("results");
 const cards = new Map();
@@ -25,15 +27,18 @@ async function recognise(images, button, read) {
   showError("");
   button.disabled = true;
   try {
-    const jobs = await submitImages(images, read);
+    // Most answers come within the wait, in the same request; the rest are polled.
+    const { done, jobs } = await submitImages(images, { wait: SUBMIT_WAIT_S, read });
     $("results-section").hidden = false;
-    const fresh = jobs.map((job, i) => {
-      const card = createResultCard(job.job_id, URL.createObjectURL(images[i]), read);
-      cards.set(job.job_id, card);
+    const ids = jobs.map((job) => job.job_id || job.id);
+    const fresh = ids.map((id, i) => {
+      const card = createResultCard(id, URL.createObjectURL(images[i]), read);
+      cards.set(id, card);
       return card;
     });
     results.prepend(...fresh);
-    jobs.forEach((job) => watcher.watch(job.job_id));
+    if (done) jobs.forEach((job) => renderResult(cards.get(job.id), job));
+    else ids.forEach((id) => watcher.watch(id));
     return true;
   } catch (error) {
     showError(`Not submitted: ${error.message}`);

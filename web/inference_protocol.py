@@ -1,0 +1,288 @@
+"""The Open Inference Protocol (KServe v2, as Triton speaks it) over HTTP/REST, beside the job API.
+
+An inference request becomes one prediction job per image, through the same records, queue and
+workers as every other prediction: it is micro-batched with them and held to the same limits
+and tokens. The request waits for its answers (up to MAX_WAIT_SECONDS). The one model, ``digits``:
+
+    input  image          BYTES [-1]          encoded image files, preprocessed as uploads are
+    input  pixels         UINT8 [-1, 28, 28]  digits already in MNIST's form (light ink on dark)
+    output probabilities  FP32  [-1, 10]
+    output label          INT64 [-1]          -1 for an image without a digit on it
+
+A request carries one of the inputs. Tensors come as JSON ``data`` (an image's bytes in base64)
+or in the binary tensor data extension, which tritonclient uses by default: the JSON header's
+length in the ``Inference-Header-Content-Length`` header, then each tensor's raw bytes in order
+(a BYTES tensor as 4-byte little-endian lengths, each followed by its bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+from importlib.metadata import version as package_version
+
+import numpy as np
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from jobs import workers
+from model.recognise import mnist_pixels_file
+from web.auth import predict_token_if_configured
+from web.errors import ApiError
+from web.services import services, settings
+from web.submit import all_ended_within, submit_predictions
+
+bp = Blueprint("inference_protocol", __name__, url_prefix="/v2")
+
+MODEL = "digits"
+HEADER_LENGTH = "Inference-Header-Content-Length"
+INPUTS = {"image": ("BYTES", [-1]), "pixels": ("UINT8", [-1, 28, 28])}
+OUTPUTS = {"probabilities": ("FP32", [-1, 10], "<f4"), "label": ("INT64", [-1], "<i8")}
+# Jobs that failed for what the client sent (a 400); any other failure is the service's (a 503).
+CLIENT_FAILURES = {"invalid_image", "too_costly", "preprocessing_failed", "poison", "image_missing"}
+
+
+@bp.get("")
+def server_metadata():
+    return jsonify({"name": MODEL, "version": package_version("digits"), "extensions": ["binary_tensor_data"]})
+
+
+@bp.get("/health/live")
+def live():
+    return jsonify({"live": True})
+
+
+@bp.get("/health/ready")
+def ready():
+    """Ready when a live worker serves predictions; not ready is a 400, as the protocol has it."""
+    is_ready = _workers_ready()
+    return jsonify({"ready": is_ready}), 200 if is_ready else 400
+
+
+@bp.get("/models/<model>")
+@bp.get("/models/<model>/versions/<version>")
+def model_metadata(model: str, version: str | None = None):
+    number = _version(model, version)
+    versions = [number] if number is not None else services().store.versions()
+    return jsonify(
+        {
+            "name": MODEL,
+            "versions": [str(v) for v in versions],
+            "platform": "digits",
+            "inputs": [{"name": n, "datatype": t, "shape": s} for n, (t, s) in INPUTS.items()],
+            "outputs": [{"name": n, "datatype": t, "shape": s} for n, (t, s, _) in OUTPUTS.items()],
+        }
+    )
+
+
+@bp.get("/models/<model>/ready")
+@bp.get("/models/<model>/versions/<version>/ready")
+def model_ready(model: str, version: str | None = None):
+    number = _version(model, version)
+    is_ready = _workers_ready() and (number is None or _servable(number))
+    body = {"name": MODEL, "ready": is_ready} | ({"version": str(number)} if number is not None else {})
+    return jsonify(body), 200 if is_ready else 400
+
+
+@bp.post("/models/<model>/infer")
+@bp.post("/models/<model>/versions/<version>/infer")
+@predict_token_if_configured
+def infer(model: str, version: str | None = None):
+    """Every image's probabilities and label, in order, once all have been read."""
+    number = _version(model, version)
+    if number is not None and not _servable(number):
+        raise ApiError(404, "version_not_servable", f"version {number} did not pass its check and is not served")
+    header, binary = _split_body()
+    name, images = _input(header, binary)
+    wanted = _requested_outputs(header)
+    wait = settings().max_wait_seconds
+    _, job_ids = submit_predictions(images, version=number, checked=name == "pixels")
+    if not all_ended_within(job_ids, wait):
+        message = f"the images were not all read within {wait:g} s; the service is busy, retry shortly"
+        raise ApiError(503, "timeout", message, {"Retry-After": "1"})
+    probabilities, labels, served = _outcomes(services().records.get_many(job_ids), name)
+    body = {"model_name": MODEL, "model_version": str(served or number or services().store.active_version())}
+    if isinstance(header.get("id"), str):
+        body["id"] = header["id"]
+    return _answer(body, {"probabilities": probabilities, "label": labels}, wanted)
+
+
+def _workers_ready() -> bool:
+    return any(worker.predicts for worker in workers.live(services().redis))
+
+
+def _version(model: str, version: str | None) -> int | None:
+    """The version the path names (None: the active one); 404 for another model or an unknown version."""
+    if model != MODEL:
+        raise ApiError(404, "unknown_model", f"no model {model[:64]!r}: this server has one, {MODEL!r}")
+    if version is None:
+        return None
+    if not version.isdigit() or services().store.card(int(version)) is None:
+        raise ApiError(404, "unknown_version", f"no version {version[:64]!r} of {MODEL!r}")
+    return int(version)
+
+
+def _servable(version: int) -> bool:
+    """Whether ``version`` may be served: the active one, or one whose check passed."""
+    store = services().store
+    verdict = store.check(version)
+    return version == store.active_version() or bool(verdict and verdict.get("ok"))
+
+
+def _split_body() -> tuple[dict, bytes]:
+    """The request's JSON header and the binary tensor data after it (empty without the extension)."""
+    if request.content_encoding:
+        raise ApiError(415, "unsupported_encoding", "send the request uncompressed (no Content-Encoding)")
+    body = request.get_data(cache=False)
+    raw_length = request.headers.get(HEADER_LENGTH)
+    if raw_length is None:
+        length = len(body)
+    elif raw_length.isdigit() and int(raw_length) <= len(body):
+        length = int(raw_length)
+    else:
+        raise ApiError(400, "invalid_header_length", f"{HEADER_LENGTH} must be a byte count within the body")
+    try:
+        header = current_app.json.loads(body[:length])
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"the inference request is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ApiError(400, "invalid_json", "the inference request must be a JSON object")
+    return header, body[length:]
+
+
+def _input(header: dict, binary: bytes) -> tuple[str, list[tuple[str, bytes]]]:
+    """The one input tensor's name and its images as (name, bytes), checked against the limits."""
+    inputs = header.get("inputs")
+    if not (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], dict)):
+        raise ApiError(400, "invalid_inputs", f"send exactly one input, one of {sorted(INPUTS)}")
+    tensor = inputs[0]
+    name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
+    if name not in INPUTS:
+        raise ApiError(400, "unknown_input", f"no input {str(name)[:64]!r}; the inputs are {sorted(INPUTS)}")
+    if datatype != INPUTS[name][0]:
+        raise ApiError(400, "invalid_datatype", f"input {name!r} is {INPUTS[name][0]}, not {str(datatype)[:32]}")
+    expected = INPUTS[name][1]
+    if not (
+        isinstance(shape, list)
+        and len(shape) == len(expected)
+        and all(type(n) is int for n in shape)
+        and shape[1:] == expected[1:]
+    ):
+        raise ApiError(400, "invalid_shape", f"input {name!r} has shape {expected} (-1: any count)")
+    count, limit = shape[0], settings().max_images_per_request
+    if not 1 <= count <= limit:
+        raise ApiError(413 if count > limit else 400, "invalid_count", f"{count} images; send 1 to {limit}")
+    parameters = tensor.get("parameters") if isinstance(tensor.get("parameters"), dict) else {}
+    size = parameters.get("binary_data_size")
+    if size is not None:
+        if type(size) is not int or size != len(binary):
+            raise ApiError(400, "invalid_binary_data", f"binary_data_size {size} but {len(binary)} bytes follow")
+        data: bytes | list = binary
+    elif "data" in tensor:
+        data = tensor["data"]
+    else:
+        raise ApiError(400, "missing_data", f"input {name!r} has neither data nor binary_data_size")
+    if name == "image":
+        return name, _image_files(data, count)
+    return name, [(f"pixels[{i}]", mnist_pixels_file(digit)) for i, digit in enumerate(_pixels(data, count))]
+
+
+def _image_files(data: bytes | list, count: int) -> list[tuple[str, bytes]]:
+    """The BYTES tensor's elements: from binary data (length-prefixed) or JSON (base64 strings)."""
+    max_bytes = settings().max_image_bytes
+    if isinstance(data, bytes):
+        files, offset = [], 0
+        while offset < len(data) and len(files) < count:
+            if offset + 4 > len(data):
+                break
+            (length,) = struct.unpack_from("<I", data, offset)
+            offset += 4
+            if length > max_bytes:
+                message = f"image[{len(files)}] is {length} bytes, over the limit of {max_bytes}"
+                raise ApiError(413, "too_large", message)
+            files.append(data[offset : offset + length])
+            offset += length
+        if len(files) != count or offset != len(data):
+            raise ApiError(400, "invalid_binary_data", f"the binary data does not hold exactly {count} images")
+    else:
+        if not (isinstance(data, list) and len(data) == count and all(isinstance(v, str) for v in data)):
+            raise ApiError(400, "invalid_data", f"data must be {count} strings: each image file in base64")
+        try:
+            files = [base64.b64decode(value, validate=True) for value in data]
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "invalid_base64", "an image of data is not valid base64") from None
+    return [(f"image[{i}]", file) for i, file in enumerate(files)]
+
+
+def _pixels(data: bytes | list, count: int) -> np.ndarray:
+    """The UINT8 tensor as (count, 28, 28) uint8, from binary data or JSON numbers 0-255."""
+    if isinstance(data, bytes):
+        if len(data) != count * 28 * 28:
+            raise ApiError(400, "invalid_binary_data", f"{count} digits of 28x28 bytes are {count * 784} bytes")
+        return np.frombuffer(data, np.uint8).reshape(count, 28, 28)
+    try:
+        values = np.asarray(data)
+    except ValueError:
+        values = np.asarray([])
+    if values.size != count * 784 or values.dtype.kind not in "iu" or values.min() < 0 or values.max() > 255:
+        raise ApiError(400, "invalid_data", f"data must be {count * 784} whole numbers from 0 to 255 (flat or nested)")
+    return values.astype(np.uint8).reshape(count, 28, 28)
+
+
+def _requested_outputs(header: dict) -> dict[str, bool]:
+    """The outputs to send, each with whether as binary data; all of them when none are named."""
+    parameters = header.get("parameters") if isinstance(header.get("parameters"), dict) else {}
+    binary_default = parameters.get("binary_data_output") is True
+    outputs = header.get("outputs")
+    if outputs is None:
+        return dict.fromkeys(OUTPUTS, binary_default)
+    if not (isinstance(outputs, list) and outputs and all(isinstance(o, dict) for o in outputs)):
+        raise ApiError(400, "invalid_outputs", f"outputs must name some of {sorted(OUTPUTS)}")
+    wanted = {}
+    for output in outputs:
+        if output.get("name") not in OUTPUTS:
+            raise ApiError(400, "unknown_output", f"no output {str(output.get('name'))[:64]!r}; see {sorted(OUTPUTS)}")
+        own = output.get("parameters") if isinstance(output.get("parameters"), dict) else {}
+        wanted[output["name"]] = own.get("binary_data", binary_default) is True
+    return wanted
+
+
+def _outcomes(records: list[dict | None], name: str) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(probabilities, labels, model version) of the ended jobs; the first failure as an error."""
+    probabilities = np.zeros((len(records), 10), np.float32)
+    labels = np.full(len(records), -1, np.int64)
+    served = None
+    for index, record in enumerate(records):
+        if record is None or record["status"] != "succeeded":
+            error = (record or {}).get("error") or {"code": "expired", "message": "the job's record expired"}
+            status = 400 if error["code"] in CLIENT_FAILURES else 503
+            raise ApiError(status, error["code"], f"{name}[{index}]: {error['message']}")
+        result = record["result"]
+        if result.get("label") is not None:
+            labels[index] = result["label"]
+            probabilities[index] = result["probabilities"]
+            served = served or result.get("model_version")
+    return probabilities, labels, served
+
+
+def _answer(body: dict, tensors: dict[str, np.ndarray], wanted: dict[str, bool]) -> Response:
+    """The inference response: JSON, or JSON then binary tensors when any output was asked for as binary."""
+    chunks, outputs = [], []
+    for name, as_binary in wanted.items():
+        datatype, _, dtype = OUTPUTS[name]
+        tensor = tensors[name]
+        output = {"name": name, "datatype": datatype, "shape": list(tensor.shape)}
+        if as_binary:
+            raw = tensor.astype(dtype).tobytes()
+            output["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            output["data"] = tensor.ravel().tolist()
+        outputs.append(output)
+    body["outputs"] = outputs
+    if not chunks:
+        return jsonify(body)
+    header = current_app.json.dumps(body).encode()
+    response = Response(header + b"".join(chunks), content_type="application/octet-stream")
+    response.headers[HEADER_LENGTH] = str(len(header))
+    return response
