@@ -15,33 +15,30 @@ Group = tuple[int, int]
 
 
 def best_path(
-    pieces: int, groups: list[Group], scores: np.ndarray, skippable: list[bool], skip_score: float, max_digits: int
+    pieces: int, groups: list[Group], scores: np.ndarray, skippable: list[bool], skip_score: float
 ) -> tuple[list[int], float]:
-    """The groups (indices, left to right) of the highest-scoring path of at most ``max_digits``
-    digits, and its score; ([], -inf) if there is none."""
-    best = np.full((pieces + 1, max_digits + 1), -np.inf)  # best[position, digits so far]
-    came_from: dict[tuple[int, int], tuple[int, int, int | None]] = {}
-    best[0, 0] = 0.0
+    """The groups (indices, left to right) of the highest-scoring path, and its score; ([], -inf)
+    if there is none. Any number of digits: a caller with a limit refuses a path over it, rather
+    than take a worse reading that fits (which would read a longer number as a shorter one)."""
+    best = np.full(pieces + 1, -np.inf)
+    came_from: list[tuple[int, int | None]] = [(0, None)] * (pieces + 1)  # (previous position, group or skip)
+    best[0] = 0.0
     starting = _by_start(pieces, groups)
     for position in range(pieces):
-        for count in np.flatnonzero(best[position] > -np.inf):
-            here = best[position, count]
-            if skippable[position] and here + skip_score > best[position + 1, count]:
-                best[position + 1, count] = here + skip_score
-                came_from[position + 1, count] = (position, count, None)
-            if count == max_digits:
-                continue
-            for g, stop in starting[position]:
-                if here + scores[g] > best[stop, count + 1]:
-                    best[stop, count + 1] = here + scores[g]
-                    came_from[stop, count + 1] = (position, count, g)
-    count = int(best[pieces].argmax())
-    score = float(best[pieces, count])
+        here = best[position]
+        if here == -np.inf:
+            continue
+        if skippable[position] and here + skip_score > best[position + 1]:
+            best[position + 1], came_from[position + 1] = here + skip_score, (position, None)
+        for g, stop in starting[position]:
+            if here + scores[g] > best[stop]:
+                best[stop], came_from[stop] = here + scores[g], (position, g)
+    score = float(best[pieces])
     if score == -np.inf:
         return [], score
     chosen, position = [], pieces
     while position > 0:
-        position, count, g = came_from[position, count]
+        position, g = came_from[position]
         if g is not None:
             chosen.append(g)
     return chosen[::-1], score

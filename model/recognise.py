@@ -138,9 +138,12 @@ def recognise(
             readings[index] = Reading(result=_labelled(pixels, probs, predictor.version, timings))
         start = len(ready)
         for index, plan in plans:
-            reading = plan.choose(probabilities[start : start + len(plan.groups)])
+            try:
+                reading = plan.choose(probabilities[start : start + len(plan.groups)])
+                readings[index] = Reading(result=_numbered(reading, predictor.version, timings))
+            except TooManyDigits as exc:
+                readings[index] = failed("too_many_digits", str(exc))
             start += len(plan.groups)
-            readings[index] = Reading(result=_numbered(reading, predictor.version, timings))
     return readings
 
 

@@ -127,17 +127,19 @@ class NumberPlan:
     max_digits: int
 
     def choose(self, probabilities: np.ndarray, weights: dict | None = None) -> NumberReading:
-        """The best reading of at most ``max_digits`` digits, given the network's (M, 10) probabilities
-        for :attr:`inputs` (``weights``: number_scoring's, default the shipped ones)."""
+        """The best reading, given the network's (M, 10) probabilities for :attr:`inputs`
+        (``weights``: number_scoring's, default the shipped ones). Raises :class:`TooManyDigits`
+        when it has more than ``max_digits`` digits (touching digits can hide that from the plan)."""
         probabilities = np.asarray(probabilities, dtype=np.float64)
         if probabilities.shape != (len(self.groups), 10):
             raise ValueError(f"expected ({len(self.groups)}, 10) probabilities, got {probabilities.shape}")
         scores = number_scoring.group_scores(self.shape, probabilities, self.runs, weights)
         skip = number_scoring.skip_score(weights)
         pieces, groups, skippable = len(self.skippable), list(self.groups), list(self.skippable)
-        chosen, score = lattice.best_path(pieces, groups, scores, skippable, skip, self.max_digits)
+        chosen, score = lattice.best_path(pieces, groups, scores, skippable, skip)
         if not chosen:
             return NumberReading.blank("the image is blank: no digit-sized ink, only short marks")
+        _refuse_too_many(len(chosen), self.max_digits, exactly=True)
         digits = tuple(
             NumberDigit(
                 label=int(probabilities[g].argmax()),
@@ -212,7 +214,8 @@ def read_number(data: bytes, predictor, max_pixels: int | None = None, max_digit
     """Plan, one model call, choose: the reading of one image (blank images give text "" and a reason).
 
     ``predictor`` is anything with ``probabilities((N, 28, 28)) -> (N, 10)``. Raises
-    :class:`NotAnImage`, :class:`TooCostly` and :class:`TooManyDigits` as :func:`plan_number` does.
+    :class:`NotAnImage`, :class:`TooCostly` and :class:`TooManyDigits` as :func:`plan_number` and
+    :meth:`NumberPlan.choose` do.
     """
     try:
         plan = plan_number(data, max_pixels, max_digits)
@@ -237,9 +240,10 @@ def _fewest_digits_of_strokes(strokes: Strokes) -> int:
     return count
 
 
-def _refuse_too_many(fewest: int, max_digits: int) -> None:
+def _refuse_too_many(fewest: int, max_digits: int, exactly: bool = False) -> None:
     if fewest > max_digits:
-        raise TooManyDigits(f"the image holds at least {fewest} digits, more than the limit of {max_digits}")
+        holds = f"{fewest}" if exactly else f"at least {fewest}"
+        raise TooManyDigits(f"the image holds {holds} digits, more than the limit of {max_digits}")
 
 
 def _candidate_groups(pieces: Pieces, height: float) -> list[tuple[int, int]]:

@@ -94,12 +94,14 @@ def readings(mnist, predictor):
     return read
 
 
+@pytest.mark.slow  # plans 300 numbers (about 20 s)
 @pytest.mark.parametrize("spacing", list(FLOORS))
 def test_numbers_are_read_whole(readings, spacing):
     right = sum(reading.text == number.text for number, reading in readings[spacing])
     assert right / len(readings[spacing]) >= FLOORS[spacing], f"{spacing}: {right}/{len(readings[spacing])}"
 
 
+@pytest.mark.slow
 def test_a_reading_says_where_each_digit_is_in_the_image_left_to_right(readings):
     for number, reading in readings["gap"]:
         if reading.text != number.text:
@@ -109,6 +111,7 @@ def test_a_reading_says_where_each_digit_is_in_the_image_left_to_right(readings)
         assert all(iou(digit.box, truth) > 0.5 for digit, truth in zip(reading.digits, number.boxes, strict=True))
 
 
+@pytest.mark.slow
 def test_a_reading_holds_each_digit_as_the_network_saw_it(readings):
     number, reading = readings["gap"][0]
     assert reading.text == number.text
@@ -224,3 +227,42 @@ def test_digits_right_counts_as_ocr_does():
     assert digits_right("124", "1234") == 3  # one missed costs one
     assert digits_right("1334", "1234") == 3
     assert digits_right("", "1234") == 0 and digits_right("98765432", "12") == 0
+
+
+def test_a_batch_reads_numbers_and_digits_in_one_model_call_each_bounded(mnist, predictor):
+    from model.recognise import Bounds, recognise
+    from tests.conftest import png_bytes
+
+    number = render_number(mnist.x_test, mnist.y_test, 3, "gap", "paper", 1)  # "248", read right
+    digit = png_bytes(mnist.x_test[0], invert=True)
+    bounds = Bounds(40_000_000, 64 * 2**20, seconds=5.0, max_digits=8)
+    read_digit, read_number_, blank = recognise(
+        [digit, number.data, _encode(Image.new("L", (300, 100), 250))],
+        predictor,
+        bounds,
+        reads=["digit", "number", "number"],
+    )
+    assert read_digit.result["label"] == mnist.y_test[0]
+    assert read_number_.result["text"] == number.text and len(read_number_.result["digits"]) == 3
+    # One call: the digit and every candidate of the number, so both name the same batch.
+    assert read_digit.result["timings"]["batch_size"] == read_number_.result["timings"]["batch_size"] > 4
+    assert blank.result["text"] == "" and "blank" in blank.result["reason"]
+    big = render_number(mnist.x_test, mnist.y_test, 8, "touching", "photo", 0).data
+    (slow,) = recognise([big], predictor, Bounds(40_000_000, 64 * 2**20, seconds=0.001), reads=["number"])
+    assert slow.error["code"] == "too_costly"
+    (huge,) = recognise([big], predictor, Bounds(40_000_000, 10_000), reads=["number"])
+    assert huge.error["code"] == "too_costly"
+    (long,) = recognise([big], predictor, Bounds(40_000_000, 64 * 2**20, max_digits=4), reads=["number"])
+    assert long.error["code"] == "too_many_digits" and "limit of 4" in long.error["message"]
+
+
+def test_a_reading_longer_than_allowed_is_refused_not_cut_short(mnist, predictor):
+    # Touching digits can make the plan's early count too low; the reading itself is checked too.
+    import dataclasses
+
+    number = render_number(mnist.x_test, mnist.y_test, 4, "gap", "paper", 0)
+    plan = plan_number(number.data)
+    probabilities = predictor.probabilities(plan.inputs)
+    assert plan.choose(probabilities).text == number.text
+    with pytest.raises(TooManyDigits, match="holds 4 digits, more than the limit of 3"):
+        dataclasses.replace(plan, max_digits=3).choose(probabilities)
