@@ -119,7 +119,10 @@ def score_row(predictor, digits: int, spacing: str, rendering: str, limit: int, 
     start = 0
     readings = []
     for plan in planned:
-        readings.append(plan.choose(probabilities[start : start + len(plan.groups)]))
+        try:
+            readings.append(plan.choose(probabilities[start : start + len(plan.groups)]).text)
+        except TooManyDigits:  # read as more digits than the limit: refused, as the service would
+            readings.append("")
         start += len(plan.groups)
     readings_iter = iter(readings)
     for plan, text, _, refused, joined, _ in prepared:
@@ -130,7 +133,7 @@ def score_row(predictor, digits: int, spacing: str, rendering: str, limit: int, 
         row.slots += digits
         row.singles_right += int(((singles_read == truth) & ~refused).sum())
         row.joined += joined
-        read = next(readings_iter).text if plan is not None else ""
+        read = next(readings_iter) if plan is not None else ""
         row.numbers_right += read == text
         row.digits_right += digits_right(read, text)
         row.wrong_length += len(read) != len(text)
