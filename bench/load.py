@@ -77,8 +77,20 @@ class Client:
             )
         return json.loads(data)
 
-    def submit(self, body: bytes) -> dict:
-        return self.request("POST", "/api/v1/predictions", body)
+    def submit(self, body: bytes, wait: float = 0) -> dict:
+        return self.request("POST", "/api/v1/predictions" + (f"?wait={wait:g}" if wait else ""), body)
+
+    def predict(self, body: bytes, per_request: int, wait: float) -> tuple[int, int]:
+        """Submit one request and follow it to its end: (images succeeded, images not). With
+        ``wait`` the answer comes in the same request when it can; else submit, then poll."""
+        submitted = self.submit(body, wait)
+        if submitted.get("done"):
+            counts = submitted["counts"]
+        elif per_request == 1:
+            counts = {self.wait_job(submitted["jobs"][0]["job_id"])["status"]: 1}
+        else:
+            counts = self.wait_batch(submitted["batch_id"])["counts"]
+        return counts.get("succeeded", 0), per_request - counts.get("succeeded", 0)
 
     def wait_job(self, job_id: str) -> dict:
         while True:
@@ -111,27 +123,36 @@ def encode_bodies(pngs: list[bytes], per_request: int) -> list[bytes]:
     return bodies
 
 
-def closed_loop(base_url: str, bodies: list[bytes], clients: int, seconds: float, per_request: int) -> Tally:
-    """``clients`` clients, each submitting then waiting for its result, again and again."""
+def closed_loop(
+    base_url: str, bodies: list[bytes], clients: int, seconds: float, per_request: int, wait: float = 0
+) -> Tally:
+    """``clients`` lean clients (http.client, JSON), each sending a request and following it to its
+    end (in the same request with ``wait``, else submit then poll), again and again."""
+    return clients_loop(
+        lambda: Client(base_url),
+        lambda client, i: client.predict(bodies[i % len(bodies)], per_request, wait),
+        clients,
+        seconds,
+        per_request,
+    )
+
+
+def clients_loop(connect, send, clients: int, seconds: float, per_request: int) -> Tally:
+    """``clients`` threads, each with its own ``connect()``-ed client calling ``send(client, i)``
+    (-> images succeeded, images not) again and again for ``seconds``; a failing client reconnects."""
     tally, lock = Tally(), threading.Lock()
     stop_at = time.perf_counter() + seconds
 
     def run(offset: int) -> None:
-        client = Client(base_url)
+        client = connect()
         i = offset
         while time.perf_counter() < stop_at:
             started = time.perf_counter()
             try:
-                submitted = client.submit(bodies[i % len(bodies)])
-                if per_request == 1:
-                    ok = client.wait_job(submitted["jobs"][0]["job_id"])["status"] == "succeeded"
-                    done, bad = (1, 0) if ok else (0, 1)
-                else:
-                    counts = client.wait_batch(submitted["batch_id"])["counts"]
-                    done, bad = counts.get("succeeded", 0), per_request - counts.get("succeeded", 0)
+                done, bad = send(client, i)
             except Exception as exc:
                 done, bad = 0, per_request
-                client = Client(base_url)
+                client = connect()
                 with lock:
                     tally.error(exc)
             latency = (time.perf_counter() - started) * 1000
@@ -151,7 +172,7 @@ def closed_loop(base_url: str, bodies: list[bytes], clients: int, seconds: float
     return tally
 
 
-def open_loop(base_url: str, bodies: list[bytes], rate: float, seconds: float) -> Tally:
+def open_loop(base_url: str, bodies: list[bytes], rate: float, seconds: float, wait: float = 0) -> Tally:
     """Single-image jobs arriving at ``rate`` per second regardless of answers (light load)."""
     tally, lock = Tally(), threading.Lock()
     pool: list[Client] = []
@@ -161,7 +182,7 @@ def open_loop(base_url: str, bodies: list[bytes], rate: float, seconds: float) -
             client = pool.pop() if pool else Client(base_url)
         started = time.perf_counter()
         try:
-            ok = client.wait_job(client.submit(body)["jobs"][0]["job_id"])["status"] == "succeeded"
+            ok = client.predict(body, 1, wait) == (1, 0)
         except Exception as exc:
             ok, client = False, Client(base_url)
             with lock:

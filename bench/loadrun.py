@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         senders = [threading.Thread(target=send, args=(n,)) for n in range(args.clients)]
         for thread in senders:
             thread.start()
-        if not args.no_chaos:
-            chaos(stack, args, accepted)
+        killed_at, before_kill = chaos(stack, args, accepted) if not args.no_chaos else (None, 0)
         for thread in senders:
             thread.join()
         print(
@@ -111,23 +110,40 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"in {elapsed:.1f} s ({len(accepted) / elapsed:.0f} jobs/s); jobs per host: {dict(sorted(workers.items()))}"
         )
+        if killed_at is not None:
+            report_failover(client, accepted, killed_at, before_kill)
         return 0 if lost == 0 else 1
     finally:
         stack.stop_all()
         server.close()
 
 
-def chaos(stack: Stack, args, accepted: list[str]) -> None:
-    """Kill one host a third of the way through and start a new one at two thirds."""
+def chaos(stack: Stack, args, accepted: list[str]) -> tuple[float, int]:
+    """Kill one host a third of the way through and start a new one at two thirds; return the
+    time of the kill (seconds since the epoch) and how many jobs had been accepted by then."""
+    killed_at, before_kill = 0.0, 0
     for fraction, action in ((1 / 3, "kill"), (2 / 3, "join")):
         while len(accepted) < args.jobs * fraction:
             time.sleep(0.05)
         if action == "kill":
             print(f"killing host1 (SIGKILL) after {len(accepted)} jobs", flush=True)
+            killed_at, before_kill = time.time(), len(accepted)
             stack.stop("host1", signal.SIGKILL)
         else:
             print(f"host{args.hosts + 1} joins after {len(accepted)} jobs", flush=True)
             stack.start_worker(f"host{args.hosts + 1}", queues=PREDICT_QUEUES, pool="solo")
+    return killed_at, before_kill
+
+
+def report_failover(client: redis.Redis, job_ids: list[str], killed_at: float, before_kill: int) -> None:
+    """How long after the kill the jobs accepted before it ended, and those started twice (the
+    killed host was reading them)."""
+    deliveries = pipeline_get(client, job_ids, "deliveries")
+    finished = [float(f or 0) - killed_at for f in pipeline_get(client, job_ids, "finished_at")]
+    print(f"jobs accepted before the kill: the last ended {max(finished[:before_kill]):.1f} s after the kill")
+    again = [f for d, f in zip(deliveries, finished, strict=True) if d and int(d) > 1]
+    if again:
+        print(f"started again after the kill: {len(again)} jobs; the last ended {max(again):.1f} s after the kill")
 
 
 def pipeline_get(client: redis.Redis, job_ids: list[str], field: str) -> list[bytes | None]:

@@ -26,7 +26,8 @@ PREDICT_QUEUES = ",".join(keys.PREDICT_QUEUES)
 
 
 class Stack:
-    """A set of service processes sharing ``redis_url``; logs go to ``log_dir/<name>.log``."""
+    """A set of service processes sharing ``redis_url``; logs go to ``log_dir/<name>.log`` (begun
+    afresh by each Stack, kept across restarts of a process within it)."""
 
     def __init__(self, redis_url: str, log_dir: str | Path, env: dict | None = None):
         self.redis_url = redis_url
@@ -36,9 +37,11 @@ class Stack:
         self.processes: dict[str, subprocess.Popen] = {}
         self.web_url: str | None = None
         self.metrics_dir: Path | None = None
+        self._logging: set[str] = set()
 
     def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
-        with open(self.log_dir / f"{name}.log", "ab") as log:
+        with open(self.log_dir / f"{name}.log", "ab" if name in self._logging else "wb") as log:
+            self._logging.add(name)
             process = subprocess.Popen(
                 args,
                 cwd=ROOT,

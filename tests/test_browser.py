@@ -255,7 +255,8 @@ def test_training_from_the_page_then_activate_and_roll_back(page, browser, stack
     page.goto("/train")
     page.get_by_label("API token").fill(TOKEN)
     page.get_by_label("Architecture").select_option("seed")
-    page.get_by_label("Epochs").fill("1")
+    # Long enough (a few seconds) that progress, written every second, shows between start and end.
+    page.get_by_label("Epochs").fill("4")
     page.get_by_label("Batch size").fill("32")
     page.get_by_label("Train on the first N images").fill("2000")
     page.get_by_label("Augment").uncheck()

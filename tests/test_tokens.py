@@ -87,3 +87,15 @@ def test_wrong_tokens_are_throttled_per_client_even_before_the_right_one(web):
     other.request("GET", "/api/v1/models", headers=bearer(PREDICT))
     assert other.getresponse().status == 200
     client.delete(keys.token_failures("127.0.0.1"))
+
+
+def test_the_inference_protocol_takes_the_same_tokens(web):
+    stack, _ = web
+    base = stack.web_url
+    malformed = {"inputs": []}  # past the token, a 400: no worker is needed to tell
+    refused = call(base, "POST", "/v2/models/digits/infer", None, json=malformed)
+    assert refused.status_code == 401 and isinstance(refused.json()["error"], str)
+    assert call(base, "POST", "/v2/models/digits/infer", PREDICT, json=malformed).status_code == 400
+    assert call(base, "GET", "/v2/models/digits", None).status_code == 401
+    assert call(base, "GET", "/v2/models/digits", PREDICT).status_code == 200
+    assert call(base, "GET", "/v2/health/live", None).status_code == 200  # probes stay open

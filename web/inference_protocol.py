@@ -61,6 +61,7 @@ def ready():
 
 @bp.get("/models/<model>")
 @bp.get("/models/<model>/versions/<version>")
+@predict_token_if_configured  # as the job API's model reads
 def model_metadata(model: str, version: str | None = None):
     number = _version(model, version)
     versions = [number] if number is not None else services().store.versions()
@@ -77,6 +78,7 @@ def model_metadata(model: str, version: str | None = None):
 
 @bp.get("/models/<model>/ready")
 @bp.get("/models/<model>/versions/<version>/ready")
+@predict_token_if_configured
 def model_ready(model: str, version: str | None = None):
     number = _version(model, version)
     is_ready = _workers_ready() and (number is None or _servable(number))
