@@ -51,6 +51,7 @@ class Settings:
     max_image_pixels: int = setting(40_000_000, "largest image by pixel count (checked by web and worker)")
     max_decoded_bytes: int = setting(64 * MiB, "largest image once decoded, in bytes (checked by web and worker)")
     preprocess_budget_ms: float = setting(1000.0, "time reading one image may take; beyond, it fails too_costly")
+    max_digits_per_number: int = setting(32, "digits one image read as a number may hold; more fails its job")
     max_images_per_request: int = setting(1000, "images in one request")
     max_content_length: int = setting(20 * MiB, "largest request body, in bytes")
     max_wait_seconds: int = setting(30, "longest ?wait=")

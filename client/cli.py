@@ -101,6 +101,7 @@ def cli(server: str | None) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write results here.")
 @click.option("--json", "as_json", is_flag=True, help="Full records, one JSON object per line.")
+@click.option("--number", is_flag=True, help="Each image is one handwritten number: print its digits.")
 @click.option("--local", is_flag=True, help="No service: run the model in this process.")
 @click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --local: this .keras file instead of the shipped model.")  # fmt: skip
@@ -108,14 +109,16 @@ def cli(server: str | None) -> None:
 @server_option
 @reports_failures
 def predict(
-    paths: tuple[Path, ...], output: Path | None, as_json: bool, local: bool, model_file: Path | None, timeout: float,
-    server: str | None,
+    paths: tuple[Path, ...], output: Path | None, as_json: bool, number: bool, local: bool, model_file: Path | None,
+    timeout: float, server: str | None,
 ) -> None:  # fmt: skip
-    """Print `path<TAB>digit<TAB>confidence` for each image; directories are walked.
+    """Print `path<TAB>digit<TAB>confidence` for each image (with --number, the number's digits
+    for the digit); directories are walked.
 
-    With one image and --output FILE, FILE holds just the digit. A file that is not an image
-    gets an error line and the exit status 1; the other images are still answered.
+    With one image and --output FILE, FILE holds just the digit (or the number). A file that is
+    not an image gets an error line and the exit status 1; the other images are still answered.
     """
+    read = "number" if number else "digit"
     files = list(files_in(paths))
     if not files:
         raise click.UsageError("no files found in " + ", ".join(str(p) for p in paths))
@@ -124,9 +127,9 @@ def predict(
     if local:
         from client.local import SHIPPED_MODEL, predict_locally
 
-        predictions = predict_locally(files, model_file or SHIPPED_MODEL)
+        predictions = predict_locally(files, model_file or SHIPPED_MODEL, read)
     else:
-        predictions = _client(server).predict(files, timeout=timeout)
+        predictions = _client(server).predict(files, read=read, timeout=timeout)
     _report(predictions, output, as_json)
     if not all(p.ok for p in predictions):
         sys.exit(EXIT_FAILED)
@@ -139,9 +142,10 @@ def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -
             click.echo(line)
         return
     if len(predictions) == 1 and not as_json:
-        # As the notebook this grew from did: the file holds the digit and nothing else.
+        # As the notebook this grew from did: the file holds the digit (or number) and nothing else.
         if predictions[0].ok:
-            output.write_text(str(predictions[0].label))
+            answer = predictions[0].label
+            output.write_text(str(predictions[0].text if answer is None else answer))
         else:
             _fail(lines[0])
         return

@@ -9,9 +9,12 @@ BAR_WIDTH = 24
 
 
 def prediction_line(prediction: Prediction) -> str:
-    """``path<TAB>label<TAB>confidence``; without a label, ``-`` and what happened instead."""
+    """``path<TAB>label<TAB>confidence`` (a number: its text for the label); without a label, ``-``
+    and what happened instead."""
     if prediction.label is not None:
         return f"{prediction.source}\t{prediction.label}\t{prediction.confidence:.4f}"
+    if prediction.text:
+        return f"{prediction.source}\t{prediction.text}\t{prediction.confidence:.4f}"
     if prediction.error:
         return f"{prediction.source}\t-\terror: {_error_text(prediction.error)}"
     return f"{prediction.source}\t-\tno digit: {prediction.reason or 'blank'}"

@@ -19,11 +19,14 @@ from client.predictions import Prediction
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "model" / "shipped" / "default.keras"
 
 
-def predict_locally(images: list[ImageInput], model_file: str | os.PathLike = SHIPPED_MODEL) -> list[Prediction]:
+def predict_locally(
+    images: list[ImageInput], model_file: str | os.PathLike = SHIPPED_MODEL, read: str = "digit"
+) -> list[Prediction]:
     """One :class:`Prediction` per image, in order, from ``model_file`` loaded here (the shipped model by default).
 
     Same preprocessing and the same network call as a worker, so the same labels as a service
     serving that model; ``model_version`` is None and each record names the ``model_file``.
+    ``read="number"`` reads each image as a whole number, as a worker does for such jobs.
     """
     from model.recognise import Bounds, recognise
     from settings import get_settings
@@ -44,13 +47,14 @@ def predict_locally(images: list[ImageInput], model_file: str | os.PathLike = SH
             readable.append(image)
     settings = get_settings()
     bounds = Bounds(settings.max_image_pixels, settings.max_decoded_bytes, settings.preprocess_budget_ms / 1000)
-    readings = recognise([image.data for image in readable], predictor, bounds)
+    readings = recognise([image.data for image in readable], predictor, bounds, reads=[read] * len(readable))
     for image, reading in zip(readable, readings, strict=True):
         if reading.error:
             answers[image.index] = Prediction.failed(image.source, **reading.error)
         else:
             result = {**reading.result, "model_file": str(model_file)}
-            record = {"id": None, "type": "predict", "status": "succeeded", "result": result, "error": None}
+            record = {"id": None, "type": "predict", "read": read, "status": "succeeded"}
+            record |= {"result": result, "error": None}
             answers[image.index] = Prediction.from_record(image.source, record)
     return [answers[index] for index in sorted(answers)]
 

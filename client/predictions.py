@@ -11,7 +11,9 @@ class Prediction:
 
     ``label`` is the digit, or None: then ``error`` ({code, message}) says why the image could
     not be read or its job failed, or (with no error) ``reason`` says why a readable image
-    holds no digit (it is blank).
+    holds no digit (it is blank). An image read as a number has ``text`` (its digits, leading
+    zeros kept) and ``digits`` (each one's label, confidence, probabilities, box and input_png)
+    instead of a label; ``confidence`` is then the whole number's.
     """
 
     source: str
@@ -22,12 +24,14 @@ class Prediction:
     reason: str | None = None
     error: dict | None = None
     job_id: str | None = None
+    text: str | None = None
+    digits: list[dict] | None = None
     record: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
-        """True when the image got a digit."""
-        return self.label is not None
+        """True when the image got a digit (or, read as a number, at least one)."""
+        return self.label is not None or bool(self.text)
 
     @classmethod
     def from_record(cls, source: str, record: dict) -> Prediction:
@@ -45,6 +49,8 @@ class Prediction:
             reason=result.get("reason"),
             error=error,
             job_id=record.get("id"),
+            text=result.get("text"),
+            digits=result.get("digits"),
             record=record,
         )
 

@@ -21,6 +21,7 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024 - 256 * 1024  # under the server's default 
 IMAGE_REJECTIONS = frozenset({400, 413, 415})  # statuses by which the server refuses a request for one bad image
 REQUEST_LIMITS = frozenset({"too_many_images"})
 IMAGE_LIMITS = frozenset({"too_large", "too_many_pixels"})
+REQUEST_ERRORS = frozenset({"invalid_read"})  # refusals of the request itself, whatever its images
 
 ProgressCallback = Callable[[dict], None]
 
@@ -51,14 +52,19 @@ class DigitsClient:
 
     # Predictions
 
-    def predict(self, images: Iterable[ImageInput] | ImageInput, *, timeout: float = 300.0) -> list[Prediction]:
+    def predict(
+        self, images: Iterable[ImageInput] | ImageInput, *, read: str = "digit", timeout: float = 300.0
+    ) -> list[Prediction]:
         """One :class:`Prediction` per image, in input order.
 
-        ``images`` are paths, bytes or PIL images (a single one is taken as a list of one). They go
-        in as few requests as the server allows; an image that cannot be read, or that the server
-        refuses, gets its own error and the others are still answered. Jobs not ended within
-        ``timeout`` seconds get a ``timeout`` error naming the job, which goes on. On Ctrl-C,
-        raises :class:`Interrupted` with the ids of the jobs left running.
+        ``images`` are paths, bytes or PIL images (a single one is taken as a list of one). With
+        ``read="number"`` each image is read as a whole handwritten number (the prediction's
+        ``text`` and ``digits``), else as one digit (its ``label``). They go in as few requests as
+        the server allows; an image that cannot be read, or that the server refuses, gets its own
+        error and the others are still answered. Jobs not ended within ``timeout`` seconds get a
+        ``timeout`` error naming the job, which goes on. On Ctrl-C, raises :class:`Interrupted`
+        with the ids of the jobs left running. A ``read`` the server does not know raises
+        :class:`ApiError` (``invalid_read``).
         """
         if isinstance(images, str | bytes | bytearray | os.PathLike) or hasattr(images, "mode"):
             images = [images]
@@ -74,7 +80,7 @@ class DigitsClient:
                 following = next(sending, None)
                 # The last request waits for its answers itself: one round trip when all fit in one.
                 wait = 0.0 if following else min(self._max_wait, timeout)
-                self._submit(chunk, accepted, batches, answers, wait)
+                self._submit(chunk, accepted, batches, answers, read, wait)
                 chunk = following
             self._collect(sources, accepted, batches, answers, deadline)
         except KeyboardInterrupt:
@@ -102,6 +108,7 @@ class DigitsClient:
         accepted: dict[int, str],
         batches: list[tuple[str, list[int]]],
         answers: dict[int, Prediction],
+        read: str,
         wait: float = 0.0,
     ) -> None:
         """POST one chunk; record each image's job id in ``accepted`` or its refusal in ``answers``
@@ -115,9 +122,9 @@ class DigitsClient:
         while pending:
             chunk = pending.pop()
             try:
-                batch_id, jobs, ended = self._post_images(chunk, wait)
+                batch_id, jobs, ended = self._post_images(chunk, read, wait)
             except ApiError as exc:
-                if exc.status not in IMAGE_REJECTIONS:
+                if exc.status not in IMAGE_REJECTIONS or exc.code in REQUEST_ERRORS:
                     raise
                 if len(chunk) == 1:
                     answers[chunk[0].index] = Prediction.failed(chunk[0].source, exc.code, exc.message)
@@ -135,16 +142,16 @@ class DigitsClient:
             if not ended:
                 batches.append((batch_id, [image.index for image in chunk]))
 
-    def _post_images(self, chunk: list[LoadedImage], wait: float) -> tuple[str | None, list[dict], bool]:
+    def _post_images(self, chunk: list[LoadedImage], read: str, wait: float) -> tuple[str | None, list[dict], bool]:
         """(batch id, jobs, whether they have all ended): the jobs' records when they have, within
         ``wait`` seconds, else their ids and links."""
         files = [("image", (image.filename, image.data, "application/octet-stream")) for image in chunk]
-        params = {"wait": f"{wait:.1f}"} if wait >= 0.1 else None
+        params = {"read": read} | ({"wait": f"{wait:.1f}"} if wait >= 0.1 else {})
         try:
             answer = self._http.request("POST", "/api/v1/predictions", params=params, files=files, extra_read_s=wait)
         except ApiError as exc:
             if exc.code == "invalid_wait" and self._learn_max_wait(exc, wait):
-                return self._post_images(chunk, min(wait, self._max_wait))
+                return self._post_images(chunk, read, min(wait, self._max_wait))
             raise
         jobs = answer["jobs"]
         if len(jobs) != len(chunk):

@@ -26,6 +26,8 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 RECENT_JOBS_KEPT = 1000
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+# What a prediction job reads: one digit (the default), or every digit of a handwritten number.
+READ_MODES = ("digit", "number")
 
 # Checks a client's outstanding work against the limits, then writes new queued records (and
 # their images) and indexes them as queued, recent, the request's batch and the client's pending
@@ -110,7 +112,7 @@ local now, me, silence = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local answers = {}
 for i = 1, n do
   local record, id = KEYS[2 * i - 1], ARGV[3 + i]
-  local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'version')
+  local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'version', 'read')
   local status = fields[1]
   local take, suspect, poison, image = status == 'queued', false, false, false
   if status == 'running' then
@@ -128,7 +130,7 @@ for i = 1, n do
     if not poison then image = redis.call('GET', KEYS[2 * i]) end
   end
   answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
-                poison and 1 or 0, fields[6] or ''}
+                poison and 1 or 0, fields[6] or '', fields[7] or ''}
 end
 return answers
 """
@@ -231,7 +233,8 @@ class Started:
     gone), its client and lane, and whether this call took it. A job taken over from a worker
     that died is a ``suspect`` (read it alone); one taken over while it was being read alone is
     ``poison`` (its image is not handed over: end it). ``image`` is set for the jobs taken;
-    ``version`` for jobs that asked for one model version (else the active one reads them)."""
+    ``version`` for jobs that asked for one model version (else the active one reads them);
+    ``read`` says what to read in it (one of READ_MODES)."""
 
     job_id: str
     status: str | None
@@ -242,6 +245,7 @@ class Started:
     suspect: bool = False
     poison: bool = False
     version: int | None = None
+    read: str = READ_MODES[0]
 
 
 @dataclass(frozen=True)
@@ -446,8 +450,9 @@ class JobRecords:
                 bool(suspect),
                 bool(poison),
                 int(version) if version else None,
+                read.decode() or READ_MODES[0],
             )
-            for job_id, (status, client, lane, image, taken, suspect, poison, version) in zip(
+            for job_id, (status, client, lane, image, taken, suspect, poison, version, read) in zip(
                 job_ids, answers, strict=True
             )
         ]
@@ -615,6 +620,8 @@ def _decode(raw: dict[bytes, bytes]) -> dict | None:
         "result": None,
         "error": None,
     }
+    if record["type"] == "predict":
+        record["read"] = fields["read"].decode() if "read" in fields else READ_MODES[0]
     for name in ("result", "error", "progress", "params"):
         if name in fields:
             record[name] = json.loads(fields[name])

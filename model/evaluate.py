@@ -1,6 +1,7 @@
 """How well a model reads MNIST's test digits as they are, and as people would send them.
 
     python -m model.evaluate [--model FILE] [--limit N] [--jobs 2]
+    python -m model.evaluate --numbers [--digits 2-8] [--limit 30] ...  (whole numbers: model.evaluate_numbers)
 
 Rows: the raw test tensors; the same images as PNG files through :func:`preprocess`; and each
 rendering of :mod:`model.render` through :func:`preprocess`. An image that preprocessing turns
@@ -108,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="only the first N test images")
     parser.add_argument("--jobs", type=int, default=2, help="processes for rendering and preprocessing")
     parser.add_argument("--seed", type=int, default=0, help="seed of the renderings")
+    parser.add_argument("--numbers", action="store_true", help="whole numbers instead (--limit: numbers per row)")
+    parser.add_argument("--digits", default="2-8", help="with --numbers: digits per number, e.g. 4 or 2-8")
     args = parser.parse_args(argv)
+    if args.numbers:
+        return _numbers(args)
 
     from model.data import load_mnist
     from model.predictor import Predictor
@@ -129,6 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     drop = (rows[0].accuracy - worst.accuracy) * 100
     print(f"\nlowest: {worst.name} at {worst.accuracy * 100:.2f} %, {drop:.2f} points below mnist-raw")
     return 0
+
+
+def _numbers(args: argparse.Namespace) -> int:
+    from model import evaluate_numbers
+    from model.predictor import Predictor
+    from model.store import SHIPPED_MODEL
+
+    model_path = args.model or SHIPPED_MODEL
+    counts = evaluate_numbers.parse_counts(args.digits)
+    limit = args.limit or 30
+    return evaluate_numbers.report(
+        Predictor.from_file(model_path), str(model_path), counts, limit, args.seed, args.jobs
+    )
 
 
 if __name__ == "__main__":

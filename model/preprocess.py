@@ -149,33 +149,34 @@ def _flatten_alpha(rgba: Image.Image) -> Image.Image:
 
 def normalize(gray: Image.Image) -> np.ndarray:
     """An upright grayscale image of any size -> MNIST-style (28, 28) float32; raises NotADigit if blank."""
-    factor = _reduction(math.sqrt(gray.width * gray.height), OVERVIEW_SIDE)  # by area: long, thin pages too
-    overview = _pixels(gray, factor)
-    light = _light_background(overview)
+    factor = reduction(math.sqrt(gray.width * gray.height), OVERVIEW_SIDE)  # by area: long, thin pages too
+    overview = reduced_pixels(gray, factor)
+    light = light_background(overview)
     ink, box = _ink(overview, light, min_side=MIN_DIGIT_SHARE * min(overview.shape))
     digit_side = max(box[1] - box[0], box[3] - box[2]) * factor
-    detail = _reduction(digit_side, DETAIL_SIDE)
+    detail = reduction(digit_side, DETAIL_SIDE)
     if factor > 1 and digit_side < DETAIL_SIDE // 2 * factor:
         # A small digit in a big image: read it again, at a useful resolution, from the original.
         margin = digit_side // 2 + factor
         top, bottom, left, right = (v * factor for v in box)
         region = (max(0, left - margin), max(0, top - margin), min(gray.width, right + margin),
                   min(gray.height, bottom + margin))  # fmt: skip
-        ink, box = _ink(_pixels(gray.crop(region), detail), light, min_side=0)
-    return _fit_and_centre(ink, box)
+        ink, box = _ink(reduced_pixels(gray.crop(region), detail), light, min_side=0)
+    return fit_and_centre(ink, box)
 
 
-def _reduction(side: float, target: int) -> int:
+def reduction(side: float, target: int) -> int:
+    """The whole-number factor that shrinks ``side`` pixels to at most ``target`` (1: no shrinking)."""
     return max(1, math.ceil(side / target))
 
 
-def _pixels(gray: Image.Image, factor: int) -> np.ndarray:
+def reduced_pixels(gray: Image.Image, factor: int) -> np.ndarray:
     """Grayscale in [0, 1], averaged over factor x factor blocks."""
     small = gray.reduce(factor) if factor > 1 else gray
     return np.asarray(small, dtype=np.float32) / 255.0
 
 
-def _light_background(gray: np.ndarray) -> bool:
+def light_background(gray: np.ndarray) -> bool:
     """MNIST is light on dark. The border shows the background: is it nearer the light end or the dark?"""
     h, w = gray.shape
     band = max(1, min(h, w) // 20)
@@ -191,6 +192,14 @@ def _ink(gray: np.ndarray, light_background: bool, min_side: float) -> tuple[np.
 
     The box (top, bottom, left, right) bounds where the ink is at least half strength: the
     binary digit MNIST scaled to 20x20. Only strokes of a sizeable size count; specks are dropped.
+    """
+    return _strokes(ink_strength(gray, light_background), max(min_side, 2.0))
+
+
+def ink_strength(gray: np.ndarray, light_background: bool) -> np.ndarray:
+    """Ink strength in [0, 1] of every pixel: background, its light and noise removed; stroke cores 1.
+
+    Raises :class:`NotADigit` when no ink stands out. Every stroke and speck is still there.
     """
     x = 1.0 - gray if light_background else gray
     background = _background(x)
@@ -211,8 +220,7 @@ def _ink(gray: np.ndarray, light_background: bool, min_side: float) -> tuple[np.
     if high - low < MIN_CONTRAST:
         raise NotADigit("the image is blank: no ink stands out from the background")
     # Soft threshold: background and noise to 0, stroke cores to 1, edges stay grey.
-    soft = np.clip((x - low) / (high - low), 0, 1).astype(np.float32)
-    return _strokes(soft, max(min_side, 2.0))
+    return np.clip((x - low) / (high - low), 0, 1).astype(np.float32)
 
 
 def _level_and_noise(x: np.ndarray) -> tuple[float, float]:
@@ -274,7 +282,7 @@ def _overlaps(box: tuple[slice, slice], main: tuple[slice, slice], reach: int) -
     return all(b.start < m.stop + reach and b.stop > m.start - reach for b, m in zip(box, main, strict=True))
 
 
-def _fit_and_centre(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+def fit_and_centre(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """Scale so the box fits 20x20 and shift by whole output pixels to put the centre of mass at CENTRE."""
     top, bottom, left, right = box
     scale = DIGIT_BOX / max(bottom - top, right - left)

@@ -3,8 +3,12 @@
 The one place that turns image bytes into what the service answers; the workers, ``digits
 predict --local`` and the bench's notebook baseline all call :func:`recognise`. No Redis here:
 images in, readings out, in order. A bad image fails alone; the others still get their digits.
-Each image's reading is bounded (bytes decoded, time); a batch may be given a time budget, after
-which it reads no more images and leaves the rest unread.
+Each image's reading is bounded (bytes decoded, time, digits in a number); a batch may be given a
+time budget, after which it reads no more images and leaves the rest unread.
+
+An image may be read as one digit (its label) or as a whole number (model/segment.py: every
+candidate digit of it goes through the same model call as the batch's single digits, then the
+best reading of them is chosen).
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from model.budget import OutOfTime, time_limit
 from model.preprocess import NotADigit, NotAnImage, TooCostly, preprocess, to_png
+from model.segment import NumberPlan, NumberReading, TooManyDigits, plan_number
+from settings import get_settings
 
 
 class Predictor(Protocol):
@@ -58,56 +64,86 @@ def blank(reason: str) -> Reading:
     return Reading(result={"label": None, "reason": reason, "probabilities": None, "model_version": None})
 
 
+def blank_number(reason: str) -> Reading:
+    """An image read as a number with no digit on it: empty text, and why."""
+    return Reading(result={"text": "", "digits": [], "confidence": None, "reason": reason, "model_version": None})
+
+
 @dataclass(frozen=True)
 class Bounds:
-    """What reading one image may cost: pixels, bytes once decoded, and seconds (0: no limit)."""
+    """What reading one image may cost: pixels, bytes once decoded, seconds (0: no limit), and
+    digits in a number (default: the ``MAX_DIGITS_PER_NUMBER`` setting)."""
 
     max_pixels: int
     max_decoded_bytes: int
     seconds: float = 0.0
+    max_digits: int = field(default_factory=lambda: get_settings().max_digits_per_number)
 
 
 def recognise(
-    images: Sequence[bytes | None], predictor: Predictor | None, bounds: Bounds, budget_s: float = 0.0
+    images: Sequence[bytes | None],
+    predictor: Predictor | None,
+    bounds: Bounds,
+    budget_s: float = 0.0,
+    reads: Sequence[str] | None = None,
 ) -> list[Reading | None]:
     """One :class:`Reading` per image, in order; a None image stands for one no longer stored.
 
-    Preprocessing runs per image, the network once for the batch. Without a ``predictor`` (no
-    model could be loaded) every readable image fails with ``model_unavailable``. With
-    ``budget_s``, no image is begun once that many seconds have passed: those left unread come
-    back as None (at least one image is always read).
+    ``reads`` says, per image, whether it is one ``digit`` (the default) or a whole ``number``.
+    Preprocessing (and a number's segmentation) runs per image, the network once for the batch.
+    Without a ``predictor`` (no model could be loaded) every readable image fails with
+    ``model_unavailable``. With ``budget_s``, no image is begun once that many seconds have
+    passed: those left unread come back as None (at least one image is always read).
     """
     readings: list[Reading | None] = [None] * len(images)
     ready: list[tuple[int, np.ndarray]] = []
+    plans: list[tuple[int, NumberPlan]] = []
     started = time.perf_counter()
     read = 0
     for index, data in enumerate(images):
         if budget_s and index and time.perf_counter() - started > budget_s:
             break
-        pixels, readings[index] = _read(data, bounds)
-        if pixels is not None:
-            ready.append((index, pixels))
+        if reads and reads[index] == "number":
+            plan, readings[index] = _plan(data, bounds)
+            if plan is not None:
+                plans.append((index, plan))
+        else:
+            pixels, readings[index] = _read(data, bounds)
+            if pixels is not None:
+                ready.append((index, pixels))
         read += 1
     preprocess_ms = (time.perf_counter() - started) * 1000 / max(1, read)
-    if ready and predictor is None:
-        for index, _ in ready:
+    waiting = [index for index, _ in ready] + [index for index, _ in plans]
+    if waiting and predictor is None:
+        for index in waiting:
             readings[index] = failed("model_unavailable", "no model could be loaded; see the worker's log")
-    elif ready:
+    elif waiting:
         started = time.perf_counter()
-        probabilities = predictor.probabilities(np.stack([pixels for _, pixels in ready]))
-        if probabilities.shape != (len(ready), 10) or not np.all(np.isfinite(probabilities)):
-            problem = f"the model answered {probabilities.shape} values, some not finite, for {len(ready)} images"
-            for index, _ in ready:
+        # One call for the whole batch: its single digits, then every candidate digit of its numbers.
+        inputs = np.concatenate([np.zeros((0, 28, 28), np.float32)] + [pixels[None] for _, pixels in ready]
+                                + [plan.inputs for _, plan in plans])  # fmt: skip
+        probabilities = predictor.probabilities(inputs) if len(inputs) else np.zeros((0, 10))
+        if probabilities.shape != (len(inputs), 10) or not np.all(np.isfinite(probabilities)):
+            problem = f"the model answered {probabilities.shape} values, some not finite, for {len(inputs)} images"
+            for index in waiting:
                 readings[index] = failed("model_output_invalid", problem)
             return readings
         timings = {
             "preprocess_ms": round(preprocess_ms, 3),
             "predict_ms": round((time.perf_counter() - started) * 1000, 3),
-            "batch_size": len(ready),
+            "batch_size": len(inputs),
         }
-        rounded = np.round(probabilities.astype(np.float64), 6).tolist()  # one call for the whole batch
+        rounded = np.round(probabilities[: len(ready)].astype(np.float64), 6).tolist()
         for (index, pixels), probs in zip(ready, rounded, strict=True):
             readings[index] = Reading(result=_labelled(pixels, probs, predictor.version, timings))
+        start = len(ready)
+        for index, plan in plans:
+            try:
+                reading = plan.choose(probabilities[start : start + len(plan.groups)])
+                readings[index] = Reading(result=_numbered(reading, predictor.version, timings))
+            except TooManyDigits as exc:
+                readings[index] = failed("too_many_digits", str(exc))
+            start += len(plan.groups)
     return readings
 
 
@@ -132,6 +168,52 @@ def _read(data: bytes | None, bounds: Bounds) -> tuple[np.ndarray | None, Readin
     except Exception as exc:  # any other decoder failure must fail this image only
         return None, failed("preprocessing_failed", f"{type(exc).__name__}: {exc}")
     return pixels, None
+
+
+def _plan(data: bytes | None, bounds: Bounds) -> tuple[NumberPlan | None, Reading | None]:
+    """Every candidate digit of one image read as a number, or the reading that says why there are none."""
+    if data is None:
+        return None, failed("image_missing", "the job's image is no longer stored")
+    try:
+        with time_limit(bounds.seconds):
+            plan = plan_number(data, bounds.max_pixels, bounds.max_digits, bounds.max_decoded_bytes)
+    except TooManyDigits as exc:
+        return None, failed("too_many_digits", str(exc))
+    except NotAnImage as exc:
+        return None, failed("invalid_image", str(exc))
+    except NotADigit as exc:
+        return None, blank_number(str(exc))
+    except TooCostly as exc:
+        return None, failed("too_costly", str(exc))
+    except OutOfTime as exc:
+        return None, failed("too_costly", f"reading the image {exc}, over the limit for one image")
+    except Exception as exc:  # any other decoder failure must fail this image only
+        return None, failed("preprocessing_failed", f"{type(exc).__name__}: {exc}")
+    return plan, None
+
+
+def _numbered(reading: NumberReading, version: int | None, timings: dict) -> dict:
+    """A number's result: its text and, per digit left to right, what a single digit's result holds
+    and where the digit is in the image."""
+    if not reading.digits:
+        return {**blank_number(reading.reason or "no digits").result, "model_version": version, "timings": timings}
+    digits = [
+        {
+            "label": digit.label,
+            "confidence": round(digit.confidence, 6),
+            "probabilities": [round(p, 6) for p in digit.probabilities],
+            "box": list(digit.box),
+            "input_png": base64.b64encode(to_png(digit.input)).decode(),
+        }
+        for digit in reading.digits
+    ]
+    return {
+        "text": reading.text,
+        "digits": digits,
+        "confidence": round(reading.confidence, 6),
+        "model_version": version,
+        "timings": timings,
+    }
 
 
 def _labelled(pixels: np.ndarray, probabilities: list[float], version: int | None, timings: dict) -> dict:

@@ -22,28 +22,28 @@ MNIST_BOX = 20
 
 def paper(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """Dark ink on slightly tinted white paper, off-centre in a larger canvas (PNG)."""
-    return _png(_on_paper(digit, rng))
+    return encode_png(_on_paper(digit, rng))
 
 
 def blur(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """Paper, slightly out of focus: a Gaussian blur of 0.3-0.7 MNIST pixels (PNG)."""
     image, scale = _on_paper(digit, rng, with_scale=True)
-    return _png(image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7) * scale)))
+    return encode_png(image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7) * scale)))
 
 
 def noise(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """Paper with sensor noise: Gaussian, 3-8 % of the full range per pixel (PNG)."""
-    return _png(_noisy(_on_paper(digit, rng), rng))
+    return encode_png(_noisy(_on_paper(digit, rng), rng))
 
 
 def lighting(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """Paper lit unevenly: a gradient and a soft shadow, the darkest part at 40-70 % light (PNG)."""
-    return _png(_unevenly_lit(_on_paper(digit, rng), rng))
+    return encode_png(_unevenly_lit(_on_paper(digit, rng), rng))
 
 
 def jpeg(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """Paper saved as a low-quality JPEG (quality 15-50)."""
-    return _jpeg(_on_paper(digit, rng), int(rng.integers(15, 51)))
+    return encode_jpeg(_on_paper(digit, rng), int(rng.integers(15, 51)))
 
 
 def rgba(digit: np.ndarray, rng: np.random.Generator) -> bytes:
@@ -54,13 +54,13 @@ def rgba(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     pixels = np.zeros((*strokes.shape, 4), dtype=np.uint8)
     pixels[..., :3] = ink
     pixels[..., 3] = np.round(strokes * 255).astype(np.uint8)  # untouched pixels are (ink, alpha 0)
-    return _png(Image.fromarray(pixels, mode="RGBA"))
+    return encode_png(Image.fromarray(pixels, mode="RGBA"))
 
 
 def photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """A phone photo of the page: blur, uneven light, noise, then JPEG (quality 40-80)."""
     image, scale = _on_paper(digit, rng, with_scale=True)
-    return _jpeg(_photographed(image, scale, rng), int(rng.integers(40, 81)))
+    return encode_jpeg(photograph(image, scale, rng), int(rng.integers(40, 81)))
 
 
 RENDERINGS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
@@ -84,10 +84,12 @@ def page(digit: np.ndarray, width: int, height: int, seed: int = 0) -> Image.Ima
     """A photo of a page of the given size (RGB): the digit off-centre, blurred, unevenly lit, grainy."""
     rng = np.random.default_rng(seed)
     image, scale = _on_paper(digit, rng, with_scale=True, size=(width, height))
-    return _photographed(image, scale, rng)
+    return photograph(image, scale, rng)
 
 
-def _photographed(image: Image.Image, scale: float, rng: np.random.Generator) -> Image.Image:
+def photograph(image: Image.Image, scale: float, rng: np.random.Generator) -> Image.Image:
+    """A page as a phone sees it: out of focus by 0.3-0.7 of ``scale`` (pixels per MNIST pixel), unevenly lit,
+    grainy."""
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7) * scale))
     return _noisy(_unevenly_lit(image, rng), rng)
 
@@ -118,12 +120,20 @@ def _canvas(strokes: np.ndarray, place: tuple[int, int, int, int]) -> np.ndarray
 
 def _on_paper(digit: np.ndarray, rng: np.random.Generator, with_scale: bool = False, size=None):
     strokes, (top, left, height, width), scale = _placed(digit, rng, size)
+    image = ink_on_paper(strokes, (top, left, height, width), rng)
+    return (image, scale) if with_scale else image
+
+
+def ink_on_paper(strokes: np.ndarray, place: tuple[int, int, int, int], rng: np.random.Generator) -> Image.Image:
+    """Ink strengths (h, w) in [0, 1] as dark ink on slightly tinted white paper (RGB), at ``place``
+    (top, left, canvas height, canvas width)."""
+    top, left, height, width = place
     paper_colour = rng.uniform(215, 252, size=3)
     ink_colour = rng.uniform(0, 70, size=3)
     image = Image.new("RGB", (width, height), tuple(int(round(c)) for c in paper_colour))
     patch = paper_colour + strokes[..., None] * (ink_colour - paper_colour)
     image.paste(Image.fromarray(np.round(patch).astype(np.uint8), mode="RGB"), (left, top))
-    return (image, scale) if with_scale else image
+    return image
 
 
 def _noisy(image: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -146,13 +156,13 @@ def _unevenly_lit(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return ImageChops.multiply(image, Image.merge("RGB", [field] * 3))
 
 
-def _png(image: Image.Image) -> bytes:
+def encode_png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=0)  # stored: a rendering is about pixels, and speed
     return buffer.getvalue()
 
 
-def _jpeg(image: Image.Image, quality: int) -> bytes:
+def encode_jpeg(image: Image.Image, quality: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

@@ -17,7 +17,7 @@ from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
 from web.images import decode_base64_image
 from web.services import services, settings
-from web.submit import all_ended_within, job_links, read_upload, submit_predictions
+from web.submit import all_ended_within, job_links, read_mode, read_upload, submit_predictions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # The budget every training job counts against (in place of a client address: they share one queue).
@@ -31,7 +31,8 @@ DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 50, 200
 @bp.post("/predictions")
 @predict_token_if_configured
 def create_predictions():
-    """One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``.
+    """One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``;
+    ``read`` (multipart field, JSON key or query) says what each job reads: a digit or a number.
 
     ``?wait=S`` holds the request until every job has ended or S seconds pass: 200 with the
     batch's records (as ``GET /batches/<id>`` answers) when all have ended, else 202 as without it.
@@ -39,6 +40,7 @@ def create_predictions():
     wait = _wait_seconds()
     if request.mimetype == "application/json":
         body = _json_body()
+        read = read_mode(body, request.args)
         images = body.get("images")
         if not isinstance(images, list):
             raise ApiError(400, "invalid_request", 'JSON body must be {"images": ["<base64>", ...]}')
@@ -48,6 +50,7 @@ def create_predictions():
         max_bytes = settings().max_image_bytes
         named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(images)]
     elif request.mimetype == "multipart/form-data":
+        read = read_mode(request.form, request.args)
         files = request.files.getlist("image")
         if not files:
             raise ApiError(400, "missing_image", "no file in multipart field 'image'")
@@ -58,7 +61,7 @@ def create_predictions():
             "unsupported_media_type",
             "send multipart/form-data (field 'image') or application/json ({\"images\": [...]})",
         )
-    batch_id, job_ids = submit_predictions(named)
+    batch_id, job_ids = submit_predictions(named, read=read)
     if wait and all_ended_within(job_ids, wait):
         return jsonify(_batch(batch_id, job_ids))
     return jsonify(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from jobs.records import READ_MODES
 from model.catalog import ACTIVATION_POLICIES, ARCHITECTURES, RANGES
 from web.services import settings
 
@@ -84,6 +85,13 @@ def _wait_parameter(limit: int) -> dict:
     }
 
 
+READ = {
+    "enum": list(READ_MODES),
+    "default": READ_MODES[0],
+    "description": "digit: each image is one digit (label); number: each image is one handwritten number (text)",
+}
+
+
 def _path_parameter(name: str, schema: dict) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
@@ -113,6 +121,53 @@ def schemas(max_images: int) -> dict:
             "reason": {"type": "string"},
         },
     }
+    probabilities = {
+        "type": "array",
+        "items": {"type": "number", "minimum": 0, "maximum": 1},
+        "minItems": 10,
+        "maxItems": 10,
+    }
+    number_digit = {
+        "type": "object",
+        "required": ["label", "confidence", "probabilities", "box", "input_png"],
+        "properties": {
+            "label": {"type": "integer", "minimum": 0, "maximum": 9},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "probabilities": probabilities,
+            "box": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0},
+                "minItems": 4,
+                "maxItems": 4,
+                "description": "[x0, y0, x1, y1] in the sent image's pixels (upright), x1 and y1 exclusive",
+            },
+            "input_png": {"type": "string", "contentEncoding": "base64", "description": "the 28x28 image seen"},
+        },
+    }
+    number_prediction = {
+        "type": "object",
+        "description": (
+            "a number read (read=number): its digits left to right; text is empty (with a reason) when the "
+            "image holds no digit"
+        ),
+        "required": ["text", "digits", "confidence", "model_version"],
+        "properties": {
+            "text": {"type": "string", "pattern": "^[0-9]*$", "description": "the digits, leading zeros kept"},
+            "digits": {"type": "array", "items": number_digit},
+            "confidence": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "maximum": 1,
+                "description": (
+                    "the probability that the digits were found where they are (under the fitted segmentation "
+                    "scoring) times each digit's confidence; null when there are no digits"
+                ),
+            },
+            "model_version": {"type": ["integer", "null"]},
+            "timings": {"type": "object", "additionalProperties": {"type": "number"}},
+            "reason": {"type": "string"},
+        },
+    }
     training_result = {
         "type": "object",
         "required": ["model_version", "test_accuracy", "activated", "card"],
@@ -133,7 +188,10 @@ def schemas(max_images: int) -> dict:
             "created_at": TIMESTAMP,
             "started_at": TIMESTAMP,
             "finished_at": TIMESTAMP,
-            "result": {"anyOf": [{"type": "null"}, _ref("Prediction"), _ref("TrainingResult")]},
+            "read": {**READ, "description": "prediction jobs: what the job reads, a digit or a number"},
+            "result": {
+                "anyOf": [{"type": "null"}, _ref("Prediction"), _ref("NumberPrediction"), _ref("TrainingResult")]
+            },
             "error": {"anyOf": [{"type": "null"}, error_detail]},
             "worker": {"type": "string", "description": "the worker process that took it"},
             "params": {"type": "object", "description": "training jobs: the parameters"},
@@ -179,6 +237,7 @@ def schemas(max_images: int) -> dict:
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": error_detail}},
         "Prediction": prediction,
+        "NumberPrediction": number_prediction,
         "TrainingResult": training_result,
         "Job": job,
         "JobLink": job_link,
@@ -260,7 +319,8 @@ def paths(max_images: int, max_wait: int) -> dict:
                 "minItems": 1,
                 "maxItems": max_images,
                 "items": {"type": "string", "description": "base64, or a data:image/...;base64, URL"},
-            }
+            },
+            "read": READ,
         },
     }
     images_multipart = {
@@ -272,9 +332,11 @@ def paths(max_images: int, max_wait: int) -> dict:
                 "items": {"type": "string", "format": "binary"},
                 "minItems": 1,
                 "maxItems": max_images,
-            }
+            },
+            "read": READ,
         },
     }
+    read = {"name": "read", "in": "query", "required": False, "schema": READ}
 
     def cancel(operation_id: str) -> dict:
         return {
@@ -290,9 +352,13 @@ def paths(max_images: int, max_wait: int) -> dict:
             "post": {
                 "operationId": "createPredictions",
                 "summary": "Submit images: one prediction job each, in order; all are accepted or none",
-                "description": "With ?wait=S the answer waits until every job has ended (200, as GET "
-                "/batches/{batch_id} answers) or S seconds have passed (202).",
-                "parameters": [wait],
+                "description": (
+                    "With ?wait=S the answer waits until every job has ended (200, as GET /batches/{batch_id} "
+                    "answers) or S seconds have passed (202). read (a form field, JSON key or query parameter) "
+                    "says what each image holds: one digit, or one handwritten number. A number with more digits "
+                    "than the service's limit fails alone (error code too_many_digits)."
+                ),
+                "parameters": [wait, read],
                 "requestBody": {
                     "required": True,
                     "content": {

@@ -16,7 +16,7 @@ from web.auth import predict_token_if_configured
 from web.images import check_image
 from web.security import require_secret_key
 from web.services import services
-from web.submit import limits, read_upload, submit_predictions
+from web.submit import limits, read_mode, read_upload, submit_predictions
 
 bp = Blueprint("pages", __name__)
 bp.before_request(require_secret_key)
@@ -35,10 +35,11 @@ def home():
 @bp.post("/predict")
 @predict_token_if_configured
 def submit_form():
+    read = read_mode(request.form, request.args)
     files = [f for f in request.files.getlist("image") if f.filename]
     images = [read_upload(f"file {f.filename}"[:200], f) for f in files]
     # Kept as long as the jobs, for their pages to show.
-    _, job_ids = submit_predictions(images, keep_images=True)
+    _, job_ids = submit_predictions(images, keep_images=True, read=read)
     if len(job_ids) == 1:
         return redirect(url_for("pages.job_page", job_id=job_ids[0]), code=303)
     return redirect(url_for("pages.jobs_page", ids=",".join(job_ids)), code=303)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 
 from flask import g, request, url_for
 from werkzeug.datastructures import FileStorage
@@ -37,15 +38,35 @@ def check_images(images: list[tuple[str, bytes]]) -> None:
         check_image(data, allowed, name)
 
 
+def read_mode(*sources: Mapping) -> str:
+    """What a submission asks its jobs to read, from the ``read`` of each of ``sources`` that has
+    one (the form or the JSON body, and the query); none: ``digit``. Raises :class:`ApiError`
+    (400) for a value not in READ_MODES (a JSON null included), or two that disagree."""
+    allowed = ", ".join(rec.READ_MODES)
+    values = [source["read"] for source in sources if "read" in source]
+    if any(value != values[0] for value in values):
+        raise ApiError(400, "invalid_read", f"read is given twice, with different values; give one of {allowed}")
+    value = values[0] if values else rec.READ_MODES[0]
+    if not isinstance(value, str) or value not in rec.READ_MODES:
+        shown = repr(value)[:40] if isinstance(value, str) else "null" if value is None else type(value).__name__
+        raise ApiError(400, "invalid_read", f"read must be one of {allowed}, not {shown}")
+    return value
+
+
 def submit_predictions(
-    images: list[tuple[str, bytes]], keep_images: bool = False, version: int | None = None, checked: bool = False
+    images: list[tuple[str, bytes]],
+    keep_images: bool = False,
+    version: int | None = None,
+    checked: bool = False,
+    read: str = rec.READ_MODES[0],
 ) -> tuple[str, list[str]]:
     """Validate all images (all or none are accepted), create one job per image, enqueue them.
 
     Returns the batch id (the request's jobs, together) and the job ids in order. With
     ``keep_images`` each image is kept as long as its record (for the job pages of form uploads);
     with ``version`` that model version reads them, not the active one; ``checked`` images were
-    validated by the caller (digits in MNIST form, which are not image files).
+    validated by the caller (digits in MNIST form, which are not image files). ``read`` (from
+    :func:`read_mode`) goes on every record: one digit per image, or a number.
     """
     if not checked:
         check_images(images)
@@ -53,7 +74,9 @@ def submit_predictions(
     config = svc.settings
     client = request.remote_addr or "unknown"
     batch_id = rec.new_job_id()
-    fields = {"keep_image": "1"} if keep_images and config.keep_uploads else {}
+    fields = {"read": read}
+    if keep_images and config.keep_uploads:
+        fields["keep_image"] = "1"
     if version is not None:
         fields["version"] = str(version)
     limits = rec.Limits(config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes)

@@ -24,7 +24,7 @@ class Read:
 
 def read(jobs: Sequence[rec.Started], predictor: Predictor | None, bounds: Bounds, budget_s: float = 0.0) -> Read:
     """Each job's :class:`~jobs.records.Outcome`, in order, as far as ``budget_s`` allows."""
-    readings = recognise([job.image for job in jobs], predictor, bounds, budget_s)
+    readings = recognise([job.image for job in jobs], predictor, bounds, budget_s, [job.read for job in jobs])
     outcomes, unread = [], []
     for job, reading in zip(jobs, readings, strict=True):
         if reading is None:

@@ -34,11 +34,13 @@ export async function request(path, { method = "GET", json, form, token, signal 
 }
 
 /**
- * Submit images (File or Blob objects) as one request, waiting up to `wait` seconds for their answers.
+ * Submit images (File or Blob objects) as one request, each read as a "digit" or a "number",
+ * waiting up to `wait` seconds for their answers.
  * Resolves to {done, jobs}: with done, the jobs' records in order; without, [{job_id, status_url}] to poll.
  */
-export async function submitImages(images, { wait = 0 } = {}) {
+export async function submitImages(images, { wait = 0, read = "digit" } = {}) {
   const form = new FormData();
+  form.append("read", read);
   images.forEach((image, index) => form.append("image", image, image.name || `drawing-${index + 1}.png`));
   const query = wait ? `?wait=${wait}` : "";
   const body = await request(`/api/v1/predictions${query}`, { method: "POST", form });

@@ -21,17 +21,18 @@ function showError(message) {
   errorBox.textContent = message;
 }
 
-/** Submit images (Files or Blobs) as one request; a card per image appears at the top, in order. */
-async function recognise(images, button) {
+/** Submit images (Files or Blobs) as one request, each read as a "digit" or a "number"; a card per
+ * image appears at the top, in order. */
+async function recognise(images, button, read) {
   showError("");
   button.disabled = true;
   try {
     // Most answers come within the wait, in the same request; the rest are polled.
-    const { done, jobs } = await submitImages(images, { wait: SUBMIT_WAIT_S });
+    const { done, jobs } = await submitImages(images, { wait: SUBMIT_WAIT_S, read });
     $("results-section").hidden = false;
     const ids = jobs.map((job) => job.job_id || job.id);
     const fresh = ids.map((id, i) => {
-      const card = createResultCard(id, URL.createObjectURL(images[i]));
+      const card = createResultCard(id, URL.createObjectURL(images[i]), read);
       cards.set(id, card);
       return card;
     });
@@ -64,6 +65,22 @@ penWidth.addEventListener("input", () => {
   pad.penWidth = Number(penWidth.value);
   $("pen-width-value").textContent = penWidth.value;
 });
+// A number is drawn on a canvas three digits wide; switching clears the drawing.
+const DRAW_HELP = {
+  digit: "Draw one digit with a mouse, pen or finger. Ctrl+Z undoes a stroke.",
+  number: "Draw a number, its digits side by side on one line. Ctrl+Z undoes a stroke.",
+};
+const drawRead = () => document.querySelector("input[name=draw-read]:checked").value;
+for (const choice of document.querySelectorAll("input[name=draw-read]")) {
+  choice.addEventListener("change", () => {
+    const read = drawRead();
+    $("pad").width = read === "number" ? 840 : 280;
+    $("pad").classList.toggle("wide", read === "number");
+    drawPanel.classList.toggle("wide", read === "number");
+    $("draw-help").textContent = DRAW_HELP[read];
+    pad.clear();
+  });
+}
 undo.addEventListener("click", () => pad.undo());
 clear.addEventListener("click", () => pad.clear());
 document.addEventListener("keydown", (event) => {
@@ -75,7 +92,7 @@ document.addEventListener("keydown", (event) => {
 });
 submitDrawing.addEventListener("click", async () => {
   const blob = await pad.toBlob();
-  if (await recognise([new File([blob], "drawing.png", { type: "image/png" })], submitDrawing)) pad.clear();
+  if (await recognise([new File([blob], "drawing.png", { type: "image/png" })], submitDrawing, drawRead())) pad.clear();
 });
 
 // Uploading: the same form as without JavaScript, sent through the API instead.
@@ -94,8 +111,10 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const files = [...input.files];
   if (!files.length) return showError("Choose at least one image first.");
-  if (await recognise(files, form.querySelector("button[type=submit]"))) {
+  const read = $("upload-read").value;
+  if (await recognise(files, form.querySelector("button[type=submit]"), read)) {
     form.reset();
+    $("upload-read").value = read; // the next upload is most likely of the same kind
     describeChoice();
   }
 });

@@ -16,6 +16,9 @@ function resultCell(job) {
   if (Number.isInteger(result.label)) {
     return [el("strong", { text: result.label }), " ", el("span", { class: "muted", text: `${percent(result.confidence)}, model v${result.model_version}` })];
   }
+  if (typeof result.text === "string" && result.text) {
+    return [el("strong", { text: result.text }), " ", el("span", { class: "muted", text: `${percent(result.confidence)}, model v${result.model_version}` })];
+  }
   if (result.reason) return el("span", { class: "reason", text: `no digit: ${result.reason}` });
   if (result.model_version) return `model v${result.model_version}, ${percent(result.test_accuracy, 2)}`;
   if (job.progress) return `epoch ${job.progress.epoch}/${job.progress.epochs}`;

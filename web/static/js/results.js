@@ -1,24 +1,28 @@
 // A prediction job as a card: what was sent, what the network saw, the status, the label and
-// the 10 probabilities. templates/_result.html renders the same markup for pages without
+// the 10 probabilities; for a number, the sent image with each digit boxed, the text, and each
+// digit's 28x28 crop. templates/_result.html renders the same markup for pages without
 // JavaScript. Every part has a fixed size, so cards do not jump while their jobs are polled.
 
 import { TERMINAL } from "./api.js";
 import { probabilityChart } from "./charts.js";
-import { el, fill } from "./dom.js";
+import { el, fill, svg } from "./dom.js";
 import { percent, shortId } from "./format.js";
 
 const THUMB = 84;
+const CROP = 56;
 
-/** An empty card for a job just submitted; `sentUrl` shows the submitted image. */
-export function createResultCard(jobId, sentUrl) {
-  const card = el("li", { class: "result", "data-job-id": jobId, "data-status": "queued" });
+/** An empty card for a job just submitted; `sentUrl` shows the submitted image; `read` is what the
+ * job reads ("digit" or "number"). */
+export function createResultCard(jobId, sentUrl, read = "digit") {
+  const card = el("li", { class: "result", "data-job-id": jobId, "data-status": "queued", "data-read": read });
   if (sentUrl) card.dataset.uploadUrl = sentUrl;
-  renderResult(card, { id: jobId, status: "queued", result: null, error: null });
+  renderResult(card, { id: jobId, status: "queued", read, result: null, error: null });
   return card;
 }
 
 /** Show `job` (a record from the API) in `card`. */
 export function renderResult(card, job) {
+  if ((job.read || card.dataset.read) === "number") return renderNumber(card, job);
   card.dataset.status = job.status;
   const result = job.result || {};
   const sentUrl = card.dataset.uploadUrl;
@@ -55,4 +59,67 @@ function answer(job, result) {
   if (job.error) return el("p", { class: "answer reason", text: job.error.message });
   if (TERMINAL.has(job.status)) return el("p", { class: "answer reason", text: `ended ${job.status}` });
   return el("p", { class: "answer pending", text: job.status === "running" ? "reading…" : "waiting for a worker…" });
+}
+
+/** A number job: the sent image with a box per digit found, the text, and the crops the network saw. */
+function renderNumber(card, job) {
+  card.dataset.status = job.status;
+  card.dataset.read = "number";
+  card.classList.add("number");
+  const result = job.result || {};
+  const digits = Array.isArray(result.digits) ? result.digits : [];
+  const sentUrl = card.dataset.uploadUrl;
+  fill(
+    card,
+    el("figure", { class: "thumb wide" }, sentUrl ? boxedImage(sentUrl, digits) : el("span", { class: "sent placeholder" }), el("figcaption", { text: "Sent, each digit boxed" })),
+    el(
+      "div",
+      { class: "facts" },
+      el("p", { class: "status-line" }, el("span", { class: "status", text: job.status }), " ", el("a", { href: `/jobs/${job.id}`, text: `job ${shortId(job.id)}` })),
+      numberAnswer(job, result),
+      typeof result.text === "string" && result.text
+        ? el("p", { class: "detail" }, el("span", { class: "confidence", text: `${percent(result.confidence)} sure of the whole` }), " · ", el("span", { class: "version", text: `model v${result.model_version}` }))
+        : null,
+    ),
+    el(
+      "figure",
+      { class: "crops" },
+      el(
+        "ol",
+        { class: "digit-crops" },
+        digits.map((digit) =>
+          el(
+            "li",
+            {},
+            el("img", { class: "seen", src: `data:image/png;base64,${digit.input_png}`, alt: `The 28 by 28 image the network read as ${digit.label}`, width: CROP, height: CROP }),
+            el("span", { class: "crop-label", text: `${digit.label} · ${percent(digit.confidence, 0)}` }),
+          ),
+        ),
+      ),
+      el("figcaption", { text: digits.length ? "Seen (28×28 each)" : "" }),
+    ),
+  );
+}
+
+function numberAnswer(job, result) {
+  if (typeof result.text === "string" && result.text) return el("p", { class: "answer" }, "Number ", el("strong", { class: "number-text", text: result.text }));
+  if (result.reason) return el("p", { class: "answer reason", text: `No digits: ${result.reason}` });
+  if (job.error) return el("p", { class: "answer reason", text: job.error.message });
+  if (TERMINAL.has(job.status)) return el("p", { class: "answer reason", text: `ended ${job.status}` });
+  return el("p", { class: "answer pending", text: job.status === "running" ? "reading…" : "waiting for a worker…" });
+}
+
+/** The image with each digit's box drawn over it, in the image's own pixels (an SVG the image's size). */
+function boxedImage(url, digits) {
+  const image = el("img", { class: "sent", src: url, alt: "Submitted image" });
+  const frame = el("div", { class: "boxed" }, image);
+  const overlay = () => {
+    const [width, height] = [image.naturalWidth, image.naturalHeight];
+    if (!width || !height || !digits.length) return;
+    const boxes = digits.map(({ box: [x0, y0, x1, y1] }) => svg("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0 }));
+    frame.append(svg("svg", { class: "boxes", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", "aria-hidden": "true" }, boxes));
+  };
+  if (image.complete && image.naturalWidth) overlay();
+  else image.addEventListener("load", overlay, { once: true });
+  return frame;
 }
