@@ -239,6 +239,18 @@ def job(job_id: str, wait: bool, as_json: bool, server: str | None) -> None:
 
 
 @cli.command()
+@click.argument("job_id")
+@click.argument("digit", type=click.IntRange(0, 9))
+@server_option
+@reports_failures
+def correct(job_id: str, digit: int, server: str | None) -> None:
+    """Say that prediction JOB_ID shows DIGIT: it is kept to train and judge later models."""
+    kept = _client(server).correct(job_id, digit)
+    said = f"the model said {kept['predicted']}" + (", corrected" if kept["corrected"] else ", confirmed")
+    click.echo(f"job {job_id}: {digit} ({said}){'; replaces the earlier correction' if kept['replaced'] else ''}")
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Every card in full, as JSON.")
 @server_option
 @reports_failures

@@ -245,6 +245,17 @@ class DigitsClient:
         """Cancel a queued job, or ask a running training job to stop; returns the record after (needs the token)."""
         return self._http.request("DELETE", f"/api/v1/jobs/{quote(job_id, safe='')}")
 
+    # Corrections
+
+    def correct(self, job_id: str, label: int) -> dict:
+        """Say that the prediction job ``job_id`` shows digit ``label`` (0-9); an earlier correction of
+        the same job is replaced. Returns the correction as kept (``corrected``: the model was wrong)."""
+        return self._http.request("POST", f"/api/v1/jobs/{quote(job_id, safe='')}/feedback", json={"label": label})
+
+    def feedback(self, limit: int = 100) -> dict:
+        """The corrections, newest first, with counts per digit and the confusion table (given x predicted)."""
+        return self._http.request("GET", f"/api/v1/feedback?limit={int(limit)}")
+
     # Training and models
 
     def train(
