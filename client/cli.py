@@ -158,6 +158,8 @@ def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -
 @click.option("--learning-rate", type=float, help="Peak learning rate (default: per architecture).")
 @click.option("--augment/--no-augment", default=None, help="Shift, rotate and scale the training images.")
 @click.option("--train-limit", type=int, help="Train on the first N training images only (quick trials).")
+@click.option("--include-feedback", is_flag=True, default=None, help="Train on the corrections too (not the held-out).")
+@click.option("--base-version", type=click.IntRange(min=1), help="Fine-tune this stored version.")
 @click.option(
     "--activate",
     type=click.Choice(["never", "always", "if-better"]),
@@ -169,7 +171,8 @@ def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -
 @reports_failures
 def train(
     arch: str | None, epochs: int | None, batch_size: int | None, learning_rate: float | None, augment: bool | None,
-    train_limit: int | None, activate: str | None, wait: bool, as_json: bool, server: str | None,
+    train_limit: int | None, include_feedback: bool | None, base_version: int | None, activate: str | None,
+    wait: bool, as_json: bool, server: str | None,
 ) -> None:  # fmt: skip
     """Submit a training job (needs the admin token in DIGITS_TOKEN); options left out take the service's defaults."""
     client = _client(server)
@@ -180,6 +183,8 @@ def train(
         learning_rate=learning_rate,
         augment=augment,
         train_limit=train_limit,
+        include_feedback=include_feedback,
+        base_version=base_version,
         activate=activate,
     )
     job_id = submitted["job_id"]

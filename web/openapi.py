@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from model.catalog import ACTIVATION_POLICIES, ARCHITECTURES, RANGES
+from model.catalog import ACTIVATION_POLICIES, ARCHITECTURES, FINE_TUNE_EPOCHS, MAX_VERSION, RANGES
 from web.services import settings
 
 bp = Blueprint("openapi", __name__)
@@ -121,7 +121,10 @@ def schemas(max_images: int) -> dict:
         "properties": {
             "model_version": {"type": "integer"},
             "test_accuracy": {"type": "number"},
+            "held_out_accuracy": {"type": ["number", "null"], "description": "on the held-out corrections"},
+            "held_out_count": {"type": "integer", "minimum": 0},
             "activated": {"type": "boolean"},
+            "activation": {"type": "string", "description": "why it was or was not activated"},
             "card": _ref("ModelCard"),
         },
     }
@@ -154,7 +157,19 @@ def schemas(max_images: int) -> dict:
         "properties": {
             "arch": {"enum": list(ARCHITECTURES)},
             "augment": {"type": "boolean"},
-            "activate": {"enum": list(ACTIVATION_POLICIES), "default": "never"},
+            "include_feedback": {"type": "boolean", "description": "mix the corrections (but the held-out ones) in"},
+            "base_version": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "maximum": MAX_VERSION,
+                "description": f"fine-tune this stored Keras version (default epochs: {FINE_TUNE_EPOCHS})",
+            },
+            "activate": {
+                "enum": list(ACTIVATION_POLICIES),
+                "default": "never",
+                "description": "if-better: better on the held-out corrections and at most 0.1 point worse on "
+                "MNIST test (without corrections: better on MNIST test)",
+            },
             **{
                 name: {
                     "type": ["integer" if kind is int else "number", "null"],
