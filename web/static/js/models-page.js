@@ -27,6 +27,9 @@ function modelCard(card, active) {
   const facts = [
     ["Architecture", card.arch],
     ["Test accuracy", percent(card.test_accuracy, 2)],
+    ["Held-out corrections", card.held_out_corrections?.count ? `${percent(card.held_out_corrections.accuracy, 2)} of ${card.held_out_corrections.count}` : null],
+    ["Fine-tuned from", card.base_version ? `v${card.base_version}` : null],
+    ["Corrections trained on", card.feedback?.included ? `${card.feedback.train_corrections} (×${card.feedback.repeats})` : null],
     ["Epochs", card.epochs],
     ["Training time", seconds(card.training_seconds)],
     ["Trained on", card.train_images ? `${card.train_images.toLocaleString()} images` : null],

@@ -39,8 +39,9 @@ export function renderResult(card, job) {
       answer(job, result),
       Number.isInteger(result.label)
         ? el("p", { class: "detail" }, el("span", { class: "confidence", text: `${percent(result.confidence)} sure` }), " · ", el("span", { class: "version", text: `model v${result.model_version}` }))
-        : null,
-      job.status === "succeeded" && Number.isInteger(result.label) ? feedbackControl(job.id, result.label) : null,
+        : el("p", { class: "detail", text: "\u00a0" }), // an empty line until then: the card keeps its size
+      // The row is there from the start (empty), so the card keeps its size when the answer arrives.
+      job.status === "succeeded" && Number.isInteger(result.label) ? feedbackControl(job.id, result.label) : el("p", { class: "feedback" }),
     ),
     el("div", { class: "chart" }, Array.isArray(result.probabilities) ? probabilityChart(result.probabilities, result.label) : null),
   );
