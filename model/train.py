@@ -43,6 +43,11 @@ class Cancelled(Exception):
 # few hundred of them weigh against 55,000 MNIST digits; never more than MAX_REPEATS times each.
 FEEDBACK_SHARE = 0.1
 MAX_REPEATS = 50
+# A fine-tuned network's weights are averaged with its base's, this much of the fine-tuned ones
+# (WiSE-FT, Wortsman et al. 2022): measured here, the average keeps nearly all of the base's MNIST
+# accuracy (-0.06 points against -0.17 for the fine-tuned weights alone) and half of what the
+# corrections taught (+15 points on unseen outlined digits against +24; README, "The feedback loop").
+FINE_TUNED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,7 @@ def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbos
         for layer in network.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
+        base_weights = [w.copy() for w in network.get_weights()]
     steps_per_epoch = int(np.ceil(len(x_fit) / config.batch_size))
     network.compile(
         optimizer=keras.optimizers.Adam(_schedule(config.effective_learning_rate, steps_per_epoch * config.epochs)),
@@ -193,12 +199,16 @@ def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbos
     )
     if reporter.cancelled:
         raise Cancelled(f"cancelled in epoch {reporter.epoch + 1} of {config.epochs}")
+    if base is not None:
+        share, tuned = FINE_TUNED_SHARE, network.get_weights()
+        network.set_weights([(1 - share) * w0 + share * w1 for w0, w1 in zip(base_weights, tuned, strict=True)])
     details = {
         "framework": "keras",
         "hyperparameters": replace(
             config, learning_rate=config.effective_learning_rate, validation_size=len(x_val)
         ).to_dict(),
         "parameters": int(network.count_params()),
+        **({"fine_tuned_weight_share": FINE_TUNED_SHARE} if base is not None else {}),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     return network, reporter.history, details, "keras"

@@ -64,7 +64,7 @@ def test_the_loop_over_http_with_small_numbers(stack):
     assert "other half" in report and "MNIST test" in report and "goal" in report
 
     card = client.model(figures["new_version"])
-    assert card["base_version"] == 1
+    assert card["base_version"] == 1 and card["fine_tuned_weight_share"] == 0.5
     assert card["feedback"] == {"included": True, "train_corrections": 30 - figures["held_out_corrections"],
                                 "repeats": figures["repeats"]}  # fmt: skip
     held = card["held_out_corrections"]
