@@ -59,6 +59,9 @@ class Settings:
     max_pending_bytes_per_client: int = setting(64 * MiB, "image bytes one client address may have waiting")
     max_queued_bytes: int = setting(512 * MiB, "image bytes all clients together may have waiting")
     keep_uploads: bool = setting(False, "keep form uploads for their job page after the job ends")
+    # Corrections (the feedback dataset)
+    feedback_retention_seconds: int = setting(0, "how long corrections are kept (0: for ever; they outlive their jobs)")
+    max_feedback_bytes: int = setting(64 * MiB, "bytes all corrections may take in Redis; beyond, new ones get 507")
     # The web's connections
     web_connections: int = setting(4000, "connections one web process holds at once")
     max_waits_per_process: int = setting(3000, "requests one web process holds waiting (?wait=) at once")

@@ -162,6 +162,8 @@ def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -
 @click.option("--learning-rate", type=float, help="Peak learning rate (default: per architecture).")
 @click.option("--augment/--no-augment", default=None, help="Shift, rotate and scale the training images.")
 @click.option("--train-limit", type=int, help="Train on the first N training images only (quick trials).")
+@click.option("--include-feedback", is_flag=True, default=None, help="Train on the corrections too (not the held-out).")
+@click.option("--base-version", type=click.IntRange(min=1), help="Fine-tune this stored version.")
 @click.option(
     "--activate",
     type=click.Choice(["never", "always", "if-better"]),
@@ -173,7 +175,8 @@ def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -
 @reports_failures
 def train(
     arch: str | None, epochs: int | None, batch_size: int | None, learning_rate: float | None, augment: bool | None,
-    train_limit: int | None, activate: str | None, wait: bool, as_json: bool, server: str | None,
+    train_limit: int | None, include_feedback: bool | None, base_version: int | None, activate: str | None,
+    wait: bool, as_json: bool, server: str | None,
 ) -> None:  # fmt: skip
     """Submit a training job (needs the admin token in DIGITS_TOKEN); options left out take the service's defaults."""
     client = _client(server)
@@ -184,6 +187,8 @@ def train(
         learning_rate=learning_rate,
         augment=augment,
         train_limit=train_limit,
+        include_feedback=include_feedback,
+        base_version=base_version,
         activate=activate,
     )
     job_id = submitted["job_id"]
@@ -240,6 +245,18 @@ def job(job_id: str, wait: bool, as_json: bool, server: str | None) -> None:
     if wait and record["status"] not in TERMINAL:
         record = _wait_with_progress(client, job_id) if record["type"] == "train" else client.wait(job_id)
     _show_job(record, as_json)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.argument("digit", type=click.IntRange(0, 9))
+@server_option
+@reports_failures
+def correct(job_id: str, digit: int, server: str | None) -> None:
+    """Say that prediction JOB_ID shows DIGIT: it is kept to train and judge later models."""
+    kept = _client(server).correct(job_id, digit)
+    said = f"the model said {kept['predicted']}" + (", corrected" if kept["corrected"] else ", confirmed")
+    click.echo(f"job {job_id}: {digit} ({said}){'; replaces the earlier correction' if kept['replaced'] else ''}")
 
 
 @cli.command()

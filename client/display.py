@@ -61,6 +61,8 @@ def card_text(card: dict, active: bool | None = None) -> str:
     for name, value in card.items():
         if name in BULKY_CARD_FIELDS or name in ("version", "test_accuracy", "history"):
             continue
+        if name == "held_out_corrections" and isinstance(value, dict):  # its tables are for the page
+            value = {"count": value.get("count"), "accuracy": value.get("accuracy")}
         if isinstance(value, dict):
             value = " ".join(f"{k}={v}" for k, v in value.items())
         lines.append(f"  {name.replace('_', ' '):<20}{value}")

@@ -252,6 +252,19 @@ class DigitsClient:
         """Cancel a queued job, or ask a running training job to stop; returns the record after (needs the token)."""
         return self._http.request("DELETE", f"/api/v1/jobs/{quote(job_id, safe='')}")
 
+    # Corrections
+
+    def correct(self, job_id: str, label: int) -> dict:
+        """Say that the prediction job ``job_id`` shows digit ``label`` (0-9); an earlier correction of
+        the same job is replaced. Returns the correction as kept (``corrected``: the model was wrong)."""
+        path = f"/api/v1/jobs/{quote(job_id, safe='')}/feedback"
+        # Sending it twice keeps one correction (the second replaces the first): safe to retry.
+        return self._http.request("POST", path, json={"label": label}, retry_connection=True)
+
+    def feedback(self, limit: int = 100) -> dict:
+        """The corrections, newest first, with counts per digit and the confusion table (given x predicted)."""
+        return self._http.request("GET", f"/api/v1/feedback?limit={int(limit)}")
+
     # Training and models
 
     def train(
@@ -263,12 +276,17 @@ class DigitsClient:
         learning_rate: float | None = None,
         augment: bool | None = None,
         train_limit: int | None = None,
+        include_feedback: bool | None = None,
+        base_version: int | None = None,
         activate: str | None = None,
         wait: bool = False,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
     ) -> dict:
         """Submit a training job (needs the token); parameters left None take the server's defaults.
+
+        ``include_feedback`` trains on the corrections too; ``base_version`` fine-tunes that stored
+        version (the server then picks a short default for ``epochs``).
 
         Returns the job's record as submitted (with ``job_id``), or with ``wait`` the record once
         it ends (``result`` then holds ``model_version``, ``test_accuracy`` and the ``card``).
@@ -280,6 +298,8 @@ class DigitsClient:
             "learning_rate": learning_rate,
             "augment": augment,
             "train_limit": train_limit,
+            "include_feedback": include_feedback,
+            "base_version": base_version,
             "activate": activate,
         }
         submitted = self._http.request(

@@ -97,6 +97,26 @@ model_litert = keyed("model:{}:litert")
 # The verdict of checking the version before it may be served (model/check.py), JSON.
 model_check = keyed("model:{}:check")
 
+# --- Corrections (jobs/feedback.py) ------------------------------------------------------------
+
+# Sorted set of the jobs that have a correction, scored by when it was given (epoch seconds).
+FEEDBACK = f"{PREFIX}:feedback"
+
+# Hash holding one correction: job_id, label given, label and model version predicted, time, the
+# 28x28 pixels the network saw (784 bytes) and the record's size. No TTL: FEEDBACK_RETENTION_SECONDS prunes.
+feedback = keyed("feedback:{}")
+
+# Counter of the bytes all corrections take (for MAX_FEEDBACK_BYTES).
+FEEDBACK_BYTES = f"{PREFIX}:feedback:bytes"
+
+# Hash of the corrections kept now: "<model version>:corrected" / "<model version>:confirmed" -> count.
+FEEDBACK_BY_VERSION = f"{PREFIX}:feedback:by-version"
+
+# Hashes for /metrics: corrections received ("<model version>:<verdict>" -> count, never decremented)
+# and predictions made (model version -> count), written by whoever records them.
+METRICS_FEEDBACK = f"{PREFIX}:metrics:feedback"
+METRICS_PREDICTIONS = f"{PREFIX}:metrics:predictions"
+
 # --- The web's own ----------------------------------------------------------------------------
 
 # Counter of the wrong tokens a client address sent in the current minute (expires with it).

@@ -107,6 +107,19 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
+def idx_bytes(array: np.ndarray) -> bytes:
+    """``array`` as an IDX file (what :func:`read_idx` and every MNIST loader read): uint8 images
+    (N, 28, 28) with magic 2051, or uint8 labels (N,) with magic 2049; not compressed."""
+    data = np.ascontiguousarray(array, dtype=np.uint8)
+    if data.ndim == 3 and data.shape[1:] == (ROWS, COLS):
+        header = struct.pack(">IIII", IMAGE_MAGIC, len(data), ROWS, COLS)
+    elif data.ndim == 1:
+        header = struct.pack(">II", LABEL_MAGIC, len(data))
+    else:
+        raise ValueError(f"IDX here holds (N, 28, 28) images or (N,) labels, not {data.shape}")
+    return header + data.tobytes()
+
+
 def _load_npz(path: Path) -> Mnist:
     try:
         with np.load(path, allow_pickle=False) as npz:

@@ -177,6 +177,29 @@ def test_three_uploaded_mnist_images_read_right(page, mnist, tmp_path):
     page.screenshot(path=SHOTS / "home-uploads.png", full_page=True)
 
 
+def test_a_result_is_marked_right_or_corrected_and_the_models_page_shows_it(page, stack, mnist, tmp_path):
+    requests.delete(f"{stack.web_url}/api/v1/feedback", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    page.goto("/")
+    page.get_by_label("Image files").set_input_files(mnist_files(mnist, tmp_path, [3, 6]))
+    page.get_by_role("button", name="Recognise", exact=True).click()
+    expect(cards(page)).to_have_count(2)
+    three, six = cards(page).all()
+    expect_label(three, 3)
+    expect_label(six, 6)
+    three.get_by_role("button", name="right ✓").click()
+    expect(three.locator(".feedback-said")).to_have_text("thanks: confirmed")
+    six.get_by_label("The digit it really is").select_option("8")
+    expect(six.locator(".feedback-said")).to_have_text("thanks: kept as a 8")
+    kept = requests.get(f"{stack.web_url}/api/v1/feedback", timeout=10).json()
+    assert kept["total"] == 2 and kept["confusion"][3][3] == 1 and kept["confusion"][8][6] == 1
+
+    page.goto("/models")
+    expect(page.locator("#feedback-summary")).to_have_text("2 corrections, 1 of them where the model was wrong")
+    table = page.get_by_label("Confusion table of the corrections")
+    expect(table.locator("tbody tr").nth(8).locator("td").nth(6)).to_have_text("1")
+    page.screenshot(path=SHOTS / "models-corrections.png", full_page=True)
+
+
 def test_dropped_files_go_through_the_same_form(page, mnist, tmp_path):
     (path,) = mnist_files(mnist, tmp_path, [4])
     page.goto("/")

@@ -16,6 +16,7 @@ from web import (
     api,
     config,
     errors,
+    feedback_api,
     health,
     inference_protocol,
     json_provider,
@@ -46,12 +47,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     request_log.init_app(app)
     errors.init_app(app)
     # The JSON API is token-authenticated, not cookie-authenticated: no CSRF tokens there.
-    security.init_app(app, exempt_blueprints=(api.bp, models_api.bp, health.bp, inference_protocol.bp))
+    security.init_app(app, exempt_blueprints=(api.bp, feedback_api.bp, models_api.bp, health.bp, inference_protocol.bp))
     metrics.init_app(app)  # its timer starts before the rate limit's check runs
     ratelimit.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(feedback_api.bp)
     app.register_blueprint(models_api.bp)
     app.register_blueprint(inference_protocol.bp)
     app.register_blueprint(openapi.bp)

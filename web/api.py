@@ -132,12 +132,17 @@ def cancel_job(job_id: str):
 @admin_required
 def create_training_job():
     """Queue a training job: ``{"arch", "epochs", "batch_size", "learning_rate", "augment", "train_limit",
-    "activate"}``."""
+    "include_feedback", "base_version", "activate"}``."""
     try:
         config, activate = parse_training_request(_json_body())
     except ConfigError as exc:
         raise ApiError(400, "invalid_parameters", str(exc)) from None
     svc = services()
+    if config.base_version is not None:
+        base = svc.store.card(config.base_version)
+        if base is None or base.get("format", "keras") != "keras":
+            why = "is not stored" if base is None else f"is a {base.get('format')} model, not a Keras network"
+            raise ApiError(400, "invalid_parameters", f"base_version {config.base_version} {why}")
     try:
         svc.store.room_for_one_more()
     except StoreFull as exc:

@@ -50,7 +50,10 @@ class ClusterCollector:
         for queue in keys.QUEUES:
             pipe.llen(queue)
         pipe.get(keys.MODEL_ACTIVE)
-        outcomes, latency, batch_size, *depths, active = pipe.execute()
+        pipe.hgetall(keys.METRICS_FEEDBACK)
+        pipe.hgetall(keys.METRICS_PREDICTIONS)
+        pipe.hgetall(keys.FEEDBACK_BY_VERSION)
+        outcomes, latency, batch_size, *depths, active, received, predictions, kept = pipe.execute()
         live = workers.live(self.redis)
 
         jobs = CounterMetricFamily(
@@ -98,7 +101,30 @@ class ClusterCollector:
         if active:
             active_version.add_metric([], float(active))
         figures = [jobs, latency_histogram, batch_histogram, depth, live_count, serving, memory, fallback]
-        return [*figures, active_version]
+        return [*figures, active_version, *feedback_figures(received, predictions, kept)]
+
+
+def feedback_figures(received: dict, predictions: dict, kept: dict) -> list[Metric]:
+    """Corrections received per model version and verdict, and the share of each version's
+    predictions that the corrections kept now say were wrong."""
+    corrections = CounterMetricFamily(
+        "digits_feedback",
+        "Corrections received, by the model version corrected and whether it was wrong (corrected) or right",
+        labels=["model_version", "verdict"],
+    )
+    for field, count in sorted(_decoded(received).items()):
+        version, _, verdict = field.rpartition(":")
+        corrections.add_metric([version, verdict], float(count))
+    share = GaugeMetricFamily(
+        "digits_predictions_corrected_ratio",
+        "Share of a model version's predictions that people corrected (corrections kept / predictions made)",
+        labels=["model_version"],
+    )
+    wrong = {field.rpartition(":")[0]: float(n) for field, n in _decoded(kept).items() if field.endswith(":corrected")}
+    for version, made in sorted(_decoded(predictions).items()):
+        if float(made) > 0:
+            share.add_metric([version], wrong.get(version, 0.0) / float(made))
+    return [corrections, share]
 
 
 def stored_histogram(name: str, documentation: str, stored: dict, bounds: tuple) -> Metric:

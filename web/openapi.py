@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from jobs.records import READ_MODES
-from model.catalog import ACTIVATION_POLICIES, ARCHITECTURES, RANGES
+from model.catalog import ACTIVATION_POLICIES, ARCHITECTURES, FINE_TUNE_EPOCHS, MAX_VERSION, RANGES
 from web.services import settings
 
 bp = Blueprint("openapi", __name__)
@@ -28,11 +28,13 @@ ERROR_CODES = {
     404: "no such job, batch or model version (never issued, or expired)",
     408: "the request did not arrive in time (REQUEST_READ_TIMEOUT)",
     409: "conflict: the active version cannot be deleted, a model failed its check (model_refused), "
-    "or the model store is full (model_store_full)",
+    "the model store is full (model_store_full), or feedback on a job that is not a succeeded "
+    "prediction with a digit (not_a_prediction, job_not_succeeded, no_digit_read)",
     413: "too large: bytes per image, pixels, bytes once decoded, images per request, request body or multipart parts",
     415: "not an image, an unsupported image format, or the wrong content type",
     429: "over the submission rate limit (rate_limited), too many pending jobs or bytes (too_many_pending, "
     "too_many_pending_bytes), too many training jobs, or too many wrong tokens",
+    507: "the corrections take MAX_FEEDBACK_BYTES already (feedback_store_full)",
     503: "Redis is unreachable or full, the queue is full (queue_full), or no worker checked a model in time; "
     "retry after the given seconds",
 }
@@ -174,7 +176,10 @@ def schemas(max_images: int) -> dict:
         "properties": {
             "model_version": {"type": "integer"},
             "test_accuracy": {"type": "number"},
+            "held_out_accuracy": {"type": ["number", "null"], "description": "on the held-out corrections"},
+            "held_out_count": {"type": "integer", "minimum": 0},
             "activated": {"type": "boolean"},
+            "activation": {"type": "string", "description": "why it was or was not activated"},
             "card": _ref("ModelCard"),
         },
     }
@@ -210,7 +215,19 @@ def schemas(max_images: int) -> dict:
         "properties": {
             "arch": {"enum": list(ARCHITECTURES)},
             "augment": {"type": "boolean"},
-            "activate": {"enum": list(ACTIVATION_POLICIES), "default": "never"},
+            "include_feedback": {"type": "boolean", "description": "mix the corrections (but the held-out ones) in"},
+            "base_version": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "maximum": MAX_VERSION,
+                "description": f"fine-tune this stored Keras version (default epochs: {FINE_TUNE_EPOCHS})",
+            },
+            "activate": {
+                "enum": list(ACTIVATION_POLICIES),
+                "default": "never",
+                "description": "if-better: better on the held-out corrections and at most 0.1 point worse on "
+                "MNIST test (without corrections: better on MNIST test)",
+            },
             **{
                 name: {
                     "type": ["integer" if kind is int else "number", "null"],
@@ -220,6 +237,24 @@ def schemas(max_images: int) -> dict:
                 }
                 for name, (kind, low, high) in RANGES.items()
             },
+        },
+    }
+    correction = {
+        "type": "object",
+        "required": [
+            *("job_id", "label", "predicted", "model_version"),
+            *("corrected", "held_out", "created_at", "image_png"),
+        ],
+        "properties": {
+            "job_id": JOB_ID,
+            "label": {"type": "integer", "minimum": 0, "maximum": 9, "description": "the digit given"},
+            "predicted": {"type": "integer", "minimum": 0, "maximum": 9},
+            "model_version": {"type": ["integer", "null"]},
+            "corrected": {"type": "boolean", "description": "true: the model was wrong; false: confirmed"},
+            "held_out": {"type": "boolean", "description": "never trained on: it judges new versions"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "image_png": {"type": "string", "contentEncoding": "base64", "description": "the 28x28 input"},
+            "replaced": {"type": "boolean", "description": "POST only: it replaced an earlier correction of the job"},
         },
     }
     card = {
@@ -272,6 +307,34 @@ def schemas(max_images: int) -> dict:
                         ]
                     },
                 },
+            },
+        },
+        "Correction": correction,
+        "FeedbackList": {
+            "type": "object",
+            "required": ["total", "corrected", "bytes", "counts", "confusion", "by_model_version", "corrections"],
+            "properties": {
+                "total": {"type": "integer", "minimum": 0},
+                "corrected": {"type": "integer", "minimum": 0, "description": "of them, where the model was wrong"},
+                "bytes": {"type": "integer", "minimum": 0},
+                "counts": {
+                    "type": "object",
+                    "description": "corrections per digit given",
+                    "additionalProperties": {"type": "integer"},
+                },
+                "confusion": {
+                    "type": "array",
+                    "description": "confusion[given][predicted]: corrections giving that digit for that prediction",
+                    "minItems": 10,
+                    "maxItems": 10,
+                    "items": {"type": "array", "items": {"type": "integer"}, "minItems": 10, "maxItems": 10},
+                },
+                "by_model_version": {
+                    "type": "object",
+                    "description": "per model version predicted: {corrected, confirmed}",
+                    "additionalProperties": {"type": "object", "additionalProperties": {"type": "integer"}},
+                },
+                "corrections": {"type": "array", "items": _ref("Correction"), "description": "newest first"},
             },
         },
         "TrainingRequest": training_request,
@@ -426,6 +489,95 @@ def paths(max_images: int, max_wait: int) -> dict:
             "delete": cancel("cancelJob"),
         },
         "/api/v1/jobs/{job_id}/cancel": {"post": cancel("cancelJobByPost")},
+        "/api/v1/jobs/{job_id}/feedback": {
+            "post": {
+                "operationId": "giveFeedback",
+                "summary": "Say which digit a succeeded prediction should have been (again: replaces it)",
+                "parameters": [job_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["label"],
+                                "additionalProperties": False,
+                                "properties": {"label": {"type": "integer", "minimum": 0, "maximum": 9}},
+                            },
+                            "example": {"label": 7},
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(_ref("Correction"), "kept"),
+                    **_errors(400, 404, 409, 413, 503, 507),
+                },
+            }
+        },
+        "/api/v1/feedback": {
+            "get": {
+                "operationId": "listFeedback",
+                "summary": "The corrections, newest first, with counts per digit and a confusion table over all",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                    }
+                ],
+                "responses": {"200": _json(_ref("FeedbackList"), "the corrections"), **_errors(400, 503)},
+            },
+            "delete": {
+                "operationId": "deleteAllFeedback",
+                "summary": "Delete every correction",
+                "security": TOKEN,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["deleted"],
+                            "properties": {"deleted": {"type": "integer", "minimum": 0}},
+                        },
+                        "how many were deleted",
+                    ),
+                    **_errors(401, 403, 429, 503),
+                },
+            },
+        },
+        "/api/v1/feedback/export": {
+            "get": {
+                "operationId": "exportFeedback",
+                "summary": "The corrections in MNIST's IDX format: a tar of gzip files, oldest first",
+                "description": "feedback-images-idx3-ubyte.gz (N x 28 x 28), feedback-labels-idx1-ubyte.gz "
+                "(the digits given) and feedback-predicted-idx1-ubyte.gz (the digits predicted), in the same order.",
+                "parameters": [
+                    {
+                        "name": "split",
+                        "in": "query",
+                        "required": False,
+                        "description": "all, what training may use (train), or what judges it (held_out)",
+                        "schema": {"enum": ["all", "train", "held_out"], "default": "all"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "a tar archive",
+                        "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    **_errors(400, 503),
+                },
+            }
+        },
+        "/api/v1/feedback/{job_id}": {
+            "delete": {
+                "operationId": "deleteFeedback",
+                "summary": "Delete the correction of one job",
+                "security": TOKEN,
+                "parameters": [job_id],
+                "responses": {"204": {"description": "deleted"}, **_errors(401, 403, 404, 429, 503)},
+            }
+        },
         "/api/v1/training-jobs": {
             "post": {
                 "operationId": "createTrainingJob",

@@ -8,6 +8,7 @@ import redis
 from celery import Celery
 from flask import Flask, current_app
 
+from jobs.feedback import FeedbackStore
 from jobs.queue import connect, create_celery
 from jobs.records import JobRecords
 from model.store import ModelStore
@@ -23,6 +24,7 @@ class Services:
     store: ModelStore
     celery: Celery
     waiter: JobWaiter
+    feedback: FeedbackStore
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -37,6 +39,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         waiter=JobWaiter(
             lambda: connect(url, socket_timeout=None), settings.max_waits_per_process, settings.max_waits_per_client
         ),
+        feedback=FeedbackStore(client, settings.feedback_retention_seconds, settings.max_feedback_bytes),
     )
 
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from jobs import keys, queue
+from jobs import feedback, keys, queue
 from jobs import records as rec
 from model.recognise import Bounds
 from worker import batch
@@ -75,6 +75,13 @@ def _record(process: WorkerProcess, outcomes: list[rec.Outcome], through_model: 
     for outcome in outcomes:
         if outcome.error:
             log.info("job %s: %s", outcome.job_id, outcome.error["message"], extra={"job_id": outcome.job_id})
-    process.records.finish(
-        outcomes, batch_size=through_model or None, clients=[clients[outcome.job_id] for outcome in outcomes]
+    ended = set(
+        process.records.finish(
+            outcomes, batch_size=through_model or None, clients=[clients[outcome.job_id] for outcome in outcomes]
+        )
     )
+    # Per model version, for the share of its predictions that people corrected (/metrics).
+    read = [o.result for o in outcomes if o.job_id in ended and o.result and o.result.get("label") is not None]
+    versions = [result["model_version"] for result in read]
+    if versions:
+        feedback.count_predictions(process.records.redis, versions)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 
+import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
 from jobs import records as rec
-from model.catalog import ConfigError, parse_training_request
+from jobs.feedback import FeedbackStore
+from model.catalog import KERAS_ARCHITECTURES, ConfigError, parse_training_request
 from model.data import DataError
+from model.judge import Scores, if_better
 from model.store import StoreFull
 from worker.checking import check_version
 from worker.process import WorkerProcess
@@ -30,7 +34,7 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
         return
     params = (records.get(job_id) or {}).get("params") or {}
     from model import runtime
-    from model.train import Cancelled, train  # TensorFlow: only inside worker processes
+    from model.train import Cancelled, Corrections, train  # TensorFlow: only inside worker processes
 
     runtime.configure_threads(process.settings.tf_intra_op_threads, process.settings.tf_inter_op_threads)
 
@@ -47,11 +51,15 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
     try:
         config, policy = parse_training_request(params)
         store.room_for_one_more()  # fail now, not after an hour of training
+        config, base = _base_network(store, config)
+        corrections = _corrections(process)
         trained = train(
             config,
             progress=progress,
             should_stop=lambda: records.should_stop(job_id),
             threads=process.settings.training_threads,
+            corrections=Corrections(*corrections),
+            base=base,
         )
         model_bytes = trained.to_bytes()
         version = store.add(model_bytes, {**trained.card, "training_job_id": job_id}, trained.file_format)
@@ -59,10 +67,14 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
             from model import litert  # export now, while TensorFlow is loaded anyway
 
             store.set_litert_file(version, litert.export(model_bytes))
-        activated, why = _maybe_activate(process, version, trained.card["test_accuracy"], policy)
+        held = trained.card["held_out_corrections"]
+        new = Scores(trained.card["test_accuracy"], held["accuracy"], held["count"])
+        activated, why = _maybe_activate(process, version, new, policy, corrections[2:])
         result = {
             "model_version": version,
             "test_accuracy": trained.card["test_accuracy"],
+            "held_out_accuracy": held["accuracy"],
+            "held_out_count": held["count"],
             "activated": activated,
             "activation": why,
             "card": store.card(version),
@@ -100,18 +112,56 @@ def _beat_until(records, job_id: str, stop: threading.Event) -> None:
         stop.wait(BEAT_S)
 
 
-def _maybe_activate(process: WorkerProcess, version: int, accuracy: float, policy: str) -> tuple[bool, str]:
+def _base_network(store, config):
+    """The config to train (a fine-tuning job takes its base version's architecture) and the base's
+    .keras file, or None when training from scratch."""
+    if config.base_version is None:
+        return config, None
+    card, data = store.card(config.base_version), store.file(config.base_version)
+    if card is None or data is None:
+        raise ConfigError(f"base_version {config.base_version} is not stored (deleted meanwhile?)")
+    if card.get("format", "keras") != "keras" or card.get("arch") not in KERAS_ARCHITECTURES:
+        raise ConfigError(f"base_version {config.base_version} is not a Keras network of {list(KERAS_ARCHITECTURES)}")
+    return dataclasses.replace(config, arch=card["arch"]), data
+
+
+def _corrections(process: WorkerProcess) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The corrections kept now: (training images, labels, held-out images, labels). The held-out
+    ones judge every new version, whether or not the job trains on the rest."""
+    client = process.records.redis
+    examples = FeedbackStore(client, process.settings.feedback_retention_seconds).examples()
+    usable, held = examples.split()
+    return usable.images, usable.labels, held.images, held.labels
+
+
+def _maybe_activate(
+    process: WorkerProcess, version: int, new: Scores, policy: str, held: tuple[np.ndarray, np.ndarray]
+) -> tuple[bool, str]:
     """Activate the new version if ``policy`` asks for it and it passes its check; and say why (not)."""
     store = process.store
     if policy == "never":
         return False, "the job asked not to activate it"
     if policy == "if-better":
         active = store.active_version()
-        best = (store.card(active) or {}).get("test_accuracy", 0.0) if active else 0.0
-        if accuracy <= best:
-            return False, f"its test accuracy {accuracy:.2%} does not beat version {active}'s {best:.2%}"
+        better, why = if_better(new, _scores(process, active, held) if active else None, active)
+        if not better:
+            return False, why
     verdict = check_version(process, version)
     if not verdict["ok"]:
         return False, f"it failed its check: {verdict['reason']}"
     store.activate(version)
-    return True, "activated"
+    return True, "activated" if policy != "if-better" else f"activated: {why}"
+
+
+def _scores(process: WorkerProcess, version: int, held: tuple[np.ndarray, np.ndarray]) -> Scores:
+    """The active version's MNIST test accuracy (from its card) and its accuracy on the same
+    held-out corrections the new version was judged on (read now)."""
+    card = process.store.card(version) or {}
+    images, labels = held
+    if not len(labels):
+        return Scores(card.get("test_accuracy", 0.0))
+    from model.backends import load_predictor
+
+    predictor = load_predictor(process.store, version, "tensorflow")
+    said = predictor.probabilities(images.astype(np.float32) / 255.0).argmax(axis=1)
+    return Scores(card.get("test_accuracy", 0.0), round(float((said == labels).mean()), 5), len(labels))

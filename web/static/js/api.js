@@ -47,6 +47,11 @@ export async function submitImages(images, { wait = 0, read = "digit" } = {}) {
   return { done: Boolean(body.done), jobs: body.jobs };
 }
 
+/** Say which digit a prediction job's image shows (a correction, or a confirmation); resolves to it as kept. */
+export function sendFeedback(id, label) {
+  return request(`/api/v1/jobs/${encodeURIComponent(id)}/feedback`, { method: "POST", json: { label } });
+}
+
 /** A job's record; `wait` seconds of long polling (the server answers early when the job ends). */
 export function getJob(id, { wait = 0, signal } = {}) {
   const query = wait ? `?wait=${wait}` : "";

@@ -27,6 +27,9 @@ function modelCard(card, active) {
   const facts = [
     ["Architecture", card.arch],
     ["Test accuracy", percent(card.test_accuracy, 2)],
+    ["Held-out corrections", card.held_out_corrections?.count ? `${percent(card.held_out_corrections.accuracy, 2)} of ${card.held_out_corrections.count}` : null],
+    ["Fine-tuned from", card.base_version ? `v${card.base_version}` : null],
+    ["Corrections trained on", card.feedback?.included ? `${card.feedback.train_corrections} (×${card.feedback.repeats})` : null],
     ["Epochs", card.epochs],
     ["Training time", seconds(card.training_seconds)],
     ["Trained on", card.train_images ? `${card.train_images.toLocaleString()} images` : null],
@@ -67,9 +70,9 @@ function activateButton(version, active) {
 }
 
 /** The 10x10 matrix as a table; cell colour grows with the count (correct: blue, mistakes: red). */
-function confusionMatrix(version, matrix) {
+function confusionMatrix(version, matrix, { title = "Confusion matrix (10,000 test images)", rowsAre = "true", label = `Confusion matrix of version ${version}` } = {}) {
   const worstMistake = Math.max(1, ...matrix.flatMap((row, t) => row.filter((_, p) => p !== t)));
-  const header = el("tr", {}, el("th", { scope: "col", class: "corner", text: "true ↓ / predicted →" }), matrix.map((_, p) => el("th", { scope: "col", text: p })));
+  const header = el("tr", {}, el("th", { scope: "col", class: "corner", text: `${rowsAre} ↓ / predicted →` }), matrix.map((_, p) => el("th", { scope: "col", text: p })));
   const rows = matrix.map((row, t) => {
     const total = row.reduce((a, b) => a + b, 0) || 1;
     return el(
@@ -79,7 +82,7 @@ function confusionMatrix(version, matrix) {
       row.map((count, p) => {
         // Mistakes are rare: a square root keeps a single one visible next to dozens.
         const heat = p === t ? count / total : Math.sqrt(count / worstMistake);
-        const cell = el("td", { class: `${p === t ? "hit" : "miss"}${heat > 0.55 ? " dark" : ""}`, text: count || "", title: `true ${t}, predicted ${p}: ${count}` });
+        const cell = el("td", { class: `${p === t ? "hit" : "miss"}${heat > 0.55 ? " dark" : ""}`, text: count || "", title: `${rowsAre} ${t}, predicted ${p}: ${count}` });
         cell.style.setProperty("--heat", heat.toFixed(3)); // CSSOM, not a style attribute: allowed by the CSP
         return cell;
       }),
@@ -88,8 +91,8 @@ function confusionMatrix(version, matrix) {
   return el(
     "details",
     { class: "confusion", open: true },
-    el("summary", { text: "Confusion matrix (10,000 test images)" }),
-    el("div", { class: "table-wrap" }, el("table", { class: "heatmap", "aria-label": `Confusion matrix of version ${version}` }, el("thead", {}, header), el("tbody", {}, rows))),
+    el("summary", { text: title }),
+    el("div", { class: "table-wrap" }, el("table", { class: "heatmap", "aria-label": label }, el("thead", {}, header), el("tbody", {}, rows))),
   );
 }
 
@@ -113,6 +116,27 @@ function mistakes(items) {
     ),
   );
 }
+
+/** The corrections people gave on the Recognise page or through the API: given digit x predicted digit. */
+async function loadFeedback() {
+  const feedback = await request("/api/v1/feedback?limit=1");
+  const box = $("feedback");
+  if (!feedback.total) {
+    fill(box, el("h2", { text: "Corrections" }), el("p", { class: "muted", text: "No corrections yet: mark results right or wrong on the Recognise page." }));
+    return;
+  }
+  const share = `${feedback.total.toLocaleString()} corrections, ${feedback.corrected.toLocaleString()} of them where the model was wrong`;
+  fill(
+    box,
+    el("h2", { text: "Corrections" }),
+    el("p", { class: "muted", id: "feedback-summary", text: share }),
+    confusionMatrix(0, feedback.confusion, { title: "Corrections: digit given by people × digit predicted", rowsAre: "given", label: "Confusion table of the corrections" }),
+  );
+}
+
+loadFeedback().catch((error) => {
+  errorBox.textContent = `Could not load the corrections: ${error.message}`;
+});
 
 load().catch((error) => {
   status.textContent = "";

@@ -3,7 +3,7 @@
 // digit's 28x28 crop. templates/_result.html renders the same markup for pages without
 // JavaScript. Every part has a fixed size, so cards do not jump while their jobs are polled.
 
-import { TERMINAL } from "./api.js";
+import { sendFeedback, TERMINAL } from "./api.js";
 import { probabilityChart } from "./charts.js";
 import { el, fill, svg } from "./dom.js";
 import { percent, shortId } from "./format.js";
@@ -43,10 +43,41 @@ export function renderResult(card, job) {
       answer(job, result),
       Number.isInteger(result.label)
         ? el("p", { class: "detail" }, el("span", { class: "confidence", text: `${percent(result.confidence)} sure` }), " · ", el("span", { class: "version", text: `model v${result.model_version}` }))
-        : null,
+        : el("p", { class: "detail", text: "\u00a0" }), // an empty line until then: the card keeps its size
+      // The row is there from the start (empty), so the card keeps its size when the answer arrives.
+      job.status === "succeeded" && Number.isInteger(result.label) ? feedbackControl(job.id, result.label) : el("p", { class: "feedback" }),
     ),
     el("div", { class: "chart" }, Array.isArray(result.probabilities) ? probabilityChart(result.probabilities, result.label) : null),
   );
+}
+
+/** "right ✓" or "wrong? it is a _": kept as a correction, to train and judge later models. */
+function feedbackControl(jobId, predicted) {
+  const said = el("span", { class: "feedback-said", role: "status" });
+  const right = el("button", { type: "button", class: "feedback-right", title: `The digit is a ${predicted}`, text: "right ✓" });
+  const choose = el(
+    "select",
+    { class: "feedback-digit", "aria-label": "The digit it really is" },
+    el("option", { value: "", text: "_" }),
+    [...Array(10).keys()].filter((d) => d !== predicted).map((d) => el("option", { value: d, text: d })),
+  );
+  const box = el("p", { class: "feedback" }, right, " ", el("label", {}, "wrong? it is a ", choose), " ", said);
+  const send = async (label) => {
+    right.disabled = choose.disabled = true;
+    said.textContent = "sending…";
+    try {
+      const kept = await sendFeedback(jobId, label);
+      said.textContent = kept.corrected ? `thanks: kept as a ${kept.label}` : "thanks: confirmed";
+      box.dataset.sent = String(kept.label);
+    } catch (error) {
+      said.textContent = `not kept: ${error.message}`;
+    } finally {
+      right.disabled = choose.disabled = false;
+    }
+  };
+  right.addEventListener("click", () => send(predicted));
+  choose.addEventListener("change", () => choose.value !== "" && send(Number(choose.value)));
+  return box;
 }
 
 function thumb(image, kind, caption) {

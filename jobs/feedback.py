@@ -1,0 +1,240 @@
+"""Corrections: what people say a finished prediction should have been, kept after the job expires.
+
+One Redis hash per corrected job (``digits:feedback:<job id>``) holds the 28x28 pixels the
+network saw, the label given, the label and model version predicted and when; the sorted set
+``digits:feedback`` indexes them by time. Nothing expires by itself: corrections older than the
+retention (if one is set) are pruned on every write and read, and the total size is capped.
+A share of the corrections, chosen from each job id alone, is held out of training for judging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+from jobs import keys
+
+PIXELS = 28 * 28
+HELD_OUT_PERCENT = 20  # of the corrections, never trained on: what if-better judges by
+
+# Replaces the job's correction (if any) with a new one unless the total would pass the cap;
+# keeps the counts per model version and the received-corrections metric.
+# KEYS: the record, the index, the bytes counter, the by-version counts, the received metric.
+# ARGV: job id, label, predicted, model version, created_at, pixels, size, cap (0: none).
+# Returns {'ok', 1 if it replaced one else 0} or {'full', bytes used, cap}.
+_ADD = """
+local record, index, total, by_version, received = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local size, cap = tonumber(ARGV[7]), tonumber(ARGV[8])
+local old = redis.call('HMGET', record, 'size', 'label', 'predicted', 'model_version')
+local used = tonumber(redis.call('GET', total) or '0') - tonumber(old[1] or '0')
+if cap > 0 and used + size > cap then return {'full', used, cap} end
+local function verdict(label, predicted) if label == predicted then return 'confirmed' end return 'corrected' end
+if old[1] then
+  if redis.call('HINCRBY', by_version, old[4] .. ':' .. verdict(old[2], old[3]), -1) <= 0 then
+    redis.call('HDEL', by_version, old[4] .. ':' .. verdict(old[2], old[3]))
+  end
+end
+redis.call('HSET', record, 'job_id', ARGV[1], 'label', ARGV[2], 'predicted', ARGV[3], 'model_version', ARGV[4],
+           'created_at', ARGV[5], 'pixels', ARGV[6], 'size', ARGV[7])
+redis.call('ZADD', index, ARGV[5], ARGV[1])
+redis.call('SET', total, used + size)
+local field = ARGV[4] .. ':' .. verdict(ARGV[2], ARGV[3])
+redis.call('HINCRBY', by_version, field, 1)
+redis.call('HINCRBY', received, field, 1)
+if old[1] then return {'ok', 1} end
+return {'ok', 0}
+"""
+
+# Deletes the given corrections; returns how many there were.
+# KEYS: per job its record, then the index, the bytes counter and the by-version counts. ARGV: the job ids.
+_DELETE = """
+local n = #KEYS - 3
+local index, total, by_version = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
+local deleted = 0
+for i = 1, n do
+  local old = redis.call('HMGET', KEYS[i], 'size', 'label', 'predicted', 'model_version')
+  if old[1] then
+    local field = old[4] .. ':' .. (old[2] == old[3] and 'confirmed' or 'corrected')
+    if redis.call('HINCRBY', by_version, field, -1) <= 0 then redis.call('HDEL', by_version, field) end
+    if redis.call('DECRBY', total, tonumber(old[1])) <= 0 then redis.call('DEL', total) end
+    redis.call('DEL', KEYS[i])
+    deleted = deleted + 1
+  end
+  redis.call('ZREM', index, ARGV[i])
+end
+return deleted
+"""
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One correction: the label given for a job's image, beside what the model said."""
+
+    job_id: str
+    label: int
+    predicted: int
+    model_version: int | None
+    created_at: float
+    pixels: np.ndarray  # (28, 28) uint8, light ink on dark: what the network saw
+
+    @property
+    def corrected(self) -> bool:
+        """True if the model was wrong (else the correction confirms it)."""
+        return self.label != self.predicted
+
+    @property
+    def held_out(self) -> bool:
+        return is_held_out(self.job_id)
+
+
+class FeedbackFull(Exception):
+    """A correction would take the corrections past MAX_FEEDBACK_BYTES."""
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Corrections as arrays: images (N, 28, 28) uint8, labels given and predicted (N,), job ids."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    predicted: np.ndarray
+    job_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.job_ids)
+
+    def split(self) -> tuple[Examples, Examples]:
+        """(the corrections training may use, those held out of it), by :func:`is_held_out`."""
+        held = np.array([is_held_out(job_id) for job_id in self.job_ids], dtype=bool)
+        return self._where(~held), self._where(held)
+
+    def _where(self, mask: np.ndarray) -> Examples:
+        ids = [job_id for job_id, keep in zip(self.job_ids, mask, strict=True) if keep]
+        return Examples(self.images[mask], self.labels[mask], self.predicted[mask], ids)
+
+
+def is_held_out(job_id: str) -> bool:
+    """Whether a correction is held out of training: decided by its job id alone, so every
+    training job (on any host, whatever else is stored) holds out the same ones."""
+    return int(hashlib.sha256(job_id.encode()).hexdigest()[:8], 16) % 100 < HELD_OUT_PERCENT
+
+
+class FeedbackStore:
+    """Reads and writes corrections; ``retention_s`` and ``max_bytes`` of 0 mean no limit."""
+
+    def __init__(self, client: redis.Redis, retention_s: int = 0, max_bytes: int = 0):
+        self.redis = client
+        self.retention_s = retention_s
+        self.max_bytes = max_bytes
+        self._add = client.register_script(_ADD)
+        self._delete = client.register_script(_DELETE)
+
+    def add(self, job_id: str, label: int, predicted: int, model_version: int | None, pixels: np.ndarray) -> bool:
+        """Keep ``label`` as the right answer for the job's ``pixels`` (28x28 uint8), replacing any
+        earlier correction of the same job; True if it replaced one. Raises :class:`FeedbackFull`,
+        storing nothing, when the cap would be passed."""
+        self.prune()
+        data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+        if len(data) != PIXELS:
+            raise ValueError(f"a correction's image must be 28x28, not {np.shape(pixels)}")
+        version = "" if model_version is None else str(model_version)
+        now = repr(time.time())
+        fields = (job_id, str(label), str(predicted), version, now, data)
+        size = sum(len(value) for value in fields) + 64  # the values and, roughly, the field names
+        answer = self._add(
+            keys=[keys.feedback(job_id), keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION,
+                  keys.METRICS_FEEDBACK],
+            args=[*fields, size, self.max_bytes],
+        )  # fmt: skip
+        if answer[0] == b"full":
+            used, cap = int(answer[1]), int(answer[2])
+            raise FeedbackFull(f"corrections take {used} bytes; at most {cap} (MAX_FEEDBACK_BYTES)")
+        return bool(int(answer[1]))
+
+    def get(self, job_id: str) -> Correction | None:
+        return _decode(self.redis.hgetall(keys.feedback(job_id)))
+
+    def ids(self, limit: int = 0) -> list[str]:
+        """Job ids of the corrections kept, newest first (``limit`` 0: all)."""
+        self.prune()
+        return [i.decode() for i in self.redis.zrevrange(keys.FEEDBACK, 0, limit - 1 if limit else -1)]
+
+    def many(self, job_ids: Sequence[str]) -> list[Correction]:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(keys.feedback(job_id))
+        return [c for c in (_decode(raw) for raw in pipe.execute()) if c is not None]
+
+    def labels(self) -> list[tuple[int, int]]:
+        """(label given, label predicted) of every correction kept; one round trip for all."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in self.ids():
+            pipe.hmget(keys.feedback(job_id), "label", "predicted")
+        return [(int(given), int(said)) for given, said in pipe.execute() if given is not None]
+
+    def examples(self) -> Examples:
+        """Every correction kept, oldest first, as arrays."""
+        corrections = self.many(self.ids()[::-1])
+        images = np.stack([c.pixels for c in corrections]) if corrections else np.zeros((0, 28, 28), np.uint8)
+        return Examples(
+            images,
+            np.array([c.label for c in corrections], dtype=np.uint8),
+            np.array([c.predicted for c in corrections], dtype=np.uint8),
+            [c.job_id for c in corrections],
+        )
+
+    def delete(self, job_ids: Sequence[str]) -> int:
+        """Delete these corrections; return how many existed."""
+        deleted = 0
+        for start in range(0, len(job_ids), 500):
+            chunk = list(job_ids[start : start + 500])
+            record_keys = [keys.feedback(job_id) for job_id in chunk]
+            index = [keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION]
+            deleted += int(self._delete(keys=record_keys + index, args=chunk))
+        return deleted
+
+    def delete_all(self) -> int:
+        return self.delete([i.decode() for i in self.redis.zrange(keys.FEEDBACK, 0, -1)])
+
+    def prune(self) -> int:
+        """Delete the corrections older than the retention; return how many."""
+        if not self.retention_s:
+            return 0
+        old = self.redis.zrangebyscore(keys.FEEDBACK, "-inf", time.time() - self.retention_s)
+        return self.delete([i.decode() for i in old]) if old else 0
+
+    def bytes_used(self) -> int:
+        return int(self.redis.get(keys.FEEDBACK_BYTES) or 0)
+
+    def by_version(self) -> dict[str, dict[str, int]]:
+        """Corrections kept per model version: {version: {"corrected": n, "confirmed": m}}."""
+        counts: dict[str, dict[str, int]] = {}
+        for field, count in self.redis.hgetall(keys.FEEDBACK_BY_VERSION).items():
+            version, _, verdict = field.decode().rpartition(":")
+            counts.setdefault(version, {"corrected": 0, "confirmed": 0})[verdict] = int(count)
+        return counts
+
+
+def count_predictions(client: redis.Redis | redis.client.Pipeline, versions: Sequence[int | None]) -> None:
+    """Count predictions made per model version (for the share of them corrected, in /metrics)."""
+    for version in set(versions):
+        client.hincrby(keys.METRICS_PREDICTIONS, "" if version is None else str(version), versions.count(version))
+
+
+def _decode(raw: dict[bytes, bytes]) -> Correction | None:
+    if not raw or b"pixels" not in raw:
+        return None
+    version = raw.get(b"model_version", b"")
+    return Correction(
+        job_id=raw[b"job_id"].decode(),
+        label=int(raw[b"label"]),
+        predicted=int(raw[b"predicted"]),
+        model_version=int(version) if version else None,
+        created_at=float(raw[b"created_at"]),
+        pixels=np.frombuffer(raw[b"pixels"], dtype=np.uint8).reshape(28, 28),
+    )

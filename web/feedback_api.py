@@ -1,0 +1,180 @@
+"""The JSON API for corrections: say what a prediction should have been, list, export and delete them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import gzip
+import io
+import logging
+import tarfile
+
+import numpy as np
+from flask import Blueprint, Response, jsonify, request
+from PIL import Image, UnidentifiedImageError
+from werkzeug.routing import BaseConverter
+
+from jobs.feedback import Correction, FeedbackFull, FeedbackStore
+from jobs.records import SUCCEEDED
+from model.data import idx_bytes
+from model.preprocess import to_png
+from web.auth import admin_required, predict_token_if_configured
+from web.errors import ApiError
+from web.services import services
+
+bp = Blueprint("feedback_api", __name__, url_prefix="/api/v1")
+
+
+class JobIdConverter(BaseConverter):
+    """A job id in a path: so that /feedback/export is never taken for the correction of job "export"."""
+
+    regex = "[0-9a-f]{32}"
+
+
+# Registered before the routes below are (a blueprint runs these in order when it is registered).
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("job_id", JobIdConverter))
+log = logging.getLogger(__name__)
+
+DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 100, 1000
+EXPORT_SPLITS = ("all", "train", "held_out")
+EXPORT_IMAGES, EXPORT_LABELS = "feedback-images-idx3-ubyte.gz", "feedback-labels-idx1-ubyte.gz"
+EXPORT_PREDICTED = "feedback-predicted-idx1-ubyte.gz"
+
+
+def _feedback() -> FeedbackStore:
+    return services().feedback
+
+
+@bp.post("/jobs/<job_id>/feedback")
+@predict_token_if_configured
+def give_feedback(job_id: str):
+    """``{"label": 0-9}``: the right digit for a succeeded prediction job (201; again replaces it)."""
+    label = _label(request.get_json(silent=True))
+    record = services().records.get(job_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no job {job_id[:64]!r}: never issued, or expired")
+    if record["type"] != "predict":
+        raise ApiError(409, "not_a_prediction", f"job {job_id} is a {record['type']} job, not a prediction")
+    if record["status"] != SUCCEEDED:
+        raise ApiError(409, "job_not_succeeded", f"job {job_id} is {record['status']}, not succeeded")
+    result = record.get("result") or {}
+    if result.get("label") is None or not result.get("input_png"):
+        raise ApiError(409, "no_digit_read", f"job {job_id} read no digit ({result.get('reason', 'no label')})")
+    pixels = _pixels(result["input_png"])
+    try:
+        replaced = _feedback().add(job_id, label, int(result["label"]), result.get("model_version"), pixels)
+    except FeedbackFull as exc:
+        raise ApiError(507, "feedback_store_full", str(exc)) from None
+    log.info("correction: %s for predicted %s", label, result["label"], extra={"job_id": job_id})
+    correction = _feedback().get(job_id)
+    return jsonify({**_shown(correction), "replaced": replaced}), 201
+
+
+@bp.get("/feedback")
+@predict_token_if_configured
+def list_feedback():
+    """The corrections, newest first (``?limit=``, 1-1000, default 100), with counts over all of them."""
+    raw = request.args.get("limit", str(DEFAULT_LIST_LIMIT))
+    if not (raw.isdigit() and 1 <= int(raw) <= MAX_LIST_LIMIT):
+        raise ApiError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
+    store = _feedback()
+    pairs = store.labels()
+    confusion = np.zeros((10, 10), dtype=int)
+    for given, predicted in pairs:
+        confusion[given, predicted] += 1
+    recent = store.many(store.ids(int(raw)))
+    return jsonify(
+        {
+            "total": len(pairs),
+            "corrected": int(len(pairs) - np.trace(confusion)),
+            "bytes": store.bytes_used(),
+            "counts": {str(digit): int(n) for digit, n in enumerate(confusion.sum(axis=1))},
+            "confusion": confusion.tolist(),
+            "by_model_version": store.by_version(),
+            "corrections": [_shown(c) for c in recent],
+        }
+    )
+
+
+@bp.get("/feedback/export")
+@predict_token_if_configured
+def export_feedback():
+    """A tar of gzip IDX files (MNIST's own format): images, labels given, labels predicted, oldest first.
+
+    ``?split=all`` (default), ``train`` (what training may use) or ``held_out`` (what judges it).
+    """
+    split = request.args.get("split", "all")
+    if split not in EXPORT_SPLITS:
+        raise ApiError(400, "invalid_split", f"split must be one of {', '.join(EXPORT_SPLITS)}")
+    examples = _feedback().examples()
+    if split != "all":
+        examples = examples.split()[split == "held_out"]
+    files = {
+        EXPORT_IMAGES: idx_bytes(examples.images),
+        EXPORT_LABELS: idx_bytes(examples.labels),
+        EXPORT_PREDICTED: idx_bytes(examples.predicted),
+    }
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name, data in files.items():
+            packed = gzip.compress(data, mtime=0)
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(packed), 0, 0o644
+            tar.addfile(info, io.BytesIO(packed))
+    return Response(
+        archive.getvalue(),
+        mimetype="application/x-tar",
+        headers={"Content-Disposition": f'attachment; filename="digits-feedback-{split}.tar"'},
+    )
+
+
+@bp.delete("/feedback/<job_id:job_id>")
+@admin_required
+def delete_feedback(job_id: str):
+    if not _feedback().delete([job_id]):
+        raise ApiError(404, "not_found", f"no correction of job {job_id[:64]!r}")
+    return "", 204
+
+
+@bp.delete("/feedback")
+@admin_required
+def delete_all_feedback():
+    return jsonify({"deleted": _feedback().delete_all()})
+
+
+def _label(body: object) -> int:
+    """The label of a feedback body, which must be exactly ``{"label": <integer 0-9>}``."""
+    if not isinstance(body, dict) or set(body) != {"label"}:
+        raise ApiError(400, "invalid_feedback", 'the body must be the JSON object {"label": <digit 0-9>}')
+    label = body["label"]
+    if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label <= 9:
+        raise ApiError(400, "invalid_label", f"label must be a whole number from 0 to 9, not {label!r}"[:200])
+    return label
+
+
+def _pixels(png_base64: str) -> np.ndarray:
+    """The 28x28 uint8 image a job's result carries (as the network saw it)."""
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(png_base64, validate=True))) as image:
+            pixels = np.asarray(image.convert("L"), dtype=np.uint8)
+    except (binascii.Error, UnidentifiedImageError, OSError) as exc:
+        raise ApiError(409, "no_digit_read", f"the job's stored image cannot be read ({exc})") from None
+    if pixels.shape != (28, 28):
+        raise ApiError(409, "no_digit_read", f"the job's stored image is {pixels.shape}, not 28x28")
+    return pixels
+
+
+def _shown(correction: Correction | None) -> dict:
+    if correction is None:  # deleted meanwhile
+        return {}
+    return {
+        "job_id": correction.job_id,
+        "label": correction.label,
+        "predicted": correction.predicted,
+        "model_version": correction.model_version,
+        "corrected": correction.corrected,
+        "held_out": correction.held_out,
+        "created_at": dt.datetime.fromtimestamp(correction.created_at, dt.UTC).isoformat(timespec="milliseconds"),
+        "image_png": base64.b64encode(to_png(correction.pixels / 255.0)).decode(),
+    }
