@@ -150,6 +150,10 @@ def test_a_number_through_the_json_api_comes_back_digit_by_digit(stack, mnist):
     document = requests.get(f"{stack.web_url}/api/v1/openapi.json", timeout=10).json()
     openapi_validator(document, "Job").validate(job)
     assert "timings" in result and result["model_version"] == 1
+    # Corrections are of single digits: a number job is told so, and nothing is stored.
+    refused = requests.post(f"{stack.web_url}/api/v1/jobs/{job['id']}/feedback", json={"label": 4}, timeout=10)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_a_digit", refused.text
+    assert requests.get(f"{stack.web_url}/api/v1/feedback", timeout=10).json()["total"] == 0
 
 
 @pytest.mark.slow

@@ -58,6 +58,8 @@ def give_feedback(job_id: str):
         raise ApiError(409, "not_a_prediction", f"job {job_id} is a {record['type']} job, not a prediction")
     if record["status"] != SUCCEEDED:
         raise ApiError(409, "job_not_succeeded", f"job {job_id} is {record['status']}, not succeeded")
+    if record.get("read") == "number":
+        raise ApiError(409, "not_a_digit", f"job {job_id} read a number; corrections are of single digits")
     result = record.get("result") or {}
     if result.get("label") is None or not result.get("input_png"):
         raise ApiError(409, "no_digit_read", f"job {job_id} read no digit ({result.get('reason', 'no label')})")

@@ -29,7 +29,7 @@ ERROR_CODES = {
     408: "the request did not arrive in time (REQUEST_READ_TIMEOUT)",
     409: "conflict: the active version cannot be deleted, a model failed its check (model_refused), "
     "the model store is full (model_store_full), or feedback on a job that is not a succeeded "
-    "prediction with a digit (not_a_prediction, job_not_succeeded, no_digit_read)",
+    "prediction with a digit (not_a_prediction, job_not_succeeded, no_digit_read, not_a_digit)",
     413: "too large: bytes per image, pixels, bytes once decoded, images per request, request body or multipart parts",
     415: "not an image, an unsupported image format, or the wrong content type",
     429: "over the submission rate limit (rate_limited), too many pending jobs or bytes (too_many_pending, "
