@@ -70,11 +70,9 @@ class Settings:
     proxies: int = setting(0, "proxies in front of the web whose X-Forwarded-For and -Proto are trusted")
     # Queues and batching
     interactive_pending: int = setting(16, "a client with at most this many jobs pending submits to the fast lane")
-    predict_message_images: int = setting(64, "job ids per queue message when a request carries many images")
-    predict_batch_images: int = setting(256, "a worker reads at most this many images in one batch ...")
-    predict_batch_wait_ms: float = setting(2.0, "... or what arrived within this time")
+    predict_batch_images: int = setting(256, "a worker takes at most this many images for one batch")
     predict_batch_budget_ms: float = setting(250.0, "a batch takes no new image after this long; the rest wait")
-    broker_visibility_timeout: int = setting(8, "seconds before messages a worker took are delivered again")
+    broker_visibility_timeout: int = setting(8, "seconds before training and check messages a worker took come back")
     training_stale_seconds: float = setting(60.0, "a training job whose worker is silent this long is failed")
     training_time_limit: float = setting(3600.0, "seconds a training job may run; then it is stopped and fails")
     max_queued_training: int = setting(4, "training jobs that may be queued or running at once")

@@ -31,7 +31,7 @@ from bench.real_clients import requests_multipart, triton_pixels
 from jobs import keys, workers
 from model.data import load_mnist
 from model.store import SHIPPED_MODEL
-from stack.processes import BIN, PREDICT_QUEUES, Stack
+from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
 TARGETS = {
@@ -181,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
         step("the seed notebook's way: one task per image, model.predict() inside")
         stop_workers(stack)
-        naive = [str(BIN / "celery"), "-A", "bench.naive_worker", "worker", "-Q", PREDICT_QUEUES, "-c", "1"]
-        stack._spawn("naive", naive + ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"])
+        stack._spawn("naive", [sys.executable, "-m", "bench.naive_worker"])
         closed_loop(stack.web_url, singles, 1, 0.1, 1)  # returns once the worker answers its first job
         results["naive"] = closed_loop(stack.web_url, singles, args.clients, 10, 1).summary()
         stop_workers(stack)

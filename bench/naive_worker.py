@@ -1,29 +1,26 @@
-"""The seed notebook's way, as a Celery worker, for comparison: one task per image, ``model.predict()`` inside.
+"""The seed notebook's way, for comparison: one image at a time, ``model.predict()`` for each.
 
-    celery -A bench.naive_worker worker -Q predict,predict_bulk -c 1
+    python -m bench.naive_worker
 
-It consumes the same ``predict`` queue, reads images the same way (model/recognise.py) and writes
-the same job records as the real worker, so the web and the HTTP clients cannot tell the
-difference, except in speed: each image is its own task and its own ``model.predict()`` call.
+It takes jobs from the same lanes, reads images the same way (model/recognise.py) and writes the
+same job records as the real worker, so the web and the HTTP clients cannot tell the difference,
+except in speed: each image is its own ``model.predict()`` call.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
-from celery import signals
 
+from jobs import keys
 from jobs import records as rec
-from jobs.queue import PREDICT_TASK, connect, create_celery
+from jobs.lanes import LaneReader
+from jobs.queue import connect
 from model.recognise import Bounds, recognise
 from model.store import SHIPPED_MODEL
 from settings import get_settings
-
-app = create_celery()
-BOUNDS = Bounds(get_settings().max_image_pixels, get_settings().max_decoded_bytes)
-app.conf.worker_prefetch_multiplier = 1
-state: dict = {}
 
 
 class PredictPerCall:
@@ -40,19 +37,23 @@ class PredictPerCall:
         return self.network.predict(images[..., None], verbose=0)
 
 
-@signals.worker_process_init.connect
-def _load(**_) -> None:
-    state["predictor"] = PredictPerCall()
-    state["records"] = rec.JobRecords(connect(), get_settings().job_ttl_seconds)
+def main() -> int:
+    settings = get_settings()
+    bounds = Bounds(settings.max_image_pixels, settings.max_decoded_bytes)
+    predictor = PredictPerCall()
+    client = connect()
+    records = rec.JobRecords(client, settings.job_ttl_seconds)
+    reader = LaneReader(client, keys.PREDICT_QUEUES)
+    name = f"naive:{os.getpid()}"
+    while True:
+        for job_id in reader.take(1, 1.0):
+            (job,) = records.start([job_id], name)
+            if not job.taken:
+                continue
+            (reading,) = recognise([job.image], predictor, bounds)
+            status = rec.SUCCEEDED if reading.error is None else rec.FAILED
+            records.finish([rec.Outcome(job_id, status, reading.result, reading.error)], clients=[job.client])
 
 
-@app.task(name=PREDICT_TASK, acks_late=True)
-def predict(job_ids: list) -> None:
-    records, predictor = state["records"], state["predictor"]
-    for job_id in job_ids:
-        (job,) = records.start([job_id], f"naive:{os.getpid()}")
-        if not job.taken:
-            continue
-        (reading,) = recognise([job.image], predictor, BOUNDS)
-        status = rec.SUCCEEDED if reading.error is None else rec.FAILED
-        records.finish([rec.Outcome(job_id, status, reading.result, reading.error)], clients=[job.client])
+if __name__ == "__main__":
+    sys.exit(main())

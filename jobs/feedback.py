@@ -220,12 +220,6 @@ class FeedbackStore:
         return counts
 
 
-def count_predictions(client: redis.Redis | redis.client.Pipeline, versions: Sequence[int | None]) -> None:
-    """Count predictions made per model version (for the share of them corrected, in /metrics)."""
-    for version in set(versions):
-        client.hincrby(keys.METRICS_PREDICTIONS, "" if version is None else str(version), versions.count(version))
-
-
 def _decode(raw: dict[bytes, bytes]) -> Correction | None:
     if not raw or b"pixels" not in raw:
         return None

@@ -14,14 +14,25 @@ def keyed(pattern: str) -> Callable[[object], str]:
     return lambda ident: f"{PREFIX}:{pattern.format(ident)}"
 
 
-# Celery's queues; the broker's Redis keys are these names (kombu owns them). Predictions have two
-# lanes: "predict" for clients with little pending, "predict_bulk" for backlogs. Workers take the
-# fast lane first: kombu's "sorted" queue order, and these names sort in that order.
+# Where jobs wait for a worker. Predictions wait in two lanes, plain Redis lists of job ids (the
+# records hold everything else; see jobs/lanes.py): "predict" for clients with little pending,
+# "predict_bulk" for backlogs, taken fast lane first. Training jobs wait in Celery's queue "train"
+# (kombu owns that key), and model checks in Celery's queue "predict", which every predict worker
+# consumes. A worker's -Q names the lanes and queues it serves.
 PREDICT_QUEUE = "predict"
 BULK_QUEUE = "predict_bulk"
 TRAIN_QUEUE = "train"
 PREDICT_QUEUES = (PREDICT_QUEUE, BULK_QUEUE)
 QUEUES = (*PREDICT_QUEUES, TRAIN_QUEUE)
+
+# List of the job ids waiting in one prediction lane, oldest first.
+lane = keyed("lane:{}")
+
+
+def queue_key(name: str) -> str:
+    """The Redis list where the jobs of queue ``name`` wait (its depth is the list's length)."""
+    return lane(name) if name in PREDICT_QUEUES else name
+
 
 # --- Jobs -------------------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
-"""The Celery app both sides share: JSON-only messages of job ids on the ``predict`` and ``train`` queues.
+"""The Celery app both sides share: JSON-only messages of job ids for training jobs (queue ``train``)
+and model checks (queue ``predict``, which every predict worker consumes).
 
-The web only sends (by task name, so it never imports the worker's TensorFlow code); the
-worker registers the tasks on the same app configuration.
+Predictions do not travel as Celery messages: their ids wait in the lanes (jobs/lanes.py). The
+web only sends (by task name, so it never imports the worker's TensorFlow code); the worker
+registers the tasks on the same app configuration.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from kombu import Queue
 from jobs import keys
 from settings import get_settings
 
-PREDICT_TASK = "digits.predict"
 TRAIN_TASK = "digits.train"
 CHECK_TASK = "digits.check"  # a model version before it may be served; on a predict worker, in a child process
 
@@ -50,12 +51,11 @@ def create_celery(url: str | None = None) -> Celery:
         task_queues=tuple(Queue(name) for name in keys.QUEUES),
         task_default_queue=keys.PREDICT_QUEUE,
         task_routes={
-            PREDICT_TASK: {"queue": keys.PREDICT_QUEUE},
             TRAIN_TASK: {"queue": keys.TRAIN_QUEUE},
             CHECK_TASK: {"queue": keys.PREDICT_QUEUE},
         },
-        # A job's message is acknowledged only after its record is written: a worker that dies
-        # mid-batch leaves its messages to be redelivered.
+        # Messages are acknowledged once handled; the tasks that must not be run again after a
+        # crash (training) acknowledge on receipt.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         broker_transport_options={
@@ -64,8 +64,6 @@ def create_celery(url: str | None = None) -> Celery:
             # ... found by a sweep every few seconds (kombu's default sweeps every 100 s).
             "unacked_restore_interval": max(1, visibility // 4),
             "unacked_restore_throttle": 1,
-            # The fast lane before the bulk lane: queues are read in sorted order (jobs/keys.py).
-            "queue_order_strategy": "sorted",
             "socket_connect_timeout": 2,
             "socket_timeout": 10,
         },
@@ -76,23 +74,6 @@ def create_celery(url: str | None = None) -> Celery:
         worker_send_task_events=False,
     )
     return app
-
-
-def enqueue_predictions(app: Celery, job_ids: list[str], lane: str = keys.PREDICT_QUEUE, chunk: int = 64) -> None:
-    """Send the job ids to ``lane`` in as few messages as possible, ``chunk`` ids each (the images stay in Redis)."""
-    with app.producer_or_acquire() as producer:
-        for start in range(0, len(job_ids), chunk):
-            app.send_task(
-                PREDICT_TASK,
-                args=[job_ids[start : start + chunk]],
-                queue=lane,
-                producer=producer,
-                argsrepr=f"[{min(chunk, len(job_ids) - start)} jobs]",
-                kwargsrepr="{}",
-                # The queue goes by its name (no exchange to bind) and the workers declare it:
-                # declaring it again on every send was 5 % of the web's CPU in a profile under load.
-                declare=[],
-            )
 
 
 def enqueue_training(app: Celery, job_id: str) -> None:

@@ -30,16 +30,17 @@ JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 READ_MODES = ("digit", "number")
 
 # Checks a client's outstanding work against the limits, then writes new queued records (and
-# their images) and indexes them as queued, recent, the request's batch and the client's pending
-# jobs and bytes, all in one step: concurrent submissions cannot overshoot a limit.
+# their images), indexes them as queued, recent, the request's batch and the client's pending
+# jobs and bytes, and, for predictions, puts their ids in a lane, all in one step: concurrent
+# submissions cannot overshoot a limit, and no prediction is recorded without its place in a lane.
 # KEYS: per job its record and image keys, then the queued and recent indexes, the batch list, the
-# client's pending-jobs and pending-bytes counters and the total of queued bytes.
-# ARGV: a JSON header {now, ttl, recent_kept, batch, client, limits: {jobs, bytes, total_bytes}
-# (0: none), lanes: [fast lane, bulk lane, most jobs pending for the fast lane], fields}, then per
-# job: id, image bytes ('' for none).
-# Returns {'ok', the lane} or {the limit's name, what is outstanding now, the limit}.
+# client's pending-jobs and pending-bytes counters, the total of queued bytes, and the fast and
+# bulk lanes' lists. ARGV: a JSON header {now, ttl, recent_kept, batch, client, limits: {jobs,
+# bytes, total_bytes} (0: none), lanes: [fast lane, bulk lane, most jobs pending for the fast lane]
+# or false (not queued here), fields}, then per job: id, image bytes ('' for none).
+# Returns {'ok', the lane (or '')} or {the limit's name, what is outstanding now, the limit}.
 _CREATE = """
-local n = (#KEYS - 6) / 2
+local n = (#KEYS - 8) / 2
 local queued, recent, batch = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
 local pending, pending_bytes, total_bytes = KEYS[2 * n + 4], KEYS[2 * n + 5], KEYS[2 * n + 6]
 local head = cjson.decode(ARGV[1])
@@ -59,21 +60,28 @@ if limits.total_bytes > 0 and size > 0 and total_now + size > limits.total_bytes
   return {'total_bytes', total_now, limits.total_bytes}
 end
 -- A client with little outstanding goes in the fast lane; one with a backlog, in the bulk lane.
-local lane = head.lanes[1]
-if head.client and tonumber(redis.call('GET', pending) or '0') + n > head.lanes[3] then lane = head.lanes[2] end
+local lane, lane_key = '', false
+if head.lanes then
+  lane, lane_key = head.lanes[1], KEYS[2 * n + 7]
+  if head.client and tonumber(redis.call('GET', pending) or '0') + n > head.lanes[3] then
+    lane, lane_key = head.lanes[2], KEYS[2 * n + 8]
+  end
+end
 local shared = {}
+if lane_key then shared = {'lane', lane} end
 for name, value in pairs(head.fields) do
   shared[#shared + 1] = name
   shared[#shared + 1] = value
 end
 for i = 1, n do
   local id, image = ARGV[2 * i], ARGV[2 * i + 1]
-  redis.call('HSET', KEYS[2 * i - 1], 'id', id, 'bytes', #image, 'lane', lane, unpack(shared))
+  redis.call('HSET', KEYS[2 * i - 1], 'id', id, 'bytes', #image, unpack(shared))
   redis.call('EXPIRE', KEYS[2 * i - 1], head.ttl)
   if image ~= '' then redis.call('SET', KEYS[2 * i], image, 'EX', head.ttl) end
   redis.call('ZADD', queued, head.now, id)
   redis.call('ZADD', recent, head.now, id)
   if head.batch then redis.call('RPUSH', batch, id) end
+  if lane_key then redis.call('RPUSH', lane_key, id) end
 end
 redis.call('ZREMRANGEBYRANK', recent, 0, -head.recent_kept - 1)
 if head.batch then redis.call('EXPIRE', batch, head.ttl) end
@@ -136,7 +144,8 @@ return answers
 """
 
 # Hands jobs this worker took but did not finish back to the queue (status queued again); returns
-# the ids it released. KEYS: the job keys, then the queued and running indexes. ARGV: now, worker name, ids.
+# the ids to queue again: those it released, and those still queued (taken from their lane, never
+# started). KEYS: the job keys, then the queued and running indexes. ARGV: now, worker name, ids.
 _RELEASE = """
 local n = #KEYS - 2
 local queued, running = KEYS[n + 1], KEYS[n + 2]
@@ -146,6 +155,8 @@ for i = 1, n do
   if status == 'running' and worker == ARGV[2] then
     redis.call('HSET', KEYS[i], 'status', 'queued')
     redis.call('ZREM', running, ARGV[2 + i])
+  end
+  if status == 'queued' or (status == 'running' and worker == ARGV[2]) then
     redis.call('ZADD', queued, ARGV[1], ARGV[2 + i])
     released[#released + 1] = ARGV[2 + i]
   end
@@ -153,24 +164,25 @@ end
 return released
 """
 
-# Ends each job that has not ended yet, counts it in the metrics, drops its image (unless the job
-# keeps it), releases its client's pending job and bytes and the queued bytes, then announces the
-# ones it ended.
+# Ends each job that has not ended yet, counts it in the metrics (and, where a model version read
+# a digit in it, that version's predictions), drops its image (unless the job keeps it), releases
+# its client's pending job and bytes and the queued bytes, then announces the ones it ended.
 # KEYS: per job its record and image keys and its client's pending-jobs and pending-bytes
 # counters, then the jobs-by-outcome, latency and batch-size metric hashes, the queued-jobs index,
-# the total of queued bytes and the running-jobs index. ARGV: now, channel, latency bucket bounds (comma-separated),
-# batch bucket (or ''), batch size, then per job: status, result JSON, error JSON, id.
+# the total of queued bytes, the running-jobs index and the predictions-by-version hash. ARGV: now,
+# channel, latency bucket bounds (comma-separated), batch bucket (or ''), batch size, then per job:
+# status, result JSON, error JSON, id, the model version to count it for (or '').
 _FINISH = """
-local n = (#KEYS - 6) / 4
+local n = (#KEYS - 7) / 4
 local outcomes, latency, batches, queued = KEYS[4 * n + 1], KEYS[4 * n + 2], KEYS[4 * n + 3], KEYS[4 * n + 4]
-local total_bytes, running = KEYS[4 * n + 5], KEYS[4 * n + 6]
+local total_bytes, running, predictions = KEYS[4 * n + 5], KEYS[4 * n + 6], KEYS[4 * n + 7]
 local now = tonumber(ARGV[1])
 local bounds = {}
 for bound in string.gmatch(ARGV[3], '[^,]+') do bounds[#bounds + 1] = bound end
 local finished = {}
 for i = 1, n do
   local record, image, pending, pending_bytes = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
-  local at = 5 + (i - 1) * 4
+  local at = 5 + (i - 1) * 5
   local fields = redis.call('HMGET', record, 'status', 'type', 'created_at', 'client', 'keep_image', 'bytes')
   local status = fields[1]
   if status == 'queued' or status == 'running' then
@@ -182,6 +194,7 @@ for i = 1, n do
     redis.call('ZREM', running, ARGV[at + 4])
     if fields[5] ~= '1' then redis.call('DEL', image) end
     redis.call('HINCRBY', outcomes, fields[2] .. ':' .. ARGV[at + 1], 1)
+    if ARGV[at + 5] ~= '' then redis.call('HINCRBY', predictions, ARGV[at + 5], 1) end
     if fields[2] == 'predict' and fields[3] then
       local seconds = now - tonumber(fields[3])
       local bucket = '+Inf'
@@ -326,20 +339,23 @@ class JobRecords:
         images: Sequence[bytes] | None = None,
         limits: Limits = NO_LIMITS,
         lanes: Lanes | None = None,
+        ids: Sequence[str] | None = None,
     ) -> Created:
-        """Write ``count`` new queued records of ``job_type`` and return their ids, in order.
+        """Write ``count`` new queued records of ``job_type`` and return their ids, in order
+        (``ids`` if given, else new ones).
 
         With ``batch_id``, the ids are also kept, in order, as that batch (see :meth:`batch`).
         With ``client``, they count towards that client's pending jobs and bytes until they end.
         ``images`` (one per job) are stored beside the records until the jobs end, for the
         worker to read (and, for a job whose ``fields`` say ``keep_image``, for as long as the record).
         Raises :class:`OverLimit`, writing nothing, if the jobs would take the client (or everyone)
-        over ``limits``; the check and the writes are one atomic step. The jobs' lane (see
-        :class:`Lanes`) follows from how many jobs the client has pending.
+        over ``limits``; the check and the writes are one atomic step. With ``lanes`` the jobs
+        are queued in the same step, in a lane that follows from how many jobs the client has
+        pending (see :class:`Lanes`); without, the caller queues them.
         """
-        lanes = lanes or Lanes(job_type)
         now = time.time()
-        ids = [new_job_id() for _ in range(count)]
+        ids = list(ids) if ids is not None else [new_job_id() for _ in range(count)]
+        count = len(ids)
         shared = {"type": job_type, "status": QUEUED, "created_at": repr(now)}
         if client:
             shared["client"] = client
@@ -352,7 +368,7 @@ class JobRecords:
             "batch": bool(batch_id),
             "client": bool(client),
             "limits": {"jobs": limits.jobs, "bytes": limits.bytes, "total_bytes": limits.total_bytes},
-            "lanes": [lanes.fast, lanes.bulk, lanes.fast_pending],
+            "lanes": [lanes.fast, lanes.bulk, lanes.fast_pending] if lanes else False,
             "fields": shared,
         }
         images = list(images or ())
@@ -364,6 +380,7 @@ class JobRecords:
             job_keys += [keys.job(job_id), keys.job_image(job_id)]
         counters = [keys.pending(client or ""), keys.pending_bytes(client or ""), keys.QUEUED_BYTES]
         indexes = [keys.QUEUED_JOBS, keys.RECENT_JOBS, keys.batch(batch_id or ""), *counters]
+        indexes += [keys.lane(lanes.fast), keys.lane(lanes.bulk)] if lanes else ["", ""]
         answer = self._create(keys=job_keys + indexes, args=args)
         if answer[0] != b"ok":
             raise OverLimit(answer[0].decode(), int(answer[1]), int(answer[2]))
@@ -459,7 +476,7 @@ class JobRecords:
 
     def release(self, job_ids: Sequence[str], worker: str) -> list[str]:
         """Give jobs ``worker`` took but did not finish back to their queue (status queued);
-        return the ids released, for the caller to send again."""
+        return the ids to queue again: those released, and those that were never started."""
         if not job_ids:
             return []
         job_keys = [keys.job(job_id) for job_id in job_ids] + [keys.QUEUED_JOBS, keys.RUNNING_JOBS]
@@ -525,11 +542,12 @@ class JobRecords:
                 json.dumps(outcome.result, separators=(",", ":")) if outcome.result is not None else "",
                 json.dumps(outcome.error) if outcome.error is not None else "",
                 outcome.job_id,
+                _counted_version(outcome),
             ]
             job_keys += [keys.job(outcome.job_id), keys.job_image(outcome.job_id)]
             job_keys += [keys.pending(client or ""), keys.pending_bytes(client or "")]
         metrics = [keys.METRICS_OUTCOMES, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE, keys.QUEUED_JOBS]
-        metrics += [keys.QUEUED_BYTES, keys.RUNNING_JOBS]
+        metrics += [keys.QUEUED_BYTES, keys.RUNNING_JOBS, keys.METRICS_PREDICTIONS]
         ended = self._finish(keys=job_keys + metrics, args=args)
         return [i.decode() for i in ended]
 
@@ -598,6 +616,15 @@ class JobRecords:
         """True once a running job has been asked to stop, or has ended (or expired) meanwhile."""
         status, cancel = self.redis.hmget(keys.job(job_id), "status", "cancel_requested")
         return cancel == b"1" or status is None or status.decode() in TERMINAL
+
+
+def _counted_version(outcome: Outcome) -> str:
+    """The model version a prediction counts for in /metrics (corrections are counted against
+    it): the one that read a digit in it; '' for anything else."""
+    result = outcome.result
+    if not result or result.get("label") is None or result.get("model_version") is None:
+        return ""
+    return str(result["model_version"])
 
 
 def _iso(epoch: bytes | None) -> str | None:

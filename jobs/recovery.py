@@ -1,12 +1,12 @@
-"""Queue again the jobs whose queue message was lost, judged from the job records alone.
+"""Queue again the jobs whose place in a queue was lost, judged from the job records alone.
 
-Celery's Redis transport takes a message off the queue (BRPOP) and only then notes it as
-unacknowledged; a worker killed between the two loses the message (celery/kombu#305). The job
-record, not the message, is the source of truth: a job still queued long after its message was
-sent is sent again (messages carry only job ids; the image waits beside the record). A job that
-was merely waiting in a long queue gets a second message, which is harmless: whichever message
-comes first starts the job, the first result written wins, and a message finding its job ended
-is dropped.
+A worker takes job ids from a lane and only then marks them running (jobs/lanes.py); Celery's
+Redis transport likewise takes a training message off its queue before noting it unacknowledged
+(celery/kombu#305). A worker killed between the two loses the id or the message. The job record,
+not the queue, is the source of truth: a job still queued long after it was sent is sent again
+(lanes and messages carry only job ids; the image waits beside the record). A job that was
+merely waiting in a long queue is sent twice, which is harmless: whichever comes first starts the
+job, the first result written wins, and an id or message finding its job ended is dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 
 from celery import Celery
 
-from jobs import keys, queue
+from jobs import keys, lanes, queue
 from jobs.records import QUEUED, JobRecords
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,6 @@ def _send_again(records: JobRecords, app: Celery, job_id: str) -> bool:
     elif job_type == b"check":
         queue.enqueue_check(app, job_id)
     else:
-        queue.enqueue_predictions(app, [job_id], (lane or keys.PREDICT_QUEUE.encode()).decode())
+        lanes.put(records.redis, (lane or keys.PREDICT_QUEUE.encode()).decode(), [job_id])
     log.warning("job %s: still queued long after its message was sent; sent again", job_id, extra={"job_id": job_id})
     return True

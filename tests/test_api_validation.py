@@ -101,7 +101,7 @@ def assert_rejected(response, status: int, code: str, client: redis.Redis):
     assert response.headers["Content-Type"].startswith("application/json")
     error = response.json()["error"]
     assert error["code"] == code and error["message"]
-    assert client.llen(keys.PREDICT_QUEUE) == 0 and client.llen(keys.TRAIN_QUEUE) == 0
+    assert client.llen(keys.lane(keys.PREDICT_QUEUE)) == 0 and client.llen(keys.TRAIN_QUEUE) == 0
     assert client.zcard(keys.RECENT_JOBS) == 0, "a job record was created"
 
 
@@ -335,7 +335,7 @@ def test_base64_wrapped_at_76_characters_is_accepted(web):
     assert wrapped.count("\n") > 1
     response = requests.post(f"{stack.web_url}/api/v1/predictions", json={"images": [wrapped]}, timeout=10)
     assert response.status_code == 202, response.text
-    assert client.llen(keys.PREDICT_QUEUE) == 1
+    assert client.llen(keys.lane(keys.PREDICT_QUEUE)) == 1
 
 
 TRAINING_BODIES = [
@@ -456,9 +456,9 @@ image_like_bytes = st.one_of(
 
 
 def assert_answered(response, client: redis.Redis, queued_before: int, accepted_adds: int) -> None:
-    """< 500, JSON errors, and the queue grew by ``accepted_adds`` messages if and only if accepted."""
+    """< 500, JSON errors, and the queues grew by ``accepted_adds`` jobs if and only if accepted."""
     assert response.status_code < 500, response.text
-    queued = client.llen(keys.PREDICT_QUEUE) + client.llen(keys.TRAIN_QUEUE)
+    queued = queue_length(client)
     if response.status_code in (201, 202):
         assert queued == queued_before + accepted_adds
     else:
@@ -474,7 +474,8 @@ def post_json(url: str, body: object, headers: dict | None = None) -> requests.R
 
 
 def queue_length(client: redis.Redis) -> int:
-    return client.llen(keys.PREDICT_QUEUE) + client.llen(keys.TRAIN_QUEUE)
+    """Jobs waiting in every lane and queue (a client's 17th pending job goes to the bulk lane)."""
+    return sum(client.llen(keys.queue_key(name)) for name in keys.QUEUES)
 
 
 @FUZZ
@@ -484,7 +485,7 @@ def test_fuzz_multipart_uploads(web, files):
     before = queue_length(client)
     response = post_files(stack.web_url, [("image", (f"{i}.png", data, "image/png")) for i, data in enumerate(files)])
     assert response.status_code in (202, 400, 413, 415), response.text
-    assert_answered(response, client, before, 1)
+    assert_answered(response, client, before, len(files))  # a job per image
 
 
 @FUZZ
@@ -499,7 +500,8 @@ def test_fuzz_json_predictions(web, body):
     before = queue_length(client)
     response = post_json(f"{stack.web_url}/api/v1/predictions", body)
     assert response.status_code in (202, 400, 413, 415), response.text
-    assert_answered(response, client, before, 1)
+    images = body.get("images") if isinstance(body, dict) else None
+    assert_answered(response, client, before, len(images) if isinstance(images, list) else 0)  # a job per image
 
 
 @FUZZ

@@ -1,4 +1,5 @@
-"""The queue between web and workers: JSON messages only, on kombu's Redis transport."""
+"""Celery's queues between web and workers (training jobs, model checks): JSON messages only, on
+kombu's Redis transport."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_a_pickled_message_is_never_unpickled_and_the_worker_goes_on(stack, mnis
             RunsACommandWhenUnpickled(f"touch {marker}"),
             exchange="",
             routing_key=keys.PREDICT_QUEUE,
-            headers={"lang": "py", "task": queue.PREDICT_TASK, "id": str(uuid.uuid4())},
+            headers={"lang": "py", "task": queue.CHECK_TASK, "id": str(uuid.uuid4())},
         )
     image = base64.b64encode(png_bytes(mnist.x_test[0])).decode()
     accepted = requests.post(f"{stack.web_url}/api/v1/predictions", json={"images": [image]}, timeout=10)
@@ -42,7 +43,7 @@ def test_a_pickled_message_is_never_unpickled_and_the_worker_goes_on(stack, mnis
     worker_log = (stack.log_dir / "w1.log").read_text()
     assert "Refusing to deserialize untrusted content of type pickle" in worker_log
     assert not marker.exists()
-    assert redis.Redis.from_url(stack.redis_url).llen(keys.PREDICT_QUEUE) == 0  # refused, not left to loop
+    assert redis.Redis.from_url(stack.redis_url).llen(keys.PREDICT_QUEUE) == 0  # Celery's queue: refused, not looping
 
 
 def test_plain_redis_urls_use_the_transport_that_keeps_one_client_per_channel(redis_server):

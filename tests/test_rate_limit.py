@@ -36,7 +36,7 @@ def test_over_the_limit_is_429_json_with_retry_after_and_nothing_is_queued():
             requests.post(training, json={"arch": "seed", "epochs": 1}, headers=AUTH, timeout=10).status_code
         )
         assert statuses == [202, 202, 202, 400, 202]  # one budget for both kinds of submission, on both processes
-        queued = client.llen(keys.PREDICT_QUEUE), client.llen(keys.TRAIN_QUEUE)
+        queued = client.llen(keys.lane(keys.PREDICT_QUEUE)), client.llen(keys.TRAIN_QUEUE)
 
         for url, body, headers in [(predictions, {"images": [png_b64()]}, {}), (training, {"epochs": 1}, AUTH)]:
             refused = requests.post(url, json=body, headers=headers, timeout=10)
@@ -56,7 +56,7 @@ def test_over_the_limit_is_429_json_with_retry_after_and_nothing_is_queued():
         assert form.status_code == 429  # the HTML form is no way around it ...
         assert form.headers["Content-Type"].startswith("text/html") and "retry after" in form.text  # ... and says so
 
-        assert (client.llen(keys.PREDICT_QUEUE), client.llen(keys.TRAIN_QUEUE)) == queued
+        assert (client.llen(keys.lane(keys.PREDICT_QUEUE)), client.llen(keys.TRAIN_QUEUE)) == queued
         # Reading is not limited: polling and listing go on.
         assert all(requests.get(f"{stack.web_url}/api/v1/models", timeout=10).ok for _ in range(10))
         assert requests.get(f"{stack.web_url}/api/v1/jobs/{'0' * 32}", timeout=10).status_code == 404

@@ -103,6 +103,20 @@ def test_finishing_counts_outcomes_latency_and_batch_size_once(redis_client):
     assert redis_client.hgetall(keys.METRICS_BATCH_SIZE) == {b"2": b"2", b"sum": b"4"}
 
 
+def test_predictions_are_counted_once_for_the_model_version_that_read_a_digit(redis_client):
+    records = rec.JobRecords(redis_client)
+    ids = records.create("predict", count=4).ids
+    outcomes = [
+        rec.Outcome(ids[0], "succeeded", result={"label": 7, "model_version": 3}),
+        rec.Outcome(ids[1], "succeeded", result={"label": 1, "model_version": 3}),
+        rec.Outcome(ids[2], "succeeded", result={"label": None, "reason": "blank", "model_version": None}),
+        rec.Outcome(ids[3], "succeeded", result={"text": "42", "model_version": 3}),  # a number: not a digit
+    ]
+    records.finish(outcomes)
+    records.finish(outcomes[:1])  # a redelivery is not counted again
+    assert redis_client.hgetall(keys.METRICS_PREDICTIONS) == {b"3": b"2"}
+
+
 def test_pending_jobs_are_counted_per_client_until_they_end(redis_client):
     records = rec.JobRecords(redis_client)
     ids = records.create("predict", count=3, client="10.0.0.7").ids

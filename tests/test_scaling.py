@@ -63,7 +63,10 @@ def test_jobs_spread_survive_a_lost_host_and_reach_a_new_one(hosts, mnist):
 
     # host4 joins and takes its share.
     hosts.start_worker("host4", queues=PREDICT_QUEUES, pool="solo")
-    hosts.wait_for_workers(3)
+    deadline = time.monotonic() + 120
+    while not any(name.startswith("host4@") for name in hosts.wait_for_workers(3)):  # host2 may still look live
+        assert time.monotonic() < deadline, "host4 never became ready"
+        time.sleep(0.2)
     jobs = run_clients(hosts, images)
     assert Counter(job["status"] for job in jobs) == {"succeeded": 300}
     assert "host4" in Counter(host_of(job) for job in jobs)

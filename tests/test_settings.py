@@ -42,10 +42,15 @@ def test_the_readme_documents_every_setting_and_no_other():
 
 def test_values_come_from_the_environment_typed():
     settings = Settings.from_environ(
-        {"MAX_IMAGE_BYTES": "5", "PREDICTIONS_NEED_TOKEN": "Yes", "PREDICT_BATCH_WAIT_MS": "0.5", "LOG_FORMAT": "TEXT"}
+        {
+            "MAX_IMAGE_BYTES": "5",
+            "PREDICTIONS_NEED_TOKEN": "Yes",
+            "PREDICT_BATCH_BUDGET_MS": "5.5",
+            "LOG_FORMAT": "TEXT",
+        }
     )
     assert settings.max_image_bytes == 5 and settings.predictions_need_token is True
-    assert settings.predict_batch_wait_ms == 0.5 and settings.log_format == "text"
+    assert settings.predict_batch_budget_ms == 5.5 and settings.log_format == "text"
     assert Settings.from_environ({}) == Settings()  # nothing set: every default
 
 

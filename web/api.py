@@ -61,9 +61,10 @@ def create_predictions():
             "unsupported_media_type",
             "send multipart/form-data (field 'image') or application/json ({\"images\": [...]})",
         )
-    batch_id, job_ids = submit_predictions(named, read=read)
-    if wait and all_ended_within(job_ids, wait):
-        return jsonify(_batch(batch_id, job_ids))
+    submitted = submit_predictions(named, read=read, wait=wait)
+    batch_id, job_ids = submitted.batch_id, submitted.job_ids
+    if submitted.records is not None:
+        return jsonify(_batch(batch_id, job_ids, submitted.records))
     return jsonify(
         {"batch_id": batch_id, "batch_url": url_for("api.get_batch", batch_id=batch_id), "jobs": job_links(job_ids)}
     ), 202
@@ -81,9 +82,9 @@ def get_batch(batch_id: str):
     return jsonify(_batch(batch_id, job_ids))
 
 
-def _batch(batch_id: str, job_ids: list[str]) -> dict:
-    """The records of one submission's jobs, in order, with counts per status."""
-    jobs = services().records.get_many(job_ids)
+def _batch(batch_id: str, job_ids: list[str], jobs: list[dict | None] | None = None) -> dict:
+    """The records of one submission's jobs (``jobs``, or read now), in order, with counts per status."""
+    jobs = services().records.get_many(job_ids) if jobs is None else jobs
     return {
         "id": batch_id,
         "total": len(job_ids),

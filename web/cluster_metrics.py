@@ -48,7 +48,7 @@ class ClusterCollector:
         pipe.hgetall(keys.METRICS_LATENCY)
         pipe.hgetall(keys.METRICS_BATCH_SIZE)
         for queue in keys.QUEUES:
-            pipe.llen(queue)
+            pipe.llen(keys.queue_key(queue))
         pipe.get(keys.MODEL_ACTIVE)
         pipe.hgetall(keys.METRICS_FEEDBACK)
         pipe.hgetall(keys.METRICS_PREDICTIONS)
@@ -73,7 +73,7 @@ class ClusterCollector:
             "digits_batch_size", "Images per model call (all workers)", batch_size, BATCH_BUCKETS
         )
 
-        depth = GaugeMetricFamily("digits_queue_depth", "Messages waiting in each queue", labels=["queue"])
+        depth = GaugeMetricFamily("digits_queue_depth", "Jobs waiting in each lane or queue", labels=["queue"])
         for queue, length in zip(keys.QUEUES, depths, strict=True):
             depth.add_metric([queue], length)
 

@@ -25,7 +25,7 @@ def readyz():
     live = workers.live(client)
     pipe = client.pipeline(transaction=False)
     for name in keys.QUEUES:
-        pipe.llen(name)
+        pipe.llen(keys.queue_key(name))
     depths = dict(zip(keys.QUEUES, pipe.execute(), strict=True))
     serving = [
         {"name": w.name, "model_version": None if w.model_version is None else str(w.model_version)}

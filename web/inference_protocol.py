@@ -30,7 +30,7 @@ from model.recognise import mnist_pixels_file
 from web.auth import predict_token_if_configured
 from web.errors import ApiError
 from web.services import services, settings
-from web.submit import all_ended_within, submit_predictions
+from web.submit import submit_predictions
 
 bp = Blueprint("inference_protocol", __name__, url_prefix="/v2")
 
@@ -98,11 +98,11 @@ def infer(model: str, version: str | None = None):
     name, images = _input(header, binary)
     wanted = _requested_outputs(header)
     wait = settings().max_wait_seconds
-    _, job_ids = submit_predictions(images, version=number, checked=name == "pixels")
-    if not all_ended_within(job_ids, wait):
+    records = submit_predictions(images, version=number, checked=name == "pixels", wait=wait).records
+    if records is None:
         message = f"the images were not all read within {wait:g} s; the service is busy, retry shortly"
         raise ApiError(503, "timeout", message, {"Retry-After": "1"})
-    probabilities, labels, served = _outcomes(services().records.get_many(job_ids), name)
+    probabilities, labels, served = _outcomes(records, name)
     body = {"model_name": MODEL, "model_version": str(served or number or services().store.active_version())}
     if isinstance(header.get("id"), str):
         body["id"] = header["id"]

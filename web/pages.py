@@ -39,7 +39,7 @@ def submit_form():
     files = [f for f in request.files.getlist("image") if f.filename]
     images = [read_upload(f"file {f.filename}"[:200], f) for f in files]
     # Kept as long as the jobs, for their pages to show.
-    _, job_ids = submit_predictions(images, keep_images=True, read=read)
+    job_ids = submit_predictions(images, keep_images=True, read=read).job_ids
     if len(job_ids) == 1:
         return redirect(url_for("pages.job_page", job_id=job_ids[0]), code=303)
     return redirect(url_for("pages.jobs_page", ids=",".join(job_ids)), code=303)

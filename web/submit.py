@@ -1,21 +1,20 @@
-"""Turning validated requests into jobs: record first, then enqueue, so no queued job lacks a record."""
+"""Turning validated requests into jobs: each prediction recorded and queued in one step (jobs/records.py)."""
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from flask import g, request, url_for
 from werkzeug.datastructures import FileStorage
 
-from jobs import keys, queue
+from jobs import keys
 from jobs import records as rec
 from web.errors import ApiError
 from web.images import Limits, check_image
 from web.services import services, settings
-
-log = logging.getLogger(__name__)
 
 
 def limits() -> Limits:
@@ -53,17 +52,29 @@ def read_mode(*sources: Mapping) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """A submission's batch id and job ids, in order, and, when it was waited for and every job
+    ended in time, their records (else None)."""
+
+    batch_id: str
+    job_ids: list[str]
+    records: list[dict | None] | None = None
+
+
 def submit_predictions(
     images: list[tuple[str, bytes]],
     keep_images: bool = False,
     version: int | None = None,
     checked: bool = False,
     read: str = rec.READ_MODES[0],
-) -> tuple[str, list[str]]:
-    """Validate all images (all or none are accepted), create one job per image, enqueue them.
+    wait: float = 0,
+) -> Submitted:
+    """Validate all images (all or none are accepted), create one job per image, queued in its
+    lane, and with ``wait`` hold the request until every job has ended or ``wait`` seconds pass
+    (as far as this client may wait now: see web/waiting.py).
 
-    Returns the batch id (the request's jobs, together) and the job ids in order. With
-    ``keep_images`` each image is kept as long as its record (for the job pages of form uploads);
+    With ``keep_images`` each image is kept as long as its record (for the job pages of form uploads);
     with ``version`` that model version reads them, not the active one; ``checked`` images were
     validated by the caller (digits in MNIST form, which are not image files). ``read`` (from
     :func:`read_mode`) goes on every record: one digit per image, or a number.
@@ -74,37 +85,40 @@ def submit_predictions(
     config = svc.settings
     client = request.remote_addr or "unknown"
     batch_id = rec.new_job_id()
+    job_ids = [rec.new_job_id() for _ in images]
     fields = {"read": read}
     if keep_images and config.keep_uploads:
         fields["keep_image"] = "1"
     if version is not None:
         fields["version"] = str(version)
     limits = rec.Limits(config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes)
-    try:
-        created = svc.records.create(
-            "predict",
-            len(images),
-            fields=fields or None,
-            batch_id=batch_id,
-            client=client,
-            images=[data for _, data in images],
-            limits=limits,
-            lanes=rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending),
-        )
-    except rec.OverLimit as exc:
-        raise over_limit(exc, len(images), sum(len(data) for _, data in images)) from None
-    job_ids = created.ids
-    try:
-        queue.enqueue_predictions(svc.celery, job_ids, created.lane, config.predict_message_images)
-    except Exception:
-        # Recorded but not queued: end the records so nobody waits forever, then report 503.
-        log.exception("enqueueing %d jobs failed", len(job_ids), extra={"batch_id": batch_id, "job_ids": job_ids})
-        failure = rec.error("not_queued", "the job could not be queued")
-        svc.records.finish(rec.Outcome(job_id, rec.FAILED, error=failure) for job_id in job_ids)
-        raise
-    # Named on the request's one access-log line (web/request_log.py), not on a line of their own.
-    g.batch_id, g.job_ids = batch_id, job_ids
-    return batch_id, job_ids
+    lanes = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending)
+    # Watched before they exist: the only reads are the records once they have ended.
+    with svc.waiter.watching(job_ids, client) if wait > 0 else contextlib.nullcontext() as watch:
+        try:
+            svc.records.create(
+                "predict",
+                fields=fields,
+                batch_id=batch_id,
+                client=client,
+                images=[data for _, data in images],
+                limits=limits,
+                lanes=lanes,
+                ids=job_ids,
+            )
+        except rec.OverLimit as exc:
+            raise over_limit(exc, len(images), sum(len(data) for _, data in images)) from None
+        # Named on the request's one access-log line (web/request_log.py), not on a line of their own.
+        g.batch_id, g.job_ids = batch_id, job_ids
+        if watch is None:
+            return Submitted(batch_id, job_ids)
+        records = watch.until(wait, lambda: svc.records.get_many(job_ids), all_ended)
+    return Submitted(batch_id, job_ids, records if all_ended(records) else None)
+
+
+def all_ended(records: list[dict | None]) -> bool:
+    """Whether every job has ended (a missing record has: it expired)."""
+    return all(record is None or record["status"] in rec.TERMINAL for record in records)
 
 
 def all_ended_within(job_ids: list[str], seconds: float) -> bool:

@@ -13,11 +13,13 @@ record as it stands, as if it had asked without ``?wait=``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 import redis
@@ -29,6 +31,28 @@ log = logging.getLogger(__name__)
 
 RECHECK_S = 1.0
 T = TypeVar("T")
+_UNREAD = object()
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Set whenever one of the watched jobs ends (see :meth:`JobWaiter.watching`)."""
+
+    event: threading.Event
+
+    def until(self, timeout: float, read: Callable[[], T], done: Callable[[T], bool], value: object = _UNREAD) -> T:
+        """``read()`` once ``done`` says so of it (read again each time a watched job ends, and
+        every second in case a notice was lost), or when ``timeout`` seconds have passed; begins
+        by waiting for a notice unless given ``value``, a first reading."""
+        deadline = time.monotonic() + timeout
+        while value is _UNREAD or not done(value):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return read() if value is _UNREAD else value
+            self.event.wait(min(remaining, RECHECK_S))
+            self.event.clear()
+            value = read()
+        return value
 
 
 class JobWaiter:
@@ -60,34 +84,38 @@ class JobWaiter:
         re-reading whenever one of ``job_ids`` ends; at once if ``client`` may not wait now."""
         if timeout <= 0:
             return read()
+        with self.watching(job_ids, client) as watch:
+            value = read()  # after registering, so no notice can slip in between
+            if watch is None or done(value):
+                return value
+            return watch.until(timeout, read, done, value)
+
+    @contextlib.contextmanager
+    def watching(self, job_ids: list[str], client: str) -> Iterator[Watch | None]:
+        """Hear of ``job_ids`` ending while inside: watched before the jobs are even created, no
+        end can be missed, and nothing need be read before the first notice. None when ``client``
+        may not wait now (see the module's docstring)."""
         self._ensure_listener()
-        event = threading.Event()
-        with self._lock:  # register before the first read, so no notice can slip in between
+        watch = Watch(threading.Event())
+        with self._lock:
             if self.waiting >= self.max_waits or self._per_client[client] >= self.max_waits_per_client:
-                return read()
-            self._per_client[client] += 1
-            for job_id in job_ids:
-                self._waiting[job_id].add(event)
-        try:
-            deadline = time.monotonic() + timeout
-            value = read()
-            while not done(value):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                event.wait(min(remaining, RECHECK_S))
-                event.clear()
-                value = read()
-            return value
-        finally:
-            with self._lock:
-                self._per_client[client] -= 1
-                if not self._per_client[client]:
-                    del self._per_client[client]
+                watch = None
+            else:
+                self._per_client[client] += 1
                 for job_id in job_ids:
-                    self._waiting[job_id].discard(event)
-                    if not self._waiting[job_id]:
-                        del self._waiting[job_id]
+                    self._waiting[job_id].add(watch.event)
+        try:
+            yield watch
+        finally:
+            if watch is not None:
+                with self._lock:
+                    self._per_client[client] -= 1
+                    if not self._per_client[client]:
+                        del self._per_client[client]
+                    for job_id in job_ids:
+                        self._waiting[job_id].discard(watch.event)
+                        if not self._waiting[job_id]:
+                            del self._waiting[job_id]
 
     def _ensure_listener(self) -> None:
         with self._lock:

@@ -1,17 +1,17 @@
-"""Celery workers: ``celery -A worker worker`` serves the predict and train queues.
+"""Celery workers: ``celery -A worker worker`` serves the prediction lanes and the train queue.
 
 A process that serves predictions loads the active model once, after any fork, and keeps it
-current (worker/model_holder.py); each batch is read in, recognised (worker/batch.py) and written
-back by the task (worker/tasks.py); worker/housekeeping.py keeps the process registered and looks
-after lost jobs. A process given only ``-Q train`` loads no prediction model.
+current (worker/model_holder.py); it takes batches of jobs from the lanes (worker/consumer.py),
+reads each batch in, recognises it (worker/batch.py) and writes it back (worker/predicting.py);
+worker/housekeeping.py keeps the process registered and looks after lost jobs. A process given
+only ``-Q train`` loads no prediction model.
 """
 
 from jobs.queue import create_celery
-from settings import get_settings
 
 app = create_celery()
-# celery-batches can only batch what the worker has prefetched: enough messages for two batches
-# of single images, few enough that a backlog does not sit unseen in one worker's buffer.
-app.conf.worker_prefetch_multiplier = get_settings().predict_batch_images // 2
+# Celery's messages here are training jobs and model checks: long, so none waits in a busy
+# worker's buffer while another worker could start it.
+app.conf.worker_prefetch_multiplier = 1
 
 from worker import tasks  # noqa: E402,F401  (registers the tasks on app)

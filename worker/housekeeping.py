@@ -2,9 +2,10 @@
 that lost their worker or their queue message.
 
 Every :data:`~jobs.workers.HEARTBEAT_S` seconds the process beats in the worker registry, gives
-back the jobs it took but could not record (Redis was away), sends again the jobs of workers
+back the jobs it took but could not record (Redis was away), queues again the jobs of workers
 that died (their heartbeat stopped), fails running training jobs whose worker went silent, and,
-when the prediction queues are empty, sends again jobs whose message the broker lost. Any live
+when the prediction lanes are empty, queues again jobs still queued long after they were sent
+(their lane entry or message was lost). Any live
 worker may do all of it: the work is idempotent, and a job sent twice is taken once.
 """
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from celery import Celery
 
-from jobs import keys, workers
+from jobs import keys, lanes, workers
 from jobs.recovery import requeue_lost
 from worker.predicting import give_back, send_again
 
@@ -33,7 +34,7 @@ class Housekeeping:
     """Started once per worker process; runs until the process ends."""
 
     def __init__(self, process: WorkerProcess, celery: Callable[[], Celery]):
-        """``celery`` gives the app to send messages with."""
+        """``celery`` gives the app to send training and check messages with."""
         self.process, self.celery = process, celery
 
     def start(self) -> Housekeeping:
@@ -54,15 +55,15 @@ class Housekeeping:
         process, records = self.process, self.process.records
         held = [process.unrecorded.pop() for _ in range(len(process.unrecorded))]
         if held:
-            released = give_back(process, held, self.celery())
+            released = give_back(process, held)
             log.warning("gave back %d jobs Redis could not record", len(released), extra={"job_ids": released})
         orphans = records.running_on_dead_workers(workers.SILENCE_S, resend_every_s=workers.SILENCE_S)
         if orphans:
-            send_again(process, orphans, self.celery())
+            send_again(process, orphans)
             log.warning("their worker died: %d jobs sent again", len(orphans), extra={"job_ids": orphans})
         for job_id in records.fail_silent_training(process.settings.training_stale_seconds):
             log.warning("job %s: training worker lost; job failed", job_id, extra={"job_id": job_id})
-        if not any(process.redis.llen(name) for name in keys.PREDICT_QUEUES):  # a backlog is no loss
+        if not any(lanes.depth(process.redis, name) for name in keys.PREDICT_QUEUES):  # a backlog is no loss
             requeue_lost(records, self.celery(), older_than_s=2 * process.settings.broker_visibility_timeout)
 
     def _run(self) -> None:

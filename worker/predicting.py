@@ -1,9 +1,9 @@
 """A batch of prediction jobs through this worker process: take them from the records, read them,
 write every outcome back, and give back what was not read.
 
-A batch is bounded twice: by ``PREDICT_BATCH_IMAGES`` images (worker/tasks.py takes the fast
-lane's messages first) and by ``PREDICT_BATCH_BUDGET_MS`` of reading, after which the images not
-begun go back to their queue, so one slow request never holds a worker for long. Jobs taken over
+A batch is bounded twice: by ``PREDICT_BATCH_IMAGES`` images (worker/consumer.py takes the fast
+lane's jobs first) and by ``PREDICT_BATCH_BUDGET_MS`` of reading, after which the images not
+begun go back to their lanes, so one slow request never holds a worker for long. Jobs taken over
 from a worker that died are read one at a time, each recorded before the next: if one of them
 takes this worker down too, the others are not held back, and that one ends ``poison``.
 """
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from jobs import feedback, keys, queue
+from jobs import keys, lanes
 from jobs import records as rec
 from model.recognise import Bounds
 from worker import batch
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def predict_jobs(process: WorkerProcess, job_ids: Sequence[str], celery) -> None:
+def predict_jobs(process: WorkerProcess, job_ids: Sequence[str]) -> None:
     """Take, read and record the jobs; raises redis errors (the caller gives the jobs back later)."""
     settings = process.settings
     jobs = [job for job in process.records.start(job_ids, process.name) if job.taken]
@@ -46,7 +46,7 @@ def predict_jobs(process: WorkerProcess, job_ids: Sequence[str], celery) -> None
         _record(process, outcomes + done.outcomes, done.through_model, clients)
         outcomes = []
         if done.unread:
-            give_back(process, [job.job_id for job in done.unread], celery)
+            give_back(process, [job.job_id for job in done.unread])
     if outcomes:
         _record(process, outcomes, 0, clients)
 
@@ -55,33 +55,27 @@ def _model(process: WorkerProcess, version: int | None):
     return process.models.version(version) if process.models else None
 
 
-def give_back(process: WorkerProcess, job_ids: Sequence[str], celery) -> list[str]:
-    """Release jobs this worker took but did not finish and send them to their lanes again."""
+def give_back(process: WorkerProcess, job_ids: Sequence[str]) -> list[str]:
+    """Put jobs this worker took but did not finish back in their lanes (those still its own, or
+    still queued); return their ids."""
     released = process.records.release(job_ids, process.name)
-    send_again(process, released, celery)
+    send_again(process, released)
     return released
 
 
-def send_again(process: WorkerProcess, job_ids: Sequence[str], celery) -> None:
-    """Send new messages for jobs, each to its own lane."""
+def send_again(process: WorkerProcess, job_ids: Sequence[str]) -> None:
+    """Queue jobs again, each in its own lane."""
     by_lane: dict[str, list[str]] = {}
     for job_id, lane in zip(job_ids, process.records.lanes(job_ids), strict=True):
         by_lane.setdefault(lane or keys.PREDICT_QUEUE, []).append(job_id)
     for lane, ids in by_lane.items():
-        queue.enqueue_predictions(celery, ids, lane, process.settings.predict_message_images)
+        lanes.put(process.redis, lane, ids)
 
 
 def _record(process: WorkerProcess, outcomes: list[rec.Outcome], through_model: int, clients: dict) -> None:
     for outcome in outcomes:
         if outcome.error:
             log.info("job %s: %s", outcome.job_id, outcome.error["message"], extra={"job_id": outcome.job_id})
-    ended = set(
-        process.records.finish(
-            outcomes, batch_size=through_model or None, clients=[clients[outcome.job_id] for outcome in outcomes]
-        )
+    process.records.finish(
+        outcomes, batch_size=through_model or None, clients=[clients[outcome.job_id] for outcome in outcomes]
     )
-    # Per model version, for the share of its predictions that people corrected (/metrics).
-    read = [o.result for o in outcomes if o.job_id in ended and o.result and o.result.get("label") is not None]
-    versions = [result["model_version"] for result in read]
-    if versions:
-        feedback.count_predictions(process.records.redis, versions)

@@ -1,5 +1,6 @@
 """This worker process's share of the service, set up once after any fork: Redis, the job
-records, the model store, the model (only where predictions are served) and the housekeeping."""
+records, the model store, the model and the loop that takes jobs from the lanes (only where
+predictions are served), and the housekeeping."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from jobs import records as rec
 from jobs.queue import connect
 from model.store import ModelStore
 from settings import Settings, get_settings
+from worker.consumer import LaneConsumer
 from worker.housekeeping import Housekeeping
 from worker.model_holder import ModelHolder
 
@@ -30,6 +32,7 @@ class WorkerProcess:
     models: ModelHolder | None  # None in a process that only trains
     # Jobs taken but not recorded (Redis was away): housekeeping gives them back.
     unrecorded: set[str] = field(default_factory=set)
+    consumer: LaneConsumer | None = None  # None in a process that only trains
 
 
 def _start(name: str, queues: Sequence[str]) -> WorkerProcess:
@@ -52,6 +55,8 @@ def _start(name: str, queues: Sequence[str]) -> WorkerProcess:
         return app
 
     Housekeeping(process, celery).start()
+    if models is not None:
+        process.consumer = LaneConsumer(process).start()
     return process
 
 
@@ -66,3 +71,9 @@ def this_process(name: str = "", queues: Sequence[str] = keys.QUEUES) -> WorkerP
         if _process is None:
             _process = _start(name or f"{os.uname().nodename}:{os.getpid()}", queues)
         return _process
+
+
+def stop_this_process() -> None:
+    """Stop taking prediction jobs, once the batch in hand is recorded (a warm shutdown)."""
+    if _process is not None and _process.consumer is not None:
+        _process.consumer.stop(timeout=2 * _process.settings.predict_batch_budget_ms / 1000 + 5)

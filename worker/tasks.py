@@ -1,10 +1,8 @@
-"""The Celery tasks: micro-batched prediction and training.
+"""The Celery tasks (training and model checks) and the worker's signals.
 
-``digits.predict`` messages each carry a list of job ids (the images wait in Redis beside the
-records). celery-batches collects the waiting messages; every ``PREDICT_BATCH_WAIT_MS`` a batch
-is formed from them, fast lane first, of at most ``PREDICT_BATCH_IMAGES`` job ids, and handed to
-one call (worker/predicting.py): the records hand over the images in one round trip, one model
-call reads them, one more round trip writes every outcome.
+Predictions are not Celery tasks: a predict worker process takes job ids from the lanes itself
+(worker/consumer.py), started here once the process is set up. Training and checks are rare and
+long, and keep Celery's messages, acknowledgements and time limits.
 """
 
 from __future__ import annotations
@@ -13,133 +11,18 @@ import logging
 import os
 import threading
 
-import redis
 from celery import signals
-from celery_batches import Batches, SimpleRequest, consume_queue
-from celery_batches.trace import apply_batches_task
 
 from jobs import keys
-from jobs import records as rec
 from jobs.logs import configure_logging
-from jobs.queue import CHECK_TASK, PREDICT_TASK, TRAIN_TASK
+from jobs.queue import CHECK_TASK, TRAIN_TASK
 from settings import get_settings
 from worker import app
 from worker.checking import run_check_job
-from worker.predicting import predict_jobs
-from worker.process import this_process
+from worker.process import stop_this_process, this_process
 
 log = logging.getLogger(__name__)
-
-
-class RequeueingBatches(Batches):
-    """celery-batches, except that a batch whose results could not be recorded (Redis away, or the
-    pool process killed) goes back on the queue instead of being acknowledged, and that batching
-    survives a reconnection to the broker."""
-
-    def Strategy(self, task, app, consumer):  # noqa: N802 (Celery's name)
-        # Called again whenever the consumer (re)connects. The old connection's flush timer died
-        # with it, and its buffered messages were handed back to the broker: start afresh, or a
-        # lone job would wait in the buffer for ever (celery-batches keeps the dead timer).
-        if self._tref is not None:
-            self._tref.cancel()
-        self._tref = None
-        for stale in (self._buffer, self._pending):
-            while not stale.empty():
-                stale.get_nowait()
-        return super().Strategy(task, app, consumer)
-
-    def _do_flush(self) -> None:
-        """Flush one batch: the fast lane's messages first, up to ``PREDICT_BATCH_IMAGES`` job ids;
-        the rest wait in the buffer for the next flush (the timer keeps running while they do)."""
-        waiting = sorted(consume_queue(self._buffer), key=_lane_rank)
-        taken, images = [], 0
-        for request in waiting:
-            size = _size(request)
-            if taken and images + size > _settings.predict_batch_images:
-                break
-            taken.append(request)
-            images += size
-        for request in waiting[len(taken) :]:
-            self._buffer.put(request)
-        if taken:
-            self.flush(taken)
-        elif self._tref is not None:
-            self._tref.cancel()
-            self._tref = None
-
-    def flush(self, requests):
-        simple = ([SimpleRequest.from_request(request) for request in requests],)
-
-        def settle(recorded: bool | None) -> None:
-            for request in requests:
-                if recorded:
-                    request.acknowledge()
-                else:
-                    request.reject(requeue=True)
-
-        return self._pool.apply_async(
-            apply_batches_task,
-            (self, simple, 0, None),
-            callback=settle,
-            error_callback=lambda _exc: settle(False),
-        )
-
-
-def _lane_rank(request) -> int:
-    """0 for the fast lane, 1 for the bulk lane (celery's request says which queue it came from)."""
-    return 0 if (request.delivery_info or {}).get("routing_key") != keys.BULK_QUEUE else 1
-
-
-def _size(request) -> int:
-    args = request.args
-    return len(args[0]) if isinstance(args, list | tuple) and args and isinstance(args[0], list) else 1
-
-
-def job_ids_of(requests) -> list[str]:
-    """The job ids the messages carry; a message of any other shape is logged and left out
-    (acknowledged with the rest: sending it again would not mend it)."""
-    job_ids = []
-    for request in requests:
-        args = request.args
-        ids = args[0] if isinstance(args, list | tuple) and len(args) == 1 and isinstance(args[0], list) else None
-        if ids is None or not all(rec.is_job_id(job_id) for job_id in ids):
-            log.warning("dropped a malformed predict message: %.200r", args)
-            continue
-        job_ids += ids
-    return job_ids
-
-
 _settings = get_settings()
-
-
-@app.task(
-    name=PREDICT_TASK,
-    base=RequeueingBatches,
-    # Batches are formed every flush_interval (see _do_flush); a full buffer need not wait for it.
-    flush_every=2 * _settings.predict_batch_images,
-    flush_interval=_settings.predict_batch_wait_ms / 1000,
-    acks_late=True,
-)
-def predict(requests) -> bool:
-    """Returns whether every job of the batch was recorded (else its messages are requeued)."""
-    job_ids = job_ids_of(requests)
-    process = this_process()
-    try:
-        predict_jobs(process, job_ids, app)
-    except redis.exceptions.RedisError as exc:
-        # Jobs this process took stay its own until it gives them back, once Redis answers again.
-        process.unrecorded.update(job_ids)
-        log.warning(
-            "Redis unavailable (%s): %d jobs go back on the queue", exc, len(job_ids), extra={"job_ids": job_ids}
-        )
-        return False
-    except Exception:
-        # Not a transient failure: redelivery would fail the same way, so end the jobs with the reason.
-        log.exception("batch of %d jobs failed", len(job_ids), extra={"job_ids": job_ids})
-        failure = rec.error("internal_error", "the worker failed on this batch; see its log")
-        process.records.finish(rec.Outcome(job_id, rec.FAILED, error=failure) for job_id in job_ids)
-    log.debug("batch of %d jobs done", len(job_ids), extra={"job_ids": job_ids})
-    return True
 
 
 @app.task(
@@ -200,6 +83,13 @@ def _set_up_this_process() -> None:
 def _set_up_after_fork(**_) -> None:
     """Load the model after the fork (TensorFlow does not survive fork) and before any task."""
     _set_up_this_process()
+
+
+@signals.worker_shutdown.connect
+@signals.worker_process_shutdown.connect
+def _stop_taking_jobs(**_) -> None:
+    """A warm shutdown: the batch in hand is recorded, no more jobs are taken."""
+    stop_this_process()
 
 
 @signals.worker_ready.connect

@@ -1,0 +1,83 @@
+"""The prediction lanes (jobs/lanes.py): jobs are queued as they are recorded, and taken fast lane first."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from jobs import keys, lanes
+from jobs import records as rec
+
+LANES = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, fast_pending=3)
+
+
+def test_jobs_are_queued_in_the_step_that_records_them_fast_lane_until_a_backlog(redis_client):
+    records = rec.JobRecords(redis_client)
+    first = records.create("predict", 2, client="10.0.0.1", images=[b"a", b"b"], lanes=LANES)
+    second = records.create("predict", 2, client="10.0.0.1", images=[b"c", b"d"], lanes=LANES)  # 4 pending > 3
+    other = records.create("predict", 1, client="10.0.0.2", images=[b"e"], lanes=LANES)
+
+    assert (first.lane, second.lane, other.lane) == (keys.PREDICT_QUEUE, keys.BULK_QUEUE, keys.PREDICT_QUEUE)
+    fast = [i.decode() for i in redis_client.lrange(keys.lane(keys.PREDICT_QUEUE), 0, -1)]
+    bulk = [i.decode() for i in redis_client.lrange(keys.lane(keys.BULK_QUEUE), 0, -1)]
+    assert fast == first.ids + other.ids and bulk == second.ids
+    assert [records.lanes(ids) for ids in (first.ids, second.ids)] == [[keys.PREDICT_QUEUE] * 2, [keys.BULK_QUEUE] * 2]
+
+
+def test_a_job_over_a_limit_is_neither_recorded_nor_queued(redis_client):
+    records = rec.JobRecords(redis_client)
+    limits = rec.Limits(jobs=1)
+    records.create("predict", 1, client="10.0.0.1", images=[b"a"], lanes=LANES, limits=limits)
+    with pytest.raises(rec.OverLimit):
+        records.create("predict", 1, client="10.0.0.1", images=[b"b"], lanes=LANES, limits=limits)
+    assert lanes.depth(redis_client, keys.PREDICT_QUEUE) == 1 and records.pending("10.0.0.1") == 1
+
+
+def test_jobs_recorded_without_lanes_wait_for_their_caller_to_queue_them(redis_client):
+    records = rec.JobRecords(redis_client)
+    records.create("train", fields={"params": {}})
+    assert all(lanes.depth(redis_client, name) == 0 for name in keys.PREDICT_QUEUES)
+
+
+def test_a_worker_takes_the_fast_lane_first_then_the_bulk_lane_up_to_a_batch(redis_client):
+    lanes.put(redis_client, keys.BULK_QUEUE, ["b1", "b2", "b3"])
+    lanes.put(redis_client, keys.PREDICT_QUEUE, ["f1", "f2"])
+    reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
+
+    assert reader.take(4, 0.1) == ["f1", "f2", "b1", "b2"]
+    assert reader.take(4, 0.1) == ["b3"]
+    started = time.monotonic()
+    assert reader.take(4, 0.2) == []  # nothing waiting: it waited, then gave up
+    assert time.monotonic() - started >= 0.15
+
+
+def test_an_idle_worker_takes_a_lone_job_the_moment_it_arrives(redis_client):
+    reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
+    later = threading.Timer(0.2, lanes.put, (redis_client, keys.BULK_QUEUE, ["lone"]))
+    later.start()
+    started = time.monotonic()
+    assert reader.take(4, 5) == ["lone"]
+    assert 0.15 < time.monotonic() - started < 2
+
+
+def test_a_worker_of_one_lane_takes_from_that_lane_only(redis_client):
+    lanes.put(redis_client, keys.PREDICT_QUEUE, ["f1"])
+    lanes.put(redis_client, keys.BULK_QUEUE, ["b1"])
+    assert lanes.LaneReader(redis_client, [keys.BULK_QUEUE]).take(4, 0.1) == ["b1"]
+    assert lanes.depth(redis_client, keys.PREDICT_QUEUE) == 1
+
+
+def test_jobs_given_back_are_those_still_the_workers_own_or_never_started(redis_client):
+    records = rec.JobRecords(redis_client)
+    mine, theirs, never_started, ended = records.create("predict", 4, images=[b"a", b"b", b"c", b"d"]).ids
+    records.start([mine], "w1")
+    records.start([theirs], "w2")
+    records.start([ended], "w1")
+    records.finish([rec.Outcome(ended, "succeeded", result={})])
+
+    given_back = records.release([mine, theirs, never_started, ended], "w1")
+
+    assert sorted(given_back) == sorted([mine, never_started])
+    assert [records.get(i)["status"] for i in (mine, theirs, never_started)] == ["queued", "running", "queued"]
