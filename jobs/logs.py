@@ -90,6 +90,10 @@ def configure_logging(
     if context is not None:
         handler.addFilter(context)
     setattr(handler, _HANDLER_MARK, True)
+    # Nothing written names a source line, thread or process name: skip finding them for every
+    # record (the logging module's own advice for hot paths).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)

@@ -53,6 +53,9 @@ def on_exit(server) -> None:
 
 
 worker_class = "stack.web_worker.Worker"
+# The app logs each request itself (web/request_log.py); gunicorn would otherwise format its own
+# access line for every request (a logging configuration turns it on) only to drop it.
+logger_class = "stack.web_worker.Logger"
 worker_connections = get_settings().web_connections
 keepalive = 5  # seconds an idle keep-alive connection may wait for its next request
 

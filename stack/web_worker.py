@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 
+from gunicorn import glogging
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
@@ -73,3 +74,10 @@ class Worker(GeventWorker):
     def handle(self, listener, client, addr) -> None:
         client.setblocking(1)
         AsyncWorker.handle(self, listener, DeadlineSocket(client, get_settings().request_read_timeout), addr)
+
+
+class Logger(glogging.Logger):
+    """gunicorn's logger without its access log: the app writes one line per request already."""
+
+    def _compute_access_log_enabled(self) -> bool:
+        return False

@@ -71,14 +71,22 @@ def init_app(app: Flask) -> None:
     def _start_timer() -> None:
         g.metrics_started = time.perf_counter()
 
+    # Each (method, route, status)'s counter and timer, looked up once: labels() costs more than
+    # the count. Few: methods, routes and statuses are each a short, fixed list.
+    series: dict[tuple[str, str, int], tuple] = {}
+
     @app.after_request
     def _count(response: Response) -> Response:
         method = request.method if request.method in METHODS else "other"
         endpoint = request.url_rule.rule if request.url_rule else UNMATCHED
-        REQUESTS.labels(method, endpoint, str(response.status_code)).inc()
+        key = (method, endpoint, response.status_code)
+        counter, timer = series.get(key) or series.setdefault(
+            key, (REQUESTS.labels(method, endpoint, str(response.status_code)), DURATION.labels(method, endpoint))
+        )
+        counter.inc()
         started = g.get("metrics_started")
         if started is not None:
-            DURATION.labels(method, endpoint).observe(time.perf_counter() - started)
+            timer.observe(time.perf_counter() - started)
         return response
 
     app.register_blueprint(bp)

@@ -94,6 +94,6 @@ def init_app(app: Flask, exempt_blueprints=()) -> None:
 
     @app.after_request
     def _security_headers(response):
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)  # a view may set a stricter policy of its own
+        present = {name.lower() for name, _ in response.headers}  # a view may set a stricter policy of its own
+        response.headers.extend([(name, value) for name, value in HEADERS.items() if name.lower() not in present])
         return response
