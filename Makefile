@@ -40,8 +40,9 @@ bench-shared: $(VENV)/.installed  ## a polite client's latency while another cli
 compare: $(VENV)/.installed  ## accuracy, training time and prediction cost of every architecture
 	$(PY) -m model.compare
 
-train: $(VENV)/.installed  ## retrain the shipped default model
+train: $(VENV)/.installed  ## retrain the shipped default model (and its LiteRT export beside it)
 	$(PY) -m model.train --arch default --epochs 9 --out model/shipped/default.keras
+	$(PY) -m model.litert model/shipped/default.keras model/shipped/default.tflite
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -84,7 +84,7 @@ class Settings:
     check_memory_mb: int = setting(3072, "memory (address space) the check of a model may use")
     check_seconds: float = setting(120.0, "time the check of a model may take")
     # How workers run the model
-    model_backend: str = setting("tensorflow", "what runs Keras models in workers", ("tensorflow", "litert"))
+    model_backend: str = setting("litert", "what runs Keras models in workers", ("litert", "tensorflow"))
     tf_intra_op_threads: int = setting(0, "TensorFlow threads within an operation, per process (0: TF decides)")
     tf_inter_op_threads: int = setting(0, "TensorFlow threads across operations, per process (0: TF decides)")
     mnist_dir: str = setting("", "folder with MNIST's IDX files or mnist.npz; unset: download through Keras")

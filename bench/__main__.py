@@ -6,9 +6,10 @@ In one run: the direct batched model call (the limit), then a real stack (privat
 gunicorn, Celery workers) driven over HTTP: light load latency, single-image jobs from 32
 clients (submit then poll, and one request each with ?wait=), 256-image batch requests, the
 same through real clients (requests with multipart uploads; tritonclient over the Open
-Inference Protocol), the seed notebook's way (one task per image, predict() inside), and the
-LiteRT backend. Every service figure is also given as a share of the limit, with the CPU each
-part spent per image (the load generator's apart) and the Redis commands per image.
+Inference Protocol), the seed notebook's way (one image at a time, predict() for each), and the
+other model backend. Every service figure is also given as a share of the limit (of the backend
+served, MODEL_BACKEND unless --backend says), with the CPU each part spent per image (the load
+generator's apart) and the Redis commands per image.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from bench.load import closed_loop, encode_bodies, open_loop, png
 from bench.real_clients import requests_multipart, triton_pixels
 from jobs import keys, workers
 from model.data import load_mnist
-from model.store import SHIPPED_MODEL
+from model.store import SHIPPED_LITERT, SHIPPED_MODEL
+from settings import get_settings
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
+BACKENDS = ("litert", "tensorflow")
 TARGETS = {
     "batch_share_of_limit": 0.50,
     "single_images_per_s": 500,
@@ -44,17 +47,16 @@ TARGETS = {
     "multipart_batch_share_of_limit": 0.60,
     "triton_share_of_limit": 0.50,
     "speedup_over_naive": 20,
-    "tensorflow_rss_mb": 800,
-    "litert_rss_mb": 200,
+    "rss_mb": {"litert": 200, "tensorflow": 800},
 }
 
 
 def in_process_limit(backend: str, images: np.ndarray, seconds: float = 3.0) -> float:
     """Images per second of the direct model call on batches of 256 (no queue, no HTTP)."""
     if backend == "litert":
-        from model.litert import LiteRTPredictor, export
+        from model.litert import LiteRTPredictor
 
-        predictor = LiteRTPredictor(export(SHIPPED_MODEL.read_bytes()))
+        predictor = LiteRTPredictor(SHIPPED_LITERT.read_bytes())
     else:
         from model.predictor import Predictor
 
@@ -114,20 +116,22 @@ def stop_workers(stack: Stack) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # One solo worker per core, one TensorFlow thread each: while one worker decodes images in
-    # Python the other computes. (1 worker with TensorFlow's own thread choice: --workers 1 --threads 0.)
+    # One solo worker per core, one model thread each: while one worker decodes images in Python
+    # the other computes. (1 worker with the backend's own thread choice: --workers 1 --threads 0.)
     parser.add_argument("--workers", type=int, default=2, help="predict worker processes")
-    parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads per worker (0: TF decides)")
+    parser.add_argument("--threads", type=int, default=1, help="model threads per worker (0: the backend decides)")
+    parser.add_argument("--backend", choices=BACKENDS, default=get_settings().model_backend, help="the one served")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=12, help="length of each saturation run")
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     args = parser.parse_args(argv)
+    other = next(b for b in BACKENDS if b != args.backend)
 
     mnist = load_mnist()
     pngs = [png(x) for x in mnist.x_test[:1024]]
     singles, batches = encode_bodies(pngs, 1), encode_bodies(pngs, 256)
     images = mnist.x_test[:256].astype(np.float32) / 255
-    env = {"TF_INTRA_OP_THREADS": str(args.threads), "TF_INTER_OP_THREADS": "1" if args.threads else "0"}
+    threads = {"TF_INTRA_OP_THREADS": str(args.threads), "TF_INTER_OP_THREADS": "1" if args.threads else "0"}
     results: dict = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": subprocess.run(
@@ -135,24 +139,26 @@ def main(argv: list[str] | None = None) -> int:
         ).stdout.strip(),
         "cpus": os.cpu_count(),
         "settings": vars(args) | {"out": str(args.out)},
+        "start_s": {},
+        "rss_mb": {},
     }
 
     def step(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     step("in-process limit (direct model call, batches of 256)")
-    results["limit_images_per_s"] = {b: round(in_process_limit(b, images), 1) for b in ("tensorflow", "litert")}
-    limit = results["limit_images_per_s"]["tensorflow"]
+    results["limit_images_per_s"] = {b: round(in_process_limit(b, images), 1) for b in BACKENDS}
+    limit = results["limit_images_per_s"][args.backend]
 
     server = RedisServer().start()
     client = redis.Redis.from_url(server.url)
     # No rate limit: the benchmark is one client (127.0.0.1) sending hundreds of requests a second.
     stack = Stack(server.url, args.out / "logs", env={"DIGITS_API_TOKEN": "bench", "RATE_LIMIT": ""})
     try:
-        step(f"starting gunicorn and {args.workers} TensorFlow worker(s)")
+        step(f"starting gunicorn and {args.workers} {args.backend} worker(s)")
         stack.start_web(workers=2)
-        results["tensorflow_start_s"] = round(start_workers(stack, args.workers, env, client), 1)
-        results["tensorflow_rss_mb"] = worker_memory(client)
+        env = threads | {"MODEL_BACKEND": args.backend}
+        results["start_s"][args.backend] = round(start_workers(stack, args.workers, env, client), 1)
         closed_loop(stack.web_url, singles, 4, 3, 1)  # warm up every path
 
         step("light load: 20 single-image jobs per second for 10 s, submit then poll, then ?wait=")
@@ -177,25 +183,24 @@ def main(argv: list[str] | None = None) -> int:
         results["triton_batch"] = with_cpu(
             lambda: triton_pixels(stack.web_url, mnist.x_test[:1024], 4, args.seconds, 64), stack, server
         )
-        results["tensorflow_rss_mb_after"] = worker_memory(client)
+        results["rss_mb"][args.backend] = worker_memory(client)
 
-        step("the seed notebook's way: one task per image, model.predict() inside")
+        step("the seed notebook's way: one job at a time, model.predict() for each")
         stop_workers(stack)
         stack._spawn("naive", [sys.executable, "-m", "bench.naive_worker"])
         closed_loop(stack.web_url, singles, 1, 0.1, 1)  # returns once the worker answers its first job
         results["naive"] = closed_loop(stack.web_url, singles, args.clients, 10, 1).summary()
         stop_workers(stack)
 
-        step(f"LiteRT backend: {args.workers} worker(s)")
-        litert_env = env | {"MODEL_BACKEND": "litert"}
-        start_workers(stack, args.workers, litert_env, client)  # the first start exports the model
-        stop_workers(stack)
-        results["litert_start_s"] = round(start_workers(stack, args.workers, litert_env, client), 1)
-        results["litert_rss_mb"] = worker_memory(client)
+        step(f"the other backend, {other}: {args.workers} worker(s)")
+        other_env = threads | {"MODEL_BACKEND": other}
+        results["start_s"][other] = round(start_workers(stack, args.workers, other_env, client), 1)
         closed_loop(stack.web_url, singles, 4, 2, 1)
-        results["litert_single"] = closed_loop(stack.web_url, singles, args.clients, args.seconds / 2, 1).summary()
-        results["litert_batch"] = closed_loop(stack.web_url, batches, 4, args.seconds / 2, 256).summary()
-        results["litert_rss_mb_after"] = worker_memory(client)
+        results["other_single"] = with_cpu(
+            lambda: closed_loop(stack.web_url, singles, args.clients, args.seconds / 2, 1, wait=10), stack, server
+        )
+        results["other_batch"] = closed_loop(stack.web_url, batches, 4, args.seconds / 2, 256).summary()
+        results["rss_mb"][other] = worker_memory(client)
     finally:
         stack.stop_all()
         server.close()
@@ -210,12 +215,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(r: dict, limit: float) -> None:
-    def row(name: str, figures: dict, extra: str = "") -> None:
+    served = r["settings"]["backend"]
+    other = next(b for b in BACKENDS if b != served)
+
+    def row(name: str, figures: dict, of: float = limit) -> None:
         lat = figures["latency_ms"]
-        share = figures["images_per_s"] / limit
+        share = figures["images_per_s"] / of
         print(
             f"{name:<34} {figures['images_per_s']:>9.1f} {share:>8.1%}  "
-            f"p50 {lat['p50']:>7.1f}  p90 {lat['p90']:>7.1f}  p99 {lat['p99']:>7.1f}  failed {figures['failed']}{extra}"
+            f"p50 {lat['p50']:>7.1f}  p90 {lat['p90']:>7.1f}  p99 {lat['p99']:>7.1f}  failed {figures['failed']}"
         )
         for reason, count in figures["errors"].items():
             print(f"{'':<36}{count} x {reason}")
@@ -225,10 +233,9 @@ def report(r: dict, limit: float) -> None:
             print(f"{'':<36}CPU ms per image: {parts} (total {total:.2f}, {r['cpus']} CPUs)")
             print(f"{'':<36}Redis commands per image: {figures['redis_commands_per_image']}")
 
-    print(f"\ncommit {r['commit']}, {r['cpus']} CPUs, {r['settings']['workers']} worker(s), {r['date']}")
-    print(
-        f"in-process limit (batch 256): TensorFlow {limit:.0f} images/s, LiteRT {r['limit_images_per_s']['litert']:.0f}"
-    )
+    limits = r["limit_images_per_s"]
+    print(f"\ncommit {r['commit']}, {r['cpus']} CPUs, {r['settings']['workers']} {served} worker(s), {r['date']}")
+    print(f"in-process limit (batch 256): {served} {limit:.0f} images/s (shares below), {other} {limits[other]:.0f}")
     print(f"\n{'run':<34} {'images/s':>9} {'of limit':>8}  latency ms (request to result)")
     clients = r["settings"]["clients"]
     row("light load, 20 jobs/s, poll", r["light"])
@@ -239,13 +246,12 @@ def report(r: dict, limit: float) -> None:
     row(f"requests multipart, {clients} clients", r["requests_single"])
     row("requests multipart 256, 4 clients", r["requests_batch"])
     row("tritonclient v2, 64 per request, 4", r["triton_batch"])
-    row(f"seed-notebook way, {r['settings']['clients']} clients", r["naive"])
-    row("LiteRT single images", r["litert_single"])
-    row("LiteRT batches of 256", r["litert_batch"])
+    row(f"seed-notebook way, {clients} clients", r["naive"])
+    row(f"{other} single images, ?wait=", r["other_single"], limits[other])
+    row(f"{other} batches of 256", r["other_batch"], limits[other])
     speedup = r["batch"]["images_per_s"] / max(r["naive"]["images_per_s"], 1e-9)
-    starts = f"TensorFlow {r['tensorflow_start_s']} s, LiteRT {r['litert_start_s']} s"
-    print(f"\nworker start (spawn to model loaded): {starts}")
-    print(f"worker resident memory (MB): TensorFlow {r['tensorflow_rss_mb_after']}, LiteRT {r['litert_rss_mb_after']}")
+    print(f"\nworker start (spawn to model loaded): {served} {r['start_s'][served]} s, {other} {r['start_s'][other]} s")
+    print(f"worker resident memory (MB): {served} {r['rss_mb'][served]}, {other} {r['rss_mb'][other]}")
 
     t = TARGETS
     wait_gain = r["single_wait"]["images_per_s"] / max(r["single"]["images_per_s"], 1e-9)
@@ -261,8 +267,9 @@ def report(r: dict, limit: float) -> None:
         ("multipart 256 >= 60 % of the limit", multipart_share, t["multipart_batch_share_of_limit"], "{:.1%}"),
         ("tritonclient >= 50 % of the limit", triton_share, t["triton_share_of_limit"], "{:.1%}"),
         ("batch >= 20x the seed-notebook way", speedup, t["speedup_over_naive"], "{:.1f}x"),
-        ("TensorFlow worker < 800 MB", -max(r["tensorflow_rss_mb_after"]), -t["tensorflow_rss_mb"], "{:.0f} MB"),
-        ("LiteRT worker < 200 MB", -max(r["litert_rss_mb_after"]), -t["litert_rss_mb"], "{:.0f} MB"),
+    ]
+    checks += [
+        (f"{b} worker < {t['rss_mb'][b]} MB", -max(r["rss_mb"][b]), -t["rss_mb"][b], "{:.0f} MB") for b in BACKENDS
     ]
     print("\ntargets:")
     for name, value, target, fmt in checks:

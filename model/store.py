@@ -20,6 +20,7 @@ from jobs import keys
 _VERSION_PATTERN = re.compile(r"^[1-9][0-9]{0,9}$")
 
 SHIPPED_MODEL = Path(__file__).parent / "shipped" / "default.keras"
+SHIPPED_LITERT = SHIPPED_MODEL.with_suffix(".tflite")  # its LiteRT export (`make train` makes both)
 
 
 def parse_version(text: str) -> int | None:
@@ -150,7 +151,12 @@ class ModelStore:
                         card = json.loads(shipped.with_suffix(".json").read_text())
                         card["origin"] = "shipped with the code"
                         # The limits are for what users store: the shipped model always fits.
-                        self.activate(ModelStore(self.redis).add(shipped.read_bytes(), card))
+                        version = ModelStore(self.redis).add(shipped.read_bytes(), card)
+                        # Its LiteRT export ships beside it: no worker of a new store need make it.
+                        exported = shipped.with_suffix(".tflite")
+                        if exported.exists():
+                            self.set_litert_file(version, exported.read_bytes())
+                        self.activate(version)
                 finally:
                     self.redis.delete(keys.MODEL_SEED_LOCK)
             elif time.monotonic() > deadline:

@@ -1,4 +1,5 @@
-"""The LiteRT backend: same answers as TensorFlow, and workers that never load TensorFlow."""
+"""The LiteRT backend (the default): same answers as TensorFlow, and workers that never load
+TensorFlow; the TensorFlow backend still serves when chosen."""
 
 from __future__ import annotations
 
@@ -7,42 +8,59 @@ import pytest
 import redis
 
 from jobs import keys
+from model.backends import load_predictor
 from model.litert import LiteRTPredictor, export
 from model.predictor import Predictor
-from model.store import SHIPPED_MODEL
+from model.store import SHIPPED_LITERT, SHIPPED_MODEL, ModelStore
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 from tests.conftest import OUTPUT, png_bytes
 from tests.helpers import submit, wait_for
 
 
-def test_litert_export_matches_tensorflow_on_the_whole_test_set(mnist):
+@pytest.mark.parametrize("flatbuffer", ["exported now", "shipped"])
+def test_litert_export_matches_tensorflow_on_the_whole_test_set(mnist, flatbuffer):
+    """An export made now, and the one shipped beside the model (it must be remade whenever the
+    shipped model is: `make train` does both), read every test digit as TensorFlow does."""
     images = mnist.x_test.astype(np.float32) / 255
     reference = Predictor.from_file(SHIPPED_MODEL).probabilities(images)
-    litert = LiteRTPredictor(export(SHIPPED_MODEL.read_bytes())).probabilities(images)
+    data = export(SHIPPED_MODEL.read_bytes()) if flatbuffer == "exported now" else SHIPPED_LITERT.read_bytes()
+    litert = LiteRTPredictor(data).probabilities(images)
     assert litert.shape == (10000, 10)
     assert np.array_equal(litert.argmax(axis=1), reference.argmax(axis=1))
     assert np.abs(litert - reference).max() < 1e-4
 
 
 @pytest.mark.slow
-def test_a_litert_worker_serves_without_tensorflow(mnist):
+@pytest.mark.parametrize("backend", ["litert", "tensorflow"])
+def test_a_worker_serves_on_either_backend_and_only_tensorflow_loads_tensorflow(mnist, backend):
     server = RedisServer().start()
-    stack = Stack(server.url, OUTPUT / "test_litert", env={"MODEL_BACKEND": "litert"})
+    env = {} if backend == "litert" else {"MODEL_BACKEND": backend}  # LiteRT is the default
+    stack = Stack(server.url, OUTPUT / f"test_litert_{backend}", env=env)
     try:
-        stack.start_worker("lite", queues=PREDICT_QUEUES)
+        stack.start_worker("w", queues=PREDICT_QUEUES)
         stack.start_web(workers=1)
         (name,) = stack.wait_for_workers(1)
         ids = submit(stack.web_url, [png_bytes(x) for x in mnist.x_test[:20]])
         labels = [wait_for(stack.web_url, i)["result"]["label"] for i in ids]
         assert (np.array(labels) == mnist.y_test[:20]).mean() >= 0.95
 
-        worker = redis.Redis.from_url(server.url).hgetall(keys.worker(name))
-        assert worker[b"backend"] == b"litert"
+        client = redis.Redis.from_url(server.url)
+        worker = client.hgetall(keys.worker(name))
+        assert worker[b"backend"] == backend.encode()
         with open(f"/proc/{int(worker[b'pid'])}/maps") as maps:
-            assert "tensorflow" not in maps.read(), "the LiteRT worker process loaded TensorFlow"
-        # The export made on first load is kept for the other workers.
-        assert redis.Redis.from_url(server.url).exists("digits:model:1:litert")
+            assert ("tensorflow" in maps.read()) == (backend == "tensorflow")
+        # The shipped model's export was stored with it: no worker had to make one.
+        assert client.get(keys.model_litert(1)) == SHIPPED_LITERT.read_bytes()
     finally:
         stack.stop_all()
         server.close()
+
+
+@pytest.mark.slow
+def test_a_version_stored_without_an_export_gets_one_on_first_load_kept_for_the_others(redis_client):
+    store = ModelStore(redis_client)
+    version = store.add(SHIPPED_MODEL.read_bytes(), {"arch": "default", "note": "as a training job stores it"})
+    assert store.litert_file(version) is None
+    load_predictor(store, version, "litert", threads=1)
+    assert store.litert_file(version) is not None

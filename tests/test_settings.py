@@ -60,7 +60,7 @@ def test_values_come_from_the_environment_typed():
         ("MAX_IMAGE_BYTES", "ten", "MAX_IMAGE_BYTES must be a whole number"),
         ("MAX_WAIT_SECONDS", "-1", "MAX_WAIT_SECONDS must not be negative"),
         ("PREDICTIONS_NEED_TOKEN", "maybe", "PREDICTIONS_NEED_TOKEN must be true or false"),
-        ("MODEL_BACKEND", "torch", "MODEL_BACKEND must be one of tensorflow, litert"),
+        ("MODEL_BACKEND", "torch", "MODEL_BACKEND must be one of litert, tensorflow"),
     ],
 )
 def test_a_value_that_does_not_parse_names_the_variable(variable, value, says):
