@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -288,15 +289,20 @@ def test_training_from_the_page_then_activate_and_roll_back(page, browser, stack
     status = page.locator("#run-status")
     expect(status).to_contain_text("running", timeout=120_000)
 
-    # While the only worker trains, a prediction waits in the queue; its card must not change
-    # size when its answer arrives (space is reserved while polling).
+    # A prediction that waits (its worker paused for a moment: training does not hold predictions
+    # up) must not change its card's size when its answer arrives (space is reserved while polling).
     other, other_problems = open_tab(browser)
     other.goto("/")
     draw(other, [[(140, 40), (140, 240)]])
-    other.get_by_role("button", name="Recognise drawing").click()
-    waiting = other.locator("#results li.result").first
-    expect(waiting).to_have_attribute("data-status", re.compile("queued|running"))
-    height_waiting = waiting.bounding_box()["height"]
+    worker = stack.processes["w1"].pid
+    os.killpg(worker, signal.SIGSTOP)
+    try:
+        other.get_by_role("button", name="Recognise drawing").click()
+        waiting = other.locator("#results li.result").first
+        expect(waiting).to_have_attribute("data-status", re.compile("queued|running"))
+        height_waiting = waiting.bounding_box()["height"]
+    finally:
+        os.killpg(worker, signal.SIGCONT)
 
     seen, started = set(), time.monotonic()
     while not re.match("succeeded|failed|cancelled", status.inner_text()):
