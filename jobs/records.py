@@ -166,12 +166,14 @@ return released
 
 # Ends each job that has not ended yet, counts it in the metrics (and, where a model version read
 # a digit in it, that version's predictions), drops its image (unless the job keeps it), releases
-# its client's pending job and bytes and the queued bytes, then announces the ones it ended.
+# its client's pending job and bytes and the queued bytes, then announces the ones it ended, with
+# their records as far as NOTICE_RECORD_BYTES allows (see FinishedNotice).
 # KEYS: per job its record and image keys and its client's pending-jobs and pending-bytes
 # counters, then the jobs-by-outcome, latency and batch-size metric hashes, the queued-jobs index,
 # the total of queued bytes, the running-jobs index and the predictions-by-version hash. ARGV: now,
-# channel, latency bucket bounds (comma-separated), batch bucket (or ''), batch size, then per job:
-# status, result JSON, error JSON, id, the model version to count it for (or '').
+# channel, latency bucket bounds (comma-separated), batch bucket (or ''), batch size, the most
+# record bytes the notice may carry, then per job: status, result JSON, error JSON, id, the model
+# version to count it for (or '').
 _FINISH = """
 local n = (#KEYS - 7) / 4
 local outcomes, latency, batches, queued = KEYS[4 * n + 1], KEYS[4 * n + 2], KEYS[4 * n + 3], KEYS[4 * n + 4]
@@ -179,10 +181,10 @@ local total_bytes, running, predictions = KEYS[4 * n + 5], KEYS[4 * n + 6], KEYS
 local now = tonumber(ARGV[1])
 local bounds = {}
 for bound in string.gmatch(ARGV[3], '[^,]+') do bounds[#bounds + 1] = bound end
-local finished = {}
+local finished, records, room = {}, {}, tonumber(ARGV[6])
 for i = 1, n do
   local record, image, pending, pending_bytes = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
-  local at = 5 + (i - 1) * 5
+  local at = 6 + (i - 1) * 5
   local fields = redis.call('HMGET', record, 'status', 'type', 'created_at', 'client', 'keep_image', 'bytes')
   local status = fields[1]
   if status == 'queued' or status == 'running' then
@@ -210,15 +212,29 @@ for i = 1, n do
       if redis.call('DECRBY', pending_bytes, size) <= 0 then redis.call('DEL', pending_bytes) end
     end
     if size > 0 and redis.call('DECRBY', total_bytes, size) <= 0 then redis.call('DEL', total_bytes) end
+    local fields = redis.call('HGETALL', record)
+    local bytes = 0
+    for _, value in ipairs(fields) do bytes = bytes + #value end
+    if bytes <= room then
+      records[ARGV[at + 4]] = fields
+      room = room - bytes
+    end
   end
 end
 if ARGV[4] ~= '' then
   redis.call('HINCRBY', batches, ARGV[4], 1)
   redis.call('HINCRBY', batches, 'sum', ARGV[5])
 end
-if #finished > 0 then redis.call('PUBLISH', ARGV[2], table.concat(finished, ' ')) end
+if #finished > 0 then
+  redis.call('PUBLISH', ARGV[2], table.concat(finished, ' ') .. '\\n' .. cjson.encode(records))
+end
 return finished
 """
+
+# Record bytes one finished notice carries at most: enough for a request of a few images, so a
+# request waiting for them is answered without reading them again; a big batch's notice names
+# the rest by id only, so no web process must parse megabytes it has no use for.
+NOTICE_RECORD_BYTES = 64 * 1024
 
 # Histogram bounds: seconds from submission to result, and images per model call.
 LATENCY_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30")
@@ -238,6 +254,33 @@ class Outcome:
     status: str
     result: dict | None = None
     error: dict | None = None
+
+
+@dataclass(frozen=True)
+class FinishedNotice:
+    """What :meth:`JobRecords.finish` announces on ``keys.JOBS_FINISHED_CHANNEL``: the ids of the
+    jobs it ended, and the records of as many of them as ``NOTICE_RECORD_BYTES`` allowed (the
+    record as :meth:`JobRecords.get` shows it: the listener need not read it again)."""
+
+    ids: list[str]
+    raw_records: dict
+
+    @classmethod
+    def parse(cls, data: bytes) -> FinishedNotice:
+        """The notice in a pub/sub message's data (its ids alone when anything else is malformed)."""
+        head, _, tail = data.partition(b"\n")
+        try:
+            raw = json.loads(tail) if tail else {}
+        except ValueError:
+            raw = {}
+        return cls(head.decode().split(), raw if isinstance(raw, dict) else {})
+
+    def record(self, job_id: str) -> dict | None:
+        """The ended job's record, if the notice carried it."""
+        fields = self.raw_records.get(job_id)
+        if not isinstance(fields, list):
+            return None
+        return _decode({k.encode(): v.encode() for k, v in zip(fields[::2], fields[1::2], strict=True)})
 
 
 @dataclass(frozen=True)
@@ -534,6 +577,7 @@ class JobRecords:
             ",".join(LATENCY_BUCKETS),
             bucket_of(batch_size, BATCH_BUCKETS) if batch_size else "",
             str(batch_size or 0),
+            str(NOTICE_RECORD_BYTES),
         ]
         job_keys = []
         for outcome, client in zip(outcomes, clients, strict=True):

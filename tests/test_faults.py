@@ -20,6 +20,7 @@ import requests
 from PIL import Image
 
 from jobs import keys
+from jobs.records import FinishedNotice
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 from tests.conftest import OUTPUT, TOKEN, png_bytes
@@ -43,7 +44,7 @@ class FinishedNotices:
         while not self._stop.is_set():
             message = self._pubsub.get_message(timeout=0.2)
             if message:
-                self.counts.update(message["data"].decode().split())
+                self.counts.update(FinishedNotice.parse(message["data"]).ids)
 
     def close(self) -> None:
         self._stop.set()

@@ -60,7 +60,24 @@ def test_finish_announces_ended_jobs(redis_client):
     pubsub.get_message(timeout=1)
     records.finish([rec.Outcome(i, "failed", error=rec.error("x", "y")) for i in ids])
     message = pubsub.get_message(timeout=2)
-    assert message and message["data"].decode().split() == ids
+    notice = rec.FinishedNotice.parse(message["data"])
+    assert notice.ids == ids
+    assert [notice.record(i) for i in ids] == records.get_many(ids)  # carried: nothing to read again
+
+
+def test_a_notice_carries_records_up_to_a_bound_and_names_the_rest(redis_client, monkeypatch):
+    monkeypatch.setattr(rec, "NOTICE_RECORD_BYTES", 2000)
+    records = rec.JobRecords(redis_client)
+    ids = records.create("predict", count=4).ids
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(keys.JOBS_FINISHED_CHANNEL)
+    pubsub.get_message(timeout=1)
+    records.finish([rec.Outcome(i, "succeeded", result={"label": 1, "padding": "x" * 600}) for i in ids])
+    notice = rec.FinishedNotice.parse(pubsub.get_message(timeout=2)["data"])
+    carried = [i for i in ids if notice.record(i) is not None]
+    assert notice.ids == ids and 1 <= len(carried) < len(ids)
+    assert all(notice.record(i) == records.get(i) for i in carried)
+    assert rec.FinishedNotice.parse(b"a b\nnot json").ids == ["a", "b"]  # malformed records: ids still heard
 
 
 def test_many_created_in_order_and_listed_newest_first(redis_client):

@@ -93,7 +93,8 @@ def submit_predictions(
         fields["version"] = str(version)
     limits = rec.Limits(config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes)
     lanes = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending)
-    # Watched before they exist: the only reads are the records once they have ended.
+    # Watched before they exist: nothing is read until they have ended, and then only the records
+    # their finished notices did not carry.
     with svc.waiter.watching(job_ids, client) if wait > 0 else contextlib.nullcontext() as watch:
         try:
             svc.records.create(
@@ -112,7 +113,7 @@ def submit_predictions(
         g.batch_id, g.job_ids = batch_id, job_ids
         if watch is None:
             return Submitted(batch_id, job_ids)
-        records = watch.until(wait, lambda: svc.records.get_many(job_ids), all_ended)
+        records = watch.until(wait, lambda: watch.ended(job_ids) or svc.records.get_many(job_ids), all_ended)
     return Submitted(batch_id, job_ids, records if all_ended(records) else None)
 
 

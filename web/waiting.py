@@ -1,9 +1,10 @@
 """Long polling: hold a request until its job ends, woken by the workers' "finished" notices.
 
 One pub/sub listener per web process (started on first use, so after any fork) wakes the
-requests waiting on the ids each notice names. A periodic re-read covers notices missed while
-Redis was unreachable. Under gunicorn's gevent worker the "threads" here are greenlets: a
-waiting request costs a greenlet and its socket.
+requests waiting on the ids each notice names, and hands them the records the notice carries
+(jobs/records.py, FinishedNotice), so a request for a few images reads nothing once they have
+ended. A periodic re-read covers notices missed while Redis was unreachable. Under gunicorn's
+gevent worker the "threads" here are greenlets: a waiting request costs a greenlet and its socket.
 
 Waiting is bounded, so it can never use up a process's memory or sockets: at most
 ``max_waits`` requests wait at once in a process, and at most ``max_waits_per_client`` from one
@@ -19,13 +20,13 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import redis
 
 from jobs import keys
-from jobs.records import TERMINAL
+from jobs.records import TERMINAL, FinishedNotice
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,18 @@ T = TypeVar("T")
 _UNREAD = object()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Watch:
-    """Set whenever one of the watched jobs ends (see :meth:`JobWaiter.watching`)."""
+    """Set whenever one of the watched jobs ends (see :meth:`JobWaiter.watching`); ``delivered``
+    holds the records the finished notices carried, by job id."""
 
-    event: threading.Event
+    event: threading.Event = field(default_factory=threading.Event)
+    delivered: dict[str, dict] = field(default_factory=dict)
+
+    def ended(self, job_ids: list[str]) -> list[dict] | None:
+        """The records of ``job_ids`` if every one of them came with its notice, else None."""
+        found = [self.delivered.get(job_id) for job_id in job_ids]
+        return None if None in found else found
 
     def until(self, timeout: float, read: Callable[[], T], done: Callable[[T], bool], value: object = _UNREAD) -> T:
         """``read()`` once ``done`` says so of it (read again each time a watched job ends, and
@@ -59,7 +67,7 @@ class JobWaiter:
     def __init__(self, client_factory: Callable[[], redis.Redis], max_waits: int, max_waits_per_client: int):
         self._client_factory = client_factory
         self.max_waits, self.max_waits_per_client = max_waits, max_waits_per_client
-        self._waiting: dict[str, set[threading.Event]] = defaultdict(set)
+        self._waiting: dict[str, set[Watch]] = defaultdict(set)
         self._per_client: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
@@ -70,12 +78,19 @@ class JobWaiter:
         return self._per_client.total()
 
     def wait(self, job_id: str, timeout: float, read: Callable[[], dict | None], client: str) -> dict | None:
-        """Return ``read()`` once the job has ended or ``timeout`` seconds have passed."""
+        """Return the job's record (``read()``, or the one its finished notice carried) once the
+        job has ended or ``timeout`` seconds have passed."""
 
         def ended(record: dict | None) -> bool:
             return record is None or record["status"] in TERMINAL
 
-        return self.wait_until([job_id], timeout, read, ended, client)
+        if timeout <= 0:
+            return read()
+        with self.watching([job_id], client) as watch:
+            record = read()  # after registering, so no notice can slip in between
+            if watch is None or ended(record):
+                return record
+            return watch.until(timeout, lambda: watch.delivered.get(job_id) or read(), ended, record)
 
     def wait_until(
         self, job_ids: list[str], timeout: float, read: Callable[[], T], done: Callable[[T], bool], client: str
@@ -96,14 +111,14 @@ class JobWaiter:
         end can be missed, and nothing need be read before the first notice. None when ``client``
         may not wait now (see the module's docstring)."""
         self._ensure_listener()
-        watch = Watch(threading.Event())
+        watch = Watch()
         with self._lock:
             if self.waiting >= self.max_waits or self._per_client[client] >= self.max_waits_per_client:
                 watch = None
             else:
                 self._per_client[client] += 1
                 for job_id in job_ids:
-                    self._waiting[job_id].add(watch.event)
+                    self._waiting[job_id].add(watch)
         try:
             yield watch
         finally:
@@ -113,7 +128,7 @@ class JobWaiter:
                     if not self._per_client[client]:
                         del self._per_client[client]
                     for job_id in job_ids:
-                        self._waiting[job_id].discard(watch.event)
+                        self._waiting[job_id].discard(watch)
                         if not self._waiting[job_id]:
                             del self._waiting[job_id]
 
@@ -129,13 +144,18 @@ class JobWaiter:
                 pubsub = self._client_factory().pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(keys.JOBS_FINISHED_CHANNEL)
                 for message in pubsub.listen():
-                    self._wake(message["data"].decode().split())
+                    self._wake(FinishedNotice.parse(message["data"]))
             except Exception as exc:  # Redis down: waiters fall back to re-reading every second
                 log.warning("job listener: %s; reconnecting", exc)
                 time.sleep(1)
 
-    def _wake(self, job_ids: list[str]) -> None:
+    def _wake(self, notice: FinishedNotice) -> None:
+        """Wake the requests waiting on the jobs the notice names, handing over the records it
+        carries (decoded only for jobs someone waits on)."""
         with self._lock:
-            events = [event for job_id in job_ids for event in self._waiting.get(job_id, ())]
-        for event in events:
-            event.set()
+            woken = [(job_id, watch) for job_id in notice.ids for watch in self._waiting.get(job_id, ())]
+        records = {job_id: notice.record(job_id) for job_id in {job_id for job_id, _ in woken}}
+        for job_id, watch in woken:
+            if records[job_id] is not None:
+                watch.delivered[job_id] = records[job_id]
+            watch.event.set()
