@@ -182,45 +182,59 @@ local now = tonumber(ARGV[1])
 local bounds = {}
 for bound in string.gmatch(ARGV[3], '[^,]+') do bounds[#bounds + 1] = bound end
 local finished, records, room = {}, {}, tonumber(ARGV[6])
+-- Counts are summed over the batch and written once each, after the loop.
+local by_outcome, by_version, by_bucket, seconds_sum, released, freed = {}, {}, {}, 0, {}, 0
+local function add(counts, key, amount) counts[key] = (counts[key] or 0) + amount end
 for i = 1, n do
   local record, image, pending, pending_bytes = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
   local at = 6 + (i - 1) * 5
   local fields = redis.call('HMGET', record, 'status', 'type', 'created_at', 'client', 'keep_image', 'bytes')
   local status = fields[1]
   if status == 'queued' or status == 'running' then
-    redis.call('HSET', record, 'status', ARGV[at + 1], 'finished_at', ARGV[1])
-    if ARGV[at + 2] ~= '' then redis.call('HSET', record, 'result', ARGV[at + 2]) end
-    if ARGV[at + 3] ~= '' then redis.call('HSET', record, 'error', ARGV[at + 3]) end
+    local update = {'status', ARGV[at + 1], 'finished_at', ARGV[1]}
+    if ARGV[at + 2] ~= '' then update[#update + 1] = 'result'; update[#update + 1] = ARGV[at + 2] end
+    if ARGV[at + 3] ~= '' then update[#update + 1] = 'error'; update[#update + 1] = ARGV[at + 3] end
+    redis.call('HSET', record, unpack(update))
     finished[#finished + 1] = ARGV[at + 4]
     redis.call('ZREM', queued, ARGV[at + 4])
     redis.call('ZREM', running, ARGV[at + 4])
     if fields[5] ~= '1' then redis.call('DEL', image) end
-    redis.call('HINCRBY', outcomes, fields[2] .. ':' .. ARGV[at + 1], 1)
-    if ARGV[at + 5] ~= '' then redis.call('HINCRBY', predictions, ARGV[at + 5], 1) end
+    add(by_outcome, fields[2] .. ':' .. ARGV[at + 1], 1)
+    if ARGV[at + 5] ~= '' then add(by_version, ARGV[at + 5], 1) end
     if fields[2] == 'predict' and fields[3] then
       local seconds = now - tonumber(fields[3])
       local bucket = '+Inf'
       for _, bound in ipairs(bounds) do
         if seconds <= tonumber(bound) then bucket = bound break end
       end
-      redis.call('HINCRBY', latency, bucket, 1)
-      redis.call('HINCRBYFLOAT', latency, 'sum', seconds)
+      add(by_bucket, bucket, 1)
+      seconds_sum = seconds_sum + seconds
     end
     local size = tonumber(fields[6] or '0')
     if fields[4] then
-      if redis.call('DECR', pending) <= 0 then redis.call('DEL', pending) end
-      if redis.call('DECRBY', pending_bytes, size) <= 0 then redis.call('DEL', pending_bytes) end
+      add(released, pending, 1)
+      add(released, pending_bytes, size)
     end
-    if size > 0 and redis.call('DECRBY', total_bytes, size) <= 0 then redis.call('DEL', total_bytes) end
-    local fields = redis.call('HGETALL', record)
-    local bytes = 0
-    for _, value in ipairs(fields) do bytes = bytes + #value end
-    if bytes <= room then
-      records[ARGV[at + 4]] = fields
-      room = room - bytes
+    freed = freed + size
+    if room > 0 then
+      local now_fields = redis.call('HGETALL', record)
+      local bytes = 0
+      for _, value in ipairs(now_fields) do bytes = bytes + #value end
+      if bytes <= room then
+        records[ARGV[at + 4]] = now_fields
+        room = room - bytes
+      end
     end
   end
 end
+for key, count in pairs(by_outcome) do redis.call('HINCRBY', outcomes, key, count) end
+for key, count in pairs(by_version) do redis.call('HINCRBY', predictions, key, count) end
+for key, count in pairs(by_bucket) do redis.call('HINCRBY', latency, key, count) end
+if next(by_bucket) then redis.call('HINCRBYFLOAT', latency, 'sum', seconds_sum) end
+for key, amount in pairs(released) do
+  if redis.call('DECRBY', key, amount) <= 0 then redis.call('DEL', key) end
+end
+if freed > 0 and redis.call('DECRBY', total_bytes, freed) <= 0 then redis.call('DEL', total_bytes) end
 if ARGV[4] ~= '' then
   redis.call('HINCRBY', batches, ARGV[4], 1)
   redis.call('HINCRBY', batches, 'sum', ARGV[5])
