@@ -40,6 +40,7 @@ READ_MODES = ("digit", "number")
 # or false (not queued here), fields}, then per job: id, image bytes ('' for none).
 # Returns {'ok', the lane (or '')} or {the limit's name, what is outstanding now, the limit}.
 _CREATE = """
+local CHUNK = 1000
 local n = (#KEYS - 8) / 2
 local queued, recent, batch = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
 local pending, pending_bytes, total_bytes = KEYS[2 * n + 4], KEYS[2 * n + 5], KEYS[2 * n + 6]
@@ -78,10 +79,20 @@ for i = 1, n do
   redis.call('HSET', KEYS[2 * i - 1], 'id', id, 'bytes', #image, unpack(shared))
   redis.call('EXPIRE', KEYS[2 * i - 1], head.ttl)
   if image ~= '' then redis.call('SET', KEYS[2 * i], image, 'EX', head.ttl) end
-  redis.call('ZADD', queued, head.now, id)
-  redis.call('ZADD', recent, head.now, id)
-  if head.batch then redis.call('RPUSH', batch, id) end
-  if lane_key then redis.call('RPUSH', lane_key, id) end
+end
+-- The indexes and lists take the request's ids in a few commands, a chunk at a time (unpack's limit).
+for first = 1, n, CHUNK do
+  local last = math.min(first + CHUNK - 1, n)
+  local ids, scored = {}, {}
+  for i = first, last do
+    ids[#ids + 1] = ARGV[2 * i]
+    scored[#scored + 1] = head.now
+    scored[#scored + 1] = ARGV[2 * i]
+  end
+  redis.call('ZADD', queued, unpack(scored))
+  redis.call('ZADD', recent, unpack(scored))
+  if head.batch then redis.call('RPUSH', batch, unpack(ids)) end
+  if lane_key then redis.call('RPUSH', lane_key, unpack(ids)) end
 end
 redis.call('ZREMRANGEBYRANK', recent, 0, -head.recent_kept - 1)
 if head.batch then redis.call('EXPIRE', batch, head.ttl) end
@@ -117,7 +128,7 @@ _START = """
 local n = (#KEYS - 3) / 2
 local queued, running, workers = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
 local now, me, silence = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local answers = {}
+local answers, taken = {}, {}
 for i = 1, n do
   local record, id = KEYS[2 * i - 1], ARGV[3 + i]
   local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'version', 'read')
@@ -132,13 +143,23 @@ for i = 1, n do
   if take then
     redis.call('HSET', record, 'status', 'running', 'started_at', ARGV[1], 'worker', me)
     redis.call('HINCRBY', record, 'deliveries', 1)
-    redis.call('HDEL', record, 'alone')
-    redis.call('ZREM', queued, id)
-    redis.call('ZADD', running, now, id)
+    if fields[4] then redis.call('HDEL', record, 'alone') end
+    taken[#taken + 1] = id
     if not poison then image = redis.call('GET', KEYS[2 * i]) end
   end
   answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
                 poison and 1 or 0, fields[6] or '', fields[7] or ''}
+end
+-- The indexes move the taken ids in a few commands, a chunk at a time (unpack's limit).
+for first = 1, #taken, 1000 do
+  local ids, scored = {}, {}
+  for j = first, math.min(first + 999, #taken) do
+    ids[#ids + 1] = taken[j]
+    scored[#scored + 1] = now
+    scored[#scored + 1] = taken[j]
+  end
+  redis.call('ZREM', queued, unpack(ids))
+  redis.call('ZADD', running, unpack(scored))
 end
 return answers
 """

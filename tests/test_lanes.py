@@ -81,3 +81,13 @@ def test_jobs_given_back_are_those_still_the_workers_own_or_never_started(redis_
 
     assert sorted(given_back) == sorted([mine, never_started])
     assert [records.get(i)["status"] for i in (mine, theirs, never_started)] == ["queued", "running", "queued"]
+
+
+def test_thousands_of_jobs_in_one_request_are_recorded_queued_and_started_in_one_step_each(redis_client):
+    records = rec.JobRecords(redis_client)
+    ids = records.create("predict", 2500, client="10.0.0.3", images=[b"x"] * 2500, lanes=LANES).ids
+    assert lanes.depth(redis_client, keys.BULK_QUEUE) == 2500 and records.pending("10.0.0.3") == 2500
+    assert redis_client.zcard(keys.QUEUED_JOBS) == 2500
+    started = records.start(ids, "w1")
+    assert all(job.taken and job.image == b"x" for job in started)
+    assert redis_client.zcard(keys.QUEUED_JOBS) == 0 and redis_client.zcard(keys.RUNNING_JOBS) == 2500
