@@ -41,7 +41,7 @@ compare: $(VENV)/.installed  ## accuracy, training time and prediction cost of e
 	$(PY) -m model.compare
 
 train: $(VENV)/.installed  ## retrain the shipped default model (and its LiteRT export beside it)
-	$(PY) -m model.train --arch default --epochs 9 --out model/shipped/default.keras
+	$(PY) -m model.train --recipe strong --out model/shipped/default.keras
 	$(PY) -m model.litert model/shipped/default.keras model/shipped/default.tflite
 
 clean:

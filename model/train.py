@@ -1,6 +1,6 @@
 """Train a network on MNIST, evaluate it on the 10,000 test images, and describe it in a model card.
 
-python -m model.train --arch default --epochs 9 --out model/shipped/default.keras
+python -m model.train --recipe strong --out model/shipped/default.keras
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 
 from model import classic, runtime
-from model.catalog import ARCHITECTURES, CLASSIC_ARCHITECTURES, ConfigError, TrainConfig, parse_train_config
+from model.catalog import (
+    ARCHITECTURES,
+    CLASSIC_ARCHITECTURES,
+    DEFAULT_RECIPE,
+    RECIPES,
+    ConfigError,
+    TrainConfig,
+    parse_train_config,
+)
 from model.data import Mnist, load_mnist
 
 runtime.quiet_tensorflow()
@@ -32,6 +40,7 @@ from model.augment import augment_batch  # noqa: E402
 from model.formats import SUFFIXES  # noqa: E402
 
 ProgressFn = Callable[[dict], None]
+TEST_IMAGES = 10_000  # MNIST's test set, on which every trained model is scored
 StopFn = Callable[[], bool]
 
 
@@ -48,6 +57,9 @@ MAX_REPEATS = 50
 # accuracy (-0.06 points against -0.17 for the fine-tuned weights alone) and half of what the
 # corrections taught (+15 points on unseen outlined digits against +24; README, "The feedback loop").
 FINE_TUNED_SHARE = 0.5
+# Targets of 0.91 and 0.01, not 1 and 0: the network stops pushing its confidence up for ever and
+# generalises better (measured here, ten epochs of default: 99.62 % against 99.49 % without).
+LABEL_SMOOTHING = 0.1
 
 
 @dataclass(frozen=True)
@@ -175,30 +187,34 @@ def train(
 
 def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbose, base=None):
     keras.utils.set_random_seed(config.seed)
-    network = keras_files.load(base) if base is not None else architectures.build(config.arch)
+    network = architectures.build(config.arch, training=True)
     if base is not None:
+        base_weights = keras_files.load(base).get_weights()
+        network.set_weights(base_weights)
         # Fine-tuning keeps the batch-norm statistics the base learned on all of MNIST: updated on
         # one short pass heavy with corrections, they drift and cost MNIST accuracy.
         for layer in network.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-        base_weights = [w.copy() for w in network.get_weights()]
     steps_per_epoch = int(np.ceil(len(x_fit) / config.batch_size))
     network.compile(
         optimizer=keras.optimizers.Adam(_schedule(config.effective_learning_rate, steps_per_epoch * config.epochs)),
-        loss="categorical_crossentropy",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=LABEL_SMOOTHING),
         metrics=["accuracy"],
     )
-    reporter = _Reporter(config, steps_per_epoch, progress, should_stop)
+    reporter = _Reporter(config, steps_per_epoch, len(x_val), progress, should_stop)
     network.fit(
-        _dataset(x_fit, y_fit, config.batch_size, augment=config.augment, shuffle=True, seed=config.seed),
-        validation_data=_dataset(x_val, y_val, 512) if len(x_val) else None,
+        _batches(x_fit, y_fit, config, _augmented_epochs(config, fine_tuning=base is not None)),
+        steps_per_epoch=steps_per_epoch,
+        validation_data=_validation_batches(x_val, y_val) if len(x_val) else None,
         epochs=config.epochs,
+        shuffle=False,  # the stream is shuffled per epoch
         callbacks=[reporter],
         verbose=verbose,
     )
     if reporter.cancelled:
         raise Cancelled(f"cancelled in epoch {reporter.epoch + 1} of {config.epochs}")
+    network = architectures.for_serving(config.arch, network)
     if base is not None:
         share, tuned = FINE_TUNED_SHARE, network.get_weights()
         network.set_weights([(1 - share) * w0 + share * w1 for w0, w1 in zip(base_weights, tuned, strict=True)])
@@ -300,8 +316,9 @@ def to_input(images: np.ndarray) -> np.ndarray:
 
 
 def _schedule(peak: float, total_steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
-    """Short linear warm-up, then cosine decay to zero: reaches a good optimum in few epochs."""
-    warmup = max(1, total_steps // 20)
+    """One cycle: a linear warm-up over the first fifth, then cosine decay to zero (a good optimum
+    in one or two epochs: measured here, 99.3 % after two)."""
+    warmup = max(1, total_steps // 5)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak / 10,
         decay_steps=max(1, total_steps - warmup),
@@ -310,25 +327,68 @@ def _schedule(peak: float, total_steps: int) -> keras.optimizers.schedules.Learn
     )
 
 
-def _dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, augment: bool = False, shuffle: bool = False, seed: int = 0
-):
-    data = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size).map(
-        lambda images, labels: (tf.cast(images, tf.float32)[..., None] / 255.0, tf.one_hot(labels, 10)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    if augment:
-        data = data.map(lambda images, labels: (augment_batch(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
+def _augmented_epochs(config: TrainConfig, fine_tuning: bool) -> range:
+    """The epochs (from 0) whose images are distorted (model/augment.py).
+
+    Trained from scratch, the first epoch sees the digits as they are (a network learns fastest
+    from them) and so does the last of three or more (it settles on real strokes); the
+    distortions in between teach what real-world digits add. A fine-tuning run distorts all its epochs.
+    """
+    if not config.augment:
+        return range(0)
+    if fine_tuning or config.epochs == 1:
+        return range(config.epochs)
+    return range(1, config.epochs - 1 if config.epochs >= 3 else config.epochs)
+
+
+def _batches(x: np.ndarray, y: np.ndarray, config: TrainConfig, augmented: range):
+    """One stream of (images, one-hot labels) batches for all of training: each epoch in a new order
+    (set by the seed), distorted in the ``augmented`` epochs.
+
+    The images stay uint8 in memory until a batch is gathered, and there is one batch in flight:
+    a training worker shares two cores with predict workers, so no thread pools of its own.
+    """
+    images, labels = tf.constant(x), tf.constant(y.astype(np.int64))
+    count, epochs, seed = len(x), config.epochs, tf.constant(config.seed, tf.int64)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(config.batch_size).map(lambda ids: (epoch, ids))
+
+    def gather(epoch, ids):
+        batch = tf.cast(tf.gather(images, ids), tf.float32)[..., None] / 255.0
+        if augmented:
+            distort = tf.logical_and(epoch >= augmented.start, epoch < augmented.stop)
+            batch = tf.cond(distort, lambda: augment_batch(batch), lambda: batch)
+        return batch, tf.one_hot(tf.gather(labels, ids), 10)
+
+    stream = tf.data.Dataset.range(epochs).flat_map(epoch_batches).map(gather)
+    return stream.prefetch(1).with_options(_NO_AUTOTUNE)
+
+
+def _validation_batches(x: np.ndarray, y: np.ndarray):
+    """The validation images in batches of a thousand, in order (the same every epoch)."""
+    data = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64))).batch(1000)
+    data = data.map(lambda images, labels: (tf.cast(images, tf.float32)[..., None] / 255.0, tf.one_hot(labels, 10)))
+    return data.with_options(_NO_AUTOTUNE)
+
+
+_NO_AUTOTUNE = tf.data.Options()
+_NO_AUTOTUNE.autotune.enabled = False
 
 
 class _Reporter(keras.callbacks.Callback):
-    """Turns Keras's callbacks into progress dicts and checks for cancellation after every batch."""
+    """Turns Keras's callbacks into progress dicts and checks for cancellation after every batch.
 
-    def __init__(self, config: TrainConfig, steps: int, progress: ProgressFn | None, should_stop: StopFn | None):
+    The ETA is the pace of the batches so far (the first batch, which builds the graph, left out)
+    times what is left, plus the validation passes and the final test: so a job of under a minute
+    shows a right ETA from its first seconds, not one inflated by its start-up.
+    """
+
+    # A test or validation image costs about this share of a training image (forward pass only).
+    EVALUATION_SHARE = 0.3
+
+    def __init__(self, config: TrainConfig, steps: int, validation_images: int, progress, should_stop):
         super().__init__()
         self.config, self.steps = config, steps
         self.progress, self.should_stop = progress, should_stop
@@ -337,6 +397,8 @@ class _Reporter(keras.callbacks.Callback):
         self.cancelled = False
         self.started = time.perf_counter()
         self.last_report = 0.0
+        self.paced_from: tuple[float, int] | None = None  # (time, steps done) after the first batch
+        self.validation_images = validation_images
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -346,6 +408,9 @@ class _Reporter(keras.callbacks.Callback):
             self.cancelled = True
             self.model.stop_training = True
         now = time.perf_counter()
+        done = self.epoch * self.steps + batch + 1
+        if self.paced_from is None:
+            self.paced_from = (now, done)
         if now - self.last_report >= 0.5:
             self.last_report = now
             self._report(batch + 1, logs)
@@ -360,12 +425,23 @@ class _Reporter(keras.callbacks.Callback):
         )
         self._report(self.steps, logs)
 
+    def eta(self, done: int) -> float | None:
+        """Seconds until the model is trained and tested, from the pace measured so far."""
+        if self.paced_from is None or done - self.paced_from[1] < 3:
+            return None
+        since, from_step = self.paced_from
+        per_step = (time.perf_counter() - since) / (done - from_step)
+        validations_left = self.config.epochs - len(self.history)
+        to_evaluate = TEST_IMAGES + self.validation_images * validations_left
+        evaluating = to_evaluate * self.EVALUATION_SHARE * per_step / self.config.batch_size
+        return (self.config.epochs * self.steps - done) * per_step + evaluating
+
     def _report(self, batch: int, logs: dict | None) -> None:
         if not self.progress:
             return
         elapsed = time.perf_counter() - self.started
         done = self.epoch * self.steps + batch
-        total = self.config.epochs * self.steps
+        eta = self.eta(done)
         self.progress(
             {
                 "epoch": self.epoch + 1,
@@ -373,7 +449,9 @@ class _Reporter(keras.callbacks.Callback):
                 "batch": batch,
                 "batches": self.steps,
                 "elapsed_s": round(elapsed, 1),
-                "eta_s": round(elapsed * (total - done) / done, 1) if done else None,
+                "eta_s": round(eta, 1) if eta is not None else None,
+                # The share of the expected time behind us: what a progress bar shows.
+                "fraction": round(elapsed / (elapsed + eta), 4) if eta is not None else None,
                 "loss": round(float((logs or {}).get("loss", float("nan"))), 5),
                 "accuracy": round(float((logs or {}).get("accuracy", float("nan"))), 5),
                 "history": list(self.history),
@@ -383,9 +461,11 @@ class _Reporter(keras.callbacks.Callback):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", choices=RECIPES, default=DEFAULT_RECIPE)
     parser.add_argument("--arch", choices=ARCHITECTURES, default="default")
-    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learning-rate", type=float, default=None, help="peak learning rate (default: per arch)")
     parser.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
@@ -394,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_train_config(
             {
+                "recipe": args.recipe,
                 "arch": args.arch,
                 "epochs": args.epochs,
                 "batch_size": args.batch_size,
@@ -402,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
                 "train_limit": args.train_limit,
             }
         )
-        trained = train(config, verbose=1)
+        trained = train(replace(config, seed=args.seed), verbose=1)
     except (ConfigError, runtime.DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from model.catalog import ConfigError, TrainConfig, parse_train_config
+from model.catalog import RECIPES, ConfigError, TrainConfig, parse_train_config
 
 
 def test_defaults():
     config = parse_train_config({})
     assert config == TrainConfig()
-    assert config.effective_learning_rate == 3e-3
+    assert (config.recipe, config.epochs) == ("fast", RECIPES["fast"])
+    assert config.effective_learning_rate == 5e-3
     assert parse_train_config({"arch": "seed"}).effective_learning_rate == 1e-3
+
+
+def test_a_recipe_sets_the_epochs_unless_they_are_given():
+    assert parse_train_config({"recipe": "strong"}).epochs == RECIPES["strong"] > RECIPES["fast"]
+    assert parse_train_config({"recipe": "strong", "epochs": 3}).epochs == 3
 
 
 def test_accepts_valid_values():
@@ -26,6 +32,7 @@ def test_accepts_valid_values():
     ("raw", "message"),
     [
         ({"arch": "resnet"}, "arch must be one of"),
+        ({"recipe": "slow"}, r"recipe must be one of \['fast', 'strong'\]"),
         ({"epochs": 0}, r"epochs must be in \[1, 100\]"),
         ({"epochs": 10**9}, r"epochs must be in \[1, 100\]"),
         ({"epochs": 2.5}, "epochs must be an integer"),

@@ -1,0 +1,68 @@
+"""Training in this process: the fast form it trains in, the plain network it hands over, the progress it reports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model import architectures, keras_files
+from model.catalog import parse_train_config
+from model.train import predict_in_batches, train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(mnist):
+    updates: list[dict] = []
+    model = train(parse_train_config({"train_limit": 3000}), mnist, progress=updates.append)
+    return model, updates
+
+
+def test_the_trained_network_is_plain_float32_keras(trained, mnist):
+    model, _ = trained
+    loaded = keras_files.load(model.to_bytes())  # safe mode: no custom layer may be needed to read it
+    assert not any(isinstance(layer, architectures.TrainingBatchNormalization) for layer in loaded.layers)
+    assert {layer.dtype_policy.name for layer in loaded.layers} == {"float32"}
+    same = predict_in_batches(loaded, mnist.x_test[:500])
+    assert np.allclose(same, predict_in_batches(model.model, mnist.x_test[:500]), atol=1e-5)
+    assert (same.argmax(1) == mnist.y_test[:500]).mean() == pytest.approx(model.card["test_accuracy"], abs=0.03)
+
+
+def test_the_training_form_computes_what_the_served_form_does(mnist):
+    """Same weights, same answers (bfloat16 against float32: to about a percent of probability)."""
+    training = architectures.build("default", training=True)
+    served = architectures.for_serving("default", training)
+    images = mnist.x_test[:64].astype(np.float32)[..., None] / 255.0
+    fast, plain = training(images, training=False).numpy(), served(images, training=False).numpy()
+    assert np.abs(fast - plain).max() < 0.02
+
+
+def test_the_fast_recipe_trains_its_epochs_and_learns(trained):
+    model, _ = trained
+    card = model.card
+    assert card["hyperparameters"]["recipe"] == "fast" and card["epochs"] == 2
+    assert [entry["epoch"] for entry in card["history"]] == [1, 2]
+    assert card["test_accuracy"] > 0.5  # chance is 0.1; 2,700 images seen twice (44 steps)
+
+
+def test_progress_says_how_far_in_time_and_what_is_left(trained):
+    _, updates = trained
+    paced = [u for u in updates if u["eta_s"] is not None]
+    assert paced, "no update carried an ETA"
+    fractions = [u["fraction"] for u in paced]
+    assert all(0 < f < 1 for f in fractions) and fractions[-1] > fractions[0]
+    assert [u["eta_s"] for u in paced][-1] < paced[0]["eta_s"]
+    first = paced[0]
+    assert (first["epoch"], first["batch"]) < (2, 1), "the ETA came only in the last epoch"
+
+
+def test_batch_norm_trains_with_the_fused_kernel():
+    """The training form's speed rests on it: a layer that fell back to Keras's composed batch norm
+    would train correctly at half the speed, and nothing else would say so."""
+    import tensorflow as tf
+
+    layer = architectures.TrainingBatchNormalization()
+    layer.build((None, 8, 8, 4))
+    graph = tf.function(lambda x: layer(x, training=True)).get_concrete_function(tf.TensorSpec((2, 8, 8, 4))).graph
+    assert any(op.type.startswith("FusedBatchNorm") for op in graph.get_operations())
