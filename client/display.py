@@ -30,7 +30,11 @@ def progress_line(progress: dict) -> str:
     batch, batches = progress.get("batch", 0), progress.get("batches", 0)
     total = epochs * batches
     done = (max(epoch, 1) - 1) * batches + batch
-    filled = round(BAR_WIDTH * done / total) if total else 0
+    # The share of the expected time (evaluation included) when the worker could tell; else of the batches.
+    share = progress.get("fraction")
+    if not isinstance(share, int | float):
+        share = done / total if total else 0
+    filled = round(BAR_WIDTH * min(max(share, 0), 1))
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
     parts = [f"epoch {epoch}/{epochs} [{bar}] batch {batch}/{batches}"]
     for name in ("loss", "accuracy"):

@@ -119,6 +119,17 @@ def test_training_reports_progress_every_epoch_and_stores_a_version(fleet):
     assert download.status_code == 200 and len(download.content) == card["file_bytes"]
 
 
+def test_a_job_without_parameters_trains_the_fast_recipe(fleet):
+    """What the Train page and digits train send by default (on fewer images: the shape, not the time)."""
+    job = wait_for(fleet.web_url, start_training(fleet, train_limit=2000), timeout=300)
+    assert job["status"] == "succeeded", job
+    assert {"model_version", "test_accuracy", "activated", "card"} <= set(job["result"])
+    hyperparameters = job["result"]["card"]["hyperparameters"]
+    assert (hyperparameters["recipe"], hyperparameters["arch"], hyperparameters["epochs"]) == ("fast", "default", 2)
+    assert hyperparameters["augment"] is True
+    assert 0 < job["progress"]["fraction"] <= 1
+
+
 def test_if_better_keeps_the_better_active_model(fleet):
     job = wait_for(fleet.web_url, start_training(fleet, arch="seed", epochs=1, train_limit=1000, activate="if-better"))
     assert job["status"] == "succeeded" and job["result"]["activated"] is False

@@ -11,7 +11,7 @@ import datetime as dt
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from jobs.records import TERMINAL, is_job_id
-from model.catalog import ARCHITECTURES, RANGES, TrainConfig
+from model.catalog import ARCHITECTURES, RANGES, RECIPES, TrainConfig
 from web.auth import predict_token_if_configured
 from web.images import check_image
 from web.security import require_secret_key
@@ -69,7 +69,9 @@ def jobs_page():
 
 @bp.get("/train")
 def train_page():
-    return render_template("train.html", architectures=ARCHITECTURES, ranges=RANGES, defaults=TrainConfig())
+    # Epochs left empty: the chosen recipe decides (the placeholder says how many).
+    defaults = TrainConfig().to_dict() | {"epochs": None}
+    return render_template("train.html", architectures=ARCHITECTURES, ranges=RANGES, recipes=RECIPES, defaults=defaults)
 
 
 @bp.get("/models")

@@ -24,6 +24,7 @@ $("train-fields").disabled = false;
 function parameters() {
   const number = (id) => (form.elements[id].value === "" ? undefined : Number(form.elements[id].value));
   const params = {
+    recipe: form.elements.recipe.value,
     arch: form.elements.arch.value,
     epochs: number("epochs"),
     batch_size: number("batch_size"),
@@ -97,8 +98,9 @@ function show(job) {
   const progress = job.progress;
   const bar = $("run-progress");
   if (progress) {
+    // The share of the expected time (evaluation included) when the worker could tell; else of the batches.
     const done = (progress.epoch - 1) * progress.batches + progress.batch;
-    bar.value = done / (progress.epochs * progress.batches);
+    bar.value = progress.fraction ?? done / (progress.epochs * progress.batches);
     const sample = [(progress.epoch - 1) + progress.batch / progress.batches, progress.loss, progress.accuracy];
     const last = followed.samples.at(-1);
     if (!last || last[0] !== sample[0]) followed.samples.push(sample);
