@@ -278,6 +278,7 @@ def progress_value(page) -> float:
 def test_training_from_the_page_then_activate_and_roll_back(page, browser, stack):
     page.goto("/train")
     page.get_by_label("API token").fill(TOKEN)
+    expect(page.get_by_label("Recipe")).to_have_value("fast")  # what a job without parameters trains
     page.get_by_label("Architecture").select_option("seed")
     # Long enough (a few seconds) that progress, written every second, shows between start and end.
     page.get_by_label("Epochs").fill("4")
