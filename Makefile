@@ -37,7 +37,7 @@ bench: $(VENV)/.installed  ## throughput and latency of the whole service agains
 bench-shared: $(VENV)/.installed  ## a polite client's latency while another client misbehaves (~1 min)
 	$(PY) -m bench.shared
 
-compare: $(VENV)/.installed  ## accuracy, training time and prediction cost of every architecture
+compare: $(VENV)/.installed  ## accuracy, training time and prediction cost of every recipe (3 seeds) and architecture (~20 min)
 	$(PY) -m model.compare
 
 train: $(VENV)/.installed  ## retrain the shipped default model (and its LiteRT export beside it)
