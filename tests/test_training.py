@@ -66,3 +66,13 @@ def test_batch_norm_trains_with_the_fused_kernel():
     layer.build((None, 8, 8, 4))
     graph = tf.function(lambda x: layer(x, training=True)).get_concrete_function(tf.TensorSpec((2, 8, 8, 4))).graph
     assert any(op.type.startswith("FusedBatchNorm") for op in graph.get_operations())
+
+
+def test_confidence_is_calibrated_on_held_out_digits(trained, mnist):
+    """Label smoothing leaves a network saying about 0.9 when it is nearly always right; the
+    temperature fitted on the validation split makes the mean confidence match the accuracy."""
+    model, _ = trained
+    assert model.card["temperature"] < 1  # sharpened: smoothing had made it shy
+    probabilities = predict_in_batches(model.model, mnist.x_test[:2000])
+    accuracy = (probabilities.argmax(1) == mnist.y_test[:2000]).mean()
+    assert abs(probabilities.max(1).mean() - accuracy) < 0.05
