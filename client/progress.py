@@ -35,6 +35,8 @@ class ProgressDisplay:
         progress = record.get("progress")
         if not progress:
             return
+        if status == "succeeded":  # tested and stored too: the bar, which counts them in, is full
+            progress = {**progress, "fraction": 1.0, "eta_s": 0}
         line = progress_line(progress)
         if line == self._last_line:
             return
