@@ -58,6 +58,18 @@ def test_the_served_document_is_valid_openapi_with_the_running_limits(web):
     assert images["schema"]["properties"]["images"]["maxItems"] == 1000  # MAX_IMAGES_PER_REQUEST
 
 
+def test_the_training_parameters_documented_are_those_accepted(web):
+    from dataclasses import fields
+
+    from model.catalog import RECIPES, TrainConfig
+
+    served = requests.get(f"{web.web_url}/api/v1/openapi.json", timeout=10).json()
+    documented = served["components"]["schemas"]["TrainingRequest"]["properties"]
+    accepted = {f.name for f in fields(TrainConfig)} - {"validation_size", "seed"} | {"activate"}
+    assert set(documented) == accepted
+    assert documented["recipe"]["enum"] == list(RECIPES)
+
+
 def test_responses_of_a_training_submission_match_the_document(web):
     served = requests.get(f"{web.web_url}/api/v1/openapi.json", timeout=10).json()
     accepted = requests.post(
