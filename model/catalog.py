@@ -76,7 +76,7 @@ def parse_train_config(raw: dict) -> TrainConfig:
         raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
     values: dict = {}
     recipe = raw.get("recipe", DEFAULT_RECIPE)
-    if recipe not in RECIPES:
+    if not isinstance(recipe, str) or recipe not in RECIPES:
         raise ConfigError(f"recipe must be one of {list(RECIPES)}, got {recipe!r}"[:300])
     values["recipe"], values["epochs"] = recipe, RECIPES[recipe]
     arch = raw.get("arch", TrainConfig.arch)

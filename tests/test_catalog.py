@@ -33,6 +33,8 @@ def test_accepts_valid_values():
     [
         ({"arch": "resnet"}, "arch must be one of"),
         ({"recipe": "slow"}, r"recipe must be one of \['fast', 'strong'\]"),
+        ({"recipe": {}}, "recipe must be one of"),  # unhashable: once a 500 (schemathesis)
+        ({"recipe": None}, "recipe must be one of"),
         ({"epochs": 0}, r"epochs must be in \[1, 100\]"),
         ({"epochs": 10**9}, r"epochs must be in \[1, 100\]"),
         ({"epochs": 2.5}, "epochs must be an integer"),
