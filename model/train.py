@@ -38,6 +38,7 @@ import tensorflow as tf  # noqa: E402
 from model import architectures, keras_files  # noqa: E402
 from model.augment import augment_batch  # noqa: E402
 from model.formats import SUFFIXES  # noqa: E402
+from model.fragments import fragments as cut_fragments  # noqa: E402
 
 ProgressFn = Callable[[dict], None]
 TEST_IMAGES = 10_000  # MNIST's test set, on which every trained model is scored
@@ -60,6 +61,9 @@ FINE_TUNED_SHARE = 0.5
 # Targets of 0.91 and 0.01, not 1 and 0: the network stops pushing its confidence up for ever and
 # generalises better (measured here, ten epochs of default: 99.62 % against 99.49 % without).
 LABEL_SMOOTHING = 0.1
+# Fragments (model/fragments.py) in each batch, per digit, when training shows them: measured,
+# 0.25 (of 20,000) read 90.2 % of 500 held-out touching 4-digit numbers right, 0.5 (of 40,000) 89.0 %.
+FRAGMENTS_PER_BATCH = 0.25
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,9 @@ def train(
     evaluate it on the full test set and on the held-out ``corrections``.
 
     With ``config.include_feedback``, the corrections' training share is mixed into the training
-    images, each repeated :func:`repeats_for` times (augmented like the rest).
+    images, each repeated :func:`repeats_for` times (augmented like the rest). With
+    ``config.fragments``, a Keras network also learns that so many fragments of numbers made of
+    its training digits are no digit (model/fragments.py).
 
     ``progress`` receives a dict (epoch, batch, elapsed and ETA seconds, per-epoch history) at
     most every half second and after each epoch; ``should_stop`` is asked after every batch
@@ -152,7 +158,8 @@ def train(
         model, history, details, file_format = _fit_classic(config, *split, progress, stop, threads)
         score = classic.ClassicPredictor(model).probabilities
     else:
-        model, history, details, file_format = _fit_keras(config, *split, progress, stop, verbose, base)
+        fragments = cut_fragments(*split[:2], config.fragments, config.seed) if config.fragments else None
+        model, history, details, file_format = _fit_keras(config, *split, progress, stop, verbose, base, fragments)
         score = functools.partial(predict_in_batches, model)
     training_seconds = time.perf_counter() - started
 
@@ -185,7 +192,7 @@ def train(
     return TrainedModel(model, card, file_format)
 
 
-def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbose, base=None):
+def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbose, base=None, fragments=None):
     keras.utils.set_random_seed(config.seed)
     network = architectures.build(config.arch, training=True)
     if base is not None:
@@ -200,11 +207,11 @@ def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbos
     network.compile(
         optimizer=keras.optimizers.Adam(_schedule(config.effective_learning_rate, steps_per_epoch * config.epochs)),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=LABEL_SMOOTHING),
-        metrics=["accuracy"],
+        metrics=[_DigitAccuracy()],
     )
     reporter = _Reporter(config, steps_per_epoch, len(x_val), progress, should_stop)
     network.fit(
-        _batches(x_fit, y_fit, config, _augmented_epochs(config, fine_tuning=base is not None)),
+        _batches(x_fit, y_fit, config, _augmented_epochs(config, fine_tuning=base is not None), fragments),
         steps_per_epoch=steps_per_epoch,
         validation_data=_validation_batches(x_val, y_val) if len(x_val) else None,
         epochs=config.epochs,
@@ -367,28 +374,40 @@ def _augmented_epochs(config: TrainConfig, fine_tuning: bool) -> range:
     return range(1, config.epochs - 1 if config.epochs >= 3 else config.epochs)
 
 
-def _batches(x: np.ndarray, y: np.ndarray, config: TrainConfig, augmented: range):
-    """One stream of (images, one-hot labels) batches for all of training: each epoch in a new order
-    (set by the seed), distorted in the ``augmented`` epochs.
+def _batches(x: np.ndarray, y: np.ndarray, config: TrainConfig, augmented: range, fragments: np.ndarray | None = None):
+    """One stream of (images, target) batches for all of training: each epoch in a new order (set by
+    the seed), distorted in the ``augmented`` epochs. Targets are one-hot; with ``fragments`` (uint8
+    (K, 28, 28), model/fragments.py), each batch also holds a quarter as many of those, drawn at
+    random, whose target is every class alike.
 
     The images stay uint8 in memory until a batch is gathered, and there is one batch in flight:
     a training worker shares two cores with predict workers, so no thread pools of its own.
     """
     images, labels = tf.constant(x), tf.constant(y.astype(np.int64))
     count, epochs, seed = len(x), config.epochs, tf.constant(config.seed, tf.int64)
+    with_fragments = fragments is not None and len(fragments) > 0
+    if with_fragments:
+        pool, drawn = tf.constant(fragments), max(1, round(config.batch_size * FRAGMENTS_PER_BATCH))
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=tf.stack([seed, epoch]))
         return tf.data.Dataset.from_tensor_slices(order).batch(config.batch_size).map(lambda ids: (epoch, ids))
 
-    def gather(epoch, ids):
-        batch = tf.cast(tf.gather(images, ids), tf.float32)[..., None] / 255.0
+    def gather(step, epoch_and_ids):
+        epoch, ids = epoch_and_ids
+        batch, targets = tf.gather(images, ids), tf.one_hot(tf.gather(labels, ids), 10)
+        if with_fragments:
+            draw_seed = tf.stack([seed + 1, step])
+            picked = tf.random.stateless_uniform([drawn], draw_seed, maxval=len(fragments), dtype=tf.int64)
+            batch = tf.concat([batch, tf.gather(pool, picked)], 0)
+            targets = tf.concat([targets, tf.fill([drawn, 10], 0.1)], 0)
+        batch = tf.cast(batch, tf.float32)[..., None] / 255.0
         if augmented:
             distort = tf.logical_and(epoch >= augmented.start, epoch < augmented.stop)
             batch = tf.cond(distort, lambda: augment_batch(batch), lambda: batch)
-        return batch, tf.one_hot(tf.gather(labels, ids), 10)
+        return batch, targets
 
-    stream = tf.data.Dataset.range(epochs).flat_map(epoch_batches).map(gather)
+    stream = tf.data.Dataset.range(epochs).flat_map(epoch_batches).enumerate().map(gather)
     return stream.prefetch(1).with_options(_NO_AUTOTUNE)
 
 
@@ -397,6 +416,18 @@ def _validation_batches(x: np.ndarray, y: np.ndarray):
     data = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64))).batch(1000)
     data = data.map(lambda images, labels: (tf.cast(images, tf.float32)[..., None] / 255.0, tf.one_hot(labels, 10)))
     return data.with_options(_NO_AUTOTUNE)
+
+
+class _DigitAccuracy(keras.metrics.Mean):
+    """The share of digits read right; fragments (targets with no class above the rest) are not counted."""
+
+    def __init__(self, name: str = "accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        right = tf.cast(tf.argmax(y_true, axis=-1) == tf.argmax(y_pred, axis=-1), tf.float32)
+        is_digit = tf.cast(tf.reduce_max(y_true, axis=-1) > 0.5, tf.float32)
+        return super().update_state(right, sample_weight=is_digit)
 
 
 _NO_AUTOTUNE = tf.data.Options()

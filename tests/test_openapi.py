@@ -59,13 +59,11 @@ def test_the_served_document_is_valid_openapi_with_the_running_limits(web):
 
 
 def test_the_training_parameters_documented_are_those_accepted(web):
-    from dataclasses import fields
-
-    from model.catalog import RECIPES, TrainConfig
+    from model.catalog import RECIPES, request_parameters
 
     served = requests.get(f"{web.web_url}/api/v1/openapi.json", timeout=10).json()
     documented = served["components"]["schemas"]["TrainingRequest"]["properties"]
-    accepted = {f.name for f in fields(TrainConfig)} - {"validation_size", "seed"} | {"activate"}
+    accepted = request_parameters() | {"activate"}
     assert set(documented) == accepted
     assert documented["recipe"]["enum"] == list(RECIPES)
 

@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, request, url_for
 from jobs import queue
 from jobs import records as rec
 from jobs.records import TERMINAL
-from model.catalog import ConfigError, parse_training_request
+from model.catalog import NOT_REQUESTED, ConfigError, parse_training_request
 from model.store import StoreFull
 from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
@@ -148,7 +148,7 @@ def create_training_job():
         svc.store.room_for_one_more()
     except StoreFull as exc:
         raise ApiError(409, "model_store_full", str(exc)) from None
-    params = {k: v for k, v in config.to_dict().items() if k not in ("validation_size", "seed")}
+    params = {k: v for k, v in config.to_dict().items() if k not in NOT_REQUESTED}
     params["activate"] = activate
     limit = rec.Limits(jobs=svc.settings.max_queued_training)
     try:

@@ -226,7 +226,8 @@ def schemas(max_images: int) -> dict:
                 "default": DEFAULT_RECIPE,
                 "description": "how many epochs, unless given: "
                 + ", ".join(f"{name} {epochs}" for name, epochs in RECIPES.items())
-                + " (fast: about 99.2 % in under a minute; strong: the best model, about four minutes)",
+                + " (fast: about 99.2 % in under a minute; strong: the best model, about four minutes, which"
+                " also learns that parts of digits and digits run together are no digit: it reads numbers best)",
             },
             "arch": {"enum": list(ARCHITECTURES)},
             "augment": {
