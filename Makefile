@@ -40,9 +40,10 @@ bench-shared: $(VENV)/.installed  ## a polite client's latency while another cli
 compare: $(VENV)/.installed  ## accuracy, training time and prediction cost of every recipe (3 seeds) and architecture (~20 min)
 	$(PY) -m model.compare
 
-train: $(VENV)/.installed  ## retrain the shipped default model (and its LiteRT export beside it)
+train: $(VENV)/.installed  ## retrain the shipped default model, its LiteRT export and the number scoring fitted to it
 	$(PY) -m model.train --recipe strong --out model/shipped/default.keras
 	$(PY) -m model.litert model/shipped/default.keras model/shipped/default.tflite
+	$(PY) -m model.fit_number_scoring
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
