@@ -6,7 +6,9 @@ Output: (N, 10) class probabilities.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import tensorflow as tf
@@ -14,9 +16,29 @@ from keras import layers
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
-# While training, layers compute in bfloat16 (the CPU's AMX units: about 2x faster here) and keep
-# float32 weights; a trained network is rebuilt in float32 for serving (see ``build``).
-TRAINING_DTYPE = "mixed_bfloat16"
+# CPU features that multiply bfloat16 natively (Intel AMX, AVX-512 BF16), as /proc/cpuinfo names them.
+NATIVE_BFLOAT16 = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+def training_dtype(cpu_flags: frozenset[str] | None = None) -> str:
+    """The Keras dtype policy a network trains in on a CPU with ``cpu_flags`` (default: this one's).
+
+    "mixed_bfloat16" (float32 weights) where the CPU multiplies bfloat16 natively: a training step
+    about 2x faster than float32 there. Elsewhere "float32": emulated bfloat16 is far slower (measured
+    on an AVX2-only EPYC, a step of ``default`` on 160 images: 2.24 s against 0.23 s in float32).
+    Either way a trained network is rebuilt in float32 for serving (see ``build``).
+    """
+    flags = _cpu_flags() if cpu_flags is None else cpu_flags
+    return "mixed_bfloat16" if flags & NATIVE_BFLOAT16 else "float32"
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:  # not Linux: no claim of native bfloat16
+        return frozenset()
+    return next((frozenset(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), frozenset())
 
 
 class TrainingBatchNormalization(layers.BatchNormalization):
@@ -36,7 +58,7 @@ class TrainingBatchNormalization(layers.BatchNormalization):
 
 def seed(training: bool = False) -> keras.Model:
     """The network of the notebook this project grew from (about 98.5-99 % on MNIST)."""
-    dtype = TRAINING_DTYPE if training else None
+    dtype = training_dtype() if training else None
     return keras.Sequential(
         [
             keras.Input(INPUT_SHAPE),
@@ -51,7 +73,7 @@ def seed(training: bool = False) -> keras.Model:
 
 
 def _conv_bn_relu(filters: int, training: bool) -> list[keras.Layer]:
-    dtype = TRAINING_DTYPE if training else None
+    dtype = training_dtype() if training else None
     norm = TrainingBatchNormalization if training else layers.BatchNormalization
     return [
         layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype=dtype),
@@ -65,7 +87,7 @@ def default(training: bool = False) -> keras.Model:
 
     One convolution at full resolution (a second one there would cost more than the rest together).
     """
-    dtype = TRAINING_DTYPE if training else None
+    dtype = training_dtype() if training else None
     return keras.Sequential(
         [
             keras.Input(INPUT_SHAPE),

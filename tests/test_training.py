@@ -29,6 +29,15 @@ def test_the_trained_network_is_plain_float32_keras(trained, mnist):
     assert (same.argmax(1) == mnist.y_test[:500]).mean() == pytest.approx(model.card["test_accuracy"], abs=0.03)
 
 
+def test_training_computes_in_bfloat16_only_where_the_cpu_does_it_natively():
+    """Emulated bfloat16 (an AVX2-only CPU) trained ten times slower than float32."""
+    assert architectures.training_dtype(frozenset({"avx2", "fma"})) == "float32"
+    assert architectures.training_dtype(frozenset({"avx2", "amx_bf16", "amx_tile"})) == "mixed_bfloat16"
+    assert architectures.training_dtype(frozenset({"avx512f", "avx512_bf16"})) == "mixed_bfloat16"
+    machine = architectures.training_dtype()
+    assert {layer.dtype_policy.name for layer in architectures.build("default", training=True).layers[:-1]} == {machine}
+
+
 def test_the_training_form_computes_what_the_served_form_does(mnist):
     """Same weights, same answers (bfloat16 against float32: to about a percent of probability)."""
     training = architectures.build("default", training=True)
