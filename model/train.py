@@ -38,7 +38,7 @@ import tensorflow as tf  # noqa: E402
 from model import architectures, keras_files  # noqa: E402
 from model.augment import augment_batch  # noqa: E402
 from model.formats import SUFFIXES  # noqa: E402
-from model.fragments import fragments as cut_fragments  # noqa: E402
+from model.fragments import NumberParts, number_parts  # noqa: E402
 
 ProgressFn = Callable[[dict], None]
 TEST_IMAGES = 10_000  # MNIST's test set, on which every trained model is scored
@@ -64,6 +64,10 @@ LABEL_SMOOTHING = 0.1
 # Fragments (model/fragments.py) in each batch, per digit, when training shows them: measured,
 # 0.25 (of 20,000) read 90.2 % of 500 held-out touching 4-digit numbers right, 0.5 (of 40,000) 89.0 %.
 FRAGMENTS_PER_BATCH = 0.25
+# ... and digits as they were cut out of touching numbers, with their labels: measured, two epochs
+# of fine-tuning the shipped network with them read 904 of 1,000 held-out touching numbers right
+# against 896 without them.
+CUT_DIGITS_PER_BATCH = 0.125
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,8 @@ def train(
     With ``config.include_feedback``, the corrections' training share is mixed into the training
     images, each repeated :func:`repeats_for` times (augmented like the rest). With
     ``config.fragments``, a Keras network also learns that so many fragments of numbers made of
-    its training digits are no digit (model/fragments.py).
+    its training digits are no digit, and what their digits look like as cut out of touching
+    numbers (model/fragments.py).
 
     ``progress`` receives a dict (epoch, batch, elapsed and ETA seconds, per-epoch history) at
     most every half second and after each epoch; ``should_stop`` is asked after every batch
@@ -158,8 +163,8 @@ def train(
         model, history, details, file_format = _fit_classic(config, *split, progress, stop, threads)
         score = classic.ClassicPredictor(model).probabilities
     else:
-        fragments = cut_fragments(*split[:2], config.fragments, config.seed) if config.fragments else None
-        model, history, details, file_format = _fit_keras(config, *split, progress, stop, verbose, base, fragments)
+        parts = number_parts(*split[:2], config.fragments, config.seed) if config.fragments else None
+        model, history, details, file_format = _fit_keras(config, *split, progress, stop, verbose, base, parts)
         score = functools.partial(predict_in_batches, model)
     training_seconds = time.perf_counter() - started
 
@@ -192,7 +197,7 @@ def train(
     return TrainedModel(model, card, file_format)
 
 
-def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbose, base=None, fragments=None):
+def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbose, base=None, parts=None):
     keras.utils.set_random_seed(config.seed)
     network = architectures.build(config.arch, training=True)
     if base is not None:
@@ -211,7 +216,7 @@ def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbos
     )
     reporter = _Reporter(config, steps_per_epoch, len(x_val), progress, should_stop)
     network.fit(
-        _batches(x_fit, y_fit, config, _augmented_epochs(config, fine_tuning=base is not None), fragments),
+        _batches(x_fit, y_fit, config, _augmented_epochs(config, fine_tuning=base is not None), parts),
         steps_per_epoch=steps_per_epoch,
         validation_data=_validation_batches(x_val, y_val) if len(x_val) else None,
         epochs=config.epochs,
@@ -374,20 +379,25 @@ def _augmented_epochs(config: TrainConfig, fine_tuning: bool) -> range:
     return range(1, config.epochs - 1 if config.epochs >= 3 else config.epochs)
 
 
-def _batches(x: np.ndarray, y: np.ndarray, config: TrainConfig, augmented: range, fragments: np.ndarray | None = None):
+def _batches(x: np.ndarray, y: np.ndarray, config: TrainConfig, augmented: range, parts: NumberParts | None = None):
     """One stream of (images, target) batches for all of training: each epoch in a new order (set by
-    the seed), distorted in the ``augmented`` epochs. Targets are one-hot; with ``fragments`` (uint8
-    (K, 28, 28), model/fragments.py), each batch also holds a quarter as many of those, drawn at
-    random, whose target is every class alike.
+    the seed), distorted in the ``augmented`` epochs. Targets are one-hot; with ``parts``
+    (model/fragments.py), each batch also holds FRAGMENTS_PER_BATCH as many fragments, drawn at
+    random, whose target is every class alike, and CUT_DIGITS_PER_BATCH as many digits cut out of
+    touching numbers, with their labels.
 
     The images stay uint8 in memory until a batch is gathered, and there is one batch in flight:
     a training worker shares two cores with predict workers, so no thread pools of its own.
     """
     images, labels = tf.constant(x), tf.constant(y.astype(np.int64))
     count, epochs, seed = len(x), config.epochs, tf.constant(config.seed, tf.int64)
-    with_fragments = fragments is not None and len(fragments) > 0
-    if with_fragments:
-        pool, drawn = tf.constant(fragments), max(1, round(config.batch_size * FRAGMENTS_PER_BATCH))
+    pools = []  # (images, targets, drawn per batch)
+    if parts is not None and len(parts.fragments):
+        no_digit = np.full((len(parts.fragments), 10), 0.1, np.float32)
+        pools.append((parts.fragments, no_digit, FRAGMENTS_PER_BATCH))
+    if parts is not None and len(parts.digits) and CUT_DIGITS_PER_BATCH:
+        pools.append((parts.digits, np.eye(10, dtype=np.float32)[parts.labels], CUT_DIGITS_PER_BATCH))
+    pools = [(tf.constant(i), tf.constant(t), max(1, round(config.batch_size * share))) for i, t, share in pools]
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=tf.stack([seed, epoch]))
@@ -396,11 +406,11 @@ def _batches(x: np.ndarray, y: np.ndarray, config: TrainConfig, augmented: range
     def gather(step, epoch_and_ids):
         epoch, ids = epoch_and_ids
         batch, targets = tf.gather(images, ids), tf.one_hot(tf.gather(labels, ids), 10)
-        if with_fragments:
-            draw_seed = tf.stack([seed + 1, step])
-            picked = tf.random.stateless_uniform([drawn], draw_seed, maxval=len(fragments), dtype=tf.int64)
+        for n, (pool, pool_targets, drawn) in enumerate(pools):
+            draw_seed = tf.stack([seed + 1 + n, step])
+            picked = tf.random.stateless_uniform([drawn], draw_seed, maxval=pool.shape[0], dtype=tf.int64)
             batch = tf.concat([batch, tf.gather(pool, picked)], 0)
-            targets = tf.concat([targets, tf.fill([drawn, 10], 0.1)], 0)
+            targets = tf.concat([targets, tf.gather(pool_targets, picked)], 0)
         batch = tf.cast(batch, tf.float32)[..., None] / 255.0
         if augmented:
             distort = tf.logical_and(epoch >= augmented.start, epoch < augmented.stop)

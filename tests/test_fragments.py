@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model.catalog import RECIPE_FRAGMENTS, ConfigError, parse_train_config
-from model.fragments import fragment_mask, fragments
+from model.fragments import NumberParts, cut_digit_of, fragment_mask, fragments, number_parts
 from model.predictor import Predictor
 from model.store import SHIPPED_MODEL
 
@@ -19,6 +19,24 @@ def test_a_true_digit_is_no_fragment_but_parts_and_mergers_are():
     truth = [DIGIT_A, DIGIT_B, NARROW_ONE]
     candidates = [(1, 0, 20, 30), (0, 0, 7, 30), (0, 0, 40, 30), (18, 0, 46, 30), (10, 0, 28, 30)]
     assert fragment_mask(candidates, truth).tolist() == [False, True, True, True, True]
+
+
+def test_a_candidate_near_one_true_digit_is_that_digit_as_cut():
+    truth = [DIGIT_A, DIGIT_B, NARROW_ONE]
+    candidates = [(1, 0, 20, 30), (0, 0, 22, 30), (18, 0, 41, 30), (0, 0, 7, 30), (0, 0, 40, 30), (10, 0, 28, 30)]
+    assert cut_digit_of(candidates, truth).tolist() == [0, 0, 1, -1, -1, -1]
+
+
+def test_touching_numbers_give_their_digits_as_cut_with_labels(mnist):
+    images, labels = mnist.x_train[10_000:11_000], mnist.y_train[10_000:11_000]
+    parts = number_parts(images, labels, 150, seed=3, processes=1)
+    assert np.array_equal(parts.fragments, fragments(images, labels, 150, seed=3, processes=1))
+    assert len(parts.digits) == len(parts.labels) > 20 and parts.digits.dtype == np.uint8
+    assert set(parts.labels.tolist()) <= set(range(10)) and len(set(parts.labels.tolist())) >= 5
+    # The shipped network reads most of them as their labels (chance is 10 %): they are digits, and
+    # the labels are theirs.
+    read = Predictor.from_file(SHIPPED_MODEL).probabilities(parts.digits / 255.0).argmax(axis=1)
+    assert (read == parts.labels).mean() > 0.6
 
 
 def test_fragments_are_cut_the_same_way_every_time(mnist):
@@ -37,15 +55,16 @@ def test_the_strong_recipe_trains_with_fragments_and_no_request_sets_them():
         parse_train_config({"fragments": 10})
 
 
-def test_training_batches_hold_fragments_whose_target_is_every_class_alike(mnist):
-    from model.train import FRAGMENTS_PER_BATCH, _batches
+def test_training_batches_hold_fragments_as_every_class_alike_and_cut_digits_as_their_labels(mnist):
+    from model.train import CUT_DIGITS_PER_BATCH, FRAGMENTS_PER_BATCH, _batches
 
     config = parse_train_config({"batch_size": 16, "epochs": 1})
-    extra = round(16 * FRAGMENTS_PER_BATCH)
-    pool = np.full((5, 28, 28), 200, np.uint8)
-    images, targets = next(iter(_batches(mnist.x_train[:64], mnist.y_train[:64], config, range(0), pool)))
-    assert images.shape == (16 + extra, 28, 28, 1) and targets.shape == (16 + extra, 10)
-    assert np.allclose(targets[16:], 0.1) and np.allclose(images[16:], 200 / 255)
+    extra, cut = round(16 * FRAGMENTS_PER_BATCH), round(16 * CUT_DIGITS_PER_BATCH)
+    parts = NumberParts(np.full((5, 28, 28), 200, np.uint8), np.full((3, 28, 28), 100, np.uint8), np.array([7, 7, 7]))
+    images, targets = next(iter(_batches(mnist.x_train[:64], mnist.y_train[:64], config, range(0), parts)))
+    assert images.shape == (16 + extra + cut, 28, 28, 1) and targets.shape == (16 + extra + cut, 10)
+    assert np.allclose(targets[16 : 16 + extra], 0.1) and np.allclose(images[16 : 16 + extra], 200 / 255)
+    assert np.all(np.argmax(targets[16 + extra :], axis=1) == 7) and np.allclose(images[16 + extra :], 100 / 255)
     assert np.allclose(np.sum(targets[:16], axis=1), 1) and np.all(np.max(targets[:16], axis=1) == 1)
 
 
