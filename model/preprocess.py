@@ -19,17 +19,16 @@ from __future__ import annotations
 import argparse
 import io
 import math
-import struct
 import sys
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 from scipy import ndimage
 
-from model.image_cost import decoded_bytes
+from model import png
+from model.image_cost import bytes_per_pixel, decoded_bytes
 from settings import get_settings
 
 OVERVIEW_SIDE = 320  # the digit is looked for in an overview of at most this many pixels squared ...
@@ -70,27 +69,32 @@ def already_normalized(gray: Image.Image) -> np.ndarray | None:
 
     28x28, light ink on a black border, its half-strength box 20 pixels, its centre of mass in
     the middle: MNIST's own digits, and the output of this module. Normalising such an image again
-    would only soften it a little, at ten times the cost of this check (kept to a few whole-array
-    operations: it runs for every image).
+    would only soften it a little, at ten times the cost of this check.
     """
     if gray.size != (CANVAS, CANVAS):
         return None
-    x = np.asarray(gray)
-    row_peaks, col_peaks = x.max(axis=1), x.max(axis=0)
-    if row_peaks[0] or row_peaks[-1] or col_peaks[0] or col_peaks[-1]:
-        return None
-    peak = int(row_peaks.max())
-    if peak < 128:
-        return None
-    half = (peak + 1) // 2  # pixels at least half as bright as the brightest
-    rows, cols = np.flatnonzero(row_peaks >= half), np.flatnonzero(col_peaks >= half)
-    if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 != DIGIT_BOX:
-        return None
-    row_sums, col_sums = x.sum(axis=1), x.sum(axis=0)  # exact integers
-    total = int(row_sums.sum())
-    if abs(int(row_sums @ _INDEX) / total - CENTRE[0]) > 0.5 or abs(int(col_sums @ _INDEX) / total - CENTRE[1]) > 0.5:
-        return None
-    return x.astype(np.float32) / peak
+    return in_mnist_form(np.asarray(gray)[None])[0]
+
+
+def in_mnist_form(grays: np.ndarray) -> list[np.ndarray | None]:
+    """:func:`already_normalized` for a stack of (28, 28) uint8 images at once: per image, its
+    (28, 28) float32 pixels in [0, 1] when it is already in MNIST's form, else None."""
+    x = np.asarray(grays, dtype=np.uint8).reshape(-1, CANVAS, CANVAS)
+    row_peaks, col_peaks = x.max(axis=2), x.max(axis=1)
+    peak = row_peaks.max(axis=1).astype(np.int64)
+    half = ((peak + 1) // 2)[:, None]  # pixels at least half as bright as the brightest
+    rows, cols = row_peaks >= half, col_peaks >= half
+    row_span = CANVAS - rows[:, ::-1].argmax(axis=1) - rows.argmax(axis=1)
+    col_span = CANVAS - cols[:, ::-1].argmax(axis=1) - cols.argmax(axis=1)
+    row_sums, col_sums = x.sum(axis=2, dtype=np.int64), x.sum(axis=1, dtype=np.int64)  # exact integers
+    total = np.maximum(row_sums.sum(axis=1), 1)
+    centred = (np.abs(row_sums @ _INDEX / total - CENTRE[0]) <= 0.5) & (
+        np.abs(col_sums @ _INDEX / total - CENTRE[1]) <= 0.5
+    )
+    border = row_peaks[:, 0] | row_peaks[:, -1] | col_peaks[:, 0] | col_peaks[:, -1]
+    taken = (border == 0) & (peak >= 128) & (np.maximum(row_span, col_span) == DIGIT_BOX) & centred
+    pixels = x.astype(np.float32) / np.maximum(peak, 1).astype(np.float32)[:, None, None]
+    return [pixels[i] if ok else None for i, ok in enumerate(taken)]
 
 
 _INDEX = np.arange(CANVAS)
@@ -106,17 +110,14 @@ def decode(data: bytes, max_pixels: int | None = None, max_decoded_bytes: int | 
     max_pixels = max_pixels or settings.max_image_pixels
     max_decoded_bytes = max_decoded_bytes or settings.max_decoded_bytes
     try:
+        if plain := png.plain(data):  # the common case, without Pillow's plugin machinery
+            _refuse_costly(plain.width, plain.height, plain.mode, max_pixels, max_decoded_bytes)
+            size = (plain.width, plain.height)
+            return _to_gray(Image.frombytes(plain.mode, size, plain.compressed, "zip", plain.mode))
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            if image.width * image.height > max_pixels:
-                raise NotAnImage(f"image is {image.width}x{image.height}, over the limit of {max_pixels} pixels")
-            size = image.size
-            if (needed := decoded_bytes(image)) > max_decoded_bytes:
-                raise TooCostly(
-                    f"image is {size[0]}x{size[1]} {image.mode}: {needed} bytes decoded, over the limit of "
-                    f"{max_decoded_bytes}"
-                )
+            _refuse_costly(image.width, image.height, image.mode, max_pixels, max_decoded_bytes, decoded_bytes(image))
             image.seek(0)  # animated images: the first frame
             image.load()
             return _to_gray(ImageOps.exif_transpose(image))
@@ -124,6 +125,18 @@ def decode(data: bytes, max_pixels: int | None = None, max_decoded_bytes: int | 
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise NotAnImage(f"cannot decode image: {exc}") from exc
+
+
+def _refuse_costly(
+    width: int, height: int, mode: str, max_pixels: int, max_decoded_bytes: int, needed: int | None = None
+) -> None:
+    if width * height > max_pixels:
+        raise NotAnImage(f"image is {width}x{height}, over the limit of {max_pixels} pixels")
+    needed = needed if needed is not None else width * height * bytes_per_pixel(mode)
+    if needed > max_decoded_bytes:
+        raise TooCostly(
+            f"image is {width}x{height} {mode}: {needed} bytes decoded, over the limit of {max_decoded_bytes}"
+        )
 
 
 def _to_gray(image: Image.Image) -> Image.Image:
@@ -315,24 +328,12 @@ def _window(image: np.ndarray, top: int, left: int, height: int, width: int) -> 
 
 def to_png(image: np.ndarray) -> bytes:
     """A (28, 28) [0, 1] array as PNG bytes, exactly as the network sees it (light on dark)."""
-    # Written directly (8-bit grayscale, no filter): a third of what Pillow's encoder costs on an
-    # image this small, and this runs once per prediction.
-    pixels = np.round(image * 255).astype(np.uint8)
-    height, width = pixels.shape
-    rows = np.zeros((height, width + 1), np.uint8)  # each row starts with filter type 0
-    rows[:, 1:] = pixels
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"".join(
-        (PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)),
-         _png_chunk(b"IEND", b""))
-    )  # fmt: skip
+    return to_pngs(np.asarray(image)[None])[0]
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def to_pngs(images: np.ndarray) -> list[bytes]:
+    """:func:`to_png` of each image of an (N, 28, 28) stack (the per-pixel work done at once)."""
+    return png.gray_files(np.round(np.asarray(images) * 255).astype(np.uint8))
 
 
 def main(argv: list[str] | None = None) -> int:

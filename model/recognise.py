@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
+from PIL import Image
 
 from model.budget import OutOfTime, time_limit
-from model.preprocess import NotADigit, NotAnImage, TooCostly, preprocess, to_png
+from model.preprocess import CANVAS, NotADigit, NotAnImage, TooCostly, decode, in_mnist_form, normalize, to_pngs
 from model.segment import NumberPlan, NumberReading, TooManyDigits, plan_number
 from settings import get_settings
+
+T = TypeVar("T")
 
 
 class Predictor(Protocol):
@@ -97,6 +100,7 @@ def recognise(
     """
     readings: list[Reading | None] = [None] * len(images)
     ready: list[tuple[int, np.ndarray]] = []
+    small: list[tuple[int, Image.Image]] = []  # 28x28 images: most are in MNIST's form, checked at once below
     plans: list[tuple[int, NumberPlan]] = []
     started = time.perf_counter()
     read = 0
@@ -109,9 +113,17 @@ def recognise(
                 plans.append((index, plan))
         else:
             pixels, readings[index] = _read(data, bounds)
-            if pixels is not None:
+            if isinstance(pixels, Image.Image):
+                small.append((index, pixels))
+            elif pixels is not None:
                 ready.append((index, pixels))
         read += 1
+    checked = in_mnist_form(np.stack([np.asarray(gray) for _, gray in small])) if small else []
+    for (index, gray), pixels in zip(small, checked, strict=True):
+        if pixels is None:
+            pixels, readings[index] = _guarded(bounds, blank, normalize, gray)
+        if pixels is not None:
+            ready.append((index, pixels))
     preprocess_ms = (time.perf_counter() - started) * 1000 / max(1, read)
     waiting = [index for index, _ in ready] + [index for index, _ in plans]
     if waiting and predictor is None:
@@ -134,8 +146,9 @@ def recognise(
             "batch_size": len(inputs),
         }
         rounded = np.round(probabilities[: len(ready)].astype(np.float64), 6).tolist()
-        for (index, pixels), probs in zip(ready, rounded, strict=True):
-            readings[index] = Reading(result=_labelled(pixels, probs, predictor.version, timings))
+        shown = to_pngs(np.stack([pixels for _, pixels in ready])) if ready else []
+        for (index, _), probs, png in zip(ready, rounded, shown, strict=True):
+            readings[index] = Reading(result=_labelled(png, probs, predictor.version, timings))
         start = len(ready)
         for index, plan in plans:
             try:
@@ -147,49 +160,49 @@ def recognise(
     return readings
 
 
-def _read(data: bytes | None, bounds: Bounds) -> tuple[np.ndarray | None, Reading | None]:
-    """The network's input for one image, or the reading that says why there is none."""
+def _read(data: bytes | None, bounds: Bounds) -> tuple[np.ndarray | Image.Image | None, Reading | None]:
+    """The network's input for one image (a 28x28 image: still to be checked for MNIST's form), or
+    the reading that says why there is none."""
     if data is None:
         return None, failed("image_missing", "the job's image is no longer stored")
     if data.startswith(MNIST_PIXELS_HEADER) and len(data) == len(MNIST_PIXELS_HEADER) + 28 * 28:
         pixels = np.frombuffer(data, np.uint8, offset=len(MNIST_PIXELS_HEADER)).reshape(28, 28)
         return pixels.astype(np.float32) / 255.0, None
-    try:
-        with time_limit(bounds.seconds):
-            pixels = preprocess(data, bounds.max_pixels, bounds.max_decoded_bytes)
-    except NotAnImage as exc:
-        return None, failed("invalid_image", str(exc))
-    except NotADigit as exc:
-        return None, blank(str(exc))
-    except TooCostly as exc:
-        return None, failed("too_costly", str(exc))
-    except OutOfTime as exc:
-        return None, failed("too_costly", f"reading the image {exc}, over the limit for one image")
-    except Exception as exc:  # any other decoder failure must fail this image only
-        return None, failed("preprocessing_failed", f"{type(exc).__name__}: {exc}")
-    return pixels, None
+    return _guarded(bounds, blank, _decode_unless_small, data, bounds)
+
+
+def _decode_unless_small(data: bytes, bounds: Bounds) -> np.ndarray | Image.Image:
+    gray = decode(data, bounds.max_pixels, bounds.max_decoded_bytes)
+    return gray if gray.size == (CANVAS, CANVAS) else normalize(gray)
 
 
 def _plan(data: bytes | None, bounds: Bounds) -> tuple[NumberPlan | None, Reading | None]:
     """Every candidate digit of one image read as a number, or the reading that says why there are none."""
     if data is None:
         return None, failed("image_missing", "the job's image is no longer stored")
+    return _guarded(bounds, blank_number, plan_number, data, bounds.max_pixels, bounds.max_digits,
+                    bounds.max_decoded_bytes)  # fmt: skip
+
+
+def _guarded(
+    bounds: Bounds, blank_reading: Callable[[str], Reading], work: Callable[..., T], *args
+) -> tuple[T | None, Reading | None]:
+    """What ``work(*args)`` returns within the time for one image, or the reading that says why not."""
     try:
         with time_limit(bounds.seconds):
-            plan = plan_number(data, bounds.max_pixels, bounds.max_digits, bounds.max_decoded_bytes)
+            return work(*args), None
     except TooManyDigits as exc:
         return None, failed("too_many_digits", str(exc))
     except NotAnImage as exc:
         return None, failed("invalid_image", str(exc))
     except NotADigit as exc:
-        return None, blank_number(str(exc))
+        return None, blank_reading(str(exc))
     except TooCostly as exc:
         return None, failed("too_costly", str(exc))
     except OutOfTime as exc:
         return None, failed("too_costly", f"reading the image {exc}, over the limit for one image")
     except Exception as exc:  # any other decoder failure must fail this image only
         return None, failed("preprocessing_failed", f"{type(exc).__name__}: {exc}")
-    return plan, None
 
 
 def _numbered(reading: NumberReading, version: int | None, timings: dict) -> dict:
@@ -197,15 +210,16 @@ def _numbered(reading: NumberReading, version: int | None, timings: dict) -> dic
     and where the digit is in the image."""
     if not reading.digits:
         return {**blank_number(reading.reason or "no digits").result, "model_version": version, "timings": timings}
+    shown = to_pngs(np.stack([digit.input for digit in reading.digits]))
     digits = [
         {
             "label": digit.label,
             "confidence": round(digit.confidence, 6),
             "probabilities": [round(p, 6) for p in digit.probabilities],
             "box": list(digit.box),
-            "input_png": base64.b64encode(to_png(digit.input)).decode(),
+            "input_png": base64.b64encode(png).decode(),
         }
-        for digit in reading.digits
+        for digit, png in zip(reading.digits, shown, strict=True)
     ]
     return {
         "text": reading.text,
@@ -216,13 +230,13 @@ def _numbered(reading: NumberReading, version: int | None, timings: dict) -> dic
     }
 
 
-def _labelled(pixels: np.ndarray, probabilities: list[float], version: int | None, timings: dict) -> dict:
+def _labelled(input_png: bytes, probabilities: list[float], version: int | None, timings: dict) -> dict:
     label = max(range(len(probabilities)), key=probabilities.__getitem__)
     return {
         "label": label,
         "confidence": probabilities[label],
         "probabilities": probabilities,
         "model_version": version,
-        "input_png": base64.b64encode(to_png(pixels)).decode(),
+        "input_png": base64.b64encode(input_png).decode(),
         "timings": timings,
     }

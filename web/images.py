@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from model.image_cost import bytes_per_pixel, decoded_bytes, png_header
+from model import png
+from model.image_cost import bytes_per_pixel, decoded_bytes
 from web.errors import ApiError
 
 # MPO is the multi-picture JPEG many cameras write; its first picture is read.
@@ -38,7 +39,7 @@ def check_image(data: bytes, limits: Limits, name: str) -> str:
     if len(data) > limits.max_image_bytes:
         raise ApiError(413, "too_large", f"{name} is {len(data)} bytes, over the limit of {limits.max_image_bytes}")
     try:
-        if header := png_header(data):  # the common case, without Pillow's plugin machinery
+        if header := png.header(data):  # the common case, without Pillow's plugin machinery
             (width, height, mode), image_format = header, "PNG"
             decoded = width * height * bytes_per_pixel(mode)
         else:
