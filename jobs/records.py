@@ -11,13 +11,14 @@ The scripts below touch only the keys they are given in ``KEYS`` (all named in j
 from __future__ import annotations
 
 import datetime as dt
-import json
+import functools
 import re
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import orjson
 import redis
 
 from jobs import keys, workers
@@ -305,7 +306,7 @@ class FinishedNotice:
         """The notice in a pub/sub message's data (its ids alone when anything else is malformed)."""
         head, _, tail = data.partition(b"\n")
         try:
-            raw = json.loads(tail) if tail else {}
+            raw = orjson.loads(tail) if tail else {}
         except ValueError:
             raw = {}
         return cls(head.decode().split(), raw if isinstance(raw, dict) else {})
@@ -438,7 +439,7 @@ class JobRecords:
         if client:
             shared["client"] = client
         for name, value in (fields or {}).items():
-            shared[name] = value if isinstance(value, str) else json.dumps(value)
+            shared[name] = value if isinstance(value, str) else orjson.dumps(value).decode()
         head = {
             "now": now,
             "ttl": self.ttl,
@@ -451,7 +452,7 @@ class JobRecords:
         }
         images = list(images or ())
         images += [b""] * (count - len(images))
-        args: list = [json.dumps(head)]
+        args: list = [orjson.dumps(head)]
         job_keys = []
         for job_id, image in zip(ids, images, strict=True):
             args += [job_id, image]
@@ -618,8 +619,8 @@ class JobRecords:
         for outcome, client in zip(outcomes, clients, strict=True):
             args += [
                 outcome.status,
-                json.dumps(outcome.result, separators=(",", ":")) if outcome.result is not None else "",
-                json.dumps(outcome.error) if outcome.error is not None else "",
+                orjson.dumps(outcome.result) if outcome.result is not None else "",
+                orjson.dumps(outcome.error) if outcome.error is not None else "",
                 outcome.job_id,
                 _counted_version(outcome),
             ]
@@ -680,7 +681,7 @@ class JobRecords:
         return ended
 
     def set_progress(self, job_id: str, progress: dict) -> None:
-        self.redis.hset(keys.job(job_id), "progress", json.dumps(progress))
+        self.redis.hset(keys.job(job_id), "progress", orjson.dumps(progress))
 
     def request_cancel(self, job_id: str) -> dict | None:
         """Cancel a queued job at once; ask a running one to stop. Returns the record after."""
@@ -706,6 +707,7 @@ def _counted_version(outcome: Outcome) -> str:
     return str(result["model_version"])
 
 
+@functools.lru_cache(maxsize=4096)  # the jobs of a batch share their times: most are looked up
 def _iso(epoch: bytes | None) -> str | None:
     if not epoch:
         return None
@@ -730,7 +732,7 @@ def _decode(raw: dict[bytes, bytes]) -> dict | None:
         record["read"] = fields["read"].decode() if "read" in fields else READ_MODES[0]
     for name in ("result", "error", "progress", "params"):
         if name in fields:
-            record[name] = json.loads(fields[name])
+            record[name] = orjson.loads(fields[name])
     if "worker" in fields:
         record["worker"] = fields["worker"].decode()
     if "cancel_requested" in fields and record["status"] == RUNNING:
