@@ -17,6 +17,7 @@ from web import (
     config,
     errors,
     feedback_api,
+    forms,
     health,
     inference_protocol,
     json_provider,
@@ -37,6 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     test_config = test_config or {}
     settings = get_settings().overridden(test_config)
     app = Flask(__name__)
+    app.request_class = forms.FormRequest
     app.json = json_provider.JSONProvider(app)
     if settings.proxies:  # the client's address and scheme as the proxies in front saw them
         hops = settings.proxies
