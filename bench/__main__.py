@@ -150,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     step("in-process limit (direct model call, batches of 256)")
-    results["limit_images_per_s"] = {b: round(in_process_limit(b, images), 1) for b in BACKENDS}
-    limit = results["limit_images_per_s"][args.backend]
+    # Measured at the start and again at the end, the higher one kept: a neighbour's load while
+    # it is measured would otherwise make every share of it look better than it is.
+    results["limit_runs"] = {b: [round(in_process_limit(b, images), 1)] for b in BACKENDS}
 
     server = RedisServer().start()
     client = redis.Redis.from_url(server.url)
@@ -212,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop_all()
         server.close()
 
-    report(results, limit)
+    step("in-process limit again")
+    for backend, runs in results["limit_runs"].items():
+        runs.append(round(in_process_limit(backend, images), 1))
+    results["limit_images_per_s"] = {b: max(runs) for b, runs in results["limit_runs"].items()}
+    report(results, results["limit_images_per_s"][args.backend])
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"bench-{results['date'].replace(':', '')}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -242,7 +247,11 @@ def report(r: dict, limit: float) -> None:
 
     limits = r["limit_images_per_s"]
     print(f"\ncommit {r['commit']}, {r['cpus']} CPUs, {r['settings']['workers']} {served} worker(s), {r['date']}")
-    print(f"in-process limit (batch 256): {served} {limit:.0f} images/s (shares below), {other} {limits[other]:.0f}")
+    runs = {b: " and ".join(f"{v:.0f}" for v in r["limit_runs"][b]) for b in BACKENDS}
+    print(
+        f"in-process limit (batch 256, the higher of the run's start and end): {served} {limit:.0f} images/s"
+        f" (shares below; {runs[served]}), {other} {limits[other]:.0f} ({runs[other]})"
+    )
     print(f"\n{'run':<34} {'images/s':>9} {'of limit':>8}  latency ms (request to result)")
     clients = r["settings"]["clients"]
     row("light load, 20 jobs/s, poll", r["light"])
