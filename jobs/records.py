@@ -245,6 +245,8 @@ for i = 1, n do
       if bytes <= room then
         records[ARGV[at + 4]] = now_fields
         room = room - bytes
+      else
+        room = 0  -- full: the rest are named by id, and not read for nothing
       end
     end
   end

@@ -80,6 +80,16 @@ def test_a_notice_carries_records_up_to_a_bound_and_names_the_rest(redis_client,
     assert rec.FinishedNotice.parse(b"a b\nnot json").ids == ["a", "b"]  # malformed records: ids still heard
 
 
+def test_a_notice_reads_no_more_records_once_one_does_not_fit(redis_client, monkeypatch):
+    monkeypatch.setattr(rec, "NOTICE_RECORD_BYTES", 2000)
+    records = rec.JobRecords(redis_client)
+    ids = records.create("predict", count=50).ids
+    redis_client.config_resetstat()
+    records.finish([rec.Outcome(i, "succeeded", result={"label": 1, "padding": "x" * 600}) for i in ids])
+    read = redis_client.info("commandstats").get("cmdstat_hgetall", {}).get("calls", 0)
+    assert read <= 3  # two records fit, then the one that did not: the other 47 are not read for nothing
+
+
 def test_many_created_in_order_and_listed_newest_first(redis_client):
     records = rec.JobRecords(redis_client)
     ids = records.create("predict", count=5).ids
