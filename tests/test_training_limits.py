@@ -32,8 +32,9 @@ def test_a_full_model_store_refuses_new_versions_before_training():
 
 
 @pytest.mark.slow
-def test_a_training_job_over_its_time_limit_is_stopped_and_fails_saying_so():
-    workers = {"t1": {"queues": "train"}}
+@pytest.mark.parametrize("pool", ["prefork", "solo"])  # solo: Celery's own soft limit never fires
+def test_a_training_job_over_its_time_limit_is_stopped_and_fails_saying_so(pool):
+    workers = {"t1": {"queues": "train", "pool": pool}}
     with running_stack(OUTPUT / "test_training_time_limit", env={"TRAINING_TIME_LIMIT": "8"}, workers=workers) as stack:
         accepted = train(stack.web_url, arch="default", epochs=20)
         job = wait_for(stack.web_url, accepted.json()["job_id"], timeout=120)

@@ -56,7 +56,7 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
         trained = train(
             config,
             progress=progress,
-            should_stop=lambda: records.should_stop(job_id),
+            should_stop=_stop_asked_or_out_of_time(records, job_id, process.settings.training_time_limit),
             threads=process.settings.training_threads,
             corrections=Corrections(*corrections),
             base=base,
@@ -100,6 +100,21 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
     finally:
         beating.set()
         records.end_beats(job_id)
+
+
+def _stop_asked_or_out_of_time(records: rec.JobRecords, job_id: str, limit_s: float):
+    """What training asks after every batch: whether the job was asked to stop. Past ``limit_s``
+    it raises SoftTimeLimitExceeded itself, as Celery's soft limit would: that signal can land in
+    code that swallows it (seen once: a job trained on a minute past its 8 s limit, until the hard
+    limit killed the process), a check between batches cannot."""
+    deadline = time.monotonic() + limit_s
+
+    def should_stop() -> bool:
+        if time.monotonic() > deadline:
+            raise SoftTimeLimitExceeded()
+        return records.should_stop(job_id)
+
+    return should_stop
 
 
 def _beat_until(records, job_id: str, stop: threading.Event) -> None:
