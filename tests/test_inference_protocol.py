@@ -38,7 +38,42 @@ def test_tritonclient_sees_a_live_ready_server_and_the_model(client):
         "pixels": ("UINT8", [-1, 28, 28]),
     }
     assert {o["name"]: o["datatype"] for o in metadata["outputs"]} == {"probabilities": "FP32", "label": "INT64"}
-    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+    assert {"binary_tensor_data", "classification", "model_configuration"} <= set(
+        client.get_server_metadata()["extensions"]
+    )
+
+
+def test_tritonclient_reads_a_model_configuration_that_agrees_with_the_metadata(client):
+    config = client.get_model_config("digits", "1")
+    metadata = client.get_model_metadata("digits")
+    assert config["name"] == "digits" and config["max_batch_size"] == 0  # the first dimension is the count
+    types = {"BYTES": "TYPE_STRING", "UINT8": "TYPE_UINT8", "FP32": "TYPE_FP32", "INT64": "TYPE_INT64"}
+    for kind, inputs_or_outputs in (("input", "inputs"), ("output", "outputs")):
+        described = {t["name"]: (types[t["datatype"]], t["shape"]) for t in metadata[inputs_or_outputs]}
+        assert {t["name"]: (t["data_type"], t["dims"]) for t in config[kind]} == described
+    assert all(t["optional"] for t in config["input"])  # a request carries one of them
+    with pytest.raises(triton.InferenceServerException, match="no version"):
+        client.get_model_config("digits", "999")
+
+
+def test_tritonclient_classification_gives_each_digits_most_likely_classes(client, mnist):
+    digits = mnist.x_test[300:316]
+    tensor = triton.InferInput("pixels", list(digits.shape), "UINT8")
+    tensor.set_data_from_numpy(digits)
+    wanted = [
+        triton.InferRequestedOutput("probabilities", class_count=3),  # binary, tritonclient's default
+        triton.InferRequestedOutput("label"),
+    ]
+
+    result = client.infer("digits", [tensor], outputs=wanted)
+
+    classes, labels = result.as_numpy("probabilities"), result.as_numpy("label")
+    assert classes.shape == (16, 3) and classes.dtype == object
+    parsed = [[(float(v), int(i)) for v, i in (c.decode().split(":") for c in row)] for row in classes]
+    assert [row[0][1] for row in parsed] == labels.tolist()  # the first class is the label
+    assert all(row[0][0] >= row[1][0] >= row[2][0] >= 0 for row in parsed)  # most likely first
+    assert all(len({i for _, i in row}) == 3 for row in parsed)
+    assert (labels == mnist.y_test[300:316]).sum() >= 15
 
 
 def test_tritonclient_binary_pixels_batch_of_64_genuine_mnist_digits(client, mnist):
@@ -89,12 +124,30 @@ def test_plain_json_through_requests(stack, mnist):
     assert [o for o in answer.json()["outputs"] if o["name"] == "label"][0]["data"] == mnist.y_test[:2].tolist()
 
 
+def test_classification_in_plain_json(stack, mnist):
+    pixels = mnist.x_test[:2].tolist()
+    body = {
+        "inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [2, 28, 28], "data": pixels}],
+        "outputs": [{"name": "probabilities", "parameters": {"classification": 2}}],
+    }
+
+    answer = requests.post(infer_url(stack), json=body, timeout=60)
+
+    assert answer.status_code == 200, answer.text
+    [output] = answer.json()["outputs"]
+    assert output["datatype"] == "BYTES" and output["shape"] == [2, 2] and len(output["data"]) == 4
+    assert [int(text.split(":")[1]) for text in output["data"][::2]] == mnist.y_test[:2].tolist()
+
+
 def test_a_blank_image_is_label_minus_one(stack):
     blank = base64.b64encode(png_bytes(np.zeros((28, 28), np.uint8))).decode()
     body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [blank]}]}
     answer = requests.post(infer_url(stack), json=body, timeout=60)
     assert answer.status_code == 200, answer.text
     assert [o["data"] for o in answer.json()["outputs"] if o["name"] == "label"] == [[-1]]
+
+
+ONE_DIGIT = {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 28, 28], "data": [0] * 784}]}
 
 
 @pytest.mark.parametrize(
@@ -114,6 +167,9 @@ def test_a_blank_image_is_label_minus_one(stack):
         ({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["aGVsbG8="]}]}, 415, "image[0]"),
         ({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [9999], "data": []}]}, 413, "images"),
         ({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1]}]}, 400, "neither data"),
+        ({**ONE_DIGIT, "outputs": [{"name": "probabilities", "parameters": {"classification": 11}}]}, 400, "1 to 10"),
+        ({**ONE_DIGIT, "outputs": [{"name": "probabilities", "parameters": {"classification": "3"}}]}, 400, "count"),
+        ({**ONE_DIGIT, "outputs": [{"name": "label", "parameters": {"classification": 2}}]}, 400, "probabilities"),
     ],
 )
 def test_malformed_requests_get_the_protocols_error(stack, body, status, words):
@@ -141,4 +197,5 @@ def test_unknown_models_and_versions_are_404(stack):
     for url in (f"{stack.web_url}/v2/models/letters/infer", infer_url(stack, "999"), infer_url(stack, "x")):
         answer = requests.post(url, json=body, timeout=30)
         assert answer.status_code == 404 and isinstance(answer.json()["error"], str), (url, answer.text)
-    assert requests.get(f"{stack.web_url}/v2/models/digits/versions/999", timeout=10).status_code == 404
+    for path in ("digits/versions/999", "digits/versions/999/config", "letters/config"):
+        assert requests.get(f"{stack.web_url}/v2/models/{path}", timeout=10).status_code == 404, path

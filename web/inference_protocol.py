@@ -13,6 +13,11 @@ A request carries one of the inputs. Tensors come as JSON ``data`` (an image's b
 or in the binary tensor data extension, which tritonclient uses by default: the JSON header's
 length in the ``Inference-Header-Content-Length`` header, then each tensor's raw bytes in order
 (a BYTES tensor as 4-byte little-endian lengths, each followed by its bytes).
+
+Two of Triton's extensions as well, for the tools built on it: classification (an output asked
+for with ``"parameters": {"classification": k}`` comes back as each image's k most likely
+digits, ``"<probability>:<digit>"``, BYTES [N, k]), and model configuration (``.../config``, what
+perf_analyzer and Triton's example clients read before they send anything).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+from dataclasses import dataclass
 from importlib.metadata import version as package_version
 
 import numpy as np
@@ -38,13 +44,16 @@ MODEL = "digits"
 HEADER_LENGTH = "Inference-Header-Content-Length"
 INPUTS = {"image": ("BYTES", [-1]), "pixels": ("UINT8", [-1, 28, 28])}
 OUTPUTS = {"probabilities": ("FP32", [-1, 10], "<f4"), "label": ("INT64", [-1], "<i8")}
+EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration"]
+# Triton's model configuration names the protocol's datatypes so (BYTES is its TYPE_STRING).
+CONFIG_TYPES = {"BYTES": "TYPE_STRING", "UINT8": "TYPE_UINT8", "FP32": "TYPE_FP32", "INT64": "TYPE_INT64"}
 # Jobs that failed for what the client sent (a 400); any other failure is the service's (a 503).
 CLIENT_FAILURES = {"invalid_image", "too_costly", "preprocessing_failed", "poison", "image_missing"}
 
 
 @bp.get("")
 def server_metadata():
-    return jsonify({"name": MODEL, "version": package_version("digits"), "extensions": ["binary_tensor_data"]})
+    return jsonify({"name": MODEL, "version": package_version("digits"), "extensions": EXTENSIONS})
 
 
 @bp.get("/health/live")
@@ -72,6 +81,29 @@ def model_metadata(model: str, version: str | None = None):
             "platform": "digits",
             "inputs": [{"name": n, "datatype": t, "shape": s} for n, (t, s) in INPUTS.items()],
             "outputs": [{"name": n, "datatype": t, "shape": s} for n, (t, s, _) in OUTPUTS.items()],
+        }
+    )
+
+
+@bp.get("/models/<model>/config")
+@bp.get("/models/<model>/versions/<version>/config")
+@predict_token_if_configured
+def model_config(model: str, version: str | None = None):
+    """The model as a Triton model configuration: the shapes of the metadata, whose first
+    dimension is the request's image count, so no batching is declared (max_batch_size 0) and
+    each input is optional (a request carries one of them)."""
+    _version(model, version)
+
+    def tensor(name: str, datatype: str, shape: list[int]) -> dict:
+        return {"name": name, "data_type": CONFIG_TYPES[datatype], "dims": shape}
+
+    return jsonify(
+        {
+            "name": MODEL,
+            "platform": "digits",
+            "max_batch_size": 0,
+            "input": [tensor(n, t, s) | {"optional": True} for n, (t, s) in INPUTS.items()],
+            "output": [tensor(n, t, s) for n, (t, s, _) in OUTPUTS.items()],
         }
     )
 
@@ -231,21 +263,35 @@ def _pixels(data: bytes | list, count: int) -> np.ndarray:
     return values.astype(np.uint8).reshape(count, 28, 28)
 
 
-def _requested_outputs(header: dict) -> dict[str, bool]:
-    """The outputs to send, each with whether as binary data; all of them when none are named."""
+@dataclass(frozen=True)
+class Wanted:
+    """How to send one output: as binary data or JSON, whole or as its ``classes`` most likely digits."""
+
+    binary: bool
+    classes: int = 0
+
+
+def _requested_outputs(header: dict) -> dict[str, Wanted]:
+    """The outputs to send, and how; all of them, whole, when none are named."""
     parameters = header.get("parameters") if isinstance(header.get("parameters"), dict) else {}
     binary_default = parameters.get("binary_data_output") is True
     outputs = header.get("outputs")
     if outputs is None:
-        return dict.fromkeys(OUTPUTS, binary_default)
+        return dict.fromkeys(OUTPUTS, Wanted(binary_default))
     if not (isinstance(outputs, list) and outputs and all(isinstance(o, dict) for o in outputs)):
         raise ApiError(400, "invalid_outputs", f"outputs must name some of {sorted(OUTPUTS)}")
     wanted = {}
     for output in outputs:
-        if output.get("name") not in OUTPUTS:
-            raise ApiError(400, "unknown_output", f"no output {str(output.get('name'))[:64]!r}; see {sorted(OUTPUTS)}")
+        name = output.get("name")
+        if name not in OUTPUTS:
+            raise ApiError(400, "unknown_output", f"no output {str(name)[:64]!r}; see {sorted(OUTPUTS)}")
         own = output.get("parameters") if isinstance(output.get("parameters"), dict) else {}
-        wanted[output["name"]] = own.get("binary_data", binary_default) is True
+        classes = own.get("classification", 0)
+        if classes and name != "probabilities":
+            raise ApiError(400, "invalid_classification", "classification applies to the output probabilities")
+        if type(classes) is not int or not 0 <= classes <= 10:
+            raise ApiError(400, "invalid_classification", "classification is a count of digits, 1 to 10")
+        wanted[name] = Wanted(own.get("binary_data", binary_default) is True, classes)
     return wanted
 
 
@@ -267,19 +313,35 @@ def _outcomes(records: list[dict | None], name: str) -> tuple[np.ndarray, np.nda
     return probabilities, labels, served
 
 
-def _answer(body: dict, tensors: dict[str, np.ndarray], wanted: dict[str, bool]) -> Response:
+def _classified(probabilities: np.ndarray, count: int) -> list[list[str]]:
+    """Each row's ``count`` highest probabilities, highest first, as the classification extension
+    writes them: "<value>:<index>" (here the index is the digit)."""
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :count]
+    return [[f"{row[digit]:f}:{digit}" for digit in top] for row, top in zip(probabilities, order, strict=True)]
+
+
+def _answer(body: dict, tensors: dict[str, np.ndarray], wanted: dict[str, Wanted]) -> Response:
     """The inference response: JSON, or JSON then binary tensors when any output was asked for as binary."""
     chunks, outputs = [], []
-    for name, as_binary in wanted.items():
+    for name, how in wanted.items():
         datatype, _, dtype = OUTPUTS[name]
         tensor = tensors[name]
-        output = {"name": name, "datatype": datatype, "shape": list(tensor.shape)}
-        if as_binary:
-            raw = tensor.astype(dtype).tobytes()
+        if how.classes:
+            rows = _classified(tensor, how.classes)
+            output = {"name": name, "datatype": "BYTES", "shape": [len(rows), how.classes]}
+            if how.binary:
+                raw = b"".join(struct.pack("<I", len(text)) + text.encode() for row in rows for text in row)
+            else:
+                output["data"] = [text for row in rows for text in row]
+        else:
+            output = {"name": name, "datatype": datatype, "shape": list(tensor.shape)}
+            if how.binary:
+                raw = tensor.astype(dtype).tobytes()
+            else:
+                output["data"] = tensor.ravel().tolist()
+        if how.binary:
             output["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
-        else:
-            output["data"] = tensor.ravel().tolist()
         outputs.append(output)
     body["outputs"] = outputs
     if not chunks:

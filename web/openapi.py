@@ -802,7 +802,16 @@ def protocol_paths(max_images: int) -> dict:
                 "description": f"one of: image (BYTES [N], files in base64 in JSON) or pixels (UINT8 [N, 28, 28]);"
                 f" N at most {max_images}",
             },
-            "outputs": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+                },
+                "description": "the outputs to send (all when absent); parameters: binary_data (true: raw bytes after"
+                " the JSON), classification (1-10, probabilities only: each image's most likely digits as"
+                ' BYTES [N, k] "<probability>:<digit>")',
+            },
             "parameters": {"type": "object"},
         },
     }
@@ -846,6 +855,18 @@ def protocol_paths(max_images: int) -> dict:
         }
 
     metadata = {"type": "object", "required": ["name", "versions", "inputs", "outputs"]}
+
+    def config(operation_id: str, parameters: list) -> dict:
+        body = {"type": "object", "required": ["name", "max_batch_size", "input", "output"]}
+        return {
+            "get": {
+                "operationId": operation_id,
+                "summary": "Triton's model configuration extension: the model as perf_analyzer reads it",
+                "parameters": parameters,
+                "responses": {"200": _json(body, "the configuration"), **fails(404)},
+            }
+        }
+
     return {
         "/v2": {
             "get": {
@@ -872,6 +893,8 @@ def protocol_paths(max_images: int) -> dict:
                 "responses": {"200": _json(metadata, "the version"), **fails(404)},
             }
         },
+        "/v2/models/{model}/config": config("protocolModelConfig", [model]),
+        "/v2/models/{model}/versions/{version}/config": config("protocolModelVersionConfig", [model, version]),
         "/v2/models/{model}/ready": health("protocolModelReady", "ready", "The model can be served", [model]),
         "/v2/models/{model}/versions/{version}/ready": health(
             "protocolModelVersionReady", "ready", "The version can be served", [model, version]
