@@ -9,7 +9,7 @@ export MNIST_DIR := $(SHARED_MNIST)
 endif
 endif
 
-.PHONY: run test lint format bench bench-shared compare train clean
+.PHONY: run test lint format bench bench-triton bench-shared compare train clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,6 +33,9 @@ format: $(VENV)/.installed
 
 bench: $(VENV)/.installed  ## throughput and latency of the whole service against the in-process limit (~3 min)
 	$(PY) -m bench
+
+bench-triton: $(VENV)/.installed  ## Triton's perf_analyzer against a private stack (~1 min; fetches the tool once)
+	$(PY) -m bench.perf_analyzer
 
 bench-shared: $(VENV)/.installed  ## a polite client's latency while another client misbehaves (~1 min)
 	$(PY) -m bench.shared
