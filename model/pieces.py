@@ -79,6 +79,11 @@ def find_strokes(soft: np.ndarray, min_side: float) -> Strokes:
     kept = (tops < band_bottom) & (bottoms > band_top) & (areas >= max(2.0, SPECK_AREA * height**2))
     dot = np.maximum(heights, widths) < DOT_SIDE * height
     body = kept & ~dot
+    if not body.any():  # strokes small beside the height they stack up to
+        raise NotADigit(
+            "no number found: no stroke on one line is digit-sized"
+            " (several rows of digits, or digits drawn as dots, are not read as a number)"
+        )
     line_box = (int(tops[body].min()), int(bottoms[body].max()), int(lefts[body].min()), int(rights[body].max()))
     if max(line_box[1] - line_box[0], line_box[3] - line_box[2]) < max(min_side, 2.0):
         raise NotADigit("the image is blank: only specks, nothing digit-sized")

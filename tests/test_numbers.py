@@ -189,6 +189,31 @@ def test_a_blank_image_reads_as_no_digits_with_the_reason(predictor):
     assert reading.as_dict()["text"] == ""
 
 
+def dot_matrix_seven() -> np.ndarray:
+    """A 7 as a 5x7 dot-matrix display shows it: separate round dots, dark on white."""
+    rows = ["11111", "00001", "00010", "00100", "01000", "01000", "01000"]
+    image = np.full((7 * 12 + 40, 5 * 12 + 40), 250, np.uint8)
+    for y, row in enumerate(rows):
+        for x, lit in enumerate(row):
+            if lit == "1":
+                yy, xx = np.ogrid[-4:5, -4:5]
+                image[20 + 12 * y + 2 : 20 + 12 * y + 11, 20 + 12 * x + 2 : 20 + 12 * x + 11][yy**2 + xx**2 <= 16] = 20
+    return image
+
+
+@pytest.mark.parametrize("layout", ["rows of digits", "dot matrix"])
+def test_ink_in_no_one_line_of_digit_sized_strokes_reads_as_no_number_with_the_reason(mnist, predictor, layout):
+    if layout == "rows of digits":  # a sheet of 4 rows of 4 MNIST digits
+        ink = np.concatenate([np.concatenate(list(mnist.x_test[r * 4 : r * 4 + 4]), axis=1) for r in range(4)])
+        image = 255 - ink
+    else:
+        image = dot_matrix_seven()
+
+    reading = read_number(_encode(Image.fromarray(image)), predictor)
+
+    assert reading.text == "" and "no number found" in reading.reason, reading
+
+
 def test_more_digits_than_allowed_are_refused_before_any_candidate_is_normalised(mnist, monkeypatch):
     number = render_number(mnist.x_test, mnist.y_test, 8, "gap", "paper", 0)
 
