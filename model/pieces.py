@@ -74,6 +74,8 @@ def find_strokes(soft: np.ndarray, min_side: float) -> Strokes:
     tops, bottoms, lefts, rights = (np.array(v) for v in zip(*boxes, strict=True))
     heights, widths = bottoms - tops, rights - lefts
     sizeable = np.flatnonzero(areas >= max(2.0, 0.05 * areas.max()))
+    if sizeable.size == 0:
+        raise NotADigit("the image is blank: only specks of one pixel")
     height, top, bottom = _line_height([boxes[n] for n in sizeable])
     band_top, band_bottom = top - LINE_BAND * height, bottom + LINE_BAND * height
     kept = (tops < band_bottom) & (bottoms > band_top) & (areas >= max(2.0, SPECK_AREA * height**2))

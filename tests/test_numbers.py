@@ -201,6 +201,16 @@ def dot_matrix_seven() -> np.ndarray:
     return image
 
 
+@pytest.mark.parametrize("size", [(3, 1), (1, 7), (200, 100)])
+def test_ink_only_in_single_pixels_reads_as_blank(predictor, size):
+    image = np.full(size[::-1], 250, np.uint8)
+    image[::3, ::5] = 10  # specks of one pixel, none touching another
+
+    reading = read_number(_encode(Image.fromarray(image)), predictor)
+
+    assert reading.text == "" and "blank" in reading.reason, reading
+
+
 @pytest.mark.parametrize("layout", ["rows of digits", "dot matrix"])
 def test_ink_in_no_one_line_of_digit_sized_strokes_reads_as_no_number_with_the_reason(mnist, predictor, layout):
     if layout == "rows of digits":  # a sheet of 4 rows of 4 MNIST digits
