@@ -4,7 +4,10 @@ tensors), and plain JSON through requests, against a real stack reading genuine 
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 import struct
+import zlib
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -102,6 +105,39 @@ def test_tritonclient_image_files_as_bytes_with_json_outputs(client, mnist):
 
     assert result.as_numpy("probabilities") is None  # only what was asked for
     assert (result.as_numpy("label") == mnist.y_test[100:116]).sum() >= 15
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_tritonclient_compressed_requests_are_read(client, mnist, algorithm):
+    digits = mnist.x_test[400:432]
+    tensor = triton.InferInput("pixels", list(digits.shape), "UINT8")
+    tensor.set_data_from_numpy(digits)
+
+    result = client.infer(
+        "digits", [tensor], request_compression_algorithm=algorithm, response_compression_algorithm=algorithm
+    )
+
+    assert (result.as_numpy("label") == mnist.y_test[400:432]).sum() >= 31
+
+
+def test_compressed_bodies_are_inflated_within_the_body_limit_and_checked(stack):
+    def post(body: bytes, encoding: str) -> requests.Response:
+        headers = {"Content-Encoding": encoding, "Content-Type": "application/json"}
+        return requests.post(infer_url(stack), data=body, headers=headers, timeout=60)
+
+    bomb = gzip.compress(b"{" + b" " * (21 << 20) + b"}")  # 21 MB of JSON in 21 KB, over MAX_CONTENT_LENGTH
+    assert len(bomb) < 64 << 10
+    answer = post(bomb, "gzip")
+    assert answer.status_code == 413 and "inflates to over" in answer.json()["error"], answer.text
+
+    one = zlib.compress(json.dumps(ONE_DIGIT).encode())
+    assert post(one, "deflate").status_code == 200
+    answer = post(one[:-8], "deflate")
+    assert answer.status_code == 400 and "truncated" in answer.json()["error"], answer.text
+    answer = post(b"not gzip at all", "gzip")
+    assert answer.status_code == 400 and "not valid gzip" in answer.json()["error"], answer.text
+    answer = post(one, "br")
+    assert answer.status_code == 415 and "gzip, deflate" in answer.json()["error"], answer.text
 
 
 def test_plain_json_through_requests(stack, mnist):

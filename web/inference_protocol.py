@@ -12,7 +12,8 @@ and tokens. The request waits for its answers (up to MAX_WAIT_SECONDS). The one 
 A request carries one of the inputs. Tensors come as JSON ``data`` (an image's bytes in base64)
 or in the binary tensor data extension, which tritonclient uses by default: the JSON header's
 length in the ``Inference-Header-Content-Length`` header, then each tensor's raw bytes in order
-(a BYTES tensor as 4-byte little-endian lengths, each followed by its bytes).
+(a BYTES tensor as 4-byte little-endian lengths, each followed by its bytes). A request body may
+come gzip- or deflate-encoded.
 
 Two of Triton's extensions as well, for the tools built on it: classification (an output asked
 for with ``"parameters": {"classification": k}`` comes back as each image's k most likely
@@ -25,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+import zlib
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 
@@ -44,6 +46,8 @@ MODEL = "digits"
 HEADER_LENGTH = "Inference-Header-Content-Length"
 INPUTS = {"image": ("BYTES", [-1]), "pixels": ("UINT8", [-1, 28, 28])}
 OUTPUTS = {"probabilities": ("FP32", [-1, 10], "<f4"), "label": ("INT64", [-1], "<i8")}
+# Content-Encodings a request may come in, as zlib's wbits: gzip's wrapper, and deflate's (zlib's own).
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration"]
 # Triton's model configuration names the protocol's datatypes so (BYTES is its TYPE_STRING).
 CONFIG_TYPES = {"BYTES": "TYPE_STRING", "UINT8": "TYPE_UINT8", "FP32": "TYPE_FP32", "INT64": "TYPE_INT64"}
@@ -165,9 +169,7 @@ def _servable(version: int) -> bool:
 
 def _split_body() -> tuple[dict, bytes]:
     """The request's JSON header and the binary tensor data after it (empty without the extension)."""
-    if request.content_encoding:
-        raise ApiError(415, "unsupported_encoding", "send the request uncompressed (no Content-Encoding)")
-    body = request.get_data(cache=False)
+    body = _inflated(request.get_data(cache=False), (request.content_encoding or "").strip().lower())
     raw_length = request.headers.get(HEADER_LENGTH)
     if raw_length is None:
         length = len(body)
@@ -182,6 +184,26 @@ def _split_body() -> tuple[dict, bytes]:
     if not isinstance(header, dict):
         raise ApiError(400, "invalid_json", "the inference request must be a JSON object")
     return header, body[length:]
+
+
+def _inflated(body: bytes, encoding: str) -> bytes:
+    """The body as sent before its Content-Encoding (tritonclient's request_compression_algorithm),
+    never inflated past MAX_CONTENT_LENGTH: a small body must not become a large one in memory."""
+    if not encoding:
+        return body
+    if encoding not in ENCODINGS:
+        raise ApiError(415, "unsupported_encoding", f"Content-Encoding {encoding[:32]!r}: send gzip, deflate or none")
+    limit = settings().max_content_length
+    inflater = zlib.decompressobj(ENCODINGS[encoding])
+    try:
+        inflated = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, "invalid_encoding", f"the body is not valid {encoding}: {exc}") from None
+    if len(inflated) > limit:
+        raise ApiError(413, "too_large", f"the {encoding} body inflates to over {limit} bytes (MAX_CONTENT_LENGTH)")
+    if not inflater.eof:
+        raise ApiError(400, "invalid_encoding", f"the {encoding} body is truncated")
+    return inflated
 
 
 def _input(header: dict, binary: bytes) -> tuple[str, list[tuple[str, bytes]]]:

@@ -834,12 +834,21 @@ def protocol_paths(max_images: int) -> dict:
         "description": "binary tensor data extension: the JSON header's length; the tensors' bytes follow it",
     }
 
+    content_encoding = {
+        "name": "Content-Encoding",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "enum": ["gzip", "deflate"]},
+        "description": "the body compressed (tritonclient's request_compression_algorithm); it may inflate to"
+        " at most MAX_CONTENT_LENGTH bytes",
+    }
+
     def infer(operation_id: str, parameters: list) -> dict:
         return {
             "post": {
                 "operationId": operation_id,
                 "summary": "probabilities (FP32 [N, 10]) and label (INT64 [N], -1: no digit) of each image",
-                "parameters": [*parameters, header_length],
+                "parameters": [*parameters, header_length, content_encoding],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": request_body}, "application/octet-stream": binary},
