@@ -7,8 +7,8 @@ the Open Inference Protocol: 28x28 pixels in requests of 64, and PNG files one p
 few concurrency levels, and prints what it measured. The service is the same as ``make bench``'s
 (a private redis-server, gunicorn, two solo predict workers on LiteRT).
 
-The tool is a Linux x86-64 program that PyPI carries only inside tritonclient 2.34's wheel (later
-wheels leave it out). It is taken from there into ``var/tools/perf_analyzer/`` with the CUDA
+The tool is a Linux x86-64 program that PyPI carries inside older tritonclient wheels such as 2.34's
+(today's leave it out). It is taken from there into ``var/tools/perf_analyzer/`` with the CUDA
 runtime library it links (it runs on the CPU all the same); it also needs Debian's ``libb64-0d``.
 """
 
