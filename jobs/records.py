@@ -202,7 +202,7 @@ local outcomes, latency, batches, queued = KEYS[4 * n + 1], KEYS[4 * n + 2], KEY
 local total_bytes, running, predictions = KEYS[4 * n + 5], KEYS[4 * n + 6], KEYS[4 * n + 7]
 local now = tonumber(ARGV[1])
 local bounds = {}
-for bound in string.gmatch(ARGV[3], '[^,]+') do bounds[#bounds + 1] = bound end
+for bound in string.gmatch(ARGV[3], '[^,]+') do bounds[#bounds + 1] = {bound, tonumber(bound)} end
 local finished, records, room = {}, {}, tonumber(ARGV[6])
 -- Counts are summed over the batch and written once each, after the loop.
 local by_outcome, by_version, by_bucket, seconds_sum, released, freed = {}, {}, {}, 0, {}, 0
@@ -227,7 +227,7 @@ for i = 1, n do
       local seconds = now - tonumber(fields[3])
       local bucket = '+Inf'
       for _, bound in ipairs(bounds) do
-        if seconds <= tonumber(bound) then bucket = bound break end
+        if seconds <= bound[2] then bucket = bound[1] break end
       end
       add(by_bucket, bucket, 1)
       seconds_sum = seconds_sum + seconds

@@ -127,6 +127,13 @@ def test_finishing_counts_outcomes_latency_and_batch_size_once(redis_client):
     latency = redis_client.hgetall(keys.METRICS_LATENCY)
     assert sum(int(v) for k, v in latency.items() if k != b"sum") == 2
     assert 0 <= float(latency[b"sum"]) < 5
+    # Each job in the first bucket whose bound its own latency (finished_at - created_at) does not pass.
+    expected: dict[bytes, int] = {}
+    for job_id in ids[:2]:
+        created, finished = map(float, redis_client.hmget(keys.job(job_id), "created_at", "finished_at"))
+        bucket = next((b for b in rec.LATENCY_BUCKETS if finished - created <= float(b)), "+Inf")
+        expected[bucket.encode()] = expected.get(bucket.encode(), 0) + 1
+    assert {k: int(v) for k, v in latency.items() if k != b"sum"} == expected
     assert redis_client.hgetall(keys.METRICS_BATCH_SIZE) == {b"2": b"2", b"sum": b"4"}
 
 
