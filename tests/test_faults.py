@@ -65,6 +65,14 @@ def service(request):
     server.close()
 
 
+def states(client: redis.Redis, job_ids: list[str]) -> list[tuple[bytes, bytes]]:
+    """(status, worker) of each job, in one round trip."""
+    with client.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), "status", "worker")
+        return [(status or b"", worker or b"") for status, worker in pipe.execute()]
+
+
 def wait_all(stack: Stack, job_ids: list[str], timeout: float = 180) -> list[dict]:
     deadline = time.monotonic() + timeout
     return [wait_for(stack.web_url, job_id, timeout=max(1.0, deadline - time.monotonic())) for job_id in job_ids]
@@ -81,8 +89,14 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_answers_nothing_twice(servi
     ids = [job_id for _ in range(15) for job_id in submit(stack.web_url, images)]
 
     client = redis.Redis.from_url(server.url)
-    while not any((w or b"").startswith(b"w1@") for w in (client.hget(keys.job(i), "worker") for i in ids[-300:])):
-        time.sleep(0.05)  # w1 is busy with the queue's tail and holds much of it prefetched
+    deadline = time.monotonic() + 60
+    # Kill w1 while it holds a batch it has not recorded; if it ended its share before it was
+    # seen doing so, give the workers more.
+    while not any(status == b"running" and worker.startswith(b"w1@") for status, worker in states(client, ids)):
+        assert time.monotonic() < deadline, "w1 was never seen holding a batch"
+        if all(status != b"queued" for status, _ in states(client, ids)):
+            ids += submit(stack.web_url, images)
+        time.sleep(0.01)
     stack.stop("w1", signal.SIGKILL)
     killed_at = time.time()
 
