@@ -282,7 +282,9 @@ def test_a_killed_training_worker_fails_its_job_and_leaves_the_active_model(serv
         timeout=10,
     )
     job_id = response.json()["job_id"]
+    deadline = time.monotonic() + 120
     while not requests.get(f"{stack.web_url}/api/v1/jobs/{job_id}", timeout=10).json().get("progress"):
+        assert time.monotonic() < deadline, "the training job never reported progress"
         time.sleep(0.2)
     stack.stop("t1", signal.SIGKILL)
 
