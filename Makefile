@@ -41,12 +41,12 @@ bench-shared: $(VENV)/.installed  ## a polite client's latency while another cli
 	$(PY) -m bench.shared
 
 compare: $(VENV)/.installed  ## accuracy, training time and prediction cost of every recipe (3 seeds) and architecture (~20 min)
-	$(PY) -m model.compare
+	$(PY) -m model.evaluation compare
 
 train: $(VENV)/.installed  ## retrain the shipped default model, its LiteRT export and the number scoring fitted to it
-	$(PY) -m model.train --recipe strong --out model/shipped/default.keras
-	$(PY) -m model.litert model/shipped/default.keras model/shipped/default.tflite
-	$(PY) -m model.fit_number_scoring
+	$(PY) -m model.training train --recipe strong --out model/shipped/default.keras
+	$(PY) -m model.runtimes.litert model/shipped/default.keras model/shipped/default.tflite
+	$(PY) -m model.numbers fit
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

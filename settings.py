@@ -87,6 +87,7 @@ class Settings:
     model_backend: str = setting("litert", "what runs Keras models in workers", ("litert", "tensorflow"))
     tf_intra_op_threads: int = setting(0, "TensorFlow threads within an operation, per process (0: TF decides)")
     tf_inter_op_threads: int = setting(0, "TensorFlow threads across operations, per process (0: TF decides)")
+    tf_cpp_min_log_level: str = setting("2", "TensorFlow's own log level: 0 shows its start-up notes, 2 hides them")
     mnist_dir: str = setting("", "folder with MNIST's IDX files or mnist.npz; unset: download through Keras")
     # Logs, metrics, the launcher
     log_format: str = setting("json", "log lines: one JSON object each, or text for a terminal", ("json", "text"))

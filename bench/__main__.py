@@ -30,8 +30,8 @@ from bench.cpu import cpu_seconds, process_tree
 from bench.load import closed_loop, encode_bodies, open_loop, png
 from bench.real_clients import requests_multipart, triton_pixels
 from jobs import keys, workers
-from model.data import load_mnist
-from model.store import SHIPPED_LITERT, SHIPPED_MODEL
+from model.mnist import load_mnist
+from model.shipped import SHIPPED_LITERT, SHIPPED_MODEL
 from settings import get_settings
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
@@ -57,13 +57,13 @@ TRITON_CLIENTS = 16
 def in_process_limit(backend: str, images: np.ndarray, seconds: float = 3.0) -> float:
     """Images per second of the direct model call on batches of 256 (no queue, no HTTP)."""
     if backend == "litert":
-        from model.litert import LiteRTPredictor
+        from model.runtimes.litert import LiteRTPredictor
 
         predictor = LiteRTPredictor(SHIPPED_LITERT.read_bytes())
     else:
-        from model.predictor import Predictor
+        from model.runtimes.keras_predictor import KerasPredictor
 
-        predictor = Predictor.from_file(SHIPPED_MODEL)
+        predictor = KerasPredictor.from_file(SHIPPED_MODEL)
     batch = images[:256]
     predictor.probabilities(batch)
     count, started = 0, time.perf_counter()
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     other = next(b for b in BACKENDS if b != args.backend)
 
-    mnist = load_mnist()
+    mnist = load_mnist(get_settings().mnist_dir)
     pngs = [png(x) for x in mnist.x_test[:1024]]
     singles, batches = encode_bodies(pngs, 1), encode_bodies(pngs, 256)
     images = mnist.x_test[:256].astype(np.float32) / 255

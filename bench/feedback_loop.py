@@ -28,7 +28,8 @@ from PIL import Image
 
 from bench.unlike_mnist import population
 from client.service import DigitsClient
-from model.data import load_mnist
+from model.mnist import load_mnist
+from settings import get_settings
 
 GOALS = {"gain_points": 1.5, "mnist_drop_points": 0.15, "training_seconds": 300}
 TOKEN = "feedback-loop-bench"
@@ -55,7 +56,7 @@ def accuracy(predictions: list, labels: np.ndarray) -> float:
 
 def run(client: DigitsClient, size: int, epochs: int | None, train_limit: int | None, log=print) -> dict:
     """The loop against a running service; returns the figures (accuracies are shares, 0-1)."""
-    mnist = load_mnist()
+    mnist = load_mnist(get_settings().mnist_dir)
     # The first 5,000 training digits are training's validation split: never fitted, like new writers.
     images, labels = population(mnist.x_train[:size]), mnist.y_train[:size]
     half = size // 2

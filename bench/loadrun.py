@@ -20,7 +20,8 @@ import redis
 
 from bench.load import Client, HttpError, encode_bodies, png
 from jobs import keys
-from model.data import load_mnist
+from model.mnist import load_mnist
+from settings import get_settings
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, default=Path("bench-results/loadrun-logs"))
     args = parser.parse_args(argv)
 
-    mnist = load_mnist()
+    mnist = load_mnist(get_settings().mnist_dir)
     pngs = [png(pixels) for pixels in mnist.x_test[:1000]]
     bodies = encode_bodies(pngs, 1)
 

@@ -19,7 +19,7 @@ from jobs import records as rec
 from jobs.lanes import LaneReader
 from jobs.queue import connect
 from model.recognise import Bounds, recognise
-from model.store import SHIPPED_MODEL
+from model.shipped import SHIPPED_MODEL
 from settings import get_settings
 
 
@@ -29,7 +29,7 @@ class PredictPerCall:
     version = None
 
     def __init__(self):
-        from model import keras_files
+        from model.runtimes import keras_files
 
         self.network = keras_files.load(SHIPPED_MODEL)
 
@@ -39,7 +39,7 @@ class PredictPerCall:
 
 def main() -> int:
     settings = get_settings()
-    bounds = Bounds(settings.max_image_pixels, settings.max_decoded_bytes)
+    bounds = Bounds(settings.max_image_pixels, settings.max_decoded_bytes, settings.max_digits_per_number)
     predictor = PredictPerCall()
     client = connect()
     records = rec.JobRecords(client, settings.job_ttl_seconds)

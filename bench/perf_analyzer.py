@@ -109,7 +109,8 @@ def run(program: Path, env: dict, address: str, data: dict, concurrency: int, wi
 
 def main(argv: list[str] | None = None) -> int:
     from bench.__main__ import in_process_limit, start_workers
-    from model.data import load_mnist
+    from model.mnist import load_mnist
+    from settings import get_settings
     from stack.processes import Stack
     from stack.redis_server import RedisServer
 
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except Unavailable as exc:
         print(f"perf_analyzer cannot run here: {exc}", file=sys.stderr)
         return 1
-    digits = load_mnist().x_test[:1024]
+    digits = load_mnist(get_settings().mnist_dir).x_test[:1024]
     limit = in_process_limit("litert", digits[:256].astype(np.float32) / 255)
     server = RedisServer().start()
     stack = Stack(server.url, args.out / "logs", env={"RATE_LIMIT": ""})

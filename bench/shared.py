@@ -36,7 +36,8 @@ from bench.cpu import cpu_seconds, process_tree
 from bench.load import png
 from jobs import keys
 from jobs.records import JobRecords
-from model.data import load_mnist
+from model.mnist import load_mnist
+from settings import get_settings
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, default=Path("bench-results/shared-logs"))
     args = parser.parse_args(argv)
 
-    mnist = load_mnist()
+    mnist = load_mnist(get_settings().mnist_dir)
     pngs = [png(digit) for digit in mnist.x_test[:200]]
     image = pngs[0]
     hostile = transparent_png(4000)  # 64,000,000 bytes once decoded: just under MAX_DECODED_BYTES

@@ -125,7 +125,8 @@ def predict(
     if model_file and not local:
         raise click.UsageError("--model needs --local (the service serves its own active model)")
     if local:
-        from client.local import SHIPPED_MODEL, predict_locally
+        from client.local import predict_locally
+        from model.shipped import SHIPPED_MODEL
 
         predictions = predict_locally(files, model_file or SHIPPED_MODEL, read)
     else:

@@ -1,6 +1,6 @@
 """Predictions without a service: the model file and the service's own preprocessing, in this process.
 
-This is the only part of the client that imports TensorFlow (through ``model.predictor``), and
+This is the only part of the client that imports TensorFlow (through ``model.runtimes.keras_predictor``), and
 only when called, so everything else stays quick to start and needs nothing but ``requests``.
 """
 
@@ -10,13 +10,11 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 from client.errors import DigitsError
 from client.images import ImageInput, iter_images
 from client.predictions import Prediction
-
-SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "model" / "shipped" / "default.keras"
+from model.shipped import SHIPPED_MODEL
 
 
 def predict_locally(
@@ -29,13 +27,16 @@ def predict_locally(
     ``read="number"`` reads each image as a whole number, as a worker does for such jobs.
     """
     from model.recognise import Bounds, recognise
+    from model.runtimes import tensorflow_setup
     from settings import get_settings
 
+    settings = get_settings()
+    tensorflow_setup.set_log_level(settings.tf_cpp_min_log_level)
     with _native_stderr_silenced():
-        from model.predictor import Predictor  # TensorFlow: only on this path
+        from model.runtimes.keras_predictor import KerasPredictor  # TensorFlow: only on this path
 
         try:
-            predictor = Predictor.from_file(model_file)
+            predictor = KerasPredictor.from_file(model_file)
         except Exception as exc:  # Keras raises many kinds for a file that is not a model
             raise DigitsError(f"cannot load the model {model_file}: {exc}") from exc
     answers: dict[int, Prediction] = {}
@@ -45,8 +46,12 @@ def predict_locally(
             answers[image.index] = Prediction.failed(image.source, **image.error)
         else:
             readable.append(image)
-    settings = get_settings()
-    bounds = Bounds(settings.max_image_pixels, settings.max_decoded_bytes, settings.preprocess_budget_ms / 1000)
+    bounds = Bounds(
+        max_pixels=settings.max_image_pixels,
+        max_decoded_bytes=settings.max_decoded_bytes,
+        max_digits=settings.max_digits_per_number,
+        seconds=settings.preprocess_budget_ms / 1000,
+    )
     readings = recognise([image.data for image in readable], predictor, bounds, reads=[read] * len(readable))
     for image, reading in zip(readable, readings, strict=True):
         if reading.error:

@@ -16,26 +16,18 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
 
-from model.budget import OutOfTime, time_limit
-from model.preprocess import CANVAS, NotADigit, NotAnImage, TooCostly, decode, in_mnist_form, normalize, to_pngs
-from model.segment import NumberPlan, NumberReading, TooManyDigits, plan_number
-from settings import get_settings
+from model.images.budget import OutOfTime, time_limit
+from model.images.preprocess import CANVAS, NotADigit, NotAnImage, TooCostly, decode, in_mnist_form, normalize, to_pngs
+from model.numbers.segment import NumberPlan, NumberReading, TooManyDigits, plan_number
+from model.runtimes.predictor import Predictor
 
 T = TypeVar("T")
-
-
-class Predictor(Protocol):
-    """Anything that maps (N, 28, 28) float32 inputs to (N, 10) probabilities (model/backends.py)."""
-
-    version: int | None
-
-    def probabilities(self, images: np.ndarray) -> np.ndarray: ...
 
 
 # A digit already in MNIST's form (28x28 uint8, light ink on dark) travels as this header and its
@@ -74,13 +66,13 @@ def blank_number(reason: str) -> Reading:
 
 @dataclass(frozen=True)
 class Bounds:
-    """What reading one image may cost: pixels, bytes once decoded, seconds (0: no limit), and
-    digits in a number (default: the ``MAX_DIGITS_PER_NUMBER`` setting)."""
+    """What reading one image may cost: pixels, bytes once decoded, digits in a number, and
+    seconds (0: no limit)."""
 
     max_pixels: int
     max_decoded_bytes: int
+    max_digits: int
     seconds: float = 0.0
-    max_digits: int = field(default_factory=lambda: get_settings().max_digits_per_number)
 
 
 def recognise(

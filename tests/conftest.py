@@ -17,7 +17,7 @@ import pytest
 import redis
 from PIL import Image
 
-from model.data import Mnist, load_mnist
+from model.mnist import Mnist, load_mnist
 from stack.processes import Stack
 from stack.redis_server import RedisServer
 
@@ -29,7 +29,9 @@ TOKEN = "test-token-not-secret"
 @pytest.fixture(scope="session")
 def mnist() -> Mnist:
     """Genuine MNIST from $MNIST_DIR (the shared copy in CI)."""
-    return load_mnist()
+    from settings import get_settings
+
+    return load_mnist(get_settings().mnist_dir)
 
 
 @pytest.fixture

@@ -619,6 +619,6 @@ def test_a_multi_picture_jpeg_is_accepted_and_read_from_its_first_picture(web):
     assert Image.open(io.BytesIO(data)).format == "MPO"
     response = post_files(stack.web_url, [("image", ("camera.jpg", data, "image/jpeg"))])
     assert response.status_code == 202, response.text
-    from model.preprocess import decode
+    from model.images.preprocess import decode
 
     assert decode(data).getextrema() == (255, 255)  # the first picture (white), not the second

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from model.budget import OutOfTime, time_limit
+from model.images.budget import OutOfTime, time_limit
 
 
 def spin_for_ever() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.catalog import RECIPES, ConfigError, TrainConfig, parse_train_config
+from model.training.config import RECIPES, ConfigError, TrainConfig, parse_train_config
 
 
 def test_defaults():

@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from model.data import FILES, DataError, load_mnist, read_idx
+from model.idx import DataError, read_idx
+from model.mnist import FILES, load_mnist
 
 
 def test_loads_the_genuine_files(mnist):
@@ -89,7 +90,9 @@ def test_missing_directory_is_named(tmp_path):
 
 
 def test_shared_copy_reads_via_mnist_dir(environ, tmp_path, mnist):
+    from settings import get_settings
+
     copy = tmp_path / "copy"
     shutil.copytree(mnist.source, copy)
     environ.setenv("MNIST_DIR", str(copy))
-    assert load_mnist().source == str(copy)
+    assert load_mnist(get_settings().mnist_dir).source == str(copy)

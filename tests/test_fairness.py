@@ -12,7 +12,7 @@ import requests
 from PIL import Image
 
 from jobs import keys
-from model.render import page
+from model.rendering.digit import page
 from stack.processes import PREDICT_QUEUES
 from tests.conftest import OUTPUT, png_bytes, running_stack
 from tests.helpers import wait_for

@@ -21,7 +21,7 @@ from client.service import DigitsClient
 from jobs import keys
 from jobs import records as rec
 from jobs.feedback import HELD_OUT_PERCENT, FeedbackFull, FeedbackStore, is_held_out
-from model.data import read_idx
+from model.idx import read_idx
 from tests.conftest import TOKEN, png_bytes
 from tests.helpers import submit, wait_for, web_only
 

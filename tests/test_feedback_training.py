@@ -10,7 +10,7 @@ import requests
 from bench import feedback_loop
 from bench.unlike_mnist import outline
 from client.service import DigitsClient
-from model.catalog import FINE_TUNE_EPOCHS, FINE_TUNE_LEARNING_RATE, ConfigError, parse_training_request
+from model.training.config import FINE_TUNE_EPOCHS, FINE_TUNE_LEARNING_RATE, ConfigError, parse_training_request
 from tests.conftest import TINY_MODELS_SERVED, TOKEN
 
 STACK_ENV = TINY_MODELS_SERVED  # the small fine-tuned version may be activated by hand

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.catalog import RECIPE_FRAGMENTS, ConfigError, parse_train_config
-from model.fragments import NumberParts, cut_digit_of, fragment_mask, fragments, number_parts
-from model.predictor import Predictor
-from model.store import SHIPPED_MODEL
+from model.runtimes.keras_predictor import KerasPredictor
+from model.shipped import SHIPPED_MODEL
+from model.training.config import RECIPE_FRAGMENTS, ConfigError, parse_train_config
+from model.training.fragments import NumberParts, cut_digit_of, fragment_mask, fragments, number_parts
 
 DIGIT_A, DIGIT_B = (0, 0, 20, 30), (18, 0, 40, 30)  # two neighbours whose boxes touch
 NARROW_ONE = (42, 0, 46, 30)  # a 1 right of them
@@ -35,7 +35,7 @@ def test_touching_numbers_give_their_digits_as_cut_with_labels(mnist):
     assert set(parts.labels.tolist()) <= set(range(10)) and len(set(parts.labels.tolist())) >= 5
     # The shipped network reads most of them as their labels (chance is 10 %): they are digits, and
     # the labels are theirs.
-    read = Predictor.from_file(SHIPPED_MODEL).probabilities(parts.digits / 255.0).argmax(axis=1)
+    read = KerasPredictor.from_file(SHIPPED_MODEL).probabilities(parts.digits / 255.0).argmax(axis=1)
     assert (read == parts.labels).mean() > 0.6
 
 
@@ -56,7 +56,7 @@ def test_the_strong_recipe_trains_with_fragments_and_no_request_sets_them():
 
 
 def test_training_batches_hold_fragments_as_every_class_alike_and_cut_digits_as_their_labels(mnist):
-    from model.train import CUT_DIGITS_PER_BATCH, FRAGMENTS_PER_BATCH, _batches
+    from model.training.train import CUT_DIGITS_PER_BATCH, FRAGMENTS_PER_BATCH, _batches
 
     config = parse_train_config({"batch_size": 16, "epochs": 1})
     extra, cut = round(16 * FRAGMENTS_PER_BATCH), round(16 * CUT_DIGITS_PER_BATCH)
@@ -71,7 +71,7 @@ def test_training_batches_hold_fragments_as_every_class_alike_and_cut_digits_as_
 def test_the_shipped_network_doubts_fragments_and_not_digits(mnist):
     """Fragments of numbers of digits it never trained on (the validation digits) against the same
     digits whole: it is sure of the digits and mostly unsure of the fragments."""
-    predictor = Predictor.from_file(SHIPPED_MODEL)
+    predictor = KerasPredictor.from_file(SHIPPED_MODEL)
     held_out = slice(0, 2000)
     cut = fragments(mnist.x_train[held_out], mnist.y_train[held_out], 600, seed=11, processes=1)
     doubt = predictor.probabilities(cut / 255.0).max(axis=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model.judge import Scores, if_better
+from model.training.judge import Scores, if_better
 
 ACTIVE = Scores(test_accuracy=0.9956, held_out_accuracy=0.90, held_out_count=200)
 

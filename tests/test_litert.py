@@ -8,14 +8,15 @@ import pytest
 import redis
 
 from jobs import keys
-from model.backends import load_predictor
-from model.litert import LiteRTPredictor, export
-from model.predictor import Predictor
-from model.store import SHIPPED_LITERT, SHIPPED_MODEL, ModelStore
+from jobs.model_store import ModelStore
+from model.runtimes.keras_predictor import KerasPredictor
+from model.runtimes.litert import LiteRTPredictor, export
+from model.shipped import SHIPPED_LITERT, SHIPPED_MODEL
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 from tests.conftest import OUTPUT, png_bytes
 from tests.helpers import submit, wait_for
+from worker.model_holder import load_version
 
 
 @pytest.mark.parametrize("flatbuffer", ["exported now", "shipped"])
@@ -23,7 +24,7 @@ def test_litert_export_matches_tensorflow_on_the_whole_test_set(mnist, flatbuffe
     """An export made now, and the one shipped beside the model (it must be remade whenever the
     shipped model is: `make train` does both), read every test digit as TensorFlow does."""
     images = mnist.x_test.astype(np.float32) / 255
-    reference = Predictor.from_file(SHIPPED_MODEL).probabilities(images)
+    reference = KerasPredictor.from_file(SHIPPED_MODEL).probabilities(images)
     data = export(SHIPPED_MODEL.read_bytes()) if flatbuffer == "exported now" else SHIPPED_LITERT.read_bytes()
     litert = LiteRTPredictor(data).probabilities(images)
     assert litert.shape == (10000, 10)
@@ -62,5 +63,5 @@ def test_a_version_stored_without_an_export_gets_one_on_first_load_kept_for_the_
     store = ModelStore(redis_client)
     version = store.add(SHIPPED_MODEL.read_bytes(), {"arch": "default", "note": "as a training job stores it"})
     assert store.litert_file(version) is None
-    load_predictor(store, version, "litert", threads=1)
+    load_version(store, version, "litert", threads=1)
     assert store.litert_file(version) is not None

@@ -13,8 +13,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import workers
-from model import keras_files
-from model.store import SHIPPED_MODEL, ModelStore
+from jobs.model_store import ModelStore
+from model.runtimes import keras_files
+from model.shipped import SHIPPED_MODEL
 from stack.processes import PREDICT_QUEUES
 from tests.conftest import OUTPUT, TOKEN, png_bytes, running_stack
 from tests.helpers import wait_for

@@ -17,7 +17,7 @@ import requests
 from PIL import Image
 
 from jobs import keys
-from model.render_numbers import render_number
+from model.rendering.number import render_number
 from tests.conftest import OUTPUT, png_bytes, running_stack
 from tests.helpers import form_session, openapi_validator, wait_for, web_only
 

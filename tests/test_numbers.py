@@ -10,14 +10,14 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from model import segment
-from model.preprocess import NotADigit, preprocess
-from model.render import render
-from model.render_numbers import render_number
-from model.segment import NumberReading, TooManyDigits, plan_number, read_number
+from model.images.preprocess import NotADigit, preprocess
+from model.numbers import segment
+from model.numbers.segment import NumberReading, TooManyDigits, plan_number, read_number
+from model.rendering.digit import render
+from model.rendering.number import render_number
 
 FLOOR_NUMBERS = 150  # per spacing, half on paper, half photographed
-# Floors below what these numbers measure (gap 142/150, touching 134/150) and python -m model.evaluate
+# Floors below what these numbers measure (gap 142/150, touching 134/150) and python -m model.evaluation digits
 # --numbers on 1,000 per row (97 % and 90 %).
 FLOORS = {"gap": 0.92, "touching": 0.85}
 INK, PAPER = 30, 235
@@ -25,10 +25,10 @@ INK, PAPER = 30, 235
 
 @pytest.fixture(scope="module")
 def predictor():
-    from model.predictor import Predictor
-    from model.store import SHIPPED_MODEL
+    from model.runtimes.keras_predictor import KerasPredictor
+    from model.shipped import SHIPPED_MODEL
 
-    return Predictor.from_file(SHIPPED_MODEL)
+    return KerasPredictor.from_file(SHIPPED_MODEL)
 
 
 def number_png(digits: list[np.ndarray], gap: int = 4, scale: int = 5) -> bytes:
@@ -256,7 +256,7 @@ def test_preprocess_is_unchanged_bit_for_bit(mnist):
 
 
 def test_digits_right_counts_as_ocr_does():
-    from model.evaluate_numbers import digits_right
+    from model.evaluation.numbers import digits_right
 
     assert digits_right("1234", "1234") == 4
     assert digits_right("12834", "1234") == 3  # one digit too many costs one
@@ -271,7 +271,7 @@ def test_a_batch_reads_numbers_and_digits_in_one_model_call_each_bounded(mnist, 
 
     number = render_number(mnist.x_test, mnist.y_test, 3, "gap", "paper", 1)  # "248", read right
     digit = png_bytes(mnist.x_test[0], invert=True)
-    bounds = Bounds(40_000_000, 64 * 2**20, seconds=5.0, max_digits=8)
+    bounds = Bounds(40_000_000, 64 * 2**20, max_digits=8, seconds=5.0)
     read_digit, read_number_, blank = recognise(
         [digit, number.data, _encode(Image.new("L", (300, 100), 250))],
         predictor,
@@ -284,9 +284,9 @@ def test_a_batch_reads_numbers_and_digits_in_one_model_call_each_bounded(mnist, 
     assert read_digit.result["timings"]["batch_size"] == read_number_.result["timings"]["batch_size"] > 4
     assert blank.result["text"] == "" and "blank" in blank.result["reason"]
     big = render_number(mnist.x_test, mnist.y_test, 8, "touching", "photo", 0).data
-    (slow,) = recognise([big], predictor, Bounds(40_000_000, 64 * 2**20, seconds=0.001), reads=["number"])
+    (slow,) = recognise([big], predictor, Bounds(40_000_000, 64 * 2**20, 32, seconds=0.001), reads=["number"])
     assert slow.error["code"] == "too_costly"
-    (huge,) = recognise([big], predictor, Bounds(40_000_000, 10_000), reads=["number"])
+    (huge,) = recognise([big], predictor, Bounds(40_000_000, 10_000, 32), reads=["number"])
     assert huge.error["code"] == "too_costly"
     (long,) = recognise([big], predictor, Bounds(40_000_000, 64 * 2**20, max_digits=4), reads=["number"])
     assert long.error["code"] == "too_many_digits" and "limit of 4" in long.error["message"]

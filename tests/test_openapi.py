@@ -11,7 +11,7 @@ import requests
 from jsonschema import ValidationError
 from openapi_spec_validator import validate
 
-from model.store import ModelStore
+from jobs.model_store import ModelStore
 from stack.processes import BIN
 from tests.conftest import OUTPUT, ROOT, TOKEN
 from tests.helpers import openapi_validator, web_only
@@ -59,7 +59,7 @@ def test_the_served_document_is_valid_openapi_with_the_running_limits(web):
 
 
 def test_the_training_parameters_documented_are_those_accepted(web):
-    from model.catalog import RECIPES, request_parameters
+    from model.training.config import RECIPES, request_parameters
 
     served = requests.get(f"{web.web_url}/api/v1/openapi.json", timeout=10).json()
     documented = served["components"]["schemas"]["TrainingRequest"]["properties"]

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model import png as plain_png
-from model.png import header as png_header
-from model.preprocess import NotAnImage, decode
+from model.images import png as plain_png
+from model.images.png import header as png_header
+from model.images.preprocess import NotAnImage, decode
 
 rng = np.random.default_rng(0)
 IMAGES = {

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from model.recognise import Bounds, recognise
 
-BOUNDS = Bounds(max_pixels=40_000_000, max_decoded_bytes=64 << 20, seconds=5.0)
+BOUNDS = Bounds(max_pixels=40_000_000, max_decoded_bytes=64 << 20, max_digits=32, seconds=5.0)
 sides = st.integers(1, 120)
 
 

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from model.render import render
+from model.rendering.digit import render
 from tests.helpers import submit, wait_for
 
 pytestmark = pytest.mark.slow

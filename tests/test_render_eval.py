@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.evaluate import AS_PNG, score
-from model.render import RENDERINGS, render
+from model.evaluation.digits import AS_PNG, score
+from model.rendering.digit import RENDERINGS, render
 
 FLOOR_IMAGES = 300
-FLOOR = 0.99  # the target for the full 10,000 too (python -m model.evaluate reports those)
+FLOOR = 0.99  # the target for the full 10,000 too (python -m model.evaluation digits reports those)
 
 
 @pytest.mark.parametrize("rendering", list(RENDERINGS))
@@ -33,10 +33,10 @@ def test_renderings_are_deterministic_files_of_their_kind(mnist, rendering):
 
 @pytest.fixture(scope="module")
 def shipped():
-    from model.predictor import Predictor
-    from model.store import SHIPPED_MODEL
+    from model.runtimes.keras_predictor import KerasPredictor
+    from model.shipped import SHIPPED_MODEL
 
-    return Predictor.from_file(SHIPPED_MODEL)
+    return KerasPredictor.from_file(SHIPPED_MODEL)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from jobs import keys
-from model.store import ModelStore, parse_version
+from jobs.model_store import ModelStore, parse_version
 
 
 def test_versions_are_numbered_and_immutable(redis_client):

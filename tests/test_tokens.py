@@ -12,7 +12,7 @@ import requests
 from PIL import Image
 
 from jobs import keys
-from model.store import SHIPPED_MODEL
+from model.shipped import SHIPPED_MODEL
 from tests.helpers import web_only
 
 ADMIN, PREDICT = "admin-token-not-secret", "predict-token-not-secret"

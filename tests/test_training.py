@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model import architectures, keras_files
-from model.catalog import parse_train_config
-from model.train import predict_in_batches, train
+from model.runtimes import keras_files
+from model.training import architectures
+from model.training.config import parse_train_config
+from model.training.train import predict_in_batches, train
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import requests
 
-from model.store import SHIPPED_MODEL
+from model.shipped import SHIPPED_MODEL
 from stack.processes import PREDICT_QUEUES, Stack
 from tests.conftest import OUTPUT, TINY_MODELS_SERVED, TOKEN, png_bytes, running_stack
 from tests.helpers import submit, wait_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from model.store import ModelStore
+from jobs.model_store import ModelStore
 from tests.conftest import OUTPUT, TOKEN, running_stack
 from tests.helpers import wait_for, web_only
 

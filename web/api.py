@@ -10,9 +10,9 @@ from flask import Blueprint, jsonify, request, url_for
 
 from jobs import queue
 from jobs import records as rec
+from jobs.model_store import StoreFull
 from jobs.records import TERMINAL
-from model.catalog import NOT_REQUESTED, ConfigError, parse_training_request
-from model.store import StoreFull
+from model.training.config import NOT_REQUESTED, ConfigError, parse_training_request
 from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
 from web.images import decode_base64_image

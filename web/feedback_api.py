@@ -17,8 +17,8 @@ from werkzeug.routing import BaseConverter
 
 from jobs.feedback import Correction, FeedbackFull, FeedbackStore
 from jobs.records import SUCCEEDED
-from model.data import idx_bytes
-from model.preprocess import to_png
+from model.idx import idx_bytes
+from model.images.preprocess import to_png
 from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
 from web.services import services

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from model import png
-from model.image_cost import bytes_per_pixel, decoded_bytes
+from model.images import png
+from model.images.decode_cost import bytes_per_pixel, decoded_bytes
 from web.errors import ApiError
 
 # MPO is the multi-picture JPEG many cameras write; its first picture is read.

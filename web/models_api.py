@@ -7,8 +7,8 @@ import json
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from jobs import queue, workers
-from model.formats import SUFFIXES, detect_format
-from model.store import StoreFull, parse_version
+from jobs.model_store import StoreFull, parse_version
+from model.runtimes.formats import SUFFIXES, detect_format
 from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
 from web.services import services

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from jobs.records import READ_MODES
-from model.catalog import (
+from model.training.config import (
     ACTIVATION_POLICIES,
     ARCHITECTURES,
     DEFAULT_RECIPE,

@@ -11,7 +11,7 @@ import datetime as dt
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from jobs.records import TERMINAL, is_job_id
-from model.catalog import ARCHITECTURES, RANGES, RECIPES, TrainConfig
+from model.training.config import ARCHITECTURES, RANGES, RECIPES, TrainConfig
 from web.auth import predict_token_if_configured
 from web.images import check_image
 from web.security import require_secret_key

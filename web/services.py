@@ -9,9 +9,9 @@ from celery import Celery
 from flask import Flask, current_app
 
 from jobs.feedback import FeedbackStore
+from jobs.model_store import ModelStore
 from jobs.queue import connect, create_celery
 from jobs.records import JobRecords
-from model.store import ModelStore
 from settings import Settings
 from web.waiting import JobWaiter
 

@@ -8,6 +8,11 @@ only ``-Q train`` loads no prediction model.
 """
 
 from jobs.queue import create_celery
+from model.runtimes import tensorflow_setup
+from settings import get_settings
+
+# Before anything this process runs imports TensorFlow, which reads it once.
+tensorflow_setup.set_log_level(get_settings().tf_cpp_min_log_level)
 
 app = create_celery()
 # Celery's messages here are training jobs and model checks: long, so none waits in a busy

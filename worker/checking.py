@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from jobs import records as rec
-from model.check import Limits, check_bytes
+from model.runtimes.check import CheckLimits, check_bytes
 
 if TYPE_CHECKING:
     from worker.process import WorkerProcess
@@ -21,13 +21,13 @@ def check_version(process: WorkerProcess, version: int) -> dict:
     data, card = store.file(version), store.card(version)
     if data is None or card is None:
         return {"ok": False, "reason": f"there is no model version {version}"}
-    limits = Limits(
+    limits = CheckLimits(
         min_accuracy=settings.check_min_accuracy,
         max_ms_per_image=settings.check_max_ms_per_image,
         memory_bytes=settings.check_memory_mb * 2**20,
         seconds=settings.check_seconds,
     )
-    verdict = check_bytes(data, card.get("format", "keras"), limits).to_dict()
+    verdict = check_bytes(data, card.get("format", "keras"), limits, settings.mnist_dir).to_dict()
     store.set_check(version, verdict)
     log.info("model version %s checked: %s", version, verdict["reason"])
     return verdict

@@ -14,10 +14,10 @@ import time
 from collections import OrderedDict
 
 from jobs import keys
+from jobs.model_store import ModelStore
 from jobs.queue import connect
-from model.backends import load_predictor
 from model.recognise import Predictor
-from model.store import ModelStore
+from model.runtimes.loading import load_predictor
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,25 @@ VERSION_CHECK_S = 5.0
 # /versions/<v>/infer), kept loaded: a few, so clients alternating versions cannot make every
 # batch a model load, nor fill the worker's memory.
 PINNED_VERSIONS = 2
+
+
+def load_version(store: ModelStore, version: int, backend: str, threads: int = 0) -> Predictor:
+    """A predictor for the stored ``version`` on ``backend``; a Keras version's LiteRT export is
+    made and stored the first time a LiteRT worker needs it."""
+    card, file_bytes = store.card(version), store.file(version)
+    if card is None or file_bytes is None:
+        raise KeyError(f"model version {version} is not in the store")
+
+    def litert_export() -> bytes:
+        from model.runtimes import litert
+
+        flatbuffer = store.litert_file(version)
+        if flatbuffer is None:
+            flatbuffer = litert.export_in_subprocess(file_bytes)
+            store.set_litert_file(version, flatbuffer)
+        return flatbuffer
+
+    return load_predictor(file_bytes, card, version, backend, threads, litert_export)
 
 
 class ModelHolder:
@@ -62,7 +81,7 @@ class ModelHolder:
             self._pinned.move_to_end(version)
             return self._pinned[version]
         try:
-            predictor = load_predictor(self.store, version, self.backend, self.threads)
+            predictor = load_version(self.store, version, self.backend, self.threads)
             log.info("loaded model version %s for the requests that name it", version)
         except Exception:
             log.exception("cannot load model version %s, which a request named", version)
@@ -108,7 +127,7 @@ class ModelHolder:
 
     def _swap_in(self, version: int) -> None:
         started = time.perf_counter()
-        self.current = load_predictor(self.store, version, self.backend, self.threads)
+        self.current = load_version(self.store, version, self.backend, self.threads)
         seconds = time.perf_counter() - started
         log.info("serving model version %s on %s (loaded in %.2f s)", version, self.backend, seconds)
 

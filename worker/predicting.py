@@ -32,7 +32,12 @@ def predict_jobs(process: WorkerProcess, job_ids: Sequence[str]) -> None:
     if not jobs:
         return
     clients = {job.job_id: job.client for job in jobs}
-    bounds = Bounds(settings.max_image_pixels, settings.max_decoded_bytes, settings.preprocess_budget_ms / 1000)
+    bounds = Bounds(
+        max_pixels=settings.max_image_pixels,
+        max_decoded_bytes=settings.max_decoded_bytes,
+        max_digits=settings.max_digits_per_number,
+        seconds=settings.preprocess_budget_ms / 1000,
+    )
     outcomes = [batch.poisoned(job) for job in jobs if job.poison]
     for job in (job for job in jobs if job.suspect and not job.poison):
         process.records.read_alone(job.job_id)

@@ -13,8 +13,8 @@ import redis
 
 from jobs import keys
 from jobs import records as rec
+from jobs.model_store import ModelStore
 from jobs.queue import connect
-from model.store import ModelStore
 from settings import Settings, get_settings
 from worker.consumer import LaneConsumer
 from worker.housekeeping import Housekeeping
@@ -42,9 +42,9 @@ def _start(name: str, queues: Sequence[str]) -> WorkerProcess:
     models = None
     if any(name in keys.PREDICT_QUEUES for name in queues):
         if settings.model_backend == "tensorflow":
-            from model import runtime
+            from model.runtimes import tensorflow_setup
 
-            runtime.configure_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
+            tensorflow_setup.configure_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
         models = ModelHolder(store, settings.model_backend, settings.tf_intra_op_threads).start()
     records = rec.JobRecords(client, settings.job_ttl_seconds)
     process = WorkerProcess(name, tuple(queues), settings, client, records, store, models)

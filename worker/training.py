@@ -12,10 +12,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from jobs import records as rec
 from jobs.feedback import FeedbackStore
-from model.catalog import KERAS_ARCHITECTURES, ConfigError, parse_training_request
-from model.data import DataError
-from model.judge import Scores, if_better
-from model.store import StoreFull
+from jobs.model_store import StoreFull
+from model.mnist import DataError
+from model.training.config import KERAS_ARCHITECTURES, ConfigError, parse_training_request
+from model.training.judge import Scores, if_better
 from worker.checking import check_version
 from worker.process import WorkerProcess
 
@@ -33,10 +33,11 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
         log.info("job %s: not training, it is %s", job_id, started.status or "gone", extra={"job_id": job_id})
         return
     params = (records.get(job_id) or {}).get("params") or {}
-    from model import runtime
-    from model.train import Cancelled, Corrections, train  # TensorFlow: only inside worker processes
+    from model.mnist import load_mnist
+    from model.runtimes import tensorflow_setup
+    from model.training.train import Cancelled, Corrections, train  # TensorFlow: only inside worker processes
 
-    runtime.configure_threads(process.settings.tf_intra_op_threads, process.settings.tf_inter_op_threads)
+    tensorflow_setup.configure_threads(process.settings.tf_intra_op_threads, process.settings.tf_inter_op_threads)
 
     beating = threading.Event()
     threading.Thread(target=_beat_until, args=(records, job_id, beating), daemon=True, name="job-heartbeat").start()
@@ -55,6 +56,7 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
         corrections = _corrections(process)
         trained = train(
             config,
+            load_mnist(process.settings.mnist_dir),
             progress=progress,
             should_stop=_stop_asked_or_out_of_time(records, job_id, process.settings.training_time_limit),
             threads=process.settings.training_threads,
@@ -64,7 +66,7 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
         model_bytes = trained.to_bytes()
         version = store.add(model_bytes, {**trained.card, "training_job_id": job_id}, trained.file_format)
         if trained.file_format == "keras":
-            from model import litert  # export now, while TensorFlow is loaded anyway
+            from model.runtimes import litert  # export now, while TensorFlow is loaded anyway
 
             store.set_litert_file(version, litert.export(model_bytes))
         held = trained.card["held_out_corrections"]
@@ -175,8 +177,8 @@ def _scores(process: WorkerProcess, version: int, held: tuple[np.ndarray, np.nda
     images, labels = held
     if not len(labels):
         return Scores(card.get("test_accuracy", 0.0))
-    from model.backends import load_predictor
+    from worker.model_holder import load_version
 
-    predictor = load_predictor(process.store, version, "tensorflow")
+    predictor = load_version(process.store, version, "tensorflow")
     said = predictor.probabilities(images.astype(np.float32) / 255.0).argmax(axis=1)
     return Scores(card.get("test_accuracy", 0.0), round(float((said == labels).mean()), 5), len(labels))

@@ -1,7 +1,7 @@
 """The LiteRT backend: a Keras model exported to a LiteRT (TFLite) flatbuffer, run by the small
 ``ai-edge-litert`` interpreter so a worker needs no TensorFlow in memory.
 
-    python -m model.litert MODEL.keras OUT.tflite      # export (this step needs TensorFlow)
+    python -m model.runtimes.litert MODEL.keras OUT.tflite      # export (this step needs TensorFlow)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def export(keras_bytes: bytes) -> bytes:
     """Convert ``.keras`` file bytes to LiteRT bytes (float32, same outputs within float rounding)."""
     import tensorflow as tf
 
-    from model import keras_files
+    from model.runtimes import keras_files
 
     network = keras_files.load(keras_bytes)
     converter = tf.lite.TFLiteConverter.from_keras_model(network)
@@ -36,16 +36,17 @@ def export_in_subprocess(keras_bytes: bytes, timeout: float = 300) -> bytes:
         source, target = Path(tmp) / "model.keras", Path(tmp) / "model.tflite"
         source.write_bytes(keras_bytes)
         subprocess.run(
-            [sys.executable, "-m", "model.litert", str(source), str(target)],
+            [sys.executable, "-m", "model.runtimes.litert", str(source), str(target)],
             check=True,
             timeout=timeout,
             capture_output=True,
+            env={"TF_CPP_MIN_LOG_LEVEL": "2"},  # nothing of the service's environment
         )
         return target.read_bytes()
 
 
 class LiteRTPredictor:
-    """Same interface as :class:`model.predictor.Predictor`, on the LiteRT interpreter."""
+    """Same interface as :class:`model.runtimes.keras_predictor.KerasPredictor`, on the LiteRT interpreter."""
 
     def __init__(self, flatbuffer: bytes, version: int | None = None, card: dict | None = None, threads: int = 0):
         """``threads``: the interpreter's threads (0: one per core)."""

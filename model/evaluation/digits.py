@@ -1,10 +1,10 @@
 """How well a model reads MNIST's test digits as they are, and as people would send them.
 
-    python -m model.evaluate [--model FILE] [--limit N] [--jobs 2]
-    python -m model.evaluate --numbers [--digits 2-8] [--limit 30] ...  (whole numbers: model.evaluate_numbers)
+    python -m model.evaluation digits [--model FILE] [--limit N] [--jobs 2]
+    python -m model.evaluation digits --numbers [--digits 2-8] [--limit 30] ...  (model.evaluation.numbers)
 
 Rows: the raw test tensors; the same images as PNG files through :func:`preprocess`; and each
-rendering of :mod:`model.render` through :func:`preprocess`. An image that preprocessing turns
+rendering of :mod:`model.rendering.digit` through :func:`preprocess`. An image that preprocessing turns
 down as not a digit counts as a mistake. Rendering and preprocessing run in ``--jobs`` processes.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import multiprocessing
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.preprocess import NotADigit, NotAnImage, preprocess
-from model.render import RENDERINGS, render
+from model.images.preprocess import NotADigit, NotAnImage, preprocess
+from model.rendering.digit import RENDERINGS, render
 
 AS_PNG = "mnist-png"
 CHUNK = 200
@@ -103,7 +102,7 @@ def _line(row: Row, baseline: Row) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None, help="a .keras file (default: the shipped model)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N test images")
@@ -113,16 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--digits", default="2-8", help="with --numbers: digits per number, e.g. 4 or 2-8")
     args = parser.parse_args(argv)
     if args.numbers:
-        return _numbers(args)
+        return _numbers(args, mnist_dir)
 
-    from model.data import load_mnist
-    from model.predictor import Predictor
-    from model.store import SHIPPED_MODEL
+    from model.mnist import load_mnist
+    from model.runtimes.keras_predictor import KerasPredictor
+    from model.shipped import SHIPPED_MODEL
 
-    mnist = load_mnist()
+    mnist = load_mnist(mnist_dir)
     digits, labels = mnist.x_test[: args.limit], mnist.y_test[: args.limit]
     model_path = args.model or SHIPPED_MODEL
-    predictor = Predictor.from_file(model_path)
+    predictor = KerasPredictor.from_file(model_path)
     print(f"{model_path} on {len(labels)} MNIST test images (drop: points below mnist-raw)\n")
     print("| input      | accuracy | drop  | rejected | images | time     |")
     print("|------------|----------|-------|----------|--------|----------|")
@@ -136,18 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _numbers(args: argparse.Namespace) -> int:
-    from model import evaluate_numbers
-    from model.predictor import Predictor
-    from model.store import SHIPPED_MODEL
+def _numbers(args: argparse.Namespace, mnist_dir: str) -> int:
+    from model.evaluation import numbers as evaluate_numbers
+    from model.runtimes.keras_predictor import KerasPredictor
+    from model.shipped import SHIPPED_MODEL
 
     model_path = args.model or SHIPPED_MODEL
     counts = evaluate_numbers.parse_counts(args.digits)
     limit = args.limit or 30
     return evaluate_numbers.report(
-        Predictor.from_file(model_path), str(model_path), counts, limit, args.seed, args.jobs
+        KerasPredictor.from_file(model_path), str(model_path), counts, limit, mnist_dir, args.seed, args.jobs
     )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """The pieces of one line of handwritten ink: its strokes, the wide ones cut where digits may touch.
 
 Lengths are in line heights (the typical height of the line's tall strokes), so the same rules hold
-for any size of writing. Input is ink strength in [0, 1], as :func:`model.preprocess.ink_strength`
+for any size of writing. Input is ink strength in [0, 1], as :func:`model.images.preprocess.ink_strength`
 gives it.
 
 - A stroke is ink connected at half strength. Strokes far above or below the line and specks are
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from model.preprocess import NotADigit
+from model.images.preprocess import NotADigit
 
 Box = tuple[int, int, int, int]  # (top, bottom, left, right), bottom and right exclusive
 

@@ -6,7 +6,7 @@ function of its shape in line heights (width, height, pieces, strokes, the ink t
 it cross, how thick it is, how near its neighbours are) and of the network's view of it (confidence,
 label, width for that label), some of them also in bins, for shapes of score a line cannot follow.
 Leaving a short stroke out scores ``skip``. With P(reading) = exp(score) / (the sum over all readings
-of the pieces), a semi-Markov conditional random field, :mod:`model.fit_number_scoring` fits the
+of the pieces), a semi-Markov conditional random field, :mod:`model.numbers.fit_scoring` fits the
 weights to numbers built from MNIST *training* digits (never the test digits the evaluation uses) and
 writes them to ``shipped/number_scoring.json``.
 """
@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.pieces import Box, Pieces
-
-SHIPPED_WEIGHTS = Path(__file__).parent / "shipped" / "number_scoring.json"
+from model.numbers.pieces import Box, Pieces
+from model.shipped import SHIPPED_WEIGHTS
 
 SHAPE_FEATURES = (
     "width",
@@ -170,7 +169,7 @@ def shipped_weights() -> dict:
 
 
 def load_weights(path: Path) -> dict:
-    """Weights written by :mod:`model.fit_number_scoring`; refuses a file for other features."""
+    """Weights written by :mod:`model.numbers.fit_scoring`; refuses a file for other features."""
     weights = json.loads(Path(path).read_text())
     if set(weights["weights"]) != set(FEATURES):
         raise ValueError(f"{path}: weights are for other features than this code's; refit them")

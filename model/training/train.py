@@ -1,6 +1,6 @@
 """Train a network on MNIST, evaluate it on the 10,000 test images, and describe it in a model card.
 
-python -m model.train --recipe strong --out model/shipped/default.keras
+python -m model.training train --recipe strong --out model/shipped/default.keras
 """
 
 from __future__ import annotations
@@ -17,10 +17,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from model import classic, runtime
-from model.catalog import (
+from model.mnist import DataError, Mnist, load_mnist
+from model.runtimes import keras_files, scikit_learn
+from model.runtimes.formats import SUFFIXES
+from model.training import architectures, classic
+from model.training.augment import augment_batch
+from model.training.config import (
     ARCHITECTURES,
     CLASSIC_ARCHITECTURES,
     DEFAULT_RECIPE,
@@ -29,16 +35,7 @@ from model.catalog import (
     TrainConfig,
     parse_train_config,
 )
-from model.data import Mnist, load_mnist
-
-runtime.quiet_tensorflow()
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from model import architectures, keras_files  # noqa: E402
-from model.augment import augment_batch  # noqa: E402
-from model.formats import SUFFIXES  # noqa: E402
-from model.fragments import NumberParts, number_parts  # noqa: E402
+from model.training.fragments import NumberParts, number_parts
 
 ProgressFn = Callable[[dict], None]
 TEST_IMAGES = 10_000  # MNIST's test set, on which every trained model is scored
@@ -98,17 +95,17 @@ class TrainedModel:
 
     def to_bytes(self) -> bytes:
         """The model file's bytes, as the model store keeps them."""
-        if self.file_format == classic.FILE_FORMAT:
+        if self.file_format == scikit_learn.FILE_FORMAT:
             return classic.to_bytes(self.model)
         return keras_files.dump(self.model)
 
     def predictor(self):
         """A predictor over the model in memory (as a worker would serve it)."""
-        if self.file_format == classic.FILE_FORMAT:
-            return classic.ClassicPredictor(self.model, card=self.card)
-        from model.predictor import Predictor
+        if self.file_format == scikit_learn.FILE_FORMAT:
+            return scikit_learn.ClassicPredictor(self.model, card=self.card)
+        from model.runtimes.keras_predictor import KerasPredictor
 
-        return Predictor(self.model, card=self.card)
+        return KerasPredictor(self.model, card=self.card)
 
     def save(self, path: str | Path) -> Path:
         """Write the model file to ``path`` and the card beside it (.json); return the card's path."""
@@ -122,7 +119,7 @@ class TrainedModel:
 
 def train(
     config: TrainConfig,
-    mnist: Mnist | None = None,
+    mnist: Mnist,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     verbose: int = 0,
@@ -143,7 +140,6 @@ def train(
     most every half second and after each epoch; ``should_stop`` is asked after every batch
     (every epoch for classic models) and raises :class:`Cancelled` when it answers true.
     """
-    mnist = mnist or load_mnist()
     x_train, y_train = mnist.x_train, mnist.y_train
     if config.train_limit:
         x_train, y_train = x_train[: config.train_limit], y_train[: config.train_limit]
@@ -161,7 +157,7 @@ def train(
     started = time.perf_counter()
     if config.arch in CLASSIC_ARCHITECTURES:
         model, history, details, file_format = _fit_classic(config, *split, progress, stop, threads)
-        score = classic.ClassicPredictor(model).probabilities
+        score = scikit_learn.ClassicPredictor(model).probabilities
     else:
         parts = number_parts(*split[:2], config.fragments, config.seed) if config.fragments else None
         model, history, details, file_format = _fit_keras(config, *split, progress, stop, verbose, base, parts)
@@ -271,7 +267,7 @@ def calibrate(network: keras.Model, images: np.ndarray, labels: np.ndarray) -> f
 def _fit_classic(config, x_fit, y_fit, x_val, y_val, progress, should_stop, threads):
     import sklearn
 
-    x, x_check = classic.flatten(x_fit), classic.flatten(x_val)
+    x, x_check = scikit_learn.flatten(x_fit), scikit_learn.flatten(x_val)
     history: list[dict] = []
     started = time.perf_counter()
 
@@ -306,14 +302,14 @@ def _fit_classic(config, x_fit, y_fit, x_val, y_val, progress, should_stop, thre
         },  # fmt: skip
         "versions": {"scikit-learn": sklearn.__version__},
     }
-    return model, history, details, classic.FILE_FORMAT
+    return model, history, details, scikit_learn.FILE_FORMAT
 
 
 def summarize_predictions(
     probabilities: np.ndarray, images: np.ndarray, labels: np.ndarray, mistakes: int = 25
 ) -> dict:
     """Score (N, 10) probabilities against true labels; ``images`` (uint8) illustrate the mistakes."""
-    from model.preprocess import to_png
+    from model.images.preprocess import to_png
 
     predicted = probabilities.argmax(axis=1)
     confusion = np.zeros((10, 10), dtype=int)
@@ -526,7 +522,7 @@ class _Reporter(keras.callbacks.Callback):
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", choices=RECIPES, default=DEFAULT_RECIPE)
     parser.add_argument("--arch", choices=ARCHITECTURES, default="default")
@@ -550,8 +546,8 @@ def main(argv: list[str] | None = None) -> int:
                 "train_limit": args.train_limit,
             }
         )
-        trained = train(replace(config, seed=args.seed), verbose=1)
-    except (ConfigError, runtime.DataError) as exc:
+        trained = train(replace(config, seed=args.seed), load_mnist(mnist_dir), verbose=1)
+    except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = args.out or Path("models") / f"{config.arch}{SUFFIXES[trained.file_format]}"
@@ -559,7 +555,3 @@ def main(argv: list[str] | None = None) -> int:
     card = trained.card
     print(f"test accuracy {card['test_accuracy']:.4f} after {card['training_seconds']} s; wrote {out} and {card_path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,16 +1,16 @@
 """How well whole handwritten numbers are read: numbers of MNIST test digits, rendered as people send them.
 
-    python -m model.evaluate --numbers [--digits 2-8] [--limit 30] [--seed 0] [--model FILE] [--jobs 2]
+    python -m model.evaluation digits --numbers [--digits 2-8] [--limit 30] [--seed 0] [--model FILE] [--jobs 2]
 
-One row per (digits, spacing, rendering), ``--limit`` numbers each (see :mod:`model.render_numbers`).
+One row per (digits, spacing, rendering), ``--limit`` numbers each (see :mod:`model.rendering.number`).
 ``number``: whole numbers read right. ``digit``: digits read right, as OCR counts characters:
 the number's digits less the fewest edits (a digit changed, missed or added) that turn the reading
 into the truth (:func:`digits_right`), so that a digit split in two costs one digit, not the
 whole number's.
 ``single``: the same MNIST digits, each rendered alone the same way and read through
-:func:`model.preprocess.preprocess` and the same model: what the digits would score one at a time.
+:func:`model.images.preprocess.preprocess` and the same model: what the digits would score one at a time.
 ``joined``: share of neighbours whose ink runs into each other (before any blur). ``ms``: median
-time of :func:`model.segment.plan_number` per image. Rendering and planning run in ``--jobs``
+time of :func:`model.numbers.segment.plan_number` per image. Rendering and planning run in ``--jobs``
 processes; every candidate of a row goes through one model call, as in the service.
 """
 
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.preprocess import NotADigit, NotAnImage, preprocess
-from model.render import render
-from model.render_numbers import NUMBER_RENDERINGS, SPACINGS, render_number
-from model.segment import TooManyDigits, plan_number
+from model.images.preprocess import NotADigit, NotAnImage, preprocess
+from model.numbers.segment import TooManyDigits, plan_number
+from model.rendering.digit import render
+from model.rendering.number import NUMBER_RENDERINGS, SPACINGS, render_number
 
 CHUNK = 10  # numbers per job handed to a process
 GOALS = (  # (digits, spacing, what, at least)
@@ -75,10 +75,8 @@ def _prepare(job: tuple[int, str, str, int, int, int]) -> list[tuple]:
 
     Each item: (plan or None, true text, singles' inputs, singles refused, joined neighbours, plan seconds).
     """
-    from model.data import load_mnist
-
     digits, spacing, rendering, first, count, seed = job
-    mnist = _mnist(load_mnist)
+    mnist = _loaded["mnist"]
     prepared = []
     for index in range(first, first + count):
         number = render_number(mnist.x_test, mnist.y_test, digits, spacing, rendering, index, seed)
@@ -102,10 +100,11 @@ def _prepare(job: tuple[int, str, str, int, int, int]) -> list[tuple]:
 _loaded: dict = {}
 
 
-def _mnist(load):
-    if "mnist" not in _loaded:
-        _loaded["mnist"] = load()
-    return _loaded["mnist"]
+def _load_digits(mnist_dir: str) -> None:
+    """In each rendering process: MNIST, once."""
+    from model.mnist import load_mnist
+
+    _loaded["mnist"] = load_mnist(mnist_dir)
 
 
 def score_row(predictor, digits: int, spacing: str, rendering: str, limit: int, seed: int, pool=None) -> NumberRow:
@@ -152,11 +151,11 @@ def digits_right(read: str, truth: str) -> int:
 
 
 def evaluate_numbers(
-    predictor, digit_counts: list[int], limit: int, seed: int = 0, jobs: int = 2
+    predictor, digit_counts: list[int], limit: int, mnist_dir: str, seed: int = 0, jobs: int = 2
 ) -> Iterator[NumberRow]:
     """The table row by row, as each is done."""
     # Spawned, not forked: the parent holds TensorFlow, which does not survive a fork.
-    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+    with multiprocessing.get_context("spawn").Pool(jobs, _load_digits, (mnist_dir,)) as pool:
         for digits in digit_counts:
             for spacing in SPACINGS:
                 for rendering in NUMBER_RENDERINGS:
@@ -221,12 +220,14 @@ def parse_counts(text: str) -> list[int]:
     return counts
 
 
-def report(predictor, name: str, digit_counts: list[int], limit: int, seed: int = 0, jobs: int = 2) -> int:
+def report(
+    predictor, name: str, digit_counts: list[int], limit: int, mnist_dir: str, seed: int = 0, jobs: int = 2
+) -> int:
     """Print the table, then the goals beside the figures measured."""
     print(f"{name} on numbers of MNIST test digits, {limit} per row, seed {seed}\n")
     print(HEADER)
     rows = []
-    for row in evaluate_numbers(predictor, digit_counts, limit, seed, jobs):
+    for row in evaluate_numbers(predictor, digit_counts, limit, mnist_dir, seed, jobs):
         rows.append(row)
         print(line(row), flush=True)
     print()

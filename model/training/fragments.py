@@ -1,12 +1,12 @@
 """What a number's reader must not take for a digit: parts of digits and digits run together.
 
-Reading a number (:mod:`model.segment`) asks the network about every group of pieces that might be
+Reading a number (:mod:`model.numbers.segment`) asks the network about every group of pieces that might be
 one digit. A network trained on whole digits only is often sure of what half a 0, or a 1 run into
 the 4 beside it, is: it has never been shown that these are no digit. So training may show it
 such fragments with no digit as the answer, every class equally likely ("outlier exposure",
 Hendrycks et al. 2019); the numbers' scoring then reads the network's doubt as "not a digit".
 
-Fragments are the candidates of numbers built from training digits (:mod:`model.render_numbers`,
+Fragments are the candidates of numbers built from training digits (:mod:`model.rendering.number`,
 touching and with gaps, on paper and photographed) that are clearly not one true digit: a box
 that overlaps no true digit's much, or one that takes in much of two. Candidates near a true digit
 are left out either way, and so are numbers whose digits overlap: measured on 500 4-digit numbers
@@ -16,7 +16,7 @@ The same cutting gives the other half of the lesson: candidates of touching numb
 true digit (a box close to its box, taking in little of any other), as the cut left them (a stub
 of the neighbour's stroke, a tail cut short), with that digit's label.
 
-    python -m model.fragments --count 20000 --show fragments.png     # look at some
+    python -m model.training fragments --count 20000 --show fragments.png     # look at some
 """
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ import argparse
 import contextlib
 import functools
 import multiprocessing
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from model.render_numbers import DIGIT_COUNTS, NUMBER_RENDERINGS
+from model.rendering.number import DIGIT_COUNTS, NUMBER_RENDERINGS
 
 SPACINGS = ("touching", "gap")
 PART_OF_ONE = 0.4  # a candidate overlapping no true digit this much (intersection over union) is a part
@@ -116,8 +115,8 @@ def _hold(images: np.ndarray, labels: np.ndarray) -> None:
 
 
 def _number_parts(job: tuple[int, str, str, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from model.render_numbers import render_number
-    from model.segment import plan_number
+    from model.numbers.segment import plan_number
+    from model.rendering.number import render_number
 
     images, labels = _pool_data
     number = render_number(images, labels, *job)
@@ -145,7 +144,7 @@ def _covered_width(box, digit) -> float:
     return max(0, min(box[2], digit[2]) - max(box[0], digit[0])) / max(1, digit[2] - digit[0])
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
@@ -155,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from PIL import Image
 
-    from model.data import load_mnist
+    from model.mnist import load_mnist
 
-    mnist = load_mnist()
+    mnist = load_mnist(mnist_dir)
     found = fragments(mnist.x_train[5000:], mnist.y_train[5000:], args.count, args.seed)  # not the validation digits
     print(f"{len(found)} fragments")
     if args.out:
@@ -168,7 +167,3 @@ def main(argv: list[str] | None = None) -> int:
         grid = tiles.reshape(20, 20, 28, 28).transpose(0, 2, 1, 3).reshape(560, 560)
         Image.fromarray(grid).save(args.show)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ all of them:
     -> read it again from the original at a useful size -> polarity, lighting, noise -> ink
     -> fit the ink's box into 20x20 -> centre of mass to the centre of 28x28
 
-    python -m model.preprocess photo.jpg --show seen.png
+    python -m model.images show photo.jpg --show seen.png
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from scipy import ndimage
 
-from model import png
-from model.image_cost import bytes_per_pixel, decoded_bytes
-from settings import get_settings
+from model.images import png
+from model.images.decode_cost import bytes_per_pixel, decoded_bytes
 
 OVERVIEW_SIDE = 320  # the digit is looked for in an overview of at most this many pixels squared ...
 DETAIL_SIDE = 96  # ... and, when smaller than half this there, read again from the original at this size
@@ -56,8 +55,8 @@ class TooCostly(ValueError):
 def preprocess(data: bytes, max_pixels: int | None = None, max_decoded_bytes: int | None = None) -> np.ndarray:
     """Decode image bytes into a (28, 28) float32 array in [0, 1], light ink on black, MNIST-style.
 
-    Raises :class:`NotAnImage` for undecodable input or input over ``max_pixels`` (default: the
-    ``MAX_IMAGE_PIXELS`` setting) and :class:`NotADigit` when there is no ink to read.
+    Raises :class:`NotAnImage` for undecodable input or input over ``max_pixels`` (None: only
+    Pillow's own bound) and :class:`NotADigit` when there is no ink to read.
     """
     gray = decode(data, max_pixels, max_decoded_bytes)
     normalized = already_normalized(gray)
@@ -104,11 +103,9 @@ def decode(data: bytes, max_pixels: int | None = None, max_decoded_bytes: int | 
     """Decode to an upright 8-bit grayscale ("L") image; transparent parts become background.
 
     Raises :class:`TooCostly` before decoding an image that would take more than
-    ``max_decoded_bytes`` in memory (default: the ``MAX_DECODED_BYTES`` setting).
+    ``max_decoded_bytes`` in memory, and :class:`NotAnImage` for one over ``max_pixels`` (None:
+    no bound of ours, only Pillow's own; the service always gives both).
     """
-    settings = get_settings()
-    max_pixels = max_pixels or settings.max_image_pixels
-    max_decoded_bytes = max_decoded_bytes or settings.max_decoded_bytes
     try:
         if plain := png.plain(data):  # the common case, without Pillow's plugin machinery
             _refuse_costly(plain.width, plain.height, plain.mode, max_pixels, max_decoded_bytes)
@@ -128,12 +125,12 @@ def decode(data: bytes, max_pixels: int | None = None, max_decoded_bytes: int | 
 
 
 def _refuse_costly(
-    width: int, height: int, mode: str, max_pixels: int, max_decoded_bytes: int, needed: int | None = None
+    width: int, height: int, mode: str, max_pixels: int | None, max_decoded_bytes: int | None, needed: int | None = None
 ) -> None:
-    if width * height > max_pixels:
+    if max_pixels is not None and width * height > max_pixels:
         raise NotAnImage(f"image is {width}x{height}, over the limit of {max_pixels} pixels")
     needed = needed if needed is not None else width * height * bytes_per_pixel(mode)
-    if needed > max_decoded_bytes:
+    if max_decoded_bytes is not None and needed > max_decoded_bytes:
         raise TooCostly(
             f"image is {width}x{height} {mode}: {needed} bytes decoded, over the limit of {max_decoded_bytes}"
         )
@@ -336,7 +333,7 @@ def to_pngs(images: np.ndarray) -> list[bytes]:
     return png.gray_files(np.round(np.asarray(images) * 255).astype(np.uint8))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
     parser = argparse.ArgumentParser(description="Show the 28x28 image the network will see.")
     parser.add_argument("image", type=Path)
     parser.add_argument("--show", type=Path, required=True, help="PNG to write (scaled up 10x for eyes)")
@@ -350,7 +347,3 @@ def main(argv: list[str] | None = None) -> int:
     big.save(args.show)
     print(f"wrote {args.show}: the 28x28 input, shown 10x")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

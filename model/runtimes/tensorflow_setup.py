@@ -1,17 +1,18 @@
-"""Process-wide TensorFlow set-up: quiet logs and deliberate thread counts (two cores are shared)."""
+"""Process-wide TensorFlow set-up: its log level and deliberate thread counts (two cores are shared).
+
+The entry points call these (worker processes, the model's tools, the local client) before
+anything imports TensorFlow; library modules never set up the process themselves.
+"""
 
 from __future__ import annotations
 
 import os
 
-from model.data import DataError  # re-exported for the CLIs' error handling
 
-__all__ = ["DataError", "quiet_tensorflow", "configure_threads"]
-
-
-def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ start-up chatter; must run before TensorFlow is imported."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def set_log_level(level: str) -> None:
+    """TensorFlow's C++ log level (TF_CPP_MIN_LOG_LEVEL: "2" hides its start-up notes); must run
+    before TensorFlow is imported, which reads it once."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
 
 
 def configure_threads(intra_op: int, inter_op: int) -> None:

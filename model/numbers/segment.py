@@ -7,43 +7,36 @@ model call together with its single digits; nothing here calls the model:
     probabilities = predictor.probabilities(plan.inputs)   # (M, 10), in the same call as other images
     reading = plan.choose(probabilities)                   # the best reading of those pieces
 
-- The front half is :mod:`model.preprocess`'s: decode, grayscale, the ink found on an overview and,
+- The front half is :mod:`model.images.preprocess`'s: decode, grayscale, the ink found on an overview and,
   when the line is small there, read again from the original; light or dark paper, shadows, noise.
-- :mod:`model.pieces` cuts the line's ink into pieces: strokes, and parts of wide strokes between
+- :mod:`model.numbers.pieces` cuts the line's ink into pieces: strokes, and parts of wide strokes between
   candidate cuts where touching digits may meet.
 - A digit is one or more pieces next to each other in left-to-right order (a 5 whose top bar is
   detached, a 4 or a 7 in two strokes, a stroke broken by a dry pen), if together they are digit-tall,
   no wider than a digit can be and without a wide gap inside. Every such group becomes one 28x28
   input, normalised by preprocess's own box fit and centre of mass.
 - :meth:`NumberPlan.choose` picks the groups that cover the pieces left to right (short strokes, such
-  as a stray mark, may be left out at a cost) with the highest sum of :mod:`model.number_scoring`'s
+  as a stray mark, may be left out at a cost) with the highest sum of :mod:`model.numbers.scoring`'s
   log-odds that each is exactly one whole digit: the most probable segmentation, if the groups'
   chances were independent. Each digit's label is then the network's most probable class.
 
-    python -m model.segment number.jpg [--max-digits 8] [--show seen.png]
+    python -m model.numbers read number.jpg [--max-digits 8] [--show seen.png]
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from model import lattice, number_scoring
-from model.pieces import Box, Pieces, Strokes, cut_into_pieces, find_strokes
-from model.preprocess import (
+from model.images.preprocess import (
     MIN_DIGIT_SHARE,
     OVERVIEW_SIDE,
     NotADigit,
-    NotAnImage,
-    TooCostly,
     decode,
     fit_and_centre,
     ink_strength,
@@ -51,7 +44,8 @@ from model.preprocess import (
     reduced_pixels,
     reduction,
 )
-from settings import get_settings
+from model.numbers import lattice, scoring
+from model.numbers.pieces import Box, Pieces, Strokes, cut_into_pieces, find_strokes
 
 LINE_DETAIL = 64  # a line under half this tall in the overview is read again from the original, this tall
 # Shapes, in line heights. MNIST fits each digit's longer side to its box, so no digit is wider than tall.
@@ -75,7 +69,7 @@ class NumberDigit:
     confidence: float
     probabilities: tuple[float, ...]
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the upright image's pixels, x1 and y1 exclusive
-    input: np.ndarray = field(repr=False)  # the (28, 28) float32 input; model.preprocess.to_png shows it
+    input: np.ndarray = field(repr=False)  # the (28, 28) float32 input; model.images.preprocess.to_png shows it
 
     def as_dict(self) -> dict:
         """Plain Python values; ``input`` stays the array (the caller encodes it, e.g. as PNG)."""
@@ -121,10 +115,10 @@ class NumberPlan:
     inputs: np.ndarray  # (M, 28, 28) float32
     groups: tuple[tuple[int, int], ...]
     boxes: tuple[tuple[int, int, int, int], ...]  # per group, (x0, y0, x1, y1) in the upright image
-    shape: np.ndarray  # (M, len(number_scoring.SHAPE_FEATURES)): each group's shape
-    runs: tuple  # per group, number_scoring.sub_runs: the groups it begins or ends with
+    shape: np.ndarray  # (M, len(scoring.SHAPE_FEATURES)): each group's shape
+    runs: tuple  # per group, scoring.sub_runs: the groups it begins or ends with
     skippable: tuple[bool, ...]  # per piece: a short whole stroke, which may be left out of every digit
-    max_digits: int
+    max_digits: int | None
 
     def choose(self, probabilities: np.ndarray, weights: dict | None = None) -> NumberReading:
         """The best reading, given the network's (M, 10) probabilities for :attr:`inputs`
@@ -133,8 +127,8 @@ class NumberPlan:
         probabilities = np.asarray(probabilities, dtype=np.float64)
         if probabilities.shape != (len(self.groups), 10):
             raise ValueError(f"expected ({len(self.groups)}, 10) probabilities, got {probabilities.shape}")
-        scores = number_scoring.group_scores(self.shape, probabilities, self.runs, weights)
-        skip = number_scoring.skip_score(weights)
+        scores = scoring.group_scores(self.shape, probabilities, self.runs, weights)
+        skip = scoring.skip_score(weights)
         pieces, groups, skippable = len(self.skippable), list(self.groups), list(self.skippable)
         chosen, score = lattice.best_path(pieces, groups, scores, skippable, skip)
         if not chosen:
@@ -164,10 +158,8 @@ def plan_number(
     Raises :class:`NotAnImage` (undecodable, over ``max_pixels``), :class:`TooCostly` (over
     ``max_decoded_bytes`` once decoded), :class:`NotADigit` (no ink) and :class:`TooManyDigits`
     (every reading has more than ``max_digits`` digits), the last before any candidate is
-    normalised. Limits left out are the settings' (MAX_IMAGE_PIXELS, MAX_DECODED_BYTES,
-    MAX_DIGITS_PER_NUMBER).
+    normalised. A limit left out (None) is not applied; the service always gives all three.
     """
-    max_digits = max_digits or get_settings().max_digits_per_number
     gray = decode(data, max_pixels, max_decoded_bytes)
     to_upright = _draft_scale(data, gray)
     factor = reduction(math.sqrt(gray.width * gray.height), OVERVIEW_SIDE)
@@ -203,8 +195,8 @@ def plan_number(
         inputs=inputs,
         groups=tuple(groups),
         boxes=tuple(boxes),
-        shape=number_scoring.shape_features(groups, pieces, strokes.height, thicknesses),
-        runs=number_scoring.sub_runs(groups, pieces, strokes.height),
+        shape=scoring.shape_features(groups, pieces, strokes.height, thicknesses),
+        runs=scoring.sub_runs(groups, pieces, strokes.height),
         skippable=skippable,
         max_digits=max_digits,
     )
@@ -240,8 +232,8 @@ def _fewest_digits_of_strokes(strokes: Strokes) -> int:
     return count
 
 
-def _refuse_too_many(fewest: int, max_digits: int, exactly: bool = False) -> None:
-    if fewest > max_digits:
+def _refuse_too_many(fewest: int, max_digits: int | None, exactly: bool = False) -> None:
+    if max_digits is not None and fewest > max_digits:
         holds = f"{fewest}" if exactly else f"at least {fewest}"
         raise TooManyDigits(f"the image holds {holds} digits, more than the limit of {max_digits}")
 
@@ -333,37 +325,3 @@ def _to_upright(
         min(width, math.ceil((origin[0] + x1 * scale) * sx)),
         min(height, math.ceil((origin[1] + y1 * scale) * sy)),
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Read a handwritten number.")
-    parser.add_argument("image", type=Path)
-    parser.add_argument("--model", type=Path, default=None, help="a .keras file (default: the shipped model)")
-    parser.add_argument("--max-digits", type=int, default=None, help="default: MAX_DIGITS_PER_NUMBER")
-    parser.add_argument("--show", type=Path, default=None, help="PNG of the digits' inputs side by side, 10x")
-    args = parser.parse_args(argv)
-
-    from model.predictor import Predictor
-    from model.store import SHIPPED_MODEL
-
-    predictor = Predictor.from_file(args.model or SHIPPED_MODEL)
-    try:
-        reading = read_number(args.image.read_bytes(), predictor, max_digits=args.max_digits)
-    except (OSError, NotAnImage, TooCostly, TooManyDigits) as exc:
-        print(f"{args.image}: {exc}", file=sys.stderr)
-        return 1
-    if not reading.digits:
-        print(f'{args.image}: "" ({reading.reason})')
-        return 0
-    print(f'{args.image}: "{reading.text}" (confidence {reading.confidence:.3f})')
-    for digit in reading.digits:
-        print(f"  {digit.label}  {digit.confidence:.3f}  box {list(digit.box)}")
-    if args.show:
-        strip = np.concatenate([d.input for d in reading.digits], axis=1)
-        big = Image.fromarray(np.round(strip * 255).astype(np.uint8), mode="L")
-        big.resize((big.width * 10, big.height * 10), Image.Resampling.NEAREST).save(args.show)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,10 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from model import runtime
-
-runtime.quiet_tensorflow()
-import keras  # noqa: E402
+import keras
 
 
 def load(source: bytes | str | os.PathLike) -> keras.Model:

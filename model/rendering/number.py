@@ -2,7 +2,7 @@
 
 A number is 2 to 8 MNIST digits side by side, each a little bigger or smaller than the others
 and a little higher or lower, spaced by one of :data:`SPACINGS` (how far apart the ink boxes of
-neighbours are), then put on paper or photographed as :mod:`model.render` does for one digit.
+neighbours are), then put on paper or photographed as :mod:`model.rendering.digit` does for one digit.
 The same (digits, spacing, rendering, index, seed) give the same bytes.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from model.render import encode_jpeg, encode_png, ink_on_paper, photograph
+from model.rendering.digit import encode_jpeg, encode_png, ink_on_paper, photograph
 
 # Distance from one digit's ink box (pixels at half strength or more) to the next one's, in MNIST
 # pixels (a digit's box is 20 of them); negative distances are overlaps.

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import os
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from model import keras_files, runtime
-
-runtime.quiet_tensorflow()
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from model.runtimes import keras_files
 
 MAX_BATCH = 256  # larger batches are split: no faster per image, and bounded memory
 
 
-class Predictor:
+class KerasPredictor:
     """Holds one model version in memory; :meth:`probabilities` is safe to call repeatedly."""
 
     def __init__(self, network: keras.Model, version: int | None = None, card: dict | None = None):
@@ -35,12 +33,12 @@ class Predictor:
         self.probabilities(np.zeros((1, 28, 28), np.float32))  # trace and warm up now
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, version: int | None = None, card: dict | None = None) -> Predictor:
+    def from_file(cls, path: str | os.PathLike, version: int | None = None, card: dict | None = None) -> KerasPredictor:
         """Load a ``.keras`` file in safe mode (no arbitrary code from the file is run)."""
         return cls(keras_files.load(path), version, card)
 
     @classmethod
-    def from_bytes(cls, data: bytes, version: int | None = None, card: dict | None = None) -> Predictor:
+    def from_bytes(cls, data: bytes, version: int | None = None, card: dict | None = None) -> KerasPredictor:
         return cls(keras_files.load(data), version, card)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Compare every recipe and architecture on MNIST: test accuracy, training time, prediction cost.
 
-    python -m model.compare                    # fast and strong, 3 seeds each; seed, logreg, forest once (~20 min)
-    python -m model.compare --only fast --seeds 1
+    python -m model.evaluation compare            # fast and strong, 3 seeds each; seed, logreg, forest once (~20 min)
+    python -m model.evaluation compare --only fast --seeds 1
 
 A recipe's figures are the median of its runs (seeds 0, 1, 2, ...), with the lowest and highest
 beside it. Prediction cost is the direct call on a batch of 256 preprocessed images, divided by
@@ -19,9 +19,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from model.catalog import RECIPES, TrainConfig, parse_train_config
-from model.data import DataError, load_mnist
-from model.store import SHIPPED_MODEL
+from model.mnist import DataError, load_mnist
+from model.shipped import SHIPPED_MODEL
+from model.training.config import RECIPES, TrainConfig, parse_train_config
 
 # Every recipe with its own settings; the other architectures with settings for a fair, quick run.
 RUNS = {
@@ -54,21 +54,21 @@ def _spread(values: list[float], fmt: str) -> str:
     return f"{median:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", choices=RUNS, help="run only this one (repeatable)")
     parser.add_argument("--seeds", type=int, default=3, help="runs of each recipe, with seeds 0, 1, ... (default 3)")
     args = parser.parse_args(argv)
-    from model.predictor import Predictor
-    from model.train import train
+    from model.runtimes.keras_predictor import KerasPredictor
+    from model.training.train import train
 
     try:
-        mnist = load_mnist()
+        mnist = load_mnist(mnist_dir)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     images = mnist.x_test[:256].astype(np.float32) / 255.0
-    shipped_ms, _ = per_image_ms(Predictor.from_file(SHIPPED_MODEL), images)
+    shipped_ms, _ = per_image_ms(KerasPredictor.from_file(SHIPPED_MODEL), images)
     rows = []
     for name in args.only or RUNS:
         seeds = range(args.seeds if name in RECIPES else 1)
@@ -91,7 +91,3 @@ def main(argv: list[str] | None = None) -> int:
         line = f"{name:<8} {accuracy:>20} {seconds:>14} {runs:>4} {epochs:>6}"
         print(f"{line} {batch_ms:>12.4f} {batch_ms / shipped_ms:>9.2f} {single_ms:>7.3f}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

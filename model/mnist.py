@@ -1,25 +1,20 @@
-"""MNIST loading: IDX files (gzip or not) or a Keras ``mnist.npz`` from ``MNIST_DIR``.
+"""MNIST loading: IDX files (gzip or not) or a Keras ``mnist.npz`` from a folder (the service's
+``MNIST_DIR``).
 
-Without ``MNIST_DIR`` (see settings.py) the data comes from ``keras.datasets.mnist`` (needs internet).
+Without a folder the data comes from ``keras.datasets.mnist`` (needs internet).
 Every failure is a :class:`DataError` naming the file at fault.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from settings import get_settings
-
-IMAGE_MAGIC = 2051
-LABEL_MAGIC = 2049
-ROWS = COLS = 28
+from model.idx import COLS, ROWS, DataError, read_idx
 
 # Mnist field -> IDX file stem; the same field names are the keys of Keras's mnist.npz.
 FILES = {
@@ -28,10 +23,6 @@ FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-
-
-class DataError(RuntimeError):
-    """MNIST could not be read; the message names the file and what is wrong with it."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +43,8 @@ class Mnist:
         return "sha256:" + digest.hexdigest()
 
 
-def load_mnist(directory: str | os.PathLike | None = None) -> Mnist:
-    """Return MNIST from ``directory`` (default: the ``MNIST_DIR`` setting), else from Keras's download."""
-    directory = directory or get_settings().mnist_dir
+def load_mnist(directory: str | os.PathLike | None) -> Mnist:
+    """Return MNIST from ``directory``; without one (None or ""), from Keras's download."""
     if not directory:
         return _load_from_keras()
     root = Path(directory)
@@ -77,47 +67,6 @@ def _find_idx(root: Path, stem: str) -> Path | None:
         if (root / name).exists():
             return root / name
     return None
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (images: magic 2051, labels: magic 2049), gzip-compressed or not."""
-    path = Path(path)
-    try:
-        with path.open("rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-        opener = gzip.open if gzipped else open
-        with opener(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot be read ({exc})") from exc
-    if len(data) < 8:
-        raise DataError(f"{path}: too short to be an IDX file ({len(data)} bytes)")
-    magic, count = struct.unpack(">II", data[:8])
-    if magic == IMAGE_MAGIC:
-        header, shape = 16, (count, ROWS, COLS)
-        if len(data) < 16 or struct.unpack(">II", data[8:16]) != (ROWS, COLS):
-            raise DataError(f"{path}: images are not 28x28")
-    elif magic == LABEL_MAGIC:
-        header, shape = 8, (count,)
-    else:
-        raise DataError(f"{path}: bad magic number {magic} (expected {IMAGE_MAGIC} or {LABEL_MAGIC})")
-    expected = header + int(np.prod(shape))
-    if len(data) != expected:
-        raise DataError(f"{path}: {len(data)} bytes, expected {expected} for {count} items")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """``array`` as an IDX file (what :func:`read_idx` and every MNIST loader read): uint8 images
-    (N, 28, 28) with magic 2051, or uint8 labels (N,) with magic 2049; not compressed."""
-    data = np.ascontiguousarray(array, dtype=np.uint8)
-    if data.ndim == 3 and data.shape[1:] == (ROWS, COLS):
-        header = struct.pack(">IIII", IMAGE_MAGIC, len(data), ROWS, COLS)
-    elif data.ndim == 1:
-        header = struct.pack(">II", LABEL_MAGIC, len(data))
-    else:
-        raise ValueError(f"IDX here holds (N, 28, 28) images or (N,) labels, not {data.shape}")
-    return header + data.tobytes()
 
 
 def _load_npz(path: Path) -> Mnist:

@@ -1,7 +1,7 @@
 """Is a model file fit to serve? Load it and run it on known digits, in a child process held to
 memory and time limits, so that a file that crashes, hangs or eats memory harms only the child.
 
-    python -m model.check MODEL_FILE [--format keras|skops]     # prints the verdict as JSON
+    python -m model.runtimes.check MODEL_FILE [--format keras|skops]     # prints the verdict as JSON
 
 What it checks: the file loads (Keras in safe mode, skops with its trusted types); on a fixed
 sample of MNIST test digits the output is (N, 10), finite, each row sums to 1; one call on 256
@@ -25,10 +25,12 @@ import numpy as np
 
 SAMPLE = 500  # MNIST test digits, the first of each class in turn from a fixed seed
 COST_BATCH = 256
+# The check's child process sees nothing of the service's environment (tokens, Redis URL).
+CHILD_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 @dataclass(frozen=True)
-class Limits:
+class CheckLimits:
     """What a model must meet to be served, and what checking it may cost."""
 
     min_accuracy: float = 0.9
@@ -51,9 +53,11 @@ class Verdict:
         return asdict(self)
 
 
-def check_file(path: str | os.PathLike, file_format: str, limits: Limits) -> Verdict:
-    """Check the model file at ``path`` in a child process; never raises for a bad model."""
-    command = [sys.executable, "-m", "model.check", str(path), "--format", file_format]
+def check_file(path: str | os.PathLike, file_format: str, limits: CheckLimits, mnist_dir: str) -> Verdict:
+    """Check the model file at ``path`` in a child process, on digits from the MNIST in
+    ``mnist_dir`` ("": Keras's download); never raises for a bad model."""
+    command = [sys.executable, "-m", "model.runtimes.check", str(path), "--format", file_format]
+    command += ["--mnist-dir", str(mnist_dir)]
     command += ["--min-accuracy", str(limits.min_accuracy), "--max-ms", str(limits.max_ms_per_image)]
     command += ["--memory-mb", str(limits.memory_bytes // 2**20)]
 
@@ -62,7 +66,12 @@ def check_file(path: str | os.PathLike, file_format: str, limits: Limits) -> Ver
 
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=limits.seconds, preexec_fn=held_to_memory
+            command,
+            capture_output=True,
+            text=True,
+            timeout=limits.seconds,
+            preexec_fn=held_to_memory,
+            env=CHILD_ENVIRONMENT,  # a model file is untrusted: none of the service's secrets
         )
     except subprocess.TimeoutExpired:
         return _verdict(False, f"checking it took over {limits.seconds:.0f} s")
@@ -77,25 +86,25 @@ def check_file(path: str | os.PathLike, file_format: str, limits: Limits) -> Ver
     return _verdict(False, f"the check failed: {tail}")
 
 
-def check_bytes(data: bytes, file_format: str, limits: Limits) -> Verdict:
+def check_bytes(data: bytes, file_format: str, limits: CheckLimits, mnist_dir: str) -> Verdict:
     """:func:`check_file` for a model file's bytes."""
     suffix = ".keras" if file_format == "keras" else ".skops"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"model{suffix}"
         path.write_bytes(data)
-        return check_file(path, file_format, limits)
+        return check_file(path, file_format, limits, mnist_dir)
 
 
-def sample_digits() -> tuple[np.ndarray, np.ndarray]:
+def sample_digits(mnist_dir: str) -> tuple[np.ndarray, np.ndarray]:
     """The fixed sample: (N, 28, 28) float32 in [0, 1] and their labels."""
-    from model.data import load_mnist
+    from model.mnist import load_mnist
 
-    mnist = load_mnist()
+    mnist = load_mnist(mnist_dir)
     order = np.random.default_rng(0).permutation(len(mnist.y_test))[:SAMPLE]
     return mnist.x_test[order].astype(np.float32) / 255.0, mnist.y_test[order]
 
 
-def judge(predictor, images: np.ndarray, labels: np.ndarray, limits: Limits) -> Verdict:
+def judge(predictor, images: np.ndarray, labels: np.ndarray, limits: CheckLimits) -> Verdict:
     """The verdict on a loaded predictor (anything with ``probabilities``)."""
     probabilities = np.asarray(predictor.probabilities(images))
     if probabilities.shape != (len(images), 10):
@@ -133,25 +142,27 @@ def _verdict(ok: bool, reason: str, accuracy: float | None = None, ms: float | N
 
 def _load(path: Path, file_format: str):
     if file_format == "skops":
-        from model.classic import ClassicPredictor
+        from model.runtimes.scikit_learn import ClassicPredictor
 
         return ClassicPredictor.from_bytes(path.read_bytes())
-    from model.predictor import Predictor
+    from model.runtimes.keras_predictor import KerasPredictor
 
-    return Predictor.from_file(path)
+    return KerasPredictor.from_file(path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
     parser.add_argument("--format", choices=("keras", "skops"), default="keras")
-    parser.add_argument("--min-accuracy", type=float, default=Limits.min_accuracy)
-    parser.add_argument("--max-ms", type=float, default=Limits.max_ms_per_image)
-    parser.add_argument("--memory-mb", type=int, default=Limits.memory_bytes // 2**20, help="the limit it runs under")
+    parser.add_argument("--min-accuracy", type=float, default=CheckLimits.min_accuracy)
+    parser.add_argument("--max-ms", type=float, default=CheckLimits.max_ms_per_image)
+    parser.add_argument("--mnist-dir", default="", help="MNIST's folder (default: Keras's download)")
+    parser.add_argument(
+        "--memory-mb", type=int, default=CheckLimits.memory_bytes // 2**20, help="the limit it runs under"
+    )
     args = parser.parse_args(argv)
-    limits = Limits(min_accuracy=args.min_accuracy, max_ms_per_image=args.max_ms)
-    images, labels = sample_digits()
+    limits = CheckLimits(min_accuracy=args.min_accuracy, max_ms_per_image=args.max_ms)
+    images, labels = sample_digits(args.mnist_dir)
     try:
         predictor = _load(args.model, args.format)
     except Exception as exc:  # any way a file can fail to be a model

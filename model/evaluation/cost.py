@@ -1,6 +1,6 @@
 """What a prediction costs on this machine: the network call, seed against default, and preprocessing.
 
-    python -m model.cost [--model FILE] [--repeat 40]
+    python -m model.evaluation cost [--model FILE] [--repeat 40]
 
 Network: one direct call (as the worker makes it) on a batch of 256 images, the median of
 ``--repeat`` calls, the two networks taking turns so that both see the same machine load.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,9 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.preprocess import preprocess
-from model.render import page
-from settings import get_settings
+from model.images.preprocess import preprocess
+from model.rendering.digit import page
 
 BATCH = 256
 
@@ -38,17 +36,20 @@ def median_ms(call: Callable[[], object], repeat: int) -> float:
     return statistics.median(times) * 1000
 
 
-def network_costs(default_model: Path | None, images: np.ndarray, repeat: int) -> dict[str, float]:
-    """Milliseconds per direct call on ``images`` for the seed network and the default one, taking turns."""
-    from model import architectures, runtime
-    from model.predictor import Predictor
-    from model.store import SHIPPED_MODEL
+def network_costs(
+    default_model: Path | None, images: np.ndarray, repeat: int, intra_op: int = 0, inter_op: int = 0
+) -> dict[str, float]:
+    """Milliseconds per direct call on ``images`` for the seed network and the default one, taking
+    turns, with TensorFlow's thread pools as given (0: TensorFlow decides)."""
+    from model.runtimes import tensorflow_setup
+    from model.runtimes.keras_predictor import KerasPredictor
+    from model.shipped import SHIPPED_MODEL
+    from model.training import architectures
 
-    settings = get_settings()
-    runtime.configure_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
+    tensorflow_setup.configure_threads(intra_op, inter_op)
     predictors = {
-        "seed": Predictor(architectures.build("seed")),
-        "default": Predictor.from_file(default_model or SHIPPED_MODEL),
+        "seed": KerasPredictor(architectures.build("seed")),
+        "default": KerasPredictor.from_file(default_model or SHIPPED_MODEL),
     }
     times: dict[str, list[float]] = {name: [] for name in predictors}
     for _ in range(repeat + 1):
@@ -74,28 +75,26 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None, help="the default network's .keras file (default: shipped)")
     parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--intra-op-threads", type=int, default=0, help="as TF_INTRA_OP_THREADS (0: TF decides)")
+    parser.add_argument("--inter-op-threads", type=int, default=0, help="as TF_INTER_OP_THREADS (0: TF decides)")
     args = parser.parse_args(argv)
 
-    from model.data import load_mnist
+    from model.mnist import load_mnist
 
-    mnist = load_mnist()
+    mnist = load_mnist(mnist_dir)
     print(f"preprocess, median of {args.repeat} per file:")
     for name, data in sample_files(mnist.x_test[0]).items():
         ms = median_ms(lambda d=data: preprocess(d), args.repeat)
         print(f"  {name:<30} {len(data) / 1000:>8.0f} kB  {ms:7.1f} ms")
 
     images = mnist.x_test[:BATCH].astype(np.float32) / 255
-    costs = network_costs(args.model, images, args.repeat)
+    costs = network_costs(args.model, images, args.repeat, args.intra_op_threads, args.inter_op_threads)
     print(f"\nnetwork, one direct call on {BATCH} images, median of {args.repeat}:")
     for name, ms in costs.items():
         print(f"  {name:<8} {ms:7.2f} ms  ({ms * 1000 / BATCH:.0f} us per image)")
     print(f"  default / seed = {costs['default'] / costs['seed']:.2f}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,11 +16,9 @@ from pathlib import Path
 import redis
 
 from jobs import keys
+from model.shipped import SHIPPED_MODEL
 
 _VERSION_PATTERN = re.compile(r"^[1-9][0-9]{0,9}$")
-
-SHIPPED_MODEL = Path(__file__).parent / "shipped" / "default.keras"
-SHIPPED_LITERT = SHIPPED_MODEL.with_suffix(".tflite")  # its LiteRT export (`make train` makes both)
 
 
 def parse_version(text: str) -> int | None:

@@ -1,9 +1,9 @@
-"""Fit :mod:`model.number_scoring`'s weights on numbers built from MNIST *training* digits.
+"""Fit :mod:`model.numbers.scoring`'s weights on numbers built from MNIST *training* digits.
 
-    python -m model.fit_number_scoring [--numbers 3200] [--seed 7] [--model FILE] [--out FILE]
+    python -m model.numbers fit [--numbers 3200] [--seed 7] [--model FILE] [--out FILE]
 
 Each number of 2 to 8 digits, with gaps or touching neighbours, on paper or photographed, is planned
-by :func:`model.segment.plan_number`; the network reads every candidate in one call. The true reading
+by :func:`model.numbers.segment.plan_number`; the network reads every candidate in one call. The true reading
 is the path of candidates whose boxes match the true digits (and, where there is one, that the
 network reads right). The weights maximise the likelihood of those paths under the semi-Markov
 conditional random field (L-BFGS, a little L2). Numbers with overlapping digits are left out: their
@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from model import lattice
-from model.number_scoring import FEATURES, SHIPPED_WEIGHTS, features
-from model.store import SHIPPED_MODEL
+from model.numbers import lattice
+from model.numbers.scoring import FEATURES, features
+from model.shipped import SHIPPED_CARD, SHIPPED_MODEL, SHIPPED_WEIGHTS
 
 MATCH_IOU = 0.5  # a candidate is a true digit's if their boxes overlap this much (intersection over union)
 REGULARISATION = 1e-3
@@ -101,16 +100,20 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 _mnist = None
 
 
+def _load_digits(mnist_dir: str) -> None:
+    """In each planning process: MNIST, once."""
+    global _mnist
+    from model.mnist import load_mnist
+
+    _mnist = load_mnist(mnist_dir)
+
+
 def _plan_job(job: tuple[int, str, str, int, int, int, int]):
     """One number of the training digits ``first`` to ``stop``: its plan (None if refused) and its truth."""
-    global _mnist
-    from model.data import load_mnist
-    from model.render_numbers import render_number
-    from model.segment import plan_number
+    from model.numbers.segment import plan_number
+    from model.rendering.number import render_number
 
     count, spacing, rendering, index, seed, first, stop = job
-    if _mnist is None:
-        _mnist = load_mnist()
     images, labels = _mnist.x_train[first:stop], _mnist.y_train[first:stop]
     number = render_number(images, labels, count, spacing, rendering, index, seed)
     try:
@@ -122,14 +125,14 @@ def _plan_job(job: tuple[int, str, str, int, int, int, int]):
 def held_out_digits() -> int:
     """How many training digits, from the first, the shipped network was not trained on (its card's
     validation_size): the network is as unsure of them as of new digits, unlike the rest."""
-    card = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
+    card = json.loads(SHIPPED_CARD.read_text())
     return int(card["hyperparameters"]["validation_size"])
 
 
-def planned_numbers(jobs: list[tuple], processes: int, predictor) -> list[tuple]:
+def planned_numbers(jobs: list[tuple], processes: int, predictor, mnist_dir: str) -> list[tuple]:
     """(job, plan, number, probabilities) of every job that plans; the network runs once over all candidates."""
     # Spawned, not forked: this process holds TensorFlow once the model is loaded.
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+    with multiprocessing.get_context("spawn").Pool(processes, _load_digits, (mnist_dir,)) as pool:
         done = pool.map(_plan_job, jobs, chunksize=20)
     planned = [(job, plan, number) for job, (plan, number) in zip(jobs, done, strict=True) if plan is not None]
     probabilities = predictor.probabilities(np.concatenate([plan.inputs for _, plan, _ in planned]))
@@ -140,7 +143,7 @@ def planned_numbers(jobs: list[tuple], processes: int, predictor) -> list[tuple]
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--numbers", type=int, default=3200, help="training numbers to fit on")
     parser.add_argument("--check", type=int, default=600, help="4-digit numbers of other digits to check the fit on")
@@ -150,17 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="processes for rendering and planning")
     args = parser.parse_args(argv)
 
-    from model.predictor import Predictor
-    from model.render_numbers import DIGIT_COUNTS, NUMBER_RENDERINGS, SPACINGS
+    from model.rendering.number import DIGIT_COUNTS, NUMBER_RENDERINGS, SPACINGS
+    from model.runtimes.keras_predictor import KerasPredictor
 
     started = time.perf_counter()
-    predictor = Predictor.from_file(args.model or SHIPPED_MODEL)
+    predictor = KerasPredictor.from_file(args.model or SHIPPED_MODEL)
     held_out = held_out_digits()
     split = round(FIT_SHARE * held_out)
     kinds = [(c, s, r) for c in DIGIT_COUNTS for s in FIT_SPACINGS for r in NUMBER_RENDERINGS]
     jobs = [(*kinds[n % len(kinds)], n, args.seed, 0, split) for n in range(args.numbers)]
     numbers, unmatched = [], 0
-    for _, plan, number, p in planned_numbers(jobs, args.jobs, predictor):
+    for _, plan, number, p in planned_numbers(jobs, args.jobs, predictor, mnist_dir):
         path = true_path(plan, number.boxes, number.text, p)
         if path is None:
             unmatched += 1  # the true reading is not among the plan's candidates: nothing to learn from it
@@ -182,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds = [(4, s, r) for s in SPACINGS for r in NUMBER_RENDERINGS]
         jobs = [(*kinds[n % len(kinds)], n, args.seed, split, held_out) for n in range(args.check)]
         checked: dict[str, list[int]] = {}
-        for job, plan, number, p in planned_numbers(jobs, args.jobs, predictor):
+        for job, plan, number, p in planned_numbers(jobs, args.jobs, predictor, mnist_dir):
             tally = checked.setdefault(job[1], [0, 0])
             tally[0] += plan.choose(p, record).text == number.text
             tally[1] += 1
@@ -195,7 +198,3 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,15 @@
+"""python -m model.evaluation digits|compare|cost [options]: how well and how cheaply models read."""
+
+import sys
+
+from model.cli import run
+from settings import get_settings
+
+TOOLS = {
+    "digits": "model.evaluation.digits",
+    "compare": "model.evaluation.compare",
+    "cost": "model.evaluation.cost",
+}
+
+settings = get_settings()
+sys.exit(run("evaluation", TOOLS, sys.argv[1:], settings.mnist_dir, settings.tf_cpp_min_log_level))

@@ -1,0 +1,1 @@
+"""Training on MNIST (and corrections): the networks, the recipes and their limits, augmentation, the training loop."""
