@@ -39,7 +39,7 @@ def create_celery(url: str | None = None) -> Celery:
     broker = url or settings.redis_url
     app = Celery("digits", broker=broker, set_as_current=False)
     if broker.startswith("redis://"):  # rediss:// and sentinel:// keep kombu's own transport
-        app.conf.broker_transport = "jobs.transport:Transport"
+        app.conf.broker_transport = "jobs.transport:SharedClientTransport"
     visibility = settings.broker_visibility_timeout
     app.conf.update(
         task_serializer="json",

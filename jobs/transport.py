@@ -25,5 +25,5 @@ class Channel(kombu_redis.Channel):
         yield client or self._shared_client
 
 
-class Transport(kombu_redis.Transport):
+class SharedClientTransport(kombu_redis.Transport):
     Channel = Channel

@@ -52,10 +52,10 @@ def on_exit(server) -> None:
         shutil.rmtree(_made_dir, ignore_errors=True)
 
 
-worker_class = "stack.web_worker.Worker"
+worker_class = "stack.web_worker.DeadlineGeventWorker"
 # The app logs each request itself (web/request_log.py); gunicorn would otherwise format its own
 # access line for every request (a logging configuration turns it on) only to drop it.
-logger_class = "stack.web_worker.Logger"
+logger_class = "stack.web_worker.NoAccessLogLogger"
 worker_connections = get_settings().web_connections
 keepalive = 5  # seconds an idle keep-alive connection may wait for its next request
 

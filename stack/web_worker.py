@@ -68,7 +68,7 @@ class DeadlineSocket:
         return getattr(self._sock, name)
 
 
-class Worker(GeventWorker):
+class DeadlineGeventWorker(GeventWorker):
     """gunicorn's gevent worker, each connection wrapped in a :class:`DeadlineSocket`."""
 
     def handle(self, listener, client, addr) -> None:
@@ -76,7 +76,7 @@ class Worker(GeventWorker):
         AsyncWorker.handle(self, listener, DeadlineSocket(client, get_settings().request_read_timeout), addr)
 
 
-class Logger(glogging.Logger):
+class NoAccessLogLogger(glogging.Logger):
     """gunicorn's logger without its access log: the app writes one line per request already."""
 
     def _compute_access_log_enabled(self) -> bool:
