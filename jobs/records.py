@@ -453,7 +453,7 @@ class JobRecords:
                 worker_name = worker.decode() if worker else "its worker"
                 reason = f"{worker_name} stopped answering for over {silence_s:.0f} s (killed or lost)"
                 silent.append(Outcome(job_id, FAILED, error=error("worker_lost", reason)))
-        ended = self.finish(silent, clients=[None] * len(silent), created_at=[None] * len(silent))
+        ended = self.finish(silent)  # their client (the training budget) is looked up, to be released
         if gone or silent:
             self.redis.srem(keys.TRAINING_RUNNING, *gone, *[o.job_id for o in silent])
         return ended

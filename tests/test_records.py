@@ -207,6 +207,20 @@ def test_a_kept_image_outlives_its_job_for_its_page(redis_client):
     assert records.keep_images([kept, dropped]) == [True, False]
 
 
+def test_a_silent_training_job_fails_and_gives_back_its_place_in_the_training_budget(redis_client):
+    records = rec.JobRecords(redis_client)
+    silent, beating = records.create("train", 2, fields={"params": {}}, client="training-jobs").ids
+    records.start([silent, beating], "w1")
+    records.beat(silent)
+    records.beat(beating)
+    redis_client.hset(keys.job(silent), "heartbeat", repr(time.time() - 120))
+
+    assert records.fail_silent_training(60) == [silent]
+    assert records.get(silent)["status"] == "failed" and records.get(silent)["error"]["code"] == "worker_lost"
+    assert records.get(beating)["status"] == "running"
+    assert records.pending("training-jobs") == 1  # the failed job no longer counts against the budget
+
+
 def test_starting_takes_over_only_the_jobs_of_silent_workers_and_never_hands_over_poison_again(redis_client):
     records = rec.JobRecords(redis_client)
     on_live, on_dead, read_alone = records.create("predict", 3, images=[b"a", b"b", b"c"]).ids
