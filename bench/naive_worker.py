@@ -52,7 +52,11 @@ def main() -> int:
                 continue
             (reading,) = recognise([job.image], predictor, bounds)
             status = rec.SUCCEEDED if reading.error is None else rec.FAILED
-            records.finish([rec.Outcome(job_id, status, reading.result, reading.error)], clients=[job.client])
+            records.finish(
+                [rec.Outcome(job_id, status, reading.result, reading.error)],
+                clients=[job.client],
+                created_at=[job.created_at],
+            )
 
 
 if __name__ == "__main__":

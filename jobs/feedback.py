@@ -17,58 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from jobs import keys
+from jobs import keys, scripts
 
 PIXELS = 28 * 28
 HELD_OUT_PERCENT = 20  # of the corrections, never trained on: what if-better judges by
-
-# Replaces the job's correction (if any) with a new one unless the total would pass the cap;
-# keeps the counts per model version and the received-corrections metric.
-# KEYS: the record, the index, the bytes counter, the by-version counts, the received metric.
-# ARGV: job id, label, predicted, model version, created_at, pixels, size, cap (0: none).
-# Returns {'ok', 1 if it replaced one else 0} or {'full', bytes used, cap}.
-_ADD = """
-local record, index, total, by_version, received = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local size, cap = tonumber(ARGV[7]), tonumber(ARGV[8])
-local old = redis.call('HMGET', record, 'size', 'label', 'predicted', 'model_version')
-local used = tonumber(redis.call('GET', total) or '0') - tonumber(old[1] or '0')
-if cap > 0 and used + size > cap then return {'full', used, cap} end
-local function verdict(label, predicted) if label == predicted then return 'confirmed' end return 'corrected' end
-if old[1] then
-  if redis.call('HINCRBY', by_version, old[4] .. ':' .. verdict(old[2], old[3]), -1) <= 0 then
-    redis.call('HDEL', by_version, old[4] .. ':' .. verdict(old[2], old[3]))
-  end
-end
-redis.call('HSET', record, 'job_id', ARGV[1], 'label', ARGV[2], 'predicted', ARGV[3], 'model_version', ARGV[4],
-           'created_at', ARGV[5], 'pixels', ARGV[6], 'size', ARGV[7])
-redis.call('ZADD', index, ARGV[5], ARGV[1])
-redis.call('SET', total, used + size)
-local field = ARGV[4] .. ':' .. verdict(ARGV[2], ARGV[3])
-redis.call('HINCRBY', by_version, field, 1)
-redis.call('HINCRBY', received, field, 1)
-if old[1] then return {'ok', 1} end
-return {'ok', 0}
-"""
-
-# Deletes the given corrections; returns how many there were.
-# KEYS: per job its record, then the index, the bytes counter and the by-version counts. ARGV: the job ids.
-_DELETE = """
-local n = #KEYS - 3
-local index, total, by_version = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
-local deleted = 0
-for i = 1, n do
-  local old = redis.call('HMGET', KEYS[i], 'size', 'label', 'predicted', 'model_version')
-  if old[1] then
-    local field = old[4] .. ':' .. (old[2] == old[3] and 'confirmed' or 'corrected')
-    if redis.call('HINCRBY', by_version, field, -1) <= 0 then redis.call('HDEL', by_version, field) end
-    if redis.call('DECRBY', total, tonumber(old[1])) <= 0 then redis.call('DEL', total) end
-    redis.call('DEL', KEYS[i])
-    deleted = deleted + 1
-  end
-  redis.call('ZREM', index, ARGV[i])
-end
-return deleted
-"""
 
 
 @dataclass(frozen=True)
@@ -131,8 +83,8 @@ class FeedbackStore:
         self.redis = client
         self.retention_s = retention_s
         self.max_bytes = max_bytes
-        self._add = client.register_script(_ADD)
-        self._delete = client.register_script(_DELETE)
+        self._add = scripts.AddCorrection(client)
+        self._delete = scripts.DeleteCorrections(client)
 
     def add(self, job_id: str, label: int, predicted: int, model_version: int | None, pixels: np.ndarray) -> bool:
         """Keep ``label`` as the right answer for the job's ``pixels`` (28x28 uint8), replacing any
@@ -142,19 +94,24 @@ class FeedbackStore:
         data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
         if len(data) != PIXELS:
             raise ValueError(f"a correction's image must be 28x28, not {np.shape(pixels)}")
+        now = time.time()
         version = "" if model_version is None else str(model_version)
-        now = repr(time.time())
-        fields = (job_id, str(label), str(predicted), version, now, data)
-        size = sum(len(value) for value in fields) + 64  # the values and, roughly, the field names
+        # The values and, roughly, the field names.
+        size = sum(len(value) for value in (job_id, str(label), str(predicted), version, repr(now), data)) + 64
         answer = self._add(
-            keys=[keys.feedback(job_id), keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION,
-                  keys.METRICS_FEEDBACK],
-            args=[*fields, size, self.max_bytes],
-        )  # fmt: skip
-        if answer[0] == b"full":
-            used, cap = int(answer[1]), int(answer[2])
+            job_id=job_id,
+            label=label,
+            predicted=predicted,
+            model_version=model_version,
+            created_at=now,
+            pixels=data,
+            size=size,
+            cap=self.max_bytes,
+        )
+        if isinstance(answer, scripts.Refusal):
+            used, cap = answer.outstanding, answer.allowed
             raise FeedbackFull(f"corrections take {used} bytes; at most {cap} (MAX_FEEDBACK_BYTES)")
-        return bool(int(answer[1]))
+        return answer
 
     def get(self, job_id: str) -> Correction | None:
         return _decode(self.redis.hgetall(keys.feedback(job_id)))
@@ -192,10 +149,7 @@ class FeedbackStore:
         """Delete these corrections; return how many existed."""
         deleted = 0
         for start in range(0, len(job_ids), 500):
-            chunk = list(job_ids[start : start + 500])
-            record_keys = [keys.feedback(job_id) for job_id in chunk]
-            index = [keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION]
-            deleted += int(self._delete(keys=record_keys + index, args=chunk))
+            deleted += self._delete(job_ids=job_ids[start : start + 500])
         return deleted
 
     def delete_all(self) -> int:

@@ -14,21 +14,7 @@ from collections.abc import Sequence
 
 import redis
 
-from jobs import keys
-
-# Up to ARGV[1] ids from the lanes in KEYS, in order: the first lane's oldest first, then the next's.
-_TAKE = """
-local taken = {}
-for i = 1, #KEYS do
-  local want = tonumber(ARGV[1]) - #taken
-  if want <= 0 then break end
-  local got = redis.call('LPOP', KEYS[i], want)
-  if got then
-    for _, id in ipairs(got) do taken[#taken + 1] = id end
-  end
-end
-return taken
-"""
+from jobs import keys, scripts
 
 
 def put(client: redis.Redis, lane: str, job_ids: Sequence[str]) -> None:
@@ -47,15 +33,16 @@ class LaneReader:
 
     def __init__(self, client: redis.Redis, lanes: Sequence[str]):
         self.client = client
+        self.lanes = list(lanes)
         self.keys = [keys.lane(lane) for lane in lanes]
-        self._take = client.register_script(_TAKE)
+        self._take = scripts.TakeFromLanes(client)
 
     def take(self, most: int, block_s: float) -> list[str]:
         """Up to ``most`` job ids, the first lane's first; when every lane is empty, wait up to
         ``block_s`` seconds for one (and return it alone, at once: it is a lone job), else []."""
-        taken = self._take(keys=self.keys, args=[most])
+        taken = self._take(lanes=self.lanes, most=most)
         if taken:
-            return [job_id.decode() for job_id in taken]
+            return taken
         # BLPOP serves its keys in order, and answers as soon as any of them has an id.
         waited = self.client.blpop(self.keys, timeout=block_s)
         return [waited[1].decode()] if waited else []

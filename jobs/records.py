@@ -5,11 +5,14 @@ wins (a redelivered job cannot be answered twice), and every finish is announced
 ``keys.JOBS_FINISHED_CHANNEL`` so waiting pollers wake at once. A prediction's image is stored
 once, beside its record, until the job ends; queue messages carry only job ids.
 
-The scripts below touch only the keys they are given in ``KEYS`` (all named in jobs/keys.py).
+The steps that must be atomic are Redis Lua scripts in jobs/scripts/ (create, start, release,
+finish); which histogram bucket a job or a model call falls in is decided here, and the finish
+script counts it there if it ends the job.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 import re
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-from jobs import keys, workers
+from jobs import keys, scripts, workers
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
@@ -29,245 +32,6 @@ RECENT_JOBS_KEPT = 1000
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 # What a prediction job reads: one digit (the default), or every digit of a handwritten number.
 READ_MODES = ("digit", "number")
-
-# Checks a client's outstanding work against the limits, then writes new queued records (and
-# their images), indexes them as queued, recent, the request's batch and the client's pending
-# jobs and bytes, and, for predictions, puts their ids in a lane, all in one step: concurrent
-# submissions cannot overshoot a limit, and no prediction is recorded without its place in a lane.
-# KEYS: per job its record and image keys, then the queued and recent indexes, the batch list, the
-# client's pending-jobs and pending-bytes counters, the total of queued bytes, and the fast and
-# bulk lanes' lists. ARGV: a JSON header {now, ttl, recent_kept, batch, client, limits: {jobs,
-# bytes, total_bytes} (0: none), lanes: [fast lane, bulk lane, most jobs pending for the fast lane]
-# or false (not queued here), fields}, then per job: id, image bytes ('' for none).
-# Returns {'ok', the lane (or '')} or {the limit's name, what is outstanding now, the limit}.
-_CREATE = """
-local CHUNK = 1000
-local n = (#KEYS - 8) / 2
-local queued, recent, batch = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
-local pending, pending_bytes, total_bytes = KEYS[2 * n + 4], KEYS[2 * n + 5], KEYS[2 * n + 6]
-local head = cjson.decode(ARGV[1])
-local limits = head.limits
-local size = 0
-for i = 1, n do size = size + #ARGV[2 * i + 1] end
-if head.client then
-  local jobs_now = tonumber(redis.call('GET', pending) or '0')
-  if limits.jobs > 0 and jobs_now + n > limits.jobs then return {'jobs', jobs_now, limits.jobs} end
-  local bytes_now = tonumber(redis.call('GET', pending_bytes) or '0')
-  if limits.bytes > 0 and size > 0 and bytes_now + size > limits.bytes then
-    return {'bytes', bytes_now, limits.bytes}
-  end
-end
-local total_now = tonumber(redis.call('GET', total_bytes) or '0')
-if limits.total_bytes > 0 and size > 0 and total_now + size > limits.total_bytes then
-  return {'total_bytes', total_now, limits.total_bytes}
-end
--- A client with little outstanding goes in the fast lane; one with a backlog, in the bulk lane.
-local lane, lane_key = '', false
-if head.lanes then
-  lane, lane_key = head.lanes[1], KEYS[2 * n + 7]
-  if head.client and tonumber(redis.call('GET', pending) or '0') + n > head.lanes[3] then
-    lane, lane_key = head.lanes[2], KEYS[2 * n + 8]
-  end
-end
-local shared = {}
-if lane_key then shared = {'lane', lane} end
-for name, value in pairs(head.fields) do
-  shared[#shared + 1] = name
-  shared[#shared + 1] = value
-end
-for i = 1, n do
-  local id, image = ARGV[2 * i], ARGV[2 * i + 1]
-  redis.call('HSET', KEYS[2 * i - 1], 'id', id, 'bytes', #image, unpack(shared))
-  redis.call('EXPIRE', KEYS[2 * i - 1], head.ttl)
-  if image ~= '' then redis.call('SET', KEYS[2 * i], image, 'EX', head.ttl) end
-end
--- The indexes and lists take the request's ids in a few commands, a chunk at a time (unpack's limit).
-for first = 1, n, CHUNK do
-  local last = math.min(first + CHUNK - 1, n)
-  local ids, scored = {}, {}
-  for i = first, last do
-    ids[#ids + 1] = ARGV[2 * i]
-    scored[#scored + 1] = head.now
-    scored[#scored + 1] = ARGV[2 * i]
-  end
-  redis.call('ZADD', queued, unpack(scored))
-  redis.call('ZADD', recent, unpack(scored))
-  if head.batch then redis.call('RPUSH', batch, unpack(ids)) end
-  if lane_key then redis.call('RPUSH', lane_key, unpack(ids)) end
-end
-redis.call('ZREMRANGEBYRANK', recent, 0, -head.recent_kept - 1)
-if head.batch then redis.call('EXPIRE', batch, head.ttl) end
-if head.client then
-  redis.call('INCRBY', pending, n)
-  redis.call('EXPIRE', pending, head.ttl)
-  redis.call('INCRBY', pending_bytes, size)
-  redis.call('EXPIRE', pending_bytes, head.ttl)
-end
-redis.call('INCRBY', total_bytes, size)
-redis.call('EXPIRE', total_bytes, head.ttl)
-return {'ok', lane}
-"""
-
-# How many of the given jobs have not ended (a missing record has ended: it expired). KEYS: the job keys.
-_UNFINISHED = """
-local n = 0
-for i = 1, #KEYS do
-  local status = redis.call('HGET', KEYS[i], 'status')
-  if status == 'queued' or status == 'running' then n = n + 1 end
-end
-return n
-"""
-
-# Marks the given jobs running and hands over their images: jobs queued, and jobs running on a
-# worker that has gone silent (its heartbeat is older than the silence given). A job running on a
-# live worker is left to it; a job taken over from a dead worker is a suspect (it may have killed
-# it), and one taken over after it was being read alone is poison: it is not handed over again.
-# Returns, per job: its prior status, client, lane, image (if handed over), suspect and poison flags.
-# KEYS: per job its record and image keys, then the queued and running indexes and the worker
-# registry. ARGV: now, worker name, silence (s), then the job ids.
-_START = """
-local n = (#KEYS - 3) / 2
-local queued, running, workers = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
-local now, me, silence = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local answers, taken = {}, {}
-for i = 1, n do
-  local record, id = KEYS[2 * i - 1], ARGV[3 + i]
-  local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'version', 'read')
-  local status = fields[1]
-  local take, suspect, poison, image = status == 'queued', false, false, false
-  if status == 'running' then
-    local beat = redis.call('ZSCORE', workers, fields[3] or '')
-    if not beat or tonumber(beat) < now - silence then
-      take, suspect, poison = true, true, fields[4] == '1'
-    end
-  end
-  if take then
-    redis.call('HSET', record, 'status', 'running', 'started_at', ARGV[1], 'worker', me)
-    redis.call('HINCRBY', record, 'deliveries', 1)
-    if fields[4] then redis.call('HDEL', record, 'alone') end
-    taken[#taken + 1] = id
-    if not poison then image = redis.call('GET', KEYS[2 * i]) end
-  end
-  answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
-                poison and 1 or 0, fields[6] or '', fields[7] or ''}
-end
--- The indexes move the taken ids in a few commands, a chunk at a time (unpack's limit).
-for first = 1, #taken, 1000 do
-  local ids, scored = {}, {}
-  for j = first, math.min(first + 999, #taken) do
-    ids[#ids + 1] = taken[j]
-    scored[#scored + 1] = now
-    scored[#scored + 1] = taken[j]
-  end
-  redis.call('ZREM', queued, unpack(ids))
-  redis.call('ZADD', running, unpack(scored))
-end
-return answers
-"""
-
-# Hands jobs this worker took but did not finish back to the queue (status queued again); returns
-# the ids to queue again: those it released, and those still queued (taken from their lane, never
-# started). KEYS: the job keys, then the queued and running indexes. ARGV: now, worker name, ids.
-_RELEASE = """
-local n = #KEYS - 2
-local queued, running = KEYS[n + 1], KEYS[n + 2]
-local released = {}
-for i = 1, n do
-  local status, worker = unpack(redis.call('HMGET', KEYS[i], 'status', 'worker'))
-  if status == 'running' and worker == ARGV[2] then
-    redis.call('HSET', KEYS[i], 'status', 'queued')
-    redis.call('ZREM', running, ARGV[2 + i])
-  end
-  if status == 'queued' or (status == 'running' and worker == ARGV[2]) then
-    redis.call('ZADD', queued, ARGV[1], ARGV[2 + i])
-    released[#released + 1] = ARGV[2 + i]
-  end
-end
-return released
-"""
-
-# Ends each job that has not ended yet, counts it in the metrics (and, where a model version read
-# a digit in it, that version's predictions), drops its image (unless the job keeps it), releases
-# its client's pending job and bytes and the queued bytes, then announces the ones it ended, with
-# their records as far as NOTICE_RECORD_BYTES allows (see FinishedNotice).
-# KEYS: per job its record and image keys and its client's pending-jobs and pending-bytes
-# counters, then the jobs-by-outcome, latency and batch-size metric hashes, the queued-jobs index,
-# the total of queued bytes, the running-jobs index and the predictions-by-version hash. ARGV: now,
-# channel, latency bucket bounds (comma-separated), batch bucket (or ''), batch size, the most
-# record bytes the notice may carry, then per job: status, result JSON, error JSON, id, the model
-# version to count it for (or '').
-_FINISH = """
-local n = (#KEYS - 7) / 4
-local outcomes, latency, batches, queued = KEYS[4 * n + 1], KEYS[4 * n + 2], KEYS[4 * n + 3], KEYS[4 * n + 4]
-local total_bytes, running, predictions = KEYS[4 * n + 5], KEYS[4 * n + 6], KEYS[4 * n + 7]
-local now = tonumber(ARGV[1])
-local bounds = {}
-for bound in string.gmatch(ARGV[3], '[^,]+') do bounds[#bounds + 1] = {bound, tonumber(bound)} end
-local finished, records, room = {}, {}, tonumber(ARGV[6])
--- Counts are summed over the batch and written once each, after the loop.
-local by_outcome, by_version, by_bucket, seconds_sum, released, freed = {}, {}, {}, 0, {}, 0
-local function add(counts, key, amount) counts[key] = (counts[key] or 0) + amount end
-for i = 1, n do
-  local record, image, pending, pending_bytes = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
-  local at = 6 + (i - 1) * 5
-  local fields = redis.call('HMGET', record, 'status', 'type', 'created_at', 'client', 'keep_image', 'bytes')
-  local status = fields[1]
-  if status == 'queued' or status == 'running' then
-    local update = {'status', ARGV[at + 1], 'finished_at', ARGV[1]}
-    if ARGV[at + 2] ~= '' then update[#update + 1] = 'result'; update[#update + 1] = ARGV[at + 2] end
-    if ARGV[at + 3] ~= '' then update[#update + 1] = 'error'; update[#update + 1] = ARGV[at + 3] end
-    redis.call('HSET', record, unpack(update))
-    finished[#finished + 1] = ARGV[at + 4]
-    redis.call('ZREM', queued, ARGV[at + 4])
-    redis.call('ZREM', running, ARGV[at + 4])
-    if fields[5] ~= '1' then redis.call('DEL', image) end
-    add(by_outcome, fields[2] .. ':' .. ARGV[at + 1], 1)
-    if ARGV[at + 5] ~= '' then add(by_version, ARGV[at + 5], 1) end
-    if fields[2] == 'predict' and fields[3] then
-      local seconds = now - tonumber(fields[3])
-      local bucket = '+Inf'
-      for _, bound in ipairs(bounds) do
-        if seconds <= bound[2] then bucket = bound[1] break end
-      end
-      add(by_bucket, bucket, 1)
-      seconds_sum = seconds_sum + seconds
-    end
-    local size = tonumber(fields[6] or '0')
-    if fields[4] then
-      add(released, pending, 1)
-      add(released, pending_bytes, size)
-    end
-    freed = freed + size
-    if room > 0 then
-      local now_fields = redis.call('HGETALL', record)
-      local bytes = 0
-      for _, value in ipairs(now_fields) do bytes = bytes + #value end
-      if bytes <= room then
-        records[ARGV[at + 4]] = now_fields
-        room = room - bytes
-      else
-        room = 0  -- full: the rest are named by id, and not read for nothing
-      end
-    end
-  end
-end
-for key, count in pairs(by_outcome) do redis.call('HINCRBY', outcomes, key, count) end
-for key, count in pairs(by_version) do redis.call('HINCRBY', predictions, key, count) end
-for key, count in pairs(by_bucket) do redis.call('HINCRBY', latency, key, count) end
-if next(by_bucket) then redis.call('HINCRBYFLOAT', latency, 'sum', seconds_sum) end
-for key, amount in pairs(released) do
-  if redis.call('DECRBY', key, amount) <= 0 then redis.call('DEL', key) end
-end
-if freed > 0 and redis.call('DECRBY', total_bytes, freed) <= 0 then redis.call('DEL', total_bytes) end
-if ARGV[4] ~= '' then
-  redis.call('HINCRBY', batches, ARGV[4], 1)
-  redis.call('HINCRBY', batches, 'sum', ARGV[5])
-end
-if #finished > 0 then
-  redis.call('PUBLISH', ARGV[2], table.concat(finished, ' ') .. '\\n' .. cjson.encode(records))
-end
-return finished
-"""
 
 # Record bytes one finished notice carries at most: enough for a request of a few images, so a
 # request waiting for them is answered without reading them again; a big batch's notice names
@@ -281,7 +45,13 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 def bucket_of(value: float, bounds: Sequence) -> str:
     """The histogram bucket (its upper bound, as text) that ``value`` falls in."""
-    return next((str(bound) for bound in bounds if value <= float(bound)), "+Inf")
+    index = bisect.bisect_left(_as_numbers(tuple(bounds)), value)
+    return str(bounds[index]) if index < len(bounds) else "+Inf"
+
+
+@functools.cache
+def _as_numbers(bounds: tuple) -> tuple[float, ...]:
+    return tuple(float(bound) for bound in bounds)
 
 
 @dataclass(frozen=True)
@@ -328,7 +98,8 @@ class Started:
     that died is a ``suspect`` (read it alone); one taken over while it was being read alone is
     ``poison`` (its image is not handed over: end it). ``image`` is set for the jobs taken;
     ``version`` for jobs that asked for one model version (else the active one reads them);
-    ``read`` says what to read in it (one of READ_MODES)."""
+    ``read`` says what to read in it (one of READ_MODES); ``created_at`` is when it was
+    submitted (epoch seconds)."""
 
     job_id: str
     status: str | None
@@ -340,6 +111,7 @@ class Started:
     poison: bool = False
     version: int | None = None
     read: str = READ_MODES[0]
+    created_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -404,11 +176,11 @@ class JobRecords:
     def __init__(self, client: redis.Redis, ttl_seconds: int = 86400):
         self.redis = client
         self.ttl = ttl_seconds
-        self._create = client.register_script(_CREATE)
-        self._start = client.register_script(_START)
-        self._unfinished = client.register_script(_UNFINISHED)
-        self._finish = client.register_script(_FINISH)
-        self._release = client.register_script(_RELEASE)
+        self._create = scripts.CreateJobs(client)
+        self._start = scripts.StartJobs(client)
+        self._unfinished = scripts.CountUnfinished(client)
+        self._finish = scripts.FinishJobs(client)
+        self._release = scripts.ReleaseJobs(client)
 
     def create(
         self,
@@ -442,30 +214,27 @@ class JobRecords:
             shared["client"] = client
         for name, value in (fields or {}).items():
             shared[name] = value if isinstance(value, str) else orjson.dumps(value).decode()
-        head = {
-            "now": now,
-            "ttl": self.ttl,
-            "recent_kept": RECENT_JOBS_KEPT,
-            "batch": bool(batch_id),
-            "client": bool(client),
-            "limits": {"jobs": limits.jobs, "bytes": limits.bytes, "total_bytes": limits.total_bytes},
-            "lanes": [lanes.fast, lanes.bulk, lanes.fast_pending] if lanes else False,
-            "fields": shared,
-        }
         images = list(images or ())
         images += [b""] * (count - len(images))
-        args: list = [orjson.dumps(head)]
-        job_keys = []
-        for job_id, image in zip(ids, images, strict=True):
-            args += [job_id, image]
-            job_keys += [keys.job(job_id), keys.job_image(job_id)]
-        counters = [keys.pending(client or ""), keys.pending_bytes(client or ""), keys.QUEUED_BYTES]
-        indexes = [keys.QUEUED_JOBS, keys.RECENT_JOBS, keys.batch(batch_id or ""), *counters]
-        indexes += [keys.lane(lanes.fast), keys.lane(lanes.bulk)] if lanes else ["", ""]
-        answer = self._create(keys=job_keys + indexes, args=args)
-        if answer[0] != b"ok":
-            raise OverLimit(answer[0].decode(), int(answer[1]), int(answer[2]))
-        return Created(ids, answer[1].decode())
+        answer = self._create(
+            now=now,
+            ttl=self.ttl,
+            recent_kept=RECENT_JOBS_KEPT,
+            fields=shared,
+            job_ids=ids,
+            images=images,
+            batch_id=batch_id,
+            client=client,
+            max_jobs=limits.jobs,
+            max_bytes=limits.bytes,
+            max_total_bytes=limits.total_bytes,
+            fast_lane=lanes.fast if lanes else None,
+            bulk_lane=lanes.bulk if lanes else None,
+            fast_pending=lanes.fast_pending if lanes else 0,
+        )
+        if isinstance(answer, scripts.Refusal):
+            raise OverLimit(*answer)
+        return Created(ids, answer)
 
     def pending(self, client: str) -> int:
         """How many of ``client``'s jobs have not ended yet."""
@@ -488,7 +257,7 @@ class JobRecords:
 
     def unfinished(self, job_ids: Sequence[str]) -> int:
         """How many of the jobs are still queued or running; one short answer however many jobs."""
-        return int(self._unfinished(keys=[keys.job(i) for i in job_ids])) if job_ids else 0
+        return self._unfinished(job_ids=job_ids) if job_ids else 0
 
     def get(self, job_id: str) -> dict | None:
         """The job as the API shows it, or None if no such job exists (never issued or expired)."""
@@ -534,25 +303,22 @@ class JobRecords:
         """
         if not job_ids:
             return []
-        job_keys = [key for job_id in job_ids for key in (keys.job(job_id), keys.job_image(job_id))]
-        job_keys += [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.WORKERS]
-        answers = self._start(keys=job_keys, args=[repr(time.time()), worker, silence_s, *job_ids])
+        found = self._start(now=time.time(), worker=worker, silence_s=silence_s, job_ids=job_ids)
         return [
             Started(
                 job_id,
-                status.decode() or None,
-                client.decode() or None,
-                lane.decode() or None,
-                image or None,
-                bool(taken),
-                bool(suspect),
-                bool(poison),
-                int(version) if version else None,
-                read.decode() or READ_MODES[0],
+                job.status,
+                job.client,
+                job.lane,
+                job.image,
+                job.taken,
+                job.suspect,
+                job.poison,
+                job.version,
+                job.read or READ_MODES[0],
+                job.created_at,
             )
-            for job_id, (status, client, lane, image, taken, suspect, poison, version, read) in zip(
-                job_ids, answers, strict=True
-            )
+            for job_id, job in zip(job_ids, found, strict=True)
         ]
 
     def release(self, job_ids: Sequence[str], worker: str) -> list[str]:
@@ -560,8 +326,7 @@ class JobRecords:
         return the ids to queue again: those released, and those that were never started."""
         if not job_ids:
             return []
-        job_keys = [keys.job(job_id) for job_id in job_ids] + [keys.QUEUED_JOBS, keys.RUNNING_JOBS]
-        return [i.decode() for i in self._release(keys=job_keys, args=[repr(time.time()), worker, *job_ids])]
+        return self._release(now=time.time(), worker=worker, job_ids=job_ids)
 
     def read_alone(self, job_id: str) -> None:
         """Note that the job is being read alone now: if its worker dies meanwhile, it is poison."""
@@ -597,47 +362,58 @@ class JobRecords:
         return orphans
 
     def finish(
-        self, outcomes: Iterable[Outcome], batch_size: int | None = None, clients: Sequence[str | None] | None = None
+        self,
+        outcomes: Iterable[Outcome],
+        batch_size: int | None = None,
+        clients: Sequence[str | None] | None = None,
+        created_at: Sequence[float | None] | None = None,
     ) -> list[str]:
         """End the jobs that have not ended yet; return the ids this call ended.
 
         ``batch_size``, if given, is counted in the batch-size histogram (one model call).
-        ``clients`` (one per outcome, as :meth:`start` told them) spares a round trip to look them up.
+        ``clients`` and ``created_at`` (one per outcome, as :meth:`start` told them) spare a
+        round trip to look them up; a prediction's latency is counted from its ``created_at``.
         """
         outcomes = list(outcomes)
         if not outcomes:
             return []
-        if clients is None:
-            clients = self._clients([o.job_id for o in outcomes])
-        args: list[str] = [
-            repr(time.time()),
-            keys.JOBS_FINISHED_CHANNEL,
-            ",".join(LATENCY_BUCKETS),
-            bucket_of(batch_size, BATCH_BUCKETS) if batch_size else "",
-            str(batch_size or 0),
-            str(NOTICE_RECORD_BYTES),
-        ]
-        job_keys = []
-        for outcome, client in zip(outcomes, clients, strict=True):
-            args += [
-                outcome.status,
-                orjson.dumps(outcome.result) if outcome.result is not None else "",
-                orjson.dumps(outcome.error) if outcome.error is not None else "",
+        if clients is None or created_at is None:
+            clients, created_at = self._clients_and_creation([o.job_id for o in outcomes])
+        now = time.time()
+        # The jobs of one request share their creation time: each bucket is looked up once.
+        latencies = {
+            at: scripts.Latency(bucket_of(now - at, LATENCY_BUCKETS), now - at)
+            for at in set(created_at)
+            if at is not None
+        }
+        finishing = [
+            scripts.Finishing(
                 outcome.job_id,
+                client,
+                outcome.status,
+                orjson.dumps(outcome.result) if outcome.result is not None else None,
+                orjson.dumps(outcome.error) if outcome.error is not None else None,
                 _counted_version(outcome),
-            ]
-            job_keys += [keys.job(outcome.job_id), keys.job_image(outcome.job_id)]
-            job_keys += [keys.pending(client or ""), keys.pending_bytes(client or "")]
-        metrics = [keys.METRICS_OUTCOMES, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE, keys.QUEUED_JOBS]
-        metrics += [keys.QUEUED_BYTES, keys.RUNNING_JOBS, keys.METRICS_PREDICTIONS]
-        ended = self._finish(keys=job_keys + metrics, args=args)
-        return [i.decode() for i in ended]
+                latencies.get(created),  # None: when it was created is not known
+            )
+            for outcome, client, created in zip(outcomes, clients, created_at, strict=True)
+        ]
+        return self._finish(
+            now=now,
+            channel=keys.JOBS_FINISHED_CHANNEL,
+            room=NOTICE_RECORD_BYTES,
+            batch_bucket=bucket_of(batch_size, BATCH_BUCKETS) if batch_size else None,
+            batch_images=batch_size or 0,
+            jobs=finishing,
+        )
 
-    def _clients(self, job_ids: Sequence[str]) -> list[str | None]:
+    def _clients_and_creation(self, job_ids: Sequence[str]) -> tuple[list[str | None], list[float | None]]:
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hget(keys.job(job_id), "client")
-        return [client.decode() if client else None for client in pipe.execute()]
+            pipe.hmget(keys.job(job_id), "client", "created_at")
+        found = pipe.execute()
+        clients = [client.decode() if client else None for client, _ in found]
+        return clients, [float(created) if created else None for _, created in found]
 
     def queued_before(self, moment: float) -> list[str]:
         """Ids of the jobs not yet started that were (last) sent to a queue before ``moment`` (epoch seconds)."""
@@ -677,7 +453,7 @@ class JobRecords:
                 worker_name = worker.decode() if worker else "its worker"
                 reason = f"{worker_name} stopped answering for over {silence_s:.0f} s (killed or lost)"
                 silent.append(Outcome(job_id, FAILED, error=error("worker_lost", reason)))
-        ended = self.finish(silent, clients=[None] * len(silent))
+        ended = self.finish(silent)  # their client (the training budget) is looked up, to be released
         if gone or silent:
             self.redis.srem(keys.TRAINING_RUNNING, *gone, *[o.job_id for o in silent])
         return ended

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from jobs import keys
 from jobs import records as rec
 
@@ -203,3 +205,68 @@ def test_a_kept_image_outlives_its_job_for_its_page(redis_client):
     records.finish([rec.Outcome(kept, "succeeded", result={}), rec.Outcome(dropped, "succeeded", result={})])
     assert records.kept_image(kept) == b"png" and records.kept_image(dropped) is None
     assert records.keep_images([kept, dropped]) == [True, False]
+
+
+def test_a_silent_training_job_fails_and_gives_back_its_place_in_the_training_budget(redis_client):
+    records = rec.JobRecords(redis_client)
+    silent, beating = records.create("train", 2, fields={"params": {}}, client="training-jobs").ids
+    records.start([silent, beating], "w1")
+    records.beat(silent)
+    records.beat(beating)
+    redis_client.hset(keys.job(silent), "heartbeat", repr(time.time() - 120))
+
+    assert records.fail_silent_training(60) == [silent]
+    assert records.get(silent)["status"] == "failed" and records.get(silent)["error"]["code"] == "worker_lost"
+    assert records.get(beating)["status"] == "running"
+    assert records.pending("training-jobs") == 1  # the failed job no longer counts against the budget
+
+
+def test_starting_takes_over_only_the_jobs_of_silent_workers_and_never_hands_over_poison_again(redis_client):
+    records = rec.JobRecords(redis_client)
+    on_live, on_dead, read_alone = records.create("predict", 3, images=[b"a", b"b", b"c"]).ids
+    records.start([on_live], "live")
+    records.start([on_dead, read_alone], "dead")
+    records.read_alone(read_alone)
+    redis_client.zadd(keys.WORKERS, {"live": time.time(), "dead": time.time() - 60})
+
+    live, dead, alone = records.start([on_live, on_dead, read_alone], "w2", silence_s=10)
+    assert (live.status, live.taken, live.image) == ("running", False, None)  # its worker still beats
+    assert (dead.taken, dead.suspect, dead.poison, dead.image) == (True, True, False, b"b")
+    assert (alone.taken, alone.suspect, alone.poison, alone.image) == (True, True, True, None)
+    assert [redis_client.hget(keys.job(i), "worker") for i in (on_live, on_dead)] == [b"live", b"w2"]
+    assert redis_client.hget(keys.job(on_dead), "deliveries") == b"2"
+    assert redis_client.hget(keys.job(read_alone), "alone") is None
+    assert dead.created_at == float(redis_client.hget(keys.job(on_dead), "created_at"))
+
+
+def test_byte_limits_refuse_a_request_whole_and_write_nothing(redis_client):
+    records = rec.JobRecords(redis_client)
+    records.create("predict", 2, client="10.0.0.1", images=[b"x" * 60, b"x" * 30])
+    with pytest.raises(rec.OverLimit) as per_client:
+        records.create("predict", 2, client="10.0.0.1", images=[b"y" * 10, b"y"], limits=rec.Limits(bytes=100))
+    assert (per_client.value.limit, per_client.value.outstanding, per_client.value.allowed) == ("bytes", 90, 100)
+    with pytest.raises(rec.OverLimit) as everyone:
+        records.create("predict", 1, client="10.0.0.2", images=[b"z" * 20], limits=rec.Limits(total_bytes=100))
+    assert (everyone.value.limit, everyone.value.outstanding, everyone.value.allowed) == ("total_bytes", 90, 100)
+    assert records.pending("10.0.0.1") == 2 and records.pending_bytes("10.0.0.1") == 90
+    assert records.pending("10.0.0.2") == 0 and records.queued_bytes() == 90
+    assert redis_client.zcard(keys.QUEUED_JOBS) == 2
+    assert records.create("predict", 1, client="10.0.0.2", images=[b"z" * 10], limits=rec.Limits(total_bytes=100))
+
+
+def test_latency_is_counted_for_predictions_only_from_when_start_said_they_were_created(redis_client):
+    records = rec.JobRecords(redis_client)
+    (prediction,) = records.create("predict").ids
+    (training,) = records.create("train", fields={"params": {}}).ids
+    started = records.start([prediction, training], "w1")
+    redis_client.hset(keys.job(prediction), "created_at", "1")  # what start handed over counts, not this
+    time.sleep(0.06)
+
+    outcomes = [rec.Outcome(job.job_id, "succeeded", result={}) for job in started]
+    records.finish(outcomes, clients=[job.client for job in started], created_at=[job.created_at for job in started])
+    finished = float(redis_client.hget(keys.job(prediction), "finished_at"))
+    latency = {k.decode(): float(v) for k, v in redis_client.hgetall(keys.METRICS_LATENCY).items()}
+    seconds = finished - started[0].created_at
+    assert 0.06 <= seconds < 5 and latency.pop("sum") == pytest.approx(seconds)  # summed as text, a bit may differ
+    assert latency == {rec.bucket_of(seconds, rec.LATENCY_BUCKETS): 1}
+    assert redis_client.hgetall(keys.METRICS_OUTCOMES) == {b"predict:succeeded": b"1", b"train:succeeded": b"1"}

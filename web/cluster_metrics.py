@@ -1,10 +1,10 @@
 """Cluster-wide figures for ``GET /metrics``, read from Redis at scrape time.
 
-Workers count every ended job in Redis hashes (see jobs/keys.py METRICS_*, written by the finish
-script in jobs/records.py): per-bucket, non-cumulative counts keyed by each bucket's upper bound.
-Any web process can therefore report the whole cluster; here the counts are made cumulative, as
-Prometheus histograms are. Queue depths, live workers and model versions come from the queues
-and the workers' heartbeats.
+Workers count every ended job in Redis hashes (see jobs/keys.py METRICS_*, written by
+jobs/scripts/finish_jobs.lua in the buckets jobs/records.py picks): per-bucket, non-cumulative
+counts keyed by each bucket's upper bound. Any web process can therefore report the whole
+cluster; here the counts are made cumulative, as Prometheus histograms are. Queue depths, live
+workers and model versions come from the queues and the workers' heartbeats.
 """
 
 from __future__ import annotations

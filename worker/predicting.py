@@ -31,7 +31,7 @@ def predict_jobs(process: WorkerProcess, job_ids: Sequence[str]) -> None:
     jobs = [job for job in process.records.start(job_ids, process.name) if job.taken]
     if not jobs:
         return
-    clients = {job.job_id: job.client for job in jobs}
+    started = {job.job_id: job for job in jobs}
     bounds = Bounds(
         max_pixels=settings.max_image_pixels,
         max_decoded_bytes=settings.max_decoded_bytes,
@@ -42,18 +42,18 @@ def predict_jobs(process: WorkerProcess, job_ids: Sequence[str]) -> None:
     for job in (job for job in jobs if job.suspect and not job.poison):
         process.records.read_alone(job.job_id)
         alone = batch.read([job], _model(process, job.version), bounds)
-        _record(process, alone.outcomes, alone.through_model, clients)
+        _record(process, alone.outcomes, alone.through_model, started)
     fresh = [job for job in jobs if not job.suspect]
     # One model call per version asked for; nearly always one, the active version.
     for version in dict.fromkeys(job.version for job in fresh):
         group = [job for job in fresh if job.version == version]
         done = batch.read(group, _model(process, version), bounds, settings.predict_batch_budget_ms / 1000)
-        _record(process, outcomes + done.outcomes, done.through_model, clients)
+        _record(process, outcomes + done.outcomes, done.through_model, started)
         outcomes = []
         if done.unread:
             give_back(process, [job.job_id for job in done.unread])
     if outcomes:
-        _record(process, outcomes, 0, clients)
+        _record(process, outcomes, 0, started)
 
 
 def _model(process: WorkerProcess, version: int | None):
@@ -77,10 +77,16 @@ def send_again(process: WorkerProcess, job_ids: Sequence[str]) -> None:
         lanes.put(process.redis, lane, ids)
 
 
-def _record(process: WorkerProcess, outcomes: list[rec.Outcome], through_model: int, clients: dict) -> None:
+def _record(
+    process: WorkerProcess, outcomes: list[rec.Outcome], through_model: int, started: dict[str, rec.Started]
+) -> None:
     for outcome in outcomes:
         if outcome.error:
             log.info("job %s: %s", outcome.job_id, outcome.error["message"], extra={"job_id": outcome.job_id})
+    jobs = [started[outcome.job_id] for outcome in outcomes]
     process.records.finish(
-        outcomes, batch_size=through_model or None, clients=[clients[outcome.job_id] for outcome in outcomes]
+        outcomes,
+        batch_size=through_model or None,
+        clients=[job.client for job in jobs],
+        created_at=[job.created_at for job in jobs],
     )

@@ -1,0 +1,279 @@
+"""The service's Redis Lua scripts, one file each beside this module, and one wrapper per script.
+
+A script is a step that must be atomic: it reads and writes several keys in one go. Each .lua file
+starts with a header naming every KEYS and ARGV entry and what it returns; its wrapper here is the
+only code that knows that order, so callers pass named, typed arguments and get Python values back.
+
+Every script is called the same way:
+
+- KEYS: the script's fixed keys first, in its header's order, then each item's keys (a job, a
+  lane, a correction) in a group of fixed size. Every key a script touches is in KEYS: none is
+  built inside a script (Redis Cluster routes a script by its KEYS, and Redis requires it).
+- ARGV[1]: a JSON object of the script's named values (times travel as text, stored as given).
+- ARGV[2...]: each item's values in a group of fixed size, raw: image bytes and result JSON are
+  not escaped. Flat groups, not JSON arrays: for a 256-job finish, decoding the arrays cost Redis
+  about twice the CPU (1010 vs 490 us a call) and encoding them the caller 5-8x (196 vs 25 us).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any, NamedTuple
+
+import orjson
+import redis
+
+from jobs import keys
+
+
+@functools.cache
+def source(name: str) -> str:
+    """The text of ``<name>.lua`` in this package (read once per process)."""
+    return resources.files(__package__).joinpath(f"{name}.lua").read_text()
+
+
+class Script:
+    """One script registered with one client (sent by its SHA1, loaded again if Redis lost it)."""
+
+    name: str  # the .lua file's stem
+
+    def __init__(self, client: redis.Redis):
+        self._script = client.register_script(source(self.name))
+
+    def _run(self, script_keys: list[str], named: dict, values: Sequence[str | bytes] = ()) -> Any:
+        return self._script(keys=script_keys, args=[orjson.dumps(named), *values])
+
+
+class Refusal(NamedTuple):
+    """A script wrote nothing: ``limit`` would be passed (``outstanding`` now, ``allowed`` at most)."""
+
+    limit: str
+    outstanding: int
+    allowed: int
+
+
+def _refusal(answer: list) -> Refusal:
+    return Refusal(answer[0].decode(), int(answer[1]), int(answer[2]))
+
+
+class CreateJobs(Script):
+    """create_jobs.lua: record and index new queued jobs, within limits, in a lane if given."""
+
+    name = "create_jobs"
+
+    def __call__(
+        self,
+        *,
+        now: float,
+        ttl: int,
+        recent_kept: int,
+        fields: dict[str, str],
+        job_ids: Sequence[str],
+        images: Sequence[bytes],
+        batch_id: str | None,
+        client: str | None,
+        max_jobs: int,
+        max_bytes: int,
+        max_total_bytes: int,
+        fast_lane: str | None,
+        bulk_lane: str | None,
+        fast_pending: int,
+    ) -> str | Refusal:
+        """The lane the jobs went to ('' for none), or the limit they would pass (nothing written).
+        ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane."""
+        lanes = bool(fast_lane and bulk_lane)
+        script_keys = [
+            keys.QUEUED_JOBS,
+            keys.RECENT_JOBS,
+            keys.batch(batch_id or ""),
+            keys.pending(client or ""),
+            keys.pending_bytes(client or ""),
+            keys.QUEUED_BYTES,
+            keys.lane(fast_lane) if lanes else "",
+            keys.lane(bulk_lane) if lanes else "",
+        ]
+        values: list[str | bytes] = []
+        for job_id, image in zip(job_ids, images, strict=True):
+            script_keys += [keys.job(job_id), keys.job_image(job_id)]
+            values += [job_id, image]
+        named = {
+            "now": repr(now),
+            "ttl": ttl,
+            "recent_kept": recent_kept,
+            "batch": bool(batch_id),
+            "client": bool(client),
+            "limits": {"jobs": max_jobs, "bytes": max_bytes, "total_bytes": max_total_bytes},
+            "lanes": {"fast": fast_lane, "bulk": bulk_lane, "fast_pending": fast_pending} if lanes else False,
+            "fields": fields,
+        }
+        answer = self._run(script_keys, named, values)
+        return answer[1].decode() if answer[0] == b"ok" else _refusal(answer)
+
+
+class Found(NamedTuple):
+    """A job as start_jobs.lua found it (None: the record had no such field)."""
+
+    status: str | None
+    client: str | None
+    lane: str | None
+    image: bytes | None
+    taken: bool
+    suspect: bool
+    poison: bool
+    version: int | None
+    read: str | None
+    created_at: float | None
+
+
+class StartJobs(Script):
+    """start_jobs.lua: mark jobs running as this worker's, taking over those of silent workers."""
+
+    name = "start_jobs"
+
+    def __call__(self, *, now: float, worker: str, silence_s: float, job_ids: Sequence[str]) -> list[Found]:
+        """Per job, what was found (and whether it was taken)."""
+        script_keys = [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.WORKERS]
+        for job_id in job_ids:
+            script_keys += [keys.job(job_id), keys.job_image(job_id)]
+        answers = self._run(script_keys, {"now": repr(now), "worker": worker, "silence": silence_s}, job_ids)
+        return [
+            Found(
+                status.decode() or None,
+                client.decode() or None,
+                lane.decode() or None,
+                image or None,
+                bool(taken),
+                bool(suspect),
+                bool(poison),
+                int(version) if version else None,
+                read.decode() or None,
+                float(created_at) if created_at else None,
+            )
+            for status, client, lane, image, taken, suspect, poison, version, read, created_at in answers
+        ]
+
+
+class ReleaseJobs(Script):
+    """release_jobs.lua: give jobs a worker took but did not finish back to the queue."""
+
+    name = "release_jobs"
+
+    def __call__(self, *, now: float, worker: str, job_ids: Sequence[str]) -> list[str]:
+        """The ids to queue again: those released, and those never started."""
+        script_keys = [keys.QUEUED_JOBS, keys.RUNNING_JOBS, *(keys.job(job_id) for job_id in job_ids)]
+        return [i.decode() for i in self._run(script_keys, {"now": repr(now), "worker": worker}, job_ids)]
+
+
+class CountUnfinished(Script):
+    """count_unfinished.lua: how many jobs have not ended."""
+
+    name = "count_unfinished"
+
+    def __call__(self, *, job_ids: Sequence[str]) -> int:
+        return int(self._run([keys.job(job_id) for job_id in job_ids], {}))
+
+
+class Latency(NamedTuple):
+    """A prediction's seconds from submission to result, and the histogram bucket they fall in."""
+
+    bucket: str
+    seconds: float
+
+
+class Finishing(NamedTuple):
+    """One job to end: how (``result`` / ``error`` as JSON), whose it is, the model version to
+    count its prediction for and its latency (None: not counted)."""
+
+    job_id: str
+    client: str | None
+    status: str
+    result: bytes | None
+    error: bytes | None
+    counted_version: str | None
+    latency: Latency | None
+
+
+class FinishJobs(Script):
+    """finish_jobs.lua: end the jobs not ended yet, count them, release what they held, announce them."""
+
+    name = "finish_jobs"
+
+    def __call__(
+        self,
+        *,
+        now: float,
+        channel: str,
+        room: int,
+        batch_bucket: str | None,
+        batch_images: int,
+        jobs: Sequence[Finishing],
+    ) -> list[str]:
+        """The ids of the jobs this call ended, announced on ``channel`` with records of up to
+        ``room`` bytes. With ``batch_bucket``, a model call of ``batch_images`` is counted."""
+        script_keys = [keys.METRICS_OUTCOMES, keys.METRICS_PREDICTIONS, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE]
+        script_keys += [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.QUEUED_BYTES]
+        values: list[str | bytes] = []
+        for job in jobs:
+            job_id, client, latency = job.job_id, job.client or "", job.latency
+            script_keys += [keys.job(job_id), keys.job_image(job_id), keys.pending(client), keys.pending_bytes(client)]
+            values += [job.status, job.result or b"", job.error or b"", job_id, job.counted_version or ""]
+            values += [latency.bucket, repr(latency.seconds)] if latency else ["", ""]
+        batch = {"bucket": batch_bucket, "images": batch_images} if batch_bucket else False
+        named = {"now": repr(now), "channel": channel, "room": room, "batch": batch}
+        return [i.decode() for i in self._run(script_keys, named, values)]
+
+
+class TakeFromLanes(Script):
+    """take_from_lanes.lua: up to a batch of job ids, the first lane's first."""
+
+    name = "take_from_lanes"
+
+    def __call__(self, *, lanes: Sequence[str], most: int) -> list[str]:
+        return [i.decode() for i in self._run([keys.lane(lane) for lane in lanes], {"most": most})]
+
+
+class AddCorrection(Script):
+    """add_correction.lua: keep a correction (replacing the job's earlier one), within the cap."""
+
+    name = "add_correction"
+
+    def __call__(
+        self,
+        *,
+        job_id: str,
+        label: int,
+        predicted: int,
+        model_version: int | None,
+        created_at: float,
+        pixels: bytes,
+        size: int,
+        cap: int,
+    ) -> bool | Refusal:
+        """True if it replaced one, False if it is the job's first; or the cap it would pass."""
+        script_keys = [keys.feedback(job_id), keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION]
+        script_keys.append(keys.METRICS_FEEDBACK)
+        named = {
+            "job_id": job_id,
+            "label": label,
+            "predicted": predicted,
+            "model_version": "" if model_version is None else str(model_version),
+            "created_at": repr(created_at),
+            "size": size,
+            "cap": cap,
+        }
+        answer = self._run(script_keys, named, [pixels])
+        return bool(int(answer[1])) if answer[0] == b"ok" else _refusal(answer)
+
+
+class DeleteCorrections(Script):
+    """delete_corrections.lua: delete corrections and their share of the counts."""
+
+    name = "delete_corrections"
+
+    def __call__(self, *, job_ids: Sequence[str]) -> int:
+        """How many of them existed."""
+        script_keys = [keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION]
+        script_keys += [keys.feedback(job_id) for job_id in job_ids]
+        return int(self._run(script_keys, {}, job_ids))

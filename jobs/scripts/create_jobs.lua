@@ -1,0 +1,91 @@
+-- create_jobs: record new queued jobs (and their images) if the client's outstanding work allows,
+-- and index them; for predictions, put them in a lane in the same step. Concurrent submissions
+-- cannot overshoot a limit, and no prediction is recorded without its place in a lane.
+--
+-- KEYS  1 queued         sorted set of jobs not started (keys.QUEUED_JOBS)
+--       2 recent         sorted set of jobs by creation (keys.RECENT_JOBS)
+--       3 batch          list of the request's ids (keys.batch), if ARGV.batch
+--       4 pending        the client's unfinished jobs (keys.pending), if ARGV.client
+--       5 pending_bytes  the client's unfinished image bytes (keys.pending_bytes), if ARGV.client
+--       6 total_bytes    everyone's unfinished image bytes (keys.QUEUED_BYTES)
+--       7 fast_lane      list of ids (keys.lane), if ARGV.lanes
+--       8 bulk_lane      list of ids (keys.lane), if ARGV.lanes
+--       then per job: record (keys.job), image (keys.job_image)
+-- ARGV  1 JSON {now: epoch seconds as text, ttl: seconds, recent_kept: jobs kept in recent,
+--              batch: keep the ids as KEYS[3], client: count them in KEYS[4] and KEYS[5],
+--              limits: {jobs, bytes, total_bytes} (0: none),
+--              lanes: {fast, bulk, fast_pending: most jobs the client may have pending for the
+--                      fast lane} or false (the caller queues them),
+--              fields: {name: text} written in every record}
+--       then per job: id, image bytes ('' for none)
+-- Returns {'ok', the lane or ''}, or, writing nothing, {the limit passed, outstanding now, the limit}.
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES, CHUNK = 8, 2, 2, 1000
+local queued, recent, batch, pending, pending_bytes, total_bytes, fast_lane, bulk_lane = unpack(KEYS, 1, FIXED_KEYS)
+local args = cjson.decode(ARGV[1])
+local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
+-- Job i's keys are KEYS[k + 1 .. k + JOB_KEYS] and its values ARGV[v + 1 .. v + JOB_VALUES], where
+-- k = FIXED_KEYS + (i - 1) * JOB_KEYS and v = 1 + (i - 1) * JOB_VALUES.
+
+local limits = args.limits
+local size = 0
+for i = 1, n do size = size + #ARGV[1 + (i - 1) * JOB_VALUES + 2] end
+if args.client then
+  local jobs_now = tonumber(redis.call('GET', pending) or '0')
+  if limits.jobs > 0 and jobs_now + n > limits.jobs then return {'jobs', jobs_now, limits.jobs} end
+  local bytes_now = tonumber(redis.call('GET', pending_bytes) or '0')
+  if limits.bytes > 0 and size > 0 and bytes_now + size > limits.bytes then
+    return {'bytes', bytes_now, limits.bytes}
+  end
+end
+local total_now = tonumber(redis.call('GET', total_bytes) or '0')
+if limits.total_bytes > 0 and size > 0 and total_now + size > limits.total_bytes then
+  return {'total_bytes', total_now, limits.total_bytes}
+end
+
+-- A client with little outstanding goes in the fast lane; one with a backlog, in the bulk lane.
+local lane, lane_key = '', false
+if args.lanes then
+  lane, lane_key = args.lanes.fast, fast_lane
+  if args.client and tonumber(redis.call('GET', pending) or '0') + n > args.lanes.fast_pending then
+    lane, lane_key = args.lanes.bulk, bulk_lane
+  end
+end
+
+local shared = {}
+if lane_key then shared = {'lane', lane} end
+for name, value in pairs(args.fields) do
+  shared[#shared + 1] = name
+  shared[#shared + 1] = value
+end
+for i = 1, n do
+  local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
+  local record, image_key, id, image = KEYS[k + 1], KEYS[k + 2], ARGV[v + 1], ARGV[v + 2]
+  redis.call('HSET', record, 'id', id, 'bytes', #image, unpack(shared))
+  redis.call('EXPIRE', record, args.ttl)
+  if image ~= '' then redis.call('SET', image_key, image, 'EX', args.ttl) end
+end
+-- The indexes and lists take the request's ids in a few commands, a chunk at a time (unpack's limit).
+for first = 1, n, CHUNK do
+  local ids, scored = {}, {}
+  for i = first, math.min(first + CHUNK - 1, n) do
+    local id = ARGV[1 + (i - 1) * JOB_VALUES + 1]
+    ids[#ids + 1] = id
+    scored[#scored + 1] = args.now
+    scored[#scored + 1] = id
+  end
+  redis.call('ZADD', queued, unpack(scored))
+  redis.call('ZADD', recent, unpack(scored))
+  if args.batch then redis.call('RPUSH', batch, unpack(ids)) end
+  if lane_key then redis.call('RPUSH', lane_key, unpack(ids)) end
+end
+redis.call('ZREMRANGEBYRANK', recent, 0, -args.recent_kept - 1)
+if args.batch then redis.call('EXPIRE', batch, args.ttl) end
+if args.client then
+  redis.call('INCRBY', pending, n)
+  redis.call('EXPIRE', pending, args.ttl)
+  redis.call('INCRBY', pending_bytes, size)
+  redis.call('EXPIRE', pending_bytes, args.ttl)
+end
+redis.call('INCRBY', total_bytes, size)
+redis.call('EXPIRE', total_bytes, args.ttl)
+return {'ok', lane}
