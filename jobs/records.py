@@ -22,6 +22,7 @@ import orjson
 import redis
 
 from jobs import keys, workers
+from jobs.replicas import ReplicaAck
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
@@ -401,9 +402,12 @@ def error(code: str, message: str) -> dict:
 class JobRecords:
     """Reads and writes job records; every method costs one Redis round trip unless it says otherwise."""
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int = 86400):
+    def __init__(self, client: redis.Redis, ttl_seconds: int = 86400, replica_ack: ReplicaAck | None = None):
+        """With ``replica_ack``, :meth:`create` returns only once a replica has the new records, when it
+        says so (see jobs/replicas.py); without, it never waits (workers: they accept no work)."""
         self.redis = client
         self.ttl = ttl_seconds
+        self.replica_ack = replica_ack
         self._create = client.register_script(_CREATE)
         self._start = client.register_script(_START)
         self._unfinished = client.register_script(_UNFINISHED)
@@ -433,6 +437,8 @@ class JobRecords:
         over ``limits``; the check and the writes are one atomic step. With ``lanes`` the jobs
         are queued in the same step, in a lane that follows from how many jobs the client has
         pending (see :class:`Lanes`); without, the caller queues them.
+        Raises :class:`~jobs.replicas.NotReplicated` when a replica should have acknowledged the
+        new records and none did in time (they are written, on the primary only).
         """
         now = time.time()
         ids = list(ids) if ids is not None else [new_job_id() for _ in range(count)]
@@ -462,9 +468,19 @@ class JobRecords:
         counters = [keys.pending(client or ""), keys.pending_bytes(client or ""), keys.QUEUED_BYTES]
         indexes = [keys.QUEUED_JOBS, keys.RECENT_JOBS, keys.batch(batch_id or ""), *counters]
         indexes += [keys.lane(lanes.fast), keys.lane(lanes.bulk)] if lanes else ["", ""]
-        answer = self._create(keys=job_keys + indexes, args=args)
+        acknowledged = None
+        if self.replica_ack is not None and self.replica_ack.wanted():
+            # WAIT counts what its own connection wrote: the script and the WAIT share one, a pipeline's.
+            pipe = self.redis.pipeline(transaction=False)
+            self._create(keys=job_keys + indexes, args=args, client=pipe)
+            pipe.wait(1, self.replica_ack.timeout_ms)
+            answer, acknowledged = pipe.execute()
+        else:
+            answer = self._create(keys=job_keys + indexes, args=args)
         if answer[0] != b"ok":
             raise OverLimit(answer[0].decode(), int(answer[1]), int(answer[2]))
+        if acknowledged is not None:
+            self.replica_ack.check(acknowledged)
         return Created(ids, answer[1].decode())
 
     def pending(self, client: str) -> int:
