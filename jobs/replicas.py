@@ -53,4 +53,7 @@ class ReplicaAck:
     def check(self, acknowledged: int) -> None:
         """Raise :class:`NotReplicated` unless ``acknowledged`` (what ``WAIT`` answered) is at least one."""
         if acknowledged < 1:
+            # The replica may be gone for good (or this is a new primary after a failover, with
+            # none yet): in auto mode, ask again at the next submission rather than in REFRESH_S.
+            self._asked_at = -float("inf")
             raise NotReplicated(self.timeout_ms)
