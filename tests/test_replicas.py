@@ -38,22 +38,34 @@ def one_image(mnist) -> dict:
 
 def test_with_a_replica_connected_a_job_is_answered_once_the_replica_has_it(replicated, mnist):
     primary, replica = redis.Redis(port=replicated.primary.port), redis.Redis(port=replicated.replica.port)
+    client = app_on(replicated.url).test_client()
+    client.post("/api/v1/predictions", json=one_image(mnist))  # the script is loaded once (a second WAIT)
     before = waits(primary)
-    answer = app_on(replicated.url).test_client().post("/api/v1/predictions", json=one_image(mnist))
+    answer = client.post("/api/v1/predictions", json=one_image(mnist))
     assert answer.status_code == 202, answer.json
     job_id = answer.json["jobs"][0]["job_id"]
     assert waits(primary) == before + 1
     assert replica.hget(keys.job(job_id), "status") == b"queued"  # read at once: WAIT saw it there
 
 
-def test_training_jobs_are_acknowledged_too(replicated):
+def test_a_primary_that_has_not_seen_the_script_yet_is_sent_it_and_the_job_still_waits(replicated, mnist):
     primary, replica = redis.Redis(port=replicated.primary.port), redis.Redis(port=replicated.replica.port)
+    client = app_on(replicated.url).test_client()
+    assert client.post("/api/v1/predictions", json=one_image(mnist)).status_code == 202
+    primary.script_flush()  # as a replica promoted by a failover has none of the primary's scripts
     before = waits(primary)
-    answer = (
-        app_on(replicated.url)
-        .test_client()
-        .post("/api/v1/training-jobs", json={"epochs": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
-    )
+    answer = client.post("/api/v1/predictions", json=one_image(mnist))
+    assert answer.status_code == 202, answer.json
+    assert replica.hget(keys.job(answer.json["jobs"][0]["job_id"]), "status") == b"queued"
+    assert waits(primary) == before + 2  # the first try found no script; the second wrote and waited
+
+
+def test_training_jobs_are_acknowledged_too(replicated, mnist):
+    primary, replica = redis.Redis(port=replicated.primary.port), redis.Redis(port=replicated.replica.port)
+    client = app_on(replicated.url).test_client()
+    client.post("/api/v1/predictions", json=one_image(mnist))  # the script is loaded once (a second WAIT)
+    before = waits(primary)
+    answer = client.post("/api/v1/training-jobs", json={"epochs": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 202, answer.json
     assert waits(primary) == before + 1
     assert replica.hget(keys.job(answer.json["job_id"]), "type") == b"train"
