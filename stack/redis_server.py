@@ -132,7 +132,11 @@ class SentinelServer:
     def close(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(10)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         self.process = None
         self._tmp.cleanup()
 
@@ -169,15 +173,19 @@ class ReplicatedRedis:
         return f"redis+sentinel://{hosts}/{self.name}/0"
 
     def start(self, timeout: float = 30) -> ReplicatedRedis:
-        self.primary.start()
-        self.replica.start()
-        for sentinel in self.sentinels:
-            sentinel.start()
-        deadline = time.monotonic() + timeout
-        while not self._ready():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the sentinels did not find the replica and each other within {timeout} s")
-            time.sleep(0.1)
+        try:
+            self.primary.start()
+            self.replica.start()
+            for sentinel in self.sentinels:
+                sentinel.start()
+            deadline = time.monotonic() + timeout
+            while not self._ready():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the sentinels did not find the replica and each other within {timeout} s")
+                time.sleep(0.1)
+        except BaseException:
+            self.close()  # nothing left running behind a start that failed
+            raise
         return self
 
     def _ready(self) -> bool:
