@@ -36,6 +36,10 @@ class Settings:
     # Where the shared state lives
     redis_url: str = setting("redis://127.0.0.1:6379/0", "broker, job records and model store")
     job_ttl_seconds: int = setting(86400, "how long job records (and kept uploads) live")
+    replica_ack: str = setting(
+        "auto", "new jobs are answered once a replica has them (auto: when the primary has one)", ("auto", "on", "off")
+    )
+    replica_ack_timeout_ms: int = setting(500, "how long a replica may take to acknowledge new jobs; then 503")
     # Who may do what
     digits_admin_token: str = setting("", "bearer token for training, cancelling and model management")
     digits_api_token: str = setting("", "the admin token's old name, used when DIGITS_ADMIN_TOKEN is unset")

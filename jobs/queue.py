@@ -12,7 +12,7 @@ import redis
 from celery import Celery
 from kombu import Queue
 
-from jobs import keys
+from jobs import connection, keys
 from settings import get_settings
 
 TRAIN_TASK = "digits.train"
@@ -20,11 +20,12 @@ CHECK_TASK = "digits.check"  # a model version before it may be served; on a pre
 
 
 def connect(url: str | None = None, socket_timeout: float | None = 10) -> redis.Redis:
-    """A Redis client that fails fast (seconds, not minutes) when the server is unreachable.
+    """A Redis client that fails fast (seconds, not minutes) when the server is unreachable; for a
+    Sentinel URL (jobs/connection.py), one that follows the primary through failovers.
 
     Pub/sub listeners pass ``socket_timeout=None``: they may rightly hear nothing for long.
     """
-    return redis.Redis.from_url(
+    return connection.client(
         url or get_settings().redis_url,
         socket_connect_timeout=2,
         socket_timeout=socket_timeout,
@@ -36,7 +37,7 @@ def connect(url: str | None = None, socket_timeout: float | None = 10) -> redis.
 def create_celery(url: str | None = None) -> Celery:
     """The Celery app: JSON only (never pickle), no result backend (job records hold results)."""
     settings = get_settings()
-    broker = url or settings.redis_url
+    broker, sentinel_options = connection.celery_broker(url or settings.redis_url)
     app = Celery("digits", broker=broker, set_as_current=False)
     if broker.startswith("redis://"):  # rediss:// and sentinel:// keep kombu's own transport
         app.conf.broker_transport = "jobs.transport:SharedClientTransport"
@@ -66,6 +67,7 @@ def create_celery(url: str | None = None) -> Celery:
             "unacked_restore_throttle": 1,
             "socket_connect_timeout": 2,
             "socket_timeout": 10,
+            **sentinel_options,  # the primary's name, for a Sentinel URL
         },
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,

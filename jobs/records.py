@@ -25,6 +25,7 @@ import orjson
 import redis
 
 from jobs import keys, scripts, workers
+from jobs.replicas import ReplicaAck
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
@@ -173,9 +174,12 @@ def error(code: str, message: str) -> dict:
 class JobRecords:
     """Reads and writes job records; every method costs one Redis round trip unless it says otherwise."""
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int = 86400):
+    def __init__(self, client: redis.Redis, ttl_seconds: int = 86400, replica_ack: ReplicaAck | None = None):
+        """With ``replica_ack``, :meth:`create` returns only once a replica has the new records, when it
+        says so (see jobs/replicas.py); without, it never waits (workers: they accept no work)."""
         self.redis = client
         self.ttl = ttl_seconds
+        self.replica_ack = replica_ack
         self._create = scripts.CreateJobs(client)
         self._start = scripts.StartJobs(client)
         self._unfinished = scripts.CountUnfinished(client)
@@ -205,6 +209,8 @@ class JobRecords:
         over ``limits``; the check and the writes are one atomic step. With ``lanes`` the jobs
         are queued in the same step, in a lane that follows from how many jobs the client has
         pending (see :class:`Lanes`); without, the caller queues them.
+        Raises :class:`~jobs.replicas.NotReplicated` when a replica should have acknowledged the
+        new records and none did in time (they are written, on the primary only).
         """
         now = time.time()
         ids = list(ids) if ids is not None else [new_job_id() for _ in range(count)]
@@ -216,7 +222,8 @@ class JobRecords:
             shared[name] = value if isinstance(value, str) else orjson.dumps(value).decode()
         images = list(images or ())
         images += [b""] * (count - len(images))
-        answer = self._create(
+        wait_ms = self.replica_ack.timeout_ms if self.replica_ack and self.replica_ack.wanted() else None
+        answer, acknowledged = self._create(
             now=now,
             ttl=self.ttl,
             recent_kept=RECENT_JOBS_KEPT,
@@ -231,9 +238,12 @@ class JobRecords:
             fast_lane=lanes.fast if lanes else None,
             bulk_lane=lanes.bulk if lanes else None,
             fast_pending=lanes.fast_pending if lanes else 0,
+            replica_wait_ms=wait_ms,
         )
         if isinstance(answer, scripts.Refusal):
             raise OverLimit(*answer)
+        if acknowledged is not None:
+            self.replica_ack.check(acknowledged)
         return Created(ids, answer)
 
     def pending(self, client: str) -> int:

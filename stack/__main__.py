@@ -13,8 +13,8 @@ import signal
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
+from jobs.connection import redacted
 from settings import get_settings
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_worker("train1", queues="train")
         url = stack.start_web(port=args.port)
         where = f" (embedded, data in var/redis, at most {settings.redis_maxmemory})" if redis_server else ""
-        print(f"Redis       {without_password(redis_url)}{where}", flush=True)
+        print(f"Redis       {redacted(redis_url)}{where}", flush=True)
         print("Waiting for the workers to load the model...", flush=True)
         stack.wait_for_workers(args.predict_workers + 1)
         print(f"\nDigits is running at {url}/", flush=True)
@@ -69,16 +69,6 @@ def main(argv: list[str] | None = None) -> int:
         if redis_server:
             redis_server.stop()
     return 0
-
-
-def without_password(url: str) -> str:
-    """``url`` with any password in it replaced by ``***``, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:" if parts.username else ":"
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import redis
 import requests
 
 from jobs import keys, workers
+from jobs.queue import connect
 from stack.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +97,7 @@ class Stack:
     def wait_for_workers(self, count: int, timeout: float = 120) -> list[str]:
         """Wait until ``count`` worker processes are ready (predict workers with a model loaded,
         training workers once they beat); return their names."""
-        client = redis.Redis.from_url(self.redis_url)
+        client = connect(self.redis_url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ready = [worker.name for worker in workers.live(client) if worker.ready]

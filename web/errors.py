@@ -13,6 +13,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
+from jobs.replicas import NotReplicated
+
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
@@ -119,6 +121,14 @@ def init_app(app: Flask) -> None:
         return error_response(
             503, code, f"the job store is {state}; retry shortly", {"Retry-After": str(RETRY_AFTER_S)}
         )
+
+    @app.errorhandler(NotReplicated)
+    def _not_replicated(exc: NotReplicated):
+        """The new jobs reached the primary but no replica (REPLICA_ACK): a failover now would lose
+        them, so they are not promised. They may still be read; the client should submit again."""
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        message = f"{exc}; they are not safe from a failover, so they are not accepted: retry shortly"
+        return error_response(503, "not_replicated", message, {"Retry-After": str(RETRY_AFTER_S)})
 
     @app.errorhandler(Exception)
     def _internal(exc: Exception):

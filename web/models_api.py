@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from jobs import queue, workers
 from jobs.model_store import StoreFull, parse_version
+from jobs.replicas import NotReplicated
 from model.runtimes.formats import SUFFIXES, detect_format
 from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
@@ -130,7 +131,7 @@ def upload_model():
         raise ApiError(409, "model_store_full", str(exc)) from None
     try:
         verdict = checked(version)
-    except ApiError:
+    except (ApiError, NotReplicated):  # not kept unchecked: the client will send it again
         store.delete(version)
         raise
     if not verdict["ok"]:

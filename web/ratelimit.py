@@ -52,8 +52,10 @@ def init_app(app: Flask) -> None:
         get_remote_address,
         application_limits=[rate_limit],
         application_limits_exempt_when=_exempt,
-        storage_uri=settings.redis_url,
-        # The app's own pool: its fail-fast timeouts, and Redis errors surface as the usual 503.
+        # The app's own pool decides where Redis is (a Sentinel URL's primary, too); the URI only
+        # picks limits' Redis storage. The pool brings its fail-fast timeouts, and Redis errors
+        # surface as the usual 503.
+        storage_uri="redis://",
         storage_options={
             "connection_pool": app.extensions["digits"].redis.connection_pool,
             "key_prefix": keys.RATE_LIMIT_PREFIX,

@@ -12,6 +12,7 @@ from jobs.feedback import FeedbackStore
 from jobs.model_store import ModelStore
 from jobs.queue import connect, create_celery
 from jobs.records import JobRecords
+from jobs.replicas import ReplicaAck
 from settings import Settings
 from web.waiting import JobWaiter
 
@@ -33,7 +34,10 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.extensions["digits"] = Services(
         settings=settings,
         redis=client,
-        records=JobRecords(client, settings.job_ttl_seconds),
+        # Work is accepted once a replica has it, when REPLICA_ACK says so (jobs/replicas.py).
+        records=JobRecords(
+            client, settings.job_ttl_seconds, ReplicaAck(client, settings.replica_ack, settings.replica_ack_timeout_ms)
+        ),
         store=ModelStore(client, settings.max_model_versions, settings.max_model_bytes),
         celery=create_celery(url),
         waiter=JobWaiter(

@@ -42,8 +42,34 @@ class Script:
     def __init__(self, client: redis.Redis):
         self._script = client.register_script(source(self.name))
 
-    def _run(self, script_keys: list[str], named: dict, values: Sequence[str | bytes] = ()) -> Any:
-        return self._script(keys=script_keys, args=[orjson.dumps(named), *values])
+    def _run(
+        self,
+        script_keys: list[str],
+        named: dict,
+        values: Sequence[str | bytes] = (),
+        replica_wait_ms: int | None = None,
+    ) -> Any:
+        """The script's answer; with ``replica_wait_ms``, ``(answer, replicas that acknowledged
+        it)`` after ``WAIT 1 <ms>`` on the same connection (WAIT counts only what its own
+        connection wrote)."""
+        args = [orjson.dumps(named), *values]
+        if replica_wait_ms is None:
+            return self._script(keys=script_keys, args=args)
+        for _ in range(2):
+            # EVALSHA directly: a pipeline running a Script first asks SCRIPT EXISTS, a round trip
+            # that costs twice what WAIT itself does on loopback.
+            pipe = self._script.registered_client.pipeline(transaction=False)
+            pipe.evalsha(self._script.sha, len(script_keys), *script_keys, *args)
+            pipe.wait(1, replica_wait_ms)
+            answer, acknowledged = pipe.execute(raise_on_error=False)
+            if not isinstance(answer, redis.exceptions.NoScriptError):
+                break
+            # Not in this server's cache (a new primary after a failover, or a restart): load it, send again.
+            self._script.registered_client.script_load(self._script.script)
+        for reply in (answer, acknowledged):
+            if isinstance(reply, Exception):
+                raise reply
+        return answer, acknowledged
 
 
 class Refusal(NamedTuple):
@@ -80,9 +106,11 @@ class CreateJobs(Script):
         fast_lane: str | None,
         bulk_lane: str | None,
         fast_pending: int,
-    ) -> str | Refusal:
-        """The lane the jobs went to ('' for none), or the limit they would pass (nothing written).
-        ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane."""
+        replica_wait_ms: int | None = None,
+    ) -> tuple[str | Refusal, int | None]:
+        """The lane the jobs went to ('' for none), or the limit they would pass (nothing written);
+        and, with ``replica_wait_ms``, how many replicas acknowledged the new records in that time
+        (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane."""
         lanes = bool(fast_lane and bulk_lane)
         script_keys = [
             keys.QUEUED_JOBS,
@@ -108,8 +136,10 @@ class CreateJobs(Script):
             "lanes": {"fast": fast_lane, "bulk": bulk_lane, "fast_pending": fast_pending} if lanes else False,
             "fields": fields,
         }
-        answer = self._run(script_keys, named, values)
-        return answer[1].decode() if answer[0] == b"ok" else _refusal(answer)
+        answer, acknowledged = self._run(script_keys, named, values, replica_wait_ms), None
+        if replica_wait_ms is not None:
+            answer, acknowledged = answer
+        return (answer[1].decode() if answer[0] == b"ok" else _refusal(answer)), acknowledged
 
 
 class Found(NamedTuple):
