@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 import logging
-import re
-from collections import Counter
 
 from flask import Blueprint, jsonify, request, url_for
 
 from jobs import queue
 from jobs import records as rec
-from jobs.records import TERMINAL
+from jobs.schemas import Batch, JobRecord, batch
 from model.catalog import NOT_REQUESTED, ConfigError, parse_training_request
 from model.store import StoreFull
 from web.auth import admin_required, predict_token_if_configured
+from web.clients import client_address
 from web.errors import ApiError
 from web.images import decode_base64_image
+from web.schemas import JobListQuery, predictions_json, predictions_query, wait_query
 from web.services import services, settings
-from web.submit import all_ended_within, job_links, read_mode, read_upload, submit_predictions
+from web.submit import all_ended_within, job_links, read_field, read_mode, read_upload, submit_predictions
+from web.validation import query, validated
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # The budget every training job counts against (in place of a client address: they share one queue).
 TRAINING = "training-jobs"
 log = logging.getLogger(__name__)
-_DECIMAL = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
-
-DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 50, 200
 
 
 @bp.post("/predictions")
@@ -37,20 +35,15 @@ def create_predictions():
     ``?wait=S`` holds the request until every job has ended or S seconds pass: 200 with the
     batch's records (as ``GET /batches/<id>`` answers) when all have ended, else 202 as without it.
     """
-    wait = _wait_seconds()
+    config = settings()
+    asked = query(predictions_query(config.max_wait_seconds))
     if request.mimetype == "application/json":
-        body = _json_body()
-        read = read_mode(body, request.args)
-        images = body.get("images")
-        if not isinstance(images, list):
-            raise ApiError(400, "invalid_request", 'JSON body must be {"images": ["<base64>", ...]}')
-        limit = settings().max_images_per_request
-        if len(images) > limit:
-            raise ApiError(413, "too_many_images", f"{len(images)} images, over the limit of {limit} per request")
-        max_bytes = settings().max_image_bytes
-        named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(images)]
+        body = validated(predictions_json(config.max_images_per_request), request.get_data(), json=True)
+        read = read_mode(body.read if "read" in body.model_fields_set else None, asked.read)
+        max_bytes = config.max_image_bytes
+        named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(body.images)]
     elif request.mimetype == "multipart/form-data":
-        read = read_mode(request.form, request.args)
+        read = read_mode(read_field(request.form), asked.read)
         files = request.files.getlist("image")
         if not files:
             raise ApiError(400, "missing_image", "no file in multipart field 'image'")
@@ -61,10 +54,10 @@ def create_predictions():
             "unsupported_media_type",
             "send multipart/form-data (field 'image') or application/json ({\"images\": [...]})",
         )
-    submitted = submit_predictions(named, read=read, wait=wait)
+    submitted = submit_predictions(named, read=read, wait=asked.wait)
     batch_id, job_ids = submitted.batch_id, submitted.job_ids
     if submitted.records is not None:
-        return jsonify(_batch(batch_id, job_ids, submitted.records))
+        return jsonify(batch(batch_id, job_ids, submitted.records))
     return jsonify(
         {"batch_id": batch_id, "batch_url": url_for("api.get_batch", batch_id=batch_id), "jobs": job_links(job_ids)}
     ), 202
@@ -74,43 +67,30 @@ def create_predictions():
 @predict_token_if_configured
 def get_batch(batch_id: str):
     """All jobs of one submission, in order; ``?wait=S`` holds the request until all have ended."""
-    svc = services()
-    job_ids = svc.records.batch(batch_id)
+    wait = query(wait_query(settings().max_wait_seconds)).wait
+    records = services().records
+    job_ids = records.batch(batch_id)
     if job_ids is None:
         raise ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
-    all_ended_within(job_ids, _wait_seconds())
-    return jsonify(_batch(batch_id, job_ids))
-
-
-def _batch(batch_id: str, job_ids: list[str], jobs: list[dict | None] | None = None) -> dict:
-    """The records of one submission's jobs (``jobs``, or read now), in order, with counts per status."""
-    jobs = services().records.get_many(job_ids) if jobs is None else jobs
-    return {
-        "id": batch_id,
-        "total": len(job_ids),
-        "counts": dict(Counter(job["status"] if job else "expired" for job in jobs)),
-        "done": all(job is None or job["status"] in TERMINAL for job in jobs),
-        "jobs": [job or {"id": job_id, "status": "expired"} for job, job_id in zip(jobs, job_ids, strict=True)],
-    }
+    all_ended_within(job_ids, wait)
+    answer: Batch = batch(batch_id, job_ids, records.get_many(job_ids))
+    return jsonify(answer)
 
 
 @bp.get("/jobs")
 @predict_token_if_configured
 def list_jobs():
     """The most recent jobs still kept, newest first: ``?limit=N`` (1-200, default 50)."""
-    raw = request.args.get("limit", str(DEFAULT_LIST_LIMIT))
-    if not (raw.isdigit() and 1 <= int(raw) <= MAX_LIST_LIMIT):
-        raise ApiError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
-    return jsonify({"jobs": services().records.recent(int(raw))})
+    return jsonify({"jobs": services().records.recent(query(JobListQuery).limit)})
 
 
 @bp.get("/jobs/<job_id>")
 @predict_token_if_configured
 def get_job(job_id: str):
     """The job's record; ``?wait=S`` holds the request until the job ends or S seconds pass."""
-    wait = _wait_seconds()
     svc = services()
-    record = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), _client())
+    wait = query(wait_query(svc.settings.max_wait_seconds)).wait
+    record: JobRecord | None = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), client_address())
     if record is None:
         raise ApiError(404, "not_found", f"no job {job_id[:64]!r}: never issued, or expired")
     return jsonify(record)
@@ -134,8 +114,11 @@ def cancel_job(job_id: str):
 def create_training_job():
     """Queue a training job: ``{"arch", "epochs", "batch_size", "learning_rate", "augment", "train_limit",
     "include_feedback", "base_version", "activate"}``."""
+    body = request.get_json(silent=True)  # the standard library's parser: numbers of any size are refused as JSON
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
     try:
-        config, activate = parse_training_request(_json_body())
+        config, activate = parse_training_request(body)
     except ConfigError as exc:
         raise ApiError(400, "invalid_parameters", str(exc)) from None
     svc = services()
@@ -162,26 +145,3 @@ def create_training_job():
     return jsonify(
         {"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id), **svc.records.get(job_id)}
     ), 202
-
-
-def _client() -> str:
-    return request.remote_addr or "unknown"
-
-
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return body
-
-
-def _wait_seconds() -> float:
-    raw = request.args.get("wait")
-    if raw is None:
-        return 0.0
-    limit = settings().max_wait_seconds
-    # A plain decimal number: float() alone would also take "1_0", " 5" and other scripts' digits.
-    wait = float(raw) if _DECIMAL.fullmatch(raw) else -1.0
-    if not 0 <= wait <= limit:
-        raise ApiError(400, "invalid_wait", f"wait must be a number of seconds from 0 to {limit}")
-    return wait

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from jobs import queue, workers
 from model.formats import SUFFIXES, detect_format
 from model.store import StoreFull, parse_version
 from web.auth import admin_required, predict_token_if_configured
+from web.clients import client_address
 from web.errors import ApiError
+from web.schemas import CARD_NOTES
 from web.services import services
+from web.validation import Refusals, validated
 
 bp = Blueprint("models_api", __name__, url_prefix="/api/v1/models")
 
@@ -87,7 +88,7 @@ def checked(version: int) -> dict:
     (job_id,) = svc.records.create("check", fields={"params": {"version": version}}).ids
     queue.enqueue_check(svc.celery, job_id)
     wait = svc.settings.check_seconds + 10
-    job = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), request.remote_addr or "unknown")
+    job = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), client_address())
     if job and job["status"] == "succeeded":
         return job["result"]
     if job and job["status"] == "failed":
@@ -116,13 +117,8 @@ def upload_model():
     file_format = detect_format(data)
     if file_format is None:
         raise ApiError(415, "unsupported_model", "file is neither a .keras nor a .skops model archive")
-    try:
-        card = json.loads(request.form.get("card") or "{}")
-    except (json.JSONDecodeError, RecursionError):  # nested too deep for the parser: not a card either
-        raise ApiError(400, "invalid_card", "card must be a JSON object") from None
-    if not isinstance(card, dict):
-        raise ApiError(400, "invalid_card", "card must be a JSON object")
-    card = {**card, "origin": "uploaded"}
+    notes = validated(CARD_NOTES, request.form.get("card") or "{}", Refusals("invalid_card"), "card", json=True)
+    card = {**notes, "origin": "uploaded"}
     store = services().store
     try:
         version = store.add(data, card, file_format)
