@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -34,11 +35,14 @@ import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from jobs import workers
+from jobs.schemas import JobRecord
 from model.recognise import mnist_pixels_file
 from web.auth import predict_token_if_configured
 from web.errors import ApiError
+from web.schemas import ProtocolInput, ProtocolRequest
 from web.services import services, settings
 from web.submit import submit_predictions
+from web.validation import validated
 
 bp = Blueprint("inference_protocol", __name__, url_prefix="/v2")
 
@@ -53,6 +57,9 @@ EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration"]
 CONFIG_TYPES = {"BYTES": "TYPE_STRING", "UINT8": "TYPE_UINT8", "FP32": "TYPE_FP32", "INT64": "TYPE_INT64"}
 # Jobs that failed for what the client sent (a 400); any other failure is the service's (a 503).
 CLIENT_FAILURES = {"invalid_image", "too_costly", "preprocessing_failed", "poison", "image_missing"}
+# A number in a path or header is read only when it is a few ASCII digits (int() of thousands of
+# digits is refused with a ValueError; str.isdigit() takes other scripts' digits too).
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 @bp.get("")
@@ -131,7 +138,7 @@ def infer(model: str, version: str | None = None):
     if number is not None and not _servable(number):
         raise ApiError(404, "version_not_servable", f"version {number} did not pass its check and is not served")
     header, binary = _split_body()
-    name, images = _input(header, binary)
+    name, images = _input(header.inputs, binary)
     wanted = _requested_outputs(header)
     wait = settings().max_wait_seconds
     records = submit_predictions(images, version=number, checked=name == "pixels", wait=wait).records
@@ -140,8 +147,8 @@ def infer(model: str, version: str | None = None):
         raise ApiError(503, "timeout", message, {"Retry-After": "1"})
     probabilities, labels, served = _outcomes(records, name)
     body = {"model_name": MODEL, "model_version": str(served or number or services().store.active_version())}
-    if isinstance(header.get("id"), str):
-        body["id"] = header["id"]
+    if header.id is not None:
+        body["id"] = header.id
     return _answer(body, {"probabilities": probabilities, "label": labels}, wanted)
 
 
@@ -155,7 +162,7 @@ def _version(model: str, version: str | None) -> int | None:
         raise ApiError(404, "unknown_model", f"no model {model[:64]!r}: this server has one, {MODEL!r}")
     if version is None:
         return None
-    if not version.isdigit() or services().store.card(int(version)) is None:
+    if not _DIGITS.fullmatch(version) or services().store.card(int(version)) is None:
         raise ApiError(404, "unknown_version", f"no version {version[:64]!r} of {MODEL!r}")
     return int(version)
 
@@ -167,23 +174,18 @@ def _servable(version: int) -> bool:
     return version == store.active_version() or bool(verdict and verdict.get("ok"))
 
 
-def _split_body() -> tuple[dict, bytes]:
-    """The request's JSON header and the binary tensor data after it (empty without the extension)."""
-    body = _inflated(request.get_data(cache=False), (request.content_encoding or "").strip().lower())
+def _split_body() -> tuple[ProtocolRequest, bytes]:
+    """The request's JSON header, checked against the protocol's types, and the binary tensor data
+    after it (empty without the extension)."""
+    body = _inflated(request.get_data(cache=False), (request.content_encoding or "")[:16].strip().lower())
     raw_length = request.headers.get(HEADER_LENGTH)
     if raw_length is None:
         length = len(body)
-    elif raw_length.isdigit() and int(raw_length) <= len(body):
+    elif _DIGITS.fullmatch(raw_length) and int(raw_length) <= len(body):  # read only when short
         length = int(raw_length)
     else:
         raise ApiError(400, "invalid_header_length", f"{HEADER_LENGTH} must be a byte count within the body")
-    try:
-        header = current_app.json.loads(body[:length])
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", f"the inference request is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise ApiError(400, "invalid_json", "the inference request must be a JSON object")
-    return header, body[length:]
+    return validated(ProtocolRequest, body[:length], subject="the inference request", json=True), body[length:]
 
 
 def _inflated(body: bytes, encoding: str) -> bytes:
@@ -206,36 +208,29 @@ def _inflated(body: bytes, encoding: str) -> bytes:
     return inflated
 
 
-def _input(header: dict, binary: bytes) -> tuple[str, list[tuple[str, bytes]]]:
+def _input(inputs: list[ProtocolInput], binary: bytes) -> tuple[str, list[tuple[str, bytes]]]:
     """The one input tensor's name and its images as (name, bytes), checked against the limits."""
-    inputs = header.get("inputs")
-    if not (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], dict)):
+    if len(inputs) != 1:
         raise ApiError(400, "invalid_inputs", f"send exactly one input, one of {sorted(INPUTS)}")
     tensor = inputs[0]
-    name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
+    name, datatype, shape = tensor.name, tensor.datatype, tensor.shape
     if name not in INPUTS:
-        raise ApiError(400, "unknown_input", f"no input {str(name)[:64]!r}; the inputs are {sorted(INPUTS)}")
+        raise ApiError(400, "unknown_input", f"no input {name[:64]!r}; the inputs are {sorted(INPUTS)}")
     if datatype != INPUTS[name][0]:
-        raise ApiError(400, "invalid_datatype", f"input {name!r} is {INPUTS[name][0]}, not {str(datatype)[:32]}")
+        raise ApiError(400, "invalid_datatype", f"input {name!r} is {INPUTS[name][0]}, not {datatype[:32]}")
     expected = INPUTS[name][1]
-    if not (
-        isinstance(shape, list)
-        and len(shape) == len(expected)
-        and all(type(n) is int for n in shape)
-        and shape[1:] == expected[1:]
-    ):
+    if len(shape) != len(expected) or shape[1:] != expected[1:]:
         raise ApiError(400, "invalid_shape", f"input {name!r} has shape {expected} (-1: any count)")
     count, limit = shape[0], settings().max_images_per_request
     if not 1 <= count <= limit:
         raise ApiError(413 if count > limit else 400, "invalid_count", f"{count} images; send 1 to {limit}")
-    parameters = tensor.get("parameters") if isinstance(tensor.get("parameters"), dict) else {}
-    size = parameters.get("binary_data_size")
+    size = (tensor.parameters.model_extra or {}).get("binary_data_size") if tensor.parameters else None
     if size is not None:
         if type(size) is not int or size != len(binary):
             raise ApiError(400, "invalid_binary_data", f"binary_data_size {size} but {len(binary)} bytes follow")
         data: bytes | list = binary
-    elif "data" in tensor:
-        data = tensor["data"]
+    elif tensor.data is not None:
+        data = tensor.data.root
     else:
         raise ApiError(400, "missing_data", f"input {name!r} has neither data nor binary_data_size")
     if name == "image":
@@ -293,21 +288,21 @@ class Wanted:
     classes: int = 0
 
 
-def _requested_outputs(header: dict) -> dict[str, Wanted]:
+def _requested_outputs(header: ProtocolRequest) -> dict[str, Wanted]:
     """The outputs to send, and how; all of them, whole, when none are named."""
-    parameters = header.get("parameters") if isinstance(header.get("parameters"), dict) else {}
+    parameters = (header.parameters.model_extra or {}) if header.parameters else {}
     binary_default = parameters.get("binary_data_output") is True
-    outputs = header.get("outputs")
+    outputs = header.outputs
     if outputs is None:
         return dict.fromkeys(OUTPUTS, Wanted(binary_default))
-    if not (isinstance(outputs, list) and outputs and all(isinstance(o, dict) for o in outputs)):
+    if not outputs:
         raise ApiError(400, "invalid_outputs", f"outputs must name some of {sorted(OUTPUTS)}")
     wanted = {}
     for output in outputs:
-        name = output.get("name")
+        name = output.name
         if name not in OUTPUTS:
-            raise ApiError(400, "unknown_output", f"no output {str(name)[:64]!r}; see {sorted(OUTPUTS)}")
-        own = output.get("parameters") if isinstance(output.get("parameters"), dict) else {}
+            raise ApiError(400, "unknown_output", f"no output {name[:64]!r}; see {sorted(OUTPUTS)}")
+        own = (output.parameters.model_extra or {}) if output.parameters else {}
         classes = own.get("classification", 0)
         if classes and name != "probabilities":
             raise ApiError(400, "invalid_classification", "classification applies to the output probabilities")
@@ -317,7 +312,7 @@ def _requested_outputs(header: dict) -> dict[str, Wanted]:
     return wanted
 
 
-def _outcomes(records: list[dict | None], name: str) -> tuple[np.ndarray, np.ndarray, int | None]:
+def _outcomes(records: list[JobRecord | None], name: str) -> tuple[np.ndarray, np.ndarray, int | None]:
     """(probabilities, labels, model version) of the ended jobs; the first failure as an error."""
     probabilities = np.zeros((len(records), 10), np.float32)
     labels = np.full(len(records), -1, np.int64)

@@ -23,6 +23,7 @@ from typing_extensions import TypedDict
 
 from jobs.schemas import READ_MODES, JobId, JobRecord, ModelCard, ReadMode
 from model.results import ErrorDetail, Png
+from web.inference_types import InferenceRequest, Parameters, RequestInput, RequestOutput, TensorData
 from web.validation import Refusals
 
 # --- numbers written in text: bounded before they are read ------------------------------------
@@ -302,3 +303,98 @@ class Readiness(TypedDict):
     redis: Literal["ok"]
     workers: list[WorkerShown]
     queue_depth: dict[str, int]
+
+
+# --- the inference protocol (web/inference_protocol.py) ----------------------------------------
+# Its types are the published spec's (web/inference_types.py, generated); what this server takes
+# beyond them is said here, each with why.
+
+
+def _object_or_none(value: Any) -> Any:
+    """Parameters that are not an object are ignored, as they were before the spec's types were used
+    (a request that sent them was answered, and still is)."""
+    return value if isinstance(value, dict) else None
+
+
+def _string_or_none(value: Any) -> Any:
+    """An ``id`` that is not a string is not echoed, and the request is answered, as before."""
+    return value if isinstance(value, str) else None
+
+
+LenientParameters = Annotated[Parameters | None, BeforeValidator(_object_or_none)]
+
+
+class ProtocolInput(RequestInput):
+    """An input tensor: the spec's, and the binary tensor data extension: ``data`` is absent when
+    ``parameters.binary_data_size`` says how many of the bytes after the JSON header are this tensor's."""
+
+    parameters: LenientParameters = None
+    data: TensorData | None = None
+
+
+class ProtocolOutput(RequestOutput):
+    """An output asked for; its parameters may say ``binary_data`` (send it as raw bytes after the
+    JSON) and ``classification`` (1-10, probabilities only: each image's most likely digits)."""
+
+    parameters: LenientParameters = None
+
+
+class ProtocolRequest(InferenceRequest):
+    """An inference request (its JSON header, with the binary tensor data extension)."""
+
+    refusals: ClassVar = Refusals(
+        "invalid_request",
+        {
+            "": "invalid_json",
+            "inputs": "invalid_inputs",
+            "inputs.*.name": "unknown_input",
+            "inputs.*.datatype": "invalid_datatype",
+            "inputs.*.shape": "invalid_shape",
+            "inputs.*.data": "invalid_data",
+            "outputs": "invalid_outputs",
+            "outputs.*.name": "unknown_output",
+        },
+    )
+    id: Annotated[str | None, BeforeValidator(_string_or_none)] = None
+    parameters: LenientParameters = None
+    inputs: list[ProtocolInput]
+    outputs: list[ProtocolOutput] | None = None
+
+
+class ProtocolLiveness(TypedDict):
+    """What KServe's REST client reads from the health routes (the protocol needs the status only)."""
+
+    live: bool
+
+
+class ProtocolReadiness(TypedDict):
+    ready: bool
+
+
+class ProtocolModelReadiness(TypedDict):
+    name: str
+    ready: bool
+    version: NotRequired[str]
+
+
+class ConfigTensor(TypedDict):
+    name: str
+    data_type: str
+    dims: list[int]
+    optional: NotRequired[bool]
+
+
+class ProtocolModelConfig(TypedDict):
+    """Triton's model configuration extension: the model as perf_analyzer reads it."""
+
+    name: str
+    platform: str
+    max_batch_size: int
+    input: list[ConfigTensor]
+    output: list[ConfigTensor]
+
+
+class ProtocolError(TypedDict):
+    """Every refusal and failure under /v2: one string, the message and its code in parentheses."""
+
+    error: str
