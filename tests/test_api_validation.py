@@ -327,7 +327,8 @@ def test_a_huge_chunked_body_without_length_is_cut_off(app, web):
     environ = EnvironBuilder("/api/v1/predictions", method="POST", content_type="multipart/form-data; boundary=x")
     request = environ.get_environ()
     request.pop("CONTENT_LENGTH", None)
-    request.update({"wsgi.input": io.BufferedReader(GeneratorStream(thirty_megabytes())), "wsgi.input_terminated": True})
+    request["wsgi.input"] = io.BufferedReader(GeneratorStream(thirty_megabytes()))
+    request["wsgi.input_terminated"] = True
     response = TestResponse(*run_wsgi_app(app.wsgi_app, request), request=Request(request))
     assert_rejected(response, 413, "request_entity_too_large", db)
     assert "1000000 bytes" in response.json["error"]["message"]

@@ -9,13 +9,23 @@ from flask import Blueprint, jsonify, request, url_for
 from jobs import queue
 from jobs import records as rec
 from jobs.schemas import Batch, JobRecord, batch
-from model.catalog import NOT_REQUESTED, ConfigError, parse_training_request
+from model.catalog import NOT_REQUESTED, ConfigError, TrainingRequest, parse_training_request
 from model.store import StoreFull
 from web.auth import admin_required, predict_token_if_configured
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import decode_base64_image
-from web.schemas import JobListQuery, predictions_json, predictions_query, wait_query
+from web.openapi import Answer, documented
+from web.schemas import (
+    JobList,
+    JobListQuery,
+    PredictionsAccepted,
+    TrainingAccepted,
+    predictions_form,
+    predictions_json,
+    predictions_query,
+    wait_query,
+)
 from web.services import services, settings
 from web.submit import all_ended_within, job_links, read_field, read_mode, read_upload, submit_predictions
 from web.validation import query, validated
@@ -27,13 +37,34 @@ log = logging.getLogger(__name__)
 
 
 @bp.post("/predictions")
+@documented(
+    "createPredictions",
+    {
+        200: Answer(Batch, "with ?wait=: every job has ended; their records"),
+        202: Answer(PredictionsAccepted, "jobs queued"),
+    },
+    (400, 413, 415, 429, 503),
+    query=lambda settings: predictions_query(settings.max_wait_seconds),
+    body={
+        "multipart/form-data": lambda settings: predictions_form(settings.max_images_per_request),
+        "application/json": lambda settings: predictions_json(settings.max_images_per_request),
+    },
+    links={
+        202: {
+            "firstJob": ("getJob", {"job_id": "$response.body#/jobs/0/job_id"}),
+            "batch": ("getBatch", {"batch_id": "$response.body#/batch_id"}),
+        }
+    },
+)
 @predict_token_if_configured
 def create_predictions():
-    """One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``;
-    ``read`` (multipart field, JSON key or query) says what each job reads: a digit or a number.
+    """Submit images: one prediction job each, in order; all are accepted or none.
 
-    ``?wait=S`` holds the request until every job has ended or S seconds pass: 200 with the
-    batch's records (as ``GET /batches/<id>`` answers) when all have ended, else 202 as without it.
+    One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``;
+    ``read`` (a form field, JSON key or query parameter) says what each image holds: one digit, or
+    one handwritten number (a number with more digits than the service's limit fails alone, error
+    code too_many_digits). ``?wait=S`` holds the request until every job has ended (200, with the
+    batch's records as ``GET /batches/{batch_id}`` answers) or S seconds pass (202, as without it).
     """
     config = settings()
     asked = query(predictions_query(config.max_wait_seconds))
@@ -64,6 +95,9 @@ def create_predictions():
 
 
 @bp.get("/batches/<batch_id>")
+@documented(
+    "getBatch", {200: Answer(Batch, "the batch")}, (400, 404, 503), query=lambda s: wait_query(s.max_wait_seconds)
+)
 @predict_token_if_configured
 def get_batch(batch_id: str):
     """All jobs of one submission, in order; ``?wait=S`` holds the request until all have ended."""
@@ -78,6 +112,7 @@ def get_batch(batch_id: str):
 
 
 @bp.get("/jobs")
+@documented("listJobs", {200: Answer(JobList, "recent jobs")}, (400, 503), query=JobListQuery)
 @predict_token_if_configured
 def list_jobs():
     """The most recent jobs still kept, newest first: ``?limit=N`` (1-200, default 50)."""
@@ -85,9 +120,12 @@ def list_jobs():
 
 
 @bp.get("/jobs/<job_id>")
+@documented(
+    "getJob", {200: Answer(JobRecord, "the job")}, (400, 404, 503), query=lambda s: wait_query(s.max_wait_seconds)
+)
 @predict_token_if_configured
 def get_job(job_id: str):
-    """The job's record; ``?wait=S`` holds the request until the job ends or S seconds pass."""
+    """A job's record; ``?wait=S`` holds the request until the job ends or S seconds pass."""
     svc = services()
     wait = query(wait_query(svc.settings.max_wait_seconds)).wait
     record: JobRecord | None = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), client_address())
@@ -98,6 +136,11 @@ def get_job(job_id: str):
 
 @bp.delete("/jobs/<job_id>")
 @bp.post("/jobs/<job_id>/cancel")
+@documented(
+    {"DELETE": "cancelJob", "POST": "cancelJobByPost"},
+    {202: Answer(JobRecord, "the job after the request")},
+    (404, 503),
+)
 @admin_required
 def cancel_job(job_id: str):
     """Cancel a queued job at once, or ask a running training job to stop after its current batch."""
@@ -110,10 +153,25 @@ def cancel_job(job_id: str):
 
 
 @bp.post("/training-jobs")
+@documented(
+    "createTrainingJob",
+    {202: Answer(TrainingAccepted, "training job queued")},
+    (400, 409, 413, 503),
+    body={"application/json": TrainingRequest},
+    links={
+        202: {
+            "job": ("getJob", {"job_id": "$response.body#/job_id"}),
+            "cancel": ("cancelJob", {"job_id": "$response.body#/job_id"}),
+        }
+    },
+)
 @admin_required
 def create_training_job():
-    """Queue a training job: ``{"arch", "epochs", "batch_size", "learning_rate", "augment", "train_limit",
-    "include_feedback", "base_version", "activate"}``."""
+    """Queue a training job; the trained model is stored as a new version.
+
+    ``{"recipe", "arch", "epochs", "batch_size", "learning_rate", "augment", "train_limit",
+    "include_feedback", "base_version", "activate"}``, each optional.
+    """
     body = request.get_json(silent=True)  # the standard library's parser: numbers of any size are refused as JSON
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")

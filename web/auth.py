@@ -70,6 +70,7 @@ def admin_required(view):
         check((settings().admin_token,), "admin", ADMIN_DISABLED)
         return view(*args, **kwargs)
 
+    wrapped.__token__ = "admin"  # type: ignore[attr-defined]  # the OpenAPI document's security (web/openapi.py)
     return wrapped
 
 
@@ -83,4 +84,5 @@ def predict_token_if_configured(view):
             check((config.digits_predict_token, config.admin_token), "predict", PREDICT_DISABLED)
         return view(*args, **kwargs)
 
+    wrapped.__token__ = "predict"  # type: ignore[attr-defined]  # when PREDICTIONS_NEED_TOKEN is set
     return wrapped

@@ -22,7 +22,16 @@ from model.data import idx_bytes
 from model.preprocess import to_png
 from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
-from web.schemas import Correction, CorrectionKept, ExportQuery, FeedbackBody, FeedbackList, FeedbackListQuery
+from web.openapi import Answer, Raw, documented
+from web.schemas import (
+    Correction,
+    CorrectionKept,
+    Deleted,
+    ExportQuery,
+    FeedbackBody,
+    FeedbackList,
+    FeedbackListQuery,
+)
 from web.services import services
 from web.validation import query, validated
 
@@ -48,9 +57,18 @@ def _feedback() -> FeedbackStore:
 
 
 @bp.post("/jobs/<job_id>/feedback")
+@documented(
+    "giveFeedback",
+    {201: Answer(CorrectionKept, "kept")},
+    (400, 404, 409, 413, 503, 507),
+    body={"application/json": FeedbackBody},
+)
 @predict_token_if_configured
 def give_feedback(job_id: str):
-    """``{"label": 0-9}``: the right digit for a succeeded prediction job (201; again replaces it)."""
+    """Say which digit a succeeded prediction should have been (again: replaces it).
+
+    ``{"label": 0-9}``: the right digit for a succeeded prediction job (201).
+    """
     label = validated(FeedbackBody, request.get_data() if request.is_json else b"", json=True).label
     record = services().records.get(job_id)
     if record is None:
@@ -75,9 +93,10 @@ def give_feedback(job_id: str):
 
 
 @bp.get("/feedback")
+@documented("listFeedback", {200: Answer(FeedbackList, "the corrections")}, (400, 503), query=FeedbackListQuery)
 @predict_token_if_configured
 def list_feedback():
-    """The corrections, newest first (``?limit=``, 1-1000, default 100), with counts over all of them."""
+    """The corrections, newest first, with counts per digit and a confusion table over all of them."""
     limit = query(FeedbackListQuery).limit
     store = _feedback()
     pairs = store.labels()
@@ -98,11 +117,14 @@ def list_feedback():
 
 
 @bp.get("/feedback/export")
+@documented("exportFeedback", {200: Raw("application/x-tar", "a tar archive")}, (400, 503), query=ExportQuery)
 @predict_token_if_configured
 def export_feedback():
-    """A tar of gzip IDX files (MNIST's own format): images, labels given, labels predicted, oldest first.
+    """The corrections in MNIST's IDX format: a tar of gzip files, oldest first.
 
-    ``?split=all`` (default), ``train`` (what training may use) or ``held_out`` (what judges it).
+    feedback-images-idx3-ubyte.gz (N x 28 x 28), feedback-labels-idx1-ubyte.gz (the digits given)
+    and feedback-predicted-idx1-ubyte.gz (the digits predicted), in the same order. ``?split=all``
+    (default), ``train`` (what training may use) or ``held_out`` (what judges it).
     """
     split = query(ExportQuery).split
     examples = _feedback().examples()
@@ -128,16 +150,20 @@ def export_feedback():
 
 
 @bp.delete("/feedback/<job_id:job_id>")
+@documented("deleteFeedback", {204: None}, (404, 503))
 @admin_required
 def delete_feedback(job_id: str):
+    """Delete the correction of one job."""
     if not _feedback().delete([job_id]):
         raise ApiError(404, "not_found", f"no correction of job {job_id[:64]!r}")
     return "", 204
 
 
 @bp.delete("/feedback")
+@documented("deleteAllFeedback", {200: Answer(Deleted, "how many were deleted")}, (503,))
 @admin_required
 def delete_all_feedback():
+    """Delete every correction."""
     return jsonify({"deleted": _feedback().delete_all()})
 
 

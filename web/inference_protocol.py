@@ -39,7 +39,19 @@ from jobs.schemas import JobRecord
 from model.recognise import mnist_pixels_file
 from web.auth import predict_token_if_configured
 from web.errors import ApiError
-from web.schemas import ProtocolInput, ProtocolRequest
+from web.inference_types import InferenceResponse, MetadataModelResponse, MetadataServerResponse
+from web.openapi import Answer, Raw, documented
+from web.schemas import (
+    InferenceHeaders,
+    ProtocolInput,
+    ProtocolLiveness,
+    ProtocolModelConfig,
+    ProtocolModelName,
+    ProtocolModelReadiness,
+    ProtocolReadiness,
+    ProtocolRequest,
+    ProtocolVersionText,
+)
 from web.services import services, settings
 from web.submit import submit_predictions
 from web.validation import validated
@@ -62,27 +74,48 @@ CLIENT_FAILURES = {"invalid_image", "too_costly", "preprocessing_failed", "poiso
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
 
+PATH = {"model": ProtocolModelName, "version": ProtocolVersionText}
+
+
 @bp.get("")
+@documented("protocolServerMetadata", {200: MetadataServerResponse})
 def server_metadata():
+    """Open Inference Protocol: the server."""
     return jsonify({"name": MODEL, "version": package_version("digits"), "extensions": EXTENSIONS})
 
 
 @bp.get("/health/live")
+@documented("protocolLive", {200: ProtocolLiveness})
 def live():
+    """Open Inference Protocol: live."""
     return jsonify({"live": True})
 
 
 @bp.get("/health/ready")
+@documented("protocolReady", {200: Answer(ProtocolReadiness, "yes"), 400: Answer(ProtocolReadiness, "no")})
 def ready():
-    """Ready when a live worker serves predictions; not ready is a 400, as the protocol has it."""
+    """Open Inference Protocol: a worker serves predictions.
+
+    Ready when a live worker serves predictions; not ready is a 400, as the protocol has it.
+    """
     is_ready = _workers_ready()
     return jsonify({"ready": is_ready}), 200 if is_ready else 400
 
 
 @bp.get("/models/<model>")
 @bp.get("/models/<model>/versions/<version>")
+@documented(
+    {
+        "/v2/models/{model}": "protocolModelMetadata",
+        "/v2/models/{model}/versions/{version}": "protocolModelVersionMetadata",
+    },
+    {200: MetadataModelResponse},
+    (404,),
+    path=PATH,
+)
 @predict_token_if_configured  # as the job API's model reads
 def model_metadata(model: str, version: str | None = None):
+    """The model's (or one version's) inputs, outputs and versions."""
     number = _version(model, version)
     versions = [number] if number is not None else services().store.versions()
     return jsonify(
@@ -98,9 +131,20 @@ def model_metadata(model: str, version: str | None = None):
 
 @bp.get("/models/<model>/config")
 @bp.get("/models/<model>/versions/<version>/config")
+@documented(
+    {
+        "/v2/models/{model}/config": "protocolModelConfig",
+        "/v2/models/{model}/versions/{version}/config": "protocolModelVersionConfig",
+    },
+    {200: Answer(ProtocolModelConfig, "the configuration")},
+    (404,),
+    path=PATH,
+)
 @predict_token_if_configured
 def model_config(model: str, version: str | None = None):
-    """The model as a Triton model configuration: the shapes of the metadata, whose first
+    """Triton's model configuration extension: the model as perf_analyzer reads it.
+
+    The model as a Triton model configuration: the shapes of the metadata, whose first
     dimension is the request's image count, so no batching is declared (max_batch_size 0) and
     each input is optional (a request carries one of them)."""
     _version(model, version)
@@ -121,8 +165,18 @@ def model_config(model: str, version: str | None = None):
 
 @bp.get("/models/<model>/ready")
 @bp.get("/models/<model>/versions/<version>/ready")
+@documented(
+    {
+        "/v2/models/{model}/ready": "protocolModelReady",
+        "/v2/models/{model}/versions/{version}/ready": "protocolModelVersionReady",
+    },
+    {200: Answer(ProtocolModelReadiness, "yes"), 400: Answer(ProtocolModelReadiness, "no")},
+    (404,),
+    path=PATH,
+)
 @predict_token_if_configured
 def model_ready(model: str, version: str | None = None):
+    """The model (or one version) can be served."""
     number = _version(model, version)
     is_ready = _workers_ready() and (number is None or _servable(number))
     body = {"name": MODEL, "ready": is_ready} | ({"version": str(number)} if number is not None else {})
@@ -131,9 +185,28 @@ def model_ready(model: str, version: str | None = None):
 
 @bp.post("/models/<model>/infer")
 @bp.post("/models/<model>/versions/<version>/infer")
+@documented(
+    {
+        "/v2/models/{model}/infer": "protocolInfer",
+        "/v2/models/{model}/versions/{version}/infer": "protocolInferVersion",
+    },
+    {200: [Answer(InferenceResponse, "the outputs"), Raw("application/octet-stream", "the JSON header, then outputs")]},
+    (400, 404, 413, 415, 429, 503),
+    headers=InferenceHeaders,
+    body={
+        "application/json": ProtocolRequest,
+        "application/octet-stream": Raw("application/octet-stream", "the JSON header, then the tensors' bytes"),
+    },
+    path=PATH,
+)
 @predict_token_if_configured
 def infer(model: str, version: str | None = None):
-    """Every image's probabilities and label, in order, once all have been read."""
+    """Probabilities (FP32 [N, 10]) and label (INT64 [N], -1: no digit) of each image.
+
+    Every image's probabilities and label, in order, once all have been read. One input: image
+    (BYTES [N], image files; base64 in JSON) or pixels (UINT8 [N, 28, 28]). Outputs may be asked
+    for as binary data, and probabilities as each image's k most likely digits (classification).
+    """
     number = _version(model, version)
     if number is not None and not _servable(number):
         raise ApiError(404, "version_not_servable", f"version {number} did not pass its check and is not served")
@@ -177,24 +250,20 @@ def _servable(version: int) -> bool:
 def _split_body() -> tuple[ProtocolRequest, bytes]:
     """The request's JSON header, checked against the protocol's types, and the binary tensor data
     after it (empty without the extension)."""
-    body = _inflated(request.get_data(cache=False), (request.content_encoding or "")[:16].strip().lower())
-    raw_length = request.headers.get(HEADER_LENGTH)
-    if raw_length is None:
-        length = len(body)
-    elif _DIGITS.fullmatch(raw_length) and int(raw_length) <= len(body):  # read only when short
-        length = int(raw_length)
-    else:
+    given = {name: request.headers[name] for name in (HEADER_LENGTH, "Content-Encoding") if name in request.headers}
+    headers = validated(InferenceHeaders, given, subject="the headers")
+    body = _inflated(request.get_data(cache=False), headers.encoding)
+    length = len(body) if headers.header_length is None else headers.header_length
+    if length > len(body):
         raise ApiError(400, "invalid_header_length", f"{HEADER_LENGTH} must be a byte count within the body")
     return validated(ProtocolRequest, body[:length], subject="the inference request", json=True), body[length:]
 
 
-def _inflated(body: bytes, encoding: str) -> bytes:
+def _inflated(body: bytes, encoding: str | None) -> bytes:
     """The body as sent before its Content-Encoding (tritonclient's request_compression_algorithm),
     never inflated past MAX_CONTENT_LENGTH: a small body must not become a large one in memory."""
-    if not encoding:
+    if encoding is None:
         return body
-    if encoding not in ENCODINGS:
-        raise ApiError(415, "unsupported_encoding", f"Content-Encoding {encoding[:32]!r}: send gzip, deflate or none")
     limit = settings().max_content_length
     inflater = zlib.decompressobj(ENCODINGS[encoding])
     try:

@@ -203,6 +203,15 @@ class ErrorBody(TypedDict):
     error: ErrorDetail
 
 
+RetryAfter = Annotated[str, Field(pattern="^[0-9]+$", description="seconds to wait before trying again")]
+# Headers an error answer carries, by its status.
+ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": Annotated[str, Field(description='Bearer realm="digits"')]},
+    429: {"Retry-After": RetryAfter},
+    503: {"Retry-After": RetryAfter},
+}
+
+
 class JobLink(TypedDict):
     job_id: JobId
     status_url: str
@@ -359,6 +368,36 @@ class ProtocolRequest(InferenceRequest):
     parameters: LenientParameters = None
     inputs: list[ProtocolInput]
     outputs: list[ProtocolOutput] | None = None
+
+
+def _lowered(value: Any) -> Any:
+    """A header's token as HTTP compares it (in any case); an empty one is none."""
+    if isinstance(value, str) and len(value) <= MAX_NUMBER_CHARS:
+        return value.strip().lower() or None
+    return value
+
+
+class InferenceHeaders(BaseModel):
+    """The request headers an inference request may carry beyond HTTP's own."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    refusals: ClassVar = Refusals("invalid_header_length", {"Content-Encoding": (415, "unsupported_encoding")})
+    header_length: Annotated[
+        whole_number_text(Field(ge=0)) | None,
+        Field(
+            alias="Inference-Header-Content-Length",
+            description="binary tensor data extension: the JSON header's length; the tensors' bytes follow it",
+        ),
+    ] = None
+    encoding: Annotated[
+        Literal["gzip", "deflate"] | None,
+        Field(
+            alias="Content-Encoding",
+            description="the body compressed (tritonclient's request_compression_algorithm); it may inflate "
+            "to at most MAX_CONTENT_LENGTH bytes",
+        ),
+        BeforeValidator(_lowered),
+    ] = None
 
 
 class ProtocolLiveness(TypedDict):
