@@ -121,6 +121,6 @@ def batch(batch_id: str, job_ids: list[str], records: list[JobRecord | None]) ->
     return {"id": batch_id, "total": len(job_ids), "counts": counts, "done": done, "jobs": jobs}
 
 
-def ended(record: JobRecord | None) -> bool:
+def has_ended(record: JobRecord | None) -> bool:
     """Whether a job has ended; a missing record has (it expired)."""
     return record is None or record["status"] in TERMINAL

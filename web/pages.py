@@ -10,7 +10,8 @@ import datetime as dt
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
-from jobs.records import TERMINAL, is_job_id
+from jobs.records import is_job_id
+from jobs.schemas import TERMINAL
 from model.catalog import ARCHITECTURES, RANGES, RECIPES, TrainConfig
 from web.auth import predict_token_if_configured
 from web.images import check_image

@@ -133,7 +133,7 @@ class ExportQuery(BaseModel):
 
 WHITE_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGP4DwABAQEAsTj2FAAAAABJRU5ErkJggg=="
 Base64Image = Annotated[str, Field(description="an image file in base64, or a data:image/...;base64, URL")]
-BinaryFile = Annotated[bytes, Field(json_schema_extra={"format": "binary"})]
+BinaryFile = bytes  # a file's bytes: a string of format binary in the document
 
 
 class PredictionsJson(BaseModel):

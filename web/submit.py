@@ -13,7 +13,7 @@ from werkzeug.datastructures import FileStorage
 
 from jobs import keys
 from jobs import records as rec
-from jobs.schemas import READ_MODES, JobRecord, ReadMode, ended
+from jobs.schemas import READ_MODES, JobRecord, ReadMode, has_ended
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import ImageLimits, check_image
@@ -126,7 +126,7 @@ def submit_predictions(
 
 def all_ended(records: list[JobRecord | None]) -> bool:
     """Whether every job has ended (a missing record has: it expired)."""
-    return all(map(ended, records))
+    return all(map(has_ended, records))
 
 
 def all_ended_within(job_ids: list[str], seconds: float) -> bool:
