@@ -154,8 +154,7 @@ def document(app: Flask, settings: Settings) -> dict:
     routes = [(rule, view) for rule, view in routes if hasattr(view, "__openapi__")]
     types = _Types(settings)
     for rule, view in routes:
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            types.operation(rule, view, method)
+        types.operation(rule, view)
     schemas, definitions = types.schemas()
     for name, schema in definitions.items():
         spec.components.schema(name, component=schema)
@@ -199,7 +198,7 @@ class _Types:
         if kind is not None and not isinstance(kind, Raw) and (kind, mode) not in self.wanted:
             self.wanted[kind, mode] = TypeAdapter(kind)
 
-    def operation(self, rule: Rule, view: Callable, method: str) -> None:
+    def operation(self, rule: Rule, view: Callable) -> None:
         operation: Operation = view.__openapi__  # type: ignore[attr-defined]
         for answers in operation.responses.values():
             for answer in answers if isinstance(answers, list) else [answers]:
