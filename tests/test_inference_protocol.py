@@ -137,8 +137,7 @@ def test_compressed_bodies_are_inflated_within_the_body_limit_and_checked(stack)
     answer = post(b"not gzip at all", "gzip")
     assert answer.status_code == 400 and "not valid gzip" in answer.json()["error"], answer.text
     answer = post(one, "br")
-    assert answer.status_code == 415 and "unsupported_encoding" in answer.json()["error"], answer.text
-    assert all(word in answer.json()["error"] for word in ("Content-Encoding", "gzip", "deflate", "'br'"))
+    assert answer.status_code == 415 and "gzip, deflate" in answer.json()["error"], answer.text
 
 
 def test_plain_json_through_requests(stack, mnist):

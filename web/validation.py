@@ -9,6 +9,7 @@ code a refusal gets is the model's :class:`Refusals` table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -79,7 +80,7 @@ def refusal(
 ) -> ApiError:
     """The API's answer to the first of pydantic's ``exc``; ``bounds`` (field -> (lowest, highest))
     lets a number out of range be told both ends of it."""
-    error = exc.errors(include_url=False, include_context=False)[0]
+    error = exc.errors(include_url=False)[0]
     loc, kind = tuple(error["loc"]), error["type"]
     status, code = refusals.status_and_code(loc, kind)
     if kind in _OUT_OF_RANGE and len(loc) == 1 and loc[0] in (bounds or {}):
@@ -119,6 +120,9 @@ def _phrase(error: dict) -> str:
         return f"must be a JSON object, not {_shown(error['input'])}"
     if kind == "json_invalid":
         return f"is not JSON ({message.removeprefix('Invalid JSON: ')})"
+    if kind == "literal_error":  # the choices as a list people read: "one of digit, number"
+        choices = ", ".join(re.findall(r"'([^']*)'", error.get("ctx", {}).get("expected", "")))
+        return f"must be one of {choices}, not {_shown(error['input'])}"
     if message.startswith("Input should be "):
         message = "must be " + message.removeprefix("Input should be ")
     elif message[:1].isupper() and not message[1:2].isupper():
