@@ -147,7 +147,7 @@ class TrainingRequest(BaseModel):
         if self.base_version is not None and self.arch in CLASSIC_ARCHITECTURES:
             raise PydanticCustomError(
                 "keras_only", "base_version fine-tunes a Keras network: arch must be one of {archs}",
-                {"archs": ", ".join(KERAS_ARCHITECTURES)},
+                {"archs": str(list(KERAS_ARCHITECTURES))},
             )  # fmt: skip
         return self
 

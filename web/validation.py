@@ -83,9 +83,10 @@ def refusal(
     error = exc.errors(include_url=False)[0]
     loc, kind = tuple(error["loc"]), error["type"]
     status, code = refusals.status_and_code(loc, kind)
-    if kind in _OUT_OF_RANGE and len(loc) == 1 and loc[0] in (bounds or {}):
+    if len(loc) == 1 and loc[0] in (bounds or {}) and kind != "missing":  # a number in a range: say the range
         low, high = bounds[loc[0]]
-        return ApiError(status, code, f"{loc[0]} must be from {low} to {high}, not {_shown(error['input'])}")
+        what = "" if kind in _OUT_OF_RANGE else _phrase(error).partition(", not ")[0].removeprefix("must be ") + ", "
+        return ApiError(status, code, f"{loc[0]} must be {what}from {low} to {high}, not {_shown(error['input'])}")
     return ApiError(status, code, f"{_where(loc, subject)} {_phrase(error)}")
 
 
