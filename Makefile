@@ -9,7 +9,7 @@ export MNIST_DIR := $(SHARED_MNIST)
 endif
 endif
 
-.PHONY: run test lint format bench bench-triton bench-shared compare train clean
+.PHONY: run test lint format schemas bench bench-triton bench-shared compare train clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(VENV)/.installed  ## ruff check and format check
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+schemas: $(VENV)/.installed  ## regenerate web/inference_types.py from the protocol's spec (web/inference_spec/)
+	$(PY) web/inference_spec/generate.py
 
 bench: $(VENV)/.installed  ## throughput and latency of the whole service against the in-process limit (~3 min)
 	$(PY) -m bench

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import numpy as np
 from PIL import Image
 
+from jobs.schemas import SUCCEEDED, TERMINAL, Batch, JobRecord
+
 
 @dataclass
 class Tally:
@@ -90,15 +92,15 @@ class Client:
             counts = {self.wait_job(submitted["jobs"][0]["job_id"])["status"]: 1}
         else:
             counts = self.wait_batch(submitted["batch_id"])["counts"]
-        return counts.get("succeeded", 0), per_request - counts.get("succeeded", 0)
+        return counts.get(SUCCEEDED, 0), per_request - counts.get(SUCCEEDED, 0)
 
-    def wait_job(self, job_id: str) -> dict:
+    def wait_job(self, job_id: str) -> JobRecord:
         while True:
             job = self.request("GET", f"/api/v1/jobs/{job_id}?wait=10")
-            if job["status"] in ("succeeded", "failed", "cancelled"):
+            if job["status"] in TERMINAL:
                 return job
 
-    def wait_batch(self, batch_id: str) -> dict:
+    def wait_batch(self, batch_id: str) -> Batch:
         while True:
             batch = self.request("GET", f"/api/v1/batches/{batch_id}?wait=10")
             if batch["done"]:

@@ -20,12 +20,11 @@ import redis
 
 from bench.load import Client, HttpError, encode_bodies, png
 from jobs import keys
+from jobs.schemas import TERMINAL
 from model.mnist import load_mnist
 from settings import get_settings
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
-
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,9 @@
     for p in digits.predict(["seven.png", "three.jpg"]):
         print(p.source, p.label, p.confidence, p.error)
 
-Needs only ``requests`` (and Pillow, if installed, to catch non-images before sending them);
-``digits predict --local`` also needs the service's ``model`` package and TensorFlow.
+Needs ``requests`` and ``pydantic`` (the job record's types, jobs/schemas.py, shared with the
+service), and Pillow, if installed, to catch non-images before sending them; ``digits predict
+--local`` also needs the service's ``model`` package and TensorFlow.
 """
 
 from client.errors import ApiError, DigitsError, Interrupted, ServiceUnavailable, ServiceUnreachable

@@ -20,7 +20,8 @@ from client.errors import ApiError, DigitsError, Interrupted, ServiceUnavailable
 from client.files import files_in
 from client.predictions import Prediction
 from client.progress import ProgressDisplay
-from client.service import DEFAULT_URL, TERMINAL, DigitsClient
+from client.service import DEFAULT_URL, DigitsClient
+from jobs.schemas import TERMINAL
 
 EXIT_FAILED, EXIT_NO_SERVICE, EXIT_INTERRUPTED = 1, 2, 130
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from jobs.schemas import SUCCEEDED, ExpiredJob, JobRecord
+from model.results import ErrorDetail
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -22,7 +25,7 @@ class Prediction:
     probabilities: list[float] | None = None
     model_version: int | None = None
     reason: str | None = None
-    error: dict | None = None
+    error: ErrorDetail | None = None
     job_id: str | None = None
     text: str | None = None
     digits: list[dict] | None = None
@@ -34,11 +37,11 @@ class Prediction:
         return self.label is not None or bool(self.text)
 
     @classmethod
-    def from_record(cls, source: str, record: dict) -> Prediction:
-        """From an ended job record as ``GET /api/v1/jobs/<id>`` returns it."""
+    def from_record(cls, source: str, record: JobRecord | ExpiredJob) -> Prediction:
+        """From an ended job record as ``GET /api/v1/jobs/<id>`` returns it (or a batch's expired job)."""
         result = record.get("result") or {}
         error = record.get("error")
-        if record.get("status") != "succeeded" and not error:
+        if record.get("status") != SUCCEEDED and not error:
             error = {"code": record.get("status", "unknown"), "message": f"the job is {record.get('status')}"}
         return cls(
             source=source,

@@ -12,9 +12,9 @@ from client.errors import ApiError, Interrupted
 from client.images import ImageInput, LoadedImage, RequestLimits, chunks, iter_images
 from client.predictions import Prediction
 from client.transport import Transport
+from jobs.schemas import TERMINAL, Batch, ExpiredJob, JobRecord
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 MAX_WAIT_S = 30.0  # the API's longest ?wait= unless the server says less
 DEFAULT_MAX_IMAGES = 1000  # the server's default MAX_IMAGES_PER_REQUEST; a lower limit is learnt from its 413
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024 - 256 * 1024  # under the server's default 20 MiB body, with room to spare
@@ -23,7 +23,7 @@ REQUEST_LIMITS = frozenset({"too_many_images"})
 IMAGE_LIMITS = frozenset({"too_large", "too_many_pixels"})
 REQUEST_ERRORS = frozenset({"invalid_read"})  # refusals of the request itself, whatever its images
 
-ProgressCallback = Callable[[dict], None]
+ProgressCallback = Callable[[JobRecord], None]
 
 
 class DigitsClient:
@@ -142,7 +142,9 @@ class DigitsClient:
             if not ended:
                 batches.append((batch_id, [image.index for image in chunk]))
 
-    def _post_images(self, chunk: list[LoadedImage], read: str, wait: float) -> tuple[str | None, list[dict], bool]:
+    def _post_images(
+        self, chunk: list[LoadedImage], read: str, wait: float
+    ) -> tuple[str | None, list[dict] | list[JobRecord | ExpiredJob], bool]:
         """(batch id, jobs, whether they have all ended): the jobs' records when they have, within
         ``wait`` seconds, else their ids and links."""
         files = [("image", (image.filename, image.data, "application/octet-stream")) for image in chunk]
@@ -170,7 +172,7 @@ class DigitsClient:
     def _learn_request_limit(self, exc: ApiError, chunk: list[LoadedImage]) -> None:
         """Shrink the chunk limits after a 413 for the request as a whole (too many images, too many bytes)."""
         if exc.code in REQUEST_LIMITS:
-            stated = re.search(r"limit of (\d+)", exc.message)
+            stated = re.search(r"(?:limit of|at most) (\d+)", exc.message)
             limit = int(stated.group(1)) if stated else len(chunk) // 2
             self.limits.max_images = max(1, min(limit, len(chunk) - 1))
         else:
@@ -201,7 +203,9 @@ class DigitsClient:
                     message = f"still {record['status']} when the client stopped waiting; job {job_id} goes on"
                     answers[index] = Prediction.failed(sources[index], "timeout", message, job_id)
 
-    def _wait_batch(self, batch_id: str | None, indexes: list[int], accepted: dict[int, str], deadline: float):
+    def _wait_batch(
+        self, batch_id: str | None, indexes: list[int], accepted: dict[int, str], deadline: float
+    ) -> list[JobRecord] | list[JobRecord | ExpiredJob]:
         """The records of one request's jobs, once all have ended or ``deadline`` has passed."""
         if batch_id is None:  # a server without batches: poll the jobs one by one
             return [self.wait(accepted[i], timeout=max(0.0, deadline - time.monotonic())) for i in indexes]
@@ -209,13 +213,13 @@ class DigitsClient:
         while True:
             wait = min(self._max_wait, max(0.0, deadline - time.monotonic()))
             params = {"wait": f"{wait:.1f}"} if wait >= 0.1 else None
-            batch = self._http.request("GET", path, params=params, extra_read_s=wait, retry_connection=True)
+            batch: Batch = self._http.request("GET", path, params=params, extra_read_s=wait, retry_connection=True)
             if batch["done"] or wait < 0.1:
                 return batch["jobs"]
 
     # Jobs
 
-    def job(self, job_id: str, wait: float = 0) -> dict:
+    def job(self, job_id: str, wait: float = 0) -> JobRecord:
         """The job's record; with ``wait`` (seconds) the server holds the answer until the job ends or time passes."""
         wait = min(max(wait, 0.0), self._max_wait)
         params = {"wait": f"{wait:.1f}"} if wait >= 0.1 else None
@@ -227,7 +231,7 @@ class DigitsClient:
                 return self.job(job_id, self._max_wait)  # this server allows shorter waits than the default
             raise
 
-    def wait(self, job_id: str, timeout: float | None = None, on_progress: ProgressCallback | None = None) -> dict:
+    def wait(self, job_id: str, timeout: float | None = None, on_progress: ProgressCallback | None = None) -> JobRecord:
         """Long-poll until the job ends or ``timeout`` seconds pass; return its last record.
 
         With ``on_progress``, polls about once a second and hands it every record seen (training
@@ -248,7 +252,7 @@ class DigitsClient:
         except KeyboardInterrupt:
             raise Interrupted([job_id]) from None
 
-    def cancel(self, job_id: str) -> dict:
+    def cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job, or ask a running training job to stop; returns the record after (needs the token)."""
         return self._http.request("DELETE", f"/api/v1/jobs/{quote(job_id, safe='')}")
 

@@ -27,12 +27,20 @@ import redis
 from jobs import keys, scripts, workers
 from jobs.replicas import ReplicaAck
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+# The statuses and shapes of records are defined in jobs/schemas.py, once; named here too for the
+# callers of this module.
+from jobs.schemas import CANCELLED as CANCELLED
+from jobs.schemas import FAILED as FAILED
+from jobs.schemas import JOB_ID_PATTERN, JobRecord
+from jobs.schemas import QUEUED as QUEUED
+from jobs.schemas import READ_MODES as READ_MODES
+from jobs.schemas import RUNNING as RUNNING
+from jobs.schemas import SUCCEEDED as SUCCEEDED
+from jobs.schemas import TERMINAL as TERMINAL
+from model.results import ErrorDetail
+
 RECENT_JOBS_KEPT = 1000
-JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
-# What a prediction job reads: one digit (the default), or every digit of a handwritten number.
-READ_MODES = ("digit", "number")
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 
 # Record bytes one finished notice carries at most: enough for a request of a few images, so a
 # request waiting for them is answered without reading them again; a big batch's notice names
@@ -62,7 +70,7 @@ class Outcome:
     job_id: str
     status: str
     result: dict | None = None
-    error: dict | None = None
+    error: ErrorDetail | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class FinishedNotice:
             raw = {}
         return cls(head.decode().split(), raw if isinstance(raw, dict) else {})
 
-    def record(self, job_id: str) -> dict | None:
+    def record(self, job_id: str) -> JobRecord | None:
         """The ended job's record, if the notice carried it."""
         fields = self.raw_records.get(job_id)
         if not isinstance(fields, list):
@@ -164,10 +172,10 @@ def new_job_id() -> str:
 
 def is_job_id(value: object) -> bool:
     """True if ``value`` is an id this service issues (a string of 32 lowercase hex digits)."""
-    return isinstance(value, str) and bool(JOB_ID_PATTERN.match(value))
+    return isinstance(value, str) and bool(_JOB_ID.match(value))
 
 
-def error(code: str, message: str) -> dict:
+def error(code: str, message: str) -> ErrorDetail:
     return {"code": code, "message": message}
 
 
@@ -269,19 +277,20 @@ class JobRecords:
         """How many of the jobs are still queued or running; one short answer however many jobs."""
         return self._unfinished(job_ids=job_ids) if job_ids else 0
 
-    def get(self, job_id: str) -> dict | None:
+    def get(self, job_id: str) -> JobRecord | None:
         """The job as the API shows it, or None if no such job exists (never issued or expired)."""
         if not is_job_id(job_id):
             return None
         return _decode(self.redis.hgetall(keys.job(job_id)))
 
-    def get_many(self, job_ids: Sequence[str]) -> list[dict | None]:
+    def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        """Each job's record, in order (None where there is none); one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(keys.job(job_id))
         return [_decode(raw) for raw in pipe.execute()]
 
-    def recent(self, limit: int = 50) -> list[dict]:
+    def recent(self, limit: int = 50) -> list[JobRecord]:
         """The newest jobs first (those still kept)."""
         ids = [i.decode() for i in self.redis.zrevrange(keys.RECENT_JOBS, 0, limit - 1)]
         return [job for job in self.get_many(ids) if job]
@@ -471,7 +480,7 @@ class JobRecords:
     def set_progress(self, job_id: str, progress: dict) -> None:
         self.redis.hset(keys.job(job_id), "progress", orjson.dumps(progress))
 
-    def request_cancel(self, job_id: str) -> dict | None:
+    def request_cancel(self, job_id: str) -> JobRecord | None:
         """Cancel a queued job at once; ask a running one to stop. Returns the record after."""
         status = self.redis.hget(keys.job(job_id), "status")
         if status == QUEUED.encode():
@@ -502,11 +511,12 @@ def _iso(epoch: bytes | None) -> str | None:
     return dt.datetime.fromtimestamp(float(epoch), dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _decode(raw: dict[bytes, bytes]) -> dict | None:
+def _decode(raw: dict[bytes, bytes]) -> JobRecord | None:
+    """The record as the API shows it (jobs/schemas.py) from its Redis hash; None for no record."""
     if not raw or b"status" not in raw:
         return None
     fields = {k.decode(): v for k, v in raw.items()}
-    record = {
+    record: JobRecord = {
         "id": fields["id"].decode(),
         "type": fields["type"].decode(),
         "status": fields["status"].decode(),

@@ -25,6 +25,7 @@ from PIL import Image
 from model.images.budget import OutOfTime, time_limit
 from model.images.preprocess import CANVAS, NotADigit, NotAnImage, TooCostly, decode, in_mnist_form, normalize, to_pngs
 from model.numbers.segment import NumberPlan, NumberReading, TooManyDigits, plan_number
+from model.results import DigitResult, ErrorDetail, NumberDigit, NumberResult, Timings
 from model.runtimes.predictor import Predictor
 
 T = TypeVar("T")
@@ -43,11 +44,11 @@ def mnist_pixels_file(pixels: np.ndarray) -> bytes:
 
 @dataclass(frozen=True)
 class Reading:
-    """What the service says of one image: a ``result`` (a digit, or none on a blank image) or an
-    ``error`` ({code, message}) when it could not be read."""
+    """What the service says of one image: a ``result`` (a digit, or none on a blank image; or a
+    number) or an ``error`` when it could not be read (the shapes are in model/results.py)."""
 
-    result: dict | None = None
-    error: dict | None = None
+    result: DigitResult | NumberResult | None = None
+    error: ErrorDetail | None = None
 
 
 def failed(code: str, message: str) -> Reading:
@@ -132,7 +133,7 @@ def recognise(
             for index in waiting:
                 readings[index] = failed("model_output_invalid", problem)
             return readings
-        timings = {
+        timings: Timings = {
             "preprocess_ms": round(preprocess_ms, 3),
             "predict_ms": round((time.perf_counter() - started) * 1000, 3),
             "batch_size": len(inputs),
@@ -197,13 +198,20 @@ def _guarded(
         return None, failed("preprocessing_failed", f"{type(exc).__name__}: {exc}")
 
 
-def _numbered(reading: NumberReading, version: int | None, timings: dict) -> dict:
+def _numbered(reading: NumberReading, version: int | None, timings: Timings) -> NumberResult:
     """A number's result: its text and, per digit left to right, what a single digit's result holds
     and where the digit is in the image."""
     if not reading.digits:
-        return {**blank_number(reading.reason or "no digits").result, "model_version": version, "timings": timings}
+        return {
+            "text": "",
+            "digits": [],
+            "confidence": None,
+            "reason": reading.reason or "no digits",
+            "model_version": version,
+            "timings": timings,
+        }
     shown = to_pngs(np.stack([digit.input for digit in reading.digits]))
-    digits = [
+    digits: list[NumberDigit] = [
         {
             "label": digit.label,
             "confidence": round(digit.confidence, 6),
@@ -222,7 +230,7 @@ def _numbered(reading: NumberReading, version: int | None, timings: dict) -> dic
     }
 
 
-def _labelled(input_png: bytes, probabilities: list[float], version: int | None, timings: dict) -> dict:
+def _labelled(input_png: bytes, probabilities: list[float], version: int | None, timings: Timings) -> DigitResult:
     label = max(range(len(probabilities)), key=probabilities.__getitem__)
     return {
         "label": label,

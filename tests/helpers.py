@@ -13,7 +13,7 @@ import redis
 import requests
 from jsonschema import Draft202012Validator
 
-from jobs.records import TERMINAL
+from jobs.schemas import TERMINAL
 from stack.processes import Stack
 from stack.redis_server import RedisServer
 from tests.conftest import OUTPUT, TOKEN

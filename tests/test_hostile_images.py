@@ -39,7 +39,7 @@ def submit_and_wait(stack, document: dict, named: list[tuple[str, bytes]]) -> li
     openapi_validator(document, "PredictionsAccepted").validate(response.json())
     jobs = [wait_for(stack.web_url, job["job_id"]) for job in response.json()["jobs"]]
     for job in jobs:
-        openapi_validator(document, "Job").validate(job)
+        openapi_validator(document, "JobRecord").validate(job)
     batch = requests.get(stack.web_url + response.json()["batch_url"], timeout=10).json()
     openapi_validator(document, "Batch").validate(batch)
     return jobs

@@ -148,7 +148,7 @@ def test_a_number_through_the_json_api_comes_back_digit_by_digit(stack, mnist):
         assert len(digit["probabilities"]) == 10 and digit["confidence"] == max(digit["probabilities"])
     assert 0 < result["confidence"] <= min(d["confidence"] for d in result["digits"])
     document = requests.get(f"{stack.web_url}/api/v1/openapi.json", timeout=10).json()
-    openapi_validator(document, "Job").validate(job)
+    openapi_validator(document, "JobRecord").validate(job)
     assert "timings" in result and result["model_version"] == 1
     # Corrections are of single digits: a number job is told so, and nothing is stored.
     refused = requests.post(f"{stack.web_url}/api/v1/jobs/{job['id']}/feedback", json={"label": 4}, timeout=10)

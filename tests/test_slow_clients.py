@@ -77,3 +77,16 @@ def test_a_large_body_at_a_steady_pace_passes():
             time.sleep(0.1)
         _, said = closed_within(sock, 10)
     assert said.startswith(b"HTTP/1.1 4") and b" 408 " not in said[:20], said[:200]  # judged on its merits
+
+
+def test_overlong_request_lines_and_headers_are_refused_by_gunicorn_before_the_app():
+    """What gunicorn refuses itself, in HTML, before the app sees anything: a request line over 4094
+    bytes, a header field over 8190, more than 100 header fields (the app's own checks of what gets
+    through are in tests/test_api_validation.py)."""
+    with web_only("test_slow_clients_limits", workers=1) as (stack, _):
+        base = stack.web_url
+        assert requests.get(f"{base}/api/v1/jobs/{'a' * 10_000}", timeout=10).status_code == 414
+        assert requests.get(f"{base}/healthz", headers={"X-Padding": "a" * 20_000}, timeout=10).status_code == 431
+        many = {f"X-{i}": "a" for i in range(150)}
+        assert requests.get(f"{base}/healthz", headers=many, timeout=10).status_code in (400, 431)
+        assert requests.get(f"{base}/healthz", timeout=10).ok

@@ -3,54 +3,78 @@
 from __future__ import annotations
 
 import logging
-import re
-from collections import Counter
 
 from flask import Blueprint, jsonify, request, url_for
 
 from jobs import queue
 from jobs import records as rec
 from jobs.model_store import StoreFull
-from jobs.records import TERMINAL
-from model.training.config import NOT_REQUESTED, ConfigError, parse_training_request
+from jobs.schemas import Batch, JobRecord, batch
+from model.training.config import NOT_REQUESTED, ConfigError, TrainingRequest, parse_training_request
 from web.auth import admin_required, predict_token_if_configured
+from web.clients import client_address
 from web.errors import ApiError
 from web.images import decode_base64_image
+from web.openapi import Answer, documented
+from web.schemas import (
+    JobList,
+    JobListQuery,
+    PredictionsAccepted,
+    TrainingAccepted,
+    predictions_form,
+    predictions_json,
+    predictions_query,
+    wait_query,
+)
 from web.services import services, settings
-from web.submit import all_ended_within, job_links, read_mode, read_upload, submit_predictions
+from web.submit import all_ended_within, job_links, read_field, read_mode, read_upload, submit_predictions
+from web.validation import query, validated
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # The budget every training job counts against (in place of a client address: they share one queue).
 TRAINING = "training-jobs"
 log = logging.getLogger(__name__)
-_DECIMAL = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
-
-DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 50, 200
 
 
 @bp.post("/predictions")
+@documented(
+    "createPredictions",
+    {
+        200: Answer(Batch, "with ?wait=: every job has ended; their records"),
+        202: Answer(PredictionsAccepted, "jobs queued"),
+    },
+    (400, 413, 415, 429, 503),
+    query=lambda settings: predictions_query(settings.max_wait_seconds),
+    body={
+        "multipart/form-data": lambda settings: predictions_form(settings.max_images_per_request),
+        "application/json": lambda settings: predictions_json(settings.max_images_per_request),
+    },
+    links={
+        202: {
+            "firstJob": ("getJob", {"job_id": "$response.body#/jobs/0/job_id"}),
+            "batch": ("getBatch", {"batch_id": "$response.body#/batch_id"}),
+        }
+    },
+)
 @predict_token_if_configured
 def create_predictions():
-    """One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``;
-    ``read`` (multipart field, JSON key or query) says what each job reads: a digit or a number.
+    """Submit images: one prediction job each, in order; all are accepted or none.
 
-    ``?wait=S`` holds the request until every job has ended or S seconds pass: 200 with the
-    batch's records (as ``GET /batches/<id>`` answers) when all have ended, else 202 as without it.
+    One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``;
+    ``read`` (a form field, JSON key or query parameter) says what each image holds: one digit, or
+    one handwritten number (a number with more digits than the service's limit fails alone, error
+    code too_many_digits). ``?wait=S`` holds the request until every job has ended (200, with the
+    batch's records as ``GET /batches/{batch_id}`` answers) or S seconds pass (202, as without it).
     """
-    wait = _wait_seconds()
+    config = settings()
+    asked = query(predictions_query(config.max_wait_seconds))
     if request.mimetype == "application/json":
-        body = _json_body()
-        read = read_mode(body, request.args)
-        images = body.get("images")
-        if not isinstance(images, list):
-            raise ApiError(400, "invalid_request", 'JSON body must be {"images": ["<base64>", ...]}')
-        limit = settings().max_images_per_request
-        if len(images) > limit:
-            raise ApiError(413, "too_many_images", f"{len(images)} images, over the limit of {limit} per request")
-        max_bytes = settings().max_image_bytes
-        named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(images)]
+        body = validated(predictions_json(config.max_images_per_request), request.get_data(), json=True)
+        read = read_mode(body.read if "read" in body.model_fields_set else None, asked.read)
+        max_bytes = config.max_image_bytes
+        named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(body.images)]
     elif request.mimetype == "multipart/form-data":
-        read = read_mode(request.form, request.args)
+        read = read_mode(read_field(request.form), asked.read)
         files = request.files.getlist("image")
         if not files:
             raise ApiError(400, "missing_image", "no file in multipart field 'image'")
@@ -61,56 +85,50 @@ def create_predictions():
             "unsupported_media_type",
             "send multipart/form-data (field 'image') or application/json ({\"images\": [...]})",
         )
-    submitted = submit_predictions(named, read=read, wait=wait)
+    submitted = submit_predictions(named, read=read, wait=asked.wait)
     batch_id, job_ids = submitted.batch_id, submitted.job_ids
     if submitted.records is not None:
-        return jsonify(_batch(batch_id, job_ids, submitted.records))
+        return jsonify(batch(batch_id, job_ids, submitted.records))
     return jsonify(
         {"batch_id": batch_id, "batch_url": url_for("api.get_batch", batch_id=batch_id), "jobs": job_links(job_ids)}
     ), 202
 
 
 @bp.get("/batches/<batch_id>")
+@documented(
+    "getBatch", {200: Answer(Batch, "the batch")}, (400, 404, 503), query=lambda s: wait_query(s.max_wait_seconds)
+)
 @predict_token_if_configured
 def get_batch(batch_id: str):
     """All jobs of one submission, in order; ``?wait=S`` holds the request until all have ended."""
-    svc = services()
-    job_ids = svc.records.batch(batch_id)
+    wait = query(wait_query(settings().max_wait_seconds)).wait
+    records = services().records
+    job_ids = records.batch(batch_id)
     if job_ids is None:
         raise ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
-    all_ended_within(job_ids, _wait_seconds())
-    return jsonify(_batch(batch_id, job_ids))
-
-
-def _batch(batch_id: str, job_ids: list[str], jobs: list[dict | None] | None = None) -> dict:
-    """The records of one submission's jobs (``jobs``, or read now), in order, with counts per status."""
-    jobs = services().records.get_many(job_ids) if jobs is None else jobs
-    return {
-        "id": batch_id,
-        "total": len(job_ids),
-        "counts": dict(Counter(job["status"] if job else "expired" for job in jobs)),
-        "done": all(job is None or job["status"] in TERMINAL for job in jobs),
-        "jobs": [job or {"id": job_id, "status": "expired"} for job, job_id in zip(jobs, job_ids, strict=True)],
-    }
+    all_ended_within(job_ids, wait)
+    answer: Batch = batch(batch_id, job_ids, records.get_many(job_ids))
+    return jsonify(answer)
 
 
 @bp.get("/jobs")
+@documented("listJobs", {200: Answer(JobList, "recent jobs")}, (400, 503), query=JobListQuery)
 @predict_token_if_configured
 def list_jobs():
     """The most recent jobs still kept, newest first: ``?limit=N`` (1-200, default 50)."""
-    raw = request.args.get("limit", str(DEFAULT_LIST_LIMIT))
-    if not (raw.isdigit() and 1 <= int(raw) <= MAX_LIST_LIMIT):
-        raise ApiError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
-    return jsonify({"jobs": services().records.recent(int(raw))})
+    return jsonify({"jobs": services().records.recent(query(JobListQuery).limit)})
 
 
 @bp.get("/jobs/<job_id>")
+@documented(
+    "getJob", {200: Answer(JobRecord, "the job")}, (400, 404, 503), query=lambda s: wait_query(s.max_wait_seconds)
+)
 @predict_token_if_configured
 def get_job(job_id: str):
-    """The job's record; ``?wait=S`` holds the request until the job ends or S seconds pass."""
-    wait = _wait_seconds()
+    """A job's record; ``?wait=S`` holds the request until the job ends or S seconds pass."""
     svc = services()
-    record = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), _client())
+    wait = query(wait_query(svc.settings.max_wait_seconds)).wait
+    record: JobRecord | None = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), client_address())
     if record is None:
         raise ApiError(404, "not_found", f"no job {job_id[:64]!r}: never issued, or expired")
     return jsonify(record)
@@ -118,6 +136,11 @@ def get_job(job_id: str):
 
 @bp.delete("/jobs/<job_id>")
 @bp.post("/jobs/<job_id>/cancel")
+@documented(
+    {"DELETE": "cancelJob", "POST": "cancelJobByPost"},
+    {202: Answer(JobRecord, "the job after the request")},
+    (404, 503),
+)
 @admin_required
 def cancel_job(job_id: str):
     """Cancel a queued job at once, or ask a running training job to stop after its current batch."""
@@ -130,12 +153,30 @@ def cancel_job(job_id: str):
 
 
 @bp.post("/training-jobs")
+@documented(
+    "createTrainingJob",
+    {202: Answer(TrainingAccepted, "training job queued")},
+    (400, 409, 413, 503),
+    body={"application/json": TrainingRequest},
+    links={
+        202: {
+            "job": ("getJob", {"job_id": "$response.body#/job_id"}),
+            "cancel": ("cancelJob", {"job_id": "$response.body#/job_id"}),
+        }
+    },
+)
 @admin_required
 def create_training_job():
-    """Queue a training job: ``{"arch", "epochs", "batch_size", "learning_rate", "augment", "train_limit",
-    "include_feedback", "base_version", "activate"}``."""
+    """Queue a training job; the trained model is stored as a new version.
+
+    ``{"recipe", "arch", "epochs", "batch_size", "learning_rate", "augment", "train_limit",
+    "include_feedback", "base_version", "activate"}``, each optional.
+    """
+    body = request.get_json(silent=True)  # the standard library's parser: numbers of any size are refused as JSON
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
     try:
-        config, activate = parse_training_request(_json_body())
+        config, activate = parse_training_request(body)
     except ConfigError as exc:
         raise ApiError(400, "invalid_parameters", str(exc)) from None
     svc = services()
@@ -162,26 +203,3 @@ def create_training_job():
     return jsonify(
         {"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id), **svc.records.get(job_id)}
     ), 202
-
-
-def _client() -> str:
-    return request.remote_addr or "unknown"
-
-
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return body
-
-
-def _wait_seconds() -> float:
-    raw = request.args.get("wait")
-    if raw is None:
-        return 0.0
-    limit = settings().max_wait_seconds
-    # A plain decimal number: float() alone would also take "1_0", " 5" and other scripts' digits.
-    wait = float(raw) if _DECIMAL.fullmatch(raw) else -1.0
-    if not 0 <= wait <= limit:
-        raise ApiError(400, "invalid_wait", f"wait must be a number of seconds from 0 to {limit}")
-    return wait

@@ -12,6 +12,7 @@ import hmac
 from flask import request
 
 from jobs import keys
+from web.clients import client_address
 from web.errors import ApiError
 from web.services import services, settings
 
@@ -40,12 +41,12 @@ def check(allowed: tuple[str, ...], role: str, disabled: str) -> None:
         )
     if not any(allowed):
         raise ApiError(403, "forbidden", disabled)
-    failures_key = keys.token_failures(request.remote_addr or "unknown")
+    failures_key = keys.token_failures(client_address())
     client = services().redis
     limit = settings().token_failures_per_minute
     if int(client.get(failures_key) or 0) >= limit:
         wait = max(1, client.ttl(failures_key))
-        message = f"too many wrong tokens from {request.remote_addr}; retry after {wait} s"
+        message = f"too many wrong tokens from {client_address()}; retry after {wait} s"
         raise ApiError(429, "too_many_token_failures", message, {"Retry-After": str(wait)})
     if _matches(given, allowed):
         return
@@ -69,6 +70,7 @@ def admin_required(view):
         check((settings().admin_token,), "admin", ADMIN_DISABLED)
         return view(*args, **kwargs)
 
+    wrapped.__token__ = "admin"  # type: ignore[attr-defined]  # the OpenAPI document's security (web/openapi.py)
     return wrapped
 
 
@@ -82,4 +84,5 @@ def predict_token_if_configured(view):
             check((config.digits_predict_token, config.admin_token), "predict", PREDICT_DISABLED)
         return view(*args, **kwargs)
 
+    wrapped.__token__ = "predict"  # type: ignore[attr-defined]  # when PREDICTIONS_NEED_TOKEN is set
     return wrapped

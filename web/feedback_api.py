@@ -15,13 +15,25 @@ from flask import Blueprint, Response, jsonify, request
 from PIL import Image, UnidentifiedImageError
 from werkzeug.routing import BaseConverter
 
-from jobs.feedback import Correction, FeedbackFull, FeedbackStore
+from jobs.feedback import Correction as StoredCorrection
+from jobs.feedback import FeedbackFull, FeedbackStore
 from jobs.records import SUCCEEDED
 from model.idx import idx_bytes
 from model.images.preprocess import to_png
 from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
+from web.openapi import Answer, Raw, documented
+from web.schemas import (
+    Correction,
+    CorrectionKept,
+    Deleted,
+    ExportQuery,
+    FeedbackBody,
+    FeedbackList,
+    FeedbackListQuery,
+)
 from web.services import services
+from web.validation import query, validated
 
 bp = Blueprint("feedback_api", __name__, url_prefix="/api/v1")
 
@@ -36,8 +48,6 @@ class JobIdConverter(BaseConverter):
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("job_id", JobIdConverter))
 log = logging.getLogger(__name__)
 
-DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 100, 1000
-EXPORT_SPLITS = ("all", "train", "held_out")
 EXPORT_IMAGES, EXPORT_LABELS = "feedback-images-idx3-ubyte.gz", "feedback-labels-idx1-ubyte.gz"
 EXPORT_PREDICTED = "feedback-predicted-idx1-ubyte.gz"
 
@@ -47,10 +57,19 @@ def _feedback() -> FeedbackStore:
 
 
 @bp.post("/jobs/<job_id>/feedback")
+@documented(
+    "giveFeedback",
+    {201: Answer(CorrectionKept, "kept")},
+    (400, 404, 409, 413, 503, 507),
+    body={"application/json": FeedbackBody},
+)
 @predict_token_if_configured
 def give_feedback(job_id: str):
-    """``{"label": 0-9}``: the right digit for a succeeded prediction job (201; again replaces it)."""
-    label = _label(request.get_json(silent=True))
+    """Say which digit a succeeded prediction should have been (again: replaces it).
+
+    ``{"label": 0-9}``: the right digit for a succeeded prediction job (201).
+    """
+    label = validated(FeedbackBody, request.get_data() if request.is_json else b"", json=True).label
     record = services().records.get(job_id)
     if record is None:
         raise ApiError(404, "not_found", f"no job {job_id[:64]!r}: never issued, or expired")
@@ -69,46 +88,45 @@ def give_feedback(job_id: str):
     except FeedbackFull as exc:
         raise ApiError(507, "feedback_store_full", str(exc)) from None
     log.info("correction: %s for predicted %s", label, result["label"], extra={"job_id": job_id})
-    correction = _feedback().get(job_id)
-    return jsonify({**_shown(correction), "replaced": replaced}), 201
+    kept: CorrectionKept = {**_shown(_feedback().get(job_id)), "replaced": replaced}
+    return jsonify(kept), 201
 
 
 @bp.get("/feedback")
+@documented("listFeedback", {200: Answer(FeedbackList, "the corrections")}, (400, 503), query=FeedbackListQuery)
 @predict_token_if_configured
 def list_feedback():
-    """The corrections, newest first (``?limit=``, 1-1000, default 100), with counts over all of them."""
-    raw = request.args.get("limit", str(DEFAULT_LIST_LIMIT))
-    if not (raw.isdigit() and 1 <= int(raw) <= MAX_LIST_LIMIT):
-        raise ApiError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
+    """The corrections, newest first, with counts per digit and a confusion table over all of them."""
+    limit = query(FeedbackListQuery).limit
     store = _feedback()
     pairs = store.labels()
     confusion = np.zeros((10, 10), dtype=int)
     for given, predicted in pairs:
         confusion[given, predicted] += 1
-    recent = store.many(store.ids(int(raw)))
-    return jsonify(
-        {
-            "total": len(pairs),
-            "corrected": int(len(pairs) - np.trace(confusion)),
-            "bytes": store.bytes_used(),
-            "counts": {str(digit): int(n) for digit, n in enumerate(confusion.sum(axis=1))},
-            "confusion": confusion.tolist(),
-            "by_model_version": store.by_version(),
-            "corrections": [_shown(c) for c in recent],
-        }
-    )
+    recent = store.many(store.ids(limit))
+    answer: FeedbackList = {
+        "total": len(pairs),
+        "corrected": int(len(pairs) - np.trace(confusion)),
+        "bytes": store.bytes_used(),
+        "counts": {str(digit): int(n) for digit, n in enumerate(confusion.sum(axis=1))},
+        "confusion": confusion.tolist(),
+        "by_model_version": store.by_version(),
+        "corrections": [_shown(c) for c in recent],
+    }
+    return jsonify(answer)
 
 
 @bp.get("/feedback/export")
+@documented("exportFeedback", {200: Raw("application/x-tar", "a tar archive")}, (400, 503), query=ExportQuery)
 @predict_token_if_configured
 def export_feedback():
-    """A tar of gzip IDX files (MNIST's own format): images, labels given, labels predicted, oldest first.
+    """The corrections in MNIST's IDX format: a tar of gzip files, oldest first.
 
-    ``?split=all`` (default), ``train`` (what training may use) or ``held_out`` (what judges it).
+    feedback-images-idx3-ubyte.gz (N x 28 x 28), feedback-labels-idx1-ubyte.gz (the digits given)
+    and feedback-predicted-idx1-ubyte.gz (the digits predicted), in the same order. ``?split=all``
+    (default), ``train`` (what training may use) or ``held_out`` (what judges it).
     """
-    split = request.args.get("split", "all")
-    if split not in EXPORT_SPLITS:
-        raise ApiError(400, "invalid_split", f"split must be one of {', '.join(EXPORT_SPLITS)}")
+    split = query(ExportQuery).split
     examples = _feedback().examples()
     if split != "all":
         examples = examples.split()[split == "held_out"]
@@ -132,27 +150,21 @@ def export_feedback():
 
 
 @bp.delete("/feedback/<job_id:job_id>")
+@documented("deleteFeedback", {204: None}, (404, 503))
 @admin_required
 def delete_feedback(job_id: str):
+    """Delete the correction of one job."""
     if not _feedback().delete([job_id]):
         raise ApiError(404, "not_found", f"no correction of job {job_id[:64]!r}")
     return "", 204
 
 
 @bp.delete("/feedback")
+@documented("deleteAllFeedback", {200: Answer(Deleted, "how many were deleted")}, (503,))
 @admin_required
 def delete_all_feedback():
+    """Delete every correction."""
     return jsonify({"deleted": _feedback().delete_all()})
-
-
-def _label(body: object) -> int:
-    """The label of a feedback body, which must be exactly ``{"label": <integer 0-9>}``."""
-    if not isinstance(body, dict) or set(body) != {"label"}:
-        raise ApiError(400, "invalid_feedback", 'the body must be the JSON object {"label": <digit 0-9>}')
-    label = body["label"]
-    if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label <= 9:
-        raise ApiError(400, "invalid_label", f"label must be a whole number from 0 to 9, not {label!r}"[:200])
-    return label
 
 
 def _pixels(png_base64: str) -> np.ndarray:
@@ -167,9 +179,9 @@ def _pixels(png_base64: str) -> np.ndarray:
     return pixels
 
 
-def _shown(correction: Correction | None) -> dict:
+def _shown(correction: StoredCorrection | None) -> Correction:
     if correction is None:  # deleted meanwhile
-        return {}
+        return {}  # type: ignore[typeddict-item]
     return {
         "job_id": correction.job_id,
         "label": correction.label,

@@ -5,20 +5,32 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from jobs import keys, workers
+from web.openapi import Answer, documented
+from web.schemas import ErrorBody, Liveness, Readiness
 from web.services import services
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@documented("healthz", {200: Answer(Liveness, "alive")})
 def healthz():
-    """The web process is up (says nothing about Redis or workers)."""
+    """Liveness: the web process answers (says nothing of Redis or workers)."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
+@documented(
+    "readyz",
+    {
+        200: Answer(Readiness, "ready"),
+        503: Answer(Readiness | ErrorBody, "no live worker (Readiness), or Redis unreachable (an error)"),
+    },
+)
 def readyz():
-    """Ready when Redis answers and at least one live worker serves predictions with a loaded model
+    """Readiness: Redis answers and a worker with a loaded model is alive.
+
+    Ready when Redis answers and at least one live worker serves predictions with a loaded model
     (training-only workers are listed but are no prediction capacity). A worker that cannot serve
     the active version says why in ``problem``, and which version it serves instead."""
     client = services().redis

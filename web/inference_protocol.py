@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -34,11 +35,26 @@ import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from jobs import workers
+from jobs.schemas import JobRecord
 from model.recognise import mnist_pixels_file
 from web.auth import predict_token_if_configured
 from web.errors import ApiError
+from web.inference_types import InferenceResponse, MetadataModelResponse, MetadataServerResponse
+from web.openapi import Answer, Raw, documented
+from web.schemas import (
+    InferenceHeaders,
+    ProtocolInput,
+    ProtocolLiveness,
+    ProtocolModelConfig,
+    ProtocolModelName,
+    ProtocolModelReadiness,
+    ProtocolReadiness,
+    ProtocolRequest,
+    ProtocolVersionText,
+)
 from web.services import services, settings
 from web.submit import submit_predictions
+from web.validation import validated
 
 bp = Blueprint("inference_protocol", __name__, url_prefix="/v2")
 
@@ -53,29 +69,53 @@ EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration"]
 CONFIG_TYPES = {"BYTES": "TYPE_STRING", "UINT8": "TYPE_UINT8", "FP32": "TYPE_FP32", "INT64": "TYPE_INT64"}
 # Jobs that failed for what the client sent (a 400); any other failure is the service's (a 503).
 CLIENT_FAILURES = {"invalid_image", "too_costly", "preprocessing_failed", "poison", "image_missing"}
+# A number in a path or header is read only when it is a few ASCII digits (int() of thousands of
+# digits is refused with a ValueError; str.isdigit() takes other scripts' digits too).
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+PATH = {"model": ProtocolModelName, "version": ProtocolVersionText}
 
 
 @bp.get("")
+@documented("protocolServerMetadata", {200: MetadataServerResponse})
 def server_metadata():
+    """Open Inference Protocol: the server."""
     return jsonify({"name": MODEL, "version": package_version("digits"), "extensions": EXTENSIONS})
 
 
 @bp.get("/health/live")
+@documented("protocolLive", {200: ProtocolLiveness})
 def live():
+    """Open Inference Protocol: live."""
     return jsonify({"live": True})
 
 
 @bp.get("/health/ready")
+@documented("protocolReady", {200: Answer(ProtocolReadiness, "yes"), 400: Answer(ProtocolReadiness, "no")})
 def ready():
-    """Ready when a live worker serves predictions; not ready is a 400, as the protocol has it."""
+    """Open Inference Protocol: a worker serves predictions.
+
+    Ready when a live worker serves predictions; not ready is a 400, as the protocol has it.
+    """
     is_ready = _workers_ready()
     return jsonify({"ready": is_ready}), 200 if is_ready else 400
 
 
 @bp.get("/models/<model>")
 @bp.get("/models/<model>/versions/<version>")
+@documented(
+    {
+        "/v2/models/{model}": "protocolModelMetadata",
+        "/v2/models/{model}/versions/{version}": "protocolModelVersionMetadata",
+    },
+    {200: MetadataModelResponse},
+    (404,),
+    path=PATH,
+)
 @predict_token_if_configured  # as the job API's model reads
 def model_metadata(model: str, version: str | None = None):
+    """The model's (or one version's) inputs, outputs and versions."""
     number = _version(model, version)
     versions = [number] if number is not None else services().store.versions()
     return jsonify(
@@ -91,9 +131,20 @@ def model_metadata(model: str, version: str | None = None):
 
 @bp.get("/models/<model>/config")
 @bp.get("/models/<model>/versions/<version>/config")
+@documented(
+    {
+        "/v2/models/{model}/config": "protocolModelConfig",
+        "/v2/models/{model}/versions/{version}/config": "protocolModelVersionConfig",
+    },
+    {200: Answer(ProtocolModelConfig, "the configuration")},
+    (404,),
+    path=PATH,
+)
 @predict_token_if_configured
 def model_config(model: str, version: str | None = None):
-    """The model as a Triton model configuration: the shapes of the metadata, whose first
+    """Triton's model configuration extension: the model as perf_analyzer reads it.
+
+    The model as a Triton model configuration: the shapes of the metadata, whose first
     dimension is the request's image count, so no batching is declared (max_batch_size 0) and
     each input is optional (a request carries one of them)."""
     _version(model, version)
@@ -114,8 +165,18 @@ def model_config(model: str, version: str | None = None):
 
 @bp.get("/models/<model>/ready")
 @bp.get("/models/<model>/versions/<version>/ready")
+@documented(
+    {
+        "/v2/models/{model}/ready": "protocolModelReady",
+        "/v2/models/{model}/versions/{version}/ready": "protocolModelVersionReady",
+    },
+    {200: Answer(ProtocolModelReadiness, "yes"), 400: Answer(ProtocolModelReadiness, "no")},
+    (404,),
+    path=PATH,
+)
 @predict_token_if_configured
 def model_ready(model: str, version: str | None = None):
+    """The model (or one version) can be served."""
     number = _version(model, version)
     is_ready = _workers_ready() and (number is None or _servable(number))
     body = {"name": MODEL, "ready": is_ready} | ({"version": str(number)} if number is not None else {})
@@ -124,14 +185,33 @@ def model_ready(model: str, version: str | None = None):
 
 @bp.post("/models/<model>/infer")
 @bp.post("/models/<model>/versions/<version>/infer")
+@documented(
+    {
+        "/v2/models/{model}/infer": "protocolInfer",
+        "/v2/models/{model}/versions/{version}/infer": "protocolInferVersion",
+    },
+    {200: [Answer(InferenceResponse, "the outputs"), Raw("application/octet-stream", "the JSON header, then outputs")]},
+    (400, 404, 413, 415, 429, 503),
+    headers=InferenceHeaders,
+    body={
+        "application/json": ProtocolRequest,
+        "application/octet-stream": Raw("application/octet-stream", "the JSON header, then the tensors' bytes"),
+    },
+    path=PATH,
+)
 @predict_token_if_configured
 def infer(model: str, version: str | None = None):
-    """Every image's probabilities and label, in order, once all have been read."""
+    """Probabilities (FP32 [N, 10]) and label (INT64 [N], -1: no digit) of each image.
+
+    Every image's probabilities and label, in order, once all have been read. One input: image
+    (BYTES [N], image files; base64 in JSON) or pixels (UINT8 [N, 28, 28]). Outputs may be asked
+    for as binary data, and probabilities as each image's k most likely digits (classification).
+    """
     number = _version(model, version)
     if number is not None and not _servable(number):
         raise ApiError(404, "version_not_servable", f"version {number} did not pass its check and is not served")
     header, binary = _split_body()
-    name, images = _input(header, binary)
+    name, images = _input(header.inputs, binary)
     wanted = _requested_outputs(header)
     wait = settings().max_wait_seconds
     records = submit_predictions(images, version=number, checked=name == "pixels", wait=wait).records
@@ -140,8 +220,8 @@ def infer(model: str, version: str | None = None):
         raise ApiError(503, "timeout", message, {"Retry-After": "1"})
     probabilities, labels, served = _outcomes(records, name)
     body = {"model_name": MODEL, "model_version": str(served or number or services().store.active_version())}
-    if isinstance(header.get("id"), str):
-        body["id"] = header["id"]
+    if header.id is not None:
+        body["id"] = header.id
     return _answer(body, {"probabilities": probabilities, "label": labels}, wanted)
 
 
@@ -155,7 +235,7 @@ def _version(model: str, version: str | None) -> int | None:
         raise ApiError(404, "unknown_model", f"no model {model[:64]!r}: this server has one, {MODEL!r}")
     if version is None:
         return None
-    if not version.isdigit() or services().store.card(int(version)) is None:
+    if not _DIGITS.fullmatch(version) or services().store.card(int(version)) is None:
         raise ApiError(404, "unknown_version", f"no version {version[:64]!r} of {MODEL!r}")
     return int(version)
 
@@ -167,32 +247,23 @@ def _servable(version: int) -> bool:
     return version == store.active_version() or bool(verdict and verdict.get("ok"))
 
 
-def _split_body() -> tuple[dict, bytes]:
-    """The request's JSON header and the binary tensor data after it (empty without the extension)."""
-    body = _inflated(request.get_data(cache=False), (request.content_encoding or "").strip().lower())
-    raw_length = request.headers.get(HEADER_LENGTH)
-    if raw_length is None:
-        length = len(body)
-    elif raw_length.isdigit() and int(raw_length) <= len(body):
-        length = int(raw_length)
-    else:
+def _split_body() -> tuple[ProtocolRequest, bytes]:
+    """The request's JSON header, checked against the protocol's types, and the binary tensor data
+    after it (empty without the extension)."""
+    given = {name: request.headers[name] for name in (HEADER_LENGTH, "Content-Encoding") if name in request.headers}
+    headers = validated(InferenceHeaders, given, subject="the headers")
+    body = _inflated(request.get_data(cache=False), headers.encoding)
+    length = len(body) if headers.header_length is None else headers.header_length
+    if length > len(body):
         raise ApiError(400, "invalid_header_length", f"{HEADER_LENGTH} must be a byte count within the body")
-    try:
-        header = current_app.json.loads(body[:length])
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", f"the inference request is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise ApiError(400, "invalid_json", "the inference request must be a JSON object")
-    return header, body[length:]
+    return validated(ProtocolRequest, body[:length], subject="the inference request", json=True), body[length:]
 
 
-def _inflated(body: bytes, encoding: str) -> bytes:
+def _inflated(body: bytes, encoding: str | None) -> bytes:
     """The body as sent before its Content-Encoding (tritonclient's request_compression_algorithm),
     never inflated past MAX_CONTENT_LENGTH: a small body must not become a large one in memory."""
-    if not encoding:
+    if encoding is None:
         return body
-    if encoding not in ENCODINGS:
-        raise ApiError(415, "unsupported_encoding", f"Content-Encoding {encoding[:32]!r}: send gzip, deflate or none")
     limit = settings().max_content_length
     inflater = zlib.decompressobj(ENCODINGS[encoding])
     try:
@@ -206,36 +277,29 @@ def _inflated(body: bytes, encoding: str) -> bytes:
     return inflated
 
 
-def _input(header: dict, binary: bytes) -> tuple[str, list[tuple[str, bytes]]]:
+def _input(inputs: list[ProtocolInput], binary: bytes) -> tuple[str, list[tuple[str, bytes]]]:
     """The one input tensor's name and its images as (name, bytes), checked against the limits."""
-    inputs = header.get("inputs")
-    if not (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], dict)):
+    if len(inputs) != 1:
         raise ApiError(400, "invalid_inputs", f"send exactly one input, one of {sorted(INPUTS)}")
     tensor = inputs[0]
-    name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
+    name, datatype, shape = tensor.name, tensor.datatype, tensor.shape
     if name not in INPUTS:
-        raise ApiError(400, "unknown_input", f"no input {str(name)[:64]!r}; the inputs are {sorted(INPUTS)}")
+        raise ApiError(400, "unknown_input", f"no input {name[:64]!r}; the inputs are {sorted(INPUTS)}")
     if datatype != INPUTS[name][0]:
-        raise ApiError(400, "invalid_datatype", f"input {name!r} is {INPUTS[name][0]}, not {str(datatype)[:32]}")
+        raise ApiError(400, "invalid_datatype", f"input {name!r} is {INPUTS[name][0]}, not {datatype[:32]}")
     expected = INPUTS[name][1]
-    if not (
-        isinstance(shape, list)
-        and len(shape) == len(expected)
-        and all(type(n) is int for n in shape)
-        and shape[1:] == expected[1:]
-    ):
+    if len(shape) != len(expected) or shape[1:] != expected[1:]:
         raise ApiError(400, "invalid_shape", f"input {name!r} has shape {expected} (-1: any count)")
     count, limit = shape[0], settings().max_images_per_request
     if not 1 <= count <= limit:
         raise ApiError(413 if count > limit else 400, "invalid_count", f"{count} images; send 1 to {limit}")
-    parameters = tensor.get("parameters") if isinstance(tensor.get("parameters"), dict) else {}
-    size = parameters.get("binary_data_size")
+    size = (tensor.parameters.model_extra or {}).get("binary_data_size") if tensor.parameters else None
     if size is not None:
         if type(size) is not int or size != len(binary):
             raise ApiError(400, "invalid_binary_data", f"binary_data_size {size} but {len(binary)} bytes follow")
         data: bytes | list = binary
-    elif "data" in tensor:
-        data = tensor["data"]
+    elif tensor.data is not None:
+        data = tensor.data.root
     else:
         raise ApiError(400, "missing_data", f"input {name!r} has neither data nor binary_data_size")
     if name == "image":
@@ -293,21 +357,21 @@ class Wanted:
     classes: int = 0
 
 
-def _requested_outputs(header: dict) -> dict[str, Wanted]:
+def _requested_outputs(header: ProtocolRequest) -> dict[str, Wanted]:
     """The outputs to send, and how; all of them, whole, when none are named."""
-    parameters = header.get("parameters") if isinstance(header.get("parameters"), dict) else {}
+    parameters = (header.parameters.model_extra or {}) if header.parameters else {}
     binary_default = parameters.get("binary_data_output") is True
-    outputs = header.get("outputs")
+    outputs = header.outputs
     if outputs is None:
         return dict.fromkeys(OUTPUTS, Wanted(binary_default))
-    if not (isinstance(outputs, list) and outputs and all(isinstance(o, dict) for o in outputs)):
+    if not outputs:
         raise ApiError(400, "invalid_outputs", f"outputs must name some of {sorted(OUTPUTS)}")
     wanted = {}
     for output in outputs:
-        name = output.get("name")
+        name = output.name
         if name not in OUTPUTS:
-            raise ApiError(400, "unknown_output", f"no output {str(name)[:64]!r}; see {sorted(OUTPUTS)}")
-        own = output.get("parameters") if isinstance(output.get("parameters"), dict) else {}
+            raise ApiError(400, "unknown_output", f"no output {name[:64]!r}; see {sorted(OUTPUTS)}")
+        own = (output.parameters.model_extra or {}) if output.parameters else {}
         classes = own.get("classification", 0)
         if classes and name != "probabilities":
             raise ApiError(400, "invalid_classification", "classification applies to the output probabilities")
@@ -317,7 +381,7 @@ def _requested_outputs(header: dict) -> dict[str, Wanted]:
     return wanted
 
 
-def _outcomes(records: list[dict | None], name: str) -> tuple[np.ndarray, np.ndarray, int | None]:
+def _outcomes(records: list[JobRecord | None], name: str) -> tuple[np.ndarray, np.ndarray, int | None]:
     """(probabilities, labels, model version) of the ended jobs; the first failure as an error."""
     probabilities = np.zeros((len(records), 10), np.float32)
     labels = np.full(len(records), -1, np.int64)

@@ -31,6 +31,7 @@ from prometheus_client.core import Metric
 
 from settings import get_settings
 from web.cluster_metrics import ClusterCollector
+from web.openapi import Raw, documented
 from web.services import services
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -100,8 +101,12 @@ class _ThisProcess:
 
 
 @bp.get("/metrics")
+@documented("metrics", {200: Raw("text/plain", "Prometheus text format", str)})
 def metrics():
-    """The classic text format (0.0.4), which every Prometheus version reads."""
+    """Prometheus metrics: this web's requests, and the cluster's jobs, queues and workers.
+
+    The classic text format (0.0.4), which every Prometheus version reads.
+    """
     registry = CollectorRegistry()
     if multiprocess_dir():
         multiprocess.MultiProcessCollector(registry)

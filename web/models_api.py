@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from jobs import queue, workers
@@ -11,8 +9,12 @@ from jobs.model_store import StoreFull, parse_version
 from jobs.replicas import NotReplicated
 from model.runtimes.formats import SUFFIXES, detect_format
 from web.auth import admin_required, predict_token_if_configured
+from web.clients import client_address
 from web.errors import ApiError
+from web.openapi import Answer, Raw, documented
+from web.schemas import CARD_NOTES, Activated, ModelList, ModelShown, ModelStored, ModelUpload
 from web.services import services
+from web.validation import Refusals, validated
 
 bp = Blueprint("models_api", __name__, url_prefix="/api/v1/models")
 
@@ -25,15 +27,19 @@ def _version(text: str) -> int:
 
 
 @bp.get("")
+@documented("listModels", {200: Answer(ModelList, "the versions")}, (503,))
 @predict_token_if_configured
 def list_models():
+    """Every model version with its card, and the active one."""
     store = services().store
     return jsonify({"active_version": store.active_version(), "models": store.cards()})
 
 
 @bp.get("/<version>")
+@documented("getModel", {200: Answer(ModelShown, "the card, and whether it is the active version")}, (404, 503))
 @predict_token_if_configured
 def get_model(version: str):
+    """One version's card."""
     store = services().store
     card = store.card(_version(version))
     if card is None:
@@ -42,8 +48,10 @@ def get_model(version: str):
 
 
 @bp.get("/<version>/file")
+@documented("getModelFile", {200: Raw("application/octet-stream", "the .keras or .skops file")}, (404, 503))
 @predict_token_if_configured
 def download_model(version: str):
+    """The model file."""
     number = _version(version)
     store = services().store
     data, card = store.file(number), store.card(number)
@@ -58,9 +66,13 @@ def download_model(version: str):
 
 
 @bp.post("/<version>/activate")
+@documented("activateModel", {200: Answer(Activated, "activated")}, (404, 409, 503))
 @admin_required
 def activate_model(version: str):
-    """Serve ``version`` from now on, once it has passed its check (run now if it never was)."""
+    """Make this version the one every worker serves (within seconds, no restart).
+
+    Once it has passed its check (run now if it never was).
+    """
     number = _version(version)
     store = services().store
     if store.card(number) is None:
@@ -88,7 +100,7 @@ def checked(version: int) -> dict:
     (job_id,) = svc.records.create("check", fields={"params": {"version": version}}).ids
     queue.enqueue_check(svc.celery, job_id)
     wait = svc.settings.check_seconds + 10
-    job = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), request.remote_addr or "unknown")
+    job = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), client_address())
     if job and job["status"] == "succeeded":
         return job["result"]
     if job and job["status"] == "failed":
@@ -99,9 +111,18 @@ def checked(version: int) -> dict:
 
 
 @bp.post("")
+@documented(
+    "uploadModel",
+    {201: Answer(ModelStored, "stored")},
+    (400, 409, 413, 415, 503),
+    body={"multipart/form-data": ModelUpload},
+    links={201: {"card": ("getModel", {"version": "$response.body#/version"})}},
+)
 @admin_required
 def upload_model():
-    """Store a model file (multipart ``file``: .keras or .skops) with an optional JSON ``card`` as a new version.
+    """Upload a .keras or .skops model as a new version (not activated).
+
+    Multipart ``file`` (.keras or .skops) with an optional JSON ``card`` of notes.
 
     The version is checked first (model/check.py, on a worker: it loads, answers (N, 10) finite
     rows that sum to 1, reads MNIST test digits well enough, fast enough); one that fails is not
@@ -117,13 +138,8 @@ def upload_model():
     file_format = detect_format(data)
     if file_format is None:
         raise ApiError(415, "unsupported_model", "file is neither a .keras nor a .skops model archive")
-    try:
-        card = json.loads(request.form.get("card") or "{}")
-    except (json.JSONDecodeError, RecursionError):  # nested too deep for the parser: not a card either
-        raise ApiError(400, "invalid_card", "card must be a JSON object") from None
-    if not isinstance(card, dict):
-        raise ApiError(400, "invalid_card", "card must be a JSON object")
-    card = {**card, "origin": "uploaded"}
+    notes = validated(CARD_NOTES, request.form.get("card") or "{}", Refusals("invalid_card"), "card", json=True)
+    card = {**notes, "origin": "uploaded"}
     store = services().store
     try:
         version = store.add(data, card, file_format)
@@ -142,8 +158,10 @@ def upload_model():
 
 
 @bp.delete("/<version>")
+@documented("deleteModel", {204: None}, (404, 409, 503))
 @admin_required
 def delete_model(version: str):
+    """Delete a version (not the active one)."""
     number = _version(version)
     try:
         services().store.delete(number)

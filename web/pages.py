@@ -10,13 +10,14 @@ import datetime as dt
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
-from jobs.records import TERMINAL, is_job_id
+from jobs.records import is_job_id
+from jobs.schemas import TERMINAL
 from model.training.config import ARCHITECTURES, RANGES, RECIPES, TrainConfig
 from web.auth import predict_token_if_configured
 from web.images import check_image
 from web.security import require_secret_key
 from web.services import services
-from web.submit import limits, read_mode, read_upload, submit_predictions
+from web.submit import image_limits, read_field, read_mode, read_upload, submit_predictions
 
 bp = Blueprint("pages", __name__)
 bp.before_request(require_secret_key)
@@ -35,7 +36,7 @@ def home():
 @bp.post("/predict")
 @predict_token_if_configured
 def submit_form():
-    read = read_mode(request.form, request.args)
+    read = read_mode(read_field(request.form), read_field(request.args))
     files = [f for f in request.files.getlist("image") if f.filename]
     images = [read_upload(f"file {f.filename}"[:200], f) for f in files]
     # Kept as long as the jobs, for their pages to show.
@@ -59,7 +60,7 @@ def job_page(job_id: str):
 def jobs_page():
     """``?ids=a,b,c``: those jobs' results (where a multi-image form post lands); else the recent jobs."""
     records = services().records
-    ids = [i for i in request.args.get("ids", "").split(",") if is_job_id(i)][: limits().max_images]
+    ids = [i for i in request.args.get("ids", "").split(",") if is_job_id(i)][: image_limits().max_images]
     if ids:
         jobs = [job for job in records.get_many(ids) if job]
         return render_template("job.html", jobs=_with_uploads(jobs), refresh=_unfinished(jobs))
@@ -110,7 +111,7 @@ def job_upload(job_id: str):
     data = services().records.kept_image(job_id)
     if data is None:
         abort(404, description="no upload kept for this job")
-    image_format = check_image(data, limits(), "upload")
+    image_format = check_image(data, image_limits(), "upload")
     return Response(
         data,
         mimetype=MIME_TYPES.get(image_format, "application/octet-stream"),

@@ -17,10 +17,10 @@ import time
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
-from flask_limiter.util import get_remote_address
 from limits import parse_many
 
 from jobs import keys
+from web.clients import client_address
 from web.errors import error_response
 
 # The endpoints that create jobs; the HTML form is one too, or it would be a way around the limit.
@@ -34,7 +34,7 @@ def _exempt() -> bool:
     if request.method != "POST" or request.endpoint not in SUBMISSIONS:
         return True
     if request.endpoint in PREDICTIONS:
-        return current_app.extensions["digits"].records.pending(request.remote_addr or "unknown") == 0
+        return current_app.extensions["digits"].records.pending(client_address()) == 0
     return False
 
 
@@ -49,7 +49,7 @@ def init_app(app: Flask) -> None:
     except ValueError as exc:
         raise ValueError(f"RATE_LIMIT {rate_limit!r} is not a rate limit such as '50 per second': {exc}") from None
     limiter = Limiter(
-        get_remote_address,
+        client_address,
         application_limits=[rate_limit],
         application_limits_exempt_when=_exempt,
         # The app's own pool decides where Redis is (a Sentinel URL's primary, too); the URI only
@@ -69,8 +69,7 @@ def init_app(app: Flask) -> None:
     def _rate_limited(exc: RateLimitExceeded):
         retry_after = _seconds_until_reset(limiter)
         message = (
-            f"too many submissions from {request.remote_addr}: the limit is {exc.description}; "
-            f"retry after {retry_after} s"
+            f"too many submissions from {client_address()}: the limit is {exc.description}; retry after {retry_after} s"
         )
         return error_response(429, "rate_limited", message, {"Retry-After": str(retry_after)})
 

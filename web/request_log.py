@@ -11,6 +11,7 @@ import uuid
 from flask import Flask, Response, g, has_request_context, request
 
 from jobs.logs import configure_logging
+from web.clients import client_address
 
 access_log = logging.getLogger("web.access")
 
@@ -57,7 +58,7 @@ def init_app(app: Flask) -> None:
                 "status": response.status_code,
                 "error": g.get("error_code"),
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-                "client": request.remote_addr,
+                "client": client_address(),
                 "batch_id": g.get("batch_id"),
                 "job_ids": g.get("job_ids"),
             },

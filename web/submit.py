@@ -7,26 +7,33 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flask import g, request, url_for
+from flask import g, url_for
+from pydantic import TypeAdapter
 from werkzeug.datastructures import FileStorage
 
 from jobs import keys
 from jobs import records as rec
+from jobs.schemas import READ_MODES, JobRecord, ReadMode, has_ended
+from web.clients import client_address
 from web.errors import ApiError
-from web.images import Limits, check_image
+from web.images import ImageLimits, check_image
+from web.schemas import JobLink
 from web.services import services, settings
+from web.validation import Refusals, validated
+
+_READ = TypeAdapter(ReadMode)
 
 
-def limits() -> Limits:
+def image_limits() -> ImageLimits:
     config = settings()
-    return Limits(
+    return ImageLimits(
         config.max_image_bytes, config.max_image_pixels, config.max_images_per_request, config.max_decoded_bytes
     )
 
 
 def check_images(images: list[tuple[str, bytes]]) -> None:
     """Raise :class:`ApiError` for the first unacceptable image; ``images`` are (name, bytes)."""
-    allowed = limits()
+    allowed = image_limits()
     if not images:
         raise ApiError(400, "missing_image", "no image: send multipart field 'image' or JSON {\"images\": [...]}")
     if len(images) > allowed.max_images:
@@ -37,19 +44,19 @@ def check_images(images: list[tuple[str, bytes]]) -> None:
         check_image(data, allowed, name)
 
 
-def read_mode(*sources: Mapping) -> str:
-    """What a submission asks its jobs to read, from the ``read`` of each of ``sources`` that has
-    one (the form or the JSON body, and the query); none: ``digit``. Raises :class:`ApiError`
-    (400) for a value not in READ_MODES (a JSON null included), or two that disagree."""
-    allowed = ", ".join(rec.READ_MODES)
-    values = [source["read"] for source in sources if "read" in source]
-    if any(value != values[0] for value in values):
+def read_field(source: Mapping) -> ReadMode | None:
+    """The ``read`` a form or query string gives, checked (400 ``invalid_read``); None when it has none."""
+    return validated(_READ, source["read"], Refusals("invalid_read"), "read") if "read" in source else None
+
+
+def read_mode(*given: ReadMode | None) -> ReadMode:
+    """What a submission asks its jobs to read: the ``read`` given (by the form or the JSON body,
+    and the query; each already checked), ``digit`` when none is; 400 when two disagree."""
+    values = {value for value in given if value is not None}
+    if len(values) > 1:
+        allowed = ", ".join(READ_MODES)
         raise ApiError(400, "invalid_read", f"read is given twice, with different values; give one of {allowed}")
-    value = values[0] if values else rec.READ_MODES[0]
-    if not isinstance(value, str) or value not in rec.READ_MODES:
-        shown = repr(value)[:40] if isinstance(value, str) else "null" if value is None else type(value).__name__
-        raise ApiError(400, "invalid_read", f"read must be one of {allowed}, not {shown}")
-    return value
+    return values.pop() if values else READ_MODES[0]
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ class Submitted:
 
     batch_id: str
     job_ids: list[str]
-    records: list[dict | None] | None = None
+    records: list[JobRecord | None] | None = None
 
 
 def submit_predictions(
@@ -67,7 +74,7 @@ def submit_predictions(
     keep_images: bool = False,
     version: int | None = None,
     checked: bool = False,
-    read: str = rec.READ_MODES[0],
+    read: ReadMode = READ_MODES[0],
     wait: float = 0,
 ) -> Submitted:
     """Validate all images (all or none are accepted), create one job per image, queued in its
@@ -83,7 +90,7 @@ def submit_predictions(
         check_images(images)
     svc = services()
     config = svc.settings
-    client = request.remote_addr or "unknown"
+    client = client_address()
     batch_id = rec.new_job_id()
     job_ids = [rec.new_job_id() for _ in images]
     fields = {"read": read}
@@ -117,16 +124,16 @@ def submit_predictions(
     return Submitted(batch_id, job_ids, records if all_ended(records) else None)
 
 
-def all_ended(records: list[dict | None]) -> bool:
+def all_ended(records: list[JobRecord | None]) -> bool:
     """Whether every job has ended (a missing record has: it expired)."""
-    return all(record is None or record["status"] in rec.TERMINAL for record in records)
+    return all(map(has_ended, records))
 
 
 def all_ended_within(job_ids: list[str], seconds: float) -> bool:
     """Hold the request until every job has ended or ``seconds`` pass (as far as this client may
     wait now: see web/waiting.py); whether all have ended."""
     svc = services()
-    client = request.remote_addr or "unknown"
+    client = client_address()
     left = svc.waiter.wait_until(job_ids, seconds, lambda: svc.records.unfinished(job_ids), lambda n: n == 0, client)
     return left == 0
 
@@ -147,7 +154,7 @@ def over_limit(exc: rec.OverLimit, count: int, size: int) -> ApiError:
     return ApiError(503, "queue_full", message, {"Retry-After": "2"})
 
 
-def job_links(job_ids: list[str]) -> list[dict]:
+def job_links(job_ids: list[str]) -> list[JobLink]:
     return [{"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id)} for job_id in job_ids]
 
 

@@ -26,7 +26,8 @@ from typing import TypeVar
 import redis
 
 from jobs import keys
-from jobs.records import TERMINAL, FinishedNotice
+from jobs.records import FinishedNotice
+from jobs.schemas import JobRecord, has_ended
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,9 @@ class Watch:
     holds the records the finished notices carried, by job id."""
 
     event: threading.Event = field(default_factory=threading.Event)
-    delivered: dict[str, dict] = field(default_factory=dict)
+    delivered: dict[str, JobRecord] = field(default_factory=dict)
 
-    def ended(self, job_ids: list[str]) -> list[dict] | None:
+    def ended(self, job_ids: list[str]) -> list[JobRecord] | None:
         """The records of ``job_ids`` if every one of them came with its notice, else None."""
         found = [self.delivered.get(job_id) for job_id in job_ids]
         return None if None in found else found
@@ -77,20 +78,16 @@ class JobWaiter:
         """How many requests wait in this process now."""
         return self._per_client.total()
 
-    def wait(self, job_id: str, timeout: float, read: Callable[[], dict | None], client: str) -> dict | None:
+    def wait(self, job_id: str, timeout: float, read: Callable[[], JobRecord | None], client: str) -> JobRecord | None:
         """Return the job's record (``read()``, or the one its finished notice carried) once the
         job has ended or ``timeout`` seconds have passed."""
-
-        def ended(record: dict | None) -> bool:
-            return record is None or record["status"] in TERMINAL
-
         if timeout <= 0:
             return read()
         with self.watching([job_id], client) as watch:
             record = read()  # after registering, so no notice can slip in between
-            if watch is None or ended(record):
+            if watch is None or has_ended(record):
                 return record
-            return watch.until(timeout, lambda: watch.delivered.get(job_id) or read(), ended, record)
+            return watch.until(timeout, lambda: watch.delivered.get(job_id) or read(), has_ended, record)
 
     def wait_until(
         self, job_ids: list[str], timeout: float, read: Callable[[], T], done: Callable[[T], bool], client: str
