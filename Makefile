@@ -11,39 +11,57 @@ endif
 
 .PHONY: run test lint format bench bench-triton bench-shared compare train clean
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[local,test]'
+# Installs, each remembered by a stamp and redone when pyproject.toml changes: what running needs
+# (the service and the embedded Redis), then on top of it the test or the lint tools (dependency groups).
+# uv installs them: from an empty cache it takes a fraction of pip's time. The venv is made without
+# pip (installing pip into it takes longer than all the rest) and uv comes from the interpreter's own
+# pip, or from pip in the venv where the interpreter has none.
+UV := $(VENV)/bin/uv
+UV_INSTALL := $(UV) pip install --quiet --python $(PY)
+
+$(UV):
+	python3 -m venv --without-pip $(VENV)
+	python3 -m pip --python $(PY) install --quiet uv 2>/dev/null || { python3 -m venv $(VENV) && $(PY) -m pip install --quiet uv; }
+
+$(VENV)/.installed-run: pyproject.toml | $(UV)
+	$(UV_INSTALL) -e '.[local]'
 	touch $@
 
-run: $(VENV)/.installed  ## start Redis (embedded unless REDIS_URL is set), workers and web; print the URL
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-run
+	$(UV_INSTALL) --group test
+	touch $@
+
+$(VENV)/.installed-lint: pyproject.toml $(VENV)/.installed-run
+	$(UV_INSTALL) --group lint
+	touch $@
+
+run: $(VENV)/.installed-run  ## start Redis (embedded unless REDIS_URL is set), workers and web; print the URL
 	$(PY) -m stack
 
-test: $(VENV)/.installed  ## run the test suite against real Redis, workers and model
+test: $(VENV)/.installed-test  ## run the test suite against real Redis, workers and model
 	$(PY) -m pytest
 
-lint: $(VENV)/.installed  ## ruff check and format check
+lint: $(VENV)/.installed-lint  ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: $(VENV)/.installed
+format: $(VENV)/.installed-lint
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(VENV)/.installed  ## throughput and latency of the whole service against the in-process limit (~3 min)
+bench: $(VENV)/.installed-test  ## throughput and latency of the whole service against the in-process limit (~3 min)
 	$(PY) -m bench
 
-bench-triton: $(VENV)/.installed  ## Triton's perf_analyzer against a private stack (~1 min; fetches the tool once)
+bench-triton: $(VENV)/.installed-test  ## Triton's perf_analyzer against a private stack (~1 min; fetches the tool once)
 	$(PY) -m bench.perf_analyzer
 
-bench-shared: $(VENV)/.installed  ## a polite client's latency while another client misbehaves (~1 min)
+bench-shared: $(VENV)/.installed-test  ## a polite client's latency while another client misbehaves (~1 min)
 	$(PY) -m bench.shared
 
-compare: $(VENV)/.installed  ## accuracy, training time and prediction cost of every recipe (3 seeds) and architecture (~20 min)
+compare: $(VENV)/.installed-run  ## accuracy, training time and prediction cost of every recipe (3 seeds) and architecture (~20 min)
 	$(PY) -m model.compare
 
-train: $(VENV)/.installed  ## retrain the shipped default model, its LiteRT export and the number scoring fitted to it
+train: $(VENV)/.installed-run  ## retrain the shipped default model, its LiteRT export and the number scoring fitted to it
 	$(PY) -m model.train --recipe strong --out model/shipped/default.keras
 	$(PY) -m model.litert model/shipped/default.keras model/shipped/default.tflite
 	$(PY) -m model.fit_number_scoring
