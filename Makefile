@@ -13,9 +13,9 @@ endif
 
 # Installs, each remembered by a stamp and redone when pyproject.toml changes: what running needs
 # (the service and the embedded Redis), then on top of it the test or the lint tools (dependency groups).
-# uv installs them: from an empty cache it takes a fraction of pip's time. The venv is made without
-# pip (installing pip into it takes longer than all the rest) and uv comes from the interpreter's own
-# pip, or from pip in the venv where the interpreter has none.
+# uv installs them: from empty caches it takes a fraction of pip's time (docs/benchmarks.md). The venv
+# is made without pip (installing pip into it took 12-24 s here) and uv comes from the interpreter's
+# own pip, or from pip in the venv where the interpreter has none.
 UV := $(VENV)/bin/uv
 UV_INSTALL := $(UV) pip install --quiet --python $(PY)
 
@@ -27,8 +27,12 @@ $(VENV)/.installed-run: pyproject.toml | $(UV)
 	$(UV_INSTALL) -e '.[local]'
 	touch $@
 
+# The tests start hundreds of processes, perhaps where bytecode may not be written (CI, or
+# PYTHONDONTWRITEBYTECODE): every installed module is compiled once here, as pip would have. A module
+# that does not compile is left to fail where it is imported, as pip leaves it.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-run
 	$(UV_INSTALL) --group test
+	-$(PY) -m compileall -qq -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 	touch $@
 
 $(VENV)/.installed-lint: pyproject.toml $(VENV)/.installed-run

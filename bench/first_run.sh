@@ -16,6 +16,9 @@ git clone --quiet ${2:+--branch "$2"} "$repository" "$work/digits" || exit 1
 cd "$work/digits" || exit 1
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export PORT=$port PIP_CACHE_DIR=$work/pip-cache UV_CACHE_DIR=$work/uv-cache
+# A new user's shell lets Python keep the bytecode it compiles; with PYTHONDONTWRITEBYTECODE every
+# process would compile every module it imports on every start, which is another measurement.
+unset PYTHONDONTWRITEBYTECODE
 
 # CPU seconds of every process in session $1, and of the children they have waited for.
 cpu_seconds() {
