@@ -20,10 +20,18 @@ export PORT=$port PIP_CACHE_DIR=$work/pip-cache UV_CACHE_DIR=$work/uv-cache
 # process would compile every module it imports on every start, which is another measurement.
 unset PYTHONDONTWRITEBYTECODE
 
-# CPU seconds of every process in session $1, and of the children they have waited for.
+# CPU seconds of process $1 and all its descendants (the service's processes start sessions of
+# their own), with the children each has waited for (pip, uv and the like, once they are done).
 cpu_seconds() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v sid="$1" -v hz="$(getconf CLK_TCK)" '
-    { sub(/^.*\) /, ""); if ($4 == sid) ticks += $12 + $13 + $14 + $15 } END { printf "%.1f", ticks / hz }'
+  for stat in /proc/[0-9]*/stat; do cat "$stat" 2>/dev/null; done | awk -v root="$1" -v hz="$(getconf CLK_TCK)" '
+    { pid = $1; sub(/^.*\) /, ""); parent[pid] = $2; ticks[pid] = $12 + $13 + $14 + $15 }
+    END {
+      for (pid in parent) {
+        for (up = pid; up != root && up > 1; up = parent[up]) {}
+        if (up == root) total += ticks[pid]
+      }
+      printf "%.1f", total / hz
+    }'
 }
 
 start=$(date +%s.%N)
