@@ -11,42 +11,64 @@ endif
 
 .PHONY: run test lint format schemas bench bench-triton bench-shared compare train clean
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[local,test]'
+# Installs, each remembered by a stamp and redone when pyproject.toml changes: what running needs
+# (the service and the embedded Redis), then on top of it the test or the lint tools (dependency groups).
+# uv installs them: from empty caches it takes a fraction of pip's time (docs/benchmarks.md). The venv
+# is made without pip (installing pip into it took 12-24 s here) and uv comes from the interpreter's
+# own pip, or from pip in the venv where the interpreter has none.
+UV := $(VENV)/bin/uv
+UV_INSTALL := $(UV) pip install --quiet --python $(PY)
+
+$(UV):
+	python3 -m venv --without-pip $(VENV)
+	python3 -m pip --python $(PY) install --quiet uv 2>/dev/null || { python3 -m venv $(VENV) && $(PY) -m pip install --quiet uv; }
+
+$(VENV)/.installed-run: pyproject.toml | $(UV)
+	$(UV_INSTALL) -e '.[local]'
 	touch $@
 
-run: $(VENV)/.installed  ## start Redis (embedded unless REDIS_URL is set), workers and web; print the URL
+# The tests start hundreds of processes, perhaps where bytecode may not be written (CI, or
+# PYTHONDONTWRITEBYTECODE): every installed module is compiled once here, as pip would have. A module
+# that does not compile is left to fail where it is imported, as pip leaves it.
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-run
+	$(UV_INSTALL) --group test
+	-$(PY) -m compileall -qq -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+	touch $@
+
+$(VENV)/.installed-lint: pyproject.toml $(VENV)/.installed-run
+	$(UV_INSTALL) --group lint
+	touch $@
+
+run: $(VENV)/.installed-run  ## start Redis (embedded unless REDIS_URL is set), workers and web; print the URL
 	$(PY) -m stack
 
-test: $(VENV)/.installed  ## run the test suite against real Redis, workers and model
+test: $(VENV)/.installed-test  ## run the test suite against real Redis, workers and model
 	$(PY) -m pytest
 
-lint: $(VENV)/.installed  ## ruff check and format check
+lint: $(VENV)/.installed-lint  ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: $(VENV)/.installed
+format: $(VENV)/.installed-lint
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-schemas: $(VENV)/.installed  ## regenerate web/inference_types.py from the protocol's spec (web/inference_spec/)
+schemas: $(VENV)/.installed-test  ## regenerate web/inference_types.py from the protocol's spec (web/inference_spec/)
 	$(PY) web/inference_spec/generate.py
 
-bench: $(VENV)/.installed  ## throughput and latency of the whole service against the in-process limit (~3 min)
+bench: $(VENV)/.installed-test  ## throughput and latency of the whole service against the in-process limit (~3 min)
 	$(PY) -m bench
 
-bench-triton: $(VENV)/.installed  ## Triton's perf_analyzer against a private stack (~1 min; fetches the tool once)
+bench-triton: $(VENV)/.installed-test  ## Triton's perf_analyzer against a private stack (~1 min; fetches the tool once)
 	$(PY) -m bench.perf_analyzer
 
-bench-shared: $(VENV)/.installed  ## a polite client's latency while another client misbehaves (~1 min)
+bench-shared: $(VENV)/.installed-test  ## a polite client's latency while another client misbehaves (~1 min)
 	$(PY) -m bench.shared
 
-compare: $(VENV)/.installed  ## accuracy, training time and prediction cost of every recipe (3 seeds) and architecture (~20 min)
+compare: $(VENV)/.installed-run  ## accuracy, training time and prediction cost of every recipe (3 seeds) and architecture (~20 min)
 	$(PY) -m model.evaluation compare
 
-train: $(VENV)/.installed  ## retrain the shipped default model, its LiteRT export and the number scoring fitted to it
+train: $(VENV)/.installed-run  ## retrain the shipped default model, its LiteRT export and the number scoring fitted to it
 	$(PY) -m model.training train --recipe strong --out model/shipped/default.keras
 	$(PY) -m model.runtimes.litert model/shipped/default.keras model/shipped/default.tflite
 	$(PY) -m model.numbers fit

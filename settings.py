@@ -6,8 +6,8 @@ from the environment (variable = field name in capitals), once per process:
     from settings import get_settings
     get_settings().max_image_bytes
 
-A value that does not parse fails at start-up with a message naming the variable. The README's
-configuration table is checked against this class by tests/test_settings.py.
+A value that does not parse fails at start-up with a message naming the variable. The table in
+docs/configuration.md is checked against this class by tests/test_settings.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class SettingError(ValueError):
 
 
 def setting(default: Any, meaning: str, choices: tuple[str, ...] = ()) -> Any:
-    """A field of :class:`Settings`: its default and the one-line meaning the README repeats."""
+    """A field of :class:`Settings`: its default and the one-line meaning docs/configuration.md repeats."""
     return field(default=default, metadata={"meaning": meaning, "choices": choices})
 
 

@@ -81,7 +81,9 @@ class Stack:
         self.wait_for_web()
         return self.web_url
 
-    def wait_for_web(self, timeout: float = 30) -> None:
+    def wait_for_web(self, timeout: float = 120) -> None:
+        # As long as the workers get: a first start after an install (no bytecode compiled yet) took
+        # over 30 s on a busy 2-core machine, and `make run` failed.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.processes["web"].poll() is not None:

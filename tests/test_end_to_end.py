@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,6 +147,27 @@ def test_one_request_per_image_with_wait(stack, mnist):
     labels = [job["result"]["label"] for job in batch["jobs"]]
     assert (np.array(labels) == mnist.y_test[300:304]).sum() >= 3
     assert requests.get(f"{stack.web_url}/api/v1/batches/{batch['id']}", timeout=10).json()["jobs"] == batch["jobs"]
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+
+
+@pytest.mark.parametrize(
+    ("picture", "read", "shown"),
+    [("seven.png", "digit", 7), ("three.png", "digit", 3), ("number.png", "number", "2026")],
+)
+def test_the_readme_pictures_are_read_as_it_shows(stack, picture, read, shown):
+    # The README's curl examples, as written: one multipart field per picture, read=number for the number, ?wait=10.
+    data = {"read": read} if read == "number" else None
+    with open(EXAMPLES / picture, "rb") as image:
+        answer = requests.post(
+            f"{stack.web_url}/api/v1/predictions?wait=10", files={"image": image}, data=data, timeout=30
+        )
+
+    assert answer.status_code == 200, answer.text
+    (job,) = answer.json()["jobs"]
+    assert job["status"] == "succeeded" and job["read"] == read
+    assert job["result"]["text" if read == "number" else "label"] == shown
 
 
 def test_a_bad_wait_on_submit_is_refused_before_any_job_is_made(stack, mnist):

@@ -1,4 +1,4 @@
-"""Settings: one definition each, read from the environment with clear errors, and the README's table true to them."""
+"""Settings: one definition each, read from the environment with clear errors, and the documented table true to them."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 
 from settings import SettingError, Settings
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+CONFIGURATION_PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
 def service_table() -> dict[str, str]:
-    """Variable name -> default cell, from the README's first configuration table."""
-    section = README.read_text().split("## Configuration", 1)[1]
-    first_table = re.search(r"\| variable \| default \| meaning \|\n\|---\|---\|---\|\n((?:\|.*\n)+)", section)
+    """Variable name -> default cell, from the first table of docs/configuration.md (the service's settings)."""
+    page = CONFIGURATION_PAGE.read_text()
+    first_table = re.search(r"\| variable \| default \| meaning \|\n\|---\|---\|---\|\n((?:\|.*\n)+)", page)
     rows = {}
     for line in first_table.group(1).splitlines():
         names_cell, default_cell = line.split("|")[1:3]
@@ -32,12 +32,14 @@ def shown(default: object) -> str:
     return str(default)
 
 
-def test_the_readme_documents_every_setting_and_no_other():
+def test_the_configuration_page_documents_every_setting_and_no_other():
     documented = service_table()
-    assert set(documented) == set(Settings.variables()), "README's configuration table and settings.py differ"
+    assert set(documented) == set(Settings.variables()), "docs/configuration.md's table and settings.py differ"
     for name, field in Settings.variables().items():
         if field.default != "":
-            assert f"`{shown(field.default)}`" in documented[name], f"{name}: README's default is not {field.default!r}"
+            assert f"`{shown(field.default)}`" in documented[name], (
+                f"{name}: docs/configuration.md's default is not {field.default!r}"
+            )
 
 
 def test_values_come_from_the_environment_typed():
