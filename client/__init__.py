@@ -11,12 +11,12 @@ service), and Pillow, if installed, to catch non-images before sending them; ``d
 --local`` also needs the service's ``model`` package and TensorFlow.
 """
 
-from client.errors import ApiError, DigitsError, Interrupted, ServiceUnavailable, ServiceUnreachable
+from client.errors import DigitsError, Interrupted, RequestRefused, ServiceUnavailable, ServiceUnreachable
 from client.predictions import Prediction
 from client.service import DigitsClient
 
 __all__ = [
-    "ApiError",
+    "RequestRefused",
     "DigitsClient",
     "DigitsError",
     "Interrupted",

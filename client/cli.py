@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from client import display
-from client.errors import ApiError, DigitsError, Interrupted, ServiceUnavailable, ServiceUnreachable
+from client.errors import DigitsError, Interrupted, RequestRefused, ServiceUnavailable, ServiceUnreachable
 from client.files import files_in
 from client.predictions import Prediction
 from client.progress import ProgressDisplay
@@ -62,7 +62,7 @@ def reports_failures(command):
 def _failure_line(exc: DigitsError) -> str:
     if isinstance(exc, ServiceUnreachable):
         return f"error: {exc}. Start it with `make run` in the digits checkout, or set --server/DIGITS_URL."
-    if isinstance(exc, ApiError):
+    if isinstance(exc, RequestRefused):
         hint = " (set DIGITS_TOKEN to the token `make run` printed)" if exc.status in (401, 403) else ""
         return f"error: the service refused: {exc.message}{hint}"
     return f"error: {exc}"

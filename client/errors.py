@@ -23,7 +23,7 @@ class ServiceUnavailable(DigitsError):
         self.url, self.status, self.message, self.waited_s = url, status, message, waited_s
 
 
-class ApiError(DigitsError):
+class RequestRefused(DigitsError):
     """The service refused a request: its HTTP status and the ``{"error": {"code", "message"}}`` it sent."""
 
     def __init__(self, status: int, code: str, message: str):

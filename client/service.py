@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import quote
 
-from client.errors import ApiError, Interrupted
+from client.errors import Interrupted, RequestRefused
 from client.images import ImageInput, LoadedImage, RequestLimits, chunks, iter_images
 from client.predictions import Prediction
 from client.transport import Transport
@@ -64,7 +64,7 @@ class DigitsClient:
         error and the others are still answered. Jobs not ended within ``timeout`` seconds get a
         ``timeout`` error naming the job, which goes on. On Ctrl-C, raises :class:`Interrupted`
         with the ids of the jobs left running. A ``read`` the server does not know raises
-        :class:`ApiError` (``invalid_read``).
+        :class:`RequestRefused` (``invalid_read``).
         """
         if isinstance(images, str | bytes | bytearray | os.PathLike) or hasattr(images, "mode"):
             images = [images]
@@ -123,7 +123,7 @@ class DigitsClient:
             chunk = pending.pop()
             try:
                 batch_id, jobs, ended = self._post_images(chunk, read, wait)
-            except ApiError as exc:
+            except RequestRefused as exc:
                 if exc.status not in IMAGE_REJECTIONS or exc.code in REQUEST_ERRORS:
                     raise
                 if len(chunk) == 1:
@@ -151,17 +151,17 @@ class DigitsClient:
         params = {"read": read} | ({"wait": f"{wait:.1f}"} if wait >= 0.1 else {})
         try:
             answer = self._http.request("POST", "/api/v1/predictions", params=params, files=files, extra_read_s=wait)
-        except ApiError as exc:
+        except RequestRefused as exc:
             if exc.code == "invalid_wait" and self._learn_max_wait(exc, wait):
                 return self._post_images(chunk, read, min(wait, self._max_wait))
             raise
         jobs = answer["jobs"]
         if len(jobs) != len(chunk):
-            raise ApiError(502, "bad_answer", f"sent {len(chunk)} images, got {len(jobs)} jobs back")
+            raise RequestRefused(502, "bad_answer", f"sent {len(chunk)} images, got {len(jobs)} jobs back")
         ended = bool(answer.get("done"))
         return answer.get("batch_id") or answer.get("id"), jobs, ended
 
-    def _learn_max_wait(self, exc: ApiError, wait: float) -> bool:
+    def _learn_max_wait(self, exc: RequestRefused, wait: float) -> bool:
         """Lower the longest wait asked for to the server's, from its 400; whether it was lower."""
         stated = re.search(r"from 0 to (\d+)", exc.message)
         if stated and float(stated.group(1)) < wait:
@@ -169,7 +169,7 @@ class DigitsClient:
             return True
         return False
 
-    def _learn_request_limit(self, exc: ApiError, chunk: list[LoadedImage]) -> None:
+    def _learn_request_limit(self, exc: RequestRefused, chunk: list[LoadedImage]) -> None:
         """Shrink the chunk limits after a 413 for the request as a whole (too many images, too many bytes)."""
         if exc.code in REQUEST_LIMITS:
             stated = re.search(r"(?:limit of|at most) (\d+)", exc.message)
@@ -191,7 +191,7 @@ class DigitsClient:
         for batch_id, indexes in batches:
             try:
                 records = self._wait_batch(batch_id, indexes, accepted, deadline)
-            except ApiError as exc:
+            except RequestRefused as exc:
                 for index in indexes:
                     answers[index] = Prediction.failed(sources[index], exc.code, exc.message, accepted[index])
                 continue
@@ -226,7 +226,7 @@ class DigitsClient:
         path = f"/api/v1/jobs/{quote(job_id, safe='')}"
         try:
             return self._http.request("GET", path, params=params, extra_read_s=wait, retry_connection=True)
-        except ApiError as exc:
+        except RequestRefused as exc:
             if exc.code == "invalid_wait" and self._learn_max_wait(exc, wait):
                 return self.job(job_id, self._max_wait)  # this server allows shorter waits than the default
             raise

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from client.errors import ApiError, ServiceUnavailable, ServiceUnreachable
+from client.errors import RequestRefused, ServiceUnavailable, ServiceUnreachable
 
 RETRYABLE_STATUSES = frozenset({429, 503})
 CONNECT_TIMEOUT_S = 3.0  # a dead address must fail in seconds, not minutes
@@ -53,7 +53,7 @@ class Transport:
 
         Raises :class:`ServiceUnreachable` when nothing answers (with ``retry_connection``, for
         idempotent calls, retried first if the service answered before), :class:`ServiceUnavailable`
-        when retries run out, and :class:`ApiError` for any other error status.
+        when retries run out, and :class:`RequestRefused` for any other error status.
         ``extra_read_s`` lengthens the read timeout for long-polls.
         """
         url = f"{self.base_url}{path}"
@@ -93,11 +93,13 @@ class Transport:
                 continue
             if response.status_code >= 400:
                 code, message = _error_of(response)
-                raise ApiError(response.status_code, code, message)
+                raise RequestRefused(response.status_code, code, message)
             try:
                 return response.json()
             except ValueError:
-                raise ApiError(response.status_code, "not_json", f"{url} did not answer JSON: is it Digits?") from None
+                raise RequestRefused(
+                    response.status_code, "not_json", f"{url} did not answer JSON: is it Digits?"
+                ) from None
 
 
 def retry_after(response: requests.Response) -> float | None:

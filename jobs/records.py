@@ -124,7 +124,7 @@ class Started:
 
 
 @dataclass(frozen=True)
-class Limits:
+class PendingLimits:
     """How much unfinished work :meth:`JobRecords.create` admits (0: no limit): jobs and image
     bytes per client, and image bytes of everyone together."""
 
@@ -133,7 +133,7 @@ class Limits:
     total_bytes: int = 0
 
 
-NO_LIMITS = Limits()
+NO_LIMITS = PendingLimits()
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ class JobRecords:
         batch_id: str | None = None,
         client: str | None = None,
         images: Sequence[bytes] | None = None,
-        limits: Limits = NO_LIMITS,
+        limits: PendingLimits = NO_LIMITS,
         lanes: Lanes | None = None,
         ids: Sequence[str] | None = None,
     ) -> Created:

@@ -64,7 +64,7 @@ def callers(client) -> dict[str, Callable[[], object]]:
     client, its batch taken, read, finished; a correction added and deleted)."""
     records = rec.JobRecords(client)
     lanes = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, 16)
-    limits = rec.Limits(100, 10**6, 10**7)
+    limits = rec.PendingLimits(100, 10**6, 10**7)
     ids = [rec.new_job_id() for _ in range(3)]
     later = [rec.new_job_id() for _ in range(2)]
     feedback = FeedbackStore(client)

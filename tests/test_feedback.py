@@ -16,7 +16,7 @@ import pytest
 import redis
 import requests
 
-from client.errors import ApiError
+from client.errors import RequestRefused
 from client.service import DigitsClient
 from jobs import keys
 from jobs import records as rec
@@ -155,7 +155,7 @@ def test_the_client_and_the_command_correct(stack, predicted, clean):
     client = DigitsClient(stack.web_url)
     kept = client.correct(predicted[4]["id"], 9)
     assert kept["label"] == 9 and kept["corrected"]
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(RequestRefused) as refused:
         client.correct(predicted[4]["id"], 12)
     assert refused.value.status == 400
     assert client.feedback()["total"] == 1

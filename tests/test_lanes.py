@@ -28,7 +28,7 @@ def test_jobs_are_queued_in_the_step_that_records_them_fast_lane_until_a_backlog
 
 def test_a_job_over_a_limit_is_neither_recorded_nor_queued(redis_client):
     records = rec.JobRecords(redis_client)
-    limits = rec.Limits(jobs=1)
+    limits = rec.PendingLimits(jobs=1)
     records.create("predict", 1, client="10.0.0.1", images=[b"a"], lanes=LANES, limits=limits)
     with pytest.raises(rec.OverLimit):
         records.create("predict", 1, client="10.0.0.1", images=[b"b"], lanes=LANES, limits=limits)

@@ -201,14 +201,14 @@ def test_digits_predict_number_prints_the_text_and_writes_it(stack, mnist, tmp_p
 @pytest.mark.slow
 def test_digits_client_reads_numbers_and_refuses_an_unknown_read(stack, mnist):
     from client import DigitsClient
-    from client.errors import ApiError
+    from client.errors import RequestRefused
 
     number = number_of_test_digits(mnist, 4, index=3)
     client = DigitsClient(stack.web_url)
     (prediction,) = client.predict([number.data], read="number")
     assert prediction.ok and prediction.text == number.text and prediction.label is None
     assert [d["label"] for d in prediction.digits] == [int(c) for c in number.text]
-    with pytest.raises(ApiError, match="digit, number"):
+    with pytest.raises(RequestRefused, match="digit, number"):
         client.predict([number.data], read="numbers")
 
 

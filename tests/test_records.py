@@ -243,15 +243,17 @@ def test_byte_limits_refuse_a_request_whole_and_write_nothing(redis_client):
     records = rec.JobRecords(redis_client)
     records.create("predict", 2, client="10.0.0.1", images=[b"x" * 60, b"x" * 30])
     with pytest.raises(rec.OverLimit) as per_client:
-        records.create("predict", 2, client="10.0.0.1", images=[b"y" * 10, b"y"], limits=rec.Limits(bytes=100))
+        records.create("predict", 2, client="10.0.0.1", images=[b"y" * 10, b"y"], limits=rec.PendingLimits(bytes=100))
     assert (per_client.value.limit, per_client.value.outstanding, per_client.value.allowed) == ("bytes", 90, 100)
     with pytest.raises(rec.OverLimit) as everyone:
-        records.create("predict", 1, client="10.0.0.2", images=[b"z" * 20], limits=rec.Limits(total_bytes=100))
+        records.create("predict", 1, client="10.0.0.2", images=[b"z" * 20], limits=rec.PendingLimits(total_bytes=100))
     assert (everyone.value.limit, everyone.value.outstanding, everyone.value.allowed) == ("total_bytes", 90, 100)
     assert records.pending("10.0.0.1") == 2 and records.pending_bytes("10.0.0.1") == 90
     assert records.pending("10.0.0.2") == 0 and records.queued_bytes() == 90
     assert redis_client.zcard(keys.QUEUED_JOBS) == 2
-    assert records.create("predict", 1, client="10.0.0.2", images=[b"z" * 10], limits=rec.Limits(total_bytes=100))
+    assert records.create(
+        "predict", 1, client="10.0.0.2", images=[b"z" * 10], limits=rec.PendingLimits(total_bytes=100)
+    )
 
 
 def test_latency_is_counted_for_predictions_only_from_when_start_said_they_were_created(redis_client):

@@ -191,7 +191,7 @@ def create_training_job():
         raise ApiError(409, "model_store_full", str(exc)) from None
     params = {k: v for k, v in config.to_dict().items() if k not in NOT_REQUESTED}
     params["activate"] = activate
-    limit = rec.Limits(jobs=svc.settings.max_queued_training)
+    limit = rec.PendingLimits(jobs=svc.settings.max_queued_training)
     try:
         # Training jobs count against one shared budget: at most MAX_QUEUED_TRAINING unfinished.
         (job_id,) = svc.records.create("train", fields={"params": params}, client=TRAINING, limits=limit).ids

@@ -24,7 +24,7 @@ from web.auth import admin_required, predict_token_if_configured
 from web.errors import ApiError
 from web.openapi import Answer, Raw, documented
 from web.schemas import (
-    Correction,
+    CorrectionAnswer,
     CorrectionKept,
     Deleted,
     ExportQuery,
@@ -179,7 +179,7 @@ def _pixels(png_base64: str) -> np.ndarray:
     return pixels
 
 
-def _shown(correction: StoredCorrection | None) -> Correction:
+def _shown(correction: StoredCorrection | None) -> CorrectionAnswer:
     if correction is None:  # deleted meanwhile
         return {}  # type: ignore[typeddict-item]
     return {

@@ -236,7 +236,7 @@ class TrainingAccepted(JobRecord):
     status_url: str
 
 
-class Correction(TypedDict):
+class CorrectionAnswer(TypedDict):
     """A digit someone gave for a prediction, and the 28x28 image it is of."""
 
     job_id: JobId
@@ -249,7 +249,7 @@ class Correction(TypedDict):
     image_png: Png
 
 
-class CorrectionKept(Correction):
+class CorrectionKept(CorrectionAnswer):
     replaced: Annotated[bool, Field(description="it replaced an earlier correction of the job")]
 
 
@@ -271,7 +271,7 @@ class FeedbackList(TypedDict):
     by_model_version: Annotated[
         dict[str, dict[str, int]], Field(description="per model version predicted: {corrected, confirmed}")
     ]
-    corrections: Annotated[list[Correction], Field(description="newest first")]
+    corrections: Annotated[list[CorrectionAnswer], Field(description="newest first")]
 
 
 class Deleted(TypedDict):

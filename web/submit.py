@@ -98,7 +98,9 @@ def submit_predictions(
         fields["keep_image"] = "1"
     if version is not None:
         fields["version"] = str(version)
-    limits = rec.Limits(config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes)
+    limits = rec.PendingLimits(
+        config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes
+    )
     lanes = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending)
     # Watched before they exist: nothing is read until they have ended, and then only the records
     # their finished notices did not carry.

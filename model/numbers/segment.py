@@ -62,7 +62,7 @@ class TooManyDigits(ValueError):
 
 
 @dataclass(frozen=True)
-class NumberDigit:
+class FoundDigit:
     """One digit of a reading: its label and probabilities, where it is in the image, what the network saw."""
 
     label: int
@@ -87,7 +87,7 @@ class NumberReading:
     """A whole number read: its digits left to right (``text`` keeps leading zeros), or why there are none."""
 
     text: str
-    digits: tuple[NumberDigit, ...]
+    digits: tuple[FoundDigit, ...]
     confidence: float | None  # product of the digits' confidences; None when there are no digits
     reason: str | None = None  # why ``text`` is empty
 
@@ -135,7 +135,7 @@ class NumberPlan:
             return NumberReading.blank("the image is blank: no digit-sized ink, only short marks")
         _refuse_too_many(len(chosen), self.max_digits, exactly=True)
         digits = tuple(
-            NumberDigit(
+            FoundDigit(
                 label=int(probabilities[g].argmax()),
                 confidence=float(probabilities[g].max()),
                 probabilities=tuple(float(p) for p in probabilities[g]),
