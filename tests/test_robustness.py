@@ -33,7 +33,8 @@ def digits(mnist):
 
 
 def each(digits, name):
-    return [(digit.astype(np.float32) / 255, degraded.degraded(digit, name, index)) for index, digit in enumerate(digits)]
+    """(clean, degraded) pairs of ``digits``, both float32 in [0, 1]."""
+    return [(digit.astype(np.float32) / 255, degraded.degraded(digit, name, n)) for n, digit in enumerate(digits)]
 
 
 @pytest.mark.parametrize("name", list(DEGRADATIONS))

@@ -17,6 +17,7 @@ from model.training.config import (
     FINE_TUNE_EPOCHS,
     MAX_VERSION,
     RANGES,
+    RECIPE_ARCHITECTURES,
     RECIPES,
 )
 from web.services import settings
@@ -224,12 +225,12 @@ def schemas(max_images: int) -> dict:
             "recipe": {
                 "enum": list(RECIPES),
                 "default": DEFAULT_RECIPE,
-                "description": "how many epochs, unless given: "
-                + ", ".join(f"{name} {epochs}" for name, epochs in RECIPES.items())
-                + " (fast: about 99.2 % in under a minute; strong: the best model, about four minutes, which"
+                "description": "how many epochs and which architecture, unless given: "
+                + ", ".join(f"{name} {RECIPES[name]} of {arch}" for name, arch in RECIPE_ARCHITECTURES.items())
+                + " (fast: about 99.2 % in under a minute; strong: the best model, which"
                 " also learns that parts of digits and digits run together are no digit: it reads numbers best)",
             },
-            "arch": {"enum": list(ARCHITECTURES)},
+            "arch": {"enum": list(ARCHITECTURES), "description": "default: the recipe's"},
             "augment": {
                 "type": "boolean",
                 "description": "distort the images of the epochs between the first and the last",

@@ -136,7 +136,36 @@ def default(training: bool = False) -> keras.Model:
     )
 
 
-KERAS_ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"seed": seed, "default": default}
+def compact(training: bool = False) -> keras.Model:
+    """The ``fast`` recipe's network: about a third of ``default``'s training cost, for CPUs without
+    AMX (measured on an AVX2-only EPYC: 0.96 ms of CPU per training image against 3.0 ms).
+
+    On AVX2 a step's cost follows the multiply-adds and the full-resolution layers: a strided 5x5
+    convolution in place of the full-resolution one (no batch norm, ReLU or pooling at 28x28), one
+    convolution at 14x14 instead of two, narrower layers. Its head reads the 7x7 map flat, not
+    averaged: where strokes are matters to a network this shallow (two epochs on 20,000 images:
+    98.9 % against 97.5 % averaged).
+    """
+    dtype = training_dtype() if training else None
+    norm = TrainingBatchNormalization if training else layers.BatchNormalization
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE),
+            layers.Conv2D(32, 5, strides=2, padding="same", use_bias=False, dtype=dtype),
+            norm(momentum=0.9, dtype=dtype),
+            layers.ReLU(dtype=dtype),
+            *_conv_bn_relu(48, training),
+            layers.MaxPooling2D(2, dtype=dtype),
+            *_conv_bn_relu(96, training),
+            layers.Flatten(dtype=dtype),
+            layers.Dropout(0.3, dtype=dtype),
+            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
+        ],
+        name="compact",
+    )
+
+
+KERAS_ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"seed": seed, "default": default, "compact": compact}
 
 
 def build(name: str, training: bool = False) -> keras.Model:

@@ -525,7 +525,7 @@ class _Reporter(keras.callbacks.Callback):
 def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", choices=RECIPES, default=DEFAULT_RECIPE)
-    parser.add_argument("--arch", choices=ARCHITECTURES, default="default")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default=None, help="default: the recipe's")
     parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--seed", type=int, default=0)
