@@ -48,8 +48,9 @@ def test_each_degradation_is_deterministic_changes_the_digit_and_is_a_png_to_rea
     assert not np.array_equal(np.asarray(image), digit)
 
 
-def test_blocky_repeats_pixels_and_blurry_smooths_them(digits):
+def test_blocky_is_a_coarse_bilevel_scan_and_blurry_smooths(digits):
     for (clean, blocks), (_, smooth) in zip(each(digits, "blocky"), each(digits, "blurry"), strict=True):
+        assert set(np.unique(blocks)) <= {0.0, 1.0}
         distinct_rows = 1 + int((np.abs(np.diff(blocks, axis=0)).max(axis=1) > 0).sum())
         assert distinct_rows <= round(28 * degraded.SMALL_DIGIT[1] / degraded.MNIST_BOX)  # at most 22 rows differ
         assert sharpness(smooth) < sharpness(clean)
@@ -89,7 +90,7 @@ def test_low_contrast_is_faint_grainy_ink(digits):
 def test_salt_adds_specks_off_the_strokes(digits):
     for clean, specked in each(digits, "salt"):
         added = (specked == 1.0) & (clean == 0)
-        assert 0.01 * clean.size < added.sum() < 0.06 * clean.size
+        assert 0.02 * clean.size < added.sum() < 0.09 * clean.size
         assert np.array_equal(specked[~added & (specked != 1.0)], clean[~added & (specked != 1.0)])
 
 

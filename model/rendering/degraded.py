@@ -22,13 +22,14 @@ from model.rendering.digit import encode_png
 MNIST_BOX = 20  # MNIST's digits fill a 20x20 box in 28x28
 SIDE = 28
 SMALL_DIGIT = (8, 16)  # pixels the digit is reduced to (its box's longer side)
-THICKER = (1.0, 2.0)  # radius of the pen that thickens strokes, in MNIST pixels
-SLANT = (0.3, 0.6)  # horizontal shear, either way
-ELASTIC_ALPHA, ELASTIC_SIGMA = (28.0, 36.0), 4.0  # Simard et al. 2003: displacement scale and smoothness
+DEFOCUS = (0.8, 1.4)  # the blurry copy's Gaussian blur, in MNIST pixels
+THICKER = (1.5, 2.5)  # radius of the pen that thickens strokes, in MNIST pixels
+SLANT = (0.45, 0.75)  # horizontal shear, either way
+ELASTIC_ALPHA, ELASTIC_SIGMA = (34.0, 42.0), 4.0  # Simard et al. 2003: displacement scale and smoothness
 CONTRAST = (0.25, 0.4)  # ink against paper, as a share of the full range
 GRAIN = (0.01, 0.03)  # the scan's noise, standard deviation
-SALT = (0.02, 0.05)  # share of pixels that are specks of ink
-PEN = (1.2, 1.8)  # the canvas's even stroke width, in MNIST pixels
+SALT = (0.04, 0.08)  # share of pixels that are specks of ink
+PEN = (0.8, 1.3)  # the canvas's even stroke width, in MNIST pixels
 
 
 def reduce_and_enlarge(digit: np.ndarray, side: int, resample: Image.Resampling) -> np.ndarray:
@@ -103,17 +104,20 @@ def even_strokes(digit: np.ndarray, width: float) -> np.ndarray:
 
 
 def blocky(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Scanned or photographed small: reduced to 8-16 pixels, enlarged again by repeating pixels."""
-    return reduce_and_enlarge(digit, int(rng.integers(SMALL_DIGIT[0], SMALL_DIGIT[1] + 1)), Image.Resampling.NEAREST)
+    """A coarse black-and-white scan: reduced to 8-16 pixels, each pixel ink or paper, enlarged by repeating pixels."""
+    side = int(rng.integers(SMALL_DIGIT[0], SMALL_DIGIT[1] + 1))
+    bilevel = (reduce_and_enlarge(digit, side, Image.Resampling.NEAREST) >= 0.5).astype(np.float32)
+    return bilevel if bilevel.any() else reduce_and_enlarge(digit, side, Image.Resampling.NEAREST)
 
 
 def blurry(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Scanned or photographed small: reduced to 8-16 pixels, enlarged again smoothly (bicubic)."""
-    return reduce_and_enlarge(digit, int(rng.integers(SMALL_DIGIT[0], SMALL_DIGIT[1] + 1)), Image.Resampling.BICUBIC)
+    """A small, out-of-focus photo: reduced to 8-16 pixels, enlarged again smoothly (bicubic), blurred."""
+    small = reduce_and_enlarge(digit, int(rng.integers(SMALL_DIGIT[0], SMALL_DIGIT[1] + 1)), Image.Resampling.BICUBIC)
+    return ndimage.gaussian_filter(small, rng.uniform(*DEFOCUS))
 
 
 def thick(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Written with a broad pen: strokes thickened by a round pen of radius 1-2 pixels."""
+    """Written with a broad pen: strokes thickened by a round pen of radius 1.5-2.5 pixels."""
     return ndimage.grey_dilation(digit, footprint=pen(rng.uniform(*THICKER)))
 
 
@@ -123,12 +127,12 @@ def thin(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def slanted(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Written slanted: sheared by 0.3-0.6 (17-31 degrees), forwards or backwards."""
+    """Written slanted: sheared by 0.45-0.75 (24-37 degrees), forwards or backwards."""
     return shear(digit, rng.uniform(*SLANT) * rng.choice([-1.0, 1.0]))
 
 
 def distorted(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Differently shaped: an elastic distortion (alpha 28-36, sigma 4)."""
+    """Differently shaped: an elastic distortion (alpha 34-42, sigma 4)."""
     return elastic(digit, rng.uniform(*ELASTIC_ALPHA), ELASTIC_SIGMA, rng)
 
 
@@ -141,13 +145,13 @@ def low_contrast(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def salt(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Dust and specks on the scan: 2-5 % of the pixels, anywhere, at full ink."""
+    """Dust and specks on the scan: 4-8 % of the pixels, anywhere, at full ink."""
     specks = rng.random(digit.shape) < rng.uniform(*SALT)
     return np.where(specks, 1.0, digit).astype(np.float32)
 
 
 def canvas(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Drawn on a web canvas: thin, even strokes 1.2-1.8 pixels wide along the digit's centre lines."""
+    """Drawn on a web canvas: thin, even strokes 0.8-1.3 pixels wide along the digit's centre lines."""
     return even_strokes(digit, rng.uniform(*PEN))
 
 
