@@ -21,6 +21,9 @@ DEFAULT_RECIPE = "fast"
 # (model/fragments.py), so that the network doubts them when it reads a number. Only the recipe
 # that trains the shipped model pays the half minute it takes to cut them.
 RECIPE_FRAGMENTS = {"fast": 0, "strong": 20_000}
+# The share of augmented images that also get one of the ways scans degrade digits (model/augment.py):
+# the shipped model's recipe only (they cost a fifth more per augmented batch).
+RECIPE_SCAN_SHARE = {"fast": 0.0, "strong": 0.5}
 # Fine-tuning a stored version (base_version) without ``epochs``: one pass over MNIST's training
 # images and the corrections (about two minutes on two shared cores), at a tenth of the learning rate.
 FINE_TUNE_EPOCHS = 1
@@ -44,7 +47,8 @@ class TrainConfig:
     quickest way to a good network); ``include_feedback`` mixes the corrections people gave (all
     but the held-out share) into the training images; ``base_version`` starts from that stored
     Keras version instead of from scratch; ``fragments`` is how many parts of digits and digits
-    run together training also shows, as no digit (the recipe sets it).
+    run together training also shows, as no digit, and ``scan_share`` the share of augmented
+    images also degraded as scans degrade digits (the recipe sets both).
     """
 
     recipe: str = DEFAULT_RECIPE
@@ -59,6 +63,7 @@ class TrainConfig:
     include_feedback: bool = False
     base_version: int | None = None
     fragments: int = RECIPE_FRAGMENTS[DEFAULT_RECIPE]
+    scan_share: float = RECIPE_SCAN_SHARE[DEFAULT_RECIPE]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,7 +76,7 @@ class TrainConfig:
 
 
 # Set by training itself (or the recipe), never by a request.
-NOT_REQUESTED = ("validation_size", "seed", "fragments")
+NOT_REQUESTED = ("validation_size", "seed", "fragments", "scan_share")
 
 
 def request_parameters() -> set[str]:
@@ -96,6 +101,7 @@ def parse_train_config(raw: dict) -> TrainConfig:
     if not isinstance(recipe, str) or recipe not in RECIPES:
         raise ConfigError(f"recipe must be one of {list(RECIPES)}, got {recipe!r}"[:300])
     values["recipe"], values["epochs"], values["fragments"] = recipe, RECIPES[recipe], RECIPE_FRAGMENTS[recipe]
+    values["scan_share"] = RECIPE_SCAN_SHARE[recipe]
     arch = raw.get("arch")
     if arch is None:
         arch = RECIPE_ARCHITECTURES[recipe]
