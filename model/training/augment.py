@@ -73,11 +73,11 @@ def _slant(images: tf.Tensor) -> tf.Tensor:
 
 def _broad_pen(images: tf.Tensor) -> tf.Tensor:
     broader = _per_image(tf.shape(images)[0], 0.5)
-    return broader * tf.nn.max_pool2d(images, 5, 1, "SAME") + (1 - broader) * tf.nn.max_pool2d(images, 3, 1, "SAME")
+    return broader * _dilated(images, 5) + (1 - broader) * _dilated(images, 3)
 
 
 def _fine_pen(images: tf.Tensor) -> tf.Tensor:
-    thinner = -tf.nn.max_pool2d(-images, 2, 1, "SAME")
+    thinner = _eroded(images, 2)
     return thinner / tf.maximum(tf.reduce_max(thinner, axis=[1, 2, 3], keepdims=True), 0.3)
 
 
@@ -121,8 +121,8 @@ def _blocky(images: tf.Tensor) -> tf.Tensor:
 def _even_strokes(images: tf.Tensor) -> tf.Tensor:
     """Strokes of one strength with even, soft edges, as a canvas pen draws: the strokes' cores
     (the darkest of each 2x2 at least half strength), grown back by a pixel and softened."""
-    cores = tf.cast(-tf.nn.max_pool2d(-images, 2, 1, "SAME") > 0.5, tf.float32)
-    return tf.nn.avg_pool2d(tf.nn.max_pool2d(cores, 2, 1, "SAME"), 2, 1, "SAME")
+    cores = tf.cast(_eroded(images, 2) > 0.5, tf.float32)
+    return _stacked(lambda x: tf.nn.avg_pool2d(x, 2, 1, "SAME"), _dilated(cores, 2))
 
 
 def _uniform(n: tf.Tensor, low: float, high: float) -> tf.Tensor:
@@ -159,11 +159,25 @@ def _per_image(n: tf.Tensor, probability: float) -> tf.Tensor:
     return tf.reshape(tf.cast(tf.random.uniform([n]) < probability, tf.float32), [-1, 1, 1, 1])
 
 
+def _stacked(operation, images: tf.Tensor) -> tf.Tensor:
+    """``operation`` on (N, 28, 28, 1) ``images`` run as one image of N channels: the same result,
+    5-7 times faster (oneDNN's pooling and convolution on one channel do not vectorise)."""
+    return tf.transpose(operation(tf.transpose(images, [3, 1, 2, 0])), [3, 1, 2, 0])
+
+
+def _dilated(images: tf.Tensor, size: int) -> tf.Tensor:
+    return _stacked(lambda x: tf.nn.max_pool2d(x, size, 1, "SAME"), images)
+
+
+def _eroded(images: tf.Tensor, size: int) -> tf.Tensor:
+    return -_dilated(-images, size)
+
+
 def _random_thickness(images: tf.Tensor) -> tf.Tensor:
     """Blend towards a dilated (thicker) or eroded (thinner) stroke by a random amount."""
     n = tf.shape(images)[0]
-    thicker = tf.nn.max_pool2d(images, 3, 1, "SAME")
-    thinner = -tf.nn.max_pool2d(-images, 2, 1, "SAME")
+    thicker = _dilated(images, 3)
+    thinner = _eroded(images, 2)
     amount = tf.reshape(_uniform(n, -0.7, 0.7), [-1, 1, 1, 1]) * _per_image(n, P_THICKNESS)
     target = tf.where(amount > 0, thicker, thinner)
     return images + tf.abs(amount) * (target - images)
@@ -178,7 +192,10 @@ def _gaussian_kernel(sigma: float) -> tf.Tensor:
 
 def _random_blur(images: tf.Tensor) -> tf.Tensor:
     n = tf.shape(images)[0]
-    blurred = tf.nn.conv2d(images, _gaussian_kernel(0.9), 1, "SAME")
+    kernel = _gaussian_kernel(0.9)
+    blurred = _stacked(
+        lambda x: tf.nn.depthwise_conv2d(x, tf.tile(kernel, [1, 1, tf.shape(x)[3], 1]), [1, 1, 1, 1], "SAME"), images
+    )
     mask = _per_image(n, P_BLUR)
     return mask * blurred + (1 - mask) * images
 
