@@ -168,6 +168,10 @@ DEGRADATIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]]
 }
 ON_PAPER = {"low-contrast"}  # sent as dark ink on light paper; the others as MNIST is, light on black
 PAPER = 0.85
+# The file's side: the 28x28 digit with a margin of its own width around it, as a crop of a scan
+# would have. In 28x28 a broad-pen or blurred digit can cover half the image, and preprocess then
+# (rightly, for such an image) finds no background to tell the ink from.
+FILE_SIDE = 56
 
 
 def degraded(digit: np.ndarray, degradation: str, index: int, seed: int = 0) -> np.ndarray:
@@ -178,7 +182,14 @@ def degraded(digit: np.ndarray, degradation: str, index: int, seed: int = 0) -> 
 
 
 def degrade(digit: np.ndarray, degradation: str, index: int, seed: int = 0) -> bytes:
-    """:func:`degraded` as the PNG file a person would send (grayscale, 28x28)."""
-    ink = degraded(digit, degradation, index, seed)
+    """:func:`degraded` as the PNG file a person would send (grayscale, FILE_SIDE square, the digit in
+    the middle)."""
+    ink = np.zeros((FILE_SIDE, FILE_SIDE), np.float32)
+    start = (FILE_SIDE - SIDE) // 2
+    ink[start : start + SIDE, start : start + SIDE] = degraded(digit, degradation, index, seed)
+    if degradation in ON_PAPER:  # the paper's grain goes on the margin too
+        rng = np.random.default_rng([seed, 200, index])
+        margin = ink == 0
+        ink[margin] = rng.normal(0, float(np.std(ink[start : start + 4, start : start + SIDE])), int(margin.sum()))
     pixels = PAPER - ink if degradation in ON_PAPER else ink
     return encode_png(Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8), mode="L"))
