@@ -61,15 +61,17 @@ def accuracies(predictor, suite: list[Degraded], labels: np.ndarray) -> dict[str
 def table(names: list[str], columns: list[dict[str, float]], suite: list[Degraded]) -> str:
     """A Markdown table: a row per degradation and the mean, a column per model (later ones with the
     change from the first), and how many images preprocessing turned down."""
-    header = "| degradation  | " + " | ".join(f"{name:>14}" for name in names) + " | rejected |"
-    lines = [header, "|" + "|".join("-" * len(part) for part in header.split("|")[1:-1]) + "|"]
+    widths = [max(16, len(name)) for name in names]
+    header = "| degradation  | " + " | ".join(f"{name:>{w}}" for name, w in zip(names, widths, strict=True))
+    lines = [header + " | rejected |", "|--------------|" + "|".join("-" * (w + 2) for w in widths) + "|----------|"]
     rejected = {row.name: int(row.rejected.sum()) for row in suite}
     for row in [*DEGRADATIONS, MEAN]:
-        cells = [f"{columns[0][row] * 100:12.2f} %"]
+        cells = [f"{columns[0][row] * 100:.2f} %"]
         for column in columns[1:]:
-            cells.append(f"{column[row] * 100:6.2f} ({(column[row] - columns[0][row]) * 100:+5.2f})")
+            cells.append(f"{column[row] * 100:.2f} ({(column[row] - columns[0][row]) * 100:+.2f})")
         count = rejected.get(row, sum(rejected.values()))
-        lines.append(f"| {row:<12} | " + " | ".join(f"{cell:>14}" for cell in cells) + f" | {count:>8} |")
+        body = " | ".join(f"{cell:>{w}}" for cell, w in zip(cells, widths, strict=True))
+        lines.append(f"| {row:<12} | {body} | {count:>8} |")
     return "\n".join(lines)
 
 
