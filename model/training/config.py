@@ -102,10 +102,8 @@ def parse_train_config(raw: dict) -> TrainConfig:
         raise ConfigError(f"recipe must be one of {list(RECIPES)}, got {recipe!r}"[:300])
     values["recipe"], values["epochs"], values["fragments"] = recipe, RECIPES[recipe], RECIPE_FRAGMENTS[recipe]
     values["scan_share"] = RECIPE_SCAN_SHARE[recipe]
-    arch = raw.get("arch")
-    if arch is None:
-        arch = RECIPE_ARCHITECTURES[recipe]
-    elif arch not in ARCHITECTURES:
+    arch = raw.get("arch", RECIPE_ARCHITECTURES[recipe])
+    if arch not in ARCHITECTURES:
         raise ConfigError(f"arch must be one of {list(ARCHITECTURES)}, got {arch!r}"[:300])
     values["arch"] = arch
     for name in ("augment", "include_feedback"):

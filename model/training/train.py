@@ -542,7 +542,7 @@ def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
         config = parse_train_config(
             {
                 "recipe": args.recipe,
-                "arch": args.arch,
+                **({"arch": args.arch} if args.arch else {}),  # else the recipe's
                 "epochs": args.epochs,
                 "batch_size": args.batch_size,
                 "learning_rate": args.learning_rate,
