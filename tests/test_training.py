@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -30,13 +34,24 @@ def test_the_trained_network_is_plain_float32_keras(trained, mnist):
     assert (same.argmax(1) == mnist.y_test[:500]).mean() == pytest.approx(model.card["test_accuracy"], abs=0.03)
 
 
-def test_training_computes_in_bfloat16_only_where_the_cpu_does_it_natively():
-    """Emulated bfloat16 (an AVX2-only CPU) trained ten times slower than float32."""
-    assert architectures.training_dtype(frozenset({"avx2", "fma"})) == "float32"
-    assert architectures.training_dtype(frozenset({"avx2", "amx_bf16", "amx_tile"})) == "mixed_bfloat16"
-    assert architectures.training_dtype(frozenset({"avx512f", "avx512_bf16"})) == "mixed_bfloat16"
+def test_training_computes_in_bfloat16_only_where_the_kernels_do_it_natively():
+    """Emulated bfloat16 (an AVX2-only CPU, or oneDNN held to AVX2 on an AMX one) trained ten times slower."""
+    never = lambda: pytest.fail("asked the kernels on a CPU without native bfloat16")  # noqa: E731
+    assert architectures.training_dtype(frozenset({"avx2", "fma"}), never) == "float32"
+    assert architectures.training_dtype(frozenset({"avx2", "amx_bf16", "amx_tile"}), lambda: True) == "mixed_bfloat16"
+    assert architectures.training_dtype(frozenset({"avx512f", "avx512_bf16"}), lambda: True) == "mixed_bfloat16"
+    assert architectures.training_dtype(frozenset({"avx2", "amx_bf16", "amx_tile"}), lambda: False) == "float32"
     machine = architectures.training_dtype()
     assert {layer.dtype_policy.name for layer in architectures.build("default", training=True).layers[:-1]} == {machine}
+
+
+def test_onednn_held_to_avx2_trains_in_float32():
+    """ONEDNN_MAX_CPU_ISA=AVX2 makes an AMX machine's kernels AVX2-only, though /proc/cpuinfo still says AMX."""
+    script = "from model.training import architectures as a; print(a.training_dtype(), a.bfloat16_kernels_faster())"
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["float32", "False"]
 
 
 def test_the_training_form_computes_what_the_served_form_does(mnist):

@@ -131,7 +131,7 @@ def test_a_job_without_parameters_trains_the_fast_recipe(fleet):
     assert job["status"] == "succeeded", job
     assert {"model_version", "test_accuracy", "activated", "card"} <= set(job["result"])
     hyperparameters = job["result"]["card"]["hyperparameters"]
-    assert (hyperparameters["recipe"], hyperparameters["arch"], hyperparameters["epochs"]) == ("fast", "default", 2)
+    assert (hyperparameters["recipe"], hyperparameters["arch"], hyperparameters["epochs"]) == ("fast", "compact", 2)
     assert hyperparameters["augment"] is True
     assert 0 < job["progress"]["fraction"] <= 1
 

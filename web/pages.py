@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 
 from jobs.records import is_job_id
 from jobs.schemas import TERMINAL
-from model.training.config import ARCHITECTURES, RANGES, RECIPES, TrainConfig
+from model.training.config import ARCHITECTURES, RANGES, RECIPE_ARCHITECTURES, RECIPES, TrainConfig
 from web.auth import predict_token_if_configured
 from web.images import check_image
 from web.security import require_secret_key
@@ -70,9 +70,10 @@ def jobs_page():
 
 @bp.get("/train")
 def train_page():
-    # Epochs left empty: the chosen recipe decides (the placeholder says how many).
-    defaults = TrainConfig().to_dict() | {"epochs": None}
-    return render_template("train.html", architectures=ARCHITECTURES, ranges=RANGES, recipes=RECIPES, defaults=defaults)
+    # Epochs and architecture left empty: the chosen recipe decides (the page says which).
+    defaults = TrainConfig().to_dict() | {"epochs": None, "arch": None}
+    return render_template("train.html", architectures=ARCHITECTURES, ranges=RANGES, recipes=RECIPES,
+                           recipe_architectures=RECIPE_ARCHITECTURES, defaults=defaults)  # fmt: skip
 
 
 @bp.get("/models")

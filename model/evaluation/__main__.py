@@ -1,4 +1,4 @@
-"""python -m model.evaluation digits|compare|cost [options]: how well and how cheaply models read."""
+"""python -m model.evaluation digits|robustness|compare|cost [options]: how well and how cheaply models read."""
 
 import sys
 
@@ -7,6 +7,7 @@ from settings import get_settings
 
 TOOLS = {
     "digits": "model.evaluation.digits",
+    "robustness": "model.evaluation.robustness",
     "compare": "model.evaluation.compare",
     "cost": "model.evaluation.cost",
 }

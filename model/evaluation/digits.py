@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from model.images.preprocess import NotADigit, NotAnImage, preprocess
+from model.rendering.degraded import DEGRADATIONS, degrade
 from model.rendering.digit import RENDERINGS, render
 
 AS_PNG = "mnist-png"
@@ -50,8 +51,18 @@ def png(digit: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def as_file(digit: np.ndarray, rendering: str, index: int, seed: int = 0) -> bytes:
+    """The file of one uint8 MNIST digit by ``rendering``: ``AS_PNG`` (a plain PNG), one of
+    model.rendering.digit's RENDERINGS or one of model.rendering.degraded's DEGRADATIONS."""
+    if rendering == AS_PNG:
+        return png(digit)
+    if rendering in DEGRADATIONS:
+        return degrade(digit, rendering, index, seed)
+    return render(digit, rendering, index, seed)
+
+
 def prepare(digits: np.ndarray, rendering: str, first_index: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Render each digit (``AS_PNG``: as a plain PNG) and preprocess it.
+    """Make each digit's file by ``rendering`` (see :func:`as_file`) and preprocess it.
 
     Returns the (N, 28, 28) network inputs and a boolean mask of those preprocessing turned down
     (their input is left black).
@@ -59,9 +70,8 @@ def prepare(digits: np.ndarray, rendering: str, first_index: int = 0, seed: int 
     inputs = np.zeros((len(digits), 28, 28), dtype=np.float32)
     rejected = np.zeros(len(digits), dtype=bool)
     for n, digit in enumerate(digits):
-        data = png(digit) if rendering == AS_PNG else render(digit, rendering, first_index + n, seed)
         try:
-            inputs[n] = preprocess(data)
+            inputs[n] = preprocess(as_file(digit, rendering, first_index + n, seed))
         except (NotADigit, NotAnImage):
             rejected[n] = True
     return inputs, rejected

@@ -30,6 +30,8 @@ from model.training.config import (
     ARCHITECTURES,
     CLASSIC_ARCHITECTURES,
     DEFAULT_RECIPE,
+    FINE_TUNE_EPOCHS,
+    FINE_TUNE_LEARNING_RATE,
     RECIPES,
     ConfigError,
     TrainConfig,
@@ -410,7 +412,7 @@ def _batches(x: np.ndarray, y: np.ndarray, config: TrainConfig, augmented: range
         batch = tf.cast(batch, tf.float32)[..., None] / 255.0
         if augmented:
             distort = tf.logical_and(epoch >= augmented.start, epoch < augmented.stop)
-            batch = tf.cond(distort, lambda: augment_batch(batch), lambda: batch)
+            batch = tf.cond(distort, lambda: augment_batch(batch, config.scan_share), lambda: batch)
         return batch, targets
 
     stream = tf.data.Dataset.range(epochs).flat_map(epoch_batches).enumerate().map(gather)
@@ -525,7 +527,7 @@ class _Reporter(keras.callbacks.Callback):
 def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", choices=RECIPES, default=DEFAULT_RECIPE)
-    parser.add_argument("--arch", choices=ARCHITECTURES, default="default")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default=None, help="default: the recipe's")
     parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--seed", type=int, default=0)
@@ -533,12 +535,14 @@ def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
     parser.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--out", type=Path, default=None, help="model file to write (default: models/<arch>.keras)")
+    fine_tune = f"{FINE_TUNE_EPOCHS} epoch at learning rate {FINE_TUNE_LEARNING_RATE}"
+    parser.add_argument("--base", type=Path, default=None, help=f"fine-tune this .keras network (default {fine_tune})")
     args = parser.parse_args(argv)
     try:
         config = parse_train_config(
             {
                 "recipe": args.recipe,
-                "arch": args.arch,
+                **({"arch": args.arch} if args.arch else {}),  # else the recipe's
                 "epochs": args.epochs,
                 "batch_size": args.batch_size,
                 "learning_rate": args.learning_rate,
@@ -546,8 +550,16 @@ def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
                 "train_limit": args.train_limit,
             }
         )
-        trained = train(replace(config, seed=args.seed), load_mnist(mnist_dir), verbose=1)
-    except (ConfigError, DataError) as exc:
+        base = None
+        if args.base:
+            base = args.base.read_bytes()
+            arch = json.loads(args.base.with_suffix(".json").read_text())["arch"]
+            epochs, learning_rate = args.epochs or FINE_TUNE_EPOCHS, args.learning_rate or FINE_TUNE_LEARNING_RATE
+            config = replace(config, arch=arch, epochs=epochs, learning_rate=learning_rate)
+        trained = train(replace(config, seed=args.seed), load_mnist(mnist_dir), verbose=1, base=base)
+        if args.base:
+            trained.card["base_file"] = str(args.base)
+    except (ConfigError, DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = args.out or Path("models") / f"{config.arch}{SUFFIXES[trained.file_format]}"

@@ -25,7 +25,7 @@ function parameters() {
   const number = (id) => (form.elements[id].value === "" ? undefined : Number(form.elements[id].value));
   const params = {
     recipe: form.elements.recipe.value,
-    arch: form.elements.arch.value,
+    arch: form.elements.arch.value || undefined, // empty: the recipe's
     epochs: number("epochs"),
     batch_size: number("batch_size"),
     learning_rate: number("learning_rate"),
