@@ -172,7 +172,7 @@ def _maybe_activate(
 
 def _scores(process: WorkerProcess, version: int, held: tuple[np.ndarray, np.ndarray]) -> Scores:
     """The active version's MNIST test accuracy (from its card) and its accuracy on the same
-    held-out corrections the new version was judged on (read now)."""
+    held-out corrections the new version was judged on (measured now)."""
     card = process.store.card(version) or {}
     images, labels = held
     if not len(labels):
