@@ -13,7 +13,7 @@ from celery.worker import WorkController
 
 from worker.consumer import LaneConsumer
 from worker.housekeeping import Housekeeping
-from worker.process import WorkerProcess, open_process, serves_predictions, set_current
+from worker.process import WorkerProcess, open_process, serves_predictions, set_current, this_worker_is
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ class ServiceStep(bootsteps.StartStopStep):
     def __init__(self, worker: WorkController, **kwargs):
         super().__init__(worker, **kwargs)
         self.queues = tuple(worker.app.amqp.queues.consume_from)
+        this_worker_is(worker.hostname, self.queues)
         self.process: WorkerProcess | None = None
         self.housekeeping: Housekeeping | None = None
         self.consumer: LaneConsumer | None = None

@@ -63,8 +63,16 @@ def open_process(hostname: str, queues: Sequence[str], with_model: bool) -> Work
     return WorkerProcess(hostname, tuple(queues), settings, client, records, store, models)
 
 
+# This worker's --hostname and queues, told by the bootstep before any pool process forks.
+_worker: tuple[str, tuple[str, ...]] = (os.uname().nodename, keys.QUEUES)
 _current: WorkerProcess | None = None
 _lock = threading.Lock()
+
+
+def this_worker_is(hostname: str, queues: Sequence[str]) -> None:
+    """Name the worker this process belongs to (and the pool processes it forks after)."""
+    global _worker
+    _worker = (hostname, tuple(queues))
 
 
 def set_current(process: WorkerProcess) -> None:
@@ -80,7 +88,5 @@ def current() -> WorkerProcess:
     global _current
     with _lock:
         if _current is None or _current.pid != os.getpid():
-            main = _current  # inherited through the fork: its names, not its connections
-            hostname = main.hostname if main else os.uname().nodename
-            _current = open_process(hostname, main.queues if main else keys.QUEUES, with_model=False)
+            _current = open_process(*_worker, with_model=False)
         return _current
