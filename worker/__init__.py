@@ -29,7 +29,7 @@ What runs where (the worker's process model; this is the one place it is decided
   time limit between batches.
 - **A warm shutdown** (SIGTERM) takes no more jobs and records the batch in hand, waiting at most
   two batch budgets and one image's (``PREDICT_BATCH_BUDGET_MS``, ``PREPROCESS_BUDGET_MS``); jobs
-  not begun go back to their lanes. A cold one (a second SIGTERM) does not wait: like the jobs of a
+  not begun go back to their lanes. A cold one (SIGQUIT, or Ctrl-C twice) does not wait: like the jobs of a
   worker that died, its batch is taken over once its heartbeat stops (jobs/lanes.py, ``give_back``).
 
 Every log line names the process that wrote it (worker/logs.py).
