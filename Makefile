@@ -45,9 +45,10 @@ run: $(VENV)/.installed-run  ## start Redis (embedded unless REDIS_URL is set), 
 test: $(VENV)/.installed-test  ## run the test suite against real Redis, workers and model
 	$(PY) -m pytest
 
-lint: $(VENV)/.installed-lint  ## ruff check and format check
+lint: $(VENV)/.installed-lint  ## ruff, and the layering contracts of pyproject.toml (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.installed-lint
 	$(VENV)/bin/ruff check --fix .

@@ -5,7 +5,11 @@ lane entry is a few bytes and the record, not the entry, says what is to be done
 put in a lane by the script that records them (one round trip); a worker takes up to a batch at
 once, the fast lane first, and marks them running in its next round trip. An id lost between the
 two (its worker died in that instant) is still queued in its record, and found by
-jobs/recovery.py; an id taken twice is read once (only a queued job can be started).
+jobs/recovery.py; an id taken twice is recognised once (only a queued job can be started).
+
+Every path that puts a job back in its lane goes through :func:`give_back`: a worker's jobs left
+over when its batch's time ran out, jobs it could not record (Redis was away), the jobs of a
+worker that died, and jobs still queued long after they were sent (jobs/recovery.py).
 """
 
 from __future__ import annotations
@@ -15,12 +19,33 @@ from collections.abc import Sequence
 import redis
 
 from jobs import keys, scripts
+from jobs.records import JobRecords
 
 
 def put(client: redis.Redis, lane: str, job_ids: Sequence[str]) -> None:
     """Queue jobs (already recorded as queued) at the back of ``lane``."""
     if job_ids:
         client.rpush(keys.lane(lane), *job_ids)
+
+
+def give_back(records: JobRecords, job_ids: Sequence[str], taken_by: str | None = None) -> list[str]:
+    """Put jobs at the back of their own lanes (the lane each job's record names); return their ids.
+
+    With ``taken_by`` (a live worker giving back what it took), only the jobs that worker started
+    (they become queued again) and those it took from a lane but never started go back; a job
+    another worker started, or one that ended, stays where it is. Without it (the jobs of a dead
+    worker, or lost from their lane), every job given goes back as it is: a dead worker's job
+    stays marked running on it, so the worker that takes it next knows it as a suspect.
+    """
+    job_ids = records.release(job_ids, taken_by) if taken_by is not None else list(job_ids)
+    if not job_ids:
+        return []
+    by_lane: dict[str, list[str]] = {}
+    for job_id, lane in zip(job_ids, records.lanes(job_ids), strict=True):
+        by_lane.setdefault(lane or keys.PREDICT_QUEUE, []).append(job_id)
+    for lane, ids in by_lane.items():
+        put(records.redis, lane, ids)
+    return job_ids
 
 
 def depth(client: redis.Redis, lane: str) -> int:

@@ -33,22 +33,29 @@ def requeue_lost(records: JobRecords, app: Celery, older_than_s: float) -> list[
     if not suspects or not records.redis.set(keys.RECOVERY_LOCK, "1", nx=True, ex=LOCK_S):
         return []
     try:
-        return [job_id for job_id in suspects if _send_again(records, app, job_id)]
+        return _send_again(records, app, suspects)
     finally:
         records.redis.delete(keys.RECOVERY_LOCK)
 
 
-def _send_again(records: JobRecords, app: Celery, job_id: str) -> bool:
-    job_type, status, lane = records.redis.hmget(keys.job(job_id), "type", "status", "lane")
-    if status != QUEUED.encode():
-        records.forget_queued(job_id)  # started, ended or expired meanwhile
-        return False
-    records.mark_sent(job_id)  # give the new message its time
-    if job_type == b"train":
-        queue.enqueue_training(app, job_id)
-    elif job_type == b"check":
-        queue.enqueue_check(app, job_id)
-    else:
-        lanes.put(records.redis, (lane or keys.PREDICT_QUEUE.encode()).decode(), [job_id])
-    log.warning("job %s: still queued long after its message was sent; sent again", job_id, extra={"job_id": job_id})
-    return True
+def _send_again(records: JobRecords, app: Celery, job_ids: list[str]) -> list[str]:
+    """Send again those of ``job_ids`` still queued (in order); forget the others."""
+    pipe = records.redis.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hmget(keys.job(job_id), "type", "status")
+    sent, predictions = [], []
+    for job_id, (job_type, status) in zip(job_ids, pipe.execute(), strict=True):
+        if status != QUEUED.encode():
+            records.forget_queued(job_id)  # started, ended or expired meanwhile
+            continue
+        records.mark_sent(job_id)  # give the new message its time
+        if job_type == b"train":
+            queue.enqueue_training(app, job_id)
+        elif job_type == b"check":
+            queue.enqueue_check(app, job_id)
+        else:
+            predictions.append(job_id)
+        sent.append(job_id)
+        log.warning("job %s: still queued long after it was sent; sent again", job_id, extra={"job_id": job_id})
+    lanes.give_back(records, predictions)
+    return sent

@@ -20,7 +20,7 @@ SILENCE_S = 3 * HEARTBEAT_S
 
 
 @dataclass(frozen=True)
-class Worker:
+class LiveWorker:
     """One live worker process, as its last heartbeat described it."""
 
     name: str
@@ -75,7 +75,7 @@ def beat(
     pipe.execute()
 
 
-def live(client: redis.Redis) -> list[Worker]:
+def live(client: redis.Redis) -> list[LiveWorker]:
     """The worker processes that beat within the last :data:`SILENCE_S` seconds (two round trips)."""
     names = [name.decode() for name in client.zrangebyscore(keys.WORKERS, time.time() - SILENCE_S, "+inf")]
     if not names:
@@ -89,7 +89,7 @@ def live(client: redis.Redis) -> list[Worker]:
             continue
         fields = {key.decode(): value.decode() for key, value in raw.items()}
         workers.append(
-            Worker(
+            LiveWorker(
                 name=name,
                 queues=tuple(q for q in fields.get("queues", "").split(",") if q),
                 model_version=int(fields["model_version"]) if fields.get("model_version") else None,

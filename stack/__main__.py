@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         for i in range(args.predict_workers):
-            stack.start_worker(f"predict{i + 1}", queues=PREDICT_QUEUES, pool="solo")
+            stack.start_worker(f"predict{i + 1}", queues=PREDICT_QUEUES)
         stack.start_worker("train1", queues="train")
         url = stack.start_web(port=args.port)
         where = f" (embedded, data in var/redis, at most {settings.redis_maxmemory})" if redis_server else ""

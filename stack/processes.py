@@ -58,10 +58,15 @@ class Stack:
         name: str,
         queues: str = ",".join(keys.QUEUES),
         concurrency: int = 1,
-        pool: str = "prefork",
+        pool: str | None = None,
         env: dict | None = None,
     ) -> subprocess.Popen:
-        """A Celery worker named ``name@<host>``; returns once it is started (not yet ready)."""
+        """A Celery worker named ``name@<host>``; returns once it is started (not yet ready).
+
+        ``pool`` defaults to the one the worker's process model asks for (worker/__init__.py):
+        solo for a worker that serves a prediction lane, prefork otherwise."""
+        if pool is None:
+            pool = "solo" if any(name in keys.PREDICT_QUEUES for name in queues.split(",")) else "prefork"
         args = [str(BIN / "celery"), "-A", "worker", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool]
         args += ["--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
         return self._spawn(name, args, env)

@@ -69,18 +69,36 @@ def test_a_worker_of_one_lane_takes_from_that_lane_only(redis_client):
     assert lanes.depth(redis_client, keys.PREDICT_QUEUE) == 1
 
 
-def test_jobs_given_back_are_those_still_the_workers_own_or_never_started(redis_client):
+def test_jobs_given_back_are_those_still_the_workers_own_or_never_started_each_to_its_lane(redis_client):
     records = rec.JobRecords(redis_client)
-    mine, theirs, never_started, ended = records.create("predict", 4, images=[b"a", b"b", b"c", b"d"]).ids
+    fast = records.create("predict", 2, client="10.0.0.1", images=[b"a", b"b"], lanes=LANES).ids
+    bulk = records.create("predict", 2, client="10.0.0.1", images=[b"c", b"d"], lanes=LANES).ids  # a backlog
+    mine, theirs, never_started, ended = fast + bulk
+    assert lanes.LaneReader(redis_client, keys.PREDICT_QUEUES).take(4, 0.1) == [mine, theirs, never_started, ended]
     records.start([mine], "w1")
     records.start([theirs], "w2")
     records.start([ended], "w1")
     records.finish([rec.Outcome(ended, "succeeded", result={})])
 
-    given_back = records.release([mine, theirs, never_started, ended], "w1")
+    given_back = lanes.give_back(records, [mine, theirs, never_started, ended], taken_by="w1")
 
     assert sorted(given_back) == sorted([mine, never_started])
     assert [records.get(i)["status"] for i in (mine, theirs, never_started)] == ["queued", "running", "queued"]
+    assert redis_client.lrange(keys.lane(keys.PREDICT_QUEUE), 0, -1) == [mine.encode()]
+    assert redis_client.lrange(keys.lane(keys.BULK_QUEUE), 0, -1) == [never_started.encode()]
+
+
+def test_a_dead_workers_jobs_go_back_to_their_lane_still_marked_as_its_own(redis_client):
+    records = rec.JobRecords(redis_client)
+    (job_id,) = records.create("predict", 1, client="10.0.0.1", images=[b"a"], lanes=LANES).ids
+    assert lanes.LaneReader(redis_client, keys.PREDICT_QUEUES).take(1, 0.1) == [job_id]
+    records.start([job_id], "dead@host:1")
+
+    assert lanes.give_back(records, [job_id]) == [job_id]
+
+    assert redis_client.lrange(keys.lane(keys.PREDICT_QUEUE), 0, -1) == [job_id.encode()]
+    (taken_over,) = records.start([job_id], "w2", silence_s=0)  # the next worker knows it as a suspect
+    assert taken_over.taken and taken_over.suspect and records.get(job_id)["worker"] == "w2"
 
 
 def test_thousands_of_jobs_in_one_request_are_recorded_queued_and_started_in_one_step_each(redis_client):

@@ -41,3 +41,17 @@ def test_a_training_job_over_its_time_limit_is_stopped_and_fails_saying_so(pool)
         alive = stack.processes["t1"].poll() is None
     assert job["status"] == "failed" and job["error"]["code"] == "time_limit", job
     assert "8 s" in job["error"]["message"] and alive
+    assert job["worker"].startswith("t1@"), job  # in a pool process too, named after its worker
+
+
+@pytest.mark.slow
+def test_a_training_job_whose_time_runs_out_while_tensorflow_loads_fails_saying_so():
+    # Loading TensorFlow in the pool process takes seconds (more on a busy machine): with a 1 s
+    # limit, Celery's soft limit lands in the import, before any training.
+    workers = {"t1": {"queues": "train"}}
+    with running_stack(
+        OUTPUT / "test_training_time_limit_at_start", env={"TRAINING_TIME_LIMIT": "1"}, workers=workers
+    ) as stack:
+        accepted = train(stack.web_url, arch="seed", epochs=1)
+        job = wait_for(stack.web_url, accepted.json()["job_id"], timeout=60)
+    assert job["status"] == "failed" and job["error"]["code"] == "time_limit", job

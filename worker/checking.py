@@ -1,16 +1,13 @@
-"""Checking a stored model version before it may be served (model/check.py does the checking, in a
+"""Checking a stored model version before it may be served (model/runtimes/check.py checks, in a
 child process held to memory and time limits); the verdict is kept beside the version."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from jobs import records as rec
 from model.runtimes.check import CheckLimits, check_bytes
-
-if TYPE_CHECKING:
-    from worker.process import WorkerProcess
+from worker.process import WorkerProcess
 
 log = logging.getLogger(__name__)
 

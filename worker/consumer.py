@@ -1,17 +1,17 @@
-"""A predict worker process's loop, on a thread of its own: take a batch of job ids from the lanes
-(fast lane first), read them (worker/predicting.py), and again.
+"""A predict worker's loop, on a thread of the worker's main process: take a batch of job ids from
+the lanes (fast lane first), recognise them (worker/predicting.py), and again.
 
-There is no batching timer: what arrives while one batch is read forms the next, so batches grow
-with the load, and a lone job is read the moment it arrives. A worker takes only what it reads
-next (at most ``PREDICT_BATCH_IMAGES`` ids), so nothing waits in one worker's hands while another
-is idle.
+There is no batching timer: what arrives while one batch is recognised forms the next, so batches
+grow with the load, and a lone job is taken the moment it arrives. A worker takes only what it
+recognises next (at most ``PREDICT_BATCH_IMAGES`` ids), so nothing waits in one worker's hands
+while another is idle.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+import time
 
 import redis
 
@@ -19,9 +19,7 @@ from jobs import keys
 from jobs import records as rec
 from jobs.lanes import LaneReader
 from worker.predicting import predict_jobs
-
-if TYPE_CHECKING:
-    from worker.process import WorkerProcess
+from worker.process import WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +28,7 @@ WAIT_S = 1.0
 
 
 class LaneConsumer:
-    """Started once per predict worker process; :meth:`stop` ends it after the batch in hand."""
+    """Started once per predict worker (worker/bootstep.py); :meth:`stop` ends it after the batch in hand."""
 
     def __init__(self, process: WorkerProcess):
         self.process = process
@@ -40,13 +38,21 @@ class LaneConsumer:
 
     def start(self) -> LaneConsumer:
         self._thread.start()
+        log.info("taking prediction jobs from the lanes %s", ", ".join(self.lanes))
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Take no more jobs; wait up to ``timeout`` seconds for the batch in hand to be recorded."""
+    def stop(self, timeout: float) -> bool:
+        """Take no more jobs; wait up to ``timeout`` seconds for the batch in hand to be recorded.
+        Returns whether it was (a batch not recorded is taken over once this worker falls silent)."""
         self._stopping.set()
+        started = time.monotonic()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("stopped taking prediction jobs; the batch in hand was not recorded within %.1f s", timeout)
+            return False
+        log.info("stopped taking prediction jobs (the batch in hand recorded in %.2f s)", time.monotonic() - started)
+        return True
 
     def _run(self) -> None:
         reader = LaneReader(self.process.redis, self.lanes)
@@ -62,11 +68,11 @@ class LaneConsumer:
                 self.serve(job_ids)
 
     def serve(self, taken: list[str]) -> None:
-        """Read and record the jobs; jobs Redis could not record stay this process's own until
+        """Recognise and record the jobs; jobs Redis could not record stay this process's own until
         housekeeping gives them back. Never raises: one bad batch must not stop the loop."""
         job_ids = [job_id for job_id in taken if rec.is_job_id(job_id)]
         if len(job_ids) < len(taken):
-            # Only this service writes the lanes; anything else there is dropped, not read or retried.
+            # Only this service writes the lanes; anything else there is dropped, not recognised or retried.
             log.warning("dropped %d lane entries that are not job ids: %.200r", len(taken) - len(job_ids), taken)
         if not job_ids:
             return
@@ -77,7 +83,7 @@ class LaneConsumer:
             process.unrecorded.update(job_ids)
             log.warning("Redis unavailable (%s): %d jobs go back to their lanes later", exc, len(job_ids))
         except Exception:
-            # Not a transient failure: reading again would fail the same way, so end the jobs with the reason.
+            # Not a transient failure: trying again would fail the same way, so end the jobs with the reason.
             log.exception("batch of %d jobs failed", len(job_ids), extra={"job_ids": job_ids})
             failure = rec.error("internal_error", "the worker failed on this batch; see its log")
             try:

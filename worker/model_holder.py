@@ -72,7 +72,7 @@ class ModelHolder:
         return self.current
 
     def version(self, version: int | None) -> Predictor | None:
-        """The model that reads jobs asking for ``version`` (None: the active one); None if that
+        """The model that recognises jobs asking for ``version`` (None: the active one); None if that
         version cannot be loaded here (it is not tried again while it stays among the few kept)."""
         current = self.loaded()
         if version is None or (current is not None and current.version == version):

@@ -1,32 +1,29 @@
-"""A batch of prediction jobs through this worker process: take them from the records, read them,
-write every outcome back, and give back what was not read.
+"""A batch of prediction jobs through this worker process: start them in the records, recognise
+them, record every outcome, and give back what was not begun.
 
 A batch is bounded twice: by ``PREDICT_BATCH_IMAGES`` images (worker/consumer.py takes the fast
-lane's jobs first) and by ``PREDICT_BATCH_BUDGET_MS`` of reading, after which the images not
+lane's jobs first) and by ``PREDICT_BATCH_BUDGET_MS`` of recognising, after which the images not
 begun go back to their lanes, so one slow request never holds a worker for long. Jobs taken over
-from a worker that died are read one at a time, each recorded before the next: if one of them
-takes this worker down too, the others are not held back, and that one ends ``poison``.
+from a worker that died are recognised one at a time, each recorded before the next: if one of
+them takes this worker down too, the others are not held back, and that one ends ``poison``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from jobs import keys, lanes
+from jobs import lanes
 from jobs import records as rec
 from model.recognise import Bounds
-from worker import batch
-
-if TYPE_CHECKING:
-    from worker.process import WorkerProcess
+from worker.batch import poisoned, recognise_batch
+from worker.process import WorkerProcess
 
 log = logging.getLogger(__name__)
 
 
 def predict_jobs(process: WorkerProcess, job_ids: Sequence[str]) -> None:
-    """Take, read and record the jobs; raises redis errors (the caller gives the jobs back later)."""
+    """Start, recognise and record the jobs; raises redis errors (the caller gives the jobs back later)."""
     settings = process.settings
     jobs = [job for job in process.records.start(job_ids, process.name) if job.taken]
     if not jobs:
@@ -38,43 +35,26 @@ def predict_jobs(process: WorkerProcess, job_ids: Sequence[str]) -> None:
         max_digits=settings.max_digits_per_number,
         seconds=settings.preprocess_budget_ms / 1000,
     )
-    outcomes = [batch.poisoned(job) for job in jobs if job.poison]
+    outcomes = [poisoned(job) for job in jobs if job.poison]
     for job in (job for job in jobs if job.suspect and not job.poison):
         process.records.read_alone(job.job_id)
-        alone = batch.read([job], _model(process, job.version), bounds)
+        alone = recognise_batch([job], _model(process, job.version), bounds)
         _record(process, alone.outcomes, alone.through_model, started)
     fresh = [job for job in jobs if not job.suspect]
     # One model call per version asked for; nearly always one, the active version.
     for version in dict.fromkeys(job.version for job in fresh):
         group = [job for job in fresh if job.version == version]
-        done = batch.read(group, _model(process, version), bounds, settings.predict_batch_budget_ms / 1000)
+        done = recognise_batch(group, _model(process, version), bounds, settings.predict_batch_budget_ms / 1000)
         _record(process, outcomes + done.outcomes, done.through_model, started)
         outcomes = []
-        if done.unread:
-            give_back(process, [job.job_id for job in done.unread])
+        if done.left_over:
+            lanes.give_back(process.records, [job.job_id for job in done.left_over], taken_by=process.name)
     if outcomes:
         _record(process, outcomes, 0, started)
 
 
 def _model(process: WorkerProcess, version: int | None):
     return process.models.version(version) if process.models else None
-
-
-def give_back(process: WorkerProcess, job_ids: Sequence[str]) -> list[str]:
-    """Put jobs this worker took but did not finish back in their lanes (those still its own, or
-    still queued); return their ids."""
-    released = process.records.release(job_ids, process.name)
-    send_again(process, released)
-    return released
-
-
-def send_again(process: WorkerProcess, job_ids: Sequence[str]) -> None:
-    """Queue jobs again, each in its own lane."""
-    by_lane: dict[str, list[str]] = {}
-    for job_id, lane in zip(job_ids, process.records.lanes(job_ids), strict=True):
-        by_lane.setdefault(lane or keys.PREDICT_QUEUE, []).append(job_id)
-    for lane, ids in by_lane.items():
-        lanes.put(process.redis, lane, ids)
 
 
 def _record(

@@ -1,6 +1,10 @@
-"""This worker process's share of the service, set up once after any fork: Redis, the job
-records, the model store, the model and the loop that takes jobs from the lanes (only where
-predictions are served), and the housekeeping."""
+"""What one worker process works with: its name, the queues its worker serves, the settings, Redis,
+the job records, the model store and (where it serves predictions) the model.
+
+The worker's main process opens its own in the bootstep (worker/bootstep.py), model included. A
+pool process (a prefork worker's child, where training runs) opens one of its own on first use,
+after the fork and without a model: nothing opened before a fork is used after it.
+"""
 
 from __future__ import annotations
 
@@ -16,64 +20,73 @@ from jobs import records as rec
 from jobs.model_store import ModelStore
 from jobs.queue import connect
 from settings import Settings, get_settings
-from worker.consumer import LaneConsumer
-from worker.housekeeping import Housekeeping
 from worker.model_holder import ModelHolder
 
 
 @dataclass
 class WorkerProcess:
-    name: str
+    hostname: str  # the worker's --hostname, e.g. predict1@host
     queues: tuple[str, ...]
     settings: Settings
     redis: redis.Redis
     records: rec.JobRecords
     store: ModelStore
-    models: ModelHolder | None  # None in a process that only trains
+    models: ModelHolder | None  # None where no model is served: a training worker, a pool process
+    pid: int = field(default_factory=os.getpid)
     # Jobs taken but not recorded (Redis was away): housekeeping gives them back.
     unrecorded: set[str] = field(default_factory=set)
-    consumer: LaneConsumer | None = None  # None in a process that only trains
+
+    @property
+    def name(self) -> str:
+        """How the worker registry, the job records and the logs name this process."""
+        return f"{self.hostname}:{self.pid}"
 
 
-def _start(name: str, queues: Sequence[str]) -> WorkerProcess:
+def serves_predictions(queues: Sequence[str]) -> bool:
+    """Whether a worker consuming ``queues`` takes prediction jobs from a lane."""
+    return any(name in keys.PREDICT_QUEUES for name in queues)
+
+
+def open_process(hostname: str, queues: Sequence[str], with_model: bool) -> WorkerProcess:
+    """This process's connections and records; ``with_model`` loads the active model first."""
     settings = get_settings()
     client = connect()
     store = ModelStore(client)
     models = None
-    if any(name in keys.PREDICT_QUEUES for name in queues):
+    if with_model:
         if settings.model_backend == "tensorflow":
             from model.runtimes import tensorflow_setup
 
             tensorflow_setup.configure_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
         models = ModelHolder(store, settings.model_backend, settings.tf_intra_op_threads).start()
     records = rec.JobRecords(client, settings.job_ttl_seconds)
-    process = WorkerProcess(name, tuple(queues), settings, client, records, store, models)
-
-    def celery():
-        from worker import app  # here, not at import: worker imports this module
-
-        return app
-
-    Housekeeping(process, celery).start()
-    if models is not None:
-        process.consumer = LaneConsumer(process).start()
-    return process
+    return WorkerProcess(hostname, tuple(queues), settings, client, records, store, models)
 
 
-_process: WorkerProcess | None = None
+# This worker's --hostname and queues, told by the bootstep before any pool process forks.
+_worker: tuple[str, tuple[str, ...]] = (os.uname().nodename, keys.QUEUES)
+_current: WorkerProcess | None = None
 _lock = threading.Lock()
 
 
-def this_process(name: str = "", queues: Sequence[str] = keys.QUEUES) -> WorkerProcess:
-    """This process's :class:`WorkerProcess`, set up (model loaded, if it predicts) on first use."""
-    global _process
+def this_worker_is(hostname: str, queues: Sequence[str]) -> None:
+    """Name the worker this process belongs to (and the pool processes it forks after)."""
+    global _worker
+    _worker = (hostname, tuple(queues))
+
+
+def set_current(process: WorkerProcess) -> None:
+    """Make ``process`` what :func:`current` answers in this process (the bootstep's, in the main one)."""
+    global _current
     with _lock:
-        if _process is None:
-            _process = _start(name or f"{os.uname().nodename}:{os.getpid()}", queues)
-        return _process
+        _current = process
 
 
-def stop_this_process() -> None:
-    """Stop taking prediction jobs, once the batch in hand is recorded (a warm shutdown)."""
-    if _process is not None and _process.consumer is not None:
-        _process.consumer.stop(timeout=2 * _process.settings.predict_batch_budget_ms / 1000 + 5)
+def current() -> WorkerProcess:
+    """This process's :class:`WorkerProcess`: the main process's, or, in a pool process, its own,
+    opened on first use (named after the same worker, serving the same queues, without a model)."""
+    global _current
+    with _lock:
+        if _current is None or _current.pid != os.getpid():
+            _current = open_process(*_worker, with_model=False)
+        return _current

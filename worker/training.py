@@ -32,12 +32,16 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
     if not started.taken:
         log.info("job %s: not training, it is %s", job_id, started.status or "gone", extra={"job_id": job_id})
         return
-    params = (records.get(job_id) or {}).get("params") or {}
-    from model.mnist import load_mnist
-    from model.runtimes import tensorflow_setup
-    from model.training.train import Cancelled, Corrections, train  # TensorFlow: only inside worker processes
+    try:
+        params = (records.get(job_id) or {}).get("params") or {}
+        from model.mnist import load_mnist
+        from model.runtimes import tensorflow_setup
+        from model.training.train import Cancelled, Corrections, train  # TensorFlow: only where training runs
 
-    tensorflow_setup.configure_threads(process.settings.tf_intra_op_threads, process.settings.tf_inter_op_threads)
+        tensorflow_setup.configure_threads(process.settings.tf_intra_op_threads, process.settings.tf_inter_op_threads)
+    except SoftTimeLimitExceeded:  # the time ran out while TensorFlow loaded (seconds; more on a busy machine)
+        records.finish([_out_of_time(job_id, process.settings.training_time_limit)])
+        return
 
     beating = threading.Event()
     threading.Thread(target=_beat_until, args=(records, job_id, beating), daemon=True, name="job-heartbeat").start()
@@ -92,9 +96,7 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
     except StoreFull as exc:
         records.finish([rec.Outcome(job_id, rec.FAILED, error=rec.error("model_store_full", str(exc)))])
     except SoftTimeLimitExceeded:
-        limit = process.settings.training_time_limit
-        reason = f"stopped after {limit:.0f} s, the limit for one training job (TRAINING_TIME_LIMIT)"
-        records.finish([rec.Outcome(job_id, rec.FAILED, error=rec.error("time_limit", reason))])
+        records.finish([_out_of_time(job_id, process.settings.training_time_limit)])
     except Exception as exc:
         log.exception("job %s: training failed", job_id, extra={"job_id": job_id})
         failure = rec.error("training_failed", f"{type(exc).__name__}: {exc}")
@@ -102,6 +104,11 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
     finally:
         beating.set()
         records.end_beats(job_id)
+
+
+def _out_of_time(job_id: str, limit_s: float) -> rec.Outcome:
+    reason = f"stopped after {limit_s:.0f} s, the limit for one training job (TRAINING_TIME_LIMIT)"
+    return rec.Outcome(job_id, rec.FAILED, error=rec.error("time_limit", reason))
 
 
 def _stop_asked_or_out_of_time(records: rec.JobRecords, job_id: str, limit_s: float):
@@ -172,7 +179,7 @@ def _maybe_activate(
 
 def _scores(process: WorkerProcess, version: int, held: tuple[np.ndarray, np.ndarray]) -> Scores:
     """The active version's MNIST test accuracy (from its card) and its accuracy on the same
-    held-out corrections the new version was judged on (read now)."""
+    held-out corrections the new version was judged on (measured now)."""
     card = process.store.card(version) or {}
     images, labels = held
     if not len(labels):
