@@ -108,7 +108,8 @@ class Started:
     ``poison`` (its image is not handed over: end it). ``image`` is set for the jobs taken;
     ``version`` for jobs that asked for one model version (else the active one reads them);
     ``read`` says what to read in it (one of READ_MODES); ``created_at`` is when it was
-    submitted (epoch seconds)."""
+    submitted (epoch seconds); ``tensor`` names the input of a tensor job, whose ``image`` is
+    then its whole tensor (jobs/tensors.py)."""
 
     job_id: str
     status: str | None
@@ -121,6 +122,7 @@ class Started:
     version: int | None = None
     read: str = READ_MODES[0]
     created_at: float | None = None
+    tensor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,8 @@ class JobRecords:
         limits: PendingLimits = NO_LIMITS,
         lanes: Lanes | None = None,
         ids: Sequence[str] | None = None,
+        images_per_job: int = 1,
+        listed: bool = True,
     ) -> Created:
         """Write ``count`` new queued records of ``job_type`` and return their ids, in order
         (``ids`` if given, else new ones).
@@ -216,7 +220,10 @@ class JobRecords:
         Raises :class:`OverLimit`, writing nothing, if the jobs would take the client (or everyone)
         over ``limits``; the check and the writes are one atomic step. With ``lanes`` the jobs
         are queued in the same step, in a lane that follows from how many jobs the client has
-        pending (see :class:`Lanes`); without, the caller queues them.
+        pending (see :class:`Lanes`); without, the caller queues them. A job holding
+        ``images_per_job`` images (a tensor job, jobs/tensors.py) counts as that many in the
+        limits, the lanes and its client's pending jobs. Unless ``listed``, the jobs are not among
+        the :meth:`recent` (a tensor job is nobody's to look at).
         Raises :class:`~jobs.replicas.NotReplicated` when a replica should have acknowledged the
         new records and none did in time (they are written, on the primary only).
         """
@@ -246,6 +253,8 @@ class JobRecords:
             fast_lane=lanes.fast if lanes else None,
             bulk_lane=lanes.bulk if lanes else None,
             fast_pending=lanes.fast_pending if lanes else 0,
+            images_per_job=images_per_job,
+            listed=listed,
             replica_wait_ms=wait_ms,
         )
         if isinstance(answer, scripts.Refusal):
@@ -336,6 +345,7 @@ class JobRecords:
                 job.version,
                 job.read or READ_MODES[0],
                 job.created_at,
+                job.tensor,
             )
             for job_id, job in zip(job_ids, found, strict=True)
         ]
@@ -357,6 +367,16 @@ class JobRecords:
         for job_id in job_ids:
             pipe.hget(keys.job(job_id), "lane")
         return [lane.decode() if lane else None for lane in pipe.execute()]
+
+    def lane_entries(self, job_ids: Sequence[str]) -> list[tuple[str | None, str]]:
+        """Each job's lane and its entry there (which counts the images a tensor job holds)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), "lane", "images")
+        return [
+            (lane.decode() if lane else None, keys.lane_entry(job_id, int(images or 1)))
+            for job_id, (lane, images) in zip(job_ids, pipe.execute(), strict=True)
+        ]
 
     def running_on_dead_workers(self, silence_s: float, resend_every_s: float) -> list[str]:
         """Prediction jobs running on workers silent for ``silence_s`` whose message was not sent
@@ -405,18 +425,21 @@ class JobRecords:
             for at in set(created_at)
             if at is not None
         }
-        finishing = [
-            scripts.Finishing(
-                outcome.job_id,
-                client,
-                outcome.status,
-                orjson.dumps(outcome.result) if outcome.result is not None else None,
-                orjson.dumps(outcome.error) if outcome.error is not None else None,
-                _counted_version(outcome),
-                latencies.get(created),  # None: when it was created is not known
+        finishing = []
+        for outcome, client, created in zip(outcomes, clients, created_at, strict=True):
+            version, predictions = _counted_predictions(outcome)
+            finishing.append(
+                scripts.Finishing(
+                    outcome.job_id,
+                    client,
+                    outcome.status,
+                    orjson.dumps(outcome.result) if outcome.result is not None else None,
+                    orjson.dumps(outcome.error) if outcome.error is not None else None,
+                    version,
+                    latencies.get(created),  # None: when it was created is not known
+                    predictions,
+                )
             )
-            for outcome, client, created in zip(outcomes, clients, created_at, strict=True)
-        ]
         return self._finish(
             now=now,
             channel=keys.JOBS_FINISHED_CHANNEL,
@@ -495,13 +518,15 @@ class JobRecords:
         return cancel == b"1" or status is None or status.decode() in TERMINAL
 
 
-def _counted_version(outcome: Outcome) -> str:
-    """The model version a prediction counts for in /metrics (corrections are counted against
-    it): the one that read a digit in it; '' for anything else."""
+def _counted_predictions(outcome: Outcome) -> tuple[str, int]:
+    """The model version a job's predictions count for in /metrics (corrections are counted against
+    it), the one that read a digit in it ('' for anything else), and how many digits it read: one,
+    or a tensor job's labelled images (jobs/tensors.py)."""
     result = outcome.result
     if not result or result.get("label") is None or result.get("model_version") is None:
-        return ""
-    return str(result["model_version"])
+        return "", 1
+    labels = result["label"]
+    return str(result["model_version"]), sum(label >= 0 for label in labels) if isinstance(labels, list) else 1
 
 
 @functools.lru_cache(maxsize=4096)  # the jobs of a batch share their times: most are looked up

@@ -1,8 +1,9 @@
 """The Open Inference Protocol (KServe v2, as Triton speaks it) over HTTP/REST, beside the job API.
 
-An inference request becomes one prediction job per image, through the same records, queue and
-workers as every other prediction: it is micro-batched with them and held to the same limits
-and tokens. The request waits for its answers (up to MAX_WAIT_SECONDS). The one model, ``digits``:
+An inference request becomes one prediction job holding its whole tensor (jobs/tensors.py),
+through the same records, lanes and workers as every other prediction: its images are
+micro-batched with theirs and held to the same limits (counted as images) and tokens. The request
+waits for its answers (up to MAX_WAIT_SECONDS). The one model, ``digits``:
 
     input  image          BYTES [-1]          encoded image files, preprocessed as uploads are
     input  pixels         UINT8 [-1, 28, 28]  digits already in MNIST's form (light ink on dark)
@@ -34,9 +35,8 @@ from importlib.metadata import version as package_version
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from jobs import workers
+from jobs import tensors, workers
 from jobs.schemas import JobRecord
-from model.recognise import mnist_pixels_file
 from web.auth import predict_token_if_configured
 from web.errors import ApiError
 from web.inference_types import InferenceResponse, MetadataModelResponse, MetadataServerResponse
@@ -53,7 +53,7 @@ from web.schemas import (
     ProtocolVersionText,
 )
 from web.services import services, settings
-from web.submit import submit_predictions
+from web.submit import check_images, submit_tensor
 from web.validation import validated
 
 bp = Blueprint("inference_protocol", __name__, url_prefix="/v2")
@@ -214,11 +214,11 @@ def infer(model: str, version: str | None = None):
     name, images = _input(header.inputs, binary)
     wanted = _requested_outputs(header)
     wait = settings().max_wait_seconds
-    records = submit_predictions(images, version=number, checked=name == "pixels", wait=wait).records
-    if records is None:
+    record = submit_tensor(name, _payload(name, images), len(images), version=number, wait=wait)
+    if record is None:
         message = f"the images were not all read within {wait:g} s; the service is busy, retry shortly"
         raise ApiError(503, "timeout", message, {"Retry-After": "1"})
-    probabilities, labels, served = _outcomes(records, name)
+    probabilities, labels, served = _outcomes(record)
     body = {"model_name": MODEL, "model_version": str(served or number or services().store.active_version())}
     if header.id is not None:
         body["id"] = header.id
@@ -277,8 +277,9 @@ def _inflated(body: bytes, encoding: str | None) -> bytes:
     return inflated
 
 
-def _input(inputs: list[ProtocolInput], binary: bytes) -> tuple[str, list[tuple[str, bytes]]]:
-    """The one input tensor's name and its images as (name, bytes), checked against the limits."""
+def _input(inputs: list[ProtocolInput], binary: bytes) -> tuple[str, list[tuple[str, bytes]] | np.ndarray]:
+    """The one input tensor's name and its images: image files as (name, bytes), or digits as
+    (N, 28, 28) uint8; checked against the limits (image files are looked at by :func:`_payload`)."""
     if len(inputs) != 1:
         raise ApiError(400, "invalid_inputs", f"send exactly one input, one of {sorted(INPUTS)}")
     tensor = inputs[0]
@@ -304,7 +305,16 @@ def _input(inputs: list[ProtocolInput], binary: bytes) -> tuple[str, list[tuple[
         raise ApiError(400, "missing_data", f"input {name!r} has neither data nor binary_data_size")
     if name == "image":
         return name, _image_files(data, count)
-    return name, [(f"pixels[{i}]", mnist_pixels_file(digit)) for i, digit in enumerate(_pixels(data, count))]
+    return name, _pixels(data, count)
+
+
+def _payload(name: str, images: list[tuple[str, bytes]] | np.ndarray) -> bytes:
+    """The tensor job's payload (jobs/tensors.py) of the input's images; 4xx for an image file
+    that is not acceptable (web/images.py), as the job API answers it."""
+    if name == "pixels":
+        return tensors.pack_pixels(images)
+    check_images(images)
+    return tensors.pack_files([file for _, file in images])
 
 
 def _image_files(data: bytes | list, count: int) -> list[tuple[str, bytes]]:
@@ -381,22 +391,15 @@ def _requested_outputs(header: ProtocolRequest) -> dict[str, Wanted]:
     return wanted
 
 
-def _outcomes(records: list[JobRecord | None], name: str) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """(probabilities, labels, model version) of the ended jobs; the first failure as an error."""
-    probabilities = np.zeros((len(records), 10), np.float32)
-    labels = np.full(len(records), -1, np.int64)
-    served = None
-    for index, record in enumerate(records):
-        if record is None or record["status"] != "succeeded":
-            error = (record or {}).get("error") or {"code": "expired", "message": "the job's record expired"}
-            status = 400 if error["code"] in CLIENT_FAILURES else 503
-            raise ApiError(status, error["code"], f"{name}[{index}]: {error['message']}")
-        result = record["result"]
-        if result.get("label") is not None:
-            labels[index] = result["label"]
-            probabilities[index] = result["probabilities"]
-            served = served or result.get("model_version")
-    return probabilities, labels, served
+def _outcomes(record: JobRecord) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(probabilities, labels, model version) of the ended tensor job; its failure as an error
+    (naming the first image that failed, as the worker wrote it)."""
+    if record["status"] != "succeeded":
+        error = record.get("error") or {"code": "failed", "message": "the request's job failed"}
+        raise ApiError(400 if error["code"] in CLIENT_FAILURES else 503, error["code"], error["message"])
+    result: tensors.TensorResult = record["result"]
+    probabilities, labels = tensors.outputs(result)
+    return probabilities, labels, result["model_version"]
 
 
 def _classified(probabilities: np.ndarray, count: int) -> list[list[str]]:

@@ -1,4 +1,5 @@
-"""Turning validated requests into jobs: each prediction recorded and queued in one step (jobs/records.py)."""
+"""Turning validated requests into jobs, each recorded and queued in one step (jobs/records.py): a job
+per image for the job API, one tensor job (jobs/tensors.py) per Open Inference Protocol request."""
 
 from __future__ import annotations
 
@@ -98,10 +99,7 @@ def submit_predictions(
         fields["keep_image"] = "1"
     if version is not None:
         fields["version"] = str(version)
-    limits = rec.PendingLimits(
-        config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes
-    )
-    lanes = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending)
+    limits, lanes = _limits_and_lanes()
     # Watched before they exist: nothing is read until they have ended, and then only the records
     # their finished notices did not carry.
     with svc.waiter.watching(job_ids, client) if wait > 0 else contextlib.nullcontext() as watch:
@@ -124,6 +122,48 @@ def submit_predictions(
             return Submitted(batch_id, job_ids)
         records = watch.until(wait, lambda: watch.ended(job_ids) or svc.records.get_many(job_ids), all_ended)
     return Submitted(batch_id, job_ids, records if all_ended(records) else None)
+
+
+def submit_tensor(kind: str, payload: bytes, count: int, version: int | None, wait: float) -> JobRecord | None:
+    """Create one tensor job of ``count`` images (``payload`` as jobs/tensors.py packs ``kind``),
+    held to the same limits and lanes as ``count`` single images, and hold the request until it has
+    ended or ``wait`` seconds pass (as far as this client may wait now: see web/waiting.py). Its
+    record once it has ended (None: not in time, or its record expired)."""
+    svc = services()
+    client = client_address()
+    job_id = rec.new_job_id()
+    fields = {"read": READ_MODES[0], "tensor": kind}
+    if version is not None:
+        fields["version"] = str(version)
+    limits, lanes = _limits_and_lanes()
+    with svc.waiter.watching([job_id], client) as watch:
+        try:
+            svc.records.create(
+                "predict",
+                fields=fields,
+                client=client,
+                images=[payload],
+                limits=limits,
+                lanes=lanes,
+                ids=[job_id],
+                images_per_job=count,
+                listed=False,  # nobody polls it: it is not among the jobs listed
+            )
+        except rec.OverLimit as exc:
+            raise over_limit(exc, count, len(payload)) from None
+        g.job_ids = [job_id]
+        if watch is None:
+            return None
+        [record] = watch.until(wait, lambda: watch.ended([job_id]) or svc.records.get_many([job_id]), all_ended)
+    return record if has_ended(record) else None
+
+
+def _limits_and_lanes() -> tuple[rec.PendingLimits, rec.Lanes]:
+    config = settings()
+    limits = rec.PendingLimits(
+        config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes
+    )
+    return limits, rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending)
 
 
 def all_ended(records: list[JobRecord | None]) -> bool:

@@ -106,11 +106,14 @@ class CreateJobs(Script):
         fast_lane: str | None,
         bulk_lane: str | None,
         fast_pending: int,
+        images_per_job: int = 1,
+        listed: bool = True,
         replica_wait_ms: int | None = None,
     ) -> tuple[str | Refusal, int | None]:
         """The lane the jobs went to ('' for none), or the limit they would pass (nothing written);
         and, with ``replica_wait_ms``, how many replicas acknowledged the new records in that time
-        (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane."""
+        (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane.
+        Each job holds ``images_per_job`` images; unless ``listed`` they are not among the recent."""
         lanes = bool(fast_lane and bulk_lane)
         script_keys = [
             keys.QUEUED_JOBS,
@@ -130,6 +133,8 @@ class CreateJobs(Script):
             "now": repr(now),
             "ttl": ttl,
             "recent_kept": recent_kept,
+            "listed": listed,
+            "images": images_per_job,
             "batch": bool(batch_id),
             "client": bool(client),
             "limits": {"jobs": max_jobs, "bytes": max_bytes, "total_bytes": max_total_bytes},
@@ -155,6 +160,7 @@ class Found(NamedTuple):
     version: int | None
     read: str | None
     created_at: float | None
+    tensor: str | None
 
 
 class StartJobs(Script):
@@ -180,8 +186,9 @@ class StartJobs(Script):
                 int(version) if version else None,
                 read.decode() or None,
                 float(created_at) if created_at else None,
+                tensor.decode() or None,
             )
-            for status, client, lane, image, taken, suspect, poison, version, read, created_at in answers
+            for status, client, lane, image, taken, suspect, poison, version, read, created_at, tensor in answers
         ]
 
 
@@ -214,7 +221,7 @@ class Latency(NamedTuple):
 
 class Finishing(NamedTuple):
     """One job to end: how (``result`` / ``error`` as JSON), whose it is, the model version to
-    count its prediction for and its latency (None: not counted)."""
+    count its predictions for (``predictions`` of them) and its latency (None: not counted)."""
 
     job_id: str
     client: str | None
@@ -223,6 +230,7 @@ class Finishing(NamedTuple):
     error: bytes | None
     counted_version: str | None
     latency: Latency | None
+    predictions: int = 1
 
 
 class FinishJobs(Script):
@@ -250,13 +258,14 @@ class FinishJobs(Script):
             script_keys += [keys.job(job_id), keys.job_image(job_id), keys.pending(client), keys.pending_bytes(client)]
             values += [job.status, job.result or b"", job.error or b"", job_id, job.counted_version or ""]
             values += [latency.bucket, repr(latency.seconds)] if latency else ["", ""]
+            values.append("" if job.predictions == 1 else str(job.predictions))
         batch = {"bucket": batch_bucket, "images": batch_images} if batch_bucket else False
         named = {"now": repr(now), "channel": channel, "room": room, "batch": batch}
         return [i.decode() for i in self._run(script_keys, named, values)]
 
 
 class TakeFromLanes(Script):
-    """take_from_lanes.lua: up to a batch of job ids, the first lane's first."""
+    """take_from_lanes.lua: lane entries of up to a batch of images, the first lane's first."""
 
     name = "take_from_lanes"
 

@@ -5,6 +5,8 @@
 -- in the latency bucket given; the model call is counted in the batch-size bucket given. Then the
 -- ended jobs are announced with their records, as far as the room given allows (see
 -- FinishedNotice in jobs/records.py). Which bucket is the caller's business: the script only counts.
+-- A job holding several images (its record's 'images', a tensor job) counts as that many: in the
+-- outcomes, the latency histogram and its client's pending jobs.
 --
 -- KEYS  1 outcomes     hash "<type>:<status>" -> jobs ended (keys.METRICS_OUTCOMES)
 --       2 predictions  hash model version -> predictions counted (keys.METRICS_PREDICTIONS)
@@ -18,9 +20,10 @@
 -- ARGV  1 JSON {now: epoch seconds as text, channel: where to announce, room: the most record
 --              bytes the announcement may carry, batch: {bucket, images} of the model call or false}
 --       then per job: status, result JSON or '', error JSON or '', id, model version to count
---       it for or '', latency bucket or '', latency in seconds or ''
+--       it for or '', latency bucket or '', latency in seconds or '', predictions to count for
+--       that version ('' for 1)
 -- Returns the ids of the jobs it ended.
-local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 7, 4, 7
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 7, 4, 8
 local outcomes, predictions, latency, batch_size, queued, running, total_bytes = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
@@ -33,9 +36,10 @@ local function add(counts, key, amount) counts[key] = (counts[key] or 0) + amoun
 for i = 1, n do
   local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
   local record, image, pending, pending_bytes = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
-  local status, result, err, id, version, bucket, seconds =
-    ARGV[v + 1], ARGV[v + 2], ARGV[v + 3], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7]
-  local fields = redis.call('HMGET', record, 'status', 'type', 'client', 'keep_image', 'bytes')
+  local status, result, err, id, version, bucket, seconds, predicted =
+    ARGV[v + 1], ARGV[v + 2], ARGV[v + 3], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7], ARGV[v + 8]
+  local fields = redis.call('HMGET', record, 'status', 'type', 'client', 'keep_image', 'bytes', 'images')
+  local weight = tonumber(fields[6] or '1')
   if fields[1] == 'queued' or fields[1] == 'running' then
     local update = {'status', status, 'finished_at', args.now}
     if result ~= '' then update[#update + 1] = 'result'; update[#update + 1] = result end
@@ -45,15 +49,15 @@ for i = 1, n do
     redis.call('ZREM', queued, id)
     redis.call('ZREM', running, id)
     if fields[4] ~= '1' then redis.call('DEL', image) end
-    add(by_outcome, fields[2] .. ':' .. status, 1)
-    if version ~= '' then add(by_version, version, 1) end
+    add(by_outcome, fields[2] .. ':' .. status, weight)
+    if version ~= '' then add(by_version, version, tonumber(predicted) or 1) end
     if fields[2] == 'predict' and bucket ~= '' then
-      add(by_bucket, bucket, 1)
-      seconds_sum = seconds_sum + tonumber(seconds)
+      add(by_bucket, bucket, weight)
+      seconds_sum = seconds_sum + weight * tonumber(seconds)
     end
     local size = tonumber(fields[5] or '0')
     if fields[3] then
-      add(released, pending, 1)
+      add(released, pending, weight)
       add(released, pending_bytes, size)
     end
     freed = freed + size
