@@ -42,6 +42,12 @@ def job_of_lane_entry(entry: str) -> str:
     return entry.partition(":")[0]
 
 
+def images_of_lane_entry(entry: str) -> int:
+    """How many images the job of a lane entry holds."""
+    count = entry.partition(":")[2]
+    return int(count) if count.isdigit() else 1
+
+
 def queue_key(name: str) -> str:
     """The Redis list where the jobs of queue ``name`` wait (its depth is the list's length)."""
     return lane(name) if name in PREDICT_QUEUES else name

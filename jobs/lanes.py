@@ -67,10 +67,16 @@ class LaneReader:
     def take(self, most: int, block_s: float) -> list[str]:
         """The lane entries of jobs holding up to ``most`` images (at least one job, whatever it
         holds), the first lane's first; when every lane is empty, wait up to ``block_s`` seconds
-        for one (and return it alone, at once: it is a lone job), else []."""
+        for one, else []."""
         taken = self._take(lanes=self.lanes, most=most)
         if taken:
             return taken
         # BLPOP serves its keys in order, and answers as soon as any of them has an entry.
         waited = self.client.blpop(self.keys, timeout=block_s)
-        return [waited[1].decode()] if waited else []
+        if not waited:
+            return []
+        # What woke it came with whatever its request queued in the same step (a batch's other
+        # images): those go in the same batch, not in one of their own after a lone first.
+        first = waited[1].decode()
+        room = most - keys.images_of_lane_entry(first)
+        return [first, *self._take(lanes=self.lanes, most=room)] if room > 0 else [first]

@@ -14,13 +14,14 @@ from werkzeug.datastructures import FileStorage
 
 from jobs import keys
 from jobs import records as rec
-from jobs.schemas import READ_MODES, JobRecord, ReadMode, has_ended
+from jobs.schemas import READ_MODES, JobRecord, ReadMode
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import ImageLimits, check_image
 from web.schemas import JobLink
 from web.services import services, settings
 from web.validation import Refusals, validated
+from web.waiting import Watch
 
 _READ = TypeAdapter(ReadMode)
 
@@ -120,8 +121,8 @@ def submit_predictions(
         g.batch_id, g.job_ids = batch_id, job_ids
         if watch is None:
             return Submitted(batch_id, job_ids)
-        records = watch.until(wait, lambda: watch.ended(job_ids) or svc.records.get_many(job_ids), all_ended)
-    return Submitted(batch_id, job_ids, records if all_ended(records) else None)
+        records = watch.until(wait, lambda: _records_once_ended(watch, job_ids), _read)
+    return Submitted(batch_id, job_ids, records)
 
 
 def submit_tensor(kind: str, payload: bytes, count: int, version: int | None, wait: float) -> JobRecord | None:
@@ -154,8 +155,17 @@ def submit_tensor(kind: str, payload: bytes, count: int, version: int | None, wa
         g.job_ids = [job_id]
         if watch is None:
             return None
-        [record] = watch.until(wait, lambda: watch.ended([job_id]) or svc.records.get_many([job_id]), all_ended)
-    return record if has_ended(record) else None
+        records = watch.until(wait, lambda: _records_once_ended(watch, [job_id]), _read)
+    return records[0] if records else None
+
+
+def _records_once_ended(watch: Watch, job_ids: list[str]) -> list[JobRecord | None] | None:
+    records = services().records
+    return watch.records_once_ended(job_ids, records.get_many, records.unfinished)
+
+
+def _read(records: list[JobRecord | None] | None) -> bool:
+    return records is not None
 
 
 def _limits_and_lanes() -> tuple[rec.PendingLimits, rec.Lanes]:
@@ -164,11 +174,6 @@ def _limits_and_lanes() -> tuple[rec.PendingLimits, rec.Lanes]:
         config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes
     )
     return limits, rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending)
-
-
-def all_ended(records: list[JobRecord | None]) -> bool:
-    """Whether every job has ended (a missing record has: it expired)."""
-    return all(map(has_ended, records))
 
 
 def all_ended_within(job_ids: list[str], seconds: float) -> bool:
