@@ -272,3 +272,14 @@ def test_latency_is_counted_for_predictions_only_from_when_start_said_they_were_
     assert 0.06 <= seconds < 5 and latency.pop("sum") == pytest.approx(seconds)  # summed as text, a bit may differ
     assert latency == {rec.bucket_of(seconds, rec.LATENCY_BUCKETS): 1}
     assert redis_client.hgetall(keys.METRICS_OUTCOMES) == {b"predict:succeeded": b"1", b"train:succeeded": b"1"}
+
+
+def test_thousands_of_jobs_end_in_one_step_and_leave_the_indexes(redis_client):
+    records = rec.JobRecords(redis_client)
+    ids = records.create(
+        "predict", 2500, client="10.0.0.3", images=[b"x"] * 2500, lanes=rec.Lanes(keys.PREDICT_QUEUE)
+    ).ids
+    records.start(ids[:1200], "w1")
+    ended = records.finish(rec.Outcome(job_id, rec.SUCCEEDED, result={"label": None}) for job_id in ids)
+    assert ended == ids and records.pending("10.0.0.3") == 0
+    assert redis_client.zcard(keys.QUEUED_JOBS) == 0 and redis_client.zcard(keys.RUNNING_JOBS) == 0

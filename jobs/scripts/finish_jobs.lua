@@ -23,7 +23,7 @@
 --       it for or '', latency bucket or '', latency in seconds or '', predictions to count for
 --       that version ('' for 1)
 -- Returns the ids of the jobs it ended.
-local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 7, 4, 8
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES, CHUNK = 7, 4, 8, 1000
 local outcomes, predictions, latency, batch_size, queued, running, total_bytes = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
@@ -46,8 +46,6 @@ for i = 1, n do
     if err ~= '' then update[#update + 1] = 'error'; update[#update + 1] = err end
     redis.call('HSET', record, unpack(update))
     ended[#ended + 1] = id
-    redis.call('ZREM', queued, id)
-    redis.call('ZREM', running, id)
     if fields[4] ~= '1' then redis.call('DEL', image) end
     add(by_outcome, fields[2] .. ':' .. status, weight)
     if version ~= '' then add(by_version, version, tonumber(predicted) or 1) end
@@ -73,6 +71,12 @@ for i = 1, n do
       end
     end
   end
+end
+-- The indexes let go of the ended ids in a few commands, a chunk at a time (unpack's limit).
+for first = 1, #ended, CHUNK do
+  local ids = {unpack(ended, first, math.min(first + CHUNK - 1, #ended))}
+  redis.call('ZREM', queued, unpack(ids))
+  redis.call('ZREM', running, unpack(ids))
 end
 for key, count in pairs(by_outcome) do redis.call('HINCRBY', outcomes, key, count) end
 for key, count in pairs(by_version) do redis.call('HINCRBY', predictions, key, count) end
