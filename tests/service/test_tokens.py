@@ -1,0 +1,101 @@
+"""Tokens by role: the admin token trains and manages models; the predict token (when predictions
+need one) predicts and reads, and nothing more; wrong tokens are throttled per client."""
+
+from __future__ import annotations
+
+import http.client
+import io
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from PIL import Image
+
+from jobs import keys
+from model.shipped import SHIPPED_MODEL
+from tests.service.helpers import web_only
+
+ADMIN, PREDICT = "admin-token-not-secret", "predict-token-not-secret"
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28), 255).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def web():
+    env = {"DIGITS_ADMIN_TOKEN": ADMIN, "DIGITS_PREDICT_TOKEN": PREDICT, "PREDICTIONS_NEED_TOKEN": "true",
+           "DIGITS_API_TOKEN": "", "TOKEN_FAILURES_PER_MINUTE": "5"}  # fmt: skip
+    with web_only("test_tokens", env=env, workers=1) as (stack, client):
+        client.set(keys.MODEL_ACTIVE, 1)  # a version for the reads below: the shipped model
+        yield stack, client
+
+
+def call(base: str, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+    return requests.request(method, base + path, headers=bearer(token) if token else {}, timeout=10, **kwargs)
+
+
+def test_the_predict_token_predicts_and_reads_but_manages_nothing(web):
+    stack, _ = web
+    base = stack.web_url
+    accepted = call(base, "POST", "/api/v1/predictions", PREDICT, files={"image": png()})
+    assert accepted.status_code == 202
+    job_url = accepted.json()["jobs"][0]["status_url"]
+    assert call(base, "GET", job_url, PREDICT).status_code == 200
+    assert call(base, "GET", "/api/v1/models", PREDICT).status_code == 200
+    assert call(base, "GET", "/api/v1/models", None).status_code == 401  # model reads need it too
+
+    upload = {"file": ("m.keras", SHIPPED_MODEL.read_bytes())}
+    for method, path, kwargs in [
+        ("POST", "/api/v1/training-jobs", {"json": {"arch": "seed"}}),
+        ("POST", "/api/v1/models/1/activate", {}),
+        ("POST", "/api/v1/models", {"files": upload}),
+        ("DELETE", "/api/v1/models/1", {}),
+        ("DELETE", job_url, {}),
+    ]:
+        refused = call(base, method, path, PREDICT, **kwargs)
+        assert refused.status_code == 403, (method, path, refused.text)
+        assert refused.json()["error"]["code"] == "forbidden"
+
+
+def test_the_admin_token_does_both(web):
+    stack, _ = web
+    base = stack.web_url
+    assert call(base, "POST", "/api/v1/predictions", ADMIN, files={"image": png()}).status_code == 202
+    training = call(base, "POST", "/api/v1/training-jobs", ADMIN, json={"arch": "seed"})
+    assert training.status_code == 202
+    assert call(base, "DELETE", f"/api/v1/jobs/{training.json()['job_id']}", ADMIN).status_code == 202
+
+
+def test_wrong_tokens_are_throttled_per_client_even_before_the_right_one(web):
+    stack, client = web
+    base = stack.web_url
+    statuses = [call(base, "GET", "/api/v1/models", "guess").status_code for _ in range(6)]
+    assert statuses == [403] * 5 + [429]
+    throttled = call(base, "GET", "/api/v1/models", PREDICT)
+    assert throttled.status_code == 429 and 1 <= int(throttled.headers["Retry-After"]) <= 60
+    assert throttled.json()["error"]["code"] == "too_many_token_failures"
+
+    address = urlsplit(base)  # another client address is not held back
+    other = http.client.HTTPConnection(address.hostname, address.port, timeout=10, source_address=("127.0.0.2", 0))
+    other.request("GET", "/api/v1/models", headers=bearer(PREDICT))
+    assert other.getresponse().status == 200
+    client.delete(keys.token_failures("127.0.0.1"))
+
+
+def test_the_inference_protocol_takes_the_same_tokens(web):
+    stack, _ = web
+    base = stack.web_url
+    malformed = {"inputs": []}  # past the token, a 400: no worker is needed to tell
+    refused = call(base, "POST", "/v2/models/digits/infer", None, json=malformed)
+    assert refused.status_code == 401 and isinstance(refused.json()["error"], str)
+    assert call(base, "POST", "/v2/models/digits/infer", PREDICT, json=malformed).status_code == 400
+    assert call(base, "GET", "/v2/models/digits", None).status_code == 401
+    assert call(base, "GET", "/v2/models/digits", PREDICT).status_code == 200
+    assert call(base, "GET", "/v2/health/live", None).status_code == 200  # probes stay open
