@@ -39,6 +39,14 @@ def private_redis(**options) -> Iterator[RedisServer]:
         server.close()
 
 
+@pytest.fixture
+def own_redis():
+    """Starts redis-servers of the test's own, ``own_redis(maxmemory="8mb")``: for a test whose Redis
+    is not the session's (a memory limit, an append-only file, a server to kill); all stop after it."""
+    with contextlib.ExitStack() as servers:
+        yield lambda **options: servers.enter_context(private_redis(**options))
+
+
 @pytest.fixture(scope="session")
 def mnist() -> Mnist:
     """Genuine MNIST from $MNIST_DIR (the shared copy in CI)."""

@@ -22,7 +22,7 @@ from PIL import Image
 from jobs import keys
 from jobs.records import FinishedNotice
 from stack.processes import PREDICT_QUEUES, Stack
-from tests.conftest import OUTPUT, TOKEN, png_bytes, private_redis
+from tests.conftest import OUTPUT, TOKEN, png_bytes
 from tests.service.helpers import submit, wait_for
 
 pytestmark = pytest.mark.slow
@@ -51,16 +51,16 @@ class FinishedNotices:
 
 
 @pytest.fixture
-def service(request):
+def service(request, own_redis):
     """A private Redis (append-only, as in production) and a Stack to start processes on."""
-    with private_redis(appendonly=True) as server:
-        stack = Stack(
-            server.url,
-            OUTPUT / f"test_faults-{request.node.name}",
-            env={"DIGITS_API_TOKEN": TOKEN, "BROKER_VISIBILITY_TIMEOUT": "5", "TRAINING_STALE_SECONDS": "6"},
-        )
-        yield server, stack
-        stack.stop_all()
+    server = own_redis(appendonly=True)
+    stack = Stack(
+        server.url,
+        OUTPUT / f"test_faults-{request.node.name}",
+        env={"DIGITS_API_TOKEN": TOKEN, "BROKER_VISIBILITY_TIMEOUT": "5", "TRAINING_STALE_SECONDS": "6"},
+    )
+    yield server, stack
+    stack.stop_all()
 
 
 def states(client: redis.Redis, job_ids: list[str]) -> list[tuple[bytes, bytes]]:

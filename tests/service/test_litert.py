@@ -13,7 +13,7 @@ from model.runtimes.keras_predictor import KerasPredictor
 from model.runtimes.litert import LiteRTPredictor, export
 from model.shipped import SHIPPED_LITERT, SHIPPED_MODEL
 from stack.processes import PREDICT_QUEUES, Stack
-from tests.conftest import OUTPUT, png_bytes, private_redis
+from tests.conftest import OUTPUT, png_bytes
 from tests.service.helpers import submit, wait_for
 from worker.model_holder import load_version
 
@@ -33,27 +33,27 @@ def test_litert_export_matches_tensorflow_on_the_whole_test_set(mnist, flatbuffe
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["litert", "tensorflow"])
-def test_a_worker_serves_on_either_backend_and_only_tensorflow_loads_tensorflow(mnist, backend):
-    with private_redis() as server:
-        env = {} if backend == "litert" else {"MODEL_BACKEND": backend}  # LiteRT is the default
-        stack = Stack(server.url, OUTPUT / f"test_litert_{backend}", env=env)
-        try:
-            stack.start_worker("w", queues=PREDICT_QUEUES)
-            stack.start_web(workers=1)
-            (name,) = stack.wait_for_workers(1)
-            ids = submit(stack.web_url, [png_bytes(x) for x in mnist.x_test[:20]])
-            labels = [wait_for(stack.web_url, i)["result"]["label"] for i in ids]
-            assert (np.array(labels) == mnist.y_test[:20]).mean() >= 0.95
+def test_a_worker_serves_on_either_backend_and_only_tensorflow_loads_tensorflow(mnist, backend, own_redis):
+    server = own_redis()
+    env = {} if backend == "litert" else {"MODEL_BACKEND": backend}  # LiteRT is the default
+    stack = Stack(server.url, OUTPUT / f"test_litert_{backend}", env=env)
+    try:
+        stack.start_worker("w", queues=PREDICT_QUEUES)
+        stack.start_web(workers=1)
+        (name,) = stack.wait_for_workers(1)
+        ids = submit(stack.web_url, [png_bytes(x) for x in mnist.x_test[:20]])
+        labels = [wait_for(stack.web_url, i)["result"]["label"] for i in ids]
+        assert (np.array(labels) == mnist.y_test[:20]).mean() >= 0.95
 
-            client = redis.Redis.from_url(server.url)
-            worker = client.hgetall(keys.worker(name))
-            assert worker[b"backend"] == backend.encode()
-            with open(f"/proc/{int(worker[b'pid'])}/maps") as maps:
-                assert ("tensorflow" in maps.read()) == (backend == "tensorflow")
-            # The shipped model's export was stored with it: no worker had to make one.
-            assert client.get(keys.model_litert(1)) == SHIPPED_LITERT.read_bytes()
-        finally:
-            stack.stop_all()
+        client = redis.Redis.from_url(server.url)
+        worker = client.hgetall(keys.worker(name))
+        assert worker[b"backend"] == backend.encode()
+        with open(f"/proc/{int(worker[b'pid'])}/maps") as maps:
+            assert ("tensorflow" in maps.read()) == (backend == "tensorflow")
+        # The shipped model's export was stored with it: no worker had to make one.
+        assert client.get(keys.model_litert(1)) == SHIPPED_LITERT.read_bytes()
+    finally:
+        stack.stop_all()
 
 
 @pytest.mark.slow

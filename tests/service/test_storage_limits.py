@@ -15,7 +15,7 @@ from PIL import Image
 
 from jobs import keys
 from stack.processes import Stack
-from tests.conftest import OUTPUT, TOKEN, private_redis
+from tests.conftest import OUTPUT, TOKEN
 
 MiB = 1024 * 1024
 
@@ -52,25 +52,25 @@ class SourceAdapter(requests.adapters.HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def test_a_flood_of_large_uploads_stops_at_the_byte_limits_and_redis_stays_in_budget():
+def test_a_flood_of_large_uploads_stops_at_the_byte_limits_and_redis_stays_in_budget(own_redis):
     images = [noise_png(seed) for seed in range(40)]
     size = len(images[0])
     per_client, total = 6 * MiB, 10 * MiB
-    with private_redis(maxmemory="64mb") as server:
-        client = redis.Redis.from_url(server.url)
-        env = {"DIGITS_API_TOKEN": TOKEN, "MAX_PENDING_BYTES_PER_CLIENT": str(per_client),
-               "MAX_QUEUED_BYTES": str(total), "RATE_LIMIT": ""}  # fmt: skip
-        stack = Stack(server.url, OUTPUT / "test_storage_limits", env=env)
-        try:
-            stack.start_web(workers=2)
-            baseline = client.info("memory")["used_memory"]
-            first = flood(stack.web_url, images[:20])  # no worker: everything accepted stays pending
-            second = flood(stack.web_url, images[20:], source="127.0.0.2")
-            time.sleep(3)  # Redis frees the requests' buffers and the scripts' copies of their arguments
-            memory = client.info("memory")
-            held = client.get(keys.QUEUED_BYTES)
-        finally:
-            stack.stop_all()
+    server = own_redis(maxmemory="64mb")
+    client = redis.Redis.from_url(server.url)
+    env = {"DIGITS_API_TOKEN": TOKEN, "MAX_PENDING_BYTES_PER_CLIENT": str(per_client),
+           "MAX_QUEUED_BYTES": str(total), "RATE_LIMIT": ""}  # fmt: skip
+    stack = Stack(server.url, OUTPUT / "test_storage_limits", env=env)
+    try:
+        stack.start_web(workers=2)
+        baseline = client.info("memory")["used_memory"]
+        first = flood(stack.web_url, images[:20])  # no worker: everything accepted stays pending
+        second = flood(stack.web_url, images[20:], source="127.0.0.2")
+        time.sleep(3)  # Redis frees the requests' buffers and the scripts' copies of their arguments
+        memory = client.info("memory")
+        held = client.get(keys.QUEUED_BYTES)
+    finally:
+        stack.stop_all()
 
     accepted_first = [r for r in first if r.status_code == 202]
     refused_first = [r for r in first if r.status_code != 202]
@@ -90,20 +90,15 @@ def test_a_flood_of_large_uploads_stops_at_the_byte_limits_and_redis_stays_in_bu
     assert memory["used_memory_peak"] < 64 * MiB  # the flood's moment of most never reached maxmemory
 
 
-def test_when_redis_refuses_writes_for_memory_the_web_says_503():
-    with private_redis(maxmemory="8mb") as server:
-        env = {
-            "DIGITS_API_TOKEN": TOKEN,
-            "MAX_PENDING_BYTES_PER_CLIENT": "0",
-            "MAX_QUEUED_BYTES": "0",
-            "RATE_LIMIT": "",
-        }
-        stack = Stack(server.url, OUTPUT / "test_storage_limits_oom", env=env)
-        try:
-            stack.start_web(workers=1)
-            answers = flood(stack.web_url, [noise_png(seed, side=300) for seed in range(40)], parallel=2)
-        finally:
-            stack.stop_all()
+def test_when_redis_refuses_writes_for_memory_the_web_says_503(own_redis):
+    server = own_redis(maxmemory="8mb")
+    env = {"DIGITS_API_TOKEN": TOKEN, "MAX_PENDING_BYTES_PER_CLIENT": "0", "MAX_QUEUED_BYTES": "0", "RATE_LIMIT": ""}
+    stack = Stack(server.url, OUTPUT / "test_storage_limits_oom", env=env)
+    try:
+        stack.start_web(workers=1)
+        answers = flood(stack.web_url, [noise_png(seed, side=300) for seed in range(40)], parallel=2)
+    finally:
+        stack.stop_all()
     statuses = [r.status_code for r in answers]
     assert 202 in statuses and 500 not in statuses
     refused = [r for r in answers if r.status_code == 503]

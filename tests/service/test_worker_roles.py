@@ -18,7 +18,7 @@ from PIL import Image
 
 from jobs import keys, workers
 from stack.processes import PREDICT_QUEUES, Stack
-from tests.conftest import OUTPUT, TOKEN, private_redis
+from tests.conftest import OUTPUT, TOKEN
 from tests.service.helpers import running_stack, submit, wait_for
 
 
@@ -46,10 +46,6 @@ def blank_noise_png(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def any_running(client: redis.Redis, job_ids: list[str]) -> bool:
-    return b"running" in [client.hget(keys.job(job_id), "status") for job_id in job_ids]
-
-
 def log_lines(stack: Stack, name: str) -> list[dict]:
     text = (stack.log_dir / f"{name}.log").read_text()
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
@@ -57,45 +53,45 @@ def log_lines(stack: Stack, name: str) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("pool", ["prefork", "solo"])  # prefork: what `celery worker` starts unless told
-def test_a_predict_worker_consumes_in_its_main_process_once_and_records_its_batch_on_sigterm(pool):
-    with private_redis() as server:
-        env = {"DIGITS_API_TOKEN": TOKEN, "PREDICT_BATCH_BUDGET_MS": str(BUDGET_MS)}
-        stack = Stack(server.url, OUTPUT / f"test_worker_roles-sigterm-{pool}", env=env)
-        try:
-            stack.start_web()
-            images = [blank_noise_png(seed) for seed in range(8)]
-            ids = [job_id for _ in range(5) for job_id in submit(stack.web_url, images)]  # seconds of work
-            main = stack.start_worker("w1", queues=PREDICT_QUEUES, pool=pool)
-            client = redis.Redis.from_url(server.url)
-            deadline = time.monotonic() + 120
-            while not any_running(client, ids) or not workers.live(client):
-                assert time.monotonic() < deadline and main.poll() is None, "w1 never took a batch"
-                time.sleep(0.005)
-            os.killpg(main.pid, signal.SIGTERM)  # a warm shutdown, as a supervisor asks for one
-            asked = time.monotonic()
-            (registered,) = workers.live(client)
-            exit_code = main.wait(timeout=60)
-            stopped_s = time.monotonic() - asked
+def test_a_predict_worker_consumes_in_its_main_process_once_and_records_its_batch_on_sigterm(pool, own_redis):
+    server = own_redis()
+    env = {"DIGITS_API_TOKEN": TOKEN, "PREDICT_BATCH_BUDGET_MS": str(BUDGET_MS)}
+    stack = Stack(server.url, OUTPUT / f"test_worker_roles-sigterm-{pool}", env=env)
+    try:
+        stack.start_web()
+        images = [blank_noise_png(seed) for seed in range(8)]
+        ids = [job_id for _ in range(5) for job_id in submit(stack.web_url, images)]  # seconds of work
+        main = stack.start_worker("w1", queues=PREDICT_QUEUES, pool=pool)
+        client = redis.Redis.from_url(server.url)
+        deadline = time.monotonic() + 120
+        while b"running" not in [client.hget(keys.job(job_id), "status") for job_id in ids] or not workers.live(client):
+            assert time.monotonic() < deadline and main.poll() is None, "w1 never took a batch"
+            time.sleep(0.005)
+        os.killpg(main.pid, signal.SIGTERM)  # a warm shutdown, as a supervisor asks for one
+        asked = time.monotonic()
+        (registered,) = workers.live(client)
+        exit_code = main.wait(timeout=60)
+        stopped_s = time.monotonic() - asked
 
-            assert registered.pid == main.pid, "the lanes are served by the worker's main process"
-            lines = log_lines(stack, "w1")
-            consuming = [line for line in lines if line["message"].startswith("taking prediction jobs from")]
-            assert [line["worker"] for line in consuming] == [registered.name], "one consumer, in the main process"
-            if pool != "solo":
-                assert any("solo pool" in line["message"] and line["level"] == "WARNING" for line in lines)
+        assert registered.pid == main.pid, "the lanes are served by the worker's main process"
+        lines = log_lines(stack, "w1")
+        consuming = [line for line in lines if line["message"].startswith("taking prediction jobs from")]
+        assert [line["worker"] for line in consuming] == [registered.name], "one consumer, in the main process"
+        if pool != "solo":
+            assert any("solo pool" in line["message"] and line["level"] == "WARNING" for line in lines)
 
-            states = [client.hmget(keys.job(job_id), "status", "worker") for job_id in ids]
-            recorded = [job_id for job_id, (status, _) in zip(ids, states, strict=True) if status == b"succeeded"]
-            left = [job_id for job_id in ids if job_id not in recorded]
-            waiting = {i.decode() for lane in keys.PREDICT_QUEUES for i in client.lrange(keys.lane(lane), 0, -1)}
-            assert recorded, "the batch in hand was not recorded"
-            assert left, "w1 went on taking jobs after it was asked to stop"
-            assert all(worker == registered.name.encode() for status, worker in states if status == b"succeeded")
-            assert [client.hget(keys.job(job_id), "status") for job_id in left] == [b"queued"] * len(left)
-            assert waiting == set(left), "every job w1 did not end waits in its lane again"
-            assert exit_code == 0 and stopped_s < 2 * BUDGET_MS / 1000 + 10, (exit_code, stopped_s)
+        states = [client.hmget(keys.job(job_id), "status", "worker") for job_id in ids]
+        recorded = [job_id for job_id, (status, _) in zip(ids, states, strict=True) if status == b"succeeded"]
+        left = [job_id for job_id in ids if job_id not in recorded]
+        waiting = {i.decode() for lane in keys.PREDICT_QUEUES for i in client.lrange(keys.lane(lane), 0, -1)}
+        assert recorded, "the batch in hand was not recorded"
+        assert left, "w1 went on taking jobs after it was asked to stop"
+        assert all(worker == registered.name.encode() for status, worker in states if status == b"succeeded")
+        assert [client.hget(keys.job(job_id), "status") for job_id in left] == [b"queued"] * len(left)
+        assert waiting == set(left), "every job w1 did not end waits in its lane again"
+        assert exit_code == 0 and stopped_s < 2 * BUDGET_MS / 1000 + 10, (exit_code, stopped_s)
 
-            stack.start_worker("w2", queues=PREDICT_QUEUES)  # the rest are served by the next worker
-            assert {wait_for(stack.web_url, job_id)["status"] for job_id in ids} == {"succeeded"}
-        finally:
-            stack.stop_all()
+        stack.start_worker("w2", queues=PREDICT_QUEUES)  # the rest are served by the next worker
+        assert {wait_for(stack.web_url, job_id)["status"] for job_id in ids} == {"succeeded"}
+    finally:
+        stack.stop_all()
