@@ -10,6 +10,7 @@ import redis
 
 from jobs import keys, queue
 from jobs.connection import RedisUrlError, SentinelUrl, celery_broker, parse_sentinel_url
+from jobs.transport import Channel
 from tests.conftest import png_bytes
 from web import create_app
 
@@ -84,3 +85,14 @@ def test_every_client_finds_the_primary_through_the_sentinels(replicated, mnist)
     job_id = answer.json["jobs"][0]["job_id"]
     assert primary.hget(keys.job(job_id), "status") == b"queued"
     assert primary.keys(f"{keys.RATE_LIMIT_PREFIX}*"), "the rate limit counts on the primary too"
+
+
+def test_plain_redis_urls_use_the_transport_that_keeps_one_client_per_channel(redis_server):
+    app = queue.create_celery(redis_server.url.replace("/0", "/1"))
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+            assert isinstance(channel, Channel) and first is second
+        assert first.ping()
+    tls = queue.create_celery("rediss://127.0.0.1:1/0?ssl_cert_reqs=required")
+    assert tls.connection_for_write().transport_cls == "rediss"  # kombu's own, which knows TLS

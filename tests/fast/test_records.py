@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -272,3 +273,13 @@ def test_latency_is_counted_for_predictions_only_from_when_start_said_they_were_
     assert 0.06 <= seconds < 5 and latency.pop("sum") == pytest.approx(seconds)  # summed as text, a bit may differ
     assert latency == {rec.bucket_of(seconds, rec.LATENCY_BUCKETS): 1}
     assert redis_client.hgetall(keys.METRICS_OUTCOMES) == {b"predict:succeeded": b"1", b"train:succeeded": b"1"}
+
+
+def test_only_what_a_client_needs_is_kept_once_a_job_ends(redis_client):
+    records = rec.JobRecords(redis_client)
+    (job_id,) = records.create("predict", client="10.0.0.3", images=[os.urandom(1000)]).ids
+    assert records.pending_bytes("10.0.0.3") == 1000 and records.queued_bytes() == 1000
+    records.finish([rec.Outcome(job_id, "succeeded", result={"label": 1})])
+    assert records.pending_bytes("10.0.0.3") == 0 and records.queued_bytes() == 0
+    assert not redis_client.exists(keys.job_image(job_id))  # the upload is gone, the record stays
+    assert records.get(job_id)["result"] == {"label": 1}

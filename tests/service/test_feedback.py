@@ -8,7 +8,6 @@ import io
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +19,9 @@ from client.errors import RequestRefused
 from client.service import DigitsClient
 from jobs import keys
 from jobs import records as rec
-from jobs.feedback import HELD_OUT_PERCENT, FeedbackFull, FeedbackStore, is_held_out
 from model.idx import read_idx
 from tests.conftest import TOKEN, png_bytes
-from tests.service.helpers import submit, wait_for, web_only
+from tests.service.helpers import submit, wait_for
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 DIGITS = Path(sys.executable).parent / "digits"
@@ -176,46 +174,3 @@ def test_metrics_count_corrections_and_the_share_corrected_per_version(stack, pr
     assert 'digits_feedback_total{model_version="1",verdict="corrected"}' in text
     share = next(line for line in text.splitlines() if line.startswith("digits_predictions_corrected_ratio"))
     assert 'model_version="1"' in share and 0 < float(share.split()[-1]) <= 1 / 10
-
-
-def test_corrections_need_the_predict_token_where_predictions_do():
-    with web_only("test_feedback_token", env={"PREDICTIONS_NEED_TOKEN": "true"}) as (stack, _):
-        url = f"{stack.web_url}/api/v1/jobs/{'0' * 32}/feedback"
-        assert requests.post(url, json={"label": 1}, timeout=10).status_code == 401
-        assert requests.post(url, json={"label": 1}, headers=ADMIN, timeout=10).status_code == 404
-        assert requests.get(f"{stack.web_url}/api/v1/feedback", timeout=10).status_code == 401
-
-
-def test_the_cap_refuses_a_correction_whole(redis_client):
-    store = FeedbackStore(redis_client, max_bytes=2000)
-    pixels = np.full((28, 28), 7, np.uint8)
-    store.add("a" * 32, 1, 2, 1, pixels)
-    used = store.bytes_used()
-    assert 784 < used < 1000
-    store.add("a" * 32, 3, 2, 1, pixels)  # replacing one takes no more room
-    assert abs(store.bytes_used() - used) <= 2  # (the time's digits may differ)
-    store.add("b" * 32, 1, 1, 1, pixels)
-    both = store.bytes_used()
-    with pytest.raises(FeedbackFull):
-        store.add("c" * 32, 1, 1, 1, pixels)
-    assert store.ids() == ["b" * 32, "a" * 32] and store.bytes_used() == both
-    assert store.by_version() == {"1": {"corrected": 1, "confirmed": 1}}
-    assert store.delete(["a" * 32, "c" * 32]) == 1
-    assert store.by_version() == {"1": {"corrected": 0, "confirmed": 1}} and abs(store.bytes_used() - used) <= 2
-
-
-def test_old_corrections_are_pruned_after_the_retention(redis_client):
-    store = FeedbackStore(redis_client, retention_s=1)
-    store.add("a" * 32, 1, 1, 1, np.zeros((28, 28), np.uint8))
-    assert store.ids() == ["a" * 32]
-    time.sleep(1.2)
-    assert store.ids() == [] and store.bytes_used() == 0 and store.by_version() == {}
-    assert redis_client.exists(keys.feedback("a" * 32)) == 0
-
-
-def test_the_held_out_share_is_decided_by_the_job_id_alone():
-    ids = [f"{n:032x}" for n in range(2000)]
-    held = [job_id for job_id in ids if is_held_out(job_id)]
-    assert abs(len(held) / len(ids) - HELD_OUT_PERCENT / 100) < 0.03
-    # The same ids on every host and in every run (sha256 of the id, not Python's salted hash).
-    assert [n for n in range(40) if is_held_out(f"{n:032x}")] == [8, 12, 22, 24, 28, 29, 32, 34, 36]

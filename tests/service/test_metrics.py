@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobs import keys
 from tests.conftest import png_bytes
 from tests.service.helpers import gunicorn_workers, submit, wait_for, web_only
-from web.cluster_metrics import cumulative
 
 pytestmark = pytest.mark.slow
 
@@ -98,12 +97,6 @@ def test_without_redis_the_scrape_still_answers_and_says_so():
         families = scrape(stack.web_url)
     assert value(families, "digits_redis_up") == 0
     assert "digits_queue_depth" not in families and "digits_http_requests" in families
-
-
-def test_cumulative_buckets_keep_unknown_bounds_and_end_in_inf():
-    buckets = cumulative({"0.5": "2", "1": "3", "+Inf": "1", "0.75": "4"}, ("0.5", "1", "2"))
-    assert buckets == [("0.5", 2.0), ("0.75", 6.0), ("1.0", 9.0), ("2.0", 9.0), ("+Inf", 10.0)]
-    assert cumulative({}, ("1",)) == [("1.0", 0.0), ("+Inf", 0.0)]
 
 
 def test_job_outcomes_latency_batches_queues_and_versions_cover_the_cluster(stack, mnist):

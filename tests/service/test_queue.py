@@ -12,7 +12,6 @@ import requests
 from kombu import Connection
 
 from jobs import keys, queue
-from jobs.transport import Channel
 from tests.conftest import png_bytes
 from tests.service.helpers import wait_for
 
@@ -44,14 +43,3 @@ def test_a_pickled_message_is_never_unpickled_and_the_worker_goes_on(stack, mnis
     assert "Refusing to deserialize untrusted content of type pickle" in worker_log
     assert not marker.exists()
     assert redis.Redis.from_url(stack.redis_url).llen(keys.PREDICT_QUEUE) == 0  # Celery's queue: refused, not looping
-
-
-def test_plain_redis_urls_use_the_transport_that_keeps_one_client_per_channel(redis_server):
-    app = queue.create_celery(redis_server.url.replace("/0", "/1"))
-    with app.connection_for_write() as connection:
-        channel = connection.default_channel
-        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
-            assert isinstance(channel, Channel) and first is second
-        assert first.ping()
-    tls = queue.create_celery("rediss://127.0.0.1:1/0?ssl_cert_reqs=required")
-    assert tls.connection_for_write().transport_cls == "rediss"  # kombu's own, which knows TLS

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
-import os
 import time
 
 import numpy as np
@@ -103,15 +102,3 @@ def test_when_redis_refuses_writes_for_memory_the_web_says_503(own_redis):
     assert 202 in statuses and 500 not in statuses
     refused = [r for r in answers if r.status_code == 503]
     assert refused and {r.json()["error"]["code"] for r in refused} == {"store_full"}
-
-
-def test_only_what_a_client_needs_is_kept_once_a_job_ends(redis_client):
-    from jobs import records as rec
-
-    records = rec.JobRecords(redis_client)
-    (job_id,) = records.create("predict", client="10.0.0.3", images=[os.urandom(1000)]).ids
-    assert records.pending_bytes("10.0.0.3") == 1000 and records.queued_bytes() == 1000
-    records.finish([rec.Outcome(job_id, "succeeded", result={"label": 1})])
-    assert records.pending_bytes("10.0.0.3") == 0 and records.queued_bytes() == 0
-    assert not redis_client.exists(keys.job_image(job_id))  # the upload is gone, the record stays
-    assert records.get(job_id)["result"] == {"label": 1}
