@@ -82,7 +82,10 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request, context):
-        return await self._call(context, "ServerReady", lambda: service_pb2.ServerReadyResponse(ready=_ready()))
+        def answer():
+            return service_pb2.ServerReadyResponse(ready=dataplane.workers_ready())
+
+        return await self._call(context, "ServerReady", answer)
 
     async def ServerMetadata(self, request, context):
         def answer():
@@ -155,19 +158,22 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def _call(self, context: grpc.aio.ServicerContext, method: str, answer: Callable[[], T]) -> T:
         """``answer()`` on the pool in a request context for this call; a refusal as a gRPC status."""
         started = time.perf_counter()
+        # Read on the event loop's thread, which owns the call; the pool's thread gets plain values.
+        environ = {"REMOTE_ADDR": _peer_address(context.peer())}
+        token = dict(context.invocation_metadata() or ()).get("authorization")
+        if token is not None:
+            environ["HTTP_AUTHORIZATION"] = token
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.pool, self._in_context, context, method, answer, started)
+            return await loop.run_in_executor(self.pool, self._in_context, environ, method, answer, started)
         except Refused as refused:
             if refused.retry_after:
                 context.set_trailing_metadata((("retry-after", refused.retry_after),))
             await context.abort(refused.code, refused.details)
 
-    def _in_context(self, context, method: str, answer: Callable[[], T], started: float) -> T:
-        metadata = dict(context.invocation_metadata() or ())
-        environ = {"REMOTE_ADDR": _peer_address(context.peer())}
-        if "authorization" in metadata:
-            environ["HTTP_AUTHORIZATION"] = metadata["authorization"]
+    def _in_context(self, environ: dict, method: str, answer: Callable[[], T], started: float) -> T:
+        """``answer()`` in a Flask request context whose WSGI ``environ`` holds the call's client
+        address and token; one access-log line for it, as the web writes one per request."""
         code = grpc.StatusCode.OK
         with self.app.test_request_context(f"/grpc/{method}", method="POST", environ_base=environ):
             g.request_id = uuid.uuid4().hex
@@ -193,10 +199,6 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
                         "job_ids": g.get("job_ids"),
                     },
                 )
-
-
-def _ready() -> bool:
-    return dataplane.workers_ready()
 
 
 def _version(request, field: str = "version") -> str | None:
