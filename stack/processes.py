@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 import requests
-from tritonclient.grpc import service_pb2
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from jobs import keys, workers
 from jobs.queue import connect
@@ -102,11 +102,7 @@ class Stack:
             self.grpc_address = address
         deadline = time.monotonic() + timeout
         with grpc.insecure_channel(address) as channel:
-            live = channel.unary_unary(
-                "/inference.GRPCInferenceService/ServerLive",
-                request_serializer=service_pb2.ServerLiveRequest.SerializeToString,
-                response_deserializer=service_pb2.ServerLiveResponse.FromString,
-            )
+            live = service_pb2_grpc.GRPCInferenceServiceStub(channel).ServerLive
             while time.monotonic() < deadline:
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
