@@ -65,6 +65,10 @@ job_image = keyed("job:{}:image")
 # List of the job ids one request submitted together, in order.
 batch = keyed("batch:{}")
 
+# Counter of a batch's jobs that have not ended (absent: all have, or the batch expired): a long
+# poll on a batch reads this one key, never its jobs.
+batch_unfinished = keyed("batch:{}:unfinished")
+
 # Counter of a client's jobs that have not ended (for the pending-jobs limit).
 pending = keyed("pending:{}")
 

@@ -27,7 +27,7 @@ from web.schemas import (
     wait_query,
 )
 from web.services import services, settings
-from web.submit import all_ended_within, job_links, read_field, read_mode, read_upload, submit_predictions
+from web.submit import batch_ended_within, job_links, read_field, read_mode, read_upload, submit_predictions
 from web.validation import query, validated
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -106,7 +106,7 @@ def get_batch(batch_id: str):
     job_ids = records.batch(batch_id)
     if job_ids is None:
         raise ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
-    all_ended_within(job_ids, wait)
+    batch_ended_within(batch_id, wait)
     answer: Batch = batch(batch_id, job_ids, records.get_many(job_ids))
     return jsonify(answer)
 

@@ -131,12 +131,11 @@ def all_ended(records: list[JobRecord | None]) -> bool:
     return all(map(has_ended, records))
 
 
-def all_ended_within(job_ids: list[str], seconds: float) -> bool:
-    """Hold the request until every job has ended or ``seconds`` pass (as far as this client may
-    wait now: see web/waiting.py); whether all have ended."""
+def batch_ended_within(batch_id: str, seconds: float) -> bool:
+    """Hold the request until every job of the batch has ended or ``seconds`` pass (as far as this
+    client may wait now: see web/waiting.py), reading its one counter, never its jobs; whether all have ended."""
     svc = services()
-    client = client_address()
-    left = svc.waiter.wait_until(job_ids, seconds, lambda: svc.records.unfinished(job_ids), lambda n: n == 0, client)
+    left = svc.waiter.wait_batch(batch_id, seconds, lambda: svc.records.batch_unfinished(batch_id), client_address())
     return left == 0
 
 

@@ -121,6 +121,7 @@ class CreateJobs(Script):
             keys.QUEUED_BYTES,
             keys.lane(fast_lane) if lanes else "",
             keys.lane(bulk_lane) if lanes else "",
+            keys.batch_unfinished(batch_id or ""),
         ]
         values: list[str | bytes] = []
         for job_id, image in zip(job_ids, images, strict=True):
@@ -155,6 +156,7 @@ class Found(NamedTuple):
     version: int | None
     read: str | None
     created_at: float | None
+    batch: str | None
 
 
 class StartJobs(Script):
@@ -180,8 +182,9 @@ class StartJobs(Script):
                 int(version) if version else None,
                 read.decode() or None,
                 float(created_at) if created_at else None,
+                batch.decode() or None,
             )
-            for status, client, lane, image, taken, suspect, poison, version, read, created_at in answers
+            for status, client, lane, image, taken, suspect, poison, version, read, created_at, batch in answers
         ]
 
 
@@ -213,11 +216,12 @@ class Latency(NamedTuple):
 
 
 class Finishing(NamedTuple):
-    """One job to end: how (``result`` / ``error`` as JSON), whose it is, the model version to
-    count its prediction for and its latency (None: not counted)."""
+    """One job to end: how (``result`` / ``error`` as JSON), whose it is, the batch it belongs to,
+    the model version to count its prediction for and its latency (None: not counted)."""
 
     job_id: str
     client: str | None
+    batch: str | None
     status: str
     result: bytes | None
     error: bytes | None
@@ -248,6 +252,7 @@ class FinishJobs(Script):
         for job in jobs:
             job_id, client, latency = job.job_id, job.client or "", job.latency
             script_keys += [keys.job(job_id), keys.job_image(job_id), keys.pending(client), keys.pending_bytes(client)]
+            script_keys.append(keys.batch_unfinished(job.batch or ""))
             values += [job.status, job.result or b"", job.error or b"", job_id, job.counted_version or ""]
             values += [latency.bucket, repr(latency.seconds)] if latency else ["", ""]
         batch = {"bucket": batch_bucket, "images": batch_images} if batch_bucket else False

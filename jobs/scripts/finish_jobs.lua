@@ -1,10 +1,12 @@
 -- finish_jobs: end each given job that has not ended yet (the first terminal status wins), and
 -- let go of what it held: its image (unless the job keeps it), its place in the queued and
--- running indexes, its client's pending job and bytes and its share of the queued bytes. Each job
+-- running indexes, its client's pending job and bytes, its share of the queued bytes and its place
+-- in its batch's count of unfinished jobs. Each job
 -- ended is counted once: by type and outcome, for the model version given, and, if a prediction,
 -- in the latency bucket given; the model call is counted in the batch-size bucket given. Then the
--- ended jobs are announced with their records, as far as the room given allows (see
--- FinishedNotice in jobs/records.py). Which bucket is the caller's business: the script only counts.
+-- ended jobs are announced with the batches they belong to and their records, as far as the room
+-- given allows (see FinishedNotice in jobs/records.py). Which bucket is the caller's business: the
+-- script only counts.
 --
 -- KEYS  1 outcomes     hash "<type>:<status>" -> jobs ended (keys.METRICS_OUTCOMES)
 --       2 predictions  hash model version -> predictions counted (keys.METRICS_PREDICTIONS)
@@ -14,28 +16,30 @@
 --       6 running      sorted set of jobs taken (keys.RUNNING_JOBS)
 --       7 total_bytes  everyone's unfinished image bytes (keys.QUEUED_BYTES)
 --       then per job: record (keys.job), image (keys.job_image), its client's pending jobs and
---       pending bytes (keys.pending, keys.pending_bytes)
+--       pending bytes (keys.pending, keys.pending_bytes), its batch's unfinished jobs
+--       (keys.batch_unfinished)
 -- ARGV  1 JSON {now: epoch seconds as text, channel: where to announce, room: the most record
 --              bytes the announcement may carry, batch: {bucket, images} of the model call or false}
 --       then per job: status, result JSON or '', error JSON or '', id, model version to count
 --       it for or '', latency bucket or '', latency in seconds or ''
 -- Returns the ids of the jobs it ended.
-local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 7, 4, 7
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 7, 5, 7
 local outcomes, predictions, latency, batch_size, queued, running, total_bytes = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
 -- Job i's keys are KEYS[k + 1 .. k + JOB_KEYS] and its values ARGV[v + 1 .. v + JOB_VALUES], where
 -- k = FIXED_KEYS + (i - 1) * JOB_KEYS and v = 1 + (i - 1) * JOB_VALUES.
-local ended, records, room = {}, {}, args.room
+local ended, records, room, batches = {}, {}, args.room, {}
 -- Counts are summed over the batch and written once each, after the loop.
 local by_outcome, by_version, by_bucket, seconds_sum, released, freed = {}, {}, {}, 0, {}, 0
 local function add(counts, key, amount) counts[key] = (counts[key] or 0) + amount end
 for i = 1, n do
   local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
-  local record, image, pending, pending_bytes = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local record, image, pending, pending_bytes, batch_left = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4],
+    KEYS[k + 5]
   local status, result, err, id, version, bucket, seconds =
     ARGV[v + 1], ARGV[v + 2], ARGV[v + 3], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7]
-  local fields = redis.call('HMGET', record, 'status', 'type', 'client', 'keep_image', 'bytes')
+  local fields = redis.call('HMGET', record, 'status', 'type', 'client', 'keep_image', 'bytes', 'batch')
   if fields[1] == 'queued' or fields[1] == 'running' then
     local update = {'status', status, 'finished_at', args.now}
     if result ~= '' then update[#update + 1] = 'result'; update[#update + 1] = result end
@@ -57,6 +61,10 @@ for i = 1, n do
       add(released, pending_bytes, size)
     end
     freed = freed + size
+    if fields[6] then
+      add(released, batch_left, 1)
+      batches[fields[6]] = true
+    end
     if room > 0 then
       local now_fields = redis.call('HGETALL', record)
       local bytes = 0
@@ -83,6 +91,9 @@ if args.batch then
   redis.call('HINCRBY', batch_size, 'sum', args.batch.images)
 end
 if #ended > 0 then
-  redis.call('PUBLISH', args.channel, table.concat(ended, ' ') .. '\n' .. cjson.encode(records))
+  local batch_ids = {}
+  for batch_id in pairs(batches) do batch_ids[#batch_ids + 1] = batch_id end
+  redis.call('PUBLISH', args.channel,
+             table.concat(ended, ' ') .. '\n' .. table.concat(batch_ids, ' ') .. '\n' .. cjson.encode(records))
 end
 return ended

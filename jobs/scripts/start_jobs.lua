@@ -11,7 +11,7 @@
 -- ARGV  1 JSON {now: epoch seconds as text, worker: this worker's name, silence: seconds}
 --       then per job: id
 -- Returns per job: {prior status or '', client or '', lane or '', image or false, taken, suspect,
--- poison (1 or 0), model version asked for or '', read mode or '', created_at or ''}.
+-- poison (1 or 0), model version asked for or '', read mode or '', created_at or '', batch or ''}.
 local FIXED_KEYS, JOB_KEYS, CHUNK = 3, 2, 1000
 local queued, running, workers = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
@@ -23,7 +23,7 @@ for i = 1, n do
   local k = FIXED_KEYS + (i - 1) * JOB_KEYS
   local record, image_key, id = KEYS[k + 1], KEYS[k + 2], ARGV[1 + i]
   local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'version', 'read',
-                            'created_at')
+                            'created_at', 'batch')
   local status = fields[1]
   local take, suspect, poison, image = status == 'queued', false, false, false
   if status == 'running' then
@@ -40,7 +40,7 @@ for i = 1, n do
     if not poison then image = redis.call('GET', image_key) end
   end
   answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
-                poison and 1 or 0, fields[6] or '', fields[7] or '', fields[8] or ''}
+                poison and 1 or 0, fields[6] or '', fields[7] or '', fields[8] or '', fields[9] or ''}
 end
 -- The indexes move the taken ids in a few commands, a chunk at a time (unpack's limit).
 for first = 1, #taken, CHUNK do

@@ -1,0 +1,89 @@
+"""A long poll on a batch costs one counter read per wake, shared by every waiter on that batch in
+a process, however many jobs the batch holds: counted with Redis's own INFO commandstats while
+real finish scripts end the jobs and a real JobWaiter (its pub/sub listener included) holds the waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+
+from jobs import records as rec
+from web.waiting import JobWaiter
+
+JOBS, WAITERS, ROUNDS = 1000, 200, 10
+CONNECTING = {"select", "client|setinfo", "hello", "ping", "subscribe"}
+
+
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    return {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in client.info("commandstats").items()}
+
+
+def finish_in_rounds(records: rec.JobRecords, job_ids: list[str]) -> None:
+    """End the jobs in ROUNDS finish calls: ROUNDS notices, each naming the batch."""
+    for chunk in range(ROUNDS):
+        ended = job_ids[chunk * JOBS // ROUNDS : (chunk + 1) * JOBS // ROUNDS]
+        records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result={"label": 1}) for job_id in ended])
+        time.sleep(0.05)
+
+
+def test_waiters_on_a_batch_share_one_counter_read_per_wake(redis_client):
+    records = rec.JobRecords(redis_client)
+    # What the finishes cost Redis alone, with no one waiting: subtracted below.
+    alone = records.create("predict", JOBS, batch_id=rec.new_job_id(), client="10.0.0.9").ids
+    before = command_calls(redis_client)
+    finish_in_rounds(records, alone)
+    finishes = {name: calls - before.get(name, 0) for name, calls in command_calls(redis_client).items()}
+
+    batch_id = rec.new_job_id()
+    job_ids = records.create("predict", JOBS, batch_id=batch_id, client="10.0.0.9").ids
+    url = redis_client.connection_pool.connection_kwargs
+    waiter = JobWaiter(lambda: redis.Redis(**url), max_waits=10_000, max_waits_per_client=10_000)
+    answers: list[int] = []
+
+    def wait(i: int) -> None:
+        answers.append(waiter.wait_batch(batch_id, 30, lambda: records.batch_unfinished(batch_id), f"client-{i % 7}"))
+
+    threads = [threading.Thread(target=wait, args=(i,)) for i in range(WAITERS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)  # every waiter is in, and the first readings are done
+    before, started = command_calls(redis_client), time.monotonic()
+    finish_in_rounds(records, job_ids)
+    for thread in threads:
+        thread.join(10)
+    after, seconds = command_calls(redis_client), time.monotonic() - started
+    assert answers == [0] * WAITERS  # every wait ended when the last job did
+    waiting = {name: calls - before.get(name, 0) - finishes.get(name, 0) for name, calls in after.items()}
+    # (a connection's set-up, and the script loaded once by the first run, are not the waits')
+    waiting = {name: calls for name, calls in waiting.items() if calls > 0 and name not in CONNECTING}
+    # One reading of the counter per notice and one a second at most besides, for all 200 waiters
+    # together; nothing else (the waits before this change read all 1,000 records per waiter per wake).
+    assert set(waiting) <= {"get"}, waiting
+    assert waiting.get("get", 0) <= ROUNDS + seconds + 2, f"{waiting} for {ROUNDS} wakes of {WAITERS} waiters"
+    assert waiter.waiting == 0
+
+
+def test_the_counter_follows_the_jobs_and_a_wait_counts_against_its_client(redis_client):
+    records = rec.JobRecords(redis_client)
+    batch_id = rec.new_job_id()
+    first, second = records.create("predict", 2, batch_id=batch_id, client="10.0.0.9").ids
+    assert records.batch_unfinished(batch_id) == 2
+    records.finish([rec.Outcome(first, rec.SUCCEEDED, result={})])
+    records.finish([rec.Outcome(first, rec.FAILED, result={})])  # ended already: not counted twice
+    assert records.batch_unfinished(batch_id) == 1
+    url = redis_client.connection_pool.connection_kwargs
+    waiter = JobWaiter(lambda: redis.Redis(**url), max_waits=100, max_waits_per_client=1)
+    held = threading.Thread(
+        target=waiter.wait_batch, args=(batch_id, 5, lambda: records.batch_unfinished(batch_id), "10.0.0.9")
+    )
+    held.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    # The client's one wait is in use: a second is answered at once, with the count as it stands.
+    assert waiter.wait_batch(batch_id, 5, lambda: records.batch_unfinished(batch_id), "10.0.0.9") == 1
+    assert time.monotonic() - started < 0.5
+    records.finish([rec.Outcome(second, rec.CANCELLED, error=rec.error("cancelled", "test"))])
+    held.join(3)
+    assert not held.is_alive() and records.batch_unfinished(batch_id) == 0
