@@ -146,6 +146,19 @@ NO_LIMITS = PendingLimits()
 
 
 @dataclass(frozen=True)
+class FinishedLimits:
+    """How many ended jobs' records are kept (0: no limit), in all and per client; beyond, the
+    oldest are forgotten as new ones end (MAX_FINISHED_JOBS, MAX_FINISHED_PER_CLIENT)."""
+
+    jobs: int = 0
+    per_client: int = 0
+
+
+# Records one finish forgets at most (the rest go with the next): a finish's cost stays bounded.
+MOST_FORGOTTEN_AT_ONCE = 2000
+
+
+@dataclass(frozen=True)
 class Lanes:
     """Where new jobs queue: ``fast`` while their client has at most ``fast_pending`` jobs pending
     (these included), ``bulk`` beyond. Workers serve the fast lane first."""
@@ -191,12 +204,21 @@ def error(code: str, message: str) -> ErrorDetail:
 class JobRecords:
     """Reads and writes job records; every method costs one Redis round trip unless it says otherwise."""
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int = 86400, replica_ack: ReplicaAck | None = None):
+    def __init__(
+        self,
+        client: redis.Redis,
+        ttl_seconds: int = 86400,
+        replica_ack: ReplicaAck | None = None,
+        finished_limits: FinishedLimits = FinishedLimits(),
+    ):
         """With ``replica_ack``, :meth:`create` returns only once a replica has the new records, when it
-        says so (see jobs/replicas.py); without, it never waits (workers: they accept no work)."""
+        says so (see jobs/replicas.py); without, it never waits (workers: they accept no work).
+        ``finished_limits``: how many ended jobs :meth:`finish` keeps."""
         self.redis = client
         self.ttl = ttl_seconds
         self.replica_ack = replica_ack
+        self.finished_limits = finished_limits
+        self._forget = scripts.ForgetFinished(client)
         self._create = scripts.CreateJobs(client)
         self._start = scripts.StartJobs(client)
         self._unfinished = scripts.CountUnfinished(client)
@@ -439,14 +461,54 @@ class JobRecords:
             )
             for outcome, client, created, batch in zip(outcomes, clients, created_at, batches, strict=True)
         ]
-        return self._finish(
+        ended = self._finish(
             now=now,
             channel=keys.JOBS_FINISHED_CHANNEL,
             room=NOTICE_RECORD_BYTES,
             batch_bucket=bucket_of(batch_size, BATCH_BUCKETS) if batch_size else None,
             batch_images=batch_size or 0,
             jobs=finishing,
+            ttl=self.ttl,
         )
+        if ended and (self.finished_limits.jobs or self.finished_limits.per_client):
+            self.forget_beyond_limits({client for client in clients if client})
+        return ended
+
+    def forget_beyond_limits(self, clients: Iterable[str] = ()) -> int:
+        """Forget the oldest ended jobs beyond :attr:`finished_limits`, in all and for each of
+        ``clients``; how many records were deleted (at most MOST_FORGOTTEN_AT_ONCE a call)."""
+        limits, clients = self.finished_limits, sorted(clients)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(keys.FINISHED_JOBS)
+        for client in clients:
+            pipe.zcard(keys.finished_by_client(client))
+        total, *per_client = pipe.execute()
+        sources = []
+        if limits.per_client:
+            over = zip(clients, per_client, strict=True)
+            sources += [(keys.finished_by_client(client), n - limits.per_client) for client, n in over]
+        if limits.jobs:
+            sources.append((keys.FINISHED_JOBS, total - limits.jobs))
+        pipe = self.redis.pipeline(transaction=False)
+        for key, over in sources:
+            if over > 0:
+                pipe.zrange(key, 0, min(over, MOST_FORGOTTEN_AT_ONCE) - 1)
+        victims = list(dict.fromkeys(i.decode() for ids in pipe.execute() for i in ids))[:MOST_FORGOTTEN_AT_ONCE]
+        return self._forget_jobs(victims) if victims else 0
+
+    def forget_finished(self) -> int:
+        """Delete every ended job's record now (an admin's purge); how many were deleted."""
+        deleted = 0
+        while ids := [i.decode() for i in self.redis.zrange(keys.FINISHED_JOBS, 0, MOST_FORGOTTEN_AT_ONCE - 1)]:
+            deleted += self._forget_jobs(ids)
+        return deleted
+
+    def _forget_jobs(self, job_ids: list[str]) -> int:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), "client", "batch")
+        owners = [(c.decode() if c else None, b.decode() if b else None) for c, b in pipe.execute()]
+        return self._forget(jobs=[(job_id, *owner) for job_id, owner in zip(job_ids, owners, strict=True)])
 
     def _clients_and_creation(
         self, job_ids: Sequence[str]

@@ -17,6 +17,7 @@ from web.errors import ApiError
 from web.images import decode_base64_image
 from web.openapi import Answer, documented
 from web.schemas import (
+    Deleted,
     JobList,
     JobListQuery,
     PredictionsAccepted,
@@ -132,6 +133,16 @@ def get_job(job_id: str):
     if record is None:
         raise ApiError(404, "not_found", f"no job {job_id[:64]!r}: never issued, or expired")
     return jsonify(record)
+
+
+@bp.post("/admin/purge-finished")
+@documented("purgeFinishedJobs", {200: Answer(Deleted, "how many ended jobs' records were deleted")}, (503,))
+@admin_required
+def purge_finished():
+    """Delete every ended job's record (and kept upload) now, to free Redis; unfinished jobs stay."""
+    deleted = services().records.forget_finished()
+    log.info("purged %d ended jobs", deleted)
+    return jsonify({"deleted": deleted})
 
 
 @bp.delete("/jobs/<job_id>")

@@ -90,6 +90,7 @@ def submit_predictions(
         check_images(images)
     svc = services()
     config = svc.settings
+    refuse_new_work_near_full()
     client = client_address()
     batch_id = rec.new_job_id()
     job_ids = [rec.new_job_id() for _ in images]
@@ -124,6 +125,17 @@ def submit_predictions(
             return Submitted(batch_id, job_ids)
         records = watch.until(wait, lambda: watch.ended(job_ids) or svc.records.get_many(job_ids), all_ended)
     return Submitted(batch_id, job_ids, records if all_ended(records) else None)
+
+
+def refuse_new_work_near_full() -> None:
+    """503 ``store_busy`` while Redis is above its high-water mark (REDIS_HIGH_WATER of maxmemory):
+    the room left is for the work already accepted, which must start and finish."""
+    if over := services().memory.over_high_water():
+        used, mark = over
+        message = (
+            f"the job store is nearly full ({used >> 20} MiB used, new work stops at {mark >> 20} MiB); retry shortly"
+        )
+        raise ApiError(503, "store_busy", message, {"Retry-After": "2"})
 
 
 def all_ended(records: list[JobRecord | None]) -> bool:

@@ -2,7 +2,9 @@
 -- and jobs running on a worker that has gone silent (its heartbeat older than the silence given).
 -- A job running on a live worker is left to it. A job taken over from a dead worker is a suspect
 -- (it may have killed it); one taken over while it was being read alone is poison: its image is
--- not handed over again.
+-- not handed over again. Each job taken leaves the queued index before its record is written:
+-- under maxmemory a script's first write may not grow memory, and after one that cannot, Redis
+-- lets it finish, so work already accepted can always start.
 --
 -- KEYS  1 queued   sorted set of jobs not started (keys.QUEUED_JOBS)
 --       2 running  sorted set of jobs taken (keys.RUNNING_JOBS)
@@ -33,6 +35,7 @@ for i = 1, n do
     end
   end
   if take then
+    redis.call('ZREM', queued, id)
     redis.call('HSET', record, 'status', 'running', 'started_at', args.now, 'worker', args.worker)
     redis.call('HINCRBY', record, 'deliveries', 1)
     if fields[4] then redis.call('HDEL', record, 'alone') end
@@ -42,7 +45,7 @@ for i = 1, n do
   answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
                 poison and 1 or 0, fields[6] or '', fields[7] or '', fields[8] or '', fields[9] or ''}
 end
--- The indexes move the taken ids in a few commands, a chunk at a time (unpack's limit).
+-- The running index takes the taken ids in a few commands, a chunk at a time (unpack's limit).
 for first = 1, #taken, CHUNK do
   local ids, scored = {}, {}
   for j = first, math.min(first + CHUNK - 1, #taken) do
@@ -50,7 +53,6 @@ for first = 1, #taken, CHUNK do
     scored[#scored + 1] = now
     scored[#scored + 1] = taken[j]
   end
-  redis.call('ZREM', queued, unpack(ids))
   redis.call('ZADD', running, unpack(scored))
 end
 return answers
