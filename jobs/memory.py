@@ -25,7 +25,7 @@ MiB = 1024 * 1024
 # One ended prediction's record, its entries in the indexes and its share of its batch's list, as
 # MEMORY USAGE measured them (about 1.3 KB for a digit, 1.8 KB for a number of four digits), rounded up.
 FINISHED_JOB_BYTES = 2048
-BASELINE_BYTES = 16 * MiB  # Redis itself and Celery's keys take about 2 MiB; the rest is room for buffers
+BASELINE_BYTES = 8 * MiB  # Redis itself and Celery's keys take about 2 MiB; the rest is room for buffers
 SAMPLE_S = 0.25  # how often one process asks Redis for its memory, at most
 
 

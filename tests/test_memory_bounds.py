@@ -5,7 +5,9 @@ purge ended jobs. (The flood through the whole service is tests/test_redis_flood
 
 from __future__ import annotations
 
+import io
 import os
+import time
 
 import pytest
 import redis
@@ -112,5 +114,32 @@ def test_caps_that_do_not_fit_maxmemory_stop_the_web_at_start():
         small = {"MAX_QUEUED_BYTES": 8 * MiB, "MAX_FINISHED_JOBS": 5000, "MAX_MODEL_VERSIONS": 2,
                  "MAX_MODEL_BYTES": 4 * MiB, "MAX_FEEDBACK_BYTES": 1 * MiB}  # fmt: skip
         assert create_app({"REDIS_URL": server.url, "DIGITS_ADMIN_TOKEN": TOKEN, **small})
+    finally:
+        server.close()
+
+
+def test_new_work_is_refused_above_the_high_water_mark_and_accepted_again_below(mnist):
+    from tests.conftest import png_bytes
+
+    server = RedisServer(maxmemory="16mb").start()
+    client = redis.Redis.from_url(server.url)
+    small = {"MAX_QUEUED_BYTES": MiB, "MAX_FINISHED_JOBS": 500, "MAX_MODEL_VERSIONS": 1, "MAX_MODEL_BYTES": MiB,
+             "MAX_FEEDBACK_BYTES": MiB // 4, "RATE_LIMIT": ""}  # fmt: skip
+    try:
+        web = create_app({"REDIS_URL": server.url, "DIGITS_ADMIN_TOKEN": TOKEN, **small}).test_client()
+        image = {"image": (io.BytesIO(png_bytes(mnist.x_test[0])), "seven.png")}
+        assert web.post("/api/v1/predictions", data=image).status_code == 202
+        filler = 0
+        while client.info("memory")["used_memory"] < 0.9 * 16 * MiB:  # above 85%, below the limit
+            client.set(f"filler:{filler}", os.urandom(10_000))
+            filler += 1
+        time.sleep(0.3)  # the web's last reading of Redis's memory is out of date
+        refused = web.post("/api/v1/predictions", data={"image": (io.BytesIO(png_bytes(mnist.x_test[0])), "a.png")})
+        assert refused.status_code == 503 and refused.json["error"]["code"] == "store_busy"
+        assert int(refused.headers["Retry-After"]) >= 1
+        client.delete(*[f"filler:{i}" for i in range(filler)])
+        time.sleep(0.3)
+        again = web.post("/api/v1/predictions", data={"image": (io.BytesIO(png_bytes(mnist.x_test[0])), "b.png")})
+        assert again.status_code == 202
     finally:
         server.close()
