@@ -62,9 +62,9 @@ class Settings:
     max_pending_per_client: int = setting(5000, "prediction jobs one client address may have waiting")
     max_pending_bytes_per_client: int = setting(64 * MiB, "image bytes one client address may have waiting")
     max_queued_bytes: int = setting(256 * MiB, "image bytes all clients together may have waiting")
-    max_finished_jobs: int = setting(80_000, "ended jobs whose records are kept; beyond, the oldest are forgotten")
+    max_finished_jobs: int = setting(40_000, "ended jobs whose records are kept; beyond, the oldest are forgotten")
     max_finished_per_client: int = setting(
-        20_000, "ended jobs one client address keeps; beyond, its oldest are forgotten"
+        10_000, "ended jobs one client address keeps; beyond, its oldest are forgotten"
     )
     redis_high_water: float = setting(
         0.85, "share of Redis's maxmemory beyond which new work is refused (503); the caps must fit under it"

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import redis
 
 MiB = 1024 * 1024
-# One ended prediction's record, its entries in the indexes and its share of its batch's list, as
-# MEMORY USAGE measured them (about 1.3 KB for a digit, 1.8 KB for a number of four digits), rounded up.
-FINISHED_JOB_BYTES = 2048
+# One ended prediction's record, its entries in the indexes and its share of its batch's list:
+# measured, a digit's record takes 2.7 KB (MEMORY USAGE; used_memory grew 2.9 KB a job with its
+# indexes) and a number's of four digits 7.8 KB; a mix mostly of digits is budgeted at 4 KB.
+FINISHED_JOB_BYTES = 4096
 BASELINE_BYTES = 8 * MiB  # Redis itself and Celery's keys take about 2 MiB; the rest is room for buffers
 SAMPLE_S = 0.25  # how often one process asks Redis for its memory, at most
 

@@ -6,12 +6,12 @@ through the app as a clear 4xx beside polite requests that are accepted."""
 from __future__ import annotations
 
 import io
-import struct
 import time
 
 import pytest
 from PIL import Image
 
+from bench.hostile_files import gif_with_extension_blocks, jpeg_with_app_segments, tiff_with_strips
 from model.images import headers
 from model.images.decode_cost import decoded_bytes
 from model.images.headers import NotReadable, TooComplex, Unsupported, read_header
@@ -69,47 +69,6 @@ def test_a_multi_picture_jpeg_is_read_as_pillow_reads_it():
     opened = Image.open(io.BytesIO(data))
     found = read_header(data)
     assert (found.format, found.width, found.height) == (opened.format, 200, 100) == ("MPO", 200, 100)
-
-
-def tiff_with_strips(strips: int, width: int = 1, height: int = 2) -> bytes:
-    """An uncompressed 8-bit grey TIFF whose strip table declares ``strips`` entries."""
-    entries = [
-        (256, 4, 1, width),
-        (257, 4, 1, height),
-        (258, 3, 1, 8),
-        (262, 3, 1, 1),
-        (273, 4, strips, 0),  # offsets: filled in below
-        (278, 4, 1, 1),
-        (279, 4, strips, 0),
-    ]
-    directory = 8
-    tables = directory + 2 + 12 * len(entries) + 4
-    offsets_at, counts_at = tables, tables + 4 * strips
-    pixels_at = counts_at + 4 * strips
-    out = bytearray(b"II*\x00" + struct.pack("<I", directory) + struct.pack("<H", len(entries)))
-    for tag, kind, count, value in entries:
-        if tag == 273:
-            value = offsets_at
-        elif tag == 279:
-            value = counts_at
-        out += struct.pack("<HHII", tag, kind, count, value)
-    out += struct.pack("<I", 0)
-    out += struct.pack(f"<{strips}I", *([pixels_at] * strips))
-    out += struct.pack(f"<{strips}I", *([1] * strips))
-    return bytes(out + b"\x80" * (width * height))
-
-
-def jpeg_with_app_segments(count: int) -> bytes:
-    polite = encode(gradient("L", (28, 28)), "JPEG")
-    return polite[:2] + b"\xff\xe5\x00\x02" * count + polite[2:]
-
-
-def gif_with_extension_blocks(count: int) -> bytes:
-    polite = encode(gradient("L", (28, 28)), "GIF")
-    flags = polite[10]
-    screen_end = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # after the global colour table
-    comment = b"\x21\xfe" + b"\x01x" * count + b"\x00"
-    return polite[:screen_end] + comment + polite[screen_end:]
 
 
 HOSTILE = {

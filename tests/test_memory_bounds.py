@@ -100,7 +100,7 @@ def test_a_batch_is_forgotten_with_its_jobs_and_an_admin_can_purge_every_ended_j
 
 
 def test_caps_that_do_not_fit_maxmemory_stop_the_web_at_start():
-    defaults = Caps(256 * MiB, 80_000, 20, 8 * MiB, 64 * MiB)
+    defaults = Caps(256 * MiB, 40_000, 20, 8 * MiB, 64 * MiB)
     check_budget(defaults, 1024 * MiB, 0.85)  # the defaults fit a 1 GB Redis
     with pytest.raises(MemoryBudgetError, match="MAX_QUEUED_BYTES"):
         check_budget(Caps(512 * MiB, 80_000, 50, 16 * MiB, 64 * MiB), 1024 * MiB, 0.85)  # the old defaults
