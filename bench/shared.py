@@ -339,10 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         polite_client(base, image, 1)  # warm up every path
 
         def scenario(name: str) -> dict[str, Latencies]:
-            cpu_before, redis_before = cpu_seconds([me]), redis_cpu_seconds(redis_client)
+            cpu_before, redis_before, web_before = cpu_seconds([me]), redis_cpu_seconds(redis_client), cpu_seconds(web)
             figures = measure(base, image, args.seconds)
             redis_share = (redis_cpu_seconds(redis_client) - redis_before) / args.seconds
-            rows.append((name, figures, cpu_seconds([me]) - cpu_before, resident_mb(web), redis_share))
+            web_share = (cpu_seconds(web) - web_before) / args.seconds
+            rows.append((name, figures, cpu_seconds([me]) - cpu_before, resident_mb(web), redis_share, web_share))
             return figures
 
         def wanted(name: str) -> bool:
@@ -368,25 +369,6 @@ def main(argv: list[str] | None = None) -> int:
             figures[name] = attack.latencies
             attack_goals.append((name, figures))
             notes.append(f"{name}: {len(attack.latencies.ms)} sent, answered {dict(attack.statuses)}")
-        if wanted("batch polls"):
-            with EndingBatches(server.url) as ending:
-                paths = [f"/api/v1/batches/{batch_id}?wait=30" for batch_id, _ in ending.batches]
-                polls = [LongPolls(base, path, args.batch_polls // 3 + (i < args.batch_polls % 3)) for i, path in
-                         enumerate(paths)]  # fmt: skip
-                for poll in polls:
-                    poll.__enter__()
-                time.sleep(2)
-                notices_before = ending.notices
-                while_batch_polls = scenario(f"{args.batch_polls} batch long polls")
-                notices = ending.notices - notices_before
-                for poll in polls:
-                    poll.__exit__()
-            notes.append(
-                f"batch long polls: {sum(len(p.selector.get_map()) for p in polls)} held on 3 batches of 1,000 "
-                f"jobs, woken by {notices} finishes in {args.seconds:g} s; Redis CPU {rows[-1][4]:.0%} of a core"
-            )
-            polite_p99 = while_batch_polls["polite image"].quantile(99)
-            goals.append(("batch polls: polite image p99 (reported)", polite_p99, 500))
         if not args.only:  # the earlier attacks
             # Something to wait on that never ends: a training job on a queue no worker here consumes.
             training = requests.post(
@@ -427,14 +409,35 @@ def main(argv: list[str] | None = None) -> int:
                     f"bulk client: {bulk.sent} images accepted, {bulk.refused} requests told to wait; backlog "
                     f"while measured: min {min(bulk.backlog_seen[-50:], default=0)}"
                 )
+        # Last: when their waits end, 500 answers of 1,000 records each are due at once.
+        if wanted("batch polls"):
+            with EndingBatches(server.url) as ending:
+                paths = [f"/api/v1/batches/{batch_id}?wait=30" for batch_id, _ in ending.batches]
+                polls = [LongPolls(base, path, args.batch_polls // 3 + (i < args.batch_polls % 3)) for i, path in
+                         enumerate(paths)]  # fmt: skip
+                for poll in polls:
+                    poll.__enter__()
+                time.sleep(2)
+                notices_before = ending.notices
+                while_batch_polls = scenario(f"{args.batch_polls} batch long polls")
+                notices = ending.notices - notices_before
+                for poll in polls:
+                    poll.__exit__()
+            notes.append(
+                f"batch long polls: {sum(len(p.selector.get_map()) for p in polls)} held on 3 batches of 1,000 "
+                f"jobs, woken by {notices} finishes in {args.seconds:g} s; Redis CPU {rows[-1][4]:.0%} of a core"
+            )
+            polite_p99 = while_batch_polls["polite image"].quantile(99)
+            goals.append(("batch polls: polite image p99 (reported)", polite_p99, 500))
     finally:
         stack.stop_all()
         server.close()
 
-    print(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs; latency in ms")
-    for name, figures, client_cpu, web_mb, redis_share in rows:
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, load average {load}; latency in ms")
+    for name, figures, client_cpu, web_mb, redis_share, web_share in rows:
         print(
-            f"\n{name}  (web resident {web_mb:.0f} MB; Redis CPU {redis_share:.0%} of a core; "
+            f"\n{name}  (web resident {web_mb:.0f} MB; CPU: web {web_share:.0%}, Redis {redis_share:.0%} of a core; "
             f"load generators used {client_cpu:.1f} CPU s)"
         )
         for what, latencies in figures.items():

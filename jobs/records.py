@@ -77,16 +77,17 @@ class Outcome:
 @dataclass(frozen=True)
 class FinishedNotice:
     """What :meth:`JobRecords.finish` announces on ``keys.JOBS_FINISHED_CHANNEL``: the ids of the
-    jobs it ended, the batches they belong to (so a wait on a batch is woken by its id, whatever
-    its size), and the records of as many of them as ``NOTICE_RECORD_BYTES`` allowed (the record
-    as :meth:`JobRecords.get` shows it: the listener need not read it again).
+    jobs it ended, the batches they belong to with how many jobs each has left unfinished (so a
+    wait on a batch learns it has ended without reading anything, whatever its size), and the
+    records of as many of them as ``NOTICE_RECORD_BYTES`` allowed (the record as
+    :meth:`JobRecords.get` shows it: the listener need not read it again).
 
-    On the wire: the ids, space-separated; a line break; the batch ids; a line break; the records
-    as a JSON object of id -> [field, value, ...]."""
+    On the wire: the ids, space-separated; a line break; ``<batch id>:<jobs left>``,
+    space-separated; a line break; the records as a JSON object of id -> [field, value, ...]."""
 
     ids: list[str]
     raw_records: dict
-    batches: list[str] = dataclasses.field(default_factory=list)
+    batches: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: bytes) -> FinishedNotice:
@@ -97,8 +98,12 @@ class FinishedNotice:
             raw = orjson.loads(tail) if tail else {}
         except ValueError:
             raw = {}
-        batch_ids = batches.decode(errors="replace").split()
-        return cls(head.decode().split(), raw if isinstance(raw, dict) else {}, batch_ids)
+        left = {}
+        for item in batches.decode(errors="replace").split():
+            batch_id, _, count = item.partition(":")
+            if count.isdigit():
+                left[batch_id] = int(count)
+        return cls(head.decode().split(), raw if isinstance(raw, dict) else {}, left)
 
     def record(self, job_id: str) -> JobRecord | None:
         """The ended job's record, if the notice carried it."""

@@ -7,9 +7,10 @@ ended. A periodic re-read covers notices missed while Redis was unreachable. Und
 gevent worker the "threads" here are greenlets: a waiting request costs a greenlet and its socket.
 
 A wait on a whole batch costs the same however big the batch: everyone in the process waiting on
-one batch shares a :class:`BatchWatch`, woken by the batch ids a notice names (one dict lookup per
-batch, not per job and waiter), and one of them reads the batch's one counter of unfinished jobs
-for all (keys.batch_unfinished) once per notice and at most once a second otherwise.
+one batch shares a :class:`BatchWatch`. Each notice says how many jobs each batch it names has
+left (one dict lookup per batch, not per job and waiter, and nothing read from Redis); the waiters
+are woken when none is left, and otherwise once a second, when one of them reads the batch's one
+counter (keys.batch_unfinished) for all, in case a notice was lost.
 
 Waiting is bounded, so it can never use up a process's memory or sockets: at most
 ``max_waits`` requests wait at once in a process, and at most ``max_waits_per_client`` from one
@@ -70,21 +71,24 @@ class Watch:
 
 
 class BatchWatch:
-    """The requests of one process waiting on one batch: woken together by each notice that names
-    the batch, they share one reading of its counter per notice (and one a second at most besides)."""
+    """The requests of one process waiting on one batch: told by the notices how many of its jobs
+    are left, woken together when none is, and sharing one reading of its counter a second."""
 
     def __init__(self, read: Callable[[], int]):
         self._read = read
         self.waiters = 0  # changed under JobWaiter's lock
-        self.generation = 0  # one more for each notice that named the batch
+        self.generation = 0  # one more each time the waiters are woken
         self._changed = threading.Condition()
         self._reading = threading.Lock()
-        self._value: tuple[int, float, int] | None = None  # (generation read at, when, unfinished)
+        self._value: tuple[float, int] | None = None  # (when, jobs left), heard or read
 
-    def wake(self) -> None:
-        with self._changed:
-            self.generation += 1
-            self._changed.notify_all()
+    def heard(self, left: int) -> None:
+        """A notice said the batch has ``left`` jobs unfinished; the waiters are woken when none is."""
+        self._value = (time.monotonic(), left)
+        if left <= 0:
+            with self._changed:
+                self.generation += 1
+                self._changed.notify_all()
 
     def changed_since(self, seen: int, timeout: float) -> int:
         """The generation once it is past ``seen``, or after ``timeout`` seconds."""
@@ -93,13 +97,12 @@ class BatchWatch:
             return self.generation
 
     def unfinished(self) -> int:
-        """The batch's counter, read again only when a notice came since the last reading or it is
-        RECHECK_S old (a notice may have been lost): one read serves every waiter."""
+        """The jobs left, as last heard or read; read again from the counter when that is RECHECK_S
+        old (a notice may have been lost): one reading serves every waiter."""
         with self._reading:
-            generation, now = self.generation, time.monotonic()
-            if self._value is None or self._value[0] != generation or now - self._value[1] >= RECHECK_S:
-                self._value = (generation, now, self._read())
-            return self._value[2]
+            if self._value is None or time.monotonic() - self._value[0] >= RECHECK_S:
+                self._value = (time.monotonic(), self._read())
+            return self._value[1]
 
 
 class JobWaiter:
@@ -224,10 +227,10 @@ class JobWaiter:
         """Wake the requests waiting on the jobs the notice names, handing over the records it
         carries (decoded only for jobs someone waits on)."""
         with self._lock:
-            batches = [self._batches[batch_id] for batch_id in notice.batches if batch_id in self._batches]
+            batches = [(self._batches[b], left) for b, left in notice.batches.items() if b in self._batches]
             woken = [(job_id, watch) for job_id in notice.ids for watch in self._waiting.get(job_id, ())]
-        for shared in batches:
-            shared.wake()
+        for shared, left in batches:
+            shared.heard(left)
         records = {job_id: notice.record(job_id) for job_id in {job_id for job_id, _ in woken}}
         for job_id, watch in woken:
             if records[job_id] is not None:

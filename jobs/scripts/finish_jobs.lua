@@ -4,8 +4,8 @@
 -- in its batch's count of unfinished jobs. Each job
 -- ended is counted once: by type and outcome, for the model version given, and, if a prediction,
 -- in the latency bucket given; the model call is counted in the batch-size bucket given. Then the
--- ended jobs are announced with the batches they belong to and their records, as far as the room
--- given allows (see FinishedNotice in jobs/records.py). Which bucket is the caller's business: the
+-- ended jobs are announced with the batches they belong to (and how many jobs each has left) and
+-- their records, as far as the room given allows (see FinishedNotice in jobs/records.py). Which bucket is the caller's business: the
 -- script only counts. Each ended job is indexed as finished, by everyone and by its client, so
 -- that the oldest can be forgotten beyond MAX_FINISHED_JOBS and MAX_FINISHED_PER_CLIENT
 -- (forget_finished.lua).
@@ -38,7 +38,7 @@ local args = cjson.decode(ARGV[1])
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
 -- Job i's keys are KEYS[k + 1 .. k + JOB_KEYS] and its values ARGV[v + 1 .. v + JOB_VALUES], where
 -- k = FIXED_KEYS + (i - 1) * JOB_KEYS and v = 1 + (i - 1) * JOB_VALUES.
-local ended, records, room, batches = {}, {}, args.room, {}
+local ended, records, room, batches, batch_of = {}, {}, args.room, {}, {}
 -- Counts are summed over the batch and written once each, after the loop.
 local by_outcome, by_version, by_bucket, seconds_sum, released, freed = {}, {}, {}, 0, {}, 0
 local function add(counts, key, amount) counts[key] = (counts[key] or 0) + amount end
@@ -78,7 +78,7 @@ for i = 1, n do
     freed = freed + size
     if fields[6] then
       add(released, batch_left, 1)
-      batches[fields[6]] = true
+      batch_of[batch_left] = fields[6]
     end
     if room > 0 then
       local now_fields = redis.call('HGETALL', record)
@@ -98,7 +98,9 @@ for key, count in pairs(by_version) do redis.call('HINCRBY', predictions, key, c
 for key, count in pairs(by_bucket) do redis.call('HINCRBY', latency, key, count) end
 if next(by_bucket) then redis.call('HINCRBYFLOAT', latency, 'sum', seconds_sum) end
 for key, amount in pairs(released) do
-  if redis.call('DECRBY', key, amount) <= 0 then redis.call('DEL', key) end
+  local left = redis.call('DECRBY', key, amount)
+  if left <= 0 then redis.call('DEL', key) end
+  if batch_of[key] then batches[#batches + 1] = batch_of[key] .. ':' .. math.max(left, 0) end
 end
 if freed > 0 and redis.call('DECRBY', total_bytes, freed) <= 0 then redis.call('DEL', total_bytes) end
 if args.batch then
@@ -108,9 +110,7 @@ end
 -- Entries older than a record's life name records already expired.
 redis.call('ZREMRANGEBYSCORE', finished, '-inf', tonumber(args.now) - args.ttl)
 if #ended > 0 then
-  local batch_ids = {}
-  for batch_id in pairs(batches) do batch_ids[#batch_ids + 1] = batch_id end
   redis.call('PUBLISH', args.channel,
-             table.concat(ended, ' ') .. '\n' .. table.concat(batch_ids, ' ') .. '\n' .. cjson.encode(records))
+             table.concat(ended, ' ') .. '\n' .. table.concat(batches, ' ') .. '\n' .. cjson.encode(records))
 end
 return ended
