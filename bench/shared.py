@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                          enumerate(paths)]  # fmt: skip
                 for poll in polls:
                     poll.__enter__()
-                time.sleep(2)
+                time.sleep(6)  # every poll is in and waiting (a starved web takes seconds to take 500 in)
                 notices_before = ending.notices
                 while_batch_polls = scenario(f"{args.batch_polls} batch long polls")
                 notices = ending.notices - notices_before

@@ -311,6 +311,10 @@ class JobRecords:
         ids = self.redis.lrange(keys.batch(batch_id), 0, -1)
         return [i.decode() for i in ids] or None
 
+    def batch_exists(self, batch_id: str) -> bool:
+        """Whether ``batch_id`` is a batch still kept (one key looked up, its ids not read)."""
+        return is_job_id(batch_id) and bool(self.redis.exists(keys.batch(batch_id)))
+
     def batch_unfinished(self, batch_id: str) -> int:
         """How many of the batch's jobs have not ended (0 when all have, or it expired): one key read."""
         return int(self.redis.get(keys.batch_unfinished(batch_id)) or 0)

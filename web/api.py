@@ -104,10 +104,13 @@ def get_batch(batch_id: str):
     """All jobs of one submission, in order; ``?wait=S`` holds the request until all have ended."""
     wait = query(wait_query(settings().max_wait_seconds)).wait
     records = services().records
+    missing = ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
+    if not records.batch_exists(batch_id):  # its ids are read once, when the answer is due
+        raise missing
+    batch_ended_within(batch_id, wait)
     job_ids = records.batch(batch_id)
     if job_ids is None:
-        raise ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
-    batch_ended_within(batch_id, wait)
+        raise missing
     answer: Batch = batch(batch_id, job_ids, records.get_many(job_ids))
     return jsonify(answer)
 
