@@ -94,3 +94,26 @@ def test_the_counter_follows_the_jobs_and_a_wait_counts_against_its_client(redis
     records.finish([rec.Outcome(second, rec.CANCELLED, error=rec.error("cancelled", "test"))])
     held.join(3)
     assert not held.is_alive() and records.batch_unfinished(batch_id) == 0
+
+
+def test_a_lost_notice_delays_the_waiters_by_about_a_second(redis_client):
+    records = rec.JobRecords(redis_client)
+    batch_id = rec.new_job_id()
+    records.create("predict", 3, batch_id=batch_id)
+    url = redis_client.connection_pool.connection_kwargs
+    waiter = JobWaiter(lambda: redis.Redis(**url), max_waits=100, max_waits_per_client=100)
+    ended: list[float] = []
+
+    def wait() -> None:
+        waiter.wait_batch(batch_id, 20, lambda: records.batch_unfinished(batch_id), "10.0.0.8")
+        ended.append(time.monotonic())
+
+    threads = [threading.Thread(target=wait) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    redis_client.delete(keys.batch_unfinished(batch_id))  # the jobs ended, and no notice said so
+    lost_at = time.monotonic()
+    for thread in threads:
+        thread.join(10)
+    assert len(ended) == 20 and max(ended) - lost_at < 2.5  # the one that looks each second woke the rest

@@ -38,6 +38,7 @@ from jobs.schemas import JobRecord, has_ended
 log = logging.getLogger(__name__)
 
 RECHECK_S = 1.0
+FOLLOWER_RECHECK_S = 5.0
 T = TypeVar("T")
 _UNREAD = object()
 
@@ -81,6 +82,17 @@ class BatchWatch:
         self._changed = threading.Condition()
         self._reading = threading.Lock()
         self._value: tuple[float, int] | None = None  # (when, jobs left), heard or read
+        self._leader: object | None = None
+
+    def leads(self, waiter: object) -> bool:
+        """Whether ``waiter`` is the one that looks again every RECHECK_S (it becomes so when none is)."""
+        if self._leader is None:
+            self._leader = waiter
+        return self._leader is waiter
+
+    def leave(self, waiter: object) -> None:
+        if self._leader is waiter:
+            self._leader = None
 
     def heard(self, left: int) -> None:
         """A notice said the batch has ``left`` jobs unfinished; the waiters are woken when none is."""
@@ -139,15 +151,23 @@ class JobWaiter:
         with self._joining(batch_id, unfinished, client) as shared:
             if shared is None:
                 return unfinished()
-            deadline = time.monotonic() + timeout
+            deadline, me = time.monotonic() + timeout, object()
             seen = shared.generation  # before reading, so no notice can slip in between
             left = shared.unfinished()
-            while left > 0:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                seen = shared.changed_since(seen, min(remaining, RECHECK_S))
-                left = shared.unfinished()
+            try:
+                while left > 0:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    # One waiter (the leader) looks again every RECHECK_S for all; the others sleep
+                    # until a notice wakes them, checking every FOLLOWER_RECHECK_S that one still looks.
+                    period = RECHECK_S if shared.leads(me) else FOLLOWER_RECHECK_S
+                    seen = shared.changed_since(seen, min(remaining, period))
+                    left = shared.unfinished()
+                    if left <= 0:
+                        shared.heard(left)  # a notice was lost: wake the others too
+            finally:
+                shared.leave(me)
             return left
 
     @contextlib.contextmanager
