@@ -292,7 +292,8 @@ class EndingBatches:
 
     def _run(self) -> None:
         done = 0
-        while not self.stopping.is_set() and done < len(self.batches[0][1]) - 1:  # one job of each never ends
+        size = len(self.batches[0][1])
+        while not self.stopping.is_set() and done + self.per_tick < size:  # the last jobs of each never end
             for _, ids in self.batches:
                 ended = ids[done : done + self.per_tick]
                 self.records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result={"label": 0}) for job_id in ended])
