@@ -117,7 +117,9 @@ def test_when_redis_refuses_writes_for_memory_the_web_says_503():
     statuses = [r.status_code for r in answers]
     assert 202 in statuses and 500 not in statuses
     refused = [r for r in answers if r.status_code == 503]
-    assert refused and {r.json()["error"]["code"] for r in refused} == {"store_full"}
+    # store_full from Redis's refusal; store_busy once the web's reading shows it over maxmemory
+    assert refused and {r.json()["error"]["code"] for r in refused} <= {"store_full", "store_busy"}
+    assert "store_full" in {r.json()["error"]["code"] for r in refused}
 
 
 def test_only_what_a_client_needs_is_kept_once_a_job_ends(redis_client):
