@@ -92,6 +92,7 @@ def submit_predictions(
         check_images(images)
     svc = services()
     config = svc.settings
+    refuse_new_work_near_full()
     client = client_address()
     batch_id = rec.new_job_id()
     job_ids = [rec.new_job_id() for _ in images]
@@ -131,6 +132,7 @@ def submit_tensor(kind: str, payload: bytes, count: int, version: int | None, wa
     ended or ``wait`` seconds pass (as far as this client may wait now: see web/waiting.py). Its
     record once it has ended (None: not in time, or its record expired)."""
     svc = services()
+    refuse_new_work_near_full()
     client = client_address()
     job_id = rec.new_job_id()
     fields = {"read": READ_MODES[0], "tensor": kind}
@@ -176,12 +178,22 @@ def _limits_and_lanes() -> tuple[rec.PendingLimits, rec.Lanes]:
     return limits, rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending)
 
 
-def all_ended_within(job_ids: list[str], seconds: float) -> bool:
-    """Hold the request until every job has ended or ``seconds`` pass (as far as this client may
-    wait now: see web/waiting.py); whether all have ended."""
+def refuse_new_work_near_full() -> None:
+    """503 ``store_busy`` while Redis is above its high-water mark (REDIS_HIGH_WATER of maxmemory):
+    the room left is for the work already accepted, which must start and finish."""
+    if over := services().memory.over_high_water():
+        used, mark = over
+        message = (
+            f"the job store is nearly full ({used >> 20} MiB used, new work stops at {mark >> 20} MiB); retry shortly"
+        )
+        raise ApiError(503, "store_busy", message, {"Retry-After": "2"})
+
+
+def batch_ended_within(batch_id: str, seconds: float) -> bool:
+    """Hold the request until every job of the batch has ended or ``seconds`` pass (as far as this
+    client may wait now: see web/waiting.py), reading its one counter, never its jobs; whether all have ended."""
     svc = services()
-    client = client_address()
-    left = svc.waiter.wait_until(job_ids, seconds, lambda: svc.records.unfinished(job_ids), lambda n: n == 0, client)
+    left = svc.waiter.wait_batch(batch_id, seconds, lambda: svc.records.batch_unfinished(batch_id), client_address())
     return left == 0
 
 
