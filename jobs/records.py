@@ -50,6 +50,12 @@ NOTICE_RECORD_BYTES = 64 * 1024
 # Histogram bounds: seconds from submission to result, and images per model call.
 LATENCY_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# Seconds a job waits in its lane before a worker takes it: from a millisecond (an idle worker
+# blocked on the lane) to a minute (a backlog an autoscaler should have seen).
+QUEUE_WAIT_BUCKETS = ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5")
+QUEUE_WAIT_BUCKETS += ("10", "30", "60")
+# Seconds from a worker taking a job to its end: a batch's preprocessing, model call and record.
+SERVICE_TIME_BUCKETS = ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5")
 
 
 def bucket_of(value: float, bounds: Sequence) -> str:
@@ -108,7 +114,7 @@ class Started:
     ``poison`` (its image is not handed over: end it). ``image`` is set for the jobs taken;
     ``version`` for jobs that asked for one model version (else the active one reads them);
     ``read`` says what to read in it (one of READ_MODES); ``created_at`` is when it was
-    submitted (epoch seconds)."""
+    submitted and ``started_at`` when this call took it (epoch seconds)."""
 
     job_id: str
     status: str | None
@@ -121,6 +127,7 @@ class Started:
     version: int | None = None
     read: str = READ_MODES[0]
     created_at: float | None = None
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -322,7 +329,8 @@ class JobRecords:
         """
         if not job_ids:
             return []
-        found = self._start(now=time.time(), worker=worker, silence_s=silence_s, job_ids=job_ids)
+        now = time.time()
+        found = self._start(now=now, worker=worker, silence_s=silence_s, job_ids=job_ids)
         return [
             Started(
                 job_id,
@@ -336,6 +344,7 @@ class JobRecords:
                 job.version,
                 job.read or READ_MODES[0],
                 job.created_at,
+                now if job.taken else None,
             )
             for job_id, job in zip(job_ids, found, strict=True)
         ]
@@ -386,12 +395,17 @@ class JobRecords:
         batch_size: int | None = None,
         clients: Sequence[str | None] | None = None,
         created_at: Sequence[float | None] | None = None,
+        started_at: Sequence[float | None] | None = None,
+        model_version: int | None = None,
     ) -> list[str]:
         """End the jobs that have not ended yet; return the ids this call ended.
 
-        ``batch_size``, if given, is counted in the batch-size histogram (one model call).
-        ``clients`` and ``created_at`` (one per outcome, as :meth:`start` told them) spare a
-        round trip to look them up; a prediction's latency is counted from its ``created_at``.
+        ``batch_size``, if given, is counted in the batch-size histogram (one model call of
+        ``model_version``, if given). ``clients`` and ``created_at`` (one per outcome, as
+        :meth:`start` told them) spare a round trip to look them up; a prediction's latency is
+        counted from its ``created_at``. With ``started_at`` too (a worker's jobs), each job's
+        wait in its lane and its service time are counted, and it counts in the statistics of
+        the version that read it (``model_version`` for a job without a result).
         """
         outcomes = list(outcomes)
         if not outcomes:
@@ -405,6 +419,7 @@ class JobRecords:
             for at in set(created_at)
             if at is not None
         }
+        started_at = started_at if started_at is not None else [None] * len(outcomes)
         finishing = [
             scripts.Finishing(
                 outcome.job_id,
@@ -414,8 +429,10 @@ class JobRecords:
                 orjson.dumps(outcome.error) if outcome.error is not None else None,
                 _counted_version(outcome),
                 latencies.get(created),  # None: when it was created is not known
+                served(outcome, created, started, now, model_version),
+                outcome.error["code"] if outcome.error else "",
             )
-            for outcome, client, created in zip(outcomes, clients, created_at, strict=True)
+            for outcome, client, created, started in zip(outcomes, clients, created_at, started_at, strict=True)
         ]
         return self._finish(
             now=now,
@@ -424,6 +441,7 @@ class JobRecords:
             batch_bucket=bucket_of(batch_size, BATCH_BUCKETS) if batch_size else None,
             batch_images=batch_size or 0,
             jobs=finishing,
+            batch_version="" if model_version is None else str(model_version),
         )
 
     def _clients_and_creation(self, job_ids: Sequence[str]) -> tuple[list[str | None], list[float | None]]:
@@ -493,6 +511,33 @@ class JobRecords:
         """True once a running job has been asked to stop, or has ended (or expired) meanwhile."""
         status, cancel = self.redis.hmget(keys.job(job_id), "status", "cancel_requested")
         return cancel == b"1" or status is None or status.decode() in TERMINAL
+
+
+def served(
+    outcome: Outcome, created: float | None, started: float | None, now: float, model_version: int | None
+) -> scripts.Served | None:
+    """How a job a worker started spent its time until ``now``, split as Triton's statistics
+    are: queued (created to started), preprocessing, the model call, and the rest (recording).
+    The batch's timings are each image's share of preprocessing and the whole model call, which
+    every job of the batch waited for, as Triton counts a batched execution for each request."""
+    if created is None or started is None:
+        return None
+    queue_ns = max(0, int((started - created) * 1e9))
+    service_ns = max(0, int((now - started) * 1e9))
+    timings = (outcome.result or {}).get("timings") or {}
+    input_ns = min(service_ns, int(timings.get("preprocess_ms", 0) * 1e6))
+    infer_ns = min(service_ns - input_ns, int(timings.get("predict_ms", 0) * 1e6))
+    version = (outcome.result or {}).get("model_version")
+    version = model_version if version is None else version
+    return scripts.Served(
+        bucket_of(queue_ns / 1e9, QUEUE_WAIT_BUCKETS),
+        bucket_of(service_ns / 1e9, SERVICE_TIME_BUCKETS),
+        "" if version is None else str(version),
+        queue_ns,
+        input_ns,
+        infer_ns,
+        service_ns - input_ns - infer_ns,
+    )
 
 
 def _counted_version(outcome: Outcome) -> str:

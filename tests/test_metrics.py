@@ -12,9 +12,10 @@ from prometheus_client import multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import keys
+from jobs.records import JobRecords, Lanes
 from tests.conftest import png_bytes
 from tests.helpers import gunicorn_workers, submit, wait_for, web_only
-from web.cluster_metrics import cumulative
+from web.cluster_metrics import ClusterCollector, cumulative
 
 pytestmark = pytest.mark.slow
 
@@ -139,3 +140,55 @@ def test_job_outcomes_latency_batches_queues_and_versions_cover_the_cluster(stac
     (worker,) = after["digits_worker_model_version"]
     assert worker.value == 1 and worker.labels["worker"].startswith("w1@") and worker.labels["backend"]
     assert value(after, "digits_worker_resident_memory_bytes") > 50 * 2**20
+
+
+def test_queue_wait_service_time_failures_and_redis_memory(stack, mnist):
+    before = scrape(stack.web_url)
+    images = [png_bytes(x) for x in mnist.x_test[20:30]]
+    truncated = png_bytes(mnist.x_test[30])[:60]
+    started = time.monotonic()
+    ids = submit(stack.web_url, images) + submit(stack.web_url, [truncated])
+    assert [wait_for(stack.web_url, job_id)["status"] for job_id in ids] == ["succeeded"] * 10 + ["failed"]
+    elapsed = time.monotonic() - started
+    after = scrape(stack.web_url)
+
+    def grew(name: str, **labels) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    lane = keys.PREDICT_QUEUE  # a client with few jobs pending: the fast lane
+    for histogram in ("digits_job_queue_wait_seconds", "digits_job_service_seconds"):
+        assert grew(f"{histogram}_count", lane=lane) == 11, histogram
+        assert 0 < grew(f"{histogram}_sum", lane=lane) < 11 * elapsed, histogram
+        assert value(after, f"{histogram}_bucket", lane=lane, le="+Inf") == value(
+            after, f"{histogram}_count", lane=lane
+        )
+        assert value(after, f"{histogram}_count", lane=keys.BULK_QUEUE) == value(
+            before, f"{histogram}_count", lane=keys.BULK_QUEUE
+        )
+    assert grew("digits_job_failures_total", type="predict", reason="invalid_image") == 1
+    assert value(after, "digits_jobs_expired_total", lane=lane) == 0  # the series exists before any expiry
+    assert value(after, "digits_jobs_in_flight", lane=lane) == 0
+    assert value(after, "digits_queue_oldest_age_seconds", lane=lane) == 0
+    assert (
+        value(after, "digits_lane_workers", lane=lane) == 1 == value(after, "digits_lane_workers", lane=keys.BULK_QUEUE)
+    )
+    assert value(after, "digits_redis_memory_used_bytes") > 2**20
+
+
+def test_in_flight_and_oldest_age_per_lane_are_read_from_the_records(redis_client):
+    records = JobRecords(redis_client)
+    lanes = Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, fast_pending=2)
+    old = records.create("predict", 3, client="10.0.0.1", images=[b"x"] * 3, lanes=lanes)  # a backlog: bulk
+    time.sleep(1.0)
+    fresh = records.create("predict", 2, client="10.0.0.2", images=[b"x"] * 2, lanes=lanes)
+    assert (old.lane, fresh.lane) == (keys.BULK_QUEUE, keys.PREDICT_QUEUE)
+    taken = redis_client.lpop(keys.lane(keys.BULK_QUEUE), 2)
+    records.start([i.decode() for i in taken], "w1@host")  # two bulk jobs in a worker's hands
+
+    families = {family.name: family.samples for family in ClusterCollector(redis_client).collect()}
+
+    assert value(families, "digits_jobs_in_flight", lane=keys.BULK_QUEUE) == 2
+    assert value(families, "digits_jobs_in_flight", lane=keys.PREDICT_QUEUE) == 0
+    assert 1.0 <= value(families, "digits_queue_oldest_age_seconds", lane=keys.BULK_QUEUE) < 30
+    assert 0 <= value(families, "digits_queue_oldest_age_seconds", lane=keys.PREDICT_QUEUE) < 1.0
+    assert value(families, "digits_lane_workers", lane=keys.PREDICT_QUEUE) == 0  # no worker beats here

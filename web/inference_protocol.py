@@ -15,10 +15,11 @@ length in the ``Inference-Header-Content-Length`` header, then each tensor's raw
 (a BYTES tensor as 4-byte little-endian lengths, each followed by its bytes). A request body may
 come gzip- or deflate-encoded.
 
-Two of Triton's extensions as well, for the tools built on it: classification (an output asked
+Three of Triton's extensions as well, for the tools built on it: classification (an output asked
 for with ``"parameters": {"classification": k}`` comes back as each image's k most likely
-digits, ``"<probability>:<digit>"``, BYTES [N, k]), and model configuration (``.../config``, what
-perf_analyzer and Triton's example clients read before they send anything).
+digits, ``"<probability>:<digit>"``, BYTES [N, k]), model configuration (``.../config``, what
+perf_analyzer and Triton's example clients read before they send anything), and statistics
+(``.../stats``, each version's requests and where their time went: web/model_statistics.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from jobs import workers
 from jobs.schemas import JobRecord
 from model.recognise import mnist_pixels_file
+from web import model_statistics
 from web.auth import predict_token_if_configured
 from web.errors import ApiError
 from web.inference_types import InferenceResponse, MetadataModelResponse, MetadataServerResponse
@@ -48,6 +50,7 @@ from web.schemas import (
     ProtocolModelConfig,
     ProtocolModelName,
     ProtocolModelReadiness,
+    ProtocolModelStatistics,
     ProtocolReadiness,
     ProtocolRequest,
     ProtocolVersionText,
@@ -64,7 +67,7 @@ INPUTS = {"image": ("BYTES", [-1]), "pixels": ("UINT8", [-1, 28, 28])}
 OUTPUTS = {"probabilities": ("FP32", [-1, 10], "<f4"), "label": ("INT64", [-1], "<i8")}
 # Content-Encodings a request may come in, as zlib's wbits: gzip's wrapper, and deflate's (zlib's own).
 ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration"]
+EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "statistics"]
 # Triton's model configuration names the protocol's datatypes so (BYTES is its TYPE_STRING).
 CONFIG_TYPES = {"BYTES": "TYPE_STRING", "UINT8": "TYPE_UINT8", "FP32": "TYPE_FP32", "INT64": "TYPE_INT64"}
 # Jobs that failed for what the client sent (a 400); any other failure is the service's (a 503).
@@ -161,6 +164,38 @@ def model_config(model: str, version: str | None = None):
             "output": [tensor(n, t, s) for n, (t, s, _) in OUTPUTS.items()],
         }
     )
+
+
+@bp.get("/models/stats")
+@bp.get("/models/<model>/stats")
+@bp.get("/models/<model>/versions/<version>/stats")
+@documented(
+    {
+        "/v2/models/stats": "protocolStatistics",
+        "/v2/models/{model}/stats": "protocolModelStatistics",
+        "/v2/models/{model}/versions/{version}/stats": "protocolModelVersionStatistics",
+    },
+    {200: Answer(ProtocolModelStatistics, "each version's figures")},
+    (404,),
+    path=PATH,
+)
+@predict_token_if_configured
+def model_stats(model: str = MODEL, version: str | None = None):
+    """Triton's statistics extension: each version's requests, and their queue and compute times.
+
+    Per version since the counts began: requests that succeeded and failed and their whole time
+    (submission to result), and the successful ones' time queued, preprocessing, in the model
+    call and after it (nanoseconds, summed); model calls as ``execution_count``. Without a model
+    in the path, every model's (there is one)."""
+    number = _version(model, version)
+    figures = model_statistics.read(services().redis)
+    if number is not None:
+        versions = [str(number)]
+    else:
+        known = {str(v) for v in services().store.versions()} | set(figures)
+        versions = sorted(known, key=lambda v: (len(v), v))
+    stats = [model_statistics.model_stat(MODEL, v, figures.get(v, {})) for v in versions]
+    return jsonify({"model_stats": stats})
 
 
 @bp.get("/models/<model>/ready")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from jobs import lanes
 from jobs import records as rec
-from model.recognise import Bounds
+from model.recognise import Bounds, Predictor
 from worker.batch import poisoned, recognise_batch
 from worker.process import WorkerProcess
 
@@ -38,19 +38,21 @@ def predict_jobs(process: WorkerProcess, job_ids: Sequence[str]) -> None:
     outcomes = [poisoned(job) for job in jobs if job.poison]
     for job in (job for job in jobs if job.suspect and not job.poison):
         process.records.read_alone(job.job_id)
-        alone = recognise_batch([job], _model(process, job.version), bounds)
-        _record(process, alone.outcomes, alone.through_model, started)
+        model = _model(process, job.version)
+        alone = recognise_batch([job], model, bounds)
+        _record(process, alone.outcomes, alone.through_model, started, model)
     fresh = [job for job in jobs if not job.suspect]
     # One model call per version asked for; nearly always one, the active version.
     for version in dict.fromkeys(job.version for job in fresh):
         group = [job for job in fresh if job.version == version]
-        done = recognise_batch(group, _model(process, version), bounds, settings.predict_batch_budget_ms / 1000)
-        _record(process, outcomes + done.outcomes, done.through_model, started)
+        model = _model(process, version)
+        done = recognise_batch(group, model, bounds, settings.predict_batch_budget_ms / 1000)
+        _record(process, outcomes + done.outcomes, done.through_model, started, model)
         outcomes = []
         if done.left_over:
             lanes.give_back(process.records, [job.job_id for job in done.left_over], taken_by=process.name)
     if outcomes:
-        _record(process, outcomes, 0, started)
+        _record(process, outcomes, 0, started, None)
 
 
 def _model(process: WorkerProcess, version: int | None):
@@ -58,7 +60,11 @@ def _model(process: WorkerProcess, version: int | None):
 
 
 def _record(
-    process: WorkerProcess, outcomes: list[rec.Outcome], through_model: int, started: dict[str, rec.Started]
+    process: WorkerProcess,
+    outcomes: list[rec.Outcome],
+    through_model: int,
+    started: dict[str, rec.Started],
+    model: Predictor | None,
 ) -> None:
     for outcome in outcomes:
         if outcome.error:
@@ -69,4 +75,6 @@ def _record(
         batch_size=through_model or None,
         clients=[job.client for job in jobs],
         created_at=[job.created_at for job in jobs],
+        started_at=[job.started_at for job in jobs],
+        model_version=model.version if model else None,
     )
