@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-from jobs import keys, scripts, workers
+from jobs import keys, scripts, tracing, workers
 from jobs.replicas import ReplicaAck
 
 # The statuses and shapes of records are defined in jobs/schemas.py, once; named here too for the
@@ -359,6 +359,13 @@ class JobRecords:
     def read_alone(self, job_id: str) -> None:
         """Note that the job is being read alone now: if its worker dies meanwhile, it is poison."""
         self.redis.hset(keys.job(job_id), "alone", "1")
+
+    def trace_contexts(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Each job's request trace context (jobs/tracing.py), for the jobs that carry one."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id), tracing.TRACE_FIELD)
+        return {job_id: text.decode() for job_id, text in zip(job_ids, pipe.execute(), strict=True) if text}
 
     def lanes(self, job_ids: Sequence[str]) -> list[str | None]:
         """Each job's lane (the queue its messages go to)."""
