@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -50,7 +51,8 @@ def set_up(service: str, celery: bool = False) -> bool:
 
     # The generic endpoint names the collector; traces go to its /v1/traces (OTLP's rule).
     exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
-    provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=ParentBased(_work_only()))
+    sampler = ParentBased(_work_only(get_settings().trace_sample_ratio))  # a caller's decision is followed
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     RedisInstrumentor().instrument(tracer_provider=provider)
@@ -60,6 +62,9 @@ def set_up(service: str, celery: bool = False) -> bool:
         CeleryInstrumentor().instrument(tracer_provider=provider)
     _tracer = trace.get_tracer("digits")
     _install_log_fields()
+    # With the collector away the SDK warns once per span it drops (a log line each, the most
+    # costly thing tracing would then do): said once a minute instead.
+    logging.getLogger("opentelemetry.sdk._shared_internal").addFilter(_OncePerMinute())
     logging.getLogger(__name__).info("tracing to %s as %s", endpoint, service)
     return True
 
@@ -126,24 +131,45 @@ def _span_context(text: str) -> Any:
     return context if context.is_valid else None
 
 
-def _work_only() -> Any:
-    """A sampler for root spans: every one, except a client call's (a Redis command) made outside
-    any traced request or batch: that is housekeeping (heartbeats, a worker blocked on its lanes),
-    a one-command trace each second per process that says nothing."""
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
+def _work_only(ratio: float) -> Any:
+    """A sampler for root spans: ``ratio`` of them (by trace id), except a client call's (a Redis
+    command) made outside any traced request or batch: that is housekeeping (heartbeats, a worker
+    blocked on its lanes), a one-command trace each second per process that says nothing."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler, TraceIdRatioBased
     from opentelemetry.trace import SpanKind
+
+    share = TraceIdRatioBased(min(1.0, ratio))
 
     class WorkOnly(Sampler):
         def should_sample(
             self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None
         ):
-            chosen = ALWAYS_OFF if kind == SpanKind.CLIENT else ALWAYS_ON
+            chosen = ALWAYS_OFF if kind == SpanKind.CLIENT else share
             return chosen.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
         def get_description(self) -> str:
-            return "WorkOnly"
+            return f"WorkOnly({share.get_description()})"
 
     return WorkOnly()
+
+
+class _OncePerMinute(logging.Filter):
+    """Lets each message through at most once a minute (with how many were held back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        last, held = self._last.get(record.msg, (-60.0, 0))
+        if now - last < 60:
+            self._last[record.msg] = (last, held + 1)
+            return False
+        self._last[record.msg] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like it in the last minute)"
+        return True
 
 
 def _install_log_fields() -> None:
