@@ -7,7 +7,7 @@ from the environment (variable = field name in capitals), once per process:
     get_settings().max_image_bytes
 
 A value that does not parse fails at start-up with a message naming the variable. The table in
-docs/configuration.md is checked against this class by tests/test_settings.py.
+docs/configuration.md is checked against this class by tests/fast/test_settings.py.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class Settings:
     web_connections: int = setting(4000, "connections one web process holds at once")
     max_waits_per_process: int = setting(3000, "requests one web process holds waiting (?wait=) at once")
     max_waits_per_client: int = setting(1000, "requests one client address may hold waiting in one web process")
+    grpc_threads: int = setting(64, "gRPC calls the gRPC server works on at once (a waiting one holds a thread)")
     request_read_timeout: float = setting(20.0, "seconds a client may take to send a request (plus 1 per 64 KB)")
     proxies: int = setting(0, "proxies in front of the web whose X-Forwarded-For and -Proto are trusted")
     # Queues and batching
@@ -100,6 +101,7 @@ class Settings:
     otel_exporter_otlp_endpoint: str = setting("", "an OTLP/HTTP collector to send traces to; unset: no tracing")
     trace_sample_ratio: float = setting(1.0, "share of requests traced when the caller did not decide (0 to 1)")
     port: int = setting(8000, "where `make run` serves the web")
+    grpc_port: int = setting(8001, "where `make run` serves the Open Inference Protocol over gRPC")
     redis_maxmemory: str = setting("1gb", "the memory `make run`'s embedded Redis may use (it refuses writes beyond)")
 
     @property

@@ -10,7 +10,7 @@ New -> Import) and pick a Prometheus data source that scrapes every web process'
 Every web process reports the same cluster-wide figures (jobs, lanes, workers, Redis: read from
 Redis at scrape time), so those queries take ``max`` across the scraped processes, not ``sum``,
 which would count them once per web process; only ``digits_http_*`` are per process and summed.
-tests/test_dashboard.py checks that every metric these queries name is in a live scrape.
+tests/service/test_dashboard.py checks that every metric these queries name is in a live scrape.
 """
 
 from __future__ import annotations
