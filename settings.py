@@ -66,6 +66,7 @@ class Settings:
     # Corrections (the feedback dataset)
     feedback_retention_seconds: int = setting(0, "how long corrections are kept (0: for ever; they outlive their jobs)")
     max_feedback_bytes: int = setting(64 * MiB, "bytes all corrections may take in Redis; beyond, new ones get 507")
+    max_corrections_per_client: int = setting(1000, "corrections one client address may keep; beyond, 429")
     # The web's connections
     web_connections: int = setting(4000, "connections one web process holds at once")
     max_waits_per_process: int = setting(3000, "requests one web process holds waiting (?wait=) at once")

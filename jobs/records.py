@@ -295,24 +295,28 @@ class JobRecords:
         ids = [i.decode() for i in self.redis.zrevrange(keys.RECENT_JOBS, 0, limit - 1)]
         return [job for job in self.get_many(ids) if job]
 
-    def kept_image(self, job_id: str) -> bytes | None:
-        """The image of a job that keeps it (form uploads, for their page), else None."""
+    def kept_image(self, job_id: str, client: str | None) -> bytes | None:
+        """The image of a job that keeps it (form uploads, for their page) if ``client`` submitted
+        the job (None: whoever did), else None."""
         if not is_job_id(job_id):
             return None
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hget(keys.job(job_id), "keep_image")
+        pipe.hmget(keys.job(job_id), "keep_image", "client")
         pipe.get(keys.job_image(job_id))
-        keep, image = pipe.execute()
-        return image if keep == b"1" else None
+        (keep, owner), image = pipe.execute()
+        return image if keep == b"1" and _owned(owner, client) else None
 
-    def keep_images(self, job_ids: Sequence[str]) -> list[bool]:
-        """For each job, whether its image is kept for its page."""
+    def keep_images(self, job_ids: Sequence[str], client: str | None) -> list[bool]:
+        """For each job, whether its image is kept for its page and ``client`` (None: anyone) may see it."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hget(keys.job(job_id), "keep_image")
+            pipe.hmget(keys.job(job_id), "keep_image", "client")
             pipe.exists(keys.job_image(job_id))
         answers = pipe.execute()
-        return [keep == b"1" and bool(kept) for keep, kept in zip(answers[::2], answers[1::2], strict=True)]
+        return [
+            keep == b"1" and _owned(owner, client) and bool(kept)
+            for (keep, owner), kept in zip(answers[::2], answers[1::2], strict=True)
+        ]
 
     def start(self, job_ids: Sequence[str], worker: str, silence_s: float = workers.SILENCE_S) -> list[Started]:
         """Mark jobs running as ``worker``'s and hand over their images; see :class:`Started`.
@@ -493,6 +497,10 @@ class JobRecords:
         """True once a running job has been asked to stop, or has ended (or expired) meanwhile."""
         status, cancel = self.redis.hmget(keys.job(job_id), "status", "cancel_requested")
         return cancel == b"1" or status is None or status.decode() in TERMINAL
+
+
+def _owned(owner: bytes | None, client: str | None) -> bool:
+    return client is None or (owner is not None and owner.decode() == client)
 
 
 def _counted_version(outcome: Outcome) -> str:

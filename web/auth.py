@@ -1,7 +1,9 @@
-"""Bearer tokens by role: the admin token for training, cancelling and model management, and
-(when ``PREDICTIONS_NEED_TOKEN`` is set) the predict token for predictions, polling and model
-reads; the admin token opens those too. Wrong tokens are counted per client address in Redis
-and a client over ``TOKEN_FAILURES_PER_MINUTE`` is answered 429 until its minute is over.
+"""Bearer tokens by role: the admin token for training, cancelling, model management and what
+shows other clients' work (the recent jobs, worker names, who corrected what); the predict token
+for predictions, polling and model reads when ``PREDICTIONS_NEED_TOKEN`` is set, and for
+corrections whenever ``DIGITS_PREDICT_TOKEN`` is; the admin token opens those too. Wrong tokens
+are counted per client address in Redis and a client over ``TOKEN_FAILURES_PER_MINUTE`` is
+answered 429 until its minute is over.
 """
 
 from __future__ import annotations
@@ -74,6 +76,13 @@ def admin_required(view):
     return wrapped
 
 
+def is_admin() -> bool:
+    """Whether the request carries the admin token: it is then shown what is private to others
+    (never refused, never counted as a failure: the views that ask this are open)."""
+    given = bearer_token()
+    return bool(given) and _matches(given, (settings().admin_token,))
+
+
 def predict_token_if_configured(view):
     """Open by default; with ``PREDICTIONS_NEED_TOKEN``, the predict token (or the admin token)."""
 
@@ -85,4 +94,19 @@ def predict_token_if_configured(view):
         return view(*args, **kwargs)
 
     wrapped.__token__ = "predict"  # type: ignore[attr-defined]  # when PREDICTIONS_NEED_TOKEN is set
+    return wrapped
+
+
+def predict_token_if_one_exists(view):
+    """Corrections: they decide what the next model learns, so once a predict token is configured
+    (``DIGITS_PREDICT_TOKEN``) they need it (or the admin token) even where predictions are open."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        config = settings()
+        if config.predictions_need_token or config.digits_predict_token:
+            check((config.digits_predict_token, config.admin_token), "predict", PREDICT_DISABLED)
+        return view(*args, **kwargs)
+
+    wrapped.__token__ = "predict"  # type: ignore[attr-defined]  # when DIGITS_PREDICT_TOKEN is set
     return wrapped

@@ -265,7 +265,7 @@ class TakeFromLanes(Script):
 
 
 class AddCorrection(Script):
-    """add_correction.lua: keep a correction (replacing the job's earlier one), within the cap."""
+    """add_correction.lua: keep a correction (replacing the job's earlier one), within the quota and the cap."""
 
     name = "add_correction"
 
@@ -280,10 +280,14 @@ class AddCorrection(Script):
         pixels: bytes,
         size: int,
         cap: int,
+        client: str,
+        earlier_client: str,
+        quota: int,
     ) -> bool | Refusal:
-        """True if it replaced one, False if it is the job's first; or the cap it would pass."""
+        """True if it replaced one, False if it is the job's first; or the limit it would pass
+        (``quota``, ``full``), or ``moved`` when the earlier correction is not ``earlier_client``'s."""
         script_keys = [keys.feedback(job_id), keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION]
-        script_keys.append(keys.METRICS_FEEDBACK)
+        script_keys += [keys.METRICS_FEEDBACK, keys.feedback_of_client(client), keys.feedback_of_client(earlier_client)]
         named = {
             "job_id": job_id,
             "label": label,
@@ -292,6 +296,9 @@ class AddCorrection(Script):
             "created_at": repr(created_at),
             "size": size,
             "cap": cap,
+            "client": client,
+            "earlier_client": earlier_client,
+            "quota": quota,
         }
         answer = self._run(script_keys, named, [pixels])
         return bool(int(answer[1])) if answer[0] == b"ok" else _refusal(answer)
@@ -302,8 +309,9 @@ class DeleteCorrections(Script):
 
     name = "delete_corrections"
 
-    def __call__(self, *, job_ids: Sequence[str]) -> int:
-        """How many of them existed."""
+    def __call__(self, *, job_ids: Sequence[str], clients: Sequence[str]) -> int:
+        """How many of them existed; ``clients``: who gave each (its index loses the job)."""
         script_keys = [keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION]
-        script_keys += [keys.feedback(job_id) for job_id in job_ids]
+        for job_id, client in zip(job_ids, clients, strict=True):
+            script_keys += [keys.feedback(job_id), keys.feedback_of_client(client)]
         return int(self._run(script_keys, {}, job_ids))
