@@ -81,7 +81,7 @@ METRICS_BATCH_SIZE = f"{PREFIX}:metrics:batch_size"  # bucket upper bound (image
 
 # --- Workers (jobs/workers.py) ----------------------------------------------------------------
 
-# Sorted set of worker process names scored by their last heartbeat (epoch seconds).
+# Sorted set of worker process names scored by their last heartbeat (epoch seconds, by Redis's clock: jobs/clock.py).
 WORKERS = f"{PREFIX}:workers"
 
 # Hash describing one worker process: role, model version, pid, memory, heartbeat; expires when silent.

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-from jobs import keys, scripts, workers
+from jobs import clock, keys, scripts, workers
 from jobs.replicas import ReplicaAck
 
 # The statuses and shapes of records are defined in jobs/schemas.py, once; named here too for the
@@ -326,7 +326,7 @@ class JobRecords:
         """
         if not job_ids:
             return []
-        found = self._start(now=time.time(), worker=worker, silence_s=silence_s, job_ids=job_ids)
+        found = self._start(worker=worker, silence_s=silence_s, job_ids=job_ids)
         return [
             Started(
                 job_id,
@@ -349,7 +349,7 @@ class JobRecords:
         return the ids to queue again: those released, and those that were never started."""
         if not job_ids:
             return []
-        return self._release(now=time.time(), worker=worker, job_ids=job_ids)
+        return self._release(worker=worker, job_ids=job_ids)
 
     def read_alone(self, job_id: str) -> None:
         """Note that the job is being read alone now: if its worker dies meanwhile, it is poison."""
@@ -364,8 +364,9 @@ class JobRecords:
 
     def running_on_dead_workers(self, silence_s: float, resend_every_s: float) -> list[str]:
         """Prediction jobs running on workers silent for ``silence_s`` whose message was not sent
-        again in the last ``resend_every_s``; each is marked sent now (a few round trips)."""
-        now = time.time()
+        again in the last ``resend_every_s``; each is marked sent now (a few round trips). Times
+        are Redis's (jobs/clock.py), as the heartbeats are."""
+        now = clock.now(self.redis)
         running = [i.decode() for i in self.redis.zrangebyscore(keys.RUNNING_JOBS, "-inf", now - resend_every_s)]
         if not running:
             return []
@@ -438,22 +439,23 @@ class JobRecords:
         clients = [client.decode() if client else None for client, _ in found]
         return clients, [float(created) if created else None for _, created in found]
 
-    def queued_before(self, moment: float) -> list[str]:
-        """Ids of the jobs not yet started that were (last) sent to a queue before ``moment`` (epoch seconds)."""
+    def queued_longer_than(self, seconds: float) -> list[str]:
+        """Ids of the jobs not yet started that were (last) sent to a queue over ``seconds`` ago (by Redis's clock)."""
+        moment = clock.now(self.redis) - seconds
         return [i.decode() for i in self.redis.zrangebyscore(keys.QUEUED_JOBS, "-inf", moment)]
 
     def mark_sent(self, job_id: str) -> None:
-        """Note that the job's message was sent (again) now."""
-        self.redis.zadd(keys.QUEUED_JOBS, {job_id: time.time()})
+        """Note that the job's message was sent (again) now (by Redis's clock)."""
+        self.redis.zadd(keys.QUEUED_JOBS, {job_id: clock.now(self.redis)})
 
     def forget_queued(self, job_id: str) -> None:
         """Stop tracking a job as queued (it ended or expired)."""
         self.redis.zrem(keys.QUEUED_JOBS, job_id)
 
     def beat(self, job_id: str) -> None:
-        """A long job's sign of life (see :meth:`fail_silent_training`)."""
+        """A long job's sign of life (see :meth:`fail_silent_training`), by Redis's clock."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.job(job_id), "heartbeat", repr(time.time()))
+        pipe.hset(keys.job(job_id), "heartbeat", repr(clock.now(self.redis)))
         pipe.sadd(keys.TRAINING_RUNNING, job_id)
         pipe.execute()
 
@@ -468,7 +470,7 @@ class JobRecords:
         for job_id in job_ids:
             pipe.hmget(keys.job(job_id), "status", "heartbeat", "worker")
         silent, gone = [], []
-        now = time.time()
+        now = clock.now(self.redis)  # the heartbeats are Redis's time too
         for job_id, (status, heartbeat, worker) in zip(job_ids, pipe.execute(), strict=True):
             if status != RUNNING.encode():
                 gone.append(job_id)

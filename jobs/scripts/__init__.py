@@ -162,12 +162,12 @@ class StartJobs(Script):
 
     name = "start_jobs"
 
-    def __call__(self, *, now: float, worker: str, silence_s: float, job_ids: Sequence[str]) -> list[Found]:
+    def __call__(self, *, worker: str, silence_s: float, job_ids: Sequence[str]) -> list[Found]:
         """Per job, what was found (and whether it was taken)."""
         script_keys = [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.WORKERS]
         for job_id in job_ids:
             script_keys += [keys.job(job_id), keys.job_image(job_id)]
-        answers = self._run(script_keys, {"now": repr(now), "worker": worker, "silence": silence_s}, job_ids)
+        answers = self._run(script_keys, {"worker": worker, "silence": silence_s}, job_ids)
         return [
             Found(
                 status.decode() or None,
@@ -190,10 +190,30 @@ class ReleaseJobs(Script):
 
     name = "release_jobs"
 
-    def __call__(self, *, now: float, worker: str, job_ids: Sequence[str]) -> list[str]:
+    def __call__(self, *, worker: str, job_ids: Sequence[str]) -> list[str]:
         """The ids to queue again: those released, and those never started."""
         script_keys = [keys.QUEUED_JOBS, keys.RUNNING_JOBS, *(keys.job(job_id) for job_id in job_ids)]
-        return [i.decode() for i in self._run(script_keys, {"now": repr(now), "worker": worker}, job_ids)]
+        return [i.decode() for i in self._run(script_keys, {"worker": worker}, job_ids)]
+
+
+class BeatWorker(Script):
+    """beat_worker.lua: a worker is alive now, by Redis's clock; forget the silent ones."""
+
+    name = "beat_worker"
+
+    def __call__(self, *, name: str, silence_s: float, fields: dict[str, str]) -> float:
+        """The heartbeat's time (Redis's, epoch seconds)."""
+        named = {"name": name, "silence": silence_s, "fields": fields}
+        return float(self._run([keys.WORKERS, keys.worker(name)], named))
+
+
+class LiveWorkers(Script):
+    """live_workers.lua: the names of the workers that beat within the silence, by Redis's clock."""
+
+    name = "live_workers"
+
+    def __call__(self, *, silence_s: float) -> list[str]:
+        return [name.decode() for name in self._run([keys.WORKERS], {"silence": silence_s})]
 
 
 class CountUnfinished(Script):
