@@ -12,6 +12,9 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+
+import pytest
 
 from jobs import workers
 from jobs.records import JobRecords
@@ -73,29 +76,36 @@ def test_a_slow_worker_is_live_and_keeps_its_jobs(redis_client):
     assert not JobRecords(redis_client).start([job_id], "honest@host:2")[0].taken
 
 
-def honest_beat(redis_client) -> None:
-    """The honest worker beats (again before each step: a child process may take seconds to start
-    on a loaded machine, and a worker that stops beating for SILENCE_S is rightly taken over)."""
-    workers.beat(redis_client, "honest@host:1", ["predict"], 1, "litert", 1, 1)
+@pytest.fixture
+def honest_worker(redis_client):
+    """A worker on a host with the right time, beating every HEARTBEAT_S as a live one does (a
+    child process may take seconds to start on a loaded machine; between beats it stays live)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            workers.beat(redis_client, "honest@host:1", ["predict"], 1, "litert", 1, 1)
+            stop.wait(workers.HEARTBEAT_S)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    yield "honest@host:1"
+    stop.set()
+    thread.join()
 
 
-def test_a_fast_worker_removes_no_one_and_takes_no_live_workers_job(redis_client):
-    honest_beat(redis_client)
-    job_id = running_job(redis_client, "honest@host:1")
+def test_a_fast_worker_removes_no_one_and_takes_no_live_workers_job(redis_client, honest_worker):
+    job_id = running_job(redis_client, honest_worker)
     on_skewed_host(redis_client, SKEW_S, "beat", "fast@host:2")
-    assert sorted(w.name for w in workers.live(redis_client)) == ["fast@host:2", "honest@host:1"]
-    honest_beat(redis_client)
+    assert sorted(w.name for w in workers.live(redis_client)) == ["fast@host:2", honest_worker]
     assert on_skewed_host(redis_client, SKEW_S, "start", "fast@host:2", job_id) == [False]
-    honest_beat(redis_client)
     assert on_skewed_host(redis_client, SKEW_S, "orphans") == []
-    assert JobRecords(redis_client).get(job_id)["worker"] == "honest@host:1"
+    assert JobRecords(redis_client).get(job_id)["worker"] == honest_worker
 
 
-def test_a_slow_host_sees_live_workers_live_and_takes_no_job_of_theirs(redis_client):
-    honest_beat(redis_client)
-    job_id = running_job(redis_client, "honest@host:1")
+def test_a_slow_host_sees_live_workers_live_and_takes_no_job_of_theirs(redis_client, honest_worker):
+    job_id = running_job(redis_client, honest_worker)
     assert on_skewed_host(redis_client, -SKEW_S, "orphans") == []
-    honest_beat(redis_client)
     assert on_skewed_host(redis_client, -SKEW_S, "start", "slow@host:2", job_id) == [False]
 
 

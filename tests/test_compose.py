@@ -37,3 +37,19 @@ def test_the_image_installs_the_packages_compose_runs():
     for package in ("model", "web", "worker", "jobs"):
         assert f"COPY {package} ./{package}" in dockerfile
     assert "settings.py" in dockerfile.split("RUN pip install")[0]  # every process reads its settings there
+
+
+def test_every_service_is_started_again_when_it_dies():
+    """A worker whose lane consumer died, or that went past WORKER_MEMORY_MB, exits non-zero for this."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name in ("redis", "web", "worker", "trainer"):
+        assert services[name].get("restart") in ("always", "unless-stopped", "on-failure"), name
+
+
+def test_flower_is_not_published_without_authentication():
+    flower = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["flower"]
+    for port in flower.get("ports", []):
+        assert str(port).startswith("127.0.0.1:"), f"Flower published beyond this host: {port}"
+    command = " ".join(flower["command"])
+    assert "--basic-auth" in command and "FLOWER_BASIC_AUTH" in command
+    assert "exit 1" in command, "Flower must refuse to start without credentials"
