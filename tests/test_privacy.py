@@ -198,3 +198,15 @@ def test_a_version_other_than_the_active_one_needs_the_admin_token(make_app, red
     # The active version, and the admin's request for another, go on to be served (no worker here: 503).
     assert client.post(f"/v2/models/digits/versions/{active}/infer", json=pixels).status_code != 401
     assert client.post(f"/v2/models/digits/versions/{other}/infer", json=pixels, headers=ADMIN).status_code != 401
+
+
+# --- the token lockout ----------------------------------------------------------------------------
+
+
+def test_wrong_tokens_from_an_address_never_lock_out_the_right_one(make_app, redis_client):
+    client = make_app(TOKEN_FAILURES_PER_MINUTE=3).test_client()
+    guesses = [client.get("/api/v1/jobs", headers={"Authorization": "Bearer guess"}).status_code for _ in range(4)]
+    assert guesses == [403, 403, 403, 429]
+    assert 0 < redis_client.ttl("digits:token-failures:127.0.0.1") <= 60, "a failure count that never expires"
+    assert client.get("/api/v1/jobs", headers=ADMIN).status_code == 200, "the admin was locked out by a guesser"
+    assert client.get("/api/v1/jobs", headers={"Authorization": "Bearer guess"}).status_code == 429
