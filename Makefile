@@ -9,7 +9,7 @@ export MNIST_DIR := $(SHARED_MNIST)
 endif
 endif
 
-.PHONY: run test lint format schemas lock bench bench-triton bench-shared compare train clean
+.PHONY: run test test-fast lint format schemas lock bench bench-triton bench-shared bench-peers compare train clean
 
 # Installs, each remembered by a stamp and redone when pyproject.toml changes: what running needs
 # (the service and the embedded Redis), then on top of it the test or the lint tools (dependency groups).
@@ -42,8 +42,13 @@ $(VENV)/.installed-lint: pyproject.toml $(VENV)/.installed-run
 run: $(VENV)/.installed-run  ## start Redis (embedded unless REDIS_URL is set), workers and web; print the URL
 	$(PY) -m stack
 
-test: $(VENV)/.installed-test  ## run the test suite against real Redis, workers and model
+test: $(VENV)/.installed-test  ## run every test: tests/fast and tests/service (real Redis, workers, gunicorn, Chromium)
 	$(PY) -m pytest
+
+# The fast tier leaves out its few tests marked slow (the shipped model's accuracy over hundreds of
+# renderings and numbers, minutes of CPU); `make test` runs them.
+test-fast: $(VENV)/.installed-test  ## the in-process tier (tests/fast: Flask's test client, real Redis), under 3 min
+	$(PY) -m pytest tests/fast -m "not slow"
 
 lint: $(VENV)/.installed-lint  ## ruff, and the layering contracts of pyproject.toml (import-linter)
 	$(VENV)/bin/ruff check .
@@ -67,6 +72,9 @@ bench: $(VENV)/.installed-test  ## throughput and latency of the whole service a
 
 bench-triton: $(VENV)/.installed-test  ## Triton's perf_analyzer against a private stack (~1 min; fetches the tool once)
 	$(PY) -m bench.perf_analyzer
+
+bench-peers: $(VENV)/.installed-test  ## this service and Seldon MLServer, one after the other, same load (~8 min; installs MLServer once)
+	$(PY) -m bench.peers
 
 bench-shared: $(VENV)/.installed-test  ## a polite client's latency while another client misbehaves (~1 min)
 	$(PY) -m bench.shared
