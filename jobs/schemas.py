@@ -81,7 +81,7 @@ class JobRecord(TypedDict):
     result: DigitResult | NumberResult | TrainingResult | CheckResult | None
     error: ErrorDetail | None
     read: NotRequired[Annotated[ReadMode, Field(description="prediction jobs: what the job reads")]]
-    worker: NotRequired[Annotated[str, Field(description="the worker process that took it")]]
+    worker: NotRequired[Annotated[str, Field(description="the worker that took it (host, pid): admin only")]]
     params: NotRequired[Annotated[dict[str, Any], Field(description="training and check jobs: the parameters")]]
     progress: NotRequired[Annotated[dict[str, Any], Field(description="training jobs: epoch, batch, ETA, history")]]
     cancel_requested: NotRequired[Literal[True]]

@@ -37,12 +37,14 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.processes: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, tuple[list[str], dict | None]] = {}  # how each was started: to start it again
         self.web_url: str | None = None
         self.grpc_address: str | None = None
         self.metrics_dir: Path | None = None
         self._logging: set[str] = set()
 
     def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
+        self.commands[name] = (args, env)
         with open(self.log_dir / f"{name}.log", "ab" if name in self._logging else "wb") as log:
             self._logging.add(name)
             process = subprocess.Popen(
@@ -132,6 +134,15 @@ class Stack:
                     raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
             time.sleep(0.2)
         raise TimeoutError(f"fewer than {count} workers ready after {timeout} s; see logs in {self.log_dir}")
+
+    def exited(self) -> dict[str, int]:
+        """The processes that ended on their own (not stopped through this Stack), by name: their status."""
+        return {name: process.returncode for name, process in self.processes.items() if process.poll() is not None}
+
+    def start_again(self, name: str) -> subprocess.Popen:
+        """Start an exited process again as it was first started (its log goes on)."""
+        args, env = self.commands[name]
+        return self._spawn(name, args, env)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         """Stop one process (and its children: gunicorn and Celery pools)."""

@@ -253,6 +253,7 @@ class CorrectionAnswer(TypedDict):
     held_out: Annotated[bool, Field(description="never trained on: it judges new versions")]
     created_at: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
     image_png: Png
+    client: NotRequired[Annotated[str, Field(description="the address that gave it: shown with the admin token only")]]
 
 
 class CorrectionKept(CorrectionAnswer):
@@ -308,7 +309,7 @@ class Liveness(TypedDict):
 
 
 class WorkerShown(TypedDict):
-    name: str
+    name: NotRequired[Annotated[str, Field(description="host and pid: shown with the admin token only")]]
     model_version: str | None
     problem: NotRequired[Annotated[str, Field(description="why it does not serve the active version")]]
 

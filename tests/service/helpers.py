@@ -31,11 +31,13 @@ def submit(base_url: str, images: list[bytes], as_json: bool = False) -> list[st
     return [job["job_id"] for job in jobs]
 
 
-def wait_for(base_url: str, job_id: str, timeout: float = 120) -> dict:
-    """Long-poll a job until it ends; fail the test if it does not within ``timeout``."""
+def wait_for(base_url: str, job_id: str, timeout: float = 120, admin: bool = False) -> dict:
+    """Long-poll a job until it ends; fail the test if it does not within ``timeout``. With
+    ``admin``, ask with the admin token (the record then names the worker that took it)."""
     deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {TOKEN}"} if admin else {}
     while time.monotonic() < deadline:
-        response = requests.get(f"{base_url}/api/v1/jobs/{job_id}", params={"wait": 10}, timeout=30)
+        response = requests.get(f"{base_url}/api/v1/jobs/{job_id}", params={"wait": 10}, headers=headers, timeout=30)
         assert response.status_code == 200, response.text
         job = response.json()
         if job["status"] in TERMINAL:
