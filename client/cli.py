@@ -23,7 +23,7 @@ from client.progress import ProgressDisplay
 from client.service import DEFAULT_URL, DigitsClient
 from jobs.schemas import TERMINAL
 
-EXIT_FAILED, EXIT_NO_SERVICE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_NO_SERVICE, EXIT_SEVERAL_DIGITS, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 SERVER_HELP = f"The service's address (default: DIGITS_URL, else {DEFAULT_URL})."
@@ -103,6 +103,8 @@ def cli(server: str | None) -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write results here.")
 @click.option("--json", "as_json", is_flag=True, help="Full records, one JSON object per line.")
 @click.option("--number", is_flag=True, help="Each image is one handwritten number: print its digits.")
+@click.option("--auto", is_flag=True, help="Each image: its digit, or its number when it holds several digits.")
+@click.option("--single-ok", is_flag=True, help="Exit 0 when an image read as one digit seems to hold several.")
 @click.option("--local", is_flag=True, help="No service: run the model in this process.")
 @click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --local: this .keras file instead of the shipped model.")  # fmt: skip
@@ -110,16 +112,20 @@ def cli(server: str | None) -> None:
 @server_option
 @reports_failures
 def predict(
-    paths: tuple[Path, ...], output: Path | None, as_json: bool, number: bool, local: bool, model_file: Path | None,
-    timeout: float, server: str | None,
+    paths: tuple[Path, ...], output: Path | None, as_json: bool, number: bool, auto: bool, single_ok: bool,
+    local: bool, model_file: Path | None, timeout: float, server: str | None,
 ) -> None:  # fmt: skip
     """Print `path<TAB>digit<TAB>confidence` for each image (with --number, the number's digits
     for the digit); directories are walked.
 
     With one image and --output FILE, FILE holds just the digit (or the number). A file that is
     not an image gets an error line and the exit status 1; the other images are still answered.
+    An image read as one digit that seems to hold several gets a hint after its digit and the
+    exit status 3 (unless --single-ok): read it with --number or --auto.
     """
-    read = "number" if number else "digit"
+    if number and auto:
+        raise click.UsageError("--number and --auto: give one")
+    read = "number" if number else "auto" if auto else "digit"
     files = list(files_in(paths))
     if not files:
         raise click.UsageError("no files found in " + ", ".join(str(p) for p in paths))
@@ -135,6 +141,10 @@ def predict(
     _report(predictions, output, as_json)
     if not all(p.ok for p in predictions):
         sys.exit(EXIT_FAILED)
+    if not single_ok and any(p.hint for p in predictions):
+        if output is not None or as_json:  # the hint is not on the terminal otherwise
+            _fail("hint: an image seems to hold several digits: read it with --number (or --auto)")
+        sys.exit(EXIT_SEVERAL_DIGITS)
 
 
 def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -> None:

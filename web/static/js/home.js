@@ -12,6 +12,7 @@ const SUBMIT_WAIT_S = 2;
 const errorBox = $("submit-error");
 const results = $("results");
 const cards = new Map();
+const sentImages = new WeakMap(); // card -> the File or Blob it was made for, to send again as a number
 const watcher = new JobWatcher(
   (job) => cards.has(job.id) && renderResult(cards.get(job.id), job),
   (trouble) => showError(trouble || ""),
@@ -34,6 +35,7 @@ async function recognise(images, button, read) {
     const fresh = ids.map((id, i) => {
       const card = createResultCard(id, URL.createObjectURL(images[i]), read);
       cards.set(id, card);
+      sentImages.set(card, images[i]);
       return card;
     });
     results.prepend(...fresh);
@@ -47,6 +49,14 @@ async function recognise(images, button, read) {
     button.disabled = false;
   }
 }
+
+// "Read as a number" on a card whose image seems to hold several digits: the same image again, as a number.
+results.addEventListener("click", async (event) => {
+  const button = event.target.closest("button.read-as-number");
+  const card = button && button.closest("li.result");
+  if (!card || !sentImages.has(card)) return;
+  await recognise([sentImages.get(card)], button, "number");
+});
 
 // Drawing.
 const drawPanel = $("draw-panel");
