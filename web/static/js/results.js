@@ -20,6 +20,23 @@ export function createResultCard(jobId, sentUrl, read = "digit") {
   return card;
 }
 
+/** A card for an image the server refused (not an image, too large...): its name and the reason. */
+export function createRefusedCard(name, refusal) {
+  const card = el("li", { class: "result refused", "data-status": "refused" });
+  return fill(
+    card,
+    thumb(null, "sent", "Sent"),
+    thumb(null, "seen", "Not read"),
+    el(
+      "div",
+      { class: "facts" },
+      el("p", { class: "status-line" }, el("span", { class: "status", text: "refused" }), " ", el("span", { class: "file-name", text: name })),
+      el("p", { class: "answer reason", text: refusal.message }),
+    ),
+    el("div", { class: "chart" }),
+  );
+}
+
 /** Show `job` (a record from the API) in `card`. */
 export function renderResult(card, job) {
   const read = job.read || card.dataset.read;
