@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from client import display
+from client.environment import TOKEN_VARIABLE, token_from_environment
 from client.errors import DigitsError, Interrupted, RequestRefused, ServiceUnavailable, ServiceUnreachable
 from client.files import files_in
 from client.predictions import Prediction
@@ -63,7 +63,7 @@ def _failure_line(exc: DigitsError) -> str:
     if isinstance(exc, ServiceUnreachable):
         return f"error: {exc}. Start it with `make run` in the digits checkout, or set --server/DIGITS_URL."
     if isinstance(exc, RequestRefused):
-        hint = " (set DIGITS_TOKEN to the token `make run` printed)" if exc.status in (401, 403) else ""
+        hint = f" (set {TOKEN_VARIABLE} to the token `make run` printed)" if exc.status in (401, 403) else ""
         return f"error: the service refused: {exc.message}{hint}"
     return f"error: {exc}"
 
@@ -78,12 +78,6 @@ def _client(server: str | None) -> DigitsClient:
     return DigitsClient(server, token=token_from_environment())
 
 
-def token_from_environment() -> str | None:
-    """The token to send: DIGITS_TOKEN, else DIGITS_ADMIN_TOKEN, else its old name DIGITS_API_TOKEN."""
-    names = ("DIGITS_TOKEN", "DIGITS_ADMIN_TOKEN", "DIGITS_API_TOKEN")
-    return next((os.environ[name] for name in names if os.environ.get(name)), None)
-
-
 def _print_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2))
 
@@ -94,7 +88,7 @@ def cli(server: str | None) -> None:
     """Recognise handwritten digits with a Digits service (`make run` starts one), or locally with --local.
 
     The service's address comes from --server or DIGITS_URL; training, cancelling and
-    activating need the service's admin token in DIGITS_TOKEN (or DIGITS_ADMIN_TOKEN).
+    activating need the service's admin token in DIGITS_ADMIN_TOKEN.
     """
 
 
@@ -195,7 +189,7 @@ def train(
     activate: str | None,
     wait: bool, as_json: bool, server: str | None,
 ) -> None:  # fmt: skip
-    """Submit a training job (needs the admin token in DIGITS_TOKEN); options left out take the service's defaults."""
+    """Submit a training job (needs DIGITS_ADMIN_TOKEN); options left out take the service's defaults."""
     client = _client(server)
     submitted = client.train(
         recipe=recipe,
@@ -295,7 +289,7 @@ def models(as_json: bool, server: str | None) -> None:
 @server_option
 @reports_failures
 def activate(version: int, server: str | None) -> None:
-    """Serve model VERSION from now on (needs the admin token in DIGITS_TOKEN)."""
+    """Serve model VERSION from now on (needs the admin token in DIGITS_ADMIN_TOKEN)."""
     answer = _client(server).activate(version)
     click.echo(f"model version {answer['active_version']} is now active")
 

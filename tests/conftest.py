@@ -69,7 +69,7 @@ def running_stack(
     options; default one worker on both queues), all with ``env`` added; stopped on exit."""
     workers = workers or {"w1": {"concurrency": 1}}
     server = RedisServer().start()
-    running = Stack(server.url, log_dir, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
+    running = Stack(server.url, log_dir, env={"DIGITS_ADMIN_TOKEN": TOKEN, **(env or {})})
     try:
         for name, options in workers.items():
             running.start_worker(name, **options)

@@ -62,7 +62,7 @@ def web_only(name: str, env: dict | None = None, workers: int = 1) -> Iterator[t
     for old in (OUTPUT / name).glob("*.log"):  # the logs of this run only
         old.unlink()
     server = RedisServer().start()
-    stack = Stack(server.url, OUTPUT / name, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
+    stack = Stack(server.url, OUTPUT / name, env={"DIGITS_ADMIN_TOKEN": TOKEN, **(env or {})})
     try:
         stack.start_web(workers=workers)
         yield stack, redis.Redis.from_url(server.url)
