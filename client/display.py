@@ -44,7 +44,7 @@ def progress_line(progress: dict) -> str:
         if isinstance(progress.get(name), int | float):
             parts.append(f"{name} {progress[name]:.4f}")
     parts.append(f"elapsed {_duration(progress.get('elapsed_s'))}")
-    parts.append(f"ETA {_duration(progress.get('eta_s'))}")
+    parts.append("stopped" if progress.get("stopped") else f"ETA {_duration(progress.get('eta_s'))}")
     return "  ".join(parts)
 
 
