@@ -335,8 +335,18 @@ def test_training_from_the_page_then_activate_and_roll_back(page, browser, stack
     expect(version_2.locator("table.heatmap tbody tr")).to_have_count(10)
     expect(version_2.locator(".mistake-grid img")).to_have_count(25)
     expect(page.locator("#model-1 .badge")).to_have_text("serving")
+    expect(page.locator("article.model").first).to_have_id("model-1")  # the served version first
+    # v2 (a tiny model) beside the served one: worse on MNIST, so activating it asks first.
+    expect(version_2.locator(".comparison")).to_contain_text("Against v1 (serving): MNIST accuracy −")
+    expect(version_2.locator(".comparison .worse").first).to_contain_text("MNIST accuracy")
     version_2.get_by_role("button", name="Activate v2").click()
+    expect(version_2.locator(".confirm")).to_contain_text("v2 is worse than v1")
+    version_2.get_by_role("button", name="Keep v1").click()
+    assert requests.get(f"{stack.web_url}/api/v1/models", timeout=10).json()["active_version"] == 1
+    version_2.get_by_role("button", name="Activate v2").click()
+    version_2.get_by_role("button", name="Activate v2 anyway").click()
     expect(version_2.locator(".badge")).to_have_text("serving")
+    expect(page.locator("article.model").first).to_have_id("model-2")
     assert requests.get(f"{stack.web_url}/api/v1/models", timeout=10).json()["active_version"] == 2
     page.screenshot(path=SHOTS / "models.png", full_page=True)
     page.locator("#model-1").get_by_role("button", name="Roll back to v1").click()

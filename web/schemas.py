@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 # pydantic reads TypedDicts from typing_extensions on Python < 3.12
 from typing_extensions import TypedDict
 
-from jobs.schemas import READ_MODES, JobId, JobRecord, ModelCard, ReadMode
+from jobs.schemas import READ_MODES, CheckResult, JobId, JobRecord, ModelCard, ReadMode
 from model.results import ErrorDetail, Png
 from web.inference_types import InferenceRequest, Parameters, RequestInput, RequestOutput, TensorData
 from web.validation import Refusals
@@ -294,9 +294,15 @@ class Deleted(TypedDict):
     deleted: Annotated[int, Field(ge=0)]
 
 
+class ModelListed(ModelCard):
+    """A version in the list: its card and its check's verdict (null: never checked)."""
+
+    check: Annotated[CheckResult | None, Field(description="accuracy and ms_per_image measured by its check")]
+
+
 class ModelList(TypedDict):
     active_version: int | None
-    models: list[ModelCard]
+    models: list[ModelListed]
 
 
 class ModelShown(ModelCard):
