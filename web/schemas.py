@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 # pydantic reads TypedDicts from typing_extensions on Python < 3.12
 from typing_extensions import TypedDict
 
-from jobs.schemas import READ_MODES, CheckResult, JobId, JobRecord, ModelCard, ReadMode
+from jobs.schemas import READ_MODES, JobId, JobRecord, ModelCard, ReadMode
 from model.results import ErrorDetail, Png
 from web.inference_types import InferenceRequest, Parameters, RequestInput, RequestOutput, TensorData
 from web.validation import Refusals
@@ -297,7 +297,9 @@ class Deleted(TypedDict):
 class ModelListed(ModelCard):
     """A version in the list: its card and its check's verdict (null: never checked)."""
 
-    check: Annotated[CheckResult | None, Field(description="accuracy and ms_per_image measured by its check")]
+    check: Annotated[
+        dict[str, Any] | None, Field(description="its check's verdict: ok, reason, accuracy, ms_per_image")
+    ]
 
 
 class ModelList(TypedDict):
