@@ -164,7 +164,7 @@ def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -
 @cli.command()
 @click.option(
     "--recipe",
-    help="fast (the service's default: about 99.2 % in under a minute) or strong (the best model, about 4 minutes).",
+    help="fast (the service's default: about 99.2 %) or strong (the best model, several times longer).",
 )
 @click.option("--arch", help="Network: seed or default (the service's default: default).")
 @click.option("--epochs", type=int, help="Passes over the training images (default: the recipe's).")

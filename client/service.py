@@ -302,8 +302,8 @@ class DigitsClient:
     ) -> dict:
         """Submit a training job (needs the token); parameters left None take the server's defaults.
 
-        ``recipe`` is "fast" (the default: about 99.2 % in under a minute) or "strong" (the best
-        model, in about four minutes); ``epochs`` and the rest override what it sets.
+        ``recipe`` is "fast" (the default: about 99.2 %) or "strong" (the best model, several
+        times longer; how long depends on the machine: docs/model.md); ``epochs`` and the rest override what it sets.
 
         ``include_feedback`` trains on the corrections too; ``base_version`` fine-tunes that stored
         version (the server then picks a short default for ``epochs``).
