@@ -65,7 +65,7 @@ def test_make_run_keeps_its_token_and_its_logs_across_a_restart(tmp_path, redis_
     """``python -m stack`` (what make run runs) twice in a fresh directory: the same token both
     times, kept in var/admin-token (0600) and printed with where it is; both runs' logs in var/log."""
     env = {k: v for k, v in os.environ.items() if k not in ("DIGITS_ADMIN_TOKEN", "DIGITS_API_TOKEN")}
-    env |= {"REDIS_URL": redis_server.url, "PORT": str(free_port())}
+    env |= {"REDIS_URL": redis_server.url, "PORT": str(free_port()), "GRPC_PORT": str(free_port())}
     tokens = []
     for _ in range(2):
         launcher = subprocess.Popen(
