@@ -105,6 +105,8 @@ class Settings:
     log_format: str = setting("json", "log lines: one JSON object each, or text for a terminal", ("json", "text"))
     log_level: str = setting("INFO", "the lowest level logged", ("DEBUG", "INFO", "WARNING", "ERROR"))
     prometheus_multiproc_dir: str = setting("", "where gunicorn's processes keep request metrics for /metrics")
+    otel_exporter_otlp_endpoint: str = setting("", "an OTLP/HTTP collector to send traces to; unset: no tracing")
+    trace_sample_ratio: float = setting(1.0, "share of requests traced when the caller did not decide (0 to 1)")
     port: int = setting(8000, "where `make run` serves the web")
     grpc_port: int = setting(8001, "where `make run` serves the Open Inference Protocol over gRPC")
     redis_maxmemory: str = setting("1gb", "the memory `make run`'s embedded Redis may use (it refuses writes beyond)")

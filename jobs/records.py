@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-from jobs import keys, scripts, workers
+from jobs import keys, scripts, tracing, workers
 from jobs.replicas import ReplicaAck
 
 # The statuses and shapes of records are defined in jobs/schemas.py, once; named here too for the
@@ -51,6 +51,12 @@ NOTICE_RECORD_BYTES = 64 * 1024
 # Histogram bounds: seconds from submission to result, and images per model call.
 LATENCY_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# Seconds a job waits in its lane before a worker takes it: from a millisecond (an idle worker
+# blocked on the lane) to a minute (a backlog an autoscaler should have seen).
+QUEUE_WAIT_BUCKETS = ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5")
+QUEUE_WAIT_BUCKETS += ("10", "30", "60")
+# Seconds from a worker taking a job to its end: a batch's preprocessing, model call and record.
+SERVICE_TIME_BUCKETS = ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5")
 
 
 def bucket_of(value: float, bounds: Sequence) -> str:
@@ -121,7 +127,8 @@ class Started:
     ``poison`` (its image is not handed over: end it). ``image`` is set for the jobs taken;
     ``version`` for jobs that asked for one model version (else the active one reads them);
     ``read`` says what to read in it (one of READ_MODES); ``created_at`` is when it was
-    submitted (epoch seconds); ``batch`` the request it came in (None: none)."""
+    submitted and ``started_at`` when this call took it (epoch seconds); ``batch`` the request it
+    came in (None: none)."""
 
     job_id: str
     status: str | None
@@ -135,6 +142,7 @@ class Started:
     read: str = READ_MODES[0]
     created_at: float | None = None
     batch: str | None = None
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -368,7 +376,8 @@ class JobRecords:
         """
         if not job_ids:
             return []
-        found = self._start(now=time.time(), worker=worker, silence_s=silence_s, job_ids=job_ids)
+        now = time.time()
+        found = self._start(now=now, worker=worker, silence_s=silence_s, job_ids=job_ids)
         return [
             Started(
                 job_id,
@@ -383,6 +392,7 @@ class JobRecords:
                 job.read or READ_MODES[0],
                 job.created_at,
                 job.batch,
+                now if job.taken else None,
             )
             for job_id, job in zip(job_ids, found, strict=True)
         ]
@@ -397,6 +407,13 @@ class JobRecords:
     def read_alone(self, job_id: str) -> None:
         """Note that the job is being read alone now: if its worker dies meanwhile, it is poison."""
         self.redis.hset(keys.job(job_id), "alone", "1")
+
+    def trace_contexts(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Each job's request trace context (jobs/tracing.py), for the jobs that carry one."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id), tracing.TRACE_FIELD)
+        return {job_id: text.decode() for job_id, text in zip(job_ids, pipe.execute(), strict=True) if text}
 
     def lanes(self, job_ids: Sequence[str]) -> list[str | None]:
         """Each job's lane (the queue its messages go to)."""
@@ -434,12 +451,17 @@ class JobRecords:
         clients: Sequence[str | None] | None = None,
         created_at: Sequence[float | None] | None = None,
         batches: Sequence[str | None] | None = None,
+        started_at: Sequence[float | None] | None = None,
+        model_version: int | None = None,
     ) -> list[str]:
         """End the jobs that have not ended yet; return the ids this call ended.
 
-        ``batch_size``, if given, is counted in the batch-size histogram (one model call).
-        ``clients``, ``created_at`` and ``batches`` (one per outcome, as :meth:`start` told them)
-        spare a round trip to look them up; a prediction's latency is counted from its ``created_at``.
+        ``batch_size``, if given, is counted in the batch-size histogram (one model call of
+        ``model_version``, if given). ``clients``, ``created_at`` and ``batches`` (one per
+        outcome, as :meth:`start` told them) spare a round trip to look them up; a prediction's
+        latency is counted from its ``created_at``. With ``started_at`` too (a worker's jobs),
+        each job's wait in its lane and its service time are counted, and it counts in the
+        statistics of the version that read it (``model_version`` for a job without a result).
         """
         outcomes = list(outcomes)
         if not outcomes:
@@ -457,6 +479,7 @@ class JobRecords:
             for at in set(created_at)
             if at is not None
         }
+        started_at = started_at if started_at is not None else [None] * len(outcomes)
         finishing = [
             scripts.Finishing(
                 outcome.job_id,
@@ -467,8 +490,12 @@ class JobRecords:
                 orjson.dumps(outcome.error) if outcome.error is not None else None,
                 _counted_version(outcome),
                 latencies.get(created),  # None: when it was created is not known
+                served(outcome, created, started, now, model_version),
+                outcome.error["code"] if outcome.error else "",
             )
-            for outcome, client, created, batch in zip(outcomes, clients, created_at, batches, strict=True)
+            for outcome, client, created, batch, started in zip(
+                outcomes, clients, created_at, batches, started_at, strict=True
+            )
         ]
         ended = self._finish(
             now=now,
@@ -478,6 +505,7 @@ class JobRecords:
             batch_images=batch_size or 0,
             jobs=finishing,
             ttl=self.ttl,
+            batch_version="" if model_version is None else str(model_version),
         )
         if ended and (self.finished_limits.jobs or self.finished_limits.per_client):
             self.forget_beyond_limits({client for client in clients if client})
@@ -590,6 +618,33 @@ class JobRecords:
         """True once a running job has been asked to stop, or has ended (or expired) meanwhile."""
         status, cancel = self.redis.hmget(keys.job(job_id), "status", "cancel_requested")
         return cancel == b"1" or status is None or status.decode() in TERMINAL
+
+
+def served(
+    outcome: Outcome, created: float | None, started: float | None, now: float, model_version: int | None
+) -> scripts.Served | None:
+    """How a job a worker started spent its time until ``now``, split as Triton's statistics
+    are: queued (created to started), preprocessing, the model call, and the rest (recording).
+    The batch's timings are each image's share of preprocessing and the whole model call, which
+    every job of the batch waited for, as Triton counts a batched execution for each request."""
+    if created is None or started is None:
+        return None
+    queue_ns = max(0, int((started - created) * 1e9))
+    service_ns = max(0, int((now - started) * 1e9))
+    timings = (outcome.result or {}).get("timings") or {}
+    input_ns = min(service_ns, int(timings.get("preprocess_ms", 0) * 1e6))
+    infer_ns = min(service_ns - input_ns, int(timings.get("predict_ms", 0) * 1e6))
+    version = (outcome.result or {}).get("model_version")
+    version = model_version if version is None else version
+    return scripts.Served(
+        bucket_of(queue_ns / 1e9, QUEUE_WAIT_BUCKETS),
+        bucket_of(service_ns / 1e9, SERVICE_TIME_BUCKETS),
+        "" if version is None else str(version),
+        queue_ns,
+        input_ns,
+        infer_ns,
+        service_ns - input_ns - infer_ns,
+    )
 
 
 def _counted_version(outcome: Outcome) -> str:

@@ -215,9 +215,24 @@ class Latency(NamedTuple):
     seconds: float
 
 
+class Served(NamedTuple):
+    """How a prediction a worker started spent its time: the histogram buckets of its wait in the
+    lane and of its service (taken to ended), the model version whose statistics count it ('':
+    none) and the nanoseconds of each part, as Triton's statistics extension splits them."""
+
+    wait_bucket: str
+    service_bucket: str
+    version: str
+    queue_ns: int
+    input_ns: int
+    infer_ns: int
+    output_ns: int
+
+
 class Finishing(NamedTuple):
     """One job to end: how (``result`` / ``error`` as JSON), whose it is, the batch it belongs to,
-    the model version to count its prediction for and its latency (None: not counted)."""
+    the model version to count its prediction for, its latency and how it was served (None: not
+    counted), and the reason it failed (its error code)."""
 
     job_id: str
     client: str | None
@@ -227,6 +242,8 @@ class Finishing(NamedTuple):
     error: bytes | None
     counted_version: str | None
     latency: Latency | None
+    served: Served | None = None
+    reason: str = ""
 
 
 class FinishJobs(Script):
@@ -244,20 +261,26 @@ class FinishJobs(Script):
         batch_images: int,
         jobs: Sequence[Finishing],
         ttl: int,
+        batch_version: str = "",
     ) -> list[str]:
         """The ids of the jobs this call ended, announced on ``channel`` with records of up to
-        ``room`` bytes. With ``batch_bucket``, a model call of ``batch_images`` is counted.
+        ``room`` bytes. With ``batch_bucket``, a model call of ``batch_images`` is counted (and
+        an execution of ``batch_version``, if given).
         ``ttl``: how long records live (a client's index of ended jobs lives as long after its last)."""
         script_keys = [keys.METRICS_OUTCOMES, keys.METRICS_PREDICTIONS, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE]
         script_keys += [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.QUEUED_BYTES, keys.FINISHED_JOBS]
+        script_keys += [keys.METRICS_FAILURES, keys.METRICS_EXPIRED, keys.METRICS_QUEUE_WAIT]
+        script_keys += [keys.METRICS_SERVICE_TIME, keys.METRICS_MODEL_STATS]
         values: list[str | bytes] = []
         for job in jobs:
-            job_id, client, latency = job.job_id, job.client or "", job.latency
+            job_id, client, latency, served = job.job_id, job.client or "", job.latency, job.served
             script_keys += [keys.job(job_id), keys.job_image(job_id), keys.pending(client), keys.pending_bytes(client)]
             script_keys += [keys.batch_unfinished(job.batch or ""), keys.finished_by_client(client)]
             values += [job.status, job.result or b"", job.error or b"", job_id, job.counted_version or ""]
             values += [latency.bucket, repr(latency.seconds)] if latency else ["", ""]
-        batch = {"bucket": batch_bucket, "images": batch_images} if batch_bucket else False
+            values.append(job.reason)
+            values += [str(part) for part in served] if served else [""] * len(Served._fields)
+        batch = {"bucket": batch_bucket, "images": batch_images, "version": batch_version} if batch_bucket else False
         named = {"now": repr(now), "channel": channel, "room": room, "batch": batch, "ttl": ttl}
         return [i.decode() for i in self._run(script_keys, named, values)]
 

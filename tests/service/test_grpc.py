@@ -175,3 +175,13 @@ def test_the_predict_token_is_asked_for_in_the_authorization_metadata(guarded_ad
     assert missing.status() == "StatusCode.UNAUTHENTICATED" and "(unauthorized)" in missing.message()
     assert wrong.status() == "StatusCode.PERMISSION_DENIED" and "(forbidden)" in wrong.message()
     assert metadata.status() == "StatusCode.UNAUTHENTICATED"
+
+
+def test_statistics_over_grpc_count_what_was_served(client, mnist):
+    before = client.get_inference_statistics("digits", as_json=True)["model_stats"]
+    client.infer("digits", [pixels_input(mnist.x_test[:3])])
+    after = client.get_inference_statistics("digits", "1", as_json=True)["model_stats"]
+    counted = {s["version"]: int(s.get("inference_count", 0)) for s in before}
+    (version_1,) = after
+    assert version_1["name"] == "digits" and int(version_1["inference_count"]) - counted.get("1", 0) == 3
+    assert "statistics" in client.get_server_metadata(as_json=True)["extensions"]
