@@ -19,6 +19,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from jobs import keys, workers
 from jobs.queue import connect
+from stack.kept import open_log
 from stack.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,21 +30,30 @@ PREDICT_QUEUES = ",".join(keys.PREDICT_QUEUES)
 
 class Stack:
     """A set of service processes sharing ``redis_url``; logs go to ``log_dir/<name>.log`` (begun
-    afresh by each Stack, kept across restarts of a process within it)."""
+    afresh by each Stack, kept across restarts of a process within it; with ``keep_logs``, as
+    ``make run`` does, appended to and rotated: see stack/kept.py)."""
 
-    def __init__(self, redis_url: str, log_dir: str | Path, env: dict | None = None):
+    def __init__(self, redis_url: str, log_dir: str | Path, env: dict | None = None, keep_logs: bool = False):
         self.redis_url = redis_url
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.processes: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, tuple[list[str], dict | None]] = {}  # how each was started: to start it again
         self.web_url: str | None = None
         self.grpc_address: str | None = None
         self.metrics_dir: Path | None = None
         self._logging: set[str] = set()
+        self.keep_logs = keep_logs
 
     def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
-        with open(self.log_dir / f"{name}.log", "ab" if name in self._logging else "wb") as log:
+        self.commands[name] = (args, env)
+        path = self.log_dir / f"{name}.log"
+        if self.keep_logs and name not in self._logging:
+            opened = open_log(path)  # appended to, rotated when large, with the time of this run
+        else:
+            opened = open(path, "ab" if name in self._logging else "wb")  # noqa: SIM115 - closed below
+        with opened as log:
             self._logging.add(name)
             process = subprocess.Popen(
                 args,
@@ -116,17 +126,7 @@ class Stack:
     def wait_for_web(self, timeout: float = 120) -> None:
         # As long as the workers get: a first start after an install (no bytecode compiled yet) took
         # over 30 s on a busy 2-core machine, and `make run` failed.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.processes["web"].poll() is not None:
-                raise RuntimeError(f"web exited; see {self.log_dir / 'web.log'}")
-            try:
-                if requests.get(f"{self.web_url}/healthz", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"web did not answer within {timeout} s; see {self.log_dir / 'web.log'}")
+        wait_until_ready(f"{self.web_url}/healthz", self.processes["web"], self.log_dir / "web.log", timeout)
 
     def wait_for_workers(self, count: int, timeout: float = 120) -> list[str]:
         """Wait until ``count`` worker processes are ready (predict workers with a model loaded,
@@ -142,6 +142,15 @@ class Stack:
                     raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
             time.sleep(0.2)
         raise TimeoutError(f"fewer than {count} workers ready after {timeout} s; see logs in {self.log_dir}")
+
+    def exited(self) -> dict[str, int]:
+        """The processes that ended on their own (not stopped through this Stack), by name: their status."""
+        return {name: process.returncode for name, process in self.processes.items() if process.poll() is not None}
+
+    def start_again(self, name: str) -> subprocess.Popen:
+        """Start an exited process again as it was first started (its log goes on)."""
+        args, env = self.commands[name]
+        return self._spawn(name, args, env)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         """Stop one process (and its children: gunicorn and Celery pools)."""
@@ -160,3 +169,19 @@ class Stack:
     def stop_all(self) -> None:
         for name in list(self.processes):
             self.stop(name)
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, log: Path, timeout: float, interval: float = 0.1) -> None:
+    """Return once ``url`` answers 2xx; raise if ``process`` exits first or ``timeout`` seconds
+    pass (both errors name ``log``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{log.stem} exited; see {log}")
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"{log.stem} did not answer within {timeout} s; see {log}")

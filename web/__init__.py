@@ -8,9 +8,12 @@ It never runs the model (and never imports TensorFlow).
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from jobs import tracing
 from settings import get_settings
 from web import (
     api,
@@ -37,6 +40,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     (``{"RATE_LIMIT": ""}``) override those, anything else goes to Flask's configuration."""
     test_config = test_config or {}
     settings = get_settings().overridden(test_config)
+    if settings.digits_api_token and not settings.digits_admin_token:
+        logging.getLogger(__name__).warning("DIGITS_API_TOKEN is deprecated; set DIGITS_ADMIN_TOKEN instead")
     app = Flask(__name__)
     app.request_class = forms.FormRequest
     app.json = json_provider.JSONProvider(app)
@@ -59,4 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(models_api.bp)
     app.register_blueprint(inference_protocol.bp)
     app.register_blueprint(openapi.bp)
+    # Made in each gunicorn process (never before the fork: the exporter's thread would not survive it).
+    tracing.set_up("digits-web", celery=True)
+    tracing.instrument_flask(app)
     return app

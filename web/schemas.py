@@ -203,10 +203,26 @@ CARD_NOTES = TypeAdapter(dict[str, Any])
 # --- answers ----------------------------------------------------------------------------------
 
 
+class RefusedImage(TypedDict):
+    """One image of a refused submission, and why it was refused."""
+
+    index: Annotated[int, Field(ge=0, description="its place in the request, from 0")]
+    name: Annotated[str, Field(description="'image <filename>' for a file, 'images[i]' in JSON")]
+    status: int
+    code: str
+    message: str
+
+
+class RefusalDetail(ErrorDetail):
+    """An error's ``code`` and ``message``; a refused submission also names every bad image."""
+
+    images: NotRequired[Annotated[list[RefusedImage], Field(description="a submission's every refused image")]]
+
+
 class ErrorBody(TypedDict):
     """Every refusal and failure of the job API."""
 
-    error: ErrorDetail
+    error: RefusalDetail
 
 
 RetryAfter = Annotated[str, Field(pattern="^[0-9]+$", description="seconds to wait before trying again")]
@@ -253,6 +269,7 @@ class CorrectionAnswer(TypedDict):
     held_out: Annotated[bool, Field(description="never trained on: it judges new versions")]
     created_at: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
     image_png: Png
+    client: NotRequired[Annotated[str, Field(description="the address that gave it: shown with the admin token only")]]
 
 
 class CorrectionKept(CorrectionAnswer):
@@ -284,9 +301,17 @@ class Deleted(TypedDict):
     deleted: Annotated[int, Field(ge=0)]
 
 
+class ModelListed(ModelCard):
+    """A version in the list: its card and its check's verdict (null: never checked)."""
+
+    check: Annotated[
+        dict[str, Any] | None, Field(description="its check's verdict: ok, reason, accuracy, ms_per_image")
+    ]
+
+
 class ModelList(TypedDict):
     active_version: int | None
-    models: list[ModelCard]
+    models: list[ModelListed]
 
 
 class ModelShown(ModelCard):
@@ -308,7 +333,7 @@ class Liveness(TypedDict):
 
 
 class WorkerShown(TypedDict):
-    name: str
+    name: NotRequired[Annotated[str, Field(description="host and pid: shown with the admin token only")]]
     model_version: str | None
     problem: NotRequired[Annotated[str, Field(description="why it does not serve the active version")]]
 
@@ -318,6 +343,8 @@ class Readiness(TypedDict):
     redis: Literal["ok"]
     workers: list[WorkerShown]
     queue_depth: dict[str, int]
+    # Prediction lanes no live worker with a model takes jobs from: their jobs wait until they expire.
+    unserved_lanes: list[str]
 
 
 # --- the inference protocol (web/inference_protocol.py) ----------------------------------------
@@ -437,6 +464,46 @@ class ProtocolModelConfig(TypedDict):
     max_batch_size: int
     input: list[ConfigTensor]
     output: list[ConfigTensor]
+
+
+class StatisticDuration(TypedDict):
+    """How many requests, and their nanoseconds together."""
+
+    count: int
+    ns: int
+
+
+class InferStatistics(TypedDict):
+    """Triton's split of a request's time: success and fail are whole requests (submission to
+    result); queue (waiting in a lane), compute_input (preprocessing), compute_infer (the batch's
+    model call) and compute_output (recording the result) are parts of the successful ones."""
+
+    success: StatisticDuration
+    fail: StatisticDuration
+    queue: StatisticDuration
+    compute_input: StatisticDuration
+    compute_infer: StatisticDuration
+    compute_output: StatisticDuration
+    cache_hit: StatisticDuration
+    cache_miss: StatisticDuration
+
+
+class ModelStatistics(TypedDict):
+    """One version's figures since the store's counts began (last_inference in epoch ms, 0: never)."""
+
+    name: str
+    version: str
+    last_inference: int
+    inference_count: int
+    execution_count: int
+    inference_stats: InferStatistics
+    batch_stats: list[dict]
+
+
+class ProtocolModelStatistics(TypedDict):
+    """Triton's statistics extension: one entry per model version."""
+
+    model_stats: list[ModelStatistics]
 
 
 class ProtocolError(TypedDict):
