@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import NotRequired
 
 import numpy as np
 
 # pydantic reads TypedDicts from typing_extensions on Python < 3.12
 from typing_extensions import TypedDict
+
+from model.results import Timings
 
 PIXELS, IMAGE = "pixels", "image"
 KINDS = (IMAGE, PIXELS)
@@ -35,12 +38,15 @@ _LENGTH = struct.Struct("<I")
 
 class TensorResult(TypedDict):
     """A tensor job's outputs, one entry per image in order: its label (-1: no digit on it) and its
-    10 probabilities (rounded as a single job's are; zeros where there is no digit), and the model
-    version that read them (None when no image had a digit)."""
+    10 probabilities (rounded as a single job's are; zeros where there is no digit), the model
+    version that read them (None when no image had a digit), and what their model call cost (each
+    image's share of preprocessing and the whole call, as a single job's; absent when none went
+    through the model), which the statistics count for each image (jobs/records.py ``served``)."""
 
     label: list[int]
     probabilities: list[list[float]]
     model_version: int | None
+    timings: NotRequired[Timings]
 
 
 def pack_pixels(digits: np.ndarray) -> bytes:

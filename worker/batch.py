@@ -85,6 +85,9 @@ def _tensor_outcome(job: rec.Started, readings: Sequence[Reading]) -> rec.Outcom
         "probabilities": [result["probabilities"] or NO_DIGIT for result in results],
         "model_version": labelled[0]["model_version"] if labelled else None,
     }
+    # A tensor's images share one model call (a batch's budget stops only between jobs).
+    if timed := [result["timings"] for result in results if result.get("timings")]:
+        outputs["timings"] = timed[0]
     return rec.Outcome(job.job_id, rec.SUCCEEDED, result=outputs)
 
 
