@@ -79,3 +79,22 @@ def test_a_damaged_payload_is_refused_by_the_reader():
     with pytest.raises(ValueError):
         tensors.unpack(tensors.IMAGE, tensors.pack_files([b"abc"])[:-1])
     assert tensors.unpack(tensors.IMAGE, tensors.pack_files([b"abc", b"", b"de"])) == [b"abc", b"", b"de"]
+
+
+def test_a_tensor_job_a_worker_ended_counts_its_images_in_the_histograms_and_statistics(redis_client):
+    records = rec.JobRecords(redis_client)
+    job_id = tensor_job(records, 5)
+    [started] = records.start([job_id], "w1")
+    timings = {"preprocess_ms": 0.5, "predict_ms": 2.0, "batch_size": 5}
+    result = {"label": [1] * 5, "probabilities": [[0.1] * 10] * 5, "model_version": 1, "timings": timings}
+    outcome = rec.Outcome(job_id, rec.SUCCEEDED, result=result)
+    assert records.finish([outcome], batch_size=5, started_at=[started.started_at], model_version=1) == [job_id]
+
+    stats = {k.decode(): int(v) for k, v in redis_client.hgetall(keys.METRICS_MODEL_STATS).items()}
+    assert stats["1:success:count"] == 5 and stats["1:executions"] == 1  # five requests, one model call
+    assert stats["1:success:ns"] > 0 and stats["1:success:ns"] % 5 == 0  # each image waited as long
+    waits = {k.decode(): float(v) for k, v in redis_client.hgetall(keys.METRICS_QUEUE_WAIT).items()}
+    services = {k.decode(): float(v) for k, v in redis_client.hgetall(keys.METRICS_SERVICE_TIME).items()}
+    lane = redis_client.hget(keys.job(job_id), "lane").decode()
+    assert sum(n for key, n in waits.items() if key.startswith(f"{lane}:") and not key.endswith(":sum")) == 5
+    assert sum(n for key, n in services.items() if key.startswith(f"{lane}:") and not key.endswith(":sum")) == 5
