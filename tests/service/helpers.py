@@ -5,17 +5,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import redis
 import requests
 
-from jobs import keys
-from jobs.records import FinishedNotice
+from bench.notices import FinishedNotices as FinishedNotices  # the service tests' too
 from jobs.schemas import TERMINAL
 from stack.processes import Stack
 from tests.conftest import OUTPUT, TOKEN, private_redis
@@ -45,28 +42,6 @@ def wait_for(base_url: str, job_id: str, timeout: float = 120) -> dict:
         if job["status"] in TERMINAL:
             return job
     raise AssertionError(f"job {job_id} did not end within {timeout} s: {job}")
-
-
-class FinishedNotices:
-    """Counts every job-finished notice, to prove each job was answered exactly once."""
-
-    def __init__(self, url: str):
-        self.counts: Counter[str] = Counter()
-        self._pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(keys.JOBS_FINISHED_CHANNEL)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, daemon=True)
-        self._thread.start()
-
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            message = self._pubsub.get_message(timeout=0.2)
-            if message:
-                self.counts.update(FinishedNotice.parse(message["data"]).ids)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def form_session(base_url: str) -> tuple[requests.Session, str]:
