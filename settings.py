@@ -61,7 +61,14 @@ class Settings:
     max_wait_seconds: int = setting(30, "longest ?wait=")
     max_pending_per_client: int = setting(5000, "prediction jobs one client address may have waiting")
     max_pending_bytes_per_client: int = setting(64 * MiB, "image bytes one client address may have waiting")
-    max_queued_bytes: int = setting(512 * MiB, "image bytes all clients together may have waiting")
+    max_queued_bytes: int = setting(256 * MiB, "image bytes all clients together may have waiting")
+    max_finished_jobs: int = setting(40_000, "ended jobs whose records are kept; beyond, the oldest are forgotten")
+    max_finished_per_client: int = setting(
+        10_000, "ended jobs one client address keeps; beyond, its oldest are forgotten"
+    )
+    redis_high_water: float = setting(
+        0.85, "share of Redis's maxmemory beyond which new work is refused (503); the caps must fit under it"
+    )
     keep_uploads: bool = setting(False, "keep form uploads for their job page after the job ends")
     # Corrections (the feedback dataset)
     feedback_retention_seconds: int = setting(0, "how long corrections are kept (0: for ever; they outlive their jobs)")
@@ -82,8 +89,8 @@ class Settings:
     training_time_limit: float = setting(3600.0, "seconds a training job may run; then it is stopped and fails")
     max_queued_training: int = setting(4, "training jobs that may be queued or running at once")
     training_threads: int = setting(1, "threads the forest's training may use (predict workers share the cores)")
-    max_model_versions: int = setting(50, "model versions the store keeps; beyond, uploads and training are refused")
-    max_model_bytes: int = setting(16 * MiB, "largest model file stored")
+    max_model_versions: int = setting(20, "model versions the store keeps; beyond, uploads and training are refused")
+    max_model_bytes: int = setting(8 * MiB, "largest model file stored")
     check_min_accuracy: float = setting(0.9, "a model must read this share of 500 MNIST test digits right to be served")
     check_max_ms_per_image: float = setting(2.0, "... and cost at most this many ms per image on a batch of 256")
     check_memory_mb: int = setting(3072, "memory (address space) the check of a model may use")
@@ -98,6 +105,8 @@ class Settings:
     log_format: str = setting("json", "log lines: one JSON object each, or text for a terminal", ("json", "text"))
     log_level: str = setting("INFO", "the lowest level logged", ("DEBUG", "INFO", "WARNING", "ERROR"))
     prometheus_multiproc_dir: str = setting("", "where gunicorn's processes keep request metrics for /metrics")
+    otel_exporter_otlp_endpoint: str = setting("", "an OTLP/HTTP collector to send traces to; unset: no tracing")
+    trace_sample_ratio: float = setting(1.0, "share of requests traced when the caller did not decide (0 to 1)")
     port: int = setting(8000, "where `make run` serves the web")
     grpc_port: int = setting(8001, "where `make run` serves the Open Inference Protocol over gRPC")
     redis_maxmemory: str = setting("1gb", "the memory `make run`'s embedded Redis may use (it refuses writes beyond)")

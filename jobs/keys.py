@@ -65,6 +65,17 @@ job_image = keyed("job:{}:image")
 # List of the job ids one request submitted together, in order.
 batch = keyed("batch:{}")
 
+# Sorted set of the ended jobs whose records are kept, scored by when they ended: the oldest are
+# forgotten beyond MAX_FINISHED_JOBS (jobs/scripts/forget_finished.lua).
+FINISHED_JOBS = f"{PREFIX}:jobs:finished"
+
+# Sorted set of one client's ended jobs, scored by when they ended (MAX_FINISHED_PER_CLIENT).
+finished_by_client = keyed("finished:{}")
+
+# Counter of a batch's jobs that have not ended (absent: all have, or the batch expired): a long
+# poll on a batch reads this one key, never its jobs.
+batch_unfinished = keyed("batch:{}:unfinished")
+
 # Counter of a client's jobs that have not ended (for the pending-jobs limit).
 pending = keyed("pending:{}")
 
@@ -78,6 +89,17 @@ QUEUED_BYTES = f"{PREFIX}:jobs:queued-bytes"
 METRICS_OUTCOMES = f"{PREFIX}:metrics:outcomes"  # "<type>:<status>" -> count
 METRICS_LATENCY = f"{PREFIX}:metrics:latency"  # bucket upper bound (s) -> count, and "sum"
 METRICS_BATCH_SIZE = f"{PREFIX}:metrics:batch_size"  # bucket upper bound (images) -> count
+METRICS_FAILURES = f"{PREFIX}:metrics:failures"  # "<type>:<error code>" -> count
+# Jobs that ended ``expired`` (their deadline passed first), per lane: counted by finish_jobs.lua
+# when a job ends with that status, so whoever expires jobs through JobRecords.finish counts them.
+METRICS_EXPIRED = f"{PREFIX}:metrics:expired"  # lane -> count
+# Seconds a job waited in its lane before a worker took it, and from then to its end, per lane.
+METRICS_QUEUE_WAIT = f"{PREFIX}:metrics:queue_wait"  # "<lane>:<bucket>" -> count, "<lane>:sum"
+METRICS_SERVICE_TIME = f"{PREFIX}:metrics:service_time"  # "<lane>:<bucket>" -> count, "<lane>:sum"
+# Triton's statistics extension for model digits: "<version>:<figure>" -> count or nanoseconds
+# (figures: success/fail/queue/compute_input/compute_infer/compute_output ":count" or ":ns",
+# "executions", "last_inference" in epoch ms); see web/model_statistics.py.
+METRICS_MODEL_STATS = f"{PREFIX}:metrics:model_stats"
 
 # --- Workers (jobs/workers.py) ----------------------------------------------------------------
 

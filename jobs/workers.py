@@ -44,6 +44,11 @@ class LiveWorker:
         return self.predicts or (not serves_predictions and bool(self.queues))
 
 
+def unserved_lanes(live_workers: Sequence[LiveWorker]) -> list[str]:
+    """The prediction lanes that none of ``live_workers`` takes jobs from with a model in hand."""
+    return [lane for lane in keys.PREDICT_QUEUES if not any(w.predicts and lane in w.queues for w in live_workers)]
+
+
 def beat(
     client: redis.Redis,
     name: str,

@@ -129,17 +129,7 @@ class Stack:
     def wait_for_web(self, timeout: float = 120) -> None:
         # As long as the workers get: a first start after an install (no bytecode compiled yet) took
         # over 30 s on a busy 2-core machine, and `make run` failed.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.processes["web"].poll() is not None:
-                raise RuntimeError(f"web exited; see {self.log_dir / 'web.log'}")
-            try:
-                if requests.get(f"{self.web_url}/healthz", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"web did not answer within {timeout} s; see {self.log_dir / 'web.log'}")
+        wait_until_ready(f"{self.web_url}/healthz", self.processes["web"], self.log_dir / "web.log", timeout)
 
     def wait_for_workers(self, count: int, timeout: float = 120) -> list[str]:
         """Wait until ``count`` worker processes are ready (predict workers with a model loaded,
@@ -173,3 +163,19 @@ class Stack:
     def stop_all(self) -> None:
         for name in list(self.processes):
             self.stop(name)
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, log: Path, timeout: float, interval: float = 0.1) -> None:
+    """Return once ``url`` answers 2xx; raise if ``process`` exits first or ``timeout`` seconds
+    pass (both errors name ``log``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{log.stem} exited; see {log}")
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"{log.stem} did not answer within {timeout} s; see {log}")

@@ -33,6 +33,7 @@ import numpy as np
 from jobs import workers
 from jobs.schemas import JobRecord
 from model.recognise import mnist_pixels_file
+from web import model_statistics as statistics
 from web.errors import ApiError
 from web.services import services, settings
 from web.submit import submit_predictions
@@ -40,7 +41,7 @@ from web.submit import submit_predictions
 MODEL = "digits"
 INPUTS = {"image": ("BYTES", [-1]), "pixels": ("UINT8", [-1, 28, 28])}
 OUTPUTS = {"probabilities": ("FP32", [-1, 10], "<f4"), "label": ("INT64", [-1], "<i8")}
-EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration"]
+EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "statistics"]
 # Triton's model configuration names the protocol's datatypes so (BYTES is its TYPE_STRING).
 CONFIG_TYPES = {"BYTES": "TYPE_STRING", "UINT8": "TYPE_UINT8", "FP32": "TYPE_FP32", "INT64": "TYPE_INT64"}
 # Jobs that failed for what the client sent (a 400); any other failure is the service's (a 503).
@@ -123,6 +124,19 @@ def model_config(model: str, version: str | None) -> dict:
         "input": [tensor(n, t, s) | {"optional": True} for n, (t, s) in INPUTS.items()],
         "output": [tensor(n, t, s) for n, (t, s, _) in OUTPUTS.items()],
     }
+
+
+def model_statistics(model: str, version: str | None) -> dict:
+    """Triton's statistics extension: each version's figures (web/model_statistics.py); every
+    version stored, and any counted since, when ``version`` is None."""
+    number = model_version(model, version)
+    figures = statistics.read(services().redis)
+    if number is not None:
+        versions = [str(number)]
+    else:
+        known = {str(v) for v in services().store.versions()} | set(figures)
+        versions = sorted(known, key=lambda v: (len(v), v))
+    return {"model_stats": [statistics.model_stat(MODEL, v, figures.get(v, {})) for v in versions]}
 
 
 def model_ready(model: str, version: str | None) -> dict:

@@ -32,7 +32,9 @@ def readyz():
 
     Ready when Redis answers and at least one live worker serves predictions with a loaded model
     (training-only workers are listed but are no prediction capacity). A worker that cannot serve
-    the active version says why in ``problem``, and which version it serves instead."""
+    the active version says why in ``problem``, and which version it serves instead.
+    ``unserved_lanes`` names the prediction lanes no such worker takes jobs from (workers started
+    with ``-Q predict`` alone leave the bulk lane unserved): their jobs wait until they expire."""
     client = services().redis
     live = workers.live(client)
     pipe = client.pipeline(transaction=False)
@@ -50,5 +52,6 @@ def readyz():
         "redis": "ok",
         "workers": serving,
         "queue_depth": depths,
+        "unserved_lanes": workers.unserved_lanes(live),
     }
     return jsonify(body), 200 if ready else 503

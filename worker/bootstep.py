@@ -11,6 +11,7 @@ from celery import bootsteps
 from celery.concurrency.solo import TaskPool as SoloPool
 from celery.worker import WorkController
 
+from jobs import tracing
 from worker.consumer import LaneConsumer
 from worker.housekeeping import Housekeeping
 from worker.process import WorkerProcess, open_process, serves_predictions, set_current, this_worker_is
@@ -46,6 +47,7 @@ class ServiceStep(bootsteps.StartStopStep):
 
     def start(self, worker: WorkController) -> None:
         predicts = serves_predictions(self.queues)
+        tracing.set_up("digits-worker", celery=True)
         self.process = open_process(worker.hostname, self.queues, with_model=predicts)
         set_current(self.process)
         self.housekeeping = Housekeeping(self.process, worker.app).start()

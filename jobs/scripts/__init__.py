@@ -121,6 +121,7 @@ class CreateJobs(Script):
             keys.QUEUED_BYTES,
             keys.lane(fast_lane) if lanes else "",
             keys.lane(bulk_lane) if lanes else "",
+            keys.batch_unfinished(batch_id or ""),
         ]
         values: list[str | bytes] = []
         for job_id, image in zip(job_ids, images, strict=True):
@@ -155,6 +156,7 @@ class Found(NamedTuple):
     version: int | None
     read: str | None
     created_at: float | None
+    batch: str | None
 
 
 class StartJobs(Script):
@@ -180,8 +182,9 @@ class StartJobs(Script):
                 int(version) if version else None,
                 read.decode() or None,
                 float(created_at) if created_at else None,
+                batch.decode() or None,
             )
-            for status, client, lane, image, taken, suspect, poison, version, read, created_at in answers
+            for status, client, lane, image, taken, suspect, poison, version, read, created_at, batch in answers
         ]
 
 
@@ -212,17 +215,35 @@ class Latency(NamedTuple):
     seconds: float
 
 
+class Served(NamedTuple):
+    """How a prediction a worker started spent its time: the histogram buckets of its wait in the
+    lane and of its service (taken to ended), the model version whose statistics count it ('':
+    none) and the nanoseconds of each part, as Triton's statistics extension splits them."""
+
+    wait_bucket: str
+    service_bucket: str
+    version: str
+    queue_ns: int
+    input_ns: int
+    infer_ns: int
+    output_ns: int
+
+
 class Finishing(NamedTuple):
-    """One job to end: how (``result`` / ``error`` as JSON), whose it is, the model version to
-    count its prediction for and its latency (None: not counted)."""
+    """One job to end: how (``result`` / ``error`` as JSON), whose it is, the batch it belongs to,
+    the model version to count its prediction for, its latency and how it was served (None: not
+    counted), and the reason it failed (its error code)."""
 
     job_id: str
     client: str | None
+    batch: str | None
     status: str
     result: bytes | None
     error: bytes | None
     counted_version: str | None
     latency: Latency | None
+    served: Served | None = None
+    reason: str = ""
 
 
 class FinishJobs(Script):
@@ -239,20 +260,43 @@ class FinishJobs(Script):
         batch_bucket: str | None,
         batch_images: int,
         jobs: Sequence[Finishing],
+        ttl: int,
+        batch_version: str = "",
     ) -> list[str]:
         """The ids of the jobs this call ended, announced on ``channel`` with records of up to
-        ``room`` bytes. With ``batch_bucket``, a model call of ``batch_images`` is counted."""
+        ``room`` bytes. With ``batch_bucket``, a model call of ``batch_images`` is counted (and
+        an execution of ``batch_version``, if given).
+        ``ttl``: how long records live (a client's index of ended jobs lives as long after its last)."""
         script_keys = [keys.METRICS_OUTCOMES, keys.METRICS_PREDICTIONS, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE]
-        script_keys += [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.QUEUED_BYTES]
+        script_keys += [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.QUEUED_BYTES, keys.FINISHED_JOBS]
+        script_keys += [keys.METRICS_FAILURES, keys.METRICS_EXPIRED, keys.METRICS_QUEUE_WAIT]
+        script_keys += [keys.METRICS_SERVICE_TIME, keys.METRICS_MODEL_STATS]
         values: list[str | bytes] = []
         for job in jobs:
-            job_id, client, latency = job.job_id, job.client or "", job.latency
+            job_id, client, latency, served = job.job_id, job.client or "", job.latency, job.served
             script_keys += [keys.job(job_id), keys.job_image(job_id), keys.pending(client), keys.pending_bytes(client)]
+            script_keys += [keys.batch_unfinished(job.batch or ""), keys.finished_by_client(client)]
             values += [job.status, job.result or b"", job.error or b"", job_id, job.counted_version or ""]
             values += [latency.bucket, repr(latency.seconds)] if latency else ["", ""]
-        batch = {"bucket": batch_bucket, "images": batch_images} if batch_bucket else False
-        named = {"now": repr(now), "channel": channel, "room": room, "batch": batch}
+            values.append(job.reason)
+            values += [str(part) for part in served] if served else [""] * len(Served._fields)
+        batch = {"bucket": batch_bucket, "images": batch_images, "version": batch_version} if batch_bucket else False
+        named = {"now": repr(now), "channel": channel, "room": room, "batch": batch, "ttl": ttl}
         return [i.decode() for i in self._run(script_keys, named, values)]
+
+
+class ForgetFinished(Script):
+    """forget_finished.lua: delete ended jobs and what is kept for them."""
+
+    name = "forget_finished"
+
+    def __call__(self, *, jobs: Sequence[tuple[str, str | None, str | None]]) -> int:
+        """How many records it deleted, of ``jobs`` given as (id, client, batch)."""
+        script_keys = [keys.FINISHED_JOBS]
+        for job_id, client, batch in jobs:
+            script_keys += [keys.job(job_id), keys.job_image(job_id), keys.finished_by_client(client or "")]
+            script_keys += [keys.batch(batch or ""), keys.batch_unfinished(batch or "")]
+        return int(self._run(script_keys, {}, [job_id for job_id, _, _ in jobs]))
 
 
 class TakeFromLanes(Script):

@@ -10,6 +10,7 @@
 --       6 total_bytes    everyone's unfinished image bytes (keys.QUEUED_BYTES)
 --       7 fast_lane      list of ids (keys.lane), if ARGV.lanes
 --       8 bulk_lane      list of ids (keys.lane), if ARGV.lanes
+--       9 batch_left     counter of the batch's unfinished jobs (keys.batch_unfinished), if ARGV.batch
 --       then per job: record (keys.job), image (keys.job_image)
 -- ARGV  1 JSON {now: epoch seconds as text, ttl: seconds, recent_kept: jobs kept in recent,
 --              batch: keep the ids as KEYS[3], client: count them in KEYS[4] and KEYS[5],
@@ -19,8 +20,9 @@
 --              fields: {name: text} written in every record}
 --       then per job: id, image bytes ('' for none)
 -- Returns {'ok', the lane or ''}, or, writing nothing, {the limit passed, outstanding now, the limit}.
-local FIXED_KEYS, JOB_KEYS, JOB_VALUES, CHUNK = 8, 2, 2, 1000
-local queued, recent, batch, pending, pending_bytes, total_bytes, fast_lane, bulk_lane = unpack(KEYS, 1, FIXED_KEYS)
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES, CHUNK = 9, 2, 2, 1000
+local queued, recent, batch, pending, pending_bytes, total_bytes, fast_lane, bulk_lane, batch_left =
+  unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
 -- Job i's keys are KEYS[k + 1 .. k + JOB_KEYS] and its values ARGV[v + 1 .. v + JOB_VALUES], where
@@ -79,7 +81,10 @@ for first = 1, n, CHUNK do
   if lane_key then redis.call('RPUSH', lane_key, unpack(ids)) end
 end
 redis.call('ZREMRANGEBYRANK', recent, 0, -args.recent_kept - 1)
-if args.batch then redis.call('EXPIRE', batch, args.ttl) end
+if args.batch then
+  redis.call('EXPIRE', batch, args.ttl)
+  redis.call('SET', batch_left, n, 'EX', args.ttl)
+end
 if args.client then
   redis.call('INCRBY', pending, n)
   redis.call('EXPIRE', pending, args.ttl)
