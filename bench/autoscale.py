@@ -437,7 +437,10 @@ def run(
     mnist = load_mnist(get_settings().mnist_dir)
     images = [png(x) for x in mnist.x_test[:512]]
     server = RedisServer().start()
-    stack = Stack(server.url, log_dir, env={"DIGITS_API_TOKEN": TOKEN, "RATE_LIMIT": ""})
+    # Every record is read at the end to judge the run, so none may be forgotten meanwhile (a run
+    # ends well over the default 10,000 per client).
+    kept = {"MAX_FINISHED_JOBS": "1000000", "MAX_FINISHED_PER_CLIENT": "1000000"}
+    stack = Stack(server.url, log_dir, env={"DIGITS_API_TOKEN": TOKEN, "RATE_LIMIT": "", **kept})
     began = time.monotonic()
     scaler = Autoscaler(stack, rule, began)
     try:
