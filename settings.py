@@ -73,6 +73,7 @@ class Settings:
     # Corrections (the feedback dataset)
     feedback_retention_seconds: int = setting(0, "how long corrections are kept (0: for ever; they outlive their jobs)")
     max_feedback_bytes: int = setting(64 * MiB, "bytes all corrections may take in Redis; beyond, new ones get 507")
+    max_corrections_per_client: int = setting(1000, "corrections one client address may keep; beyond, 429")
     # The web's connections
     web_connections: int = setting(4000, "connections one web process holds at once")
     max_waits_per_process: int = setting(3000, "requests one web process holds waiting (?wait=) at once")
@@ -84,6 +85,7 @@ class Settings:
     interactive_pending: int = setting(16, "a client with at most this many jobs pending submits to the fast lane")
     predict_batch_images: int = setting(256, "a worker takes at most this many images for one batch")
     predict_batch_budget_ms: float = setting(250.0, "a batch takes no new image after this long; the rest wait")
+    worker_memory_mb: int = setting(3072, "a predict worker holding more after a batch exits (70) to start afresh")
     broker_visibility_timeout: int = setting(8, "seconds before training and check messages a worker took come back")
     training_stale_seconds: float = setting(60.0, "a training job whose worker is silent this long is failed")
     training_time_limit: float = setting(3600.0, "seconds a training job may run; then it is stopped and fails")

@@ -103,7 +103,7 @@ METRICS_MODEL_STATS = f"{PREFIX}:metrics:model_stats"
 
 # --- Workers (jobs/workers.py) ----------------------------------------------------------------
 
-# Sorted set of worker process names scored by their last heartbeat (epoch seconds).
+# Sorted set of worker process names scored by their last heartbeat (epoch seconds, by Redis's clock: jobs/clock.py).
 WORKERS = f"{PREFIX}:workers"
 
 # Hash describing one worker process: role, model version, pid, memory, heartbeat; expires when silent.
@@ -136,8 +136,13 @@ model_check = keyed("model:{}:check")
 FEEDBACK = f"{PREFIX}:feedback"
 
 # Hash holding one correction: job_id, label given, label and model version predicted, time, the
-# 28x28 pixels the network saw (784 bytes) and the record's size. No TTL: FEEDBACK_RETENTION_SECONDS prunes.
+# client that gave it, the 28x28 pixels the network saw (784 bytes) and the record's size.
+# No TTL: FEEDBACK_RETENTION_SECONDS prunes.
 feedback = keyed("feedback:{}")
+
+# Sorted set of the jobs one client (address) gave the correction of, scored by time: its quota
+# (MAX_CORRECTIONS_PER_CLIENT), and what an admin deletes to undo one client's corrections.
+feedback_of_client = keyed("feedback:client:{}")
 
 # Counter of the bytes all corrections take (for MAX_FEEDBACK_BYTES).
 FEEDBACK_BYTES = f"{PREFIX}:feedback:bytes"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-from jobs import keys, scripts, tracing, workers
+from jobs import clock, keys, scripts, tracing, workers
 from jobs.replicas import ReplicaAck
 
 # The statuses and shapes of records are defined in jobs/schemas.py, once; named here too for the
@@ -349,24 +349,28 @@ class JobRecords:
         ids = [i.decode() for i in self.redis.zrevrange(keys.RECENT_JOBS, 0, limit - 1)]
         return [job for job in self.get_many(ids) if job]
 
-    def kept_image(self, job_id: str) -> bytes | None:
-        """The image of a job that keeps it (form uploads, for their page), else None."""
+    def kept_image(self, job_id: str, client: str | None) -> bytes | None:
+        """The image of a job that keeps it (form uploads, for their page) if ``client`` submitted
+        the job (None: whoever did), else None."""
         if not is_job_id(job_id):
             return None
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hget(keys.job(job_id), "keep_image")
+        pipe.hmget(keys.job(job_id), "keep_image", "client")
         pipe.get(keys.job_image(job_id))
-        keep, image = pipe.execute()
-        return image if keep == b"1" else None
+        (keep, owner), image = pipe.execute()
+        return image if keep == b"1" and _owned(owner, client) else None
 
-    def keep_images(self, job_ids: Sequence[str]) -> list[bool]:
-        """For each job, whether its image is kept for its page."""
+    def keep_images(self, job_ids: Sequence[str], client: str | None) -> list[bool]:
+        """For each job, whether its image is kept for its page and ``client`` (None: anyone) may see it."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hget(keys.job(job_id), "keep_image")
+            pipe.hmget(keys.job(job_id), "keep_image", "client")
             pipe.exists(keys.job_image(job_id))
         answers = pipe.execute()
-        return [keep == b"1" and bool(kept) for keep, kept in zip(answers[::2], answers[1::2], strict=True)]
+        return [
+            keep == b"1" and _owned(owner, client) and bool(kept)
+            for (keep, owner), kept in zip(answers[::2], answers[1::2], strict=True)
+        ]
 
     def start(self, job_ids: Sequence[str], worker: str, silence_s: float = workers.SILENCE_S) -> list[Started]:
         """Mark jobs running as ``worker``'s and hand over their images; see :class:`Started`.
@@ -376,8 +380,7 @@ class JobRecords:
         """
         if not job_ids:
             return []
-        now = time.time()
-        found = self._start(now=now, worker=worker, silence_s=silence_s, job_ids=job_ids)
+        found = self._start(worker=worker, silence_s=silence_s, job_ids=job_ids)
         return [
             Started(
                 job_id,
@@ -392,7 +395,7 @@ class JobRecords:
                 job.read or READ_MODES[0],
                 job.created_at,
                 job.batch,
-                now if job.taken else None,
+                job.started_at,
             )
             for job_id, job in zip(job_ids, found, strict=True)
         ]
@@ -402,7 +405,7 @@ class JobRecords:
         return the ids to queue again: those released, and those that were never started."""
         if not job_ids:
             return []
-        return self._release(now=time.time(), worker=worker, job_ids=job_ids)
+        return self._release(worker=worker, job_ids=job_ids)
 
     def read_alone(self, job_id: str) -> None:
         """Note that the job is being read alone now: if its worker dies meanwhile, it is poison."""
@@ -424,8 +427,9 @@ class JobRecords:
 
     def running_on_dead_workers(self, silence_s: float, resend_every_s: float) -> list[str]:
         """Prediction jobs running on workers silent for ``silence_s`` whose message was not sent
-        again in the last ``resend_every_s``; each is marked sent now (a few round trips)."""
-        now = time.time()
+        again in the last ``resend_every_s``; each is marked sent now (a few round trips). Times
+        are Redis's (jobs/clock.py), as the heartbeats are."""
+        now = clock.now(self.redis)
         running = [i.decode() for i in self.redis.zrangebyscore(keys.RUNNING_JOBS, "-inf", now - resend_every_s)]
         if not running:
             return []
@@ -559,22 +563,23 @@ class JobRecords:
         batches = [batch.decode() if batch else None for _, _, batch in found]
         return clients, [float(created) if created else None for _, created, _ in found], batches
 
-    def queued_before(self, moment: float) -> list[str]:
-        """Ids of the jobs not yet started that were (last) sent to a queue before ``moment`` (epoch seconds)."""
+    def queued_longer_than(self, seconds: float) -> list[str]:
+        """Ids of the jobs not yet started that were (last) sent to a queue over ``seconds`` ago (by Redis's clock)."""
+        moment = clock.now(self.redis) - seconds
         return [i.decode() for i in self.redis.zrangebyscore(keys.QUEUED_JOBS, "-inf", moment)]
 
     def mark_sent(self, job_id: str) -> None:
-        """Note that the job's message was sent (again) now."""
-        self.redis.zadd(keys.QUEUED_JOBS, {job_id: time.time()})
+        """Note that the job's message was sent (again) now (by Redis's clock)."""
+        self.redis.zadd(keys.QUEUED_JOBS, {job_id: clock.now(self.redis)})
 
     def forget_queued(self, job_id: str) -> None:
         """Stop tracking a job as queued (it ended or expired)."""
         self.redis.zrem(keys.QUEUED_JOBS, job_id)
 
     def beat(self, job_id: str) -> None:
-        """A long job's sign of life (see :meth:`fail_silent_training`)."""
+        """A long job's sign of life (see :meth:`fail_silent_training`), by Redis's clock."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.job(job_id), "heartbeat", repr(time.time()))
+        pipe.hset(keys.job(job_id), "heartbeat", repr(clock.now(self.redis)))
         pipe.sadd(keys.TRAINING_RUNNING, job_id)
         pipe.execute()
 
@@ -589,7 +594,7 @@ class JobRecords:
         for job_id in job_ids:
             pipe.hmget(keys.job(job_id), "status", "heartbeat", "worker")
         silent, gone = [], []
-        now = time.time()
+        now = clock.now(self.redis)  # the heartbeats are Redis's time too
         for job_id, (status, heartbeat, worker) in zip(job_ids, pipe.execute(), strict=True):
             if status != RUNNING.encode():
                 gone.append(job_id)
@@ -645,6 +650,10 @@ def served(
         infer_ns,
         service_ns - input_ns - infer_ns,
     )
+
+
+def _owned(owner: bytes | None, client: str | None) -> bool:
+    return client is None or (owner is not None and owner.decode() == client)
 
 
 def _counted_version(outcome: Outcome) -> str:

@@ -25,9 +25,10 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 # A batch's job whose record is gone (it outlived JOB_TTL_SECONDS) shows this status.
 EXPIRED = "expired"
 JobType = Literal["predict", "train", "check"]
-# What a prediction job reads: one digit (the default), or every digit of a handwritten number.
-READ_MODES = ("digit", "number")
-ReadMode = Literal["digit", "number"]
+# What a prediction job reads: one digit (the default), every digit of a handwritten number, or
+# ``auto``: the number when the number reader finds several digits in the image, else the digit.
+READ_MODES = ("digit", "number", "auto")
+ReadMode = Literal["digit", "number", "auto"]
 
 JOB_ID_PATTERN = "^[0-9a-f]{32}$"
 JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN, description="32 lowercase hex digits")]
@@ -81,7 +82,7 @@ class JobRecord(TypedDict):
     result: DigitResult | NumberResult | TrainingResult | CheckResult | None
     error: ErrorDetail | None
     read: NotRequired[Annotated[ReadMode, Field(description="prediction jobs: what the job reads")]]
-    worker: NotRequired[Annotated[str, Field(description="the worker process that took it")]]
+    worker: NotRequired[Annotated[str, Field(description="the worker that took it (host, pid): admin only")]]
     params: NotRequired[Annotated[dict[str, Any], Field(description="training and check jobs: the parameters")]]
     progress: NotRequired[Annotated[dict[str, Any], Field(description="training jobs: epoch, batch, ETA, history")]]
     cancel_requested: NotRequired[Literal[True]]

@@ -19,6 +19,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from jobs import keys, workers
 from jobs.queue import connect
+from stack.kept import open_log
 from stack.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +30,8 @@ PREDICT_QUEUES = ",".join(keys.PREDICT_QUEUES)
 
 class Stack:
     """A set of service processes sharing ``redis_url``; logs go to ``log_dir/<name>.log`` (begun
-    afresh by each Stack, kept across restarts of a process within it).
+    afresh by each Stack, kept across restarts of a process within it; with ``keep_logs``, as
+    ``make run`` does, appended to and rotated: see stack/kept.py).
 
     ``launcher`` prefixes every command (``["ip", "netns", "exec", "host1"]`` runs the processes on
     another "host": a network namespace, see tests/service/network.py), and ``host`` is the
@@ -40,6 +42,7 @@ class Stack:
         redis_url: str,
         log_dir: str | Path,
         env: dict | None = None,
+        keep_logs: bool = False,
         launcher: list[str] | None = None,
         host: str = "127.0.0.1",
     ):
@@ -50,13 +53,21 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.processes: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, tuple[list[str], dict | None]] = {}  # how each was started: to start it again
         self.web_url: str | None = None
         self.grpc_address: str | None = None
         self.metrics_dir: Path | None = None
         self._logging: set[str] = set()
+        self.keep_logs = keep_logs
 
     def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
-        with open(self.log_dir / f"{name}.log", "ab" if name in self._logging else "wb") as log:
+        self.commands[name] = (args, env)
+        path = self.log_dir / f"{name}.log"
+        if self.keep_logs and name not in self._logging:
+            opened = open_log(path)  # appended to, rotated when large, with the time of this run
+        else:
+            opened = open(path, "ab" if name in self._logging else "wb")  # noqa: SIM115 - closed below
+        with opened as log:
             self._logging.add(name)
             process = subprocess.Popen(
                 self.launcher + args,
@@ -145,6 +156,15 @@ class Stack:
                     raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
             time.sleep(0.2)
         raise TimeoutError(f"fewer than {count} workers ready after {timeout} s; see logs in {self.log_dir}")
+
+    def exited(self) -> dict[str, int]:
+        """The processes that ended on their own (not stopped through this Stack), by name: their status."""
+        return {name: process.returncode for name, process in self.processes.items() if process.poll() is not None}
+
+    def start_again(self, name: str) -> subprocess.Popen:
+        """Start an exited process again as it was first started (its log goes on)."""
+        args, env = self.commands[name]
+        return self._spawn(name, args, env)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         """Stop one process (and its children: gunicorn and Celery pools)."""

@@ -34,6 +34,7 @@ from jobs import workers
 from jobs.schemas import JobRecord
 from model.recognise import mnist_pixels_file
 from web import model_statistics as statistics
+from web.auth import ADMIN_DISABLED, check
 from web.errors import ApiError
 from web.services import services, settings
 from web.submit import submit_predictions
@@ -148,8 +149,12 @@ def model_ready(model: str, version: str | None) -> dict:
 
 def version_to_serve(model: str, version: str | None) -> int | None:
     """The version an inference request names (None: the active one), checked before its body is
-    read: 404 for another model, an unknown version or one that may not be served."""
+    read: 404 for another model, an unknown version or one that may not be served. A version other
+    than the active one needs the admin token: a worker keeps two versions at hand, and anyone
+    cycling through others would have every batch wait for a model to load."""
     number = model_version(model, version)
+    if number is not None and number != services().store.active_version():
+        check((settings().admin_token,), "admin", ADMIN_DISABLED)
     if number is not None and not servable(number):
         raise ApiError(404, "version_not_servable", f"version {number} did not pass its check and is not served")
     return number

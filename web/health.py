@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from jobs import keys, workers
+from web.auth import is_admin
 from web.openapi import Answer, documented
 from web.schemas import ErrorBody, Liveness, Readiness
 from web.services import services
@@ -32,17 +33,20 @@ def readyz():
 
     Ready when Redis answers and at least one live worker serves predictions with a loaded model
     (training-only workers are listed but are no prediction capacity). A worker that cannot serve
-    the active version says why in ``problem``, and which version it serves instead.
-    ``unserved_lanes`` names the prediction lanes no such worker takes jobs from (workers started
-    with ``-Q predict`` alone leave the bulk lane unserved): their jobs wait until they expire."""
+    the active version says why in ``problem``, and which version it serves instead. Worker names
+    (host and pid) are shown with the admin token only. ``unserved_lanes`` names the prediction
+    lanes no such worker takes jobs from (workers started with ``-Q predict`` alone leave the bulk
+    lane unserved): their jobs wait until they expire."""
     client = services().redis
     live = workers.live(client)
     pipe = client.pipeline(transaction=False)
     for name in keys.QUEUES:
         pipe.llen(keys.queue_key(name))
     depths = dict(zip(keys.QUEUES, pipe.execute(), strict=True))
+    named = is_admin()
     serving = [
-        {"name": w.name, "model_version": None if w.model_version is None else str(w.model_version)}
+        ({"name": w.name} if named else {})
+        | {"model_version": None if w.model_version is None else str(w.model_version)}
         | ({"problem": w.problem} if w.problem else {})
         for w in live
     ]

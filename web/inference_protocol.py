@@ -181,6 +181,7 @@ def infer(model: str, version: str | None = None):
     Every image's probabilities and label, in order, once all have been read. One input: image
     (BYTES [N], image files; base64 in JSON) or pixels (UINT8 [N, 28, 28]). Outputs may be asked
     for as binary data, and probabilities as each image's k most likely digits (classification).
+    A version other than the active one needs the admin token.
     """
     number = dataplane.version_to_serve(model, version)
     header, binary = _split_body()

@@ -54,7 +54,12 @@ def init_app(app: Flask, settings: Settings) -> None:
         waiter=JobWaiter(
             lambda: connect(url, socket_timeout=None), settings.max_waits_per_process, settings.max_waits_per_client
         ),
-        feedback=FeedbackStore(client, settings.feedback_retention_seconds, settings.max_feedback_bytes),
+        feedback=FeedbackStore(
+            client,
+            settings.feedback_retention_seconds,
+            settings.max_feedback_bytes,
+            settings.max_corrections_per_client,
+        ),
         memory=memory.MemoryGauge(client, settings.redis_high_water),
     )
 

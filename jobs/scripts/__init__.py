@@ -157,6 +157,7 @@ class Found(NamedTuple):
     read: str | None
     created_at: float | None
     batch: str | None
+    started_at: float | None  # Redis's clock, for the jobs taken
 
 
 class StartJobs(Script):
@@ -164,12 +165,12 @@ class StartJobs(Script):
 
     name = "start_jobs"
 
-    def __call__(self, *, now: float, worker: str, silence_s: float, job_ids: Sequence[str]) -> list[Found]:
+    def __call__(self, *, worker: str, silence_s: float, job_ids: Sequence[str]) -> list[Found]:
         """Per job, what was found (and whether it was taken)."""
         script_keys = [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.WORKERS]
         for job_id in job_ids:
             script_keys += [keys.job(job_id), keys.job_image(job_id)]
-        answers = self._run(script_keys, {"now": repr(now), "worker": worker, "silence": silence_s}, job_ids)
+        answers = self._run(script_keys, {"worker": worker, "silence": silence_s}, job_ids)
         return [
             Found(
                 status.decode() or None,
@@ -183,8 +184,11 @@ class StartJobs(Script):
                 read.decode() or None,
                 float(created_at) if created_at else None,
                 batch.decode() or None,
+                float(started_at) if taken else None,
             )
-            for status, client, lane, image, taken, suspect, poison, version, read, created_at, batch in answers
+            for status, client, lane, image, taken, suspect, poison, version, read, created_at, batch, started_at in (
+                answers
+            )
         ]
 
 
@@ -193,10 +197,30 @@ class ReleaseJobs(Script):
 
     name = "release_jobs"
 
-    def __call__(self, *, now: float, worker: str, job_ids: Sequence[str]) -> list[str]:
+    def __call__(self, *, worker: str, job_ids: Sequence[str]) -> list[str]:
         """The ids to queue again: those released, and those never started."""
         script_keys = [keys.QUEUED_JOBS, keys.RUNNING_JOBS, *(keys.job(job_id) for job_id in job_ids)]
-        return [i.decode() for i in self._run(script_keys, {"now": repr(now), "worker": worker}, job_ids)]
+        return [i.decode() for i in self._run(script_keys, {"worker": worker}, job_ids)]
+
+
+class BeatWorker(Script):
+    """beat_worker.lua: a worker is alive now, by Redis's clock; forget the silent ones."""
+
+    name = "beat_worker"
+
+    def __call__(self, *, name: str, silence_s: float, fields: dict[str, str]) -> float:
+        """The heartbeat's time (Redis's, epoch seconds)."""
+        named = {"name": name, "silence": silence_s, "fields": fields}
+        return float(self._run([keys.WORKERS, keys.worker(name)], named))
+
+
+class LiveWorkers(Script):
+    """live_workers.lua: the names of the workers that beat within the silence, by Redis's clock."""
+
+    name = "live_workers"
+
+    def __call__(self, *, silence_s: float) -> list[str]:
+        return [name.decode() for name in self._run([keys.WORKERS], {"silence": silence_s})]
 
 
 class CountUnfinished(Script):
@@ -309,7 +333,7 @@ class TakeFromLanes(Script):
 
 
 class AddCorrection(Script):
-    """add_correction.lua: keep a correction (replacing the job's earlier one), within the cap."""
+    """add_correction.lua: keep a correction (replacing the job's earlier one), within the quota and the cap."""
 
     name = "add_correction"
 
@@ -324,10 +348,14 @@ class AddCorrection(Script):
         pixels: bytes,
         size: int,
         cap: int,
+        client: str,
+        earlier_client: str,
+        quota: int,
     ) -> bool | Refusal:
-        """True if it replaced one, False if it is the job's first; or the cap it would pass."""
+        """True if it replaced one, False if it is the job's first; or the limit it would pass
+        (``quota``, ``full``), or ``moved`` when the earlier correction is not ``earlier_client``'s."""
         script_keys = [keys.feedback(job_id), keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION]
-        script_keys.append(keys.METRICS_FEEDBACK)
+        script_keys += [keys.METRICS_FEEDBACK, keys.feedback_of_client(client), keys.feedback_of_client(earlier_client)]
         named = {
             "job_id": job_id,
             "label": label,
@@ -336,6 +364,9 @@ class AddCorrection(Script):
             "created_at": repr(created_at),
             "size": size,
             "cap": cap,
+            "client": client,
+            "earlier_client": earlier_client,
+            "quota": quota,
         }
         answer = self._run(script_keys, named, [pixels])
         return bool(int(answer[1])) if answer[0] == b"ok" else _refusal(answer)
@@ -346,8 +377,9 @@ class DeleteCorrections(Script):
 
     name = "delete_corrections"
 
-    def __call__(self, *, job_ids: Sequence[str]) -> int:
-        """How many of them existed."""
+    def __call__(self, *, job_ids: Sequence[str], clients: Sequence[str]) -> int:
+        """How many of them existed; ``clients``: who gave each (its index loses the job)."""
         script_keys = [keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION]
-        script_keys += [keys.feedback(job_id) for job_id in job_ids]
+        for job_id, client in zip(job_ids, clients, strict=True):
+            script_keys += [keys.feedback(job_id), keys.feedback_of_client(client)]
         return int(self._run(script_keys, {}, job_ids))

@@ -32,11 +32,13 @@ def submit(base_url: str, images: list[bytes], as_json: bool = False) -> list[st
     return [job["job_id"] for job in jobs]
 
 
-def wait_for(base_url: str, job_id: str, timeout: float = 120) -> dict:
-    """Long-poll a job until it ends; fail the test if it does not within ``timeout``."""
+def wait_for(base_url: str, job_id: str, timeout: float = 120, admin: bool = False) -> dict:
+    """Long-poll a job until it ends; fail the test if it does not within ``timeout``. With
+    ``admin``, ask with the admin token (the record then names the worker that took it)."""
     deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {TOKEN}"} if admin else {}
     while time.monotonic() < deadline:
-        response = requests.get(f"{base_url}/api/v1/jobs/{job_id}", params={"wait": 10}, timeout=30)
+        response = requests.get(f"{base_url}/api/v1/jobs/{job_id}", params={"wait": 10}, headers=headers, timeout=30)
         assert response.status_code == 200, response.text
         job = response.json()
         if job["status"] in TERMINAL:
@@ -60,7 +62,7 @@ def running_stack(
     options; default one worker on both queues), all with ``env`` added; stopped on exit."""
     workers = workers or {"w1": {"concurrency": 1}}
     with private_redis() as server:
-        running = Stack(server.url, log_dir, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
+        running = Stack(server.url, log_dir, env={"DIGITS_ADMIN_TOKEN": TOKEN, **(env or {})})
         try:
             for name, options in workers.items():
                 running.start_worker(name, **options)
@@ -80,7 +82,7 @@ def web_only(name: str, env: dict | None = None, workers: int = 1) -> Iterator[t
     for old in (OUTPUT / name).glob("*.log"):  # the logs of this run only
         old.unlink()
     with private_redis() as server:
-        stack = Stack(server.url, OUTPUT / name, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
+        stack = Stack(server.url, OUTPUT / name, env={"DIGITS_ADMIN_TOKEN": TOKEN, **(env or {})})
         try:
             stack.start_web(workers=workers)
             yield stack, redis.Redis.from_url(server.url)
