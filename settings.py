@@ -59,6 +59,8 @@ class Settings:
     max_images_per_request: int = setting(1000, "images in one request")
     max_content_length: int = setting(20 * MiB, "largest request body, in bytes")
     max_wait_seconds: int = setting(30, "longest ?wait=")
+    default_timeout_ms: int = setting(0, "a prediction's deadline when its request gives none, in ms (0: none)")
+    max_timeout_ms: int = setting(0, "the longest deadline a prediction may have, in ms (0: no maximum)")
     max_pending_per_client: int = setting(5000, "prediction jobs one client address may have waiting")
     max_pending_bytes_per_client: int = setting(64 * MiB, "image bytes one client address may have waiting")
     max_queued_bytes: int = setting(512 * MiB, "image bytes all clients together may have waiting")

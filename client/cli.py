@@ -21,7 +21,7 @@ from client.files import files_in
 from client.predictions import Prediction
 from client.progress import ProgressDisplay
 from client.service import DEFAULT_URL, DigitsClient
-from jobs.schemas import TERMINAL
+from jobs.schemas import SUCCEEDED, TERMINAL
 
 EXIT_FAILED, EXIT_NO_SERVICE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -234,9 +234,9 @@ def _wait_with_progress(client: DigitsClient, job_id: str) -> dict:
 
 
 def _show_job(record: dict, as_json: bool) -> None:
-    """Print a job's record; exit 1 if it failed or was cancelled."""
+    """Print a job's record; exit 1 if it failed, was cancelled or expired."""
     click.echo(json.dumps(record, indent=2) if as_json else display.job_text(record))
-    if record.get("status") in ("failed", "cancelled"):
+    if record.get("status") in TERMINAL - {SUCCEEDED}:
         sys.exit(EXIT_FAILED)
 
 

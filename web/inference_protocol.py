@@ -2,7 +2,9 @@
 
 An inference request becomes one prediction job per image, through the same records, queue and
 workers as every other prediction: it is micro-batched with them and held to the same limits
-and tokens. The request waits for its answers (up to MAX_WAIT_SECONDS). The one model, ``digits``:
+and tokens. The request waits for its answers, up to MAX_WAIT_SECONDS or its own deadline
+(``parameters.timeout``, in microseconds, as tritonclient's ``infer(timeout=)`` sends it), and
+when it gives up, it expires its jobs: those not yet started are never read. The one model, ``digits``:
 
     input  image          BYTES [-1]          encoded image files, preprocessed as uploads are
     input  pixels         UINT8 [-1, 28, 28]  digits already in MNIST's form (light ink on dark)
@@ -34,7 +36,7 @@ from importlib.metadata import version as package_version
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from jobs import workers
+from jobs import deadlines, workers
 from jobs.schemas import JobRecord
 from model.recognise import mnist_pixels_file
 from web.auth import predict_token_if_configured
@@ -206,6 +208,8 @@ def infer(model: str, version: str | None = None):
     Every image's probabilities and label, in order, once all have been read. One input: image
     (BYTES [N], image files; base64 in JSON) or pixels (UINT8 [N, 28, 28]). Outputs may be asked
     for as binary data, and probabilities as each image's k most likely digits (classification).
+    ``parameters.timeout`` (microseconds) is the request's deadline: when it passes first, the
+    answer is 503 deadline_exceeded and the images not yet read are never read.
     """
     number = _version(model, version)
     if number is not None and not _servable(number):
@@ -213,16 +217,34 @@ def infer(model: str, version: str | None = None):
     header, binary = _split_body()
     name, images = _input(header.inputs, binary)
     wanted = _requested_outputs(header)
-    wait = settings().max_wait_seconds
-    records = submit_predictions(images, version=number, checked=name == "pixels", wait=wait).records
+    config = settings()
+    asked_ms = _timeout_ms(header)
+    deadline_s = deadlines.timeout_ms(asked_ms, config.default_timeout_ms, config.max_timeout_ms) / 1000
+    wait = min(config.max_wait_seconds, deadline_s) if deadline_s else config.max_wait_seconds
+    checked = name == "pixels"
+    submitted = submit_predictions(images, version=number, checked=checked, wait=wait, timeout_ms=asked_ms)
+    records = submitted.records
     if records is None:
+        # Nobody will read these answers: jobs not started yet are not read at all.
+        if wait == deadline_s:
+            reason = f"the request's deadline ({deadline_s * 1000:g} ms) passed before its images were all read"
+            services().records.expire(submitted.job_ids, deadlines.exceeded(reason))
+            raise ApiError(503, deadlines.DEADLINE_EXCEEDED, reason)
         message = f"the images were not all read within {wait:g} s; the service is busy, retry shortly"
+        services().records.expire(submitted.job_ids, deadlines.exceeded(message))
         raise ApiError(503, "timeout", message, {"Retry-After": "1"})
     probabilities, labels, served = _outcomes(records, name)
     body = {"model_name": MODEL, "model_version": str(served or number or services().store.active_version())}
     if header.id is not None:
         body["id"] = header.id
     return _answer(body, {"probabilities": probabilities, "label": labels}, wanted)
+
+
+def _timeout_ms(header: ProtocolRequest) -> int | None:
+    """The request's own deadline (``parameters.timeout``, in microseconds) in whole milliseconds,
+    rounded up; None when it gives none."""
+    timeout_us = header.parameters.timeout if header.parameters else None
+    return None if timeout_us is None else -(-timeout_us // 1000)
 
 
 def _workers_ready() -> bool:

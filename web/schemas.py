@@ -75,6 +75,16 @@ QUERY = ConfigDict(extra="ignore", frozen=True)
 READ = Field(
     description="digit: each image is one digit (label); number: each image is one handwritten number (text)",
 )
+# The deadline of a submission's jobs, in milliseconds; at most a day's worth is read (MAX_TIMEOUT_MS
+# lowers it further): not started by then, a job ends expired unread.
+MAX_TIMEOUT_MS_READ = 86_400_000
+TIMEOUT_MS = Field(
+    ge=0,
+    le=MAX_TIMEOUT_MS_READ,
+    description="a job not started this many ms after submission ends expired, unread (0: the server's default)",
+)
+TimeoutMs = Annotated[int, TIMEOUT_MS]
+StrictTimeoutMs = Annotated[StrictInt, TIMEOUT_MS]  # in JSON: a number, not text
 
 
 class WaitQuery(BaseModel):
@@ -99,8 +109,9 @@ def wait_query(max_wait: float) -> type[WaitQuery]:
 class PredictionsQuery(WaitQuery):
     """A submission's query: ``?wait=``, and ``?read=`` (or as a field of the body)."""
 
-    refusals: ClassVar = Refusals("invalid_wait", {"read": "invalid_read"})
+    refusals: ClassVar = Refusals("invalid_wait", {"read": "invalid_read", "timeout_ms": "invalid_timeout"})
     read: Annotated[ReadMode, READ] | None = None
+    timeout_ms: whole_number_text(TIMEOUT_MS) | None = None
 
 
 @functools.cache
@@ -145,6 +156,7 @@ class PredictionsJson(BaseModel):
         {
             "": "invalid_json",
             "read": "invalid_read",
+            "timeout_ms": "invalid_timeout",
             "images.*": "invalid_image",
             "images:too_short": "missing_image",
             "images:too_long": (413, "too_many_images"),
@@ -152,6 +164,7 @@ class PredictionsJson(BaseModel):
     )
     # read first: a body wrong in both is refused for its read, as a form or query would be
     read: Annotated[ReadMode, READ] = READ_MODES[0]
+    timeout_ms: StrictTimeoutMs | None = None
     images: Annotated[list[Base64Image], Field(min_length=1)]
 
 
@@ -166,6 +179,7 @@ class PredictionsForm(BaseModel):
     """The multipart form of a submission: the ``image`` field once per image, in order."""
 
     read: Annotated[ReadMode, READ] = READ_MODES[0]
+    timeout_ms: TimeoutMs | None = None
     image: Annotated[list[BinaryFile], Field(min_length=1)]
 
 
@@ -348,6 +362,25 @@ class ProtocolOutput(RequestOutput):
     parameters: LenientParameters = None
 
 
+class ProtocolRequestParameters(Parameters):
+    """The request parameters this server reads, as Triton's clients send them (any other is
+    accepted and ignored): ``timeout``, the deadline in microseconds (tritonclient's
+    ``infer(timeout=)``); and ``binary_data_output`` (untyped: anything but true is false)."""
+
+    timeout: (
+        Annotated[
+            StrictInt,
+            Field(
+                ge=0,
+                le=MAX_TIMEOUT_MS_READ * 1000,
+                description="microseconds: a job not started by then ends expired, unread, and the request"
+                " is answered 503 deadline_exceeded (0: the server's default)",
+            ),
+        ]
+        | None
+    ) = None
+
+
 class ProtocolRequest(InferenceRequest):
     """An inference request (its JSON header, with the binary tensor data extension)."""
 
@@ -362,10 +395,11 @@ class ProtocolRequest(InferenceRequest):
             "inputs.*.data": "invalid_data",
             "outputs": "invalid_outputs",
             "outputs.*.name": "unknown_output",
+            "parameters.timeout": "invalid_timeout",
         },
     )
     id: Annotated[str | None, BeforeValidator(_string_or_none)] = None
-    parameters: LenientParameters = None
+    parameters: Annotated[ProtocolRequestParameters | None, BeforeValidator(_object_or_none)] = None
     inputs: list[ProtocolInput]
     outputs: list[ProtocolOutput] | None = None
 

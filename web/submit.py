@@ -11,17 +11,18 @@ from flask import g, url_for
 from pydantic import TypeAdapter
 from werkzeug.datastructures import FileStorage
 
-from jobs import keys
+from jobs import deadlines, keys
 from jobs import records as rec
 from jobs.schemas import READ_MODES, JobRecord, ReadMode, has_ended
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import ImageLimits, check_image
-from web.schemas import JobLink
+from web.schemas import TIMEOUT_MS, JobLink, whole_number_text
 from web.services import services, settings
 from web.validation import Refusals, validated
 
 _READ = TypeAdapter(ReadMode)
+_TIMEOUT_MS = TypeAdapter(whole_number_text(TIMEOUT_MS))
 
 
 def image_limits() -> ImageLimits:
@@ -59,6 +60,22 @@ def read_mode(*given: ReadMode | None) -> ReadMode:
     return values.pop() if values else READ_MODES[0]
 
 
+def timeout_field(source: Mapping) -> int | None:
+    """The ``timeout_ms`` a form gives, checked (400 ``invalid_timeout``); None when it has none."""
+    if "timeout_ms" not in source:
+        return None
+    return validated(_TIMEOUT_MS, source["timeout_ms"], Refusals("invalid_timeout"), "timeout_ms")
+
+
+def one_timeout(*given: int | None) -> int | None:
+    """A submission's ``timeout_ms``: the one given (by the form or the JSON body, and the query;
+    each already checked), None when none is; 400 when two disagree."""
+    values = {value for value in given if value is not None}
+    if len(values) > 1:
+        raise ApiError(400, "invalid_timeout", "timeout_ms is given twice, with different values; give it once")
+    return values.pop() if values else None
+
+
 @dataclass(frozen=True)
 class Submitted:
     """A submission's batch id and job ids, in order, and, when it was waited for and every job
@@ -76,6 +93,7 @@ def submit_predictions(
     checked: bool = False,
     read: ReadMode = READ_MODES[0],
     wait: float = 0,
+    timeout_ms: int | None = None,
 ) -> Submitted:
     """Validate all images (all or none are accepted), create one job per image, queued in its
     lane, and with ``wait`` hold the request until every job has ended or ``wait`` seconds pass
@@ -84,7 +102,9 @@ def submit_predictions(
     With ``keep_images`` each image is kept as long as its record (for the job pages of form uploads);
     with ``version`` that model version reads them, not the active one; ``checked`` images were
     validated by the caller (digits in MNIST form, which are not image files). ``read`` (from
-    :func:`read_mode`) goes on every record: one digit per image, or a number.
+    :func:`read_mode`) goes on every record: one digit per image, or a number. ``timeout_ms`` is
+    the request's own deadline (the job API's field, /v2's ``parameters.timeout``, a gRPC call's
+    deadline), None when it gives none; the server's default and maximum apply (jobs/deadlines.py).
     """
     if not checked:
         check_images(images)
@@ -115,6 +135,7 @@ def submit_predictions(
                 limits=limits,
                 lanes=lanes,
                 ids=job_ids,
+                timeout_ms=deadlines.timeout_ms(timeout_ms, config.default_timeout_ms, config.max_timeout_ms),
             )
         except rec.OverLimit as exc:
             raise over_limit(exc, len(images), sum(len(data) for _, data in images)) from None

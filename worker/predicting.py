@@ -6,6 +6,7 @@ lane's jobs first) and by ``PREDICT_BATCH_BUDGET_MS`` of recognising, after whic
 begun go back to their lanes, so one slow request never holds a worker for long. Jobs taken over
 from a worker that died are recognised one at a time, each recorded before the next: if one of
 them takes this worker down too, the others are not held back, and that one ends ``poison``.
+Jobs whose deadline had passed when they were taken are not started: they end ``expired``, unread.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from jobs import lanes
+from jobs import deadlines, lanes
 from jobs import records as rec
 from model.recognise import Bounds
 from worker.batch import poisoned, recognise_batch
@@ -25,10 +26,14 @@ log = logging.getLogger(__name__)
 def predict_jobs(process: WorkerProcess, job_ids: Sequence[str]) -> None:
     """Start, recognise and record the jobs; raises redis errors (the caller gives the jobs back later)."""
     settings = process.settings
-    jobs = [job for job in process.records.start(job_ids, process.name) if job.taken]
+    found = process.records.start(job_ids, process.name)
+    started = {job.job_id: job for job in found}
+    expired = [rec.Outcome(job.job_id, rec.EXPIRED, error=deadlines.exceeded()) for job in found if job.expired]
+    if expired:
+        _record(process, expired, 0, started)
+    jobs = [job for job in found if job.taken]
     if not jobs:
         return
-    started = {job.job_id: job for job in jobs}
     bounds = Bounds(
         max_pixels=settings.max_image_pixels,
         max_decoded_bytes=settings.max_decoded_bytes,

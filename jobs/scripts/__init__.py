@@ -106,11 +106,13 @@ class CreateJobs(Script):
         fast_lane: str | None,
         bulk_lane: str | None,
         fast_pending: int,
+        timeout_ms: int = 0,
         replica_wait_ms: int | None = None,
     ) -> tuple[str | Refusal, int | None]:
         """The lane the jobs went to ('' for none), or the limit they would pass (nothing written);
         and, with ``replica_wait_ms``, how many replicas acknowledged the new records in that time
-        (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane."""
+        (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane;
+        ``timeout_ms`` (0: none) gives each job a deadline that far ahead in Redis's clock."""
         lanes = bool(fast_lane and bulk_lane)
         script_keys = [
             keys.QUEUED_JOBS,
@@ -135,6 +137,7 @@ class CreateJobs(Script):
             "limits": {"jobs": max_jobs, "bytes": max_bytes, "total_bytes": max_total_bytes},
             "lanes": {"fast": fast_lane, "bulk": bulk_lane, "fast_pending": fast_pending} if lanes else False,
             "fields": fields,
+            "timeout_ms": timeout_ms,
         }
         answer, acknowledged = self._run(script_keys, named, values, replica_wait_ms), None
         if replica_wait_ms is not None:
@@ -155,6 +158,7 @@ class Found(NamedTuple):
     version: int | None
     read: str | None
     created_at: float | None
+    expired: bool
 
 
 class StartJobs(Script):
@@ -180,8 +184,9 @@ class StartJobs(Script):
                 int(version) if version else None,
                 read.decode() or None,
                 float(created_at) if created_at else None,
+                bool(expired),
             )
-            for status, client, lane, image, taken, suspect, poison, version, read, created_at in answers
+            for status, client, lane, image, taken, suspect, poison, version, read, created_at, expired in answers
         ]
 
 

@@ -16,7 +16,9 @@
 --              limits: {jobs, bytes, total_bytes} (0: none),
 --              lanes: {fast, bulk, fast_pending: most jobs the client may have pending for the
 --                      fast lane} or false (the caller queues them),
---              fields: {name: text} written in every record}
+--              fields: {name: text} written in every record,
+--              timeout_ms: the jobs' deadline is this many ms from now in Redis's clock (TIME),
+--              written as 'deadline' (epoch seconds); 0: none}
 --       then per job: id, image bytes ('' for none)
 -- Returns {'ok', the lane or ''}, or, writing nothing, {the limit passed, outstanding now, the limit}.
 local FIXED_KEYS, JOB_KEYS, JOB_VALUES, CHUNK = 8, 2, 2, 1000
@@ -53,6 +55,11 @@ end
 
 local shared = {}
 if lane_key then shared = {'lane', lane} end
+if args.timeout_ms > 0 then
+  local time = redis.call('TIME')
+  shared[#shared + 1] = 'deadline'
+  shared[#shared + 1] = string.format('%.3f', tonumber(time[1]) + tonumber(time[2]) / 1e6 + args.timeout_ms / 1000)
+end
 for name, value in pairs(args.fields) do
   shared[#shared + 1] = name
   shared[#shared + 1] = value

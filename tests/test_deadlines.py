@@ -1,0 +1,232 @@
+"""Deadlines: a prediction that no worker has started by its deadline ends ``expired``, unread.
+
+The rule and the scripts against a real Redis first, then the whole service: with its only worker
+stopped (SIGSTOP), jobs whose deadline passes meanwhile are never read once it runs again, through
+the job API and through tritonclient's ``infer(timeout=)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import time
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+import requests
+
+from jobs import deadlines, keys
+from jobs import records as rec
+from tests.conftest import png_bytes
+
+DEADLINE_MS = 300
+
+
+# --- the rule -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "default_ms", "max_ms", "expected"),
+    [
+        (None, 0, 0, 0),  # no deadline anywhere
+        (None, 500, 0, 500),  # the server's default stands in
+        (0, 500, 0, 500),  # 0 is "none given", as Triton's clients mean it
+        (100, 500, 0, 100),  # the request's own wins over the default
+        (None, 0, 1000, 1000),  # no deadline becomes the maximum
+        (5000, 0, 1000, 1000),  # a longer one is cut to it
+        (200, 500, 1000, 200),
+    ],
+)
+def test_the_timeout_a_submission_gets(given, default_ms, max_ms, expected):
+    assert deadlines.timeout_ms(given, default_ms, max_ms) == expected
+
+
+# --- the scripts, in Redis's clock --------------------------------------------------------------
+
+
+def test_the_deadline_is_set_in_redis_clock(redis_client):
+    records = rec.JobRecords(redis_client)
+    (job_id,) = records.create("predict", timeout_ms=1500).ids
+    seconds, micros = redis_client.time()
+    deadline = float(redis_client.hget(keys.job(job_id), "deadline"))
+    assert abs(deadline - (seconds + micros / 1e6 + 1.5)) < 0.1
+    assert records.get(job_id)["deadline"].endswith("Z")
+    (no_deadline,) = records.create("predict").ids
+    assert "deadline" not in records.get(no_deadline) and not redis_client.hexists(keys.job(no_deadline), "deadline")
+
+
+def test_a_job_past_its_deadline_is_not_taken_and_its_image_is_not_handed_over(redis_client):
+    records = rec.JobRecords(redis_client)
+    late, in_time = records.create("predict", count=2, images=[b"late", b"in time"], timeout_ms=50, client="c").ids
+    (no_deadline,) = records.create("predict", images=[b"any time"], client="c").ids
+    time.sleep(0.1)
+    (far,) = records.create("predict", images=[b"far"], timeout_ms=60_000, client="c").ids
+    found = {job.job_id: job for job in records.start([late, in_time, no_deadline, far], "w1")}
+    assert found[late].expired and not found[late].taken and found[late].image is None
+    assert found[in_time].expired and found[in_time].image is None
+    assert not found[no_deadline].expired and found[no_deadline].taken and found[no_deadline].image == b"any time"
+    assert not found[far].expired and found[far].image == b"far"
+    assert records.get(late)["status"] == "queued"  # not started: the caller ends it
+
+    assert records.expire([late, in_time], deadlines.exceeded()) == [late, in_time]
+    job = records.get(late)
+    assert job["status"] == "expired" and job["started_at"] is None and job["error"]["code"] == "deadline_exceeded"
+    assert not redis_client.exists(keys.job_image(late))  # let go of, as any ended job's
+    assert records.pending("c") == 2  # the two that ended no longer count against their client
+    assert redis_client.hget(keys.METRICS_OUTCOMES, "predict:expired") == b"2"
+    assert records.expire([no_deadline], deadlines.exceeded()) == [no_deadline]  # a running job too, when given up on
+    assert records.finish([rec.Outcome(no_deadline, rec.SUCCEEDED, result={"label": 1})]) == []  # first end wins
+
+
+# --- the service --------------------------------------------------------------------------------
+
+
+@contextmanager
+def stopped(stack, name: str = "w1"):
+    """The worker ``name`` stopped (SIGSTOP) inside, continued (SIGCONT) on the way out."""
+    group = stack.processes[name].pid
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(group, signal.SIGCONT)
+
+
+def counted(stack) -> tuple[int, float]:
+    """(predictions ended expired, images through the model) so far, from the cluster's metrics."""
+    import redis
+
+    client = redis.Redis.from_url(stack.redis_url)
+    expired = int(client.hget(keys.METRICS_OUTCOMES, "predict:expired") or 0)
+    return expired, float(client.hget(keys.METRICS_BATCH_SIZE, "sum") or 0)
+
+
+def newest_jobs(stack, count: int) -> list[dict]:
+    answer = requests.get(f"{stack.web_url}/api/v1/jobs", params={"limit": count}, timeout=10)
+    return answer.json()["jobs"]
+
+
+def assert_expired_unread(jobs: list[dict]) -> None:
+    for job in jobs:
+        assert job["status"] == "expired", job
+        assert job["error"]["code"] == "deadline_exceeded"
+        assert job["started_at"] is None and "worker" not in job  # no worker started it: its image was never read
+
+
+@pytest.mark.slow
+def test_jobs_whose_deadline_passed_while_the_worker_was_stopped_end_expired_unread(stack, mnist):
+    base = f"{stack.web_url}/api/v1/predictions"
+    digit = png_bytes(mnist.x_test[0])
+    expired_before, read_before = counted(stack)
+    deadline_ids = []
+    with stopped(stack):
+        # 50 jobs with a 300 ms deadline, in 10 requests of 5, the deadline given each way the API takes it
+        for i in range(10):
+            if i % 3 == 0:
+                answer = requests.post(base, params={"timeout_ms": DEADLINE_MS}, files=[("image", digit)] * 5)
+            elif i % 3 == 1:
+                images = [base64.b64encode(digit).decode()] * 5
+                answer = requests.post(base, json={"images": images, "timeout_ms": DEADLINE_MS})
+            else:
+                answer = requests.post(base, data={"timeout_ms": str(DEADLINE_MS)}, files=[("image", digit)] * 5)
+            assert answer.status_code == 202, answer.text
+            deadline_ids += [job["job_id"] for job in answer.json()["jobs"]]
+        patient = requests.post(base, files={"image": digit}).json()["jobs"][0]["job_id"]
+        time.sleep(DEADLINE_MS / 1000 + 0.3)
+    done = requests.get(f"{stack.web_url}/api/v1/jobs/{patient}", params={"wait": 30}, timeout=40).json()
+    assert done["status"] == "succeeded" and done["result"]["label"] == mnist.y_test[0]
+    assert "deadline" not in done
+    jobs = [
+        requests.get(f"{stack.web_url}/api/v1/jobs/{job_id}", params={"wait": 10}).json() for job_id in deadline_ids
+    ]
+    assert len(jobs) == 50
+    assert_expired_unread(jobs)
+    assert all(job["deadline"] for job in jobs)
+    expired_after, read_after = counted(stack)
+    assert (expired_after - expired_before, read_after - read_before) == (50, 1)
+    metrics = requests.get(f"{stack.web_url}/metrics", timeout=10).text
+    assert f'digits_jobs_total{{outcome="expired",type="predict"}} {float(expired_after)}' in metrics
+
+
+@pytest.mark.slow
+def test_tritonclient_timeout_expires_the_jobs_it_gave_up_on(stack, mnist):
+    triton = pytest.importorskip("tritonclient.http")
+    client = triton.InferenceServerClient(urlsplit(stack.web_url).netloc, concurrency=64, network_timeout=60)
+
+    def pixels(index: int):
+        tensor = triton.InferInput("pixels", [1, 28, 28], "UINT8")
+        tensor.set_data_from_numpy(mnist.x_test[index : index + 1].astype(np.uint8))
+        return [tensor]
+
+    expired_before, read_before = counted(stack)
+    with stopped(stack):
+        started = time.monotonic()
+        hurried = [client.async_infer("digits", pixels(i), timeout=DEADLINE_MS * 1000) for i in range(50)]
+        patient = client.async_infer("digits", pixels(50))
+        for request in hurried:
+            with pytest.raises(triton.InferenceServerException) as refused:
+                request.get_result()
+            assert "deadline" in str(refused.value)
+        answered_in = time.monotonic() - started
+    result = patient.get_result()
+    assert result.as_numpy("label")[0] == mnist.y_test[50]
+    assert answered_in < 5, f"the 50 with a 300 ms timeout were answered only after {answered_in:.1f} s"
+    jobs = newest_jobs(stack, 51)
+    assert sum(job["status"] == "succeeded" for job in jobs) == 1
+    assert_expired_unread([job for job in jobs if job["status"] != "succeeded"])
+    expired_after, read_after = counted(stack)
+    assert (expired_after - expired_before, read_after - read_before) == (50, 1)
+
+
+@pytest.mark.parametrize(
+    ("how", "value", "code"),
+    [
+        ("query", "soon", "invalid_timeout"),
+        ("query", "-5", "invalid_timeout"),
+        ("query", "9" * 40, "invalid_timeout"),
+        ("json", "300", "invalid_timeout"),  # JSON numbers are numbers
+        ("json", 86_400_001, "invalid_timeout"),
+        ("form", "1.5", "invalid_timeout"),
+    ],
+)
+def test_a_bad_timeout_is_refused_saying_so(stack, how, value, code):
+    base = f"{stack.web_url}/api/v1/predictions"
+    image = png_bytes(np.zeros((28, 28), np.uint8))
+    if how == "query":
+        answer = requests.post(base, params={"timeout_ms": value}, files={"image": image})
+    elif how == "json":
+        answer = requests.post(base, json={"images": [base64.b64encode(image).decode()], "timeout_ms": value})
+    else:
+        answer = requests.post(base, data={"timeout_ms": value}, files={"image": image})
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == code, answer.text
+
+
+def test_a_timeout_given_twice_must_agree(stack):
+    image = png_bytes(np.zeros((28, 28), np.uint8))
+    answer = requests.post(
+        f"{stack.web_url}/api/v1/predictions",
+        params={"timeout_ms": 100},
+        data={"timeout_ms": "200"},
+        files={"image": image},
+    )
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_timeout"
+    same = requests.post(
+        f"{stack.web_url}/api/v1/predictions?wait=10",
+        params={"timeout_ms": 9000},
+        data={"timeout_ms": "9000"},
+        files={"image": image},
+    )
+    assert same.status_code in (200, 202), same.text
+
+
+@pytest.mark.parametrize("timeout", ["300", -1, 1.5, 86_400_000_001])
+def test_a_bad_v2_timeout_is_refused(stack, timeout):
+    body = {
+        "inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 28, 28], "data": [0] * 784}],
+        "parameters": {"timeout": timeout},
+    }
+    answer = requests.post(f"{stack.web_url}/v2/models/digits/infer", json=body, timeout=30)
+    assert answer.status_code == 400 and "timeout" in answer.json()["error"], answer.text
