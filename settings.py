@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class Settings:
     max_waits_per_client: int = setting(1000, "requests one client address may hold waiting in one web process")
     request_read_timeout: float = setting(20.0, "seconds a client may take to send a request (plus 1 per 64 KB)")
     proxies: int = setting(0, "proxies in front of the web whose X-Forwarded-For and -Proto are trusted")
+    drain_seconds: float = setting(5.0, "after SIGTERM, how long a web process serves on while /readyz says 503")
     # Queues and batching
     interactive_pending: int = setting(16, "a client with at most this many jobs pending submits to the fast lane")
     predict_batch_images: int = setting(256, "a worker takes at most this many images for one batch")
@@ -106,6 +108,13 @@ class Settings:
     def admin_token(self) -> str:
         """The token for training and model management (DIGITS_ADMIN_TOKEN, else its old name)."""
         return self.digits_admin_token or self.digits_api_token
+
+    @property
+    def web_graceful_timeout(self) -> int:
+        """gunicorn's ``graceful_timeout`` for the web (stack/gunicorn_conf.py): the drain, then 10 s
+        for what is in hand when it closes (long polls are answered at once; gunicorn's worker
+        loop notices each step within a second)."""
+        return math.ceil(self.drain_seconds + 10)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

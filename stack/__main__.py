@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         redis_server = RedisServer(appendonly=True, directory=data_dir, maxmemory=settings.redis_maxmemory).start()
         redis_url = redis_server.url
     token = settings.admin_token or secrets.token_urlsafe(18)
-    stack = Stack(redis_url, args.logs, env={"DIGITS_ADMIN_TOKEN": token})
+    # One web and no load balancer to tell: on Ctrl-C it answers its long polls and stops at once
+    # (web/draining.py), unless DRAIN_SECONDS says otherwise.
+    drain = str(settings.drain_seconds) if "DRAIN_SECONDS" in os.environ else "0"
+    stack = Stack(redis_url, args.logs, env={"DIGITS_ADMIN_TOKEN": token, "DRAIN_SECONDS": drain})
     stopping = False
 
     def stop(*_):

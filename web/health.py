@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 
 from jobs import keys, workers
 from web.openapi import Answer, documented
-from web.schemas import ErrorBody, Liveness, Readiness
+from web.schemas import Draining, ErrorBody, Liveness, Readiness
 from web.services import services
 
 bp = Blueprint("health", __name__)
@@ -24,7 +24,10 @@ def healthz():
     "readyz",
     {
         200: Answer(Readiness, "ready"),
-        503: Answer(Readiness | ErrorBody, "no live worker (Readiness), or Redis unreachable (an error)"),
+        503: Answer(
+            Readiness | Draining | ErrorBody,
+            "no live worker (Readiness), this process going away (Draining), or Redis unreachable (an error)",
+        ),
     },
 )
 def readyz():
@@ -32,7 +35,10 @@ def readyz():
 
     Ready when Redis answers and at least one live worker serves predictions with a loaded model
     (training-only workers are listed but are no prediction capacity). A worker that cannot serve
-    the active version says why in ``problem``, and which version it serves instead."""
+    the active version says why in ``problem``, and which version it serves instead. From SIGTERM
+    on, 503 ``draining`` at once: the process is going away (web/draining.py)."""
+    if services().drain.draining:
+        return jsonify({"status": "draining"}), 503
     client = services().redis
     live = workers.live(client)
     pipe = client.pipeline(transaction=False)

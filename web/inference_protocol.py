@@ -248,7 +248,9 @@ def _timeout_ms(header: ProtocolRequest) -> int | None:
 
 
 def _workers_ready() -> bool:
-    return any(worker.predicts for worker in workers.live(services().redis))
+    """A live worker serves predictions, and this process is not going away (web/draining.py)."""
+    svc = services()
+    return not svc.drain.draining and any(worker.predicts for worker in workers.live(svc.redis))
 
 
 def _version(model: str, version: str | None) -> int | None:

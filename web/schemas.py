@@ -328,6 +328,12 @@ class Readiness(TypedDict):
     queue_depth: dict[str, int]
 
 
+class Draining(TypedDict):
+    """The process is going away (SIGTERM): it serves on a little, but send it nothing new."""
+
+    status: Literal["draining"]
+
+
 # --- the inference protocol (web/inference_protocol.py) ----------------------------------------
 # Its types are the published spec's (web/inference_types.py, generated); what this server takes
 # beyond them is said here, each with why.

@@ -14,6 +14,7 @@ from jobs.queue import connect, create_celery
 from jobs.records import JobRecords
 from jobs.replicas import ReplicaAck
 from settings import Settings
+from web import draining
 from web.waiting import JobWaiter
 
 
@@ -26,11 +27,17 @@ class Services:
     celery: Celery
     waiter: JobWaiter
     feedback: FeedbackStore
+    drain: draining.Drain
 
 
 def init_app(app: Flask, settings: Settings) -> None:
     url = settings.redis_url
     client = connect(url)
+    waiter = JobWaiter(
+        lambda: connect(url, socket_timeout=None), settings.max_waits_per_process, settings.max_waits_per_client
+    )
+    drain = draining.init_app(app)
+    drain.on_close(waiter.close)
     app.extensions["digits"] = Services(
         settings=settings,
         redis=client,
@@ -40,10 +47,9 @@ def init_app(app: Flask, settings: Settings) -> None:
         ),
         store=ModelStore(client, settings.max_model_versions, settings.max_model_bytes),
         celery=create_celery(url),
-        waiter=JobWaiter(
-            lambda: connect(url, socket_timeout=None), settings.max_waits_per_process, settings.max_waits_per_client
-        ),
+        waiter=waiter,
         feedback=FeedbackStore(client, settings.feedback_retention_seconds, settings.max_feedback_bytes),
+        drain=drain,
     )
 
 

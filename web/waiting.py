@@ -9,7 +9,8 @@ gevent worker the "threads" here are greenlets: a waiting request costs a greenl
 Waiting is bounded, so it can never use up a process's memory or sockets: at most
 ``max_waits`` requests wait at once in a process, and at most ``max_waits_per_client`` from one
 client address. A request beyond either bound is answered at once with what there is now (the
-record as it stands, as if it had asked without ``?wait=``).
+record as it stands, as if it had asked without ``?wait=``). So is every request waiting when the
+process drains (web/draining.py: :meth:`JobWaiter.close`), and every one that asks afterwards.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ _UNREAD = object()
 @dataclass(frozen=True, eq=False)
 class Watch:
     """Set whenever one of the watched jobs ends (see :meth:`JobWaiter.watching`); ``delivered``
-    holds the records the finished notices carried, by job id."""
+    holds the records the finished notices carried, by job id; ``closed`` is set (and ``event``
+    with it) when the process drains: the wait ends with what there is."""
 
     event: threading.Event = field(default_factory=threading.Event)
     delivered: dict[str, JobRecord] = field(default_factory=dict)
+    closed: threading.Event = field(default_factory=threading.Event)
 
     def ended(self, job_ids: list[str]) -> list[JobRecord] | None:
         """The records of ``job_ids`` if every one of them came with its notice, else None."""
@@ -56,7 +59,7 @@ class Watch:
         deadline = time.monotonic() + timeout
         while value is _UNREAD or not done(value):
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self.closed.is_set():
                 return read() if value is _UNREAD else value
             self.event.wait(min(remaining, RECHECK_S))
             self.event.clear()
@@ -72,6 +75,7 @@ class JobWaiter:
         self._per_client: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
+        self._closed = threading.Event()  # shared by every Watch: set when the process drains
 
     @property
     def waiting(self) -> int:
@@ -108,9 +112,10 @@ class JobWaiter:
         end can be missed, and nothing need be read before the first notice. None when ``client``
         may not wait now (see the module's docstring)."""
         self._ensure_listener()
-        watch = Watch()
+        watch = Watch(closed=self._closed)
         with self._lock:
-            if self.waiting >= self.max_waits or self._per_client[client] >= self.max_waits_per_client:
+            full = self.waiting >= self.max_waits or self._per_client[client] >= self.max_waits_per_client
+            if full or self._closed.is_set():
                 watch = None
             else:
                 self._per_client[client] += 1
@@ -128,6 +133,15 @@ class JobWaiter:
                         self._waiting[job_id].discard(watch)
                         if not self._waiting[job_id]:
                             del self._waiting[job_id]
+
+    def close(self) -> None:
+        """Answer every waiting request now with what there is, and let none wait from now on
+        (the process is draining: web/draining.py)."""
+        with self._lock:
+            self._closed.set()
+            watches = {watch for watching in self._waiting.values() for watch in watching}
+        for watch in watches:
+            watch.event.set()
 
     def _ensure_listener(self) -> None:
         with self._lock:
