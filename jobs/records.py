@@ -143,11 +143,18 @@ NO_LIMITS = PendingLimits()
 @dataclass(frozen=True)
 class Lanes:
     """Where new jobs queue: ``fast`` while their client has at most ``fast_pending`` jobs pending
-    (these included), ``bulk`` beyond. Workers serve the fast lane first."""
+    (these included), ``bulk`` beyond. Workers serve the fast lane first.
+
+    A ``priority`` (Triton's: 0 none, 1 the highest) overrides that within bounds: 1 puts the jobs
+    in the fast lane ahead of the client's own backlog, as long as the client's jobs in the fast
+    lane (these included) stay within ``fast_pending``, so a client cannot move a backlog ahead of
+    everyone's single images; 2 and beyond put them in the bulk lane. The limits on pending jobs
+    and bytes apply whatever the priority."""
 
     fast: str
     bulk: str | None = None
     fast_pending: int = 0
+    priority: int = 0
 
     def __post_init__(self) -> None:
         if self.bulk is None:
@@ -252,6 +259,7 @@ class JobRecords:
             fast_lane=lanes.fast if lanes else None,
             bulk_lane=lanes.bulk if lanes else None,
             fast_pending=lanes.fast_pending if lanes else 0,
+            priority=lanes.priority if lanes else 0,
             timeout_ms=timeout_ms,
             replica_wait_ms=wait_ms,
         )

@@ -210,6 +210,8 @@ def infer(model: str, version: str | None = None):
     for as binary data, and probabilities as each image's k most likely digits (classification).
     ``parameters.timeout`` (microseconds) is the request's deadline: when it passes first, the
     answer is 503 deadline_exceeded and the images not yet read are never read.
+    ``parameters.priority`` 1 puts them in the fast lane ahead of the client's own backlog
+    (within its share of that lane), 2 or more in the bulk lane.
     """
     number = _version(model, version)
     if number is not None and not _servable(number):
@@ -222,7 +224,10 @@ def infer(model: str, version: str | None = None):
     deadline_s = deadlines.timeout_ms(asked_ms, config.default_timeout_ms, config.max_timeout_ms) / 1000
     wait = min(config.max_wait_seconds, deadline_s) if deadline_s else config.max_wait_seconds
     checked = name == "pixels"
-    submitted = submit_predictions(images, version=number, checked=checked, wait=wait, timeout_ms=asked_ms)
+    priority = (header.parameters.priority if header.parameters else None) or 0
+    submitted = submit_predictions(
+        images, version=number, checked=checked, wait=wait, timeout_ms=asked_ms, priority=priority
+    )
     records = submitted.records
     if records is None:
         # Nobody will read these answers: jobs not started yet are not read at all.

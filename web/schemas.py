@@ -84,6 +84,16 @@ TIMEOUT_MS = Field(
     description="a job not started this many ms after submission ends expired, unread (0: the server's default)",
 )
 TimeoutMs = Annotated[int, TIMEOUT_MS]
+# Triton's request priority: 0 none (the lane follows the client's backlog), 1 the highest (the fast
+# lane, within the client's share of it), 2 and beyond lower (the bulk lane); read up to uint64's top.
+MAX_PRIORITY = 2**64 - 1
+PRIORITY = Field(
+    ge=0,
+    le=MAX_PRIORITY,
+    description="1: the fast lane, ahead of your own backlog (at most INTERACTIVE_PENDING of your jobs"
+    " there at once); 2 or more: the bulk lane; 0: by your backlog",
+)
+Priority = Annotated[int, PRIORITY]
 StrictTimeoutMs = Annotated[StrictInt, TIMEOUT_MS]  # in JSON: a number, not text
 
 
@@ -109,9 +119,12 @@ def wait_query(max_wait: float) -> type[WaitQuery]:
 class PredictionsQuery(WaitQuery):
     """A submission's query: ``?wait=``, and ``?read=`` (or as a field of the body)."""
 
-    refusals: ClassVar = Refusals("invalid_wait", {"read": "invalid_read", "timeout_ms": "invalid_timeout"})
+    refusals: ClassVar = Refusals(
+        "invalid_wait", {"read": "invalid_read", "timeout_ms": "invalid_timeout", "priority": "invalid_priority"}
+    )
     read: Annotated[ReadMode, READ] | None = None
     timeout_ms: whole_number_text(TIMEOUT_MS) | None = None
+    priority: whole_number_text(PRIORITY) | None = None
 
 
 @functools.cache
@@ -157,6 +170,7 @@ class PredictionsJson(BaseModel):
             "": "invalid_json",
             "read": "invalid_read",
             "timeout_ms": "invalid_timeout",
+            "priority": "invalid_priority",
             "images.*": "invalid_image",
             "images:too_short": "missing_image",
             "images:too_long": (413, "too_many_images"),
@@ -165,6 +179,7 @@ class PredictionsJson(BaseModel):
     # read first: a body wrong in both is refused for its read, as a form or query would be
     read: Annotated[ReadMode, READ] = READ_MODES[0]
     timeout_ms: StrictTimeoutMs | None = None
+    priority: Annotated[StrictInt, PRIORITY] | None = None
     images: Annotated[list[Base64Image], Field(min_length=1)]
 
 
@@ -180,6 +195,7 @@ class PredictionsForm(BaseModel):
 
     read: Annotated[ReadMode, READ] = READ_MODES[0]
     timeout_ms: TimeoutMs | None = None
+    priority: Priority | None = None
     image: Annotated[list[BinaryFile], Field(min_length=1)]
 
 
@@ -371,7 +387,8 @@ class ProtocolOutput(RequestOutput):
 class ProtocolRequestParameters(Parameters):
     """The request parameters this server reads, as Triton's clients send them (any other is
     accepted and ignored): ``timeout``, the deadline in microseconds (tritonclient's
-    ``infer(timeout=)``); and ``binary_data_output`` (untyped: anything but true is false)."""
+    ``infer(timeout=)``), and ``priority`` (tritonclient's ``priority=``: 1 the fast lane, see
+    jobs/records.py Lanes); and ``binary_data_output`` (untyped: anything but true is false)."""
 
     timeout: (
         Annotated[
@@ -385,6 +402,7 @@ class ProtocolRequestParameters(Parameters):
         ]
         | None
     ) = None
+    priority: Annotated[StrictInt, PRIORITY] | None = None
 
 
 class ProtocolRequest(InferenceRequest):
@@ -402,6 +420,7 @@ class ProtocolRequest(InferenceRequest):
             "outputs": "invalid_outputs",
             "outputs.*.name": "unknown_output",
             "parameters.timeout": "invalid_timeout",
+            "parameters.priority": "invalid_priority",
         },
     )
     id: Annotated[str | None, BeforeValidator(_string_or_none)] = None

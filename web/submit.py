@@ -17,12 +17,13 @@ from jobs.schemas import READ_MODES, JobRecord, ReadMode, has_ended
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import ImageLimits, check_image
-from web.schemas import TIMEOUT_MS, JobLink, whole_number_text
+from web.schemas import PRIORITY, TIMEOUT_MS, JobLink, whole_number_text
 from web.services import services, settings
 from web.validation import Refusals, validated
 
 _READ = TypeAdapter(ReadMode)
 _TIMEOUT_MS = TypeAdapter(whole_number_text(TIMEOUT_MS))
+_PRIORITY = TypeAdapter(whole_number_text(PRIORITY))
 
 
 def image_limits() -> ImageLimits:
@@ -60,19 +61,25 @@ def read_mode(*given: ReadMode | None) -> ReadMode:
     return values.pop() if values else READ_MODES[0]
 
 
-def timeout_field(source: Mapping) -> int | None:
-    """The ``timeout_ms`` a form gives, checked (400 ``invalid_timeout``); None when it has none."""
-    if "timeout_ms" not in source:
+_NUMBER_FIELDS = {"timeout_ms": (_TIMEOUT_MS, "invalid_timeout"), "priority": (_PRIORITY, "invalid_priority")}
+
+
+def number_field(source: Mapping, name: str) -> int | None:
+    """A form's ``timeout_ms`` or ``priority``, checked (400 ``invalid_timeout``,
+    ``invalid_priority``); None when it has none."""
+    if name not in source:
         return None
-    return validated(_TIMEOUT_MS, source["timeout_ms"], Refusals("invalid_timeout"), "timeout_ms")
+    adapter, code = _NUMBER_FIELDS[name]
+    return validated(adapter, source[name], Refusals(code), name)
 
 
-def one_timeout(*given: int | None) -> int | None:
-    """A submission's ``timeout_ms``: the one given (by the form or the JSON body, and the query;
-    each already checked), None when none is; 400 when two disagree."""
+def given_once(name: str, *given: int | None) -> int | None:
+    """A submission's ``timeout_ms`` or ``priority``: the one given (by the form or the JSON body,
+    and the query; each already checked), None when none is; 400 when two disagree."""
     values = {value for value in given if value is not None}
     if len(values) > 1:
-        raise ApiError(400, "invalid_timeout", "timeout_ms is given twice, with different values; give it once")
+        code = _NUMBER_FIELDS[name][1]
+        raise ApiError(400, code, f"{name} is given twice, with different values; give it once")
     return values.pop() if values else None
 
 
@@ -94,6 +101,7 @@ def submit_predictions(
     read: ReadMode = READ_MODES[0],
     wait: float = 0,
     timeout_ms: int | None = None,
+    priority: int = 0,
 ) -> Submitted:
     """Validate all images (all or none are accepted), create one job per image, queued in its
     lane, and with ``wait`` hold the request until every job has ended or ``wait`` seconds pass
@@ -105,6 +113,7 @@ def submit_predictions(
     :func:`read_mode`) goes on every record: one digit per image, or a number. ``timeout_ms`` is
     the request's own deadline (the job API's field, /v2's ``parameters.timeout``, a gRPC call's
     deadline), None when it gives none; the server's default and maximum apply (jobs/deadlines.py).
+    ``priority`` chooses the lane within the client's bounds (jobs/records.py, Lanes).
     """
     if not checked:
         check_images(images)
@@ -121,7 +130,7 @@ def submit_predictions(
     limits = rec.PendingLimits(
         config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes
     )
-    lanes = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending)
+    lanes = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending, priority)
     # Watched before they exist: nothing is read until they have ended, and then only the records
     # their finished notices did not carry.
     with svc.waiter.watching(job_ids, client) if wait > 0 else contextlib.nullcontext() as watch:

@@ -106,12 +106,14 @@ class CreateJobs(Script):
         fast_lane: str | None,
         bulk_lane: str | None,
         fast_pending: int,
+        priority: int = 0,
         timeout_ms: int = 0,
         replica_wait_ms: int | None = None,
     ) -> tuple[str | Refusal, int | None]:
         """The lane the jobs went to ('' for none), or the limit they would pass (nothing written);
         and, with ``replica_wait_ms``, how many replicas acknowledged the new records in that time
-        (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane;
+        (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane, with
+        it ``priority`` chooses one as create_jobs.lua says;
         ``timeout_ms`` (0: none) gives each job a deadline that far ahead in Redis's clock."""
         lanes = bool(fast_lane and bulk_lane)
         script_keys = [
@@ -123,6 +125,7 @@ class CreateJobs(Script):
             keys.QUEUED_BYTES,
             keys.lane(fast_lane) if lanes else "",
             keys.lane(bulk_lane) if lanes else "",
+            keys.pending_fast(client or ""),
         ]
         values: list[str | bytes] = []
         for job_id, image in zip(job_ids, images, strict=True):
@@ -135,7 +138,9 @@ class CreateJobs(Script):
             "batch": bool(batch_id),
             "client": bool(client),
             "limits": {"jobs": max_jobs, "bytes": max_bytes, "total_bytes": max_total_bytes},
-            "lanes": {"fast": fast_lane, "bulk": bulk_lane, "fast_pending": fast_pending} if lanes else False,
+            "lanes": {"fast": fast_lane, "bulk": bulk_lane, "fast_pending": fast_pending, "priority": priority}
+            if lanes
+            else False,
             "fields": fields,
             "timeout_ms": timeout_ms,
         }
@@ -253,10 +258,11 @@ class FinishJobs(Script):
         for job in jobs:
             job_id, client, latency = job.job_id, job.client or "", job.latency
             script_keys += [keys.job(job_id), keys.job_image(job_id), keys.pending(client), keys.pending_bytes(client)]
+            script_keys.append(keys.pending_fast(client))
             values += [job.status, job.result or b"", job.error or b"", job_id, job.counted_version or ""]
             values += [latency.bucket, repr(latency.seconds)] if latency else ["", ""]
         batch = {"bucket": batch_bucket, "images": batch_images} if batch_bucket else False
-        named = {"now": repr(now), "channel": channel, "room": room, "batch": batch}
+        named = {"now": repr(now), "channel": channel, "room": room, "batch": batch, "fast_lane": keys.PREDICT_QUEUE}
         return [i.decode() for i in self._run(script_keys, named, values)]
 
 

@@ -1,6 +1,6 @@
 -- finish_jobs: end each given job that has not ended yet (the first terminal status wins), and
 -- let go of what it held: its image (unless the job keeps it), its place in the queued and
--- running indexes, its client's pending job and bytes and its share of the queued bytes. Each job
+-- running indexes, its client's pending job and bytes (and fast-lane job) and its share of the queued bytes. Each job
 -- ended is counted once: by type and outcome, for the model version given, and, if a prediction,
 -- in the latency bucket given; the model call is counted in the batch-size bucket given. Then the
 -- ended jobs are announced with their records, as far as the room given allows (see
@@ -13,14 +13,15 @@
 --       5 queued       sorted set of jobs not started (keys.QUEUED_JOBS)
 --       6 running      sorted set of jobs taken (keys.RUNNING_JOBS)
 --       7 total_bytes  everyone's unfinished image bytes (keys.QUEUED_BYTES)
---       then per job: record (keys.job), image (keys.job_image), its client's pending jobs and
---       pending bytes (keys.pending, keys.pending_bytes)
+--       then per job: record (keys.job), image (keys.job_image), its client's pending jobs,
+--       pending bytes and pending fast-lane jobs (keys.pending, keys.pending_bytes, keys.pending_fast)
 -- ARGV  1 JSON {now: epoch seconds as text, channel: where to announce, room: the most record
---              bytes the announcement may carry, batch: {bucket, images} of the model call or false}
+--              bytes the announcement may carry, batch: {bucket, images} of the model call or false,
+--              fast_lane: the fast lane's name (a job recorded in it counts in pending_fast)}
 --       then per job: status, result JSON or '', error JSON or '', id, model version to count
 --       it for or '', latency bucket or '', latency in seconds or ''
 -- Returns the ids of the jobs it ended.
-local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 7, 4, 7
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 7, 5, 7
 local outcomes, predictions, latency, batch_size, queued, running, total_bytes = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
@@ -32,10 +33,10 @@ local by_outcome, by_version, by_bucket, seconds_sum, released, freed = {}, {}, 
 local function add(counts, key, amount) counts[key] = (counts[key] or 0) + amount end
 for i = 1, n do
   local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
-  local record, image, pending, pending_bytes = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local record, image, pending, pending_bytes, pending_fast = unpack(KEYS, k + 1, k + JOB_KEYS)
   local status, result, err, id, version, bucket, seconds =
     ARGV[v + 1], ARGV[v + 2], ARGV[v + 3], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7]
-  local fields = redis.call('HMGET', record, 'status', 'type', 'client', 'keep_image', 'bytes')
+  local fields = redis.call('HMGET', record, 'status', 'type', 'client', 'keep_image', 'bytes', 'lane')
   if fields[1] == 'queued' or fields[1] == 'running' then
     local update = {'status', status, 'finished_at', args.now}
     if result ~= '' then update[#update + 1] = 'result'; update[#update + 1] = result end
@@ -55,6 +56,7 @@ for i = 1, n do
     if fields[3] then
       add(released, pending, 1)
       add(released, pending_bytes, size)
+      if fields[6] == args.fast_lane then add(released, pending_fast, 1) end
     end
     freed = freed + size
     if room > 0 then
