@@ -17,22 +17,19 @@ import argparse
 import io
 import json
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from bench.private_stack import add_service_arguments, service_client
 from bench.unlike_mnist import population
 from client.service import DigitsClient
 from model.mnist import load_mnist
 from settings import get_settings
 
 GOALS = {"gain_points": 1.5, "mnist_drop_points": 0.15, "training_seconds": 300}
-TOKEN = "feedback-loop-bench"
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -146,41 +143,18 @@ def report(figures: dict) -> str:
     return "\n".join(lines)
 
 
-@contextmanager
-def private_stack(logs: Path) -> Iterator[str]:
-    """Redis, one worker (both queues) and the web, on this machine; yields the web's URL."""
-    from stack.processes import Stack
-    from stack.redis_server import RedisServer
-
-    server = RedisServer().start()
-    stack = Stack(server.url, logs, env={"DIGITS_ADMIN_TOKEN": TOKEN, "RATE_LIMIT": ""})
-    try:
-        stack.start_worker("w1", concurrency=1)
-        stack.start_web()
-        stack.wait_for_workers(1)
-        yield stack.web_url
-    finally:
-        stack.stop_all()
-        server.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="a running service (default: start a private one)")
-    parser.add_argument("--token", help="its admin token (with --url)")
+    add_service_arguments(parser, "digits-feedback-loop")
     parser.add_argument("--size", type=int, default=2000, help="population: half corrected, half read again")
     parser.add_argument("--epochs", type=int, default=None, help="default: the service's for fine-tuning")
     parser.add_argument("--train-limit", type=int, default=None, help="MNIST training images (default: all)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "digits-feedback-loop")
     args = parser.parse_args(argv)
     if not 20 <= args.size <= 5000:
         parser.error("--size must be from 20 to 5000 (the digits training never fits on)")
-    if args.url:
-        figures = run(DigitsClient(args.url, token=args.token), args.size, args.epochs, args.train_limit)
-    else:
-        with private_stack(args.logs) as url:
-            figures = run(DigitsClient(url, token=TOKEN), args.size, args.epochs, args.train_limit)
+    with service_client(args) as client:
+        figures = run(client, args.size, args.epochs, args.train_limit)
     print(report(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

@@ -15,16 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
+from bench.private_stack import add_service_arguments, service_client
 from client.service import DigitsClient
 
 GOALS = {"seconds": 75, "test_accuracy": 0.99}
-TOKEN = "training-job-bench"
 
 
 def run(client: DigitsClient, params: dict, log=print) -> dict:
@@ -70,37 +66,13 @@ def report(figures: dict) -> str:
     return "\n".join(lines)
 
 
-@contextmanager
-def private_stack(logs: Path) -> Iterator[str]:
-    """Redis, one predict worker, one train worker and the web, as make run starts them; yields the URL."""
-    from stack.processes import PREDICT_QUEUES, Stack
-    from stack.redis_server import RedisServer
-
-    server = RedisServer().start()
-    stack = Stack(server.url, logs, env={"DIGITS_ADMIN_TOKEN": TOKEN, "RATE_LIMIT": ""})
-    try:
-        stack.start_worker("predict1", queues=PREDICT_QUEUES, pool="solo")
-        stack.start_worker("train1", queues="train")
-        stack.start_web()
-        stack.wait_for_workers(2)
-        yield stack.web_url
-    finally:
-        stack.stop_all()
-        server.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="a running service (default: start a private one)")
-    parser.add_argument("--token", help="its admin token (with --url)")
+    add_service_arguments(parser, "digits-training-job")
     parser.add_argument("--params", type=json.loads, default={}, help="the job's parameters as JSON (default: none)")
-    parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "digits-training-job")
     args = parser.parse_args(argv)
-    if args.url:
-        figures = run(DigitsClient(args.url, token=args.token), args.params)
-    else:
-        with private_stack(args.logs) as url:
-            figures = run(DigitsClient(url, token=TOKEN), args.params)
+    with service_client(args) as client:
+        figures = run(client, args.params)
     print(report(figures))
     return 0
 

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -179,26 +180,10 @@ def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print the job record as JSON (with the full card).")
 @server_option
 @reports_failures
-def train(
-    recipe: str | None, arch: str | None, epochs: int | None, batch_size: int | None, learning_rate: float | None,
-    augment: bool | None, train_limit: int | None, include_feedback: bool | None, base_version: int | None,
-    activate: str | None,
-    wait: bool, as_json: bool, server: str | None,
-) -> None:  # fmt: skip
+def train(wait: bool, as_json: bool, server: str | None, **options: Any) -> None:
     """Submit a training job (needs the admin token in DIGITS_TOKEN); options left out take the service's defaults."""
     client = _client(server)
-    submitted = client.train(
-        recipe=recipe,
-        arch=arch,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        augment=augment,
-        train_limit=train_limit,
-        include_feedback=include_feedback,
-        base_version=base_version,
-        activate=activate,
-    )
+    submitted = client.train(**options)
     job_id = submitted["job_id"]
     if not wait:
         if as_json:
@@ -216,7 +201,7 @@ def train(
         click.echo(display.card_text(result["card"]))
         if result.get("activated"):
             click.echo(f"model version {result['model_version']} is now active")
-        elif activate != "never":
+        elif options.get("activate") != "never":
             why = result.get("activation") or "it was not activated"
             click.echo(f"not activated: {why}; serve it anyway with: digits activate {result['model_version']}")
         else:

@@ -88,13 +88,7 @@ class RedisServer:
             self.process.wait()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _terminate(self.process)
         self.process = None
 
     def close(self) -> None:
@@ -130,13 +124,7 @@ class SentinelServer:
         return self
 
     def close(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _terminate(self.process)
         self.process = None
         self._tmp.cleanup()
 
@@ -206,3 +194,14 @@ class ReplicatedRedis:
             sentinel.close()
         self.replica.close()
         self.primary.close()
+
+
+def _terminate(process: subprocess.Popen | None) -> None:
+    """SIGTERM (a server saves nothing here, so it exits at once), then SIGKILL after 10 s."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

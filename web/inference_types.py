@@ -7,45 +7,38 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt, StrictStr
+from pydantic import BaseModel as _BaseModel
+from pydantic import ConfigDict, Field, RootModel, StrictInt, StrictStr
 
 
-class MetadataServerResponse(BaseModel):
+class BaseModel(_BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
+
+
+class MetadataServerResponse(BaseModel):
     name: StrictStr
     version: StrictStr
     extensions: list[StrictStr]
 
 
 class MetadataServerErrorResponse(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
     error: StrictStr
 
 
 class MetadataTensor(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
     name: StrictStr
     datatype: StrictStr
     shape: list[StrictInt]
 
 
 class MetadataModelErrorResponse(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
     error: StrictStr
 
 
 class Parameters(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
+    pass
 
 
 class TensorData(RootModel[list]):
@@ -53,17 +46,11 @@ class TensorData(RootModel[list]):
 
 
 class RequestOutput(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
     name: StrictStr
     parameters: Parameters | None = None
 
 
 class ResponseOutput(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
     name: StrictStr
     shape: list[StrictInt]
     datatype: StrictStr
@@ -72,9 +59,6 @@ class ResponseOutput(BaseModel):
 
 
 class InferenceResponse(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
     model_name: StrictStr
     model_version: StrictStr | None = None
     id: StrictStr | None = None
@@ -83,16 +67,10 @@ class InferenceResponse(BaseModel):
 
 
 class InferenceErrorResponse(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
     error: StrictStr | None = None
 
 
 class MetadataModelResponse(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
     name: StrictStr
     versions: list[StrictStr] | None = None
     platform: StrictStr
@@ -101,9 +79,6 @@ class MetadataModelResponse(BaseModel):
 
 
 class RequestInput(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
     name: StrictStr
     shape: list[StrictInt]
     datatype: StrictStr
@@ -112,9 +87,6 @@ class RequestInput(BaseModel):
 
 
 class InferenceRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
     id: StrictStr | None = None
     parameters: Parameters | None = None
     inputs: list[RequestInput]

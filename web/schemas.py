@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Annotated, Any, ClassVar, Literal, NotRequired
+from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, TypeAdapter, create_model
 from pydantic_core import PydanticCustomError
@@ -32,6 +32,8 @@ MAX_NUMBER_CHARS = 32  # a number in a query string or header is read only when 
 # A plain decimal number: float() alone would also take "1_0", " 5", "nan" and other scripts' digits.
 _DECIMAL = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 _WHOLE = re.compile(r"[0-9]{1,18}")
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def _plain_decimal(value: Any) -> Any:
@@ -183,11 +185,9 @@ class PredictionsJson(BaseModel):
     images: Annotated[list[Base64Image], Field(min_length=1)]
 
 
-@functools.cache
 def predictions_json(max_images: int) -> type[PredictionsJson]:
     """:class:`PredictionsJson` of at most ``max_images`` images (MAX_IMAGES_PER_REQUEST)."""
-    images = Annotated[list[Base64Image], Field(min_length=1, max_length=max_images)]
-    return create_model("PredictionsJson", __base__=PredictionsJson, images=(images, ...))
+    return _at_most(PredictionsJson, "images", Base64Image, max_images)
 
 
 class PredictionsForm(BaseModel):
@@ -199,10 +199,16 @@ class PredictionsForm(BaseModel):
     image: Annotated[list[BinaryFile], Field(min_length=1)]
 
 
-@functools.cache
 def predictions_form(max_images: int) -> type[PredictionsForm]:
-    images = Annotated[list[BinaryFile], Field(min_length=1, max_length=max_images)]
-    return create_model("PredictionsForm", __base__=PredictionsForm, image=(images, ...))
+    """:class:`PredictionsForm` of at most ``max_images`` images (MAX_IMAGES_PER_REQUEST)."""
+    return _at_most(PredictionsForm, "image", BinaryFile, max_images)
+
+
+@functools.cache
+def _at_most(model: type[ModelT], field: str, item: object, max_items: int) -> type[ModelT]:
+    """``model`` whose list ``field`` holds from one to ``max_items`` of ``item``."""
+    bounded = Annotated[list[item], Field(min_length=1, max_length=max_items)]
+    return create_model(model.__name__, __base__=model, **{field: (bounded, ...)})
 
 
 class FeedbackBody(BaseModel):

@@ -25,8 +25,9 @@ ARGUMENTS = [
     *("--input", str(SPEC.relative_to(ROOT)), "--input-file-type", "openapi"),
     *("--output-model-type", "pydantic_v2.BaseModel", "--target-python-version", "3.11"),
     *("--use-annotated", "--field-constraints", "--use-standard-collections", "--use-union-operator"),
-    # The protocol's objects carry more than the spec names (its extensions' parameters): kept, not refused.
-    *("--extra-fields", "allow"),
+    # The protocol's objects carry more than the spec names (its extensions' parameters): kept, not refused,
+    # set once on a shared base class.
+    *("--extra-fields", "allow", "--use-generic-base-class"),
     # JSON's types as they are: a shape of 28.0 or "28", or a name of 7, is not what the spec says.
     *("--strict-types", "str", "int", "bool"),
     *("--disable-timestamp", "--use-double-quotes", "--formatters", "builtin", "--custom-file-header", HEADER),
