@@ -230,3 +230,11 @@ def test_a_bad_v2_timeout_is_refused(stack, timeout):
     }
     answer = requests.post(f"{stack.web_url}/v2/models/digits/infer", json=body, timeout=30)
     assert answer.status_code == 400 and "timeout" in answer.json()["error"], answer.text
+
+
+def test_the_python_client_sends_a_deadline(stack, mnist):
+    from client import DigitsClient
+
+    (prediction,) = DigitsClient(stack.web_url).predict([png_bytes(mnist.x_test[1])], deadline_ms=60_000)
+    assert prediction.label == mnist.y_test[1]
+    assert prediction.record["deadline"].endswith("Z")
