@@ -238,3 +238,20 @@ def test_the_python_client_sends_a_deadline(stack, mnist):
     (prediction,) = DigitsClient(stack.web_url).predict([png_bytes(mnist.x_test[1])], deadline_ms=60_000)
     assert prediction.label == mnist.y_test[1]
     assert prediction.record["deadline"].endswith("Z")
+
+
+def test_v2_expires_its_jobs_when_it_gives_up_at_max_wait(redis_client):
+    from web import create_app
+
+    port = redis_client.connection_pool.connection_kwargs["port"]
+    app = create_app({"REDIS_URL": f"redis://127.0.0.1:{port}/1", "MAX_WAIT_SECONDS": 1})  # and no worker
+    body = {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [2, 28, 28], "data": [0] * 1568}]}
+    answer = app.test_client().post("/v2/models/digits/infer", json=body)
+    assert answer.status_code == 503 and answer.headers["Retry-After"] and "within 1 s" in answer.get_json()["error"]
+    job_ids = [i.decode() for i in redis_client.zrange(keys.RECENT_JOBS, 0, -1)]
+    records = rec.JobRecords(redis_client).get_many(job_ids)
+    assert len(records) == 2 and all(job["status"] == "expired" for job in records)
+    assert all(job["error"]["code"] == "deadline_exceeded" for job in records)
+    assert redis_client.llen(keys.lane(keys.PREDICT_QUEUE)) == 2  # a worker that takes them ends them unread
+    found = rec.JobRecords(redis_client).start(job_ids, "w1")
+    assert not any(job.taken for job in found)
