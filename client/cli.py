@@ -108,11 +108,12 @@ def cli(server: str | None) -> None:
 @click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --local: this .keras file instead of the shipped model.")  # fmt: skip
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for the answers.")
+@click.option("--deadline-ms", type=click.IntRange(0), help="An image no worker has begun within this is never read.")
 @server_option
 @reports_failures
 def predict(
     paths: tuple[Path, ...], output: Path | None, as_json: bool, number: bool, local: bool, model_file: Path | None,
-    timeout: float, server: str | None,
+    timeout: float, deadline_ms: int | None, server: str | None,
 ) -> None:  # fmt: skip
     """Print `path<TAB>digit<TAB>confidence` for each image (with --number, the number's digits
     for the digit); directories are walked.
@@ -132,7 +133,7 @@ def predict(
 
         predictions = predict_locally(files, model_file or SHIPPED_MODEL, read)
     else:
-        predictions = _client(server).predict(files, read=read, timeout=timeout)
+        predictions = _client(server).predict(files, read=read, timeout=timeout, deadline_ms=deadline_ms)
     _report(predictions, output, as_json)
     if not all(p.ok for p in predictions):
         sys.exit(EXIT_FAILED)

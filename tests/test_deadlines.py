@@ -255,3 +255,15 @@ def test_v2_expires_its_jobs_when_it_gives_up_at_max_wait(redis_client):
     assert redis_client.llen(keys.lane(keys.PREDICT_QUEUE)) == 2  # a worker that takes them ends them unread
     found = rec.JobRecords(redis_client).start(job_ids, "w1")
     assert not any(job.taken for job in found)
+
+
+def test_the_digits_command_sends_a_deadline(stack, mnist, tmp_path):
+    import json
+
+    from tests.test_cli import digits, save_pngs
+
+    (path,) = save_pngs(tmp_path, mnist, [2])
+    run = digits("predict", "--deadline-ms", "60000", "--json", str(path), server=stack.web_url)
+    assert run.returncode == 0, run.stderr
+    record = json.loads(run.stdout)
+    assert record["result"]["label"] == mnist.y_test[2] and record["deadline"].endswith("Z")
