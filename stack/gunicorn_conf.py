@@ -60,7 +60,10 @@ def worker_exit(server, worker) -> None:
     Python's own teardown of a web worker took 2-3 s (in C: no Python frame on a faulthandler
     dump), over 8 s under load: past ``graceful_timeout``, so the master killed drained workers.
     Everything a worker writes is written already (its metrics to their mmapped files); only
-    the log handlers are flushed."""
+    the log handlers are flushed. (gunicorn's master calls this too, for a worker already gone:
+    there it does nothing.)"""
+    if os.getpid() != worker.pid:
+        return
     ending = sys.exc_info()[1]  # gunicorn calls this while the worker's SystemExit is in flight
     status = ending.code if isinstance(ending, SystemExit) and isinstance(ending.code, int) else int(ending is not None)
     logging.shutdown()
