@@ -9,7 +9,7 @@ export MNIST_DIR := $(SHARED_MNIST)
 endif
 endif
 
-.PHONY: run test lint format schemas bench bench-triton bench-shared compare train clean
+.PHONY: run test lint format schemas bench bench-triton bench-shared bench-peers compare train clean
 
 # Installs, each remembered by a stamp and redone when pyproject.toml changes: what running needs
 # (the service and the embedded Redis), then on top of it the test or the lint tools (dependency groups).
@@ -62,6 +62,9 @@ bench: $(VENV)/.installed-test  ## throughput and latency of the whole service a
 
 bench-triton: $(VENV)/.installed-test  ## Triton's perf_analyzer against a private stack (~1 min; fetches the tool once)
 	$(PY) -m bench.perf_analyzer
+
+bench-peers: $(VENV)/.installed-test  ## this service and Seldon MLServer, one after the other, same load (~8 min; installs MLServer once)
+	$(PY) -m bench.peers
 
 bench-shared: $(VENV)/.installed-test  ## a polite client's latency while another client misbehaves (~1 min)
 	$(PY) -m bench.shared

@@ -73,6 +73,7 @@ class Settings:
     web_connections: int = setting(4000, "connections one web process holds at once")
     max_waits_per_process: int = setting(3000, "requests one web process holds waiting (?wait=) at once")
     max_waits_per_client: int = setting(1000, "requests one client address may hold waiting in one web process")
+    grpc_threads: int = setting(64, "gRPC calls the gRPC server works on at once (a waiting one holds a thread)")
     request_read_timeout: float = setting(20.0, "seconds a client may take to send a request (plus 1 per 64 KB)")
     proxies: int = setting(0, "proxies in front of the web whose X-Forwarded-For and -Proto are trusted")
     drain_seconds: float = setting(5.0, "after SIGTERM, how long a web process serves on while /readyz says 503")
@@ -102,6 +103,7 @@ class Settings:
     log_level: str = setting("INFO", "the lowest level logged", ("DEBUG", "INFO", "WARNING", "ERROR"))
     prometheus_multiproc_dir: str = setting("", "where gunicorn's processes keep request metrics for /metrics")
     port: int = setting(8000, "where `make run` serves the web")
+    grpc_port: int = setting(8001, "where `make run` serves the Open Inference Protocol over gRPC")
     redis_maxmemory: str = setting("1gb", "the memory `make run`'s embedded Redis may use (it refuses writes beyond)")
 
     @property

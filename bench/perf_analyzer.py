@@ -4,8 +4,9 @@
 
 perf_analyzer reads the model's metadata and configuration, then sends genuine MNIST digits over
 the Open Inference Protocol: 28x28 pixels in requests of 64, and PNG files one per request, at a
-few concurrency levels, and prints what it measured. The service is the same as ``make bench``'s
-(a private redis-server, gunicorn, two solo predict workers on LiteRT).
+few concurrency levels, over HTTP and gRPC, and prints what it measured. The service is the same
+as ``make bench``'s (a private redis-server, gunicorn, two solo predict workers on LiteRT), with
+the gRPC server.
 
 The tool is a Linux x86-64 program that PyPI carries inside older tritonclient wheels such as 2.34's
 (today's leave it out). It is taken from there into ``var/tools/perf_analyzer/`` with the CUDA
@@ -82,14 +83,17 @@ def image_data(digits: np.ndarray) -> dict:
     return {"data": [{"image": {"content": {"b64": r}, "shape": [1]}} for r in raw]}
 
 
-def run(program: Path, env: dict, address: str, data: dict, concurrency: int, window_ms: int = 3000) -> dict:
-    """One perf_analyzer run at ``concurrency``: its exit status, its output and the figures read from it."""
+def run(
+    program: Path, env: dict, address: str, data: dict, concurrency: int, window_ms: int = 3000, protocol: str = "http"
+) -> dict:
+    """One perf_analyzer run at ``concurrency`` over ``protocol`` (http: the web's address; grpc:
+    the gRPC server's): its exit status, its output and the figures read from it."""
     with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
         json.dump(data, file)
         file.flush()
         # Shared machines: three windows within 25 % of one another count as stable.
         options = {"--concurrency-range": concurrency, "-p": window_ms, "--max-trials": 6, "-s": 25}
-        command = [str(program), "-m", "digits", "-u", address, "-i", "http", "--input-data", file.name]
+        command = [str(program), "-m", "digits", "-u", address, "-i", protocol, "--input-data", file.name]
         command += [str(part) for option in options.items() for part in option]
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
@@ -131,23 +135,23 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_web(workers=2)
         threads = {"TF_INTRA_OP_THREADS": "1", "TF_INTER_OP_THREADS": "1"}
         start_workers(stack, args.workers, threads, redis.Redis.from_url(server.url))
-        address = stack.web_url.split("//", 1)[1]
+        addresses = {"http": stack.web_url.split("//", 1)[1], "grpc": stack.start_grpc()}
         print(f"perf_analyzer ({WHEEL}) against {args.workers} predict worker(s), genuine MNIST test digits")
         print(f"in-process limit (LiteRT, batches of 256): {limit:.0f} images/s\n")
-        print(f"{'input':<28} {'concurrency':>11} {'requests/s':>10} {'images/s':>9} {'of limit':>8}"
+        print(f"{'input':<28} {'protocol':>8} {'concurrency':>11} {'requests/s':>10} {'images/s':>9} {'of limit':>8}"
               f" {'p50 ms':>8} {'p99 ms':>8}")  # fmt: skip
         for name, data, per_request, levels in (
-            ("pixels, 64 per request", pixels_data(digits, 64), 64, (4, 16)),
-            ("image (PNG), 1 per request", image_data(digits[:256]), 1, (1, 32)),
+            ("pixels, 64 per request", pixels_data(digits, 64), 64, (("http", 4), ("http", 16), ("grpc", 16))),
+            ("image (PNG), 1 per request", image_data(digits[:256]), 1, (("http", 1), ("http", 32), ("grpc", 32))),
         ):
-            for concurrency in levels:
-                figures = run(program, env, address, data, concurrency)
+            for protocol, concurrency in levels:
+                figures = run(program, env, addresses[protocol], data, concurrency, protocol=protocol)
                 if figures["returncode"] != 0 or figures["requests_per_s"] is None:
                     print(figures["output"], file=sys.stderr)
                     return 1
                 rate = figures["requests_per_s"]
                 images = rate * per_request
-                print(f"{name:<28} {concurrency:>11} {rate:>10.1f} {images:>9.0f} {images / limit:>8.1%}"
+                print(f"{name:<28} {protocol:>8} {concurrency:>11} {rate:>10.1f} {images:>9.0f} {images / limit:>8.1%}"
                       f" {figures['p50_ms']:>8.1f} {figures['p99_ms']:>8.1f}")  # fmt: skip
     finally:
         stack.stop_all()

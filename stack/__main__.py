@@ -1,7 +1,8 @@
 """Run the whole service on this machine: ``python -m stack`` (what ``make run`` does).
 
-Starts an embedded Redis unless ``REDIS_URL`` is set, one predict worker, one train worker and
-the web server under gunicorn, prints the URL, and stops everything on Ctrl-C.
+Starts an embedded Redis unless ``REDIS_URL`` is set, one predict worker, one train worker, the
+web server under gunicorn and the gRPC server (web/grpc_server.py), prints the addresses, and
+stops everything on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     settings = get_settings()
     parser.add_argument("--port", type=int, default=settings.port)
+    parser.add_argument("--grpc-port", type=int, default=settings.grpc_port, help="the gRPC server's port")
     parser.add_argument("--predict-workers", type=int, default=1, help="predict worker processes")
     parser.add_argument("--logs", type=Path, default=Path("var/log"))
     args = parser.parse_args(argv)
@@ -53,11 +55,16 @@ def main(argv: list[str] | None = None) -> int:
             stack.start_worker(f"predict{i + 1}", queues=PREDICT_QUEUES)
         stack.start_worker("train1", queues="train")
         url = stack.start_web(port=args.port)
+        grpc_address = stack.start_grpc(port=args.grpc_port)
         where = f" (embedded, data in var/redis, at most {settings.redis_maxmemory})" if redis_server else ""
         print(f"Redis       {redacted(redis_url)}{where}", flush=True)
         print("Waiting for the workers to load the model...", flush=True)
         stack.wait_for_workers(args.predict_workers + 1)
         print(f"\nDigits is running at {url}/", flush=True)
+        print(
+            f"gRPC        {grpc_address}  (the Open Inference Protocol: tritonclient.grpc, perf_analyzer -i grpc)",
+            flush=True,
+        )
         print(f"Admin token {token}  (export DIGITS_ADMIN_TOKEN=... to choose your own)", flush=True)
         print(f"Logs        {args.logs}/\nCtrl-C stops everything.", flush=True)
         while not stopping:

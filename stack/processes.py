@@ -1,4 +1,4 @@
-"""Start and stop the service's processes (Celery workers, gunicorn) against one Redis.
+"""Start and stop the service's processes (Celery workers, gunicorn, the gRPC server) against one Redis.
 
 Used by ``make run`` (``python -m stack``), by the tests and by the benchmark, so all three
 run the service the same way a user does.
@@ -13,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import requests
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from jobs import keys, workers
 from jobs.queue import connect
@@ -36,6 +38,7 @@ class Stack:
         self.env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.processes: dict[str, subprocess.Popen] = {}
         self.web_url: str | None = None
+        self.grpc_address: str | None = None
         self.metrics_dir: Path | None = None
         self._logging: set[str] = set()
 
@@ -85,6 +88,30 @@ class Stack:
         self.web_url = f"http://127.0.0.1:{port}"
         self.wait_for_web()
         return self.web_url
+
+    def start_grpc(
+        self, port: int | None = None, env: dict | None = None, name: str = "grpc", timeout: float = 120
+    ) -> str:
+        """The Open Inference Protocol's gRPC server (web/grpc_server.py) as process ``name``;
+        returns its address (host:port) once it answers ServerLive."""
+        port = port or free_port()
+        args = [str(BIN / "python"), "-m", "web.grpc_server", "--host", "127.0.0.1", "--port", str(port)]
+        process = self._spawn(name, args, env)
+        address = f"127.0.0.1:{port}"
+        if name == "grpc":
+            self.grpc_address = address
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(address) as channel:
+            live = service_pb2_grpc.GRPCInferenceServiceStub(channel).ServerLive
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
+                try:
+                    if live(service_pb2.ServerLiveRequest(), timeout=1).live:
+                        return address
+                except grpc.RpcError:
+                    time.sleep(0.1)
+        raise TimeoutError(f"{name} did not answer within {timeout} s; see {self.log_dir / (name + '.log')}")
 
     def wait_for_web(self, timeout: float = 120) -> None:
         # As long as the workers get: a first start after an install (no bytecode compiled yet) took

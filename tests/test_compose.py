@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_compose_names_the_production_services():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"redis", "web", "worker", "trainer", "flower"} <= set(services)
+    assert {"redis", "web", "grpc", "worker", "trainer", "flower"} <= set(services)
 
     redis_command = services["redis"]["command"]
     assert "--appendonly" in redis_command and "yes" in redis_command
@@ -28,7 +28,11 @@ def test_compose_names_the_production_services():
     assert PREDICT_QUEUES in services["worker"]["command"] and "train" in services["trainer"]["command"]
     # A worker that can be scaled: no fixed name or published port.
     assert "container_name" not in services["worker"] and "ports" not in services["worker"]
-    for name in ("web", "worker", "trainer", "flower"):
+    assert (
+        services["grpc"]["command"][:3] == ["python", "-m", "web.grpc_server"]
+        and "8001:8001" in services["grpc"]["ports"]
+    )
+    for name in ("web", "grpc", "worker", "trainer", "flower"):
         assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
 
 

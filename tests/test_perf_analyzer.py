@@ -1,6 +1,6 @@
-"""Triton's own load tool, perf_analyzer, drives the service unchanged: it reads the model's
-metadata and configuration, then sends genuine MNIST digits, as pixels and as PNG files, and every
-image it sent is read."""
+"""Triton's own load tool, perf_analyzer, drives the service unchanged, over HTTP and gRPC: it
+reads the model's metadata and configuration, then sends genuine MNIST digits, as pixels and as
+PNG files, and every image it sent is read."""
 
 from __future__ import annotations
 
@@ -36,17 +36,19 @@ def predictions_ended(stack) -> dict[str, float]:
     }
 
 
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
 @pytest.mark.parametrize(
     ("name", "data", "per_request"),
     [("pixels", lambda digits: pixels_data(digits, 16), 16), ("image", lambda digits: image_data(digits[:64]), 1)],
 )
 def test_perf_analyzer_measures_the_service_and_every_image_is_read(
-    stack, perf_analyzer, mnist, name, data, per_request
+    stack, perf_analyzer, mnist, name, data, per_request, protocol
 ):
     program, env = perf_analyzer
+    address = stack.web_url.split("//", 1)[1] if protocol == "http" else stack.grpc_address or stack.start_grpc()
     before = predictions_ended(stack)
 
-    measured = run(program, env, stack.web_url.split("//", 1)[1], data(mnist.x_test[:256]), 2, window_ms=1000)
+    measured = run(program, env, address, data(mnist.x_test[:256]), 2, window_ms=1000, protocol=protocol)
 
     assert measured["returncode"] == 0, measured["output"]
     assert measured["requests"] and measured["requests_per_s"] > 0, measured["output"]
