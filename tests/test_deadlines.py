@@ -267,3 +267,31 @@ def test_the_digits_command_sends_a_deadline(stack, mnist, tmp_path):
     assert run.returncode == 0, run.stderr
     record = json.loads(run.stdout)
     assert record["result"]["label"] == mnist.y_test[2] and record["deadline"].endswith("Z")
+
+
+@pytest.mark.slow
+def test_a_grpc_calls_deadline_expires_its_jobs(stack, mnist):
+    grpc_triton = pytest.importorskip("tritonclient.grpc")
+    address = stack.start_grpc()
+
+    def pixels(index: int):
+        tensor = grpc_triton.InferInput("pixels", [1, 28, 28], "UINT8")
+        tensor.set_data_from_numpy(mnist.x_test[index : index + 1].astype(np.uint8))
+        return [tensor]
+
+    expired_before, read_before = counted(stack)
+    with grpc_triton.InferenceServerClient(url=address) as client:
+        with stopped(stack):
+            for i in range(5):  # the call's own deadline
+                with pytest.raises(grpc_triton.InferenceServerException):
+                    client.infer("digits", pixels(i), client_timeout=DEADLINE_MS / 1000)
+            for i in range(5):  # Triton's timeout parameter, in microseconds
+                with pytest.raises(grpc_triton.InferenceServerException, match="deadline"):
+                    client.infer("digits", pixels(i), timeout=DEADLINE_MS * 1000, priority=1)
+            time.sleep(DEADLINE_MS / 1000)
+        result = client.infer("digits", pixels(20), client_timeout=60)
+    assert result.as_numpy("label")[0] == mnist.y_test[20]
+    jobs = newest_jobs(stack, 11)
+    assert sum(job["status"] == "succeeded" for job in jobs) == 1
+    assert_expired_unread([job for job in jobs if job["status"] != "succeeded"])
+    assert counted(stack) == (expired_before + 10, read_before + 1)
