@@ -9,7 +9,7 @@ export MNIST_DIR := $(SHARED_MNIST)
 endif
 endif
 
-.PHONY: run test lint format schemas bench bench-triton bench-shared bench-peers compare train clean
+.PHONY: run test test-fast lint format schemas bench bench-triton bench-shared bench-peers compare train clean
 
 # Installs, each remembered by a stamp and redone when pyproject.toml changes: what running needs
 # (the service and the embedded Redis), then on top of it the test or the lint tools (dependency groups).
@@ -42,8 +42,13 @@ $(VENV)/.installed-lint: pyproject.toml $(VENV)/.installed-run
 run: $(VENV)/.installed-run  ## start Redis (embedded unless REDIS_URL is set), workers and web; print the URL
 	$(PY) -m stack
 
-test: $(VENV)/.installed-test  ## run the test suite against real Redis, workers and model
+test: $(VENV)/.installed-test  ## run every test: tests/fast and tests/service (real Redis, workers, gunicorn, Chromium)
 	$(PY) -m pytest
+
+# The fast tier leaves out its few tests marked slow (the shipped model's accuracy over hundreds of
+# renderings and numbers, minutes of CPU); `make test` runs them.
+test-fast: $(VENV)/.installed-test  ## the in-process tier (tests/fast: Flask's test client, real Redis), under 3 min
+	$(PY) -m pytest tests/fast -m "not slow"
 
 lint: $(VENV)/.installed-lint  ## ruff, and the layering contracts of pyproject.toml (import-linter)
 	$(VENV)/bin/ruff check .

@@ -7,7 +7,7 @@ from the environment (variable = field name in capitals), once per process:
     get_settings().max_image_bytes
 
 A value that does not parse fails at start-up with a message naming the variable. The table in
-docs/configuration.md is checked against this class by tests/test_settings.py.
+docs/configuration.md is checked against this class by tests/fast/test_settings.py.
 """
 
 from __future__ import annotations

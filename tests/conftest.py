@@ -1,7 +1,9 @@
-"""Shared fixtures: a private Redis per session, real worker and web processes, MNIST samples.
+"""What both tiers share: MNIST, the one way to start a private Redis, and small constants.
 
-Nothing here is mocked: tests talk to a redis-server they start, Celery workers that load the
-real model, and gunicorn over HTTP. Process logs land in test-output/<test module>/.
+Nothing here is mocked: tests talk to a redis-server they start (stack/redis_server.py, never the
+shared 6379). tests/fast/ runs in this process (Flask's test client, the model in-process);
+tests/service/ starts real workers and gunicorn (its conftest.py and helpers.py). Process logs
+land in test-output/<test module>/.
 """
 
 from __future__ import annotations
@@ -15,15 +17,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+from jsonschema import Draft202012Validator
 from PIL import Image
 
 from model.mnist import Mnist, load_mnist
-from stack.processes import Stack
 from stack.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
 TOKEN = "test-token-not-secret"
+
+
+@contextlib.contextmanager
+def private_redis(**options) -> Iterator[RedisServer]:
+    """A redis-server of the test's own on a free port (``options`` as :class:`RedisServer` takes
+    them: appendonly, maxmemory...), stopped and its files removed on exit."""
+    server = RedisServer(**options).start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def own_redis():
+    """Starts redis-servers of the test's own, ``own_redis(maxmemory="8mb")``: for a test whose Redis
+    is not the session's (a memory limit, an append-only file, a server to kill); all stop after it."""
+    with contextlib.ExitStack() as servers:
+        yield lambda **options: servers.enter_context(private_redis(**options))
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +68,8 @@ def environ(monkeypatch):
 
 @pytest.fixture(scope="session")
 def redis_server():
-    server = RedisServer().start()
-    yield server
-    server.close()
+    with private_redis() as server:
+        yield server
 
 
 @pytest.fixture
@@ -61,37 +81,8 @@ def redis_client(redis_server) -> redis.Redis:
     client.flushdb()
 
 
-@contextlib.contextmanager
-def running_stack(
-    log_dir: Path, web_env: dict | None = None, env: dict | None = None, workers: dict[str, dict] | None = None
-) -> Iterator[Stack]:
-    """Own Redis, gunicorn (with ``web_env`` added) and ``workers`` (name -> Stack.start_worker
-    options; default one worker on both queues), all with ``env`` added; stopped on exit."""
-    workers = workers or {"w1": {"concurrency": 1}}
-    server = RedisServer().start()
-    running = Stack(server.url, log_dir, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
-    try:
-        for name, options in workers.items():
-            running.start_worker(name, **options)
-        running.start_web(env=web_env)
-        running.wait_for_workers(len(workers))
-        yield running
-    finally:
-        running.stop_all()
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def stack(request):
-    """A running service for a test module: own Redis, one worker, gunicorn; with the module's
-    ``STACK_ENV`` (a dict of settings) if it has one."""
-    env = getattr(request.module, "STACK_ENV", None)
-    with running_stack(OUTPUT / request.module.__name__, env=env) as running:
-        yield running
-
-
 # The tiny models that tests train (about 60 % right) may be served where a test activates them;
-# the accuracy floor of the model check is tested in test_model_checks.py.
+# the accuracy floor of the model check is tested in tests/service/test_model_checks.py.
 TINY_MODELS_SERVED = {"CHECK_MIN_ACCURACY": "0.3"}
 
 
@@ -102,9 +93,16 @@ def png_bytes(pixels: np.ndarray, invert: bool = False) -> bytes:
     return buffer.getvalue()
 
 
+def openapi_validator(document: dict, schema_name: str) -> Draft202012Validator:
+    """A validator for one of the OpenAPI document's component schemas (refs resolve in the document)."""
+    return Draft202012Validator(
+        {**document, "$ref": f"#/components/schemas/{schema_name}"}, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
 def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Tests drive the service harder than any one client may; tests/test_rate_limit.py sets its own.
+    # Tests drive the service harder than any one client may; tests/service/test_rate_limit.py sets its own.
     os.environ["RATE_LIMIT"] = ""
     # A test's web stops at once when its stack does; tests/test_drain.py drains its own.
     os.environ.setdefault("DRAIN_SECONDS", "0")

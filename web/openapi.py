@@ -5,7 +5,7 @@ the inference protocol's generated types, and pydantic writes its JSON Schema; e
 is what its view declares with :func:`documented`, beside its route; the paths are the app's own
 routes, and who needs which token follows from the views' decorators (web/auth.py), so the
 document cannot leave a route out or name a token the code does not ask for. apispec assembles
-the document; tests/test_openapi.py checks it against the routes and schemathesis checks the live
+the document; tests/fast/test_openapi.py checks it against the routes and schemathesis checks the live
 service against it. Limits (images per request, the longest wait) come from the running settings.
 """
 

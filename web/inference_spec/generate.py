@@ -1,5 +1,5 @@
 """Write web/inference_types.py from the vendored protocol spec (``make schemas``), or with
-``--check`` say whether the committed file is what the spec generates (tests/test_inference_types.py).
+``--check`` say whether the committed file is what the spec generates (tests/fast/test_inference_types.py).
 
     python web/inference_spec/generate.py [--check]
 

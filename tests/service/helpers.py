@@ -1,0 +1,110 @@
+"""The ways the service tests start the service (running_stack, web_only) and the HTTP helpers they share."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+import requests
+
+from jobs.schemas import TERMINAL
+from stack.processes import Stack
+from tests.conftest import OUTPUT, TOKEN, private_redis
+
+
+def submit(base_url: str, images: list[bytes], as_json: bool = False) -> list[str]:
+    """POST images to /api/v1/predictions; return the job ids in order."""
+    url = f"{base_url}/api/v1/predictions"
+    if as_json:
+        response = requests.post(url, json={"images": [base64.b64encode(i).decode() for i in images]}, timeout=30)
+    else:
+        files = [("image", (f"{n}.png", data, "image/png")) for n, data in enumerate(images)]
+        response = requests.post(url, files=files, timeout=30)
+    assert response.status_code == 202, response.text
+    jobs = response.json()["jobs"]
+    assert len(jobs) == len(images)
+    return [job["job_id"] for job in jobs]
+
+
+def wait_for(base_url: str, job_id: str, timeout: float = 120) -> dict:
+    """Long-poll a job until it ends; fail the test if it does not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = requests.get(f"{base_url}/api/v1/jobs/{job_id}", params={"wait": 10}, timeout=30)
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if job["status"] in TERMINAL:
+            return job
+    raise AssertionError(f"job {job_id} did not end within {timeout} s: {job}")
+
+
+def form_session(base_url: str) -> tuple[requests.Session, str]:
+    """A browser-like session that has loaded the upload form: its cookie and the form's CSRF token."""
+    session = requests.Session()
+    page = session.get(f"{base_url}/", timeout=10)
+    assert page.status_code == 200, page.text
+    return session, re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+@contextlib.contextmanager
+def running_stack(
+    log_dir: Path, web_env: dict | None = None, env: dict | None = None, workers: dict[str, dict] | None = None
+) -> Iterator[Stack]:
+    """Own Redis, gunicorn (with ``web_env`` added) and ``workers`` (name -> Stack.start_worker
+    options; default one worker on both queues), all with ``env`` added; stopped on exit."""
+    workers = workers or {"w1": {"concurrency": 1}}
+    with private_redis() as server:
+        running = Stack(server.url, log_dir, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
+        try:
+            for name, options in workers.items():
+                running.start_worker(name, **options)
+            running.start_web(env=web_env)
+            running.wait_for_workers(len(workers))
+            yield running
+        finally:
+            running.stop_all()
+
+
+@contextlib.contextmanager
+def web_only(name: str, env: dict | None = None, workers: int = 1) -> Iterator[tuple[Stack, redis.Redis]]:
+    """gunicorn and a private Redis, no worker: whatever is enqueued stays visible in the queue.
+
+    Logs land in test-output/<name>/.
+    """
+    for old in (OUTPUT / name).glob("*.log"):  # the logs of this run only
+        old.unlink()
+    with private_redis() as server:
+        stack = Stack(server.url, OUTPUT / name, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
+        try:
+            stack.start_web(workers=workers)
+            yield stack, redis.Redis.from_url(server.url)
+        finally:
+            stack.stop_all()
+
+
+def gunicorn_workers(stack: Stack) -> list[int]:
+    """Process ids of the gunicorn worker processes (children of the master)."""
+    master = stack.processes["web"].pid
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            if int(fields[1]) == master:
+                children.append(int(entry.name))
+    return children
+
+
+def resident_mb(pid: int) -> float:
+    """A process's resident memory in MB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
