@@ -64,7 +64,14 @@ class Settings:
     max_timeout_ms: int = setting(0, "the longest deadline a prediction may have, in ms (0: no maximum)")
     max_pending_per_client: int = setting(5000, "prediction jobs one client address may have waiting")
     max_pending_bytes_per_client: int = setting(64 * MiB, "image bytes one client address may have waiting")
-    max_queued_bytes: int = setting(512 * MiB, "image bytes all clients together may have waiting")
+    max_queued_bytes: int = setting(256 * MiB, "image bytes all clients together may have waiting")
+    max_finished_jobs: int = setting(40_000, "ended jobs whose records are kept; beyond, the oldest are forgotten")
+    max_finished_per_client: int = setting(
+        10_000, "ended jobs one client address keeps; beyond, its oldest are forgotten"
+    )
+    redis_high_water: float = setting(
+        0.85, "share of Redis's maxmemory beyond which new work is refused (503); the caps must fit under it"
+    )
     keep_uploads: bool = setting(False, "keep form uploads for their job page after the job ends")
     # Corrections (the feedback dataset)
     feedback_retention_seconds: int = setting(0, "how long corrections are kept (0: for ever; they outlive their jobs)")
@@ -86,8 +93,8 @@ class Settings:
     training_time_limit: float = setting(3600.0, "seconds a training job may run; then it is stopped and fails")
     max_queued_training: int = setting(4, "training jobs that may be queued or running at once")
     training_threads: int = setting(1, "threads the forest's training may use (predict workers share the cores)")
-    max_model_versions: int = setting(50, "model versions the store keeps; beyond, uploads and training are refused")
-    max_model_bytes: int = setting(16 * MiB, "largest model file stored")
+    max_model_versions: int = setting(20, "model versions the store keeps; beyond, uploads and training are refused")
+    max_model_bytes: int = setting(8 * MiB, "largest model file stored")
     check_min_accuracy: float = setting(0.9, "a model must read this share of 500 MNIST test digits right to be served")
     check_max_ms_per_image: float = setting(2.0, "... and cost at most this many ms per image on a batch of 256")
     check_memory_mb: int = setting(3072, "memory (address space) the check of a model may use")

@@ -8,8 +8,12 @@ submit then long-poll, as the README's curl does it) and a /healthz probe, first
 while another client (another address, 127.0.0.2) misbehaves: holding ``--polls`` long polls
 open (each answered one sent again at once); having sent ``--hostile-images`` hostile-but-valid
 images (4000x4000 transparent PNGs, as costly as the limits allow); keeping a bulk backlog of at
-least ``--backlog`` images queued. Prints each figure with its goal, the web's memory, and the
-CPU the load generators spent, so the service's cost can be told from theirs.
+least ``--backlog`` images queued; and the attacks of issue 29: ``?wait=`` of 8,000 digits and an
+``x`` (a regex once backtracked seconds on it), a 1x2 TIFF declaring 400,000 strips and a JPEG of
+100,000 APP segments (Pillow's open walks each), each sent again as soon as it is answered, and
+``--batch-polls`` long polls on three 1,000-job batches that end a few jobs at a time (Redis's CPU
+is reported). Prints each figure with its goal, the web's memory, Redis's CPU, and the CPU the
+load generators spent, so the service's cost can be told from theirs.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ import requests
 from PIL import Image
 
 from bench.cpu import cpu_seconds, process_tree
+from bench.hostile_files import jpeg_with_app_segments, tiff_with_strips
 from bench.load import png
 from jobs import keys
+from jobs import records as rec
 from jobs.records import JobRecords
 from model.mnist import load_mnist
 from settings import get_settings
@@ -42,6 +48,8 @@ from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
 TOKEN = "bench"
+TIFF = tiff_with_strips(400_000)  # 3.2 MB: under MAX_IMAGE_BYTES
+JPEG = jpeg_with_app_segments(100_000)  # 400 KB
 
 
 @dataclass
@@ -229,12 +237,84 @@ class BulkBacklog:
                 time.sleep(float(answer.headers.get("Retry-After", "1")))
 
 
+class Repeated:
+    """Another client sending one request again as soon as it is answered, on ``threads``
+    connections; the answers' latencies and statuses are kept."""
+
+    def __init__(self, send, threads: int = 2):
+        self.send, self.latencies, self.statuses = send, Latencies(), Counter()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> Repeated:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join()
+
+    def _run(self) -> None:
+        session = hostile_session()
+        while not self.stopping.is_set():
+            started = time.perf_counter()
+            try:
+                self.statuses[self.send(session).status_code] += 1
+                self.latencies.ms.append((time.perf_counter() - started) * 1000)
+            except requests.RequestException:
+                self.latencies.failed += 1
+
+
+class EndingBatches:
+    """Three batches of 1,000 jobs of 127.0.0.2's, recorded straight in Redis (in no lane, so no
+    worker takes them) and ended ``per_tick`` jobs of each every ``tick_s`` by this thread, as
+    workers would: long polls on them are woken by every one of those finishes."""
+
+    def __init__(self, redis_url: str, per_tick: int = 2, tick_s: float = 0.05, size: int = 1000):
+        self.records = JobRecords(redis.Redis.from_url(redis_url))
+        self.batches = []
+        for _ in range(3):
+            batch_id = rec.new_job_id()
+            self.batches.append((batch_id, self.records.create("predict", size, batch_id=batch_id).ids))
+        self.per_tick, self.tick_s, self.notices = per_tick, tick_s, 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> EndingBatches:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        done = 0
+        size = len(self.batches[0][1])
+        while not self.stopping.is_set() and done + self.per_tick < size:  # the last jobs of each never end
+            for _, ids in self.batches:
+                ended = ids[done : done + self.per_tick]
+                self.records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result={"label": 0}) for job_id in ended])
+                self.notices += 1
+            done += self.per_tick
+            time.sleep(self.tick_s)
+
+
+def redis_cpu_seconds(client: redis.Redis) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--polls", type=int, default=500, help="long polls the hostile client holds")
     parser.add_argument("--hostile-images", type=int, default=64, help="hostile-but-valid images it sends")
     parser.add_argument("--backlog", type=int, default=5000, help="images the bulk client keeps queued")
+    parser.add_argument("--batch-polls", type=int, default=500, help="long polls on three 1,000-job batches")
     parser.add_argument("--seconds", type=float, default=15, help="length of each measurement")
+    parser.add_argument("--only", default="", help="run only the scenarios whose name holds this (and alone)")
     parser.add_argument("--logs", type=Path, default=Path("bench-results/shared-logs"))
     args = parser.parse_args(argv)
 
@@ -242,13 +322,15 @@ def main(argv: list[str] | None = None) -> int:
     pngs = [png(digit) for digit in mnist.x_test[:200]]
     image = pngs[0]
     hostile = transparent_png(4000)  # 64,000,000 bytes once decoded: just under MAX_DECODED_BYTES
-    server = RedisServer().start()
+    server = RedisServer(maxmemory="1gb").start()  # as docker-compose runs it: the caps are checked against it
+    redis_client = redis.Redis.from_url(server.url)
     one_thread = {"TF_INTRA_OP_THREADS": "1", "TF_INTER_OP_THREADS": "1"}
     # The bulk client keeps its backlog above the default pending-jobs limit of one client.
     room = {"MAX_PENDING_PER_CLIENT": str(2 * args.backlog + 1000)}
     stack = Stack(server.url, args.logs, env={"DIGITS_ADMIN_TOKEN": TOKEN, **one_thread, **room})
     me = os.getpid()
-    rows, notes = [], []
+    rows, notes, goals = [], [], []
+    attack_goals: list[tuple[str, dict[str, Latencies]]] = []
     try:
         for n in range(2):
             stack.start_worker(f"predict{n + 1}", queues=PREDICT_QUEUES, pool="solo")
@@ -258,69 +340,126 @@ def main(argv: list[str] | None = None) -> int:
         polite_client(base, image, 1)  # warm up every path
 
         def scenario(name: str) -> dict[str, Latencies]:
-            cpu_before = cpu_seconds([me])
+            cpu_before, redis_before, web_before = cpu_seconds([me]), redis_cpu_seconds(redis_client), cpu_seconds(web)
             figures = measure(base, image, args.seconds)
-            rows.append((name, figures, cpu_seconds([me]) - cpu_before, resident_mb(web)))
+            redis_share = (redis_cpu_seconds(redis_client) - redis_before) / args.seconds
+            web_share = (cpu_seconds(web) - web_before) / args.seconds
+            rows.append((name, figures, cpu_seconds([me]) - cpu_before, resident_mb(web), redis_share, web_share))
             return figures
 
+        def wanted(name: str) -> bool:
+            return args.only.lower() in name.lower()
+
         scenario("alone")
-        # Something to wait on that never ends: a training job on a queue no worker here consumes.
-        training = requests.post(
-            f"{base}/api/v1/training-jobs",
-            json={"arch": "seed"},
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=30,
-        ).json()["job_id"]
-        with LongPolls(base, f"/api/v1/jobs/{training}?wait=30", args.polls) as polls:
-            time.sleep(2)
-            while_polls = scenario(f"{args.polls} long polls held")
+        attacks = {
+            "?wait= of 8,000 digits and an x": lambda s: s.get(
+                f"{base}/api/v1/jobs/{'0' * 32}", params={"wait": "1" * 8000 + "x"}, timeout=30
+            ),
+            "1x2 TIFF declaring 400,000 strips": lambda s: s.post(
+                f"{base}/api/v1/predictions", files={"image": ("strips.tiff", TIFF)}, timeout=30
+            ),
+            "JPEG of 100,000 APP segments": lambda s: s.post(
+                f"{base}/api/v1/predictions", files={"image": ("segments.jpg", JPEG)}, timeout=30
+            ),
+        }
+        for name, send in attacks.items():
+            if not wanted(name):
+                continue
+            with Repeated(send) as attack:
+                figures = scenario(f"{name}, sent again as soon as answered")
+            figures[name] = attack.latencies
+            attack_goals.append((name, figures))
+            notes.append(f"{name}: {len(attack.latencies.ms)} sent, answered {dict(attack.statuses)}")
+        if not args.only:  # the earlier attacks
+            # Something to wait on that never ends: a training job on a queue no worker here consumes.
+            training = requests.post(
+                f"{base}/api/v1/training-jobs",
+                json={"arch": "seed"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=30,
+            ).json()["job_id"]
+            with LongPolls(base, f"/api/v1/jobs/{training}?wait=30", args.polls) as polls:
+                time.sleep(2)
+                while_polls = scenario(f"{args.polls} long polls held")
+                notes.append(
+                    f"long polls: {len(polls.selector.get_map())} held, {polls.answered} answered and sent again, "
+                    f"{polls.errors} errors"
+                )
+
+            sent = hostile_session().post(
+                f"{base}/api/v1/predictions", files=[("image", hostile)] * args.hostile_images, timeout=120
+            )
+            hostile_ids = [job["job_id"] for job in sent.json()["jobs"]]
+            started = time.monotonic()
+            while_hostile = scenario(f"{args.hostile_images} hostile images sent")
+            records = JobRecords(redis.Redis.from_url(server.url))
+            while records.unfinished(hostile_ids) and time.monotonic() - started < 300:
+                time.sleep(0.5)
+            outcomes = Counter(
+                (job["error"] or {}).get("code") or ("blank" if job["result"]["label"] is None else "read")
+                for job in records.get_many(hostile_ids)
+            )
             notes.append(
-                f"long polls: {len(polls.selector.get_map())} held, {polls.answered} answered and sent again, "
-                f"{polls.errors} errors"
+                f"hostile images ({len(hostile)} bytes each, 4000x4000 transparent): all ended within "
+                f"{time.monotonic() - started:.0f} s: {dict(outcomes)}"
             )
 
-        sent = hostile_session().post(
-            f"{base}/api/v1/predictions", files=[("image", hostile)] * args.hostile_images, timeout=120
-        )
-        hostile_ids = [job["job_id"] for job in sent.json()["jobs"]]
-        started = time.monotonic()
-        while_hostile = scenario(f"{args.hostile_images} hostile images sent")
-        records = JobRecords(redis.Redis.from_url(server.url))
-        while records.unfinished(hostile_ids) and time.monotonic() - started < 300:
-            time.sleep(0.5)
-        outcomes = Counter(
-            (job["error"] or {}).get("code") or ("blank" if job["result"]["label"] is None else "read")
-            for job in records.get_many(hostile_ids)
-        )
-        notes.append(
-            f"hostile images ({len(hostile)} bytes each, 4000x4000 transparent): all ended within "
-            f"{time.monotonic() - started:.0f} s: {dict(outcomes)}"
-        )
-
-        with BulkBacklog(base, pngs, args.backlog, server.url) as bulk:
-            while_bulk = scenario(f"a bulk backlog of {args.backlog}+ images")
+            with BulkBacklog(base, pngs, args.backlog, server.url) as bulk:
+                while_bulk = scenario(f"a bulk backlog of {args.backlog}+ images")
+                notes.append(
+                    f"bulk client: {bulk.sent} images accepted, {bulk.refused} requests told to wait; backlog "
+                    f"while measured: min {min(bulk.backlog_seen[-50:], default=0)}"
+                )
+        # Last: when their waits end, 500 answers of 1,000 records each are due at once.
+        if wanted("batch polls"):
+            with EndingBatches(server.url) as ending:
+                paths = [f"/api/v1/batches/{batch_id}?wait=30" for batch_id, _ in ending.batches]
+                polls = [LongPolls(base, path, args.batch_polls // 3 + (i < args.batch_polls % 3)) for i, path in
+                         enumerate(paths)]  # fmt: skip
+                for poll in polls:
+                    poll.__enter__()
+                time.sleep(6)  # every poll is in and waiting (a starved web takes seconds to take 500 in)
+                notices_before = ending.notices
+                while_batch_polls = scenario(f"{args.batch_polls} batch long polls")
+                notices = ending.notices - notices_before
+                for poll in polls:
+                    poll.__exit__()
             notes.append(
-                f"bulk client: {bulk.sent} images accepted, {bulk.refused} requests told to wait; backlog "
-                f"while measured: min {min(bulk.backlog_seen[-50:], default=0)}"
+                f"batch long polls: {sum(len(p.selector.get_map()) for p in polls)} held on 3 batches of 1,000 "
+                f"jobs, woken by {notices} finishes in {args.seconds:g} s; Redis CPU {rows[-1][4]:.0%} of a core"
             )
+            polite_p99 = while_batch_polls["polite image"].quantile(99)
+            goals.append(("batch polls: polite image p99 (reported)", polite_p99, 500))
     finally:
         stack.stop_all()
         server.close()
 
-    print(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs; latency in ms")
-    for name, figures, client_cpu, web_mb in rows:
-        print(f"\n{name}  (web resident {web_mb:.0f} MB; load generators used {client_cpu:.1f} CPU s)")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, load average {load}; latency in ms")
+    for name, figures, client_cpu, web_mb, redis_share, web_share in rows:
+        print(
+            f"\n{name}  (web resident {web_mb:.0f} MB; CPU: web {web_share:.0%}, Redis {redis_share:.0%} of a core; "
+            f"load generators used {client_cpu:.1f} CPU s)"
+        )
         for what, latencies in figures.items():
             print(f"  {what:<14} {latencies.line()}")
     print()
     for note in notes:
         print(note)
-    goals = [
-        ("long polls: healthz p99", while_polls["healthz"].quantile(99), 100),
-        ("long polls: polite image p50", while_polls["polite image"].quantile(50), 100),
-        ("hostile images: polite image p99", while_hostile["polite image"].quantile(99), 2000),
-        ("bulk backlog: polite image p99", while_bulk["polite image"].quantile(99), 500),
-    ]
+    for name, figures in attack_goals:
+        goals += [
+            (f"{name}: polite image p99", figures["polite image"].quantile(99), 500),
+            (f"{name}: healthz p99", figures["healthz"].quantile(99), 100),
+        ]
+        if "JPEG" not in name:
+            goals.append((f"{name}: the attack's own answer, max", max(figures[name].ms, default=float("nan")), 50))
+    if not args.only:
+        goals += [
+            ("long polls: healthz p99", while_polls["healthz"].quantile(99), 100),
+            ("long polls: polite image p50", while_polls["polite image"].quantile(50), 100),
+            ("hostile images: polite image p99", while_hostile["polite image"].quantile(99), 2000),
+            ("bulk backlog: polite image p99", while_bulk["polite image"].quantile(99), 500),
+        ]
     print("\ngoals:")
     for goal, value, limit in goals:
         print(f"  {'met ' if value <= limit else 'MISS'}  {goal} <= {limit} ms: {value:.1f} ms")

@@ -65,6 +65,17 @@ job_image = keyed("job:{}:image")
 # List of the job ids one request submitted together, in order.
 batch = keyed("batch:{}")
 
+# Sorted set of the ended jobs whose records are kept, scored by when they ended: the oldest are
+# forgotten beyond MAX_FINISHED_JOBS (jobs/scripts/forget_finished.lua).
+FINISHED_JOBS = f"{PREFIX}:jobs:finished"
+
+# Sorted set of one client's ended jobs, scored by when they ended (MAX_FINISHED_PER_CLIENT).
+finished_by_client = keyed("finished:{}")
+
+# Counter of a batch's jobs that have not ended (absent: all have, or the batch expired): a long
+# poll on a batch reads this one key, never its jobs.
+batch_unfinished = keyed("batch:{}:unfinished")
+
 # Counter of a client's jobs that have not ended (for the pending-jobs limit).
 pending = keyed("pending:{}")
 

@@ -14,6 +14,7 @@ script counts it there if it ends the job.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 import functools
 import re
@@ -78,21 +79,33 @@ class Outcome:
 @dataclass(frozen=True)
 class FinishedNotice:
     """What :meth:`JobRecords.finish` announces on ``keys.JOBS_FINISHED_CHANNEL``: the ids of the
-    jobs it ended, and the records of as many of them as ``NOTICE_RECORD_BYTES`` allowed (the
-    record as :meth:`JobRecords.get` shows it: the listener need not read it again)."""
+    jobs it ended, the batches they belong to with how many jobs each has left unfinished (so a
+    wait on a batch learns it has ended without reading anything, whatever its size), and the
+    records of as many of them as ``NOTICE_RECORD_BYTES`` allowed (the record as
+    :meth:`JobRecords.get` shows it: the listener need not read it again).
+
+    On the wire: the ids, space-separated; a line break; ``<batch id>:<jobs left>``,
+    space-separated; a line break; the records as a JSON object of id -> [field, value, ...]."""
 
     ids: list[str]
     raw_records: dict
+    batches: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: bytes) -> FinishedNotice:
         """The notice in a pub/sub message's data (its ids alone when anything else is malformed)."""
-        head, _, tail = data.partition(b"\n")
+        head, _, rest = data.partition(b"\n")
+        batches, _, tail = rest.partition(b"\n")
         try:
             raw = orjson.loads(tail) if tail else {}
         except ValueError:
             raw = {}
-        return cls(head.decode().split(), raw if isinstance(raw, dict) else {})
+        left = {}
+        for item in batches.decode(errors="replace").split():
+            batch_id, _, count = item.partition(":")
+            if count.isdigit():
+                left[batch_id] = int(count)
+        return cls(head.decode().split(), raw if isinstance(raw, dict) else {}, left)
 
     def record(self, job_id: str) -> JobRecord | None:
         """The ended job's record, if the notice carried it."""
@@ -110,8 +123,8 @@ class Started:
     ``poison`` (its image is not handed over: end it). ``image`` is set for the jobs taken;
     ``version`` for jobs that asked for one model version (else the active one reads them);
     ``read`` says what to read in it (one of READ_MODES); ``created_at`` is when it was
-    submitted (epoch seconds). An ``expired`` job was queued past its deadline: it was not
-    taken and its image not read; the caller ends it."""
+    submitted (epoch seconds); ``batch`` the request it came in (None: none). An ``expired`` job
+    was queued past its deadline: it was not taken and its image not read; the caller ends it."""
 
     job_id: str
     status: str | None
@@ -124,6 +137,7 @@ class Started:
     version: int | None = None
     read: str = READ_MODES[0]
     created_at: float | None = None
+    batch: str | None = None
     expired: bool = False
 
 
@@ -138,6 +152,19 @@ class PendingLimits:
 
 
 NO_LIMITS = PendingLimits()
+
+
+@dataclass(frozen=True)
+class FinishedLimits:
+    """How many ended jobs' records are kept (0: no limit), in all and per client; beyond, the
+    oldest are forgotten as new ones end (MAX_FINISHED_JOBS, MAX_FINISHED_PER_CLIENT)."""
+
+    jobs: int = 0
+    per_client: int = 0
+
+
+# Records one finish forgets at most (the rest go with the next): a finish's cost stays bounded.
+MOST_FORGOTTEN_AT_ONCE = 2000
 
 
 @dataclass(frozen=True)
@@ -193,12 +220,21 @@ def error(code: str, message: str) -> ErrorDetail:
 class JobRecords:
     """Reads and writes job records; every method costs one Redis round trip unless it says otherwise."""
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int = 86400, replica_ack: ReplicaAck | None = None):
+    def __init__(
+        self,
+        client: redis.Redis,
+        ttl_seconds: int = 86400,
+        replica_ack: ReplicaAck | None = None,
+        finished_limits: FinishedLimits = FinishedLimits(),
+    ):
         """With ``replica_ack``, :meth:`create` returns only once a replica has the new records, when it
-        says so (see jobs/replicas.py); without, it never waits (workers: they accept no work)."""
+        says so (see jobs/replicas.py); without, it never waits (workers: they accept no work).
+        ``finished_limits``: how many ended jobs :meth:`finish` keeps."""
         self.redis = client
         self.ttl = ttl_seconds
         self.replica_ack = replica_ack
+        self.finished_limits = finished_limits
+        self._forget = scripts.ForgetFinished(client)
         self._create = scripts.CreateJobs(client)
         self._start = scripts.StartJobs(client)
         self._unfinished = scripts.CountUnfinished(client)
@@ -239,6 +275,8 @@ class JobRecords:
         shared = {"type": job_type, "status": QUEUED, "created_at": repr(now)}
         if client:
             shared["client"] = client
+        if batch_id:
+            shared["batch"] = batch_id  # the finish script counts the batch's jobs down
         for name, value in (fields or {}).items():
             shared[name] = value if isinstance(value, str) else orjson.dumps(value).decode()
         images = list(images or ())
@@ -287,6 +325,14 @@ class JobRecords:
             return None
         ids = self.redis.lrange(keys.batch(batch_id), 0, -1)
         return [i.decode() for i in ids] or None
+
+    def batch_exists(self, batch_id: str) -> bool:
+        """Whether ``batch_id`` is a batch still kept (one key looked up, its ids not read)."""
+        return is_job_id(batch_id) and bool(self.redis.exists(keys.batch(batch_id)))
+
+    def batch_unfinished(self, batch_id: str) -> int:
+        """How many of the batch's jobs have not ended (0 when all have, or it expired): one key read."""
+        return int(self.redis.get(keys.batch_unfinished(batch_id)) or 0)
 
     def unfinished(self, job_ids: Sequence[str]) -> int:
         """How many of the jobs are still queued or running; one short answer however many jobs."""
@@ -351,6 +397,7 @@ class JobRecords:
                 job.version,
                 job.read or READ_MODES[0],
                 job.created_at,
+                job.batch,
                 job.expired,
             )
             for job_id, job in zip(job_ids, found, strict=True)
@@ -402,18 +449,23 @@ class JobRecords:
         batch_size: int | None = None,
         clients: Sequence[str | None] | None = None,
         created_at: Sequence[float | None] | None = None,
+        batches: Sequence[str | None] | None = None,
     ) -> list[str]:
         """End the jobs that have not ended yet; return the ids this call ended.
 
         ``batch_size``, if given, is counted in the batch-size histogram (one model call).
-        ``clients`` and ``created_at`` (one per outcome, as :meth:`start` told them) spare a
-        round trip to look them up; a prediction's latency is counted from its ``created_at``.
+        ``clients``, ``created_at`` and ``batches`` (one per outcome, as :meth:`start` told them)
+        spare a round trip to look them up; a prediction's latency is counted from its ``created_at``.
         """
         outcomes = list(outcomes)
         if not outcomes:
             return []
-        if clients is None or created_at is None:
-            clients, created_at = self._clients_and_creation([o.job_id for o in outcomes])
+        if clients is None or created_at is None or batches is None:  # what was given stands
+            found = self._clients_and_creation([o.job_id for o in outcomes])
+            clients, created_at, batches = (
+                given if given is not None else looked_up
+                for given, looked_up in zip((clients, created_at, batches), found, strict=True)
+            )
         now = time.time()
         # The jobs of one request share their creation time: each bucket is looked up once.
         latencies = {
@@ -425,35 +477,80 @@ class JobRecords:
             scripts.Finishing(
                 outcome.job_id,
                 client,
+                batch,
                 outcome.status,
                 orjson.dumps(outcome.result) if outcome.result is not None else None,
                 orjson.dumps(outcome.error) if outcome.error is not None else None,
                 _counted_version(outcome),
                 latencies.get(created),  # None: when it was created is not known
             )
-            for outcome, client, created in zip(outcomes, clients, created_at, strict=True)
+            for outcome, client, created, batch in zip(outcomes, clients, created_at, batches, strict=True)
         ]
-        return self._finish(
+        ended = self._finish(
             now=now,
             channel=keys.JOBS_FINISHED_CHANNEL,
             room=NOTICE_RECORD_BYTES,
             batch_bucket=bucket_of(batch_size, BATCH_BUCKETS) if batch_size else None,
             batch_images=batch_size or 0,
             jobs=finishing,
+            ttl=self.ttl,
         )
+        if ended and (self.finished_limits.jobs or self.finished_limits.per_client):
+            self.forget_beyond_limits({client for client in clients if client})
+        return ended
 
     def expire(self, job_ids: Sequence[str], why: ErrorDetail) -> list[str]:
         """End the jobs that have not ended yet as expired: whoever wanted them has given up (a job
         not started yet is then never read); return the ids this call ended."""
         return self.finish(Outcome(job_id, EXPIRED, error=why) for job_id in job_ids)
 
-    def _clients_and_creation(self, job_ids: Sequence[str]) -> tuple[list[str | None], list[float | None]]:
+    def forget_beyond_limits(self, clients: Iterable[str] = ()) -> int:
+        """Forget the oldest ended jobs beyond :attr:`finished_limits`, in all and for each of
+        ``clients``; how many records were deleted (at most MOST_FORGOTTEN_AT_ONCE a call)."""
+        limits, clients = self.finished_limits, sorted(clients)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(keys.FINISHED_JOBS)
+        for client in clients:
+            pipe.zcard(keys.finished_by_client(client))
+        total, *per_client = pipe.execute()
+        sources = []
+        if limits.per_client:
+            over = zip(clients, per_client, strict=True)
+            sources += [(keys.finished_by_client(client), n - limits.per_client) for client, n in over]
+        if limits.jobs:
+            sources.append((keys.FINISHED_JOBS, total - limits.jobs))
+        pipe = self.redis.pipeline(transaction=False)
+        for key, over in sources:
+            if over > 0:
+                pipe.zrange(key, 0, min(over, MOST_FORGOTTEN_AT_ONCE) - 1)
+        victims = list(dict.fromkeys(i.decode() for ids in pipe.execute() for i in ids))[:MOST_FORGOTTEN_AT_ONCE]
+        return self._forget_jobs(victims) if victims else 0
+
+    def forget_finished(self) -> int:
+        """Delete every ended job's record now (an admin's purge); how many were deleted."""
+        deleted = 0
+        while ids := [i.decode() for i in self.redis.zrange(keys.FINISHED_JOBS, 0, MOST_FORGOTTEN_AT_ONCE - 1)]:
+            deleted += self._forget_jobs(ids)
+        return deleted
+
+    def _forget_jobs(self, job_ids: list[str]) -> int:
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hmget(keys.job(job_id), "client", "created_at")
+            pipe.hmget(keys.job(job_id), "client", "batch")
+        owners = [(c.decode() if c else None, b.decode() if b else None) for c, b in pipe.execute()]
+        return self._forget(jobs=[(job_id, *owner) for job_id, owner in zip(job_ids, owners, strict=True)])
+
+    def _clients_and_creation(
+        self, job_ids: Sequence[str]
+    ) -> tuple[list[str | None], list[float | None], list[str | None]]:
+        """Each job's client, creation time and batch."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), "client", "created_at", "batch")
         found = pipe.execute()
-        clients = [client.decode() if client else None for client, _ in found]
-        return clients, [float(created) if created else None for _, created in found]
+        clients = [client.decode() if client else None for client, _, _ in found]
+        batches = [batch.decode() if batch else None for _, _, batch in found]
+        return clients, [float(created) if created else None for _, created, _ in found], batches
 
     def queued_before(self, moment: float) -> list[str]:
         """Ids of the jobs not yet started that were (last) sent to a queue before ``moment`` (epoch seconds)."""

@@ -17,6 +17,7 @@ from web.errors import ApiError
 from web.images import decode_base64_image
 from web.openapi import Answer, documented
 from web.schemas import (
+    Deleted,
     JobList,
     JobListQuery,
     PredictionsAccepted,
@@ -28,7 +29,7 @@ from web.schemas import (
 )
 from web.services import services, settings
 from web.submit import (
-    all_ended_within,
+    batch_ended_within,
     given_once,
     job_links,
     number_field,
@@ -120,10 +121,13 @@ def get_batch(batch_id: str):
     """All jobs of one submission, in order; ``?wait=S`` holds the request until all have ended."""
     wait = query(wait_query(settings().max_wait_seconds)).wait
     records = services().records
+    missing = ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
+    if not records.batch_exists(batch_id):  # its ids are read once, when the answer is due
+        raise missing
+    batch_ended_within(batch_id, wait)
     job_ids = records.batch(batch_id)
     if job_ids is None:
-        raise ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
-    all_ended_within(job_ids, wait)
+        raise missing
     answer: Batch = batch(batch_id, job_ids, records.get_many(job_ids))
     return jsonify(answer)
 
@@ -149,6 +153,16 @@ def get_job(job_id: str):
     if record is None:
         raise ApiError(404, "not_found", f"no job {job_id[:64]!r}: never issued, or expired")
     return jsonify(record)
+
+
+@bp.post("/admin/purge-finished")
+@documented("purgeFinishedJobs", {200: Answer(Deleted, "how many ended jobs' records were deleted")}, (503,))
+@admin_required
+def purge_finished():
+    """Delete every ended job's record (and kept upload) now, to free Redis; unfinished jobs stay."""
+    deleted = services().records.forget_finished()
+    log.info("purged %d ended jobs", deleted)
+    return jsonify({"deleted": deleted})
 
 
 @bp.delete("/jobs/<job_id>")

@@ -132,5 +132,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _internal(exc: Exception):
+        if isinstance(exc, redis.exceptions.ResponseError) and "OOM command not allowed" in str(exc):
+            # Redis 6 reports a script's refused write as a plain script error, not an OOM error.
+            return _unavailable(redis.exceptions.OutOfMemoryError(str(exc)))
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, "internal_error", "the server failed to handle this request")

@@ -119,6 +119,7 @@ def submit_predictions(
         check_images(images)
     svc = services()
     config = svc.settings
+    refuse_new_work_near_full()
     client = client_address()
     batch_id = rec.new_job_id()
     job_ids = [rec.new_job_id() for _ in images]
@@ -156,17 +157,27 @@ def submit_predictions(
     return Submitted(batch_id, job_ids, records if all_ended(records) else None)
 
 
+def refuse_new_work_near_full() -> None:
+    """503 ``store_busy`` while Redis is above its high-water mark (REDIS_HIGH_WATER of maxmemory):
+    the room left is for the work already accepted, which must start and finish."""
+    if over := services().memory.over_high_water():
+        used, mark = over
+        message = (
+            f"the job store is nearly full ({used >> 20} MiB used, new work stops at {mark >> 20} MiB); retry shortly"
+        )
+        raise ApiError(503, "store_busy", message, {"Retry-After": "2"})
+
+
 def all_ended(records: list[JobRecord | None]) -> bool:
     """Whether every job has ended (a missing record has: it expired)."""
     return all(map(has_ended, records))
 
 
-def all_ended_within(job_ids: list[str], seconds: float) -> bool:
-    """Hold the request until every job has ended or ``seconds`` pass (as far as this client may
-    wait now: see web/waiting.py); whether all have ended."""
+def batch_ended_within(batch_id: str, seconds: float) -> bool:
+    """Hold the request until every job of the batch has ended or ``seconds`` pass (as far as this
+    client may wait now: see web/waiting.py), reading its one counter, never its jobs; whether all have ended."""
     svc = services()
-    client = client_address()
-    left = svc.waiter.wait_until(job_ids, seconds, lambda: svc.records.unfinished(job_ids), lambda n: n == 0, client)
+    left = svc.waiter.wait_batch(batch_id, seconds, lambda: svc.records.batch_unfinished(batch_id), client_address())
     return left == 0
 
 

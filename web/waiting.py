@@ -6,6 +6,12 @@ requests waiting on the ids each notice names, and hands them the records the no
 ended. A periodic re-read covers notices missed while Redis was unreachable. Under gunicorn's
 gevent worker the "threads" here are greenlets: a waiting request costs a greenlet and its socket.
 
+A wait on a whole batch costs the same however big the batch: everyone in the process waiting on
+one batch shares a :class:`BatchWatch`. Each notice says how many jobs each batch it names has
+left (one dict lookup per batch, not per job and waiter, and nothing read from Redis); the waiters
+are woken when none is left, and otherwise once a second, when one of them reads the batch's one
+counter (keys.batch_unfinished) for all, in case a notice was lost.
+
 Waiting is bounded, so it can never use up a process's memory or sockets: at most
 ``max_waits`` requests wait at once in a process, and at most ``max_waits_per_client`` from one
 client address. A request beyond either bound is answered at once with what there is now (the
@@ -33,6 +39,7 @@ from jobs.schemas import JobRecord, has_ended
 log = logging.getLogger(__name__)
 
 RECHECK_S = 1.0
+FOLLOWER_RECHECK_S = 5.0
 T = TypeVar("T")
 _UNREAD = object()
 
@@ -67,11 +74,64 @@ class Watch:
         return value
 
 
+class BatchWatch:
+    """The requests of one process waiting on one batch: told by the notices how many of its jobs
+    are left, woken together when none is, and sharing one reading of its counter a second."""
+
+    def __init__(self, read: Callable[[], int]):
+        self._read = read
+        self.waiters = 0  # changed under JobWaiter's lock
+        self.generation = 0  # one more each time the waiters are woken
+        self._changed = threading.Condition()
+        self._reading = threading.Lock()
+        self._value: tuple[float, int] | None = None  # (when, jobs left), heard or read
+        self._leader: object | None = None
+
+    def leads(self, waiter: object) -> bool:
+        """Whether ``waiter`` is the one that looks again every RECHECK_S (it becomes so when none is)."""
+        if self._leader is None:
+            self._leader = waiter
+        return self._leader is waiter
+
+    def leave(self, waiter: object) -> None:
+        if self._leader is waiter:
+            self._leader = None
+
+    def heard(self, left: int) -> None:
+        """A notice said the batch has ``left`` jobs unfinished; the waiters are woken when none is."""
+        self._value = (time.monotonic(), left)
+        if left <= 0:
+            with self._changed:
+                self.generation += 1
+                self._changed.notify_all()
+
+    def wake(self) -> None:
+        """Wake every waiter now (the process is draining)."""
+        with self._changed:
+            self.generation += 1
+            self._changed.notify_all()
+
+    def changed_since(self, seen: int, timeout: float) -> int:
+        """The generation once it is past ``seen``, or after ``timeout`` seconds."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.generation != seen, timeout)
+            return self.generation
+
+    def unfinished(self) -> int:
+        """The jobs left, as last heard or read; read again from the counter when that is RECHECK_S
+        old (a notice may have been lost): one reading serves every waiter."""
+        with self._reading:
+            if self._value is None or time.monotonic() - self._value[0] >= RECHECK_S:
+                self._value = (time.monotonic(), self._read())
+            return self._value[1]
+
+
 class JobWaiter:
     def __init__(self, client_factory: Callable[[], redis.Redis], max_waits: int, max_waits_per_client: int):
         self._client_factory = client_factory
         self.max_waits, self.max_waits_per_client = max_waits, max_waits_per_client
         self._waiting: dict[str, set[Watch]] = defaultdict(set)
+        self._batches: dict[str, BatchWatch] = {}
         self._per_client: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
@@ -93,18 +153,64 @@ class JobWaiter:
                 return record
             return watch.until(timeout, lambda: watch.delivered.get(job_id) or read(), has_ended, record)
 
-    def wait_until(
-        self, job_ids: list[str], timeout: float, read: Callable[[], T], done: Callable[[T], bool], client: str
-    ) -> T:
-        """Return ``read()`` once ``done`` says so of it or ``timeout`` seconds have passed,
-        re-reading whenever one of ``job_ids`` ends; at once if ``client`` may not wait now."""
+    def wait_batch(self, batch_id: str, timeout: float, unfinished: Callable[[], int], client: str) -> int:
+        """How many of the batch's jobs have not ended (``unfinished()``, its counter), once none
+        is left or ``timeout`` seconds have passed; at once if ``client`` may not wait now."""
         if timeout <= 0:
-            return read()
-        with self.watching(job_ids, client) as watch:
-            value = read()  # after registering, so no notice can slip in between
-            if watch is None or done(value):
-                return value
-            return watch.until(timeout, read, done, value)
+            return unfinished()
+        with self._joining(batch_id, unfinished, client) as shared:
+            if shared is None:
+                return unfinished()
+            deadline, me = time.monotonic() + timeout, object()
+            seen = shared.generation  # before reading, so no notice can slip in between
+            left = shared.unfinished()
+            try:
+                while left > 0:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._closed.is_set():
+                        break
+                    # One waiter (the leader) looks again every RECHECK_S for all; the others sleep
+                    # until a notice wakes them, checking every FOLLOWER_RECHECK_S that one still looks.
+                    period = RECHECK_S if shared.leads(me) else FOLLOWER_RECHECK_S
+                    seen = shared.changed_since(seen, min(remaining, period))
+                    left = shared.unfinished()
+                    if left <= 0:
+                        shared.heard(left)  # a notice was lost: wake the others too
+            finally:
+                shared.leave(me)
+            return left
+
+    @contextlib.contextmanager
+    def _joining(self, batch_id: str, unfinished: Callable[[], int], client: str) -> Iterator[BatchWatch | None]:
+        """Join (or start) this process's watch on ``batch_id``; None when ``client`` may not wait now."""
+        self._ensure_listener()
+        with self._lock:
+            if self._closed.is_set() or not self._admit(client):
+                shared = None
+            else:
+                shared = self._batches.get(batch_id) or self._batches.setdefault(batch_id, BatchWatch(unfinished))
+                shared.waiters += 1
+        try:
+            yield shared
+        finally:
+            if shared is not None:
+                with self._lock:
+                    self._release(client)
+                    shared.waiters -= 1
+                    if not shared.waiters:
+                        del self._batches[batch_id]
+
+    def _admit(self, client: str) -> bool:
+        """Count one more wait for ``client`` if the bounds allow it (under the lock)."""
+        if self.waiting >= self.max_waits or self._per_client[client] >= self.max_waits_per_client:
+            return False
+        self._per_client[client] += 1
+        return True
+
+    def _release(self, client: str) -> None:
+        self._per_client[client] -= 1
+        if not self._per_client[client]:
+            del self._per_client[client]
 
     @contextlib.contextmanager
     def watching(self, job_ids: list[str], client: str) -> Iterator[Watch | None]:
@@ -114,11 +220,9 @@ class JobWaiter:
         self._ensure_listener()
         watch = Watch(closed=self._closed)
         with self._lock:
-            full = self.waiting >= self.max_waits or self._per_client[client] >= self.max_waits_per_client
-            if full or self._closed.is_set():
+            if self._closed.is_set() or not self._admit(client):
                 watch = None
             else:
-                self._per_client[client] += 1
                 for job_id in job_ids:
                     self._waiting[job_id].add(watch)
         try:
@@ -126,9 +230,7 @@ class JobWaiter:
         finally:
             if watch is not None:
                 with self._lock:
-                    self._per_client[client] -= 1
-                    if not self._per_client[client]:
-                        del self._per_client[client]
+                    self._release(client)
                     for job_id in job_ids:
                         self._waiting[job_id].discard(watch)
                         if not self._waiting[job_id]:
@@ -140,8 +242,11 @@ class JobWaiter:
         with self._lock:
             self._closed.set()
             watches = {watch for watching in self._waiting.values() for watch in watching}
+            batches = list(self._batches.values())
         for watch in watches:
             watch.event.set()
+        for batch in batches:
+            batch.wake()
 
     def _ensure_listener(self) -> None:
         with self._lock:
@@ -164,7 +269,10 @@ class JobWaiter:
         """Wake the requests waiting on the jobs the notice names, handing over the records it
         carries (decoded only for jobs someone waits on)."""
         with self._lock:
+            batches = [(self._batches[b], left) for b, left in notice.batches.items() if b in self._batches]
             woken = [(job_id, watch) for job_id in notice.ids for watch in self._waiting.get(job_id, ())]
+        for shared, left in batches:
+            shared.heard(left)
         records = {job_id: notice.record(job_id) for job_id in {job_id for job_id, _ in woken}}
         for job_id, watch in woken:
             if records[job_id] is not None:

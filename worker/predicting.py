@@ -74,4 +74,5 @@ def _record(
         batch_size=through_model or None,
         clients=[job.client for job in jobs],
         created_at=[job.created_at for job in jobs],
+        batches=[job.batch for job in jobs],
     )

@@ -59,7 +59,8 @@ def open_process(hostname: str, queues: Sequence[str], with_model: bool) -> Work
 
             tensorflow_setup.configure_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
         models = ModelHolder(store, settings.model_backend, settings.tf_intra_op_threads).start()
-    records = rec.JobRecords(client, settings.job_ttl_seconds)
+    finished = rec.FinishedLimits(settings.max_finished_jobs, settings.max_finished_per_client)
+    records = rec.JobRecords(client, settings.job_ttl_seconds, finished_limits=finished)
     return WorkerProcess(hostname, tuple(queues), settings, client, records, store, models)
 
 

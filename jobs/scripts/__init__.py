@@ -125,6 +125,7 @@ class CreateJobs(Script):
             keys.QUEUED_BYTES,
             keys.lane(fast_lane) if lanes else "",
             keys.lane(bulk_lane) if lanes else "",
+            keys.batch_unfinished(batch_id or ""),
             keys.pending_fast(client or ""),
         ]
         values: list[str | bytes] = []
@@ -163,6 +164,7 @@ class Found(NamedTuple):
     version: int | None
     read: str | None
     created_at: float | None
+    batch: str | None
     expired: bool
 
 
@@ -188,10 +190,11 @@ class StartJobs(Script):
                 bool(poison),
                 int(version) if version else None,
                 read.decode() or None,
-                float(created_at) if created_at else None,
+                float(created) if created else None,
+                batch.decode() or None,
                 bool(expired),
             )
-            for status, client, lane, image, taken, suspect, poison, version, read, created_at, expired in answers
+            for status, client, lane, image, taken, suspect, poison, version, read, created, batch, expired in answers
         ]
 
 
@@ -223,11 +226,12 @@ class Latency(NamedTuple):
 
 
 class Finishing(NamedTuple):
-    """One job to end: how (``result`` / ``error`` as JSON), whose it is, the model version to
-    count its prediction for and its latency (None: not counted)."""
+    """One job to end: how (``result`` / ``error`` as JSON), whose it is, the batch it belongs to,
+    the model version to count its prediction for and its latency (None: not counted)."""
 
     job_id: str
     client: str | None
+    batch: str | None
     status: str
     result: bytes | None
     error: bytes | None
@@ -249,21 +253,39 @@ class FinishJobs(Script):
         batch_bucket: str | None,
         batch_images: int,
         jobs: Sequence[Finishing],
+        ttl: int,
     ) -> list[str]:
         """The ids of the jobs this call ended, announced on ``channel`` with records of up to
-        ``room`` bytes. With ``batch_bucket``, a model call of ``batch_images`` is counted."""
+        ``room`` bytes. With ``batch_bucket``, a model call of ``batch_images`` is counted.
+        ``ttl``: how long records live (a client's index of ended jobs lives as long after its last)."""
         script_keys = [keys.METRICS_OUTCOMES, keys.METRICS_PREDICTIONS, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE]
-        script_keys += [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.QUEUED_BYTES]
+        script_keys += [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.QUEUED_BYTES, keys.FINISHED_JOBS]
         values: list[str | bytes] = []
         for job in jobs:
             job_id, client, latency = job.job_id, job.client or "", job.latency
             script_keys += [keys.job(job_id), keys.job_image(job_id), keys.pending(client), keys.pending_bytes(client)]
+            script_keys += [keys.batch_unfinished(job.batch or ""), keys.finished_by_client(client)]
             script_keys.append(keys.pending_fast(client))
             values += [job.status, job.result or b"", job.error or b"", job_id, job.counted_version or ""]
             values += [latency.bucket, repr(latency.seconds)] if latency else ["", ""]
         batch = {"bucket": batch_bucket, "images": batch_images} if batch_bucket else False
-        named = {"now": repr(now), "channel": channel, "room": room, "batch": batch, "fast_lane": keys.PREDICT_QUEUE}
+        named = {"now": repr(now), "channel": channel, "room": room, "batch": batch, "ttl": ttl}
+        named["fast_lane"] = keys.PREDICT_QUEUE
         return [i.decode() for i in self._run(script_keys, named, values)]
+
+
+class ForgetFinished(Script):
+    """forget_finished.lua: delete ended jobs and what is kept for them."""
+
+    name = "forget_finished"
+
+    def __call__(self, *, jobs: Sequence[tuple[str, str | None, str | None]]) -> int:
+        """How many records it deleted, of ``jobs`` given as (id, client, batch)."""
+        script_keys = [keys.FINISHED_JOBS]
+        for job_id, client, batch in jobs:
+            script_keys += [keys.job(job_id), keys.job_image(job_id), keys.finished_by_client(client or "")]
+            script_keys += [keys.batch(batch or ""), keys.batch_unfinished(batch or "")]
+        return int(self._run(script_keys, {}, [job_id for job_id, _, _ in jobs]))
 
 
 class TakeFromLanes(Script):

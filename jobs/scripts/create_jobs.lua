@@ -10,7 +10,8 @@
 --       6 total_bytes    everyone's unfinished image bytes (keys.QUEUED_BYTES)
 --       7 fast_lane      list of ids (keys.lane), if ARGV.lanes
 --       8 bulk_lane      list of ids (keys.lane), if ARGV.lanes
---       9 pending_fast   the client's unfinished jobs in the fast lane (keys.pending_fast), if ARGV.client
+--       9 batch_left     counter of the batch's unfinished jobs (keys.batch_unfinished), if ARGV.batch
+--      10 pending_fast   the client's unfinished jobs in the fast lane (keys.pending_fast), if ARGV.client
 --       then per job: record (keys.job), image (keys.job_image)
 -- ARGV  1 JSON {now: epoch seconds as text, ttl: seconds, recent_kept: jobs kept in recent,
 --              batch: keep the ids as KEYS[3], client: count them in KEYS[4] and KEYS[5],
@@ -23,8 +24,8 @@
 --              written as 'deadline' (epoch seconds); 0: none}
 --       then per job: id, image bytes ('' for none)
 -- Returns {'ok', the lane or ''}, or, writing nothing, {the limit passed, outstanding now, the limit}.
-local FIXED_KEYS, JOB_KEYS, JOB_VALUES, CHUNK = 9, 2, 2, 1000
-local queued, recent, batch, pending, pending_bytes, total_bytes, fast_lane, bulk_lane, pending_fast =
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES, CHUNK = 10, 2, 2, 1000
+local queued, recent, batch, pending, pending_bytes, total_bytes, fast_lane, bulk_lane, batch_left, pending_fast =
   unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
@@ -96,7 +97,10 @@ for first = 1, n, CHUNK do
   if lane_key then redis.call('RPUSH', lane_key, unpack(ids)) end
 end
 redis.call('ZREMRANGEBYRANK', recent, 0, -args.recent_kept - 1)
-if args.batch then redis.call('EXPIRE', batch, args.ttl) end
+if args.batch then
+  redis.call('EXPIRE', batch, args.ttl)
+  redis.call('SET', batch_left, n, 'EX', args.ttl)
+end
 if args.client then
   redis.call('INCRBY', pending, n)
   redis.call('EXPIRE', pending, args.ttl)

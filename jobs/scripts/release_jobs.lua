@@ -1,6 +1,8 @@
 -- release_jobs: give jobs this worker took but did not finish back to the queue (status queued
 -- again), and say which ids to queue again: those it released, and those still queued (taken
 -- from their lane, never started). Jobs ended, or running on another worker, are left alone.
+-- Each job leaves the running index before its record is written: under maxmemory a script's
+-- first write may not grow memory, and after one that cannot, Redis lets it finish.
 --
 -- KEYS  1 queued   sorted set of jobs not started (keys.QUEUED_JOBS)
 --       2 running  sorted set of jobs taken (keys.RUNNING_JOBS)
@@ -18,8 +20,8 @@ for i = 1, n do
   local status, worker = unpack(redis.call('HMGET', record, 'status', 'worker'))
   local mine = status == 'running' and worker == args.worker
   if mine then
-    redis.call('HSET', record, 'status', 'queued')
     redis.call('ZREM', running, id)
+    redis.call('HSET', record, 'status', 'queued')
   end
   if mine or status == 'queued' then
     redis.call('ZADD', queued, args.now, id)

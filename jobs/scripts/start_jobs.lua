@@ -2,7 +2,9 @@
 -- and jobs running on a worker that has gone silent (its heartbeat older than the silence given).
 -- A job running on a live worker is left to it. A job taken over from a dead worker is a suspect
 -- (it may have killed it); one taken over while it was being read alone is poison: its image is
--- not handed over again.
+-- not handed over again. Each job taken leaves the queued index before its record is written:
+-- under maxmemory a script's first write may not grow memory, and after one that cannot, Redis
+-- lets it finish, so work already accepted can always start.
 --
 -- KEYS  1 queued   sorted set of jobs not started (keys.QUEUED_JOBS)
 --       2 running  sorted set of jobs taken (keys.RUNNING_JOBS)
@@ -11,9 +13,9 @@
 -- ARGV  1 JSON {now: epoch seconds as text, worker: this worker's name, silence: seconds}
 --       then per job: id
 -- Returns per job: {prior status or '', client or '', lane or '', image or false, taken, suspect,
--- poison (1 or 0), model version asked for or '', read mode or '', created_at or '', expired}.
--- Expired (1): a queued job whose deadline (epoch seconds, in Redis's clock: TIME) has passed; it
--- is not taken and its image is not read: the caller ends it.
+-- poison (1 or 0), model version asked for or '', read mode or '', created_at or '', batch or '',
+-- expired}. Expired (1): a queued job whose deadline (epoch seconds, in Redis's clock: TIME) has
+-- passed; it is not taken and its image is not read: the caller ends it.
 local FIXED_KEYS, JOB_KEYS, CHUNK = 3, 2, 1000
 local queued, running, workers = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
@@ -27,9 +29,9 @@ for i = 1, n do
   local k = FIXED_KEYS + (i - 1) * JOB_KEYS
   local record, image_key, id = KEYS[k + 1], KEYS[k + 2], ARGV[1 + i]
   local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'version', 'read',
-                            'created_at', 'deadline')
+                            'created_at', 'batch', 'deadline')
   local status = fields[1]
-  local expired = status == 'queued' and fields[9] ~= false and tonumber(fields[9]) < clock
+  local expired = status == 'queued' and fields[10] ~= false and tonumber(fields[10]) < clock
   local take, suspect, poison, image = status == 'queued' and not expired, false, false, false
   if status == 'running' then
     local beat = redis.call('ZSCORE', workers, fields[3] or '')
@@ -38,6 +40,7 @@ for i = 1, n do
     end
   end
   if take then
+    redis.call('ZREM', queued, id)
     redis.call('HSET', record, 'status', 'running', 'started_at', args.now, 'worker', args.worker)
     redis.call('HINCRBY', record, 'deliveries', 1)
     if fields[4] then redis.call('HDEL', record, 'alone') end
@@ -45,9 +48,10 @@ for i = 1, n do
     if not poison then image = redis.call('GET', image_key) end
   end
   answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
-                poison and 1 or 0, fields[6] or '', fields[7] or '', fields[8] or '', expired and 1 or 0}
+                poison and 1 or 0, fields[6] or '', fields[7] or '', fields[8] or '', fields[9] or '',
+                expired and 1 or 0}
 end
--- The indexes move the taken ids in a few commands, a chunk at a time (unpack's limit).
+-- The running index takes the taken ids in a few commands, a chunk at a time (unpack's limit).
 for first = 1, #taken, CHUNK do
   local ids, scored = {}, {}
   for j = first, math.min(first + CHUNK - 1, #taken) do
@@ -55,7 +59,6 @@ for first = 1, #taken, CHUNK do
     scored[#scored + 1] = now
     scored[#scored + 1] = taken[j]
   end
-  redis.call('ZREM', queued, unpack(ids))
   redis.call('ZADD', running, unpack(scored))
 end
 return answers

@@ -36,6 +36,7 @@ SCRIPTS = {
     "JobRecords.unfinished": "reads the records of a whole request: one slot only if a request's jobs share a tag",
     "JobRecords.finish": SHARED_INDEXES,
     "JobRecords.release": SHARED_INDEXES,
+    "JobRecords.forget_finished": SHARED_INDEXES,
     "LaneReader.take": "takes from both lanes in one step: the two lane keys need one hash tag",
     "FeedbackStore.add": SHARED_INDEXES,
     "FeedbackStore.delete": SHARED_INDEXES,
@@ -84,6 +85,7 @@ def callers(client) -> dict[str, Callable[[], object]]:
             records.start(later, "predict1@host"),
             records.release(later, "predict1@host"),
         ),
+        "JobRecords.forget_finished": lambda: records.forget_finished(),
         "FeedbackStore.add": lambda: feedback.add(ids[0], 1, 7, 1, np.zeros((28, 28), np.uint8)),
         "FeedbackStore.delete": lambda: feedback.delete(ids[:1]),
     }  # fmt: skip
