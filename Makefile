@@ -9,7 +9,7 @@ export MNIST_DIR := $(SHARED_MNIST)
 endif
 endif
 
-.PHONY: run test test-fast lint format schemas bench bench-triton bench-shared bench-peers compare train clean
+.PHONY: run test test-fast lint format schemas lock bench bench-triton bench-shared bench-peers compare train clean
 
 # Installs, each remembered by a stamp and redone when pyproject.toml changes: what running needs
 # (the service and the embedded Redis), then on top of it the test or the lint tools (dependency groups).
@@ -61,6 +61,11 @@ format: $(VENV)/.installed-lint
 
 schemas: $(VENV)/.installed-test  ## regenerate web/inference_types.py from the protocol's spec (web/inference_spec/)
 	$(PY) web/inference_spec/generate.py
+
+# The Docker image installs exactly these, with their hashes: Linux x86_64, Python 3.11, the ops extra.
+lock: | $(UV)  ## compile requirements.lock again from pyproject.toml (after changing a dependency)
+	$(UV) pip compile pyproject.toml --extra ops --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--generate-hashes --no-header --quiet -o requirements.lock
 
 bench: $(VENV)/.installed-test  ## throughput and latency of the whole service against the in-process limit (~3 min)
 	$(PY) -m bench

@@ -15,10 +15,8 @@ generator's apart) and the Redis commands per image.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ import redis
 
 from bench.cpu import cpu_seconds, process_tree
 from bench.load import closed_loop, encode_bodies, open_loop, png
+from bench.provenance import provenance
 from bench.real_clients import requests_multipart, triton_pixels
 from jobs import keys, workers
 from model.mnist import load_mnist
@@ -136,11 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     images = mnist.x_test[:256].astype(np.float32) / 255
     threads = {"TF_INTRA_OP_THREADS": str(args.threads), "TF_INTER_OP_THREADS": "1" if args.threads else "0"}
     results: dict = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
-        "cpus": os.cpu_count(),
+        **provenance(),
         "settings": vars(args) | {"out": str(args.out)},
         "start_s": {},
         "rss_mb": {},

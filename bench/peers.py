@@ -26,7 +26,6 @@ elsewhere. The share of labels that agree with MNIST's is printed too.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -40,15 +39,15 @@ from pathlib import Path
 
 import numpy as np
 import redis
-import requests
 
 from bench.__main__ import in_process_limit, start_workers
 from bench.cpu import cpu_seconds, process_tree
 from bench.load import Tally, clients_loop
+from bench.provenance import provenance
 from model.mnist import load_mnist
 from model.shipped import SHIPPED_LITERT
 from settings import get_settings
-from stack.processes import Stack
+from stack.processes import Stack, wait_until_ready
 from stack.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,17 +125,7 @@ class MLServer:
                 start_new_session=True,
                 env={**os.environ, "PYTHONPATH": ""},  # nothing of the project's
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"MLServer exited; see {self.log_dir / 'mlserver.log'}")
-            try:
-                if requests.get(f"{self.url}/v2/models/digits/ready", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"MLServer was not ready within {timeout} s; see {self.log_dir / 'mlserver.log'}")
+        wait_until_ready(f"{self.url}/v2/models/digits/ready", self.process, self.log_dir / "mlserver.log", timeout)
 
     def pids(self) -> list[int]:
         return process_tree(self.process.pid)
@@ -277,11 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     batch = digits[:256].astype(np.float32) / 255
     limit_runs = [in_process_limit("litert", batch)]
     results: dict = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
-        "cpus": os.cpu_count(),
+        **provenance(),
         "mlserver": MLSERVER,
         "seconds": args.seconds,
         "rounds": [],

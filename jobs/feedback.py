@@ -1,9 +1,10 @@
 """Corrections: what people say a finished prediction should have been, kept after the job expires.
 
 One Redis hash per corrected job (``digits:feedback:<job id>``) holds the 28x28 pixels the
-network saw, the label given, the label and model version predicted and when; the sorted set
-``digits:feedback`` indexes them by time. Nothing expires by itself: corrections older than the
-retention (if one is set) are pruned on every write and read, and the total size is capped.
+network saw, the label given, the label and model version predicted, who gave it and when; the
+sorted set ``digits:feedback`` indexes them by time, and one per client what that client gave
+(its quota, and what an admin deletes to undo it). Nothing expires by itself: corrections older
+than the retention (if one is set) are pruned on every write and read, and the total size is capped.
 A share of the corrections, chosen from each job id alone, is held out of training for judging.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,7 @@ class Correction:
     model_version: int | None
     created_at: float
     pixels: np.ndarray  # (28, 28) uint8, light ink on dark: what the network saw
+    client: str = ""  # the address that gave it ('' for corrections kept before clients were recorded)
 
     @property
     def corrected(self) -> bool:
@@ -46,6 +48,10 @@ class Correction:
 
 class FeedbackFull(Exception):
     """A correction would take the corrections past MAX_FEEDBACK_BYTES."""
+
+
+class QuotaReached(Exception):
+    """The client already keeps MAX_CORRECTIONS_PER_CLIENT corrections."""
 
 
 @dataclass(frozen=True)
@@ -77,19 +83,23 @@ def is_held_out(job_id: str) -> bool:
 
 
 class FeedbackStore:
-    """Reads and writes corrections; ``retention_s`` and ``max_bytes`` of 0 mean no limit."""
+    """Reads and writes corrections; ``retention_s``, ``max_bytes`` and ``max_per_client`` of 0 mean no limit."""
 
-    def __init__(self, client: redis.Redis, retention_s: int = 0, max_bytes: int = 0):
+    def __init__(self, client: redis.Redis, retention_s: int = 0, max_bytes: int = 0, max_per_client: int = 0):
         self.redis = client
         self.retention_s = retention_s
         self.max_bytes = max_bytes
+        self.max_per_client = max_per_client
         self._add = scripts.AddCorrection(client)
         self._delete = scripts.DeleteCorrections(client)
 
-    def add(self, job_id: str, label: int, predicted: int, model_version: int | None, pixels: np.ndarray) -> bool:
-        """Keep ``label`` as the right answer for the job's ``pixels`` (28x28 uint8), replacing any
-        earlier correction of the same job; True if it replaced one. Raises :class:`FeedbackFull`,
-        storing nothing, when the cap would be passed."""
+    def add(
+        self, job_id: str, label: int, predicted: int, model_version: int | None, pixels: np.ndarray, client: str
+    ) -> bool:
+        """Keep ``label`` as the right answer for the job's ``pixels`` (28x28 uint8), given by
+        ``client``, replacing any earlier correction of the same job; True if it replaced one.
+        Raises :class:`QuotaReached` or :class:`FeedbackFull`, storing nothing, when the client's
+        quota or the cap would be passed."""
         self.prune()
         data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
         if len(data) != PIXELS:
@@ -97,19 +107,30 @@ class FeedbackStore:
         now = time.time()
         version = "" if model_version is None else str(model_version)
         # The values and, roughly, the field names.
-        size = sum(len(value) for value in (job_id, str(label), str(predicted), version, repr(now), data)) + 64
-        answer = self._add(
-            job_id=job_id,
-            label=label,
-            predicted=predicted,
-            model_version=model_version,
-            created_at=now,
-            pixels=data,
-            size=size,
-            cap=self.max_bytes,
-        )
+        size = sum(len(value) for value in (job_id, str(label), str(predicted), version, repr(now), data, client)) + 72
+        for _ in range(3):  # another correction of the same job may come in between the read and the script
+            earlier = self.redis.hget(keys.feedback(job_id), "client")
+            answer = self._add(
+                job_id=job_id,
+                label=label,
+                predicted=predicted,
+                model_version=model_version,
+                created_at=now,
+                pixels=data,
+                size=size,
+                cap=self.max_bytes,
+                client=client,
+                earlier_client=(earlier or b"").decode(),
+                quota=self.max_per_client,
+            )
+            if not (isinstance(answer, scripts.Refusal) and answer.limit == "moved"):
+                break
         if isinstance(answer, scripts.Refusal):
             used, cap = answer.outstanding, answer.allowed
+            if answer.limit == "quota":
+                raise QuotaReached(f"{client} keeps {used} corrections; at most {cap} (MAX_CORRECTIONS_PER_CLIENT)")
+            if answer.limit == "moved":
+                raise FeedbackFull(f"the job {job_id} is being corrected by others at the same time")
             raise FeedbackFull(f"corrections take {used} bytes; at most {cap} (MAX_FEEDBACK_BYTES)")
         return answer
 
@@ -136,20 +157,35 @@ class FeedbackStore:
 
     def examples(self) -> Examples:
         """Every correction kept, oldest first, as arrays."""
-        corrections = self.many(self.ids()[::-1])
-        images = np.stack([c.pixels for c in corrections]) if corrections else np.zeros((0, 28, 28), np.uint8)
-        return Examples(
-            images,
-            np.array([c.label for c in corrections], dtype=np.uint8),
-            np.array([c.predicted for c in corrections], dtype=np.uint8),
-            [c.job_id for c in corrections],
-        )
+        return _examples(self.many(self.ids()[::-1]))
+
+    def pages(self, size: int = 1000) -> Iterator[Examples]:
+        """The corrections kept when this is called, oldest first, ``size`` at a time (one round
+        trip each): what an export reads without holding them all."""
+        ids = self.ids()[::-1]
+        for start in range(0, len(ids), size):
+            yield _examples(self.many(ids[start : start + size]))
 
     def delete(self, job_ids: Sequence[str]) -> int:
         """Delete these corrections; return how many existed."""
         deleted = 0
         for start in range(0, len(job_ids), 500):
-            deleted += self._delete(job_ids=job_ids[start : start + 500])
+            chunk = job_ids[start : start + 500]
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in chunk:
+                pipe.hget(keys.feedback(job_id), "client")
+            clients = [(client or b"").decode() for client in pipe.execute()]
+            deleted += self._delete(job_ids=chunk, clients=clients)
+        return deleted
+
+    def of_client(self, client: str) -> list[str]:
+        """Job ids of the corrections ``client`` gave, oldest first."""
+        return [i.decode() for i in self.redis.zrange(keys.feedback_of_client(client), 0, -1)]
+
+    def delete_client(self, client: str) -> int:
+        """Delete every correction ``client`` gave (an admin undoing one client); return how many."""
+        deleted = self.delete(self.of_client(client))
+        self.redis.delete(keys.feedback_of_client(client))  # ids whose correction another client replaced
         return deleted
 
     def delete_all(self) -> int:
@@ -174,6 +210,16 @@ class FeedbackStore:
         return counts
 
 
+def _examples(corrections: Sequence[Correction]) -> Examples:
+    images = np.stack([c.pixels for c in corrections]) if corrections else np.zeros((0, 28, 28), np.uint8)
+    return Examples(
+        images,
+        np.array([c.label for c in corrections], dtype=np.uint8),
+        np.array([c.predicted for c in corrections], dtype=np.uint8),
+        [c.job_id for c in corrections],
+    )
+
+
 def _decode(raw: dict[bytes, bytes]) -> Correction | None:
     if not raw or b"pixels" not in raw:
         return None
@@ -185,4 +231,5 @@ def _decode(raw: dict[bytes, bytes]) -> Correction | None:
         model_version=int(version) if version else None,
         created_at=float(raw[b"created_at"]),
         pixels=np.frombuffer(raw[b"pixels"], dtype=np.uint8).reshape(28, 28),
+        client=raw.get(b"client", b"").decode(),
     )

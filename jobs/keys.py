@@ -92,10 +92,21 @@ QUEUED_BYTES = f"{PREFIX}:jobs:queued-bytes"
 METRICS_OUTCOMES = f"{PREFIX}:metrics:outcomes"  # "<type>:<status>" -> count
 METRICS_LATENCY = f"{PREFIX}:metrics:latency"  # bucket upper bound (s) -> count, and "sum"
 METRICS_BATCH_SIZE = f"{PREFIX}:metrics:batch_size"  # bucket upper bound (images) -> count
+METRICS_FAILURES = f"{PREFIX}:metrics:failures"  # "<type>:<error code>" -> count
+# Jobs that ended ``expired`` (their deadline passed first), per lane: counted by finish_jobs.lua
+# when a job ends with that status, so whoever expires jobs through JobRecords.finish counts them.
+METRICS_EXPIRED = f"{PREFIX}:metrics:expired"  # lane -> count
+# Seconds a job waited in its lane before a worker took it, and from then to its end, per lane.
+METRICS_QUEUE_WAIT = f"{PREFIX}:metrics:queue_wait"  # "<lane>:<bucket>" -> count, "<lane>:sum"
+METRICS_SERVICE_TIME = f"{PREFIX}:metrics:service_time"  # "<lane>:<bucket>" -> count, "<lane>:sum"
+# Triton's statistics extension for model digits: "<version>:<figure>" -> count or nanoseconds
+# (figures: success/fail/queue/compute_input/compute_infer/compute_output ":count" or ":ns",
+# "executions", "last_inference" in epoch ms); see web/model_statistics.py.
+METRICS_MODEL_STATS = f"{PREFIX}:metrics:model_stats"
 
 # --- Workers (jobs/workers.py) ----------------------------------------------------------------
 
-# Sorted set of worker process names scored by their last heartbeat (epoch seconds).
+# Sorted set of worker process names scored by their last heartbeat (epoch seconds, by Redis's clock: jobs/clock.py).
 WORKERS = f"{PREFIX}:workers"
 
 # Hash describing one worker process: role, model version, pid, memory, heartbeat; expires when silent.
@@ -128,8 +139,13 @@ model_check = keyed("model:{}:check")
 FEEDBACK = f"{PREFIX}:feedback"
 
 # Hash holding one correction: job_id, label given, label and model version predicted, time, the
-# 28x28 pixels the network saw (784 bytes) and the record's size. No TTL: FEEDBACK_RETENTION_SECONDS prunes.
+# client that gave it, the 28x28 pixels the network saw (784 bytes) and the record's size.
+# No TTL: FEEDBACK_RETENTION_SECONDS prunes.
 feedback = keyed("feedback:{}")
+
+# Sorted set of the jobs one client (address) gave the correction of, scored by time: its quota
+# (MAX_CORRECTIONS_PER_CLIENT), and what an admin deletes to undo one client's corrections.
+feedback_of_client = keyed("feedback:client:{}")
 
 # Counter of the bytes all corrections take (for MAX_FEEDBACK_BYTES).
 FEEDBACK_BYTES = f"{PREFIX}:feedback:bytes"

@@ -33,6 +33,8 @@ CONTEXT_FIELDS = (
     "duration_ms",
     "client",
     "worker",
+    "trace_id",  # while a span is current, with tracing on (jobs/tracing.py)
+    "span_id",
 )
 FORMATS = Settings.variables()["LOG_FORMAT"].metadata["choices"]
 _HANDLER_MARK = "_digits_handler"

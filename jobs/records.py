@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-from jobs import keys, scripts, workers
+from jobs import clock, keys, scripts, tracing, workers
 from jobs.replicas import ReplicaAck
 
 # The statuses and shapes of records are defined in jobs/schemas.py, once; named here too for the
@@ -53,6 +53,12 @@ NOTICE_RECORD_BYTES = 64 * 1024
 # Histogram bounds: seconds from submission to result, and images per model call.
 LATENCY_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# Seconds a job waits in its lane before a worker takes it: from a millisecond (an idle worker
+# blocked on the lane) to a minute (a backlog an autoscaler should have seen).
+QUEUE_WAIT_BUCKETS = ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5")
+QUEUE_WAIT_BUCKETS += ("10", "30", "60")
+# Seconds from a worker taking a job to its end: a batch's preprocessing, model call and record.
+SERVICE_TIME_BUCKETS = ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5")
 
 
 def bucket_of(value: float, bounds: Sequence) -> str:
@@ -123,8 +129,9 @@ class Started:
     ``poison`` (its image is not handed over: end it). ``image`` is set for the jobs taken;
     ``version`` for jobs that asked for one model version (else the active one reads them);
     ``read`` says what to read in it (one of READ_MODES); ``created_at`` is when it was
-    submitted (epoch seconds); ``batch`` the request it came in (None: none). An ``expired`` job
-    was queued past its deadline: it was not taken and its image not read; the caller ends it."""
+    submitted and ``started_at`` when this call took it (epoch seconds); ``batch`` the request it
+    came in (None: none). An ``expired`` job was queued past its deadline: it was not taken and
+    its image not read; the caller ends it."""
 
     job_id: str
     status: str | None
@@ -138,6 +145,7 @@ class Started:
     read: str = READ_MODES[0]
     created_at: float | None = None
     batch: str | None = None
+    started_at: float | None = None
     expired: bool = False
 
 
@@ -356,24 +364,28 @@ class JobRecords:
         ids = [i.decode() for i in self.redis.zrevrange(keys.RECENT_JOBS, 0, limit - 1)]
         return [job for job in self.get_many(ids) if job]
 
-    def kept_image(self, job_id: str) -> bytes | None:
-        """The image of a job that keeps it (form uploads, for their page), else None."""
+    def kept_image(self, job_id: str, client: str | None) -> bytes | None:
+        """The image of a job that keeps it (form uploads, for their page) if ``client`` submitted
+        the job (None: whoever did), else None."""
         if not is_job_id(job_id):
             return None
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hget(keys.job(job_id), "keep_image")
+        pipe.hmget(keys.job(job_id), "keep_image", "client")
         pipe.get(keys.job_image(job_id))
-        keep, image = pipe.execute()
-        return image if keep == b"1" else None
+        (keep, owner), image = pipe.execute()
+        return image if keep == b"1" and _owned(owner, client) else None
 
-    def keep_images(self, job_ids: Sequence[str]) -> list[bool]:
-        """For each job, whether its image is kept for its page."""
+    def keep_images(self, job_ids: Sequence[str], client: str | None) -> list[bool]:
+        """For each job, whether its image is kept for its page and ``client`` (None: anyone) may see it."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hget(keys.job(job_id), "keep_image")
+            pipe.hmget(keys.job(job_id), "keep_image", "client")
             pipe.exists(keys.job_image(job_id))
         answers = pipe.execute()
-        return [keep == b"1" and bool(kept) for keep, kept in zip(answers[::2], answers[1::2], strict=True)]
+        return [
+            keep == b"1" and _owned(owner, client) and bool(kept)
+            for (keep, owner), kept in zip(answers[::2], answers[1::2], strict=True)
+        ]
 
     def start(self, job_ids: Sequence[str], worker: str, silence_s: float = workers.SILENCE_S) -> list[Started]:
         """Mark jobs running as ``worker``'s and hand over their images; see :class:`Started`.
@@ -383,7 +395,7 @@ class JobRecords:
         """
         if not job_ids:
             return []
-        found = self._start(now=time.time(), worker=worker, silence_s=silence_s, job_ids=job_ids)
+        found = self._start(worker=worker, silence_s=silence_s, job_ids=job_ids)
         return [
             Started(
                 job_id,
@@ -398,6 +410,7 @@ class JobRecords:
                 job.read or READ_MODES[0],
                 job.created_at,
                 job.batch,
+                job.started_at,
                 job.expired,
             )
             for job_id, job in zip(job_ids, found, strict=True)
@@ -408,11 +421,18 @@ class JobRecords:
         return the ids to queue again: those released, and those that were never started."""
         if not job_ids:
             return []
-        return self._release(now=time.time(), worker=worker, job_ids=job_ids)
+        return self._release(worker=worker, job_ids=job_ids)
 
     def read_alone(self, job_id: str) -> None:
         """Note that the job is being read alone now: if its worker dies meanwhile, it is poison."""
         self.redis.hset(keys.job(job_id), "alone", "1")
+
+    def trace_contexts(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Each job's request trace context (jobs/tracing.py), for the jobs that carry one."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id), tracing.TRACE_FIELD)
+        return {job_id: text.decode() for job_id, text in zip(job_ids, pipe.execute(), strict=True) if text}
 
     def lanes(self, job_ids: Sequence[str]) -> list[str | None]:
         """Each job's lane (the queue its messages go to)."""
@@ -423,8 +443,9 @@ class JobRecords:
 
     def running_on_dead_workers(self, silence_s: float, resend_every_s: float) -> list[str]:
         """Prediction jobs running on workers silent for ``silence_s`` whose message was not sent
-        again in the last ``resend_every_s``; each is marked sent now (a few round trips)."""
-        now = time.time()
+        again in the last ``resend_every_s``; each is marked sent now (a few round trips). Times
+        are Redis's (jobs/clock.py), as the heartbeats are."""
+        now = clock.now(self.redis)
         running = [i.decode() for i in self.redis.zrangebyscore(keys.RUNNING_JOBS, "-inf", now - resend_every_s)]
         if not running:
             return []
@@ -450,12 +471,17 @@ class JobRecords:
         clients: Sequence[str | None] | None = None,
         created_at: Sequence[float | None] | None = None,
         batches: Sequence[str | None] | None = None,
+        started_at: Sequence[float | None] | None = None,
+        model_version: int | None = None,
     ) -> list[str]:
         """End the jobs that have not ended yet; return the ids this call ended.
 
-        ``batch_size``, if given, is counted in the batch-size histogram (one model call).
-        ``clients``, ``created_at`` and ``batches`` (one per outcome, as :meth:`start` told them)
-        spare a round trip to look them up; a prediction's latency is counted from its ``created_at``.
+        ``batch_size``, if given, is counted in the batch-size histogram (one model call of
+        ``model_version``, if given). ``clients``, ``created_at`` and ``batches`` (one per
+        outcome, as :meth:`start` told them) spare a round trip to look them up; a prediction's
+        latency is counted from its ``created_at``. With ``started_at`` too (a worker's jobs),
+        each job's wait in its lane and its service time are counted, and it counts in the
+        statistics of the version that read it (``model_version`` for a job without a result).
         """
         outcomes = list(outcomes)
         if not outcomes:
@@ -473,6 +499,7 @@ class JobRecords:
             for at in set(created_at)
             if at is not None
         }
+        started_at = started_at if started_at is not None else [None] * len(outcomes)
         finishing = [
             scripts.Finishing(
                 outcome.job_id,
@@ -483,8 +510,12 @@ class JobRecords:
                 orjson.dumps(outcome.error) if outcome.error is not None else None,
                 _counted_version(outcome),
                 latencies.get(created),  # None: when it was created is not known
+                served(outcome, created, started, now, model_version),
+                outcome.error["code"] if outcome.error else "",
             )
-            for outcome, client, created, batch in zip(outcomes, clients, created_at, batches, strict=True)
+            for outcome, client, created, batch, started in zip(
+                outcomes, clients, created_at, batches, started_at, strict=True
+            )
         ]
         ended = self._finish(
             now=now,
@@ -494,6 +525,7 @@ class JobRecords:
             batch_images=batch_size or 0,
             jobs=finishing,
             ttl=self.ttl,
+            batch_version="" if model_version is None else str(model_version),
         )
         if ended and (self.finished_limits.jobs or self.finished_limits.per_client):
             self.forget_beyond_limits({client for client in clients if client})
@@ -552,22 +584,23 @@ class JobRecords:
         batches = [batch.decode() if batch else None for _, _, batch in found]
         return clients, [float(created) if created else None for _, created, _ in found], batches
 
-    def queued_before(self, moment: float) -> list[str]:
-        """Ids of the jobs not yet started that were (last) sent to a queue before ``moment`` (epoch seconds)."""
+    def queued_longer_than(self, seconds: float) -> list[str]:
+        """Ids of the jobs not yet started that were (last) sent to a queue over ``seconds`` ago (by Redis's clock)."""
+        moment = clock.now(self.redis) - seconds
         return [i.decode() for i in self.redis.zrangebyscore(keys.QUEUED_JOBS, "-inf", moment)]
 
     def mark_sent(self, job_id: str) -> None:
-        """Note that the job's message was sent (again) now."""
-        self.redis.zadd(keys.QUEUED_JOBS, {job_id: time.time()})
+        """Note that the job's message was sent (again) now (by Redis's clock)."""
+        self.redis.zadd(keys.QUEUED_JOBS, {job_id: clock.now(self.redis)})
 
     def forget_queued(self, job_id: str) -> None:
         """Stop tracking a job as queued (it ended or expired)."""
         self.redis.zrem(keys.QUEUED_JOBS, job_id)
 
     def beat(self, job_id: str) -> None:
-        """A long job's sign of life (see :meth:`fail_silent_training`)."""
+        """A long job's sign of life (see :meth:`fail_silent_training`), by Redis's clock."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.job(job_id), "heartbeat", repr(time.time()))
+        pipe.hset(keys.job(job_id), "heartbeat", repr(clock.now(self.redis)))
         pipe.sadd(keys.TRAINING_RUNNING, job_id)
         pipe.execute()
 
@@ -582,7 +615,7 @@ class JobRecords:
         for job_id in job_ids:
             pipe.hmget(keys.job(job_id), "status", "heartbeat", "worker")
         silent, gone = [], []
-        now = time.time()
+        now = clock.now(self.redis)  # the heartbeats are Redis's time too
         for job_id, (status, heartbeat, worker) in zip(job_ids, pipe.execute(), strict=True):
             if status != RUNNING.encode():
                 gone.append(job_id)
@@ -611,6 +644,37 @@ class JobRecords:
         """True once a running job has been asked to stop, or has ended (or expired) meanwhile."""
         status, cancel = self.redis.hmget(keys.job(job_id), "status", "cancel_requested")
         return cancel == b"1" or status is None or status.decode() in TERMINAL
+
+
+def served(
+    outcome: Outcome, created: float | None, started: float | None, now: float, model_version: int | None
+) -> scripts.Served | None:
+    """How a job a worker started spent its time until ``now``, split as Triton's statistics
+    are: queued (created to started), preprocessing, the model call, and the rest (recording).
+    The batch's timings are each image's share of preprocessing and the whole model call, which
+    every job of the batch waited for, as Triton counts a batched execution for each request."""
+    if created is None or started is None:
+        return None
+    queue_ns = max(0, int((started - created) * 1e9))
+    service_ns = max(0, int((now - started) * 1e9))
+    timings = (outcome.result or {}).get("timings") or {}
+    input_ns = min(service_ns, int(timings.get("preprocess_ms", 0) * 1e6))
+    infer_ns = min(service_ns - input_ns, int(timings.get("predict_ms", 0) * 1e6))
+    version = (outcome.result or {}).get("model_version")
+    version = model_version if version is None else version
+    return scripts.Served(
+        bucket_of(queue_ns / 1e9, QUEUE_WAIT_BUCKETS),
+        bucket_of(service_ns / 1e9, SERVICE_TIME_BUCKETS),
+        "" if version is None else str(version),
+        queue_ns,
+        input_ns,
+        infer_ns,
+        service_ns - input_ns - infer_ns,
+    )
+
+
+def _owned(owner: bytes | None, client: str | None) -> bool:
+    return client is None or (owner is not None and owner.decode() == client)
 
 
 def _counted_version(outcome: Outcome) -> str:

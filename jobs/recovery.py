@@ -12,7 +12,6 @@ job, the first result written wins, and an id or message finding its job ended i
 from __future__ import annotations
 
 import logging
-import time
 
 from celery import Celery
 
@@ -29,7 +28,7 @@ def requeue_lost(records: JobRecords, app: Celery, older_than_s: float) -> list[
 
     Any worker may call this now and then; a lock makes concurrent calls skip.
     """
-    suspects = records.queued_before(time.time() - older_than_s)
+    suspects = records.queued_longer_than(older_than_s)
     if not suspects or not records.redis.set(keys.RECOVERY_LOCK, "1", nx=True, ex=LOCK_S):
         return []
     try:

@@ -83,7 +83,7 @@ class JobRecord(TypedDict):
     result: DigitResult | NumberResult | TrainingResult | CheckResult | None
     error: ErrorDetail | None
     read: NotRequired[Annotated[ReadMode, Field(description="prediction jobs: what the job reads")]]
-    worker: NotRequired[Annotated[str, Field(description="the worker process that took it")]]
+    worker: NotRequired[Annotated[str, Field(description="the worker that took it (host, pid): admin only")]]
     deadline: NotRequired[
         Annotated[Timestamp, Field(description="predictions with a timeout: not started by then, it ends expired")]
     ]

@@ -1,19 +1,19 @@
 """The worker registry: each worker process says "I am alive" here, and everyone else asks who is.
 
 A worker process beats every :data:`HEARTBEAT_S` seconds; it is live while its last beat is
-younger than :data:`SILENCE_S`. Health checks, metrics, the launcher and the bench all ask
-:func:`live`, so they agree on who is there and what it serves.
+younger than :data:`SILENCE_S`, both by Redis's clock (jobs/clock.py), so a host whose own clock
+is off neither drops out nor drops the others. Health checks, metrics, the launcher and the
+bench all ask :func:`live`, so they agree on who is there and what it serves.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
 
-from jobs import keys
+from jobs import keys, scripts
 
 HEARTBEAT_S = 2.0
 SILENCE_S = 3 * HEARTBEAT_S
@@ -44,6 +44,11 @@ class LiveWorker:
         return self.predicts or (not serves_predictions and bool(self.queues))
 
 
+def unserved_lanes(live_workers: Sequence[LiveWorker]) -> list[str]:
+    """The prediction lanes that none of ``live_workers`` takes jobs from with a model in hand."""
+    return [lane for lane in keys.PREDICT_QUEUES if not any(w.predicts and lane in w.queues for w in live_workers)]
+
+
 def beat(
     client: redis.Redis,
     name: str,
@@ -55,29 +60,20 @@ def beat(
     problem: str = "",
 ) -> None:
     """Record that worker process ``name`` is alive now, what it consumes and what it serves."""
-    now = time.time()
-    pipe = client.pipeline(transaction=False)
-    pipe.hset(
-        keys.worker(name),
-        mapping={
-            "queues": ",".join(queues),
-            "model_version": "" if model_version is None else model_version,
-            "backend": backend,
-            "rss_bytes": rss_bytes,
-            "pid": pid,
-            "problem": problem,
-            "heartbeat": repr(now),
-        },
-    )
-    pipe.expire(keys.worker(name), int(SILENCE_S))
-    pipe.zadd(keys.WORKERS, {name: now})
-    pipe.zremrangebyscore(keys.WORKERS, 0, now - SILENCE_S)
-    pipe.execute()
+    fields = {
+        "queues": ",".join(queues),
+        "model_version": "" if model_version is None else str(model_version),
+        "backend": backend,
+        "rss_bytes": str(rss_bytes),
+        "pid": str(pid),
+        "problem": problem,
+    }
+    scripts.BeatWorker(client)(name=name, silence_s=SILENCE_S, fields=fields)
 
 
 def live(client: redis.Redis) -> list[LiveWorker]:
     """The worker processes that beat within the last :data:`SILENCE_S` seconds (two round trips)."""
-    names = [name.decode() for name in client.zrangebyscore(keys.WORKERS, time.time() - SILENCE_S, "+inf")]
+    names = scripts.LiveWorkers(client)(silence_s=SILENCE_S)
     if not names:
         return []
     pipe = client.pipeline(transaction=False)

@@ -51,10 +51,14 @@ def idx_bytes(array: np.ndarray) -> bytes:
     """``array`` as an IDX file (what :func:`read_idx` and every MNIST loader read): uint8 images
     (N, 28, 28) with magic 2051, or uint8 labels (N,) with magic 2049; not compressed."""
     data = np.ascontiguousarray(array, dtype=np.uint8)
-    if data.ndim == 3 and data.shape[1:] == (ROWS, COLS):
-        header = struct.pack(">IIII", IMAGE_MAGIC, len(data), ROWS, COLS)
-    elif data.ndim == 1:
-        header = struct.pack(">II", LABEL_MAGIC, len(data))
-    else:
-        raise ValueError(f"IDX here holds (N, 28, 28) images or (N,) labels, not {data.shape}")
-    return header + data.tobytes()
+    return idx_header(data.shape) + data.tobytes()
+
+
+def idx_header(shape: tuple[int, ...]) -> bytes:
+    """The header of an IDX file of uint8 images (N, 28, 28) or labels (N,); the data follows it
+    as the array's bytes (so a file can be written in parts)."""
+    if len(shape) == 3 and tuple(shape[1:]) == (ROWS, COLS):
+        return struct.pack(">IIII", IMAGE_MAGIC, shape[0], ROWS, COLS)
+    if len(shape) == 1:
+        return struct.pack(">II", LABEL_MAGIC, shape[0])
+    raise ValueError(f"IDX here holds (N, 28, 28) images or (N,) labels, not {shape}")

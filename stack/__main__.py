@@ -2,7 +2,8 @@
 
 Starts an embedded Redis unless ``REDIS_URL`` is set, one predict worker, one train worker, the
 web server under gunicorn and the gRPC server (web/grpc_server.py), prints the addresses, and
-stops everything on Ctrl-C.
+stops everything on Ctrl-C. A process that dies is started again (a worker whose lane consumer
+died exits for this), unless it keeps dying at once: then the service stops, saying which.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ import secrets
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from jobs.connection import redacted
 from settings import get_settings
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
+
+# A process that exits within this many seconds of being started, this many times in a row, is not
+# started again: it is failing at start-up (a bad setting, Redis unreachable), not dying by chance.
+QUICK_EXIT_S, QUICK_EXITS = 20.0, 5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"Admin token {token}  (export DIGITS_ADMIN_TOKEN=... to choose your own)", flush=True)
         print(f"Logs        {args.logs}/\nCtrl-C stops everything.", flush=True)
+        started = dict.fromkeys(stack.processes, time.monotonic())
+        quick_exits: Counter[str] = Counter()
         while not stopping:
-            for name, process in list(stack.processes.items()):
-                if process.poll() is not None:
-                    print(f"{name} exited with {process.returncode}; see {args.logs}/{name}.log", file=sys.stderr)
+            for name, status in stack.exited().items():
+                quick = time.monotonic() - started[name] < QUICK_EXIT_S
+                quick_exits[name] = quick_exits[name] + 1 if quick else 0
+                print(f"{name} exited with {status}; see {args.logs}/{name}.log", file=sys.stderr, flush=True)
+                if quick_exits[name] >= QUICK_EXITS:
+                    print(f"{name} keeps exiting at start-up; stopping", file=sys.stderr, flush=True)
                     return 1
+                stack.start_again(name)
+                started[name] = time.monotonic()
+                print(f"{name} started again", file=sys.stderr, flush=True)
             time.sleep(0.5)
     finally:
         print("\nStopping...", flush=True)

@@ -37,12 +37,14 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.processes: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, tuple[list[str], dict | None]] = {}  # how each was started: to start it again
         self.web_url: str | None = None
         self.grpc_address: str | None = None
         self.metrics_dir: Path | None = None
         self._logging: set[str] = set()
 
     def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
+        self.commands[name] = (args, env)
         with open(self.log_dir / f"{name}.log", "ab" if name in self._logging else "wb") as log:
             self._logging.add(name)
             process = subprocess.Popen(
@@ -116,17 +118,7 @@ class Stack:
     def wait_for_web(self, timeout: float = 120) -> None:
         # As long as the workers get: a first start after an install (no bytecode compiled yet) took
         # over 30 s on a busy 2-core machine, and `make run` failed.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.processes["web"].poll() is not None:
-                raise RuntimeError(f"web exited; see {self.log_dir / 'web.log'}")
-            try:
-                if requests.get(f"{self.web_url}/healthz", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"web did not answer within {timeout} s; see {self.log_dir / 'web.log'}")
+        wait_until_ready(f"{self.web_url}/healthz", self.processes["web"], self.log_dir / "web.log", timeout)
 
     def wait_for_workers(self, count: int, timeout: float = 120) -> list[str]:
         """Wait until ``count`` worker processes are ready (predict workers with a model loaded,
@@ -142,6 +134,15 @@ class Stack:
                     raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
             time.sleep(0.2)
         raise TimeoutError(f"fewer than {count} workers ready after {timeout} s; see logs in {self.log_dir}")
+
+    def exited(self) -> dict[str, int]:
+        """The processes that ended on their own (not stopped through this Stack), by name: their status."""
+        return {name: process.returncode for name, process in self.processes.items() if process.poll() is not None}
+
+    def start_again(self, name: str) -> subprocess.Popen:
+        """Start an exited process again as it was first started (its log goes on)."""
+        args, env = self.commands[name]
+        return self._spawn(name, args, env)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         """Stop one process (and its children: gunicorn and Celery pools)."""
@@ -161,3 +162,19 @@ class Stack:
         """The web first (it drains: its long polls are answered while the workers still end jobs), then the rest."""
         for name in sorted(self.processes, key=lambda name: name != "web"):
             self.stop(name)
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, log: Path, timeout: float, interval: float = 0.1) -> None:
+    """Return once ``url`` answers 2xx; raise if ``process`` exits first or ``timeout`` seconds
+    pass (both errors name ``log``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{log.stem} exited; see {log}")
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"{log.stem} did not answer within {timeout} s; see {log}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from jobs import tracing
 from settings import get_settings
 from web import (
     api,
@@ -59,4 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(models_api.bp)
     app.register_blueprint(inference_protocol.bp)
     app.register_blueprint(openapi.bp)
+    # Made in each gunicorn process (never before the fork: the exporter's thread would not survive it).
+    tracing.set_up("digits-web", celery=True)
+    tracing.instrument_flask(app)
     return app

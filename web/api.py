@@ -16,6 +16,7 @@ from web.clients import client_address
 from web.errors import ApiError
 from web.images import decode_base64_image
 from web.openapi import Answer, documented
+from web.privacy import all_shown, shown
 from web.schemas import (
     Deleted,
     JobList,
@@ -106,7 +107,7 @@ def create_predictions():
     submitted = submit_predictions(named, read=read, wait=asked.wait, timeout_ms=timeout_ms, priority=priority or 0)
     batch_id, job_ids = submitted.batch_id, submitted.job_ids
     if submitted.records is not None:
-        return jsonify(batch(batch_id, job_ids, submitted.records))
+        return jsonify(batch(batch_id, job_ids, all_shown(submitted.records)))
     return jsonify(
         {"batch_id": batch_id, "batch_url": url_for("api.get_batch", batch_id=batch_id), "jobs": job_links(job_ids)}
     ), 202
@@ -128,15 +129,17 @@ def get_batch(batch_id: str):
     job_ids = records.batch(batch_id)
     if job_ids is None:
         raise missing
-    answer: Batch = batch(batch_id, job_ids, records.get_many(job_ids))
+    answer: Batch = batch(batch_id, job_ids, all_shown(records.get_many(job_ids)))
     return jsonify(answer)
 
 
 @bp.get("/jobs")
 @documented("listJobs", {200: Answer(JobList, "recent jobs")}, (400, 503), query=JobListQuery)
-@predict_token_if_configured
+@admin_required
 def list_jobs():
-    """The most recent jobs still kept, newest first: ``?limit=N`` (1-200, default 50)."""
+    """The most recent jobs still kept, every client's, newest first: ``?limit=N`` (1-200, default 50).
+
+    The admin's: a client reads its own jobs by the ids it was given (they are unguessable)."""
     return jsonify({"jobs": services().records.recent(query(JobListQuery).limit)})
 
 
@@ -152,7 +155,7 @@ def get_job(job_id: str):
     record: JobRecord | None = svc.waiter.wait(job_id, wait, lambda: svc.records.get(job_id), client_address())
     if record is None:
         raise ApiError(404, "not_found", f"no job {job_id[:64]!r}: never issued, or expired")
-    return jsonify(record)
+    return jsonify(shown(record))
 
 
 @bp.post("/admin/purge-finished")

@@ -2,15 +2,21 @@
 
 Workers count every ended job in Redis hashes (see jobs/keys.py METRICS_*, written by
 jobs/scripts/finish_jobs.lua in the buckets jobs/records.py picks): per-bucket, non-cumulative
-counts keyed by each bucket's upper bound. Any web process can therefore report the whole
-cluster; here the counts are made cumulative, as Prometheus histograms are. Queue depths, live
-workers and model versions come from the queues and the workers' heartbeats.
+counts keyed by each bucket's upper bound (per lane for the queue-wait and service-time
+histograms: "<lane>:<bound>"). Any web process can therefore report the whole cluster; here the
+counts are made cumulative, as Prometheus histograms are. Queue depths, the oldest queued job's
+age, the jobs in flight, live workers and model versions are read at scrape time from the
+lanes, the running index, the records and the workers' heartbeats; Redis's memory from INFO.
+
+Histogram bounds are chosen in jobs/records.py, counted by jobs/scripts/finish_jobs.lua, and
+reported here: add a figure in those three places and nowhere else.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterator
 
 import redis
@@ -18,13 +24,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.utils import floatToGoString
 
 from jobs import keys, workers
-from jobs.records import BATCH_BUCKETS, LATENCY_BUCKETS
+from jobs.records import BATCH_BUCKETS, LATENCY_BUCKETS, QUEUE_WAIT_BUCKETS, SERVICE_TIME_BUCKETS
 
 log = logging.getLogger(__name__)
 
+# At most this many running jobs are looked at per scrape to count the jobs in flight per lane
+# (workers x PREDICT_BATCH_IMAGES are running at most; a few thousand reads cost Redis ~1 ms).
+IN_FLIGHT_READ = 10_000
+
 
 class ClusterCollector:
-    """A prometheus_client collector; every scrape costs three Redis round trips."""
+    """A prometheus_client collector; every scrape costs four Redis round trips."""
 
     def __init__(self, client: redis.Redis):
         self.redis = client
@@ -53,8 +63,29 @@ class ClusterCollector:
         pipe.hgetall(keys.METRICS_FEEDBACK)
         pipe.hgetall(keys.METRICS_PREDICTIONS)
         pipe.hgetall(keys.FEEDBACK_BY_VERSION)
-        outcomes, latency, batch_size, *depths, active, received, predictions, kept = pipe.execute()
+        pipe.hgetall(keys.METRICS_FAILURES)
+        pipe.hgetall(keys.METRICS_EXPIRED)
+        pipe.hgetall(keys.METRICS_QUEUE_WAIT)
+        pipe.hgetall(keys.METRICS_SERVICE_TIME)
+        for lane in keys.PREDICT_QUEUES:
+            pipe.lindex(keys.lane(lane), 0)  # the lane's oldest job (lanes are first in, first out)
+        pipe.zrange(keys.RUNNING_JOBS, 0, IN_FLIGHT_READ - 1)
+        pipe.info("memory")
+        answers = iter(pipe.execute())
+        outcomes, latency, batch_size = next(answers), next(answers), next(answers)
+        depths = [next(answers) for _ in keys.QUEUES]
+        active, received, predictions, kept = next(answers), next(answers), next(answers), next(answers)
+        failures, expired, queue_wait, service_time = next(answers), next(answers), next(answers), next(answers)
+        heads = [next(answers) for _ in keys.PREDICT_QUEUES]
+        running, memory_info = next(answers), next(answers)
         live = workers.live(self.redis)
+        pipe = self.redis.pipeline(transaction=False)
+        for head in heads:
+            pipe.hget(keys.job(head.decode()) if head else keys.job(""), "created_at")
+        for job_id in running:
+            pipe.hmget(keys.job(job_id.decode()), "status", "lane")
+        answers = pipe.execute()
+        created, running_fields = answers[: len(heads)], answers[len(heads) :]
 
         jobs = CounterMetricFamily(
             "digits_jobs", "Jobs ended, by type and outcome (all workers)", labels=["type", "outcome"]
@@ -101,7 +132,91 @@ class ClusterCollector:
         if active:
             active_version.add_metric([], float(active))
         figures = [jobs, latency_histogram, batch_histogram, depth, live_count, serving, memory, fallback]
+        figures += lane_figures(queue_wait, service_time, expired, created, running_fields, live)
+        figures += [failure_figure(failures), *redis_figures(memory_info)]
         return [*figures, active_version, *feedback_figures(received, predictions, kept)]
+
+
+def lane_figures(
+    queue_wait: dict, service_time: dict, expired: dict, oldest_created: list, running: list, live: list
+) -> list[Metric]:
+    """Per prediction lane: how long jobs waited in it and were served, expiries, the jobs in
+    flight (taken by a worker, not ended), the oldest waiting job's age and the workers serving it."""
+    wait = histograms_by_lane(
+        "digits_job_queue_wait_seconds",
+        "Prediction jobs: seconds waiting in their lane until a worker took them (all workers)",
+        queue_wait,
+        QUEUE_WAIT_BUCKETS,
+    )
+    service = histograms_by_lane(
+        "digits_job_service_seconds",
+        "Prediction jobs: seconds from a worker taking them to their end (all workers)",
+        service_time,
+        SERVICE_TIME_BUCKETS,
+    )
+    expiries = CounterMetricFamily(
+        "digits_jobs_expired",
+        "Jobs that ended expired (their deadline passed before a worker read them), per lane",
+        labels=["lane"],
+    )
+    counted = _decoded(expired)
+    for lane in sorted({*keys.PREDICT_QUEUES, *counted}):
+        expiries.add_metric([lane], float(counted.get(lane, 0)))
+    in_flight = GaugeMetricFamily(
+        "digits_jobs_in_flight", "Prediction jobs a worker has taken and not ended, per lane", labels=["lane"]
+    )
+    per_lane = dict.fromkeys(keys.PREDICT_QUEUES, 0)
+    for status, lane in running:
+        if status == b"running" and lane:
+            per_lane[lane.decode()] = per_lane.get(lane.decode(), 0) + 1
+    for lane, count in per_lane.items():
+        in_flight.add_metric([lane], count)
+    oldest = GaugeMetricFamily(
+        "digits_queue_oldest_age_seconds",
+        "Seconds since the job at the head of each lane was submitted (0: the lane is empty)",
+        labels=["lane"],
+    )
+    now = time.time()
+    for lane, created in zip(keys.PREDICT_QUEUES, oldest_created, strict=True):
+        oldest.add_metric([lane], max(0.0, now - float(created)) if created else 0.0)
+    serving = GaugeMetricFamily(
+        "digits_lane_workers", "Live worker processes with a model that take jobs from each lane", labels=["lane"]
+    )
+    for lane in keys.PREDICT_QUEUES:
+        serving.add_metric([lane], sum(1 for worker in live if worker.predicts and lane in worker.queues))
+    return [wait, service, expiries, in_flight, oldest, serving]
+
+
+def failure_figure(failures: dict) -> Metric:
+    family = CounterMetricFamily(
+        "digits_job_failures", "Jobs that ended failed, by type and reason (the error code)", labels=["type", "reason"]
+    )
+    for field, count in sorted(_decoded(failures).items()):
+        job_type, _, reason = field.partition(":")
+        family.add_metric([job_type, reason], float(count))
+    return family
+
+
+def redis_figures(info: dict) -> list[Metric]:
+    used = GaugeMetricFamily("digits_redis_memory_used_bytes", "Memory Redis has allocated (INFO used_memory)")
+    used.add_metric([], float(info.get("used_memory", 0)))
+    limit = GaugeMetricFamily("digits_redis_memory_max_bytes", "Redis's maxmemory (0: no limit)")
+    limit.add_metric([], float(info.get("maxmemory", 0)))
+    return [used, limit]
+
+
+def histograms_by_lane(name: str, documentation: str, stored: dict, bounds: tuple) -> Metric:
+    """One histogram family with a ``lane`` label from a hash of "<lane>:<bound>" and "<lane>:sum"
+    fields; every prediction lane is reported, with zeros before its first job."""
+    per_lane: dict[str, dict[str, str]] = {lane: {} for lane in keys.PREDICT_QUEUES}
+    for field, count in _decoded(stored).items():
+        lane, _, bound = field.rpartition(":")
+        per_lane.setdefault(lane, {})[bound] = count
+    family = Metric(name, documentation, "histogram")
+    for lane, fields in per_lane.items():
+        total = float(fields.pop("sum", 0) or 0)
+        add_histogram_samples(family, cumulative(fields, bounds), total, {"lane": lane})
+    return family
 
 
 def feedback_figures(received: dict, predictions: dict, kept: dict) -> list[Metric]:
@@ -137,11 +252,17 @@ def stored_histogram(name: str, documentation: str, stored: dict, bounds: tuple)
 def histogram(name: str, documentation: str, buckets: list[tuple[str, float]], total: float) -> Metric:
     """A histogram family: its buckets, the count (the +Inf bucket) and the sum."""
     family = Metric(name, documentation, "histogram")
-    for bound, count in buckets:
-        family.add_sample(f"{name}_bucket", {"le": bound}, count)
-    family.add_sample(f"{name}_count", {}, buckets[-1][1])
-    family.add_sample(f"{name}_sum", {}, total)
+    add_histogram_samples(family, buckets, total)
     return family
+
+
+def add_histogram_samples(family: Metric, buckets: list[tuple[str, float]], total: float, labels: dict | None = None):
+    """One histogram's samples (its buckets, the count and the sum) in ``family``, with ``labels``."""
+    labels = labels or {}
+    for bound, count in buckets:
+        family.add_sample(f"{family.name}_bucket", {**labels, "le": bound}, count)
+    family.add_sample(f"{family.name}_count", labels, buckets[-1][1])
+    family.add_sample(f"{family.name}_sum", labels, total)
 
 
 def cumulative(counts: dict[str, str], known_bounds: tuple) -> list[tuple[str, float]]:

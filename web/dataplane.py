@@ -37,6 +37,8 @@ import numpy as np
 from jobs import deadlines, workers
 from jobs.schemas import JobRecord
 from model.recognise import mnist_pixels_file
+from web import model_statistics as statistics
+from web.auth import ADMIN_DISABLED, check
 from web.errors import ApiError
 from web.services import services, settings
 from web.submit import submit_predictions
@@ -44,7 +46,7 @@ from web.submit import submit_predictions
 MODEL = "digits"
 INPUTS = {"image": ("BYTES", [-1]), "pixels": ("UINT8", [-1, 28, 28])}
 OUTPUTS = {"probabilities": ("FP32", [-1, 10], "<f4"), "label": ("INT64", [-1], "<i8")}
-EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration"]
+EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "statistics"]
 # Triton's model configuration names the protocol's datatypes so (BYTES is its TYPE_STRING).
 CONFIG_TYPES = {"BYTES": "TYPE_STRING", "UINT8": "TYPE_UINT8", "FP32": "TYPE_FP32", "INT64": "TYPE_INT64"}
 # Jobs that failed for what the client sent (a 400); any other failure is the service's (a 503).
@@ -130,6 +132,19 @@ def model_config(model: str, version: str | None) -> dict:
     }
 
 
+def model_statistics(model: str, version: str | None) -> dict:
+    """Triton's statistics extension: each version's figures (web/model_statistics.py); every
+    version stored, and any counted since, when ``version`` is None."""
+    number = model_version(model, version)
+    figures = statistics.read(services().redis)
+    if number is not None:
+        versions = [str(number)]
+    else:
+        known = {str(v) for v in services().store.versions()} | set(figures)
+        versions = sorted(known, key=lambda v: (len(v), v))
+    return {"model_stats": [statistics.model_stat(MODEL, v, figures.get(v, {})) for v in versions]}
+
+
 def model_ready(model: str, version: str | None) -> dict:
     """Whether the model (or one version) can be served: ``{"name", "ready"[, "version"]}``."""
     number = model_version(model, version)
@@ -139,8 +154,12 @@ def model_ready(model: str, version: str | None) -> dict:
 
 def version_to_serve(model: str, version: str | None) -> int | None:
     """The version an inference request names (None: the active one), checked before its body is
-    read: 404 for another model, an unknown version or one that may not be served."""
+    read: 404 for another model, an unknown version or one that may not be served. A version other
+    than the active one needs the admin token: a worker keeps two versions at hand, and anyone
+    cycling through others would have every batch wait for a model to load."""
     number = model_version(model, version)
+    if number is not None and number != services().store.active_version():
+        check((settings().admin_token,), "admin", ADMIN_DISABLED)
     if number is not None and not servable(number):
         raise ApiError(404, "version_not_servable", f"version {number} did not pass its check and is not served")
     return number

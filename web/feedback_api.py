@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import gzip
 import io
 import logging
-import tarfile
 
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
@@ -16,11 +14,12 @@ from PIL import Image, UnidentifiedImageError
 from werkzeug.routing import BaseConverter
 
 from jobs.feedback import Correction as StoredCorrection
-from jobs.feedback import FeedbackFull, FeedbackStore
+from jobs.feedback import FeedbackFull, FeedbackStore, QuotaReached
 from jobs.records import SUCCEEDED
-from model.idx import idx_bytes
 from model.images.preprocess import to_png
-from web.auth import admin_required, predict_token_if_configured
+from web import feedback_export
+from web.auth import admin_required, is_admin, predict_token_if_configured, predict_token_if_one_exists
+from web.clients import client_address
 from web.errors import ApiError
 from web.openapi import Answer, Raw, documented
 from web.schemas import (
@@ -48,8 +47,8 @@ class JobIdConverter(BaseConverter):
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("job_id", JobIdConverter))
 log = logging.getLogger(__name__)
 
-EXPORT_IMAGES, EXPORT_LABELS = "feedback-images-idx3-ubyte.gz", "feedback-labels-idx1-ubyte.gz"
-EXPORT_PREDICTED = "feedback-predicted-idx1-ubyte.gz"
+# Until a client's corrections are deleted or pruned, more are refused; an hour before asking again.
+QUOTA_RETRY_S = 3600
 
 
 def _feedback() -> FeedbackStore:
@@ -60,14 +59,15 @@ def _feedback() -> FeedbackStore:
 @documented(
     "giveFeedback",
     {201: Answer(CorrectionKept, "kept")},
-    (400, 404, 409, 413, 503, 507),
+    (400, 404, 409, 413, 429, 503, 507),
     body={"application/json": FeedbackBody},
 )
-@predict_token_if_configured
+@predict_token_if_one_exists
 def give_feedback(job_id: str):
     """Say which digit a succeeded prediction should have been (again: replaces it).
 
-    ``{"label": 0-9}``: the right digit for a succeeded prediction job (201).
+    ``{"label": 0-9}``: the right digit for a succeeded prediction job (201). The client's address
+    is kept with it; a client keeps at most MAX_CORRECTIONS_PER_CLIENT (429 correction_quota).
     """
     label = validated(FeedbackBody, request.get_data() if request.is_json else b"", json=True).label
     record = services().records.get(job_id)
@@ -84,7 +84,11 @@ def give_feedback(job_id: str):
         raise ApiError(409, "no_digit_read", f"job {job_id} read no digit ({result.get('reason', 'no label')})")
     pixels = _pixels(result["input_png"])
     try:
-        replaced = _feedback().add(job_id, label, int(result["label"]), result.get("model_version"), pixels)
+        replaced = _feedback().add(
+            job_id, label, int(result["label"]), result.get("model_version"), pixels, client_address()
+        )
+    except QuotaReached as exc:
+        raise ApiError(429, "correction_quota", str(exc), {"Retry-After": str(QUOTA_RETRY_S)}) from None
     except FeedbackFull as exc:
         raise ApiError(507, "feedback_store_full", str(exc)) from None
     log.info("correction: %s for predicted %s", label, result["label"], extra={"job_id": job_id})
@@ -111,7 +115,7 @@ def list_feedback():
         "counts": {str(digit): int(n) for digit, n in enumerate(confusion.sum(axis=1))},
         "confusion": confusion.tolist(),
         "by_model_version": store.by_version(),
-        "corrections": [_shown(c) for c in recent],
+        "corrections": [_shown(c, with_client=is_admin()) for c in recent],
     }
     return jsonify(answer)
 
@@ -127,23 +131,11 @@ def export_feedback():
     (default), ``train`` (what training may use) or ``held_out`` (what judges it).
     """
     split = query(ExportQuery).split
-    examples = _feedback().examples()
+    pages = _feedback().pages()
     if split != "all":
-        examples = examples.split()[split == "held_out"]
-    files = {
-        EXPORT_IMAGES: idx_bytes(examples.images),
-        EXPORT_LABELS: idx_bytes(examples.labels),
-        EXPORT_PREDICTED: idx_bytes(examples.predicted),
-    }
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        for name, data in files.items():
-            packed = gzip.compress(data, mtime=0)
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(packed), 0, 0o644
-            tar.addfile(info, io.BytesIO(packed))
+        pages = (page.split()[split == "held_out"] for page in pages)
     return Response(
-        archive.getvalue(),
+        feedback_export.archive(pages),
         mimetype="application/x-tar",
         headers={"Content-Disposition": f'attachment; filename="digits-feedback-{split}.tar"'},
     )
@@ -157,6 +149,14 @@ def delete_feedback(job_id: str):
     if not _feedback().delete([job_id]):
         raise ApiError(404, "not_found", f"no correction of job {job_id[:64]!r}")
     return "", 204
+
+
+@bp.delete("/feedback/clients/<client>")
+@documented("deleteClientFeedback", {200: Answer(Deleted, "how many were deleted")}, (503,))
+@admin_required
+def delete_client_feedback(client: str):
+    """Delete every correction one client (address, as the corrections list shows it) gave."""
+    return jsonify({"deleted": _feedback().delete_client(client[:256])})
 
 
 @bp.delete("/feedback")
@@ -179,10 +179,10 @@ def _pixels(png_base64: str) -> np.ndarray:
     return pixels
 
 
-def _shown(correction: StoredCorrection | None) -> CorrectionAnswer:
+def _shown(correction: StoredCorrection | None, with_client: bool = False) -> CorrectionAnswer:
     if correction is None:  # deleted meanwhile
         return {}  # type: ignore[typeddict-item]
-    return {
+    shown: CorrectionAnswer = {
         "job_id": correction.job_id,
         "label": correction.label,
         "predicted": correction.predicted,
@@ -192,3 +192,6 @@ def _shown(correction: StoredCorrection | None) -> CorrectionAnswer:
         "created_at": dt.datetime.fromtimestamp(correction.created_at, dt.UTC).isoformat(timespec="milliseconds"),
         "image_png": base64.b64encode(to_png(correction.pixels / 255.0)).decode(),
     }
+    if with_client:  # who gave it: the admin's to know (to delete one client's corrections)
+        shown["client"] = correction.client
+    return shown

@@ -34,6 +34,7 @@ import grpc
 import kombu.exceptions
 import redis
 from flask import Flask, g
+from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2 as config_pb2
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
@@ -143,6 +144,14 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             )
 
         return await self._call(context, "ModelConfig", predict_token_if_configured(answer))
+
+    async def ModelStatistics(self, request, context):
+        def answer():
+            # The statistics' JSON names are the message's fields (Triton defines both alike).
+            stats = dataplane.model_statistics(request.name or dataplane.MODEL, _version(request))
+            return json_format.ParseDict(stats, service_pb2.ModelStatisticsResponse())
+
+        return await self._call(context, "ModelStatistics", predict_token_if_configured(answer))
 
     async def ModelInfer(self, request, context):
         remaining = context.time_remaining()  # the client's deadline, if it set one

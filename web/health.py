@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from jobs import keys, workers
+from web.auth import is_admin
 from web.openapi import Answer, documented
 from web.schemas import Draining, ErrorBody, Liveness, Readiness
 from web.services import services
@@ -35,8 +36,11 @@ def readyz():
 
     Ready when Redis answers and at least one live worker serves predictions with a loaded model
     (training-only workers are listed but are no prediction capacity). A worker that cannot serve
-    the active version says why in ``problem``, and which version it serves instead. From SIGTERM
-    on, 503 ``draining`` at once: the process is going away (web/draining.py)."""
+    the active version says why in ``problem``, and which version it serves instead. Worker names
+    (host and pid) are shown with the admin token only. ``unserved_lanes`` names the prediction
+    lanes no such worker takes jobs from (workers started with ``-Q predict`` alone leave the bulk
+    lane unserved): their jobs wait until they expire. From SIGTERM on, 503 ``draining`` at once:
+    the process is going away (web/draining.py)."""
     if services().drain.draining:
         return jsonify({"status": "draining"}), 503
     client = services().redis
@@ -45,8 +49,10 @@ def readyz():
     for name in keys.QUEUES:
         pipe.llen(keys.queue_key(name))
     depths = dict(zip(keys.QUEUES, pipe.execute(), strict=True))
+    named = is_admin()
     serving = [
-        {"name": w.name, "model_version": None if w.model_version is None else str(w.model_version)}
+        ({"name": w.name} if named else {})
+        | {"model_version": None if w.model_version is None else str(w.model_version)}
         | ({"problem": w.problem} if w.problem else {})
         for w in live
     ]
@@ -56,5 +62,6 @@ def readyz():
         "redis": "ok",
         "workers": serving,
         "queue_depth": depths,
+        "unserved_lanes": workers.unserved_lanes(live),
     }
     return jsonify(body), 200 if ready else 503

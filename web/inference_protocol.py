@@ -7,10 +7,11 @@ extension, which tritonclient uses by default: the JSON header's length in the
 ``Inference-Header-Content-Length`` header, then each tensor's raw bytes in order. A request body
 may come gzip- or deflate-encoded.
 
-Two of Triton's extensions as well, for the tools built on it: classification (an output asked
+Three of Triton's extensions as well, for the tools built on it: classification (an output asked
 for with ``"parameters": {"classification": k}`` comes back as each image's k most likely
-digits, ``"<probability>:<digit>"``, BYTES [N, k]), and model configuration (``.../config``, what
-perf_analyzer and Triton's example clients read before they send anything).
+digits, ``"<probability>:<digit>"``, BYTES [N, k]), model configuration (``.../config``, what
+perf_analyzer and Triton's example clients read before they send anything), and statistics
+(``.../stats``, each version's requests and where their time went: web/model_statistics.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from web.schemas import (
     ProtocolModelConfig,
     ProtocolModelName,
     ProtocolModelReadiness,
+    ProtocolModelStatistics,
     ProtocolOutput,
     ProtocolReadiness,
     ProtocolRequest,
@@ -114,6 +116,30 @@ def model_config(model: str, version: str | None = None):
     return jsonify(dataplane.model_config(model, version))
 
 
+@bp.get("/models/stats")
+@bp.get("/models/<model>/stats")
+@bp.get("/models/<model>/versions/<version>/stats")
+@documented(
+    {
+        "/v2/models/stats": "protocolStatistics",
+        "/v2/models/{model}/stats": "protocolModelStatistics",
+        "/v2/models/{model}/versions/{version}/stats": "protocolModelVersionStatistics",
+    },
+    {200: Answer(ProtocolModelStatistics, "each version's figures")},
+    (404,),
+    path=PATH,
+)
+@predict_token_if_configured
+def model_stats(model: str = MODEL, version: str | None = None):
+    """Triton's statistics extension: each version's requests, and their queue and compute times.
+
+    Per version since the counts began: requests that succeeded and failed and their whole time
+    (submission to result), and the successful ones' time queued, preprocessing, in the model
+    call and after it (nanoseconds, summed); model calls as ``execution_count``. Without a model
+    in the path, every model's (there is one)."""
+    return jsonify(dataplane.model_statistics(model, version))
+
+
 @bp.get("/models/<model>/ready")
 @bp.get("/models/<model>/versions/<version>/ready")
 @documented(
@@ -155,6 +181,7 @@ def infer(model: str, version: str | None = None):
     Every image's probabilities and label, in order, once all have been read. One input: image
     (BYTES [N], image files; base64 in JSON) or pixels (UINT8 [N, 28, 28]). Outputs may be asked
     for as binary data, and probabilities as each image's k most likely digits (classification).
+    A version other than the active one needs the admin token.
     ``parameters.timeout`` (microseconds) is the request's deadline: when it passes first, the
     answer is 503 deadline_exceeded and the images not yet read are never read.
     ``parameters.priority`` 1 puts them in the fast lane ahead of the client's own backlog

@@ -13,7 +13,8 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from jobs.records import is_job_id
 from jobs.schemas import TERMINAL
 from model.training.config import ARCHITECTURES, RANGES, RECIPE_ARCHITECTURES, RECIPES, TrainConfig
-from web.auth import predict_token_if_configured
+from web.auth import is_admin, predict_token_if_configured
+from web.clients import client_address
 from web.images import check_image
 from web.security import require_secret_key
 from web.services import services
@@ -58,13 +59,15 @@ def job_page(job_id: str):
 @bp.get("/jobs")
 @predict_token_if_configured
 def jobs_page():
-    """``?ids=a,b,c``: those jobs' results (where a multi-image form post lands); else the recent jobs."""
+    """``?ids=a,b,c``: those jobs' results (where a multi-image form post lands); else the recent
+    jobs, every client's: the admin's (the page's script fetches them with the token typed on the
+    Train page; a browser sends no bearer token with the page itself)."""
     records = services().records
     ids = [i for i in request.args.get("ids", "").split(",") if is_job_id(i)][: image_limits().max_images]
     if ids:
         jobs = [job for job in records.get_many(ids) if job]
         return render_template("job.html", jobs=_with_uploads(jobs), refresh=_unfinished(jobs))
-    jobs = records.recent(RECENT_JOBS_SHOWN)
+    jobs = records.recent(RECENT_JOBS_SHOWN) if is_admin() else []
     return render_template("jobs.html", jobs=jobs, refresh=_unfinished(jobs), limit=RECENT_JOBS_SHOWN)
 
 
@@ -102,15 +105,21 @@ def _unfinished(jobs: list[dict]) -> bool:
 
 def _with_uploads(jobs: list[dict]) -> list[dict]:
     """Mark the jobs whose submitted image was kept (form uploads), so the page can show it."""
-    kept = services().records.keep_images([job["id"] for job in jobs])
+    kept = services().records.keep_images([job["id"] for job in jobs], _upload_viewer())
     return [{**job, "has_upload": has} for job, has in zip(jobs, kept, strict=True)]
+
+
+def _upload_viewer() -> str | None:
+    """Whose kept uploads this request may see: the client's own (by address), or all with the admin token.
+    An upload is the picture someone took, more theirs than the digit read from it."""
+    return None if is_admin() else client_address()
 
 
 @bp.get("/jobs/<job_id>/upload")
 @predict_token_if_configured
 def job_upload(job_id: str):
-    data = services().records.kept_image(job_id)
-    if data is None:
+    data = services().records.kept_image(job_id, _upload_viewer())
+    if data is None:  # none kept, or not this client's (the same answer: nothing is told)
         abort(404, description="no upload kept for this job")
     image_format = check_image(data, image_limits(), "upload")
     return Response(

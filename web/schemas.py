@@ -283,6 +283,7 @@ class CorrectionAnswer(TypedDict):
     held_out: Annotated[bool, Field(description="never trained on: it judges new versions")]
     created_at: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
     image_png: Png
+    client: NotRequired[Annotated[str, Field(description="the address that gave it: shown with the admin token only")]]
 
 
 class CorrectionKept(CorrectionAnswer):
@@ -338,7 +339,7 @@ class Liveness(TypedDict):
 
 
 class WorkerShown(TypedDict):
-    name: str
+    name: NotRequired[Annotated[str, Field(description="host and pid: shown with the admin token only")]]
     model_version: str | None
     problem: NotRequired[Annotated[str, Field(description="why it does not serve the active version")]]
 
@@ -348,6 +349,8 @@ class Readiness(TypedDict):
     redis: Literal["ok"]
     workers: list[WorkerShown]
     queue_depth: dict[str, int]
+    # Prediction lanes no live worker with a model takes jobs from: their jobs wait until they expire.
+    unserved_lanes: list[str]
 
 
 class Draining(TypedDict):
@@ -496,6 +499,46 @@ class ProtocolModelConfig(TypedDict):
     max_batch_size: int
     input: list[ConfigTensor]
     output: list[ConfigTensor]
+
+
+class StatisticDuration(TypedDict):
+    """How many requests, and their nanoseconds together."""
+
+    count: int
+    ns: int
+
+
+class InferStatistics(TypedDict):
+    """Triton's split of a request's time: success and fail are whole requests (submission to
+    result); queue (waiting in a lane), compute_input (preprocessing), compute_infer (the batch's
+    model call) and compute_output (recording the result) are parts of the successful ones."""
+
+    success: StatisticDuration
+    fail: StatisticDuration
+    queue: StatisticDuration
+    compute_input: StatisticDuration
+    compute_infer: StatisticDuration
+    compute_output: StatisticDuration
+    cache_hit: StatisticDuration
+    cache_miss: StatisticDuration
+
+
+class ModelStatistics(TypedDict):
+    """One version's figures since the store's counts began (last_inference in epoch ms, 0: never)."""
+
+    name: str
+    version: str
+    last_inference: int
+    inference_count: int
+    execution_count: int
+    inference_stats: InferStatistics
+    batch_stats: list[dict]
+
+
+class ProtocolModelStatistics(TypedDict):
+    """Triton's statistics extension: one entry per model version."""
+
+    model_stats: list[ModelStatistics]
 
 
 class ProtocolError(TypedDict):

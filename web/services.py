@@ -59,7 +59,12 @@ def init_app(app: Flask, settings: Settings) -> None:
         store=ModelStore(client, settings.max_model_versions, settings.max_model_bytes),
         celery=create_celery(url),
         waiter=waiter,
-        feedback=FeedbackStore(client, settings.feedback_retention_seconds, settings.max_feedback_bytes),
+        feedback=FeedbackStore(
+            client,
+            settings.feedback_retention_seconds,
+            settings.max_feedback_bytes,
+            settings.max_corrections_per_client,
+        ),
         memory=memory.MemoryGauge(client, settings.redis_high_water),
         drain=drain,
     )

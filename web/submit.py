@@ -11,7 +11,7 @@ from flask import g, url_for
 from pydantic import TypeAdapter
 from werkzeug.datastructures import FileStorage
 
-from jobs import deadlines, keys
+from jobs import deadlines, keys, tracing
 from jobs import records as rec
 from jobs.schemas import READ_MODES, JobRecord, ReadMode, has_ended
 from web.clients import client_address
@@ -128,6 +128,8 @@ def submit_predictions(
         fields["keep_image"] = "1"
     if version is not None:
         fields["version"] = str(version)
+    if trace_context := tracing.current_context():  # the worker continues this request's trace
+        fields[tracing.TRACE_FIELD] = trace_context
     limits = rec.PendingLimits(
         config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes
     )

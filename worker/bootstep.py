@@ -10,12 +10,18 @@ import logging
 from celery import bootsteps
 from celery.concurrency.solo import TaskPool as SoloPool
 from celery.worker import WorkController
+from celery.worker import state as worker_state
 
+from jobs import tracing
 from worker.consumer import LaneConsumer
 from worker.housekeeping import Housekeeping
 from worker.process import WorkerProcess, open_process, serves_predictions, set_current, this_worker_is
 
 log = logging.getLogger(__name__)
+
+# The exit status of a worker that left because it could no longer serve (EX_SOFTWARE): not 0,
+# so that a supervisor restarting on failure (docker-compose, Kubernetes, `make run`) starts it again.
+EXIT_BROKEN = 70
 
 
 class ServiceStep(bootsteps.StartStopStep):
@@ -46,11 +52,24 @@ class ServiceStep(bootsteps.StartStopStep):
 
     def start(self, worker: WorkController) -> None:
         predicts = serves_predictions(self.queues)
+        tracing.set_up("digits-worker", celery=True)
         self.process = open_process(worker.hostname, self.queues, with_model=predicts)
         set_current(self.process)
         self.housekeeping = Housekeeping(self.process, worker.app).start()
         if predicts:
-            self.consumer = LaneConsumer(self.process).start()
+            self.consumer = LaneConsumer(self.process, on_death=self._leave).start()
+
+    def _leave(self, why: str) -> None:
+        """The lane consumer died: say at once that this worker is not ready, then shut down warm
+        (Celery's main loop checks this flag) with a failing status."""
+        if self.process is None or self.housekeeping is None:
+            return
+        self.process.broken = why
+        try:
+            self.housekeeping.beat()
+        except Exception as exc:  # Redis away: the beats stop with the process anyway
+            log.warning("could not say this worker is not ready: %s", exc)
+        worker_state.should_stop = EXIT_BROKEN
 
     def stop(self, worker: WorkController) -> None:
         """A warm shutdown: wait for the batch in hand to be recorded, for at most two batch budgets

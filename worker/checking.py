@@ -24,7 +24,10 @@ def check_version(process: WorkerProcess, version: int) -> dict:
         memory_bytes=settings.check_memory_mb * 2**20,
         seconds=settings.check_seconds,
     )
-    verdict = check_bytes(data, card.get("format", "keras"), limits, settings.mnist_dir).to_dict()
+    checked = check_bytes(data, card.get("format", "keras"), limits, settings.mnist_dir)
+    if checked.litert is not None:  # LiteRT workers serve this export: the one just checked
+        store.set_litert_file(version, checked.litert)
+    verdict = checked.verdict.to_dict()
     store.set_check(version, verdict)
     log.info("model version %s checked: %s", version, verdict["reason"])
     return verdict

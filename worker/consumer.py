@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
 from jobs import keys
 from jobs import records as rec
 from jobs.lanes import LaneReader
+from worker.housekeeping import resident_bytes
 from worker.predicting import predict_jobs
 from worker.process import WorkerProcess
 
@@ -28,10 +30,15 @@ WAIT_S = 1.0
 
 
 class LaneConsumer:
-    """Started once per predict worker (worker/bootstep.py); :meth:`stop` ends it after the batch in hand."""
+    """Started once per predict worker (worker/bootstep.py); :meth:`stop` ends it after the batch in hand.
 
-    def __init__(self, process: WorkerProcess):
+    If the loop itself dies (an exception no batch's handling caught), ``on_death`` is called with
+    why: a worker whose consumer is gone must not go on saying it is ready (worker/bootstep.py
+    makes it leave, for its supervisor to start it again)."""
+
+    def __init__(self, process: WorkerProcess, on_death: Callable[[str], None]):
         self.process = process
+        self.on_death = on_death
         self.lanes = [name for name in process.queues if name in keys.PREDICT_QUEUES]
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="lane-consumer")
@@ -55,6 +62,13 @@ class LaneConsumer:
         return True
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - whatever killed the loop, the worker must know
+            log.critical("the lane consumer died; this worker takes no more jobs and exits", exc_info=True)
+            self.on_death(f"the lane consumer died: {type(exc).__name__}: {exc}"[:300])
+
+    def _loop(self) -> None:
         reader = LaneReader(self.process.redis, self.lanes)
         most = self.process.settings.predict_batch_images
         while not self._stopping.is_set():
@@ -66,6 +80,19 @@ class LaneConsumer:
                 continue
             if job_ids:
                 self.serve(job_ids)
+                if over := self._over_memory():
+                    log.critical("%s; this worker takes no more jobs and exits, to be started afresh", over)
+                    self.on_death(over)
+                    return
+
+    def _over_memory(self) -> str:
+        """Why this process holds too much memory (after a batch: what it holds between batches
+        is what it would carry into the next), or '' when it does not."""
+        bound_mb = self.process.settings.worker_memory_mb
+        held = resident_bytes()
+        if bound_mb and held > bound_mb * 1024 * 1024:
+            return f"resident memory {held / 2**20:.0f} MB is over WORKER_MEMORY_MB ({bound_mb})"
+        return ""
 
     def serve(self, taken: list[str]) -> None:
         """Recognise and record the jobs; jobs Redis could not record stay this process's own until

@@ -44,12 +44,12 @@ class Housekeeping:
 
     def beat(self) -> None:
         process = self.process
-        predictor = process.models.current if process.models else None
-        version = predictor.version if predictor else None
+        predictor = process.models.current if process.models and not process.broken else None
+        version = predictor.version if predictor else None  # none: not ready
         backend = process.settings.model_backend if process.models else ""
-        problem = process.models.problem if process.models else ""
+        problem = process.broken or (process.models.problem if process.models else "")
         workers.beat(
-            process.redis, process.name, process.queues, version, backend, _resident_bytes(), process.pid, problem
+            process.redis, process.name, process.queues, version, backend, resident_bytes(), process.pid, problem
         )
 
     def chores(self) -> None:
@@ -77,7 +77,7 @@ class Housekeeping:
             self._stopping.wait(workers.HEARTBEAT_S)
 
 
-def _resident_bytes() -> int:
+def resident_bytes() -> int:
     """The resident memory (Linux) of this process and its children (a prefork worker's pool
     processes, where training runs; a model check), 0 where unknown."""
     pids = ["self"]

@@ -35,6 +35,8 @@ class WorkerProcess:
     pid: int = field(default_factory=os.getpid)
     # Jobs taken but not recorded (Redis was away): housekeeping gives them back.
     unrecorded: set[str] = field(default_factory=set)
+    # Why this process can no longer serve (its lane consumer died); its heartbeat then says so.
+    broken: str = ""
 
     @property
     def name(self) -> str:

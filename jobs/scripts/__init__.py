@@ -165,6 +165,7 @@ class Found(NamedTuple):
     read: str | None
     created_at: float | None
     batch: str | None
+    started_at: float | None  # Redis's clock, for the jobs taken
     expired: bool
 
 
@@ -173,12 +174,12 @@ class StartJobs(Script):
 
     name = "start_jobs"
 
-    def __call__(self, *, now: float, worker: str, silence_s: float, job_ids: Sequence[str]) -> list[Found]:
+    def __call__(self, *, worker: str, silence_s: float, job_ids: Sequence[str]) -> list[Found]:
         """Per job, what was found (and whether it was taken)."""
         script_keys = [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.WORKERS]
         for job_id in job_ids:
             script_keys += [keys.job(job_id), keys.job_image(job_id)]
-        answers = self._run(script_keys, {"now": repr(now), "worker": worker, "silence": silence_s}, job_ids)
+        answers = self._run(script_keys, {"worker": worker, "silence": silence_s}, job_ids)
         return [
             Found(
                 status.decode() or None,
@@ -192,9 +193,12 @@ class StartJobs(Script):
                 read.decode() or None,
                 float(created) if created else None,
                 batch.decode() or None,
+                float(took) if taken else None,
                 bool(expired),
             )
-            for status, client, lane, image, taken, suspect, poison, version, read, created, batch, expired in answers
+            for status, client, lane, image, taken, suspect, poison, version, read, created, batch, took, expired in (
+                answers
+            )
         ]
 
 
@@ -203,10 +207,30 @@ class ReleaseJobs(Script):
 
     name = "release_jobs"
 
-    def __call__(self, *, now: float, worker: str, job_ids: Sequence[str]) -> list[str]:
+    def __call__(self, *, worker: str, job_ids: Sequence[str]) -> list[str]:
         """The ids to queue again: those released, and those never started."""
         script_keys = [keys.QUEUED_JOBS, keys.RUNNING_JOBS, *(keys.job(job_id) for job_id in job_ids)]
-        return [i.decode() for i in self._run(script_keys, {"now": repr(now), "worker": worker}, job_ids)]
+        return [i.decode() for i in self._run(script_keys, {"worker": worker}, job_ids)]
+
+
+class BeatWorker(Script):
+    """beat_worker.lua: a worker is alive now, by Redis's clock; forget the silent ones."""
+
+    name = "beat_worker"
+
+    def __call__(self, *, name: str, silence_s: float, fields: dict[str, str]) -> float:
+        """The heartbeat's time (Redis's, epoch seconds)."""
+        named = {"name": name, "silence": silence_s, "fields": fields}
+        return float(self._run([keys.WORKERS, keys.worker(name)], named))
+
+
+class LiveWorkers(Script):
+    """live_workers.lua: the names of the workers that beat within the silence, by Redis's clock."""
+
+    name = "live_workers"
+
+    def __call__(self, *, silence_s: float) -> list[str]:
+        return [name.decode() for name in self._run([keys.WORKERS], {"silence": silence_s})]
 
 
 class CountUnfinished(Script):
@@ -225,9 +249,24 @@ class Latency(NamedTuple):
     seconds: float
 
 
+class Served(NamedTuple):
+    """How a prediction a worker started spent its time: the histogram buckets of its wait in the
+    lane and of its service (taken to ended), the model version whose statistics count it ('':
+    none) and the nanoseconds of each part, as Triton's statistics extension splits them."""
+
+    wait_bucket: str
+    service_bucket: str
+    version: str
+    queue_ns: int
+    input_ns: int
+    infer_ns: int
+    output_ns: int
+
+
 class Finishing(NamedTuple):
     """One job to end: how (``result`` / ``error`` as JSON), whose it is, the batch it belongs to,
-    the model version to count its prediction for and its latency (None: not counted)."""
+    the model version to count its prediction for, its latency and how it was served (None: not
+    counted), and the reason it failed (its error code)."""
 
     job_id: str
     client: str | None
@@ -237,6 +276,8 @@ class Finishing(NamedTuple):
     error: bytes | None
     counted_version: str | None
     latency: Latency | None
+    served: Served | None = None
+    reason: str = ""
 
 
 class FinishJobs(Script):
@@ -254,21 +295,27 @@ class FinishJobs(Script):
         batch_images: int,
         jobs: Sequence[Finishing],
         ttl: int,
+        batch_version: str = "",
     ) -> list[str]:
         """The ids of the jobs this call ended, announced on ``channel`` with records of up to
-        ``room`` bytes. With ``batch_bucket``, a model call of ``batch_images`` is counted.
+        ``room`` bytes. With ``batch_bucket``, a model call of ``batch_images`` is counted (and
+        an execution of ``batch_version``, if given).
         ``ttl``: how long records live (a client's index of ended jobs lives as long after its last)."""
         script_keys = [keys.METRICS_OUTCOMES, keys.METRICS_PREDICTIONS, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE]
         script_keys += [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.QUEUED_BYTES, keys.FINISHED_JOBS]
+        script_keys += [keys.METRICS_FAILURES, keys.METRICS_EXPIRED, keys.METRICS_QUEUE_WAIT]
+        script_keys += [keys.METRICS_SERVICE_TIME, keys.METRICS_MODEL_STATS]
         values: list[str | bytes] = []
         for job in jobs:
-            job_id, client, latency = job.job_id, job.client or "", job.latency
+            job_id, client, latency, served = job.job_id, job.client or "", job.latency, job.served
             script_keys += [keys.job(job_id), keys.job_image(job_id), keys.pending(client), keys.pending_bytes(client)]
             script_keys += [keys.batch_unfinished(job.batch or ""), keys.finished_by_client(client)]
             script_keys.append(keys.pending_fast(client))
             values += [job.status, job.result or b"", job.error or b"", job_id, job.counted_version or ""]
             values += [latency.bucket, repr(latency.seconds)] if latency else ["", ""]
-        batch = {"bucket": batch_bucket, "images": batch_images} if batch_bucket else False
+            values.append(job.reason)
+            values += [str(part) for part in served] if served else [""] * len(Served._fields)
+        batch = {"bucket": batch_bucket, "images": batch_images, "version": batch_version} if batch_bucket else False
         named = {"now": repr(now), "channel": channel, "room": room, "batch": batch, "ttl": ttl}
         named["fast_lane"] = keys.PREDICT_QUEUE
         return [i.decode() for i in self._run(script_keys, named, values)]
@@ -298,7 +345,7 @@ class TakeFromLanes(Script):
 
 
 class AddCorrection(Script):
-    """add_correction.lua: keep a correction (replacing the job's earlier one), within the cap."""
+    """add_correction.lua: keep a correction (replacing the job's earlier one), within the quota and the cap."""
 
     name = "add_correction"
 
@@ -313,10 +360,14 @@ class AddCorrection(Script):
         pixels: bytes,
         size: int,
         cap: int,
+        client: str,
+        earlier_client: str,
+        quota: int,
     ) -> bool | Refusal:
-        """True if it replaced one, False if it is the job's first; or the cap it would pass."""
+        """True if it replaced one, False if it is the job's first; or the limit it would pass
+        (``quota``, ``full``), or ``moved`` when the earlier correction is not ``earlier_client``'s."""
         script_keys = [keys.feedback(job_id), keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION]
-        script_keys.append(keys.METRICS_FEEDBACK)
+        script_keys += [keys.METRICS_FEEDBACK, keys.feedback_of_client(client), keys.feedback_of_client(earlier_client)]
         named = {
             "job_id": job_id,
             "label": label,
@@ -325,6 +376,9 @@ class AddCorrection(Script):
             "created_at": repr(created_at),
             "size": size,
             "cap": cap,
+            "client": client,
+            "earlier_client": earlier_client,
+            "quota": quota,
         }
         answer = self._run(script_keys, named, [pixels])
         return bool(int(answer[1])) if answer[0] == b"ok" else _refusal(answer)
@@ -335,8 +389,9 @@ class DeleteCorrections(Script):
 
     name = "delete_corrections"
 
-    def __call__(self, *, job_ids: Sequence[str]) -> int:
-        """How many of them existed."""
+    def __call__(self, *, job_ids: Sequence[str], clients: Sequence[str]) -> int:
+        """How many of them existed; ``clients``: who gave each (its index loses the job)."""
         script_keys = [keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION]
-        script_keys += [keys.feedback(job_id) for job_id in job_ids]
+        for job_id, client in zip(job_ids, clients, strict=True):
+            script_keys += [keys.feedback(job_id), keys.feedback_of_client(client)]
         return int(self._run(script_keys, {}, job_ids))

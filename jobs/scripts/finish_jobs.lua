@@ -3,7 +3,10 @@
 -- running indexes, its client's pending job and bytes (and fast-lane job), its share of the queued bytes and its place
 -- in its batch's count of unfinished jobs. Each job
 -- ended is counted once: by type and outcome, for the model version given, and, if a prediction,
--- in the latency bucket given; the model call is counted in the batch-size bucket given. Then the
+-- in the latency bucket given; a failure by its reason; an expiry by its lane; a prediction that a
+-- worker started, in its lane's queue-wait and service-time buckets given and in the statistics
+-- of the model version given (Triton's statistics extension); the model call is counted in the
+-- batch-size bucket given, and as an execution of its version. Then the
 -- ended jobs are announced with the batches they belong to (and how many jobs each has left) and
 -- their records, as far as the room given allows (see FinishedNotice in jobs/records.py). Which bucket is the caller's business: the
 -- script only counts. Each ended job is indexed as finished, by everyone and by its client, so
@@ -22,20 +25,28 @@
 --       6 running      sorted set of jobs taken (keys.RUNNING_JOBS)
 --       7 total_bytes  everyone's unfinished image bytes (keys.QUEUED_BYTES)
 --       8 finished     sorted set of ended jobs by when (keys.FINISHED_JOBS)
+--       9 failures     hash "<type>:<reason>" -> jobs failed (keys.METRICS_FAILURES)
+--      10 expired      hash lane -> jobs expired (keys.METRICS_EXPIRED)
+--      11 queue_wait   hash "<lane>:<bucket>" -> jobs, "<lane>:sum" of seconds (keys.METRICS_QUEUE_WAIT)
+--      12 service      hash "<lane>:<bucket>" -> jobs, "<lane>:sum" of seconds (keys.METRICS_SERVICE_TIME)
+--      13 model_stats  hash "<version>:<figure>" -> count or nanoseconds (keys.METRICS_MODEL_STATS)
 --       then per job: record (keys.job), image (keys.job_image), its client's pending jobs and
 --       pending bytes (keys.pending, keys.pending_bytes), its batch's unfinished jobs
 --       (keys.batch_unfinished), its client's ended jobs (keys.finished_by_client), its client's
 --       pending fast-lane jobs (keys.pending_fast)
 -- ARGV  1 JSON {now: epoch seconds as text, channel: where to announce, room: the most record
---              bytes the announcement may carry, batch: {bucket, images} of the model call or false,
+--              bytes the announcement may carry, batch: {bucket, images, version} of the model call
+--              or false,
 --              ttl: seconds a client's index of ended jobs lives after its last entry,
 --              fast_lane: the fast lane's name (a job recorded in it counts in pending_fast)}
 --       then per job: status, result JSON or '', error JSON or '', id, model version to count
---       it for or '', latency bucket or '', latency in seconds or ''
+--       it for or '', latency bucket or '', latency in seconds or '', failure reason or '',
+--       then, for a job a worker started (else ''): queue-wait bucket, service-time bucket, model
+--       version for the statistics, nanoseconds queued, preprocessing, in the model call, after it
 -- Returns the ids of the jobs it ended.
-local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 8, 7, 7
-local outcomes, predictions, latency, batch_size, queued, running, total_bytes, finished =
-  unpack(KEYS, 1, FIXED_KEYS)
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 13, 7, 15
+local outcomes, predictions, latency, batch_size, queued, running, total_bytes, finished, failures, expired,
+  queue_wait, service, model_stats = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
 -- Job i's keys are KEYS[k + 1 .. k + JOB_KEYS] and its values ARGV[v + 1 .. v + JOB_VALUES], where
@@ -43,12 +54,17 @@ local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
 local ended, records, room, batches, batch_of = {}, {}, args.room, {}, {}
 -- Counts are summed over the batch and written once each, after the loop.
 local by_outcome, by_version, by_bucket, seconds_sum, released, freed = {}, {}, {}, 0, {}, 0
+local by_reason, by_lane_expired, waits, wait_sums, services, service_sums = {}, {}, {}, {}, {}, {}
+local stats, served = {}, {}  -- figures per "<version>:<figure>", and the versions that served a request
 local function add(counts, key, amount) counts[key] = (counts[key] or 0) + amount end
 for i = 1, n do
   local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
   local record, image, pending, pending_bytes, batch_left, by_client, pending_fast = unpack(KEYS, k + 1, k + JOB_KEYS)
-  local status, result, err, id, version, bucket, seconds =
-    ARGV[v + 1], ARGV[v + 2], ARGV[v + 3], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7]
+  local status, result, err, id, version, bucket, seconds, reason =
+    ARGV[v + 1], ARGV[v + 2], ARGV[v + 3], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7], ARGV[v + 8]
+  local wait_bucket, service_bucket, stats_version = ARGV[v + 9], ARGV[v + 10], ARGV[v + 11]
+  local queue_ns, input_ns, infer_ns, output_ns =
+    tonumber(ARGV[v + 12]) or 0, tonumber(ARGV[v + 13]) or 0, tonumber(ARGV[v + 14]) or 0, tonumber(ARGV[v + 15]) or 0
   local fields = redis.call('HMGET', record, 'status', 'type', 'client', 'keep_image', 'bytes', 'batch', 'lane')
   if fields[1] == 'queued' or fields[1] == 'running' then
     -- Free first (see above), then write.
@@ -70,6 +86,31 @@ for i = 1, n do
     if fields[2] == 'predict' and bucket ~= '' then
       add(by_bucket, bucket, 1)
       seconds_sum = seconds_sum + tonumber(seconds)
+    end
+    local lane = fields[7] or fields[2]
+    if reason ~= '' then add(by_reason, fields[2] .. ':' .. reason, 1) end
+    if status == 'expired' then add(by_lane_expired, lane, 1) end
+    if wait_bucket ~= '' then
+      local service_ns = input_ns + infer_ns + output_ns
+      add(waits, lane .. ':' .. wait_bucket, 1)
+      add(wait_sums, lane .. ':sum', queue_ns / 1e9)
+      add(services, lane .. ':' .. service_bucket, 1)
+      add(service_sums, lane .. ':sum', service_ns / 1e9)
+      if stats_version ~= '' then
+        -- Triton counts queue and compute for the requests that succeeded, a failure's whole time apart.
+        if status == 'succeeded' then
+          served[stats_version] = true
+          add(stats, stats_version .. ':success:count', 1)
+          add(stats, stats_version .. ':success:ns', queue_ns + service_ns)
+          add(stats, stats_version .. ':queue:ns', queue_ns)
+          add(stats, stats_version .. ':compute_input:ns', input_ns)
+          add(stats, stats_version .. ':compute_infer:ns', infer_ns)
+          add(stats, stats_version .. ':compute_output:ns', output_ns)
+        else
+          add(stats, stats_version .. ':fail:count', 1)
+          add(stats, stats_version .. ':fail:ns', queue_ns + service_ns)
+        end
+      end
     end
     local size = tonumber(fields[5] or '0')
     if fields[3] then
@@ -99,6 +140,14 @@ for key, count in pairs(by_outcome) do redis.call('HINCRBY', outcomes, key, coun
 for key, count in pairs(by_version) do redis.call('HINCRBY', predictions, key, count) end
 for key, count in pairs(by_bucket) do redis.call('HINCRBY', latency, key, count) end
 if next(by_bucket) then redis.call('HINCRBYFLOAT', latency, 'sum', seconds_sum) end
+for key, count in pairs(by_reason) do redis.call('HINCRBY', failures, key, count) end
+for key, count in pairs(by_lane_expired) do redis.call('HINCRBY', expired, key, count) end
+for key, count in pairs(waits) do redis.call('HINCRBY', queue_wait, key, count) end
+for key, total in pairs(wait_sums) do redis.call('HINCRBYFLOAT', queue_wait, key, total) end
+for key, count in pairs(services) do redis.call('HINCRBY', service, key, count) end
+for key, total in pairs(service_sums) do redis.call('HINCRBYFLOAT', service, key, total) end
+-- Counts and nanoseconds are whole numbers: written as such (a Lua number may print as 1.5e+11).
+for key, amount in pairs(stats) do redis.call('HINCRBY', model_stats, key, string.format('%d', amount)) end
 for key, amount in pairs(released) do
   local left = redis.call('DECRBY', key, amount)
   if left <= 0 then redis.call('DEL', key) end
@@ -108,6 +157,10 @@ if freed > 0 and redis.call('DECRBY', total_bytes, freed) <= 0 then redis.call('
 if args.batch then
   redis.call('HINCRBY', batch_size, args.batch.bucket, 1)
   redis.call('HINCRBY', batch_size, 'sum', args.batch.images)
+  if args.batch.version ~= '' then redis.call('HINCRBY', model_stats, args.batch.version .. ':executions', 1) end
+end
+for version in pairs(served) do
+  redis.call('HSET', model_stats, version .. ':last_inference', string.format('%d', tonumber(args.now) * 1000))
 end
 -- Entries older than a record's life name records already expired.
 redis.call('ZREMRANGEBYSCORE', finished, '-inf', tonumber(args.now) - args.ttl)

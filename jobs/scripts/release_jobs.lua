@@ -7,12 +7,15 @@
 -- KEYS  1 queued   sorted set of jobs not started (keys.QUEUED_JOBS)
 --       2 running  sorted set of jobs taken (keys.RUNNING_JOBS)
 --       then per job: record (keys.job)
--- ARGV  1 JSON {now: epoch seconds as text, worker: this worker's name}
+-- ARGV  1 JSON {worker: this worker's name}
+-- The jobs queued again are scored by Redis's clock (TIME), as every "sent at" that decides a resend is.
 --       then per job: id
 -- Returns the ids to queue again, in the order given.
 local FIXED_KEYS = 2
 local queued, running = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
+local time = redis.call('TIME')
+local now = string.format('%.6f', tonumber(time[1]) + tonumber(time[2]) / 1000000)
 local n = #KEYS - FIXED_KEYS  -- job i's key is KEYS[FIXED_KEYS + i], its id ARGV[1 + i]
 local released = {}
 for i = 1, n do
@@ -24,7 +27,7 @@ for i = 1, n do
     redis.call('HSET', record, 'status', 'queued')
   end
   if mine or status == 'queued' then
-    redis.call('ZADD', queued, args.now, id)
+    redis.call('ZADD', queued, now, id)
     released[#released + 1] = id
   end
 end

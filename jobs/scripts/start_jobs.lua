@@ -1,7 +1,8 @@
 -- start_jobs: mark jobs running as this worker's and hand over their images. Taken: jobs queued,
 -- and jobs running on a worker that has gone silent (its heartbeat older than the silence given).
--- A job running on a live worker is left to it. A job taken over from a dead worker is a suspect
--- (it may have killed it); one taken over while it was being read alone is poison: its image is
+-- A job running on a live worker is left to it. Silence is judged by Redis's clock (TIME), as the
+-- heartbeats are written (beat_worker.lua), never by the caller's. A job taken over from a dead
+-- worker is a suspect (it may have killed it); one taken over while it was being read alone is poison: its image is
 -- not handed over again. Each job taken leaves the queued index before its record is written:
 -- under maxmemory a script's first write may not grow memory, and after one that cannot, Redis
 -- lets it finish, so work already accepted can always start.
@@ -10,20 +11,21 @@
 --       2 running  sorted set of jobs taken (keys.RUNNING_JOBS)
 --       3 workers  sorted set of workers by last heartbeat (keys.WORKERS)
 --       then per job: record (keys.job), image (keys.job_image)
--- ARGV  1 JSON {now: epoch seconds as text, worker: this worker's name, silence: seconds}
+-- ARGV  1 JSON {worker: this worker's name, silence: seconds}
 --       then per job: id
 -- Returns per job: {prior status or '', client or '', lane or '', image or false, taken, suspect,
 -- poison (1 or 0), model version asked for or '', read mode or '', created_at or '', batch or '',
--- expired}. Expired (1): a queued job whose deadline (epoch seconds, in Redis's clock: TIME) has
--- passed; it is not taken and its image is not read: the caller ends it.
+-- started_at: this script's TIME, as a string, expired}. Expired (1): a queued job whose deadline
+-- (epoch seconds, in Redis's clock: TIME) has passed; it is not taken and its image is not read:
+-- the caller ends it.
 local FIXED_KEYS, JOB_KEYS, CHUNK = 3, 2, 1000
 local queued, running, workers = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
 -- Job i's keys are KEYS[k + 1 .. k + JOB_KEYS], where k = FIXED_KEYS + (i - 1) * JOB_KEYS; its id is ARGV[1 + i].
-local now, silence = tonumber(args.now), args.silence
 local time = redis.call('TIME')
-local clock = tonumber(time[1]) + tonumber(time[2]) / 1e6
+local now, silence = tonumber(time[1]) + tonumber(time[2]) / 1000000, args.silence
+local stamp = string.format('%.6f', now)
 local answers, taken = {}, {}
 for i = 1, n do
   local k = FIXED_KEYS + (i - 1) * JOB_KEYS
@@ -31,7 +33,7 @@ for i = 1, n do
   local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'version', 'read',
                             'created_at', 'batch', 'deadline')
   local status = fields[1]
-  local expired = status == 'queued' and fields[10] ~= false and tonumber(fields[10]) < clock
+  local expired = status == 'queued' and fields[10] ~= false and tonumber(fields[10]) < now
   local take, suspect, poison, image = status == 'queued' and not expired, false, false, false
   if status == 'running' then
     local beat = redis.call('ZSCORE', workers, fields[3] or '')
@@ -41,14 +43,14 @@ for i = 1, n do
   end
   if take then
     redis.call('ZREM', queued, id)
-    redis.call('HSET', record, 'status', 'running', 'started_at', args.now, 'worker', args.worker)
+    redis.call('HSET', record, 'status', 'running', 'started_at', stamp, 'worker', args.worker)
     redis.call('HINCRBY', record, 'deliveries', 1)
     if fields[4] then redis.call('HDEL', record, 'alone') end
     taken[#taken + 1] = id
     if not poison then image = redis.call('GET', image_key) end
   end
   answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
-                poison and 1 or 0, fields[6] or '', fields[7] or '', fields[8] or '', fields[9] or '',
+                poison and 1 or 0, fields[6] or '', fields[7] or '', fields[8] or '', fields[9] or '', stamp,
                 expired and 1 or 0}
 end
 -- The running index takes the taken ids in a few commands, a chunk at a time (unpack's limit).

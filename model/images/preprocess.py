@@ -28,7 +28,7 @@ from PIL import Image, ImageOps
 from scipy import ndimage
 
 from model.images import png
-from model.images.decode_cost import bytes_per_pixel, decoded_bytes
+from model.images.decode_cost import reduce_on_decode, working_set_bytes
 
 OVERVIEW_SIDE = 320  # the digit is looked for in an overview of at most this many pixels squared ...
 DETAIL_SIDE = 96  # ... and, when smaller than half this there, read again from the original at this size
@@ -102,9 +102,10 @@ _INDEX = np.arange(CANVAS)
 def decode(data: bytes, max_pixels: int | None = None, max_decoded_bytes: int | None = None) -> Image.Image:
     """Decode to an upright 8-bit grayscale ("L") image; transparent parts become background.
 
-    Raises :class:`TooCostly` before decoding an image that would take more than
-    ``max_decoded_bytes`` in memory, and :class:`NotAnImage` for one over ``max_pixels`` (None:
-    no bound of ours, only Pillow's own; the service always gives both).
+    Raises :class:`TooCostly` before decoding an image whose reading would hold more than
+    ``max_decoded_bytes`` in memory (its pixels and the copies made to turn it gray), and
+    :class:`NotAnImage` for one over ``max_pixels`` (None: no bound of ours, only Pillow's own;
+    the service always gives both).
     """
     try:
         if plain := png.plain(data):  # the common case, without Pillow's plugin machinery
@@ -114,7 +115,9 @@ def decode(data: bytes, max_pixels: int | None = None, max_decoded_bytes: int | 
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            _refuse_costly(image.width, image.height, image.mode, max_pixels, max_decoded_bytes, decoded_bytes(image))
+            reduce_on_decode(image)
+            transparent = "transparency" in image.info
+            _refuse_costly(image.width, image.height, image.mode, max_pixels, max_decoded_bytes, transparent)
             image.seek(0)  # animated images: the first frame
             image.load()
             return _to_gray(ImageOps.exif_transpose(image))
@@ -125,14 +128,14 @@ def decode(data: bytes, max_pixels: int | None = None, max_decoded_bytes: int | 
 
 
 def _refuse_costly(
-    width: int, height: int, mode: str, max_pixels: int | None, max_decoded_bytes: int | None, needed: int | None = None
+    width: int, height: int, mode: str, max_pixels: int | None, max_decoded_bytes: int | None, transparent: bool = False
 ) -> None:
     if max_pixels is not None and width * height > max_pixels:
         raise NotAnImage(f"image is {width}x{height}, over the limit of {max_pixels} pixels")
-    needed = needed if needed is not None else width * height * bytes_per_pixel(mode)
+    needed = working_set_bytes(width, height, mode, transparent)
     if max_decoded_bytes is not None and needed > max_decoded_bytes:
         raise TooCostly(
-            f"image is {width}x{height} {mode}: {needed} bytes decoded, over the limit of {max_decoded_bytes}"
+            f"image is {width}x{height} {mode}: reading it holds {needed} bytes, over the limit of {max_decoded_bytes}"
         )
 
 

@@ -5,7 +5,9 @@ memory and time limits, so that a file that crashes, hangs or eats memory harms 
 
 What it checks: the file loads (Keras in safe mode, skops with its trusted types); on a fixed
 sample of MNIST test digits the output is (N, 10), finite, each row sums to 1; one call on 256
-digits costs no more than a budget per image; and the accuracy on them is not below a floor.
+digits costs no more than a budget per image; and the accuracy on them is not below a floor. A
+Keras file's LiteRT export (what LiteRT workers serve) is made in the same child and checked the
+same way; the caller stores that very export, so what is served is what was checked.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,6 +30,9 @@ SAMPLE = 500  # MNIST test digits, the first of each class in turn from a fixed 
 COST_BATCH = 256
 # The check's child process sees nothing of the service's environment (tokens, Redis URL).
 CHILD_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+# ... and runs this very code: started in the folder that holds the model package (``-m`` looks
+# there first), whatever the environment's PYTHONPATH or the installed copy say.
+CODE_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -48,15 +54,33 @@ class Verdict:
     accuracy: float | None = None
     ms_per_image: float | None = None
     checked_at: float = 0.0
+    litert_accuracy: float | None = None  # a Keras file's LiteRT export, judged the same way
+    litert_ms_per_image: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def check_file(path: str | os.PathLike, file_format: str, limits: CheckLimits, mnist_dir: str) -> Verdict:
+class Checked(NamedTuple):
+    """A verdict, and the LiteRT export that was checked with it (a Keras file's, else None)."""
+
+    verdict: Verdict
+    litert: bytes | None
+
+
+def check_file(
+    path: str | os.PathLike,
+    file_format: str,
+    limits: CheckLimits,
+    mnist_dir: str,
+    litert_out: str | os.PathLike | None = None,
+) -> Verdict:
     """Check the model file at ``path`` in a child process, on digits from the MNIST in
-    ``mnist_dir`` ("": Keras's download); never raises for a bad model."""
+    ``mnist_dir`` ("": Keras's download); never raises for a bad model. With ``litert_out``, a
+    Keras file's LiteRT export is written there and checked too."""
     command = [sys.executable, "-m", "model.runtimes.check", str(path), "--format", file_format]
+    if litert_out is not None:
+        command += ["--litert-out", str(litert_out)]
     command += ["--mnist-dir", str(mnist_dir)]
     command += ["--min-accuracy", str(limits.min_accuracy), "--max-ms", str(limits.max_ms_per_image)]
     command += ["--memory-mb", str(limits.memory_bytes // 2**20)]
@@ -72,6 +96,7 @@ def check_file(path: str | os.PathLike, file_format: str, limits: CheckLimits, m
             timeout=limits.seconds,
             preexec_fn=held_to_memory,
             env=CHILD_ENVIRONMENT,  # a model file is untrusted: none of the service's secrets
+            cwd=CODE_ROOT,
         )
     except subprocess.TimeoutExpired:
         return _verdict(False, f"checking it took over {limits.seconds:.0f} s")
@@ -86,13 +111,15 @@ def check_file(path: str | os.PathLike, file_format: str, limits: CheckLimits, m
     return _verdict(False, f"the check failed: {tail}")
 
 
-def check_bytes(data: bytes, file_format: str, limits: CheckLimits, mnist_dir: str) -> Verdict:
-    """:func:`check_file` for a model file's bytes."""
+def check_bytes(data: bytes, file_format: str, limits: CheckLimits, mnist_dir: str) -> Checked:
+    """:func:`check_file` for a model file's bytes, with a Keras file's LiteRT export checked and returned."""
     suffix = ".keras" if file_format == "keras" else ".skops"
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"model{suffix}"
+        path, exported = Path(tmp) / f"model{suffix}", Path(tmp) / "model.tflite"
         path.write_bytes(data)
-        return check_file(path, file_format, limits, mnist_dir)
+        verdict = check_file(path, file_format, limits, mnist_dir, exported if file_format == "keras" else None)
+        litert = exported.read_bytes() if verdict.ok and exported.exists() else None
+        return Checked(verdict, litert)
 
 
 def sample_digits(mnist_dir: str) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +177,22 @@ def _load(path: Path, file_format: str):
     return KerasPredictor.from_file(path)
 
 
+def _with_litert(
+    verdict: Verdict, model: Path, out: Path, images: np.ndarray, labels: np.ndarray, limits: CheckLimits
+) -> Verdict:
+    """The verdict on a Keras file, with its LiteRT export (written to ``out``) judged too."""
+    from model.runtimes import litert
+
+    out.write_bytes(litert.export(model.read_bytes()))
+    exported = judge(litert.LiteRTPredictor(out.read_bytes(), threads=1), images, labels, limits)
+    if not exported.ok:
+        out.unlink()
+        return _verdict(False, f"its LiteRT export: {exported.reason}", exported.accuracy, exported.ms_per_image)
+    return Verdict(
+        **{**verdict.to_dict(), "litert_accuracy": exported.accuracy, "litert_ms_per_image": exported.ms_per_image}
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
@@ -157,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-accuracy", type=float, default=CheckLimits.min_accuracy)
     parser.add_argument("--max-ms", type=float, default=CheckLimits.max_ms_per_image)
     parser.add_argument("--mnist-dir", default="", help="MNIST's folder (default: Keras's download)")
+    parser.add_argument("--litert-out", type=Path, help="a Keras file: write its LiteRT export here and check it too")
     parser.add_argument(
         "--memory-mb", type=int, default=CheckLimits.memory_bytes // 2**20, help="the limit it runs under"
     )
@@ -170,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         try:
             verdict = judge(predictor, images, labels, limits)
+            if verdict.ok and args.format == "keras" and args.litert_out:
+                verdict = _with_litert(verdict, args.model, args.litert_out, images, labels, limits)
         except MemoryError:
             verdict = _verdict(False, f"it needs more than {args.memory_mb} MB of memory to run")
         except Exception as exc:

@@ -233,7 +233,7 @@ def test_a_wait_of_thousands_of_digits_is_refused_at_once(web, path):
 @pytest.mark.parametrize("limit", ["0", "201", "abc", "-1", "2.5", "1" * 5000, "\u0663", " 5", "+5"])
 def test_bad_job_list_limits(web, limit):
     client, db = web
-    response = client.get("/api/v1/jobs", query_string={"limit": limit})
+    response = client.get("/api/v1/jobs", query_string={"limit": limit}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert_rejected(response, 400, "invalid_limit", db)
 
 

@@ -86,7 +86,7 @@ def callers(client) -> dict[str, Callable[[], object]]:
             records.release(later, "predict1@host"),
         ),
         "JobRecords.forget_finished": lambda: records.forget_finished(),
-        "FeedbackStore.add": lambda: feedback.add(ids[0], 1, 7, 1, np.zeros((28, 28), np.uint8)),
+        "FeedbackStore.add": lambda: feedback.add(ids[0], 1, 7, 1, np.zeros((28, 28), np.uint8), "10.0.0.1"),
         "FeedbackStore.delete": lambda: feedback.delete(ids[:1]),
     }  # fmt: skip
 

@@ -29,15 +29,15 @@ def test_corrections_need_the_predict_token_where_predictions_do(redis_server):
 def test_the_cap_refuses_a_correction_whole(redis_client):
     store = FeedbackStore(redis_client, max_bytes=2000)
     pixels = np.full((28, 28), 7, np.uint8)
-    store.add("a" * 32, 1, 2, 1, pixels)
+    store.add("a" * 32, 1, 2, 1, pixels, "10.0.0.1")
     used = store.bytes_used()
     assert 784 < used < 1000
-    store.add("a" * 32, 3, 2, 1, pixels)  # replacing one takes no more room
+    store.add("a" * 32, 3, 2, 1, pixels, "10.0.0.1")  # replacing one takes no more room
     assert abs(store.bytes_used() - used) <= 2  # (the time's digits may differ)
-    store.add("b" * 32, 1, 1, 1, pixels)
+    store.add("b" * 32, 1, 1, 1, pixels, "10.0.0.1")
     both = store.bytes_used()
     with pytest.raises(FeedbackFull):
-        store.add("c" * 32, 1, 1, 1, pixels)
+        store.add("c" * 32, 1, 1, 1, pixels, "10.0.0.1")
     assert store.ids() == ["b" * 32, "a" * 32] and store.bytes_used() == both
     assert store.by_version() == {"1": {"corrected": 1, "confirmed": 1}}
     assert store.delete(["a" * 32, "c" * 32]) == 1
@@ -46,7 +46,7 @@ def test_the_cap_refuses_a_correction_whole(redis_client):
 
 def test_old_corrections_are_pruned_after_the_retention(redis_client):
     store = FeedbackStore(redis_client, retention_s=1)
-    store.add("a" * 32, 1, 1, 1, np.zeros((28, 28), np.uint8))
+    store.add("a" * 32, 1, 1, 1, np.zeros((28, 28), np.uint8), "10.0.0.1")
     assert store.ids() == ["a" * 32]
     time.sleep(1.2)
     assert store.ids() == [] and store.bytes_used() == 0 and store.by_version() == {}

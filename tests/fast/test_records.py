@@ -204,8 +204,8 @@ def test_a_kept_image_outlives_its_job_for_its_page(redis_client):
     (kept,) = records.create("predict", fields={"keep_image": "1"}, images=[b"png"]).ids
     (dropped,) = records.create("predict", images=[b"png"]).ids
     records.finish([rec.Outcome(kept, "succeeded", result={}), rec.Outcome(dropped, "succeeded", result={})])
-    assert records.kept_image(kept) == b"png" and records.kept_image(dropped) is None
-    assert records.keep_images([kept, dropped]) == [True, False]
+    assert records.kept_image(kept, None) == b"png" and records.kept_image(dropped, None) is None
+    assert records.keep_images([kept, dropped], None) == [True, False]
 
 
 def test_a_silent_training_job_fails_and_gives_back_its_place_in_the_training_budget(redis_client):

@@ -66,7 +66,8 @@ def test_every_response_carries_the_security_headers(make_app, path):
 
 
 def test_a_view_with_a_stricter_policy_keeps_it(make_app, redis_client):
-    (job_id,) = JobRecords(redis_client).create("predict", fields={"keep_image": "1"}, images=[png()]).ids
+    records = JobRecords(redis_client)
+    (job_id,) = records.create("predict", fields={"keep_image": "1"}, images=[png()], client="127.0.0.1").ids
     response = make_app().test_client().get(f"/jobs/{job_id}/upload")
     assert response.status_code == 200
     assert response.headers["Content-Security-Policy"] == "default-src 'none'"

@@ -31,11 +31,13 @@ def submit(base_url: str, images: list[bytes], as_json: bool = False) -> list[st
     return [job["job_id"] for job in jobs]
 
 
-def wait_for(base_url: str, job_id: str, timeout: float = 120) -> dict:
-    """Long-poll a job until it ends; fail the test if it does not within ``timeout``."""
+def wait_for(base_url: str, job_id: str, timeout: float = 120, admin: bool = False) -> dict:
+    """Long-poll a job until it ends; fail the test if it does not within ``timeout``. With
+    ``admin``, ask with the admin token (the record then names the worker that took it)."""
     deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {TOKEN}"} if admin else {}
     while time.monotonic() < deadline:
-        response = requests.get(f"{base_url}/api/v1/jobs/{job_id}", params={"wait": 10}, timeout=30)
+        response = requests.get(f"{base_url}/api/v1/jobs/{job_id}", params={"wait": 10}, headers=headers, timeout=30)
         assert response.status_code == 200, response.text
         job = response.json()
         if job["status"] in TERMINAL:
@@ -108,3 +110,30 @@ def resident_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def assert_read_right(labels, probabilities, expected, misses: int = 2) -> None:
+    """The protocol's two outputs for a batch of genuine MNIST digits: int64 labels that are the
+    rows' argmax, float32 rows that sum to 1, and at most ``misses`` labels wrong."""
+    import numpy as np
+
+    assert labels.dtype == np.int64 and probabilities.dtype == np.float32
+    assert probabilities.shape == (len(expected), 10)
+    assert np.array_equal(labels, probabilities.argmax(axis=1))
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-3)
+    assert (labels != expected).sum() <= misses
+
+
+def draw(page, strokes: list[list[tuple[float, float]]], steps: int = 10) -> None:
+    """Mouse strokes on the page's drawing pad; points are in the pad's own pixels (280 high, 280
+    or 840 wide), whatever its size on screen."""
+    pad = page.locator("#pad")
+    box = pad.bounding_box()
+    scale = box["width"] / pad.evaluate("canvas => canvas.width")
+    for stroke in strokes:
+        (x, y), rest = stroke[0], stroke[1:]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=steps)
+        page.mouse.up()

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import OUTPUT, TINY_MODELS_SERVED, TOKEN, png_bytes
-from tests.service.helpers import submit, wait_for
+from tests.service.helpers import draw, submit, wait_for
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -38,7 +38,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SHOTS = OUTPUT / "browser"
-CANVAS_SIDE = 280  # the drawing pad's own pixels; strokes below are in these units
 
 # Chromium logs CSP violations as console errors too; this makes sure none goes unseen.
 REPORT_CSP_VIOLATIONS = """
@@ -98,19 +97,6 @@ def page(browser):
     tab.close()
     if problems:
         pytest.fail("problems in the page:\n" + "\n".join(problems))
-
-
-def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Mouse strokes on the pad; points are in the pad's 280x280 pixels, whatever its size on screen."""
-    box = page.locator("#pad").bounding_box()
-    scale = box["width"] / CANVAS_SIDE
-    for stroke in strokes:
-        (x, y), rest = stroke[0], stroke[1:]
-        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
-        page.mouse.down()
-        for x, y in rest:
-            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=10)
-        page.mouse.up()
 
 
 def cards(page):
@@ -243,6 +229,8 @@ def test_jobs_page_lists_recent_jobs_live(page, stack, mnist):
     for job_id in (good_id, bad_id):
         wait_for(stack.web_url, job_id)
 
+    page.goto("/train")  # the recent jobs are the admin's: the token typed on the Train page is sent
+    page.evaluate(f"sessionStorage.setItem('digits.apiToken', {TOKEN!r})")
     page.goto("/jobs")
     rows = page.locator("#job-rows tr")
     good_row = rows.filter(has=page.locator(f'a[href="/jobs/{good_id}"]'))

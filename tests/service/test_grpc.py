@@ -11,6 +11,7 @@ import pytest
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from tests.conftest import TOKEN, png_bytes
+from tests.service.helpers import assert_read_right
 
 triton = pytest.importorskip("tritonclient.grpc")
 pytestmark = pytest.mark.slow
@@ -83,11 +84,7 @@ def test_a_batch_of_64_genuine_mnist_digits_is_read(client, mnist):
 
     result = client.infer("digits", [pixels_input(digits)], request_id="batch-1")
 
-    labels, probabilities = result.as_numpy("label"), result.as_numpy("probabilities")
-    assert labels.dtype == np.int64 and probabilities.dtype == np.float32 and probabilities.shape == (64, 10)
-    assert np.array_equal(labels, probabilities.argmax(axis=1))
-    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-3)
-    assert (labels == mnist.y_test[:64]).sum() >= 62
+    assert_read_right(result.as_numpy("label"), result.as_numpy("probabilities"), mnist.y_test[:64])
     response = result.get_response()
     assert response.model_name == "digits" and response.model_version == "1" and response.id == "batch-1"
 
@@ -175,3 +172,13 @@ def test_the_predict_token_is_asked_for_in_the_authorization_metadata(guarded_ad
     assert missing.status() == "StatusCode.UNAUTHENTICATED" and "(unauthorized)" in missing.message()
     assert wrong.status() == "StatusCode.PERMISSION_DENIED" and "(forbidden)" in wrong.message()
     assert metadata.status() == "StatusCode.UNAUTHENTICATED"
+
+
+def test_statistics_over_grpc_count_what_was_served(client, mnist):
+    before = client.get_inference_statistics("digits", as_json=True)["model_stats"]
+    client.infer("digits", [pixels_input(mnist.x_test[:3])])
+    after = client.get_inference_statistics("digits", "1", as_json=True)["model_stats"]
+    counted = {s["version"]: int(s.get("inference_count", 0)) for s in before}
+    (version_1,) = after
+    assert version_1["name"] == "digits" and int(version_1["inference_count"]) - counted.get("1", 0) == 3
+    assert "statistics" in client.get_server_metadata(as_json=True)["extensions"]

@@ -132,3 +132,36 @@ def test_job_outcomes_latency_batches_queues_and_versions_cover_the_cluster(stac
     (worker,) = after["digits_worker_model_version"]
     assert worker.value == 1 and worker.labels["worker"].startswith("w1@") and worker.labels["backend"]
     assert value(after, "digits_worker_resident_memory_bytes") > 50 * 2**20
+
+
+def test_queue_wait_service_time_failures_and_redis_memory(stack, mnist):
+    before = scrape(stack.web_url)
+    images = [png_bytes(x) for x in mnist.x_test[20:30]]
+    truncated = png_bytes(mnist.x_test[30])[:60]
+    started = time.monotonic()
+    ids = submit(stack.web_url, images) + submit(stack.web_url, [truncated])
+    assert [wait_for(stack.web_url, job_id)["status"] for job_id in ids] == ["succeeded"] * 10 + ["failed"]
+    elapsed = time.monotonic() - started
+    after = scrape(stack.web_url)
+
+    def grew(name: str, **labels) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    lane = keys.PREDICT_QUEUE  # a client with few jobs pending: the fast lane
+    for histogram in ("digits_job_queue_wait_seconds", "digits_job_service_seconds"):
+        assert grew(f"{histogram}_count", lane=lane) == 11, histogram
+        assert 0 < grew(f"{histogram}_sum", lane=lane) < 11 * elapsed, histogram
+        assert value(after, f"{histogram}_bucket", lane=lane, le="+Inf") == value(
+            after, f"{histogram}_count", lane=lane
+        )
+        assert value(after, f"{histogram}_count", lane=keys.BULK_QUEUE) == value(
+            before, f"{histogram}_count", lane=keys.BULK_QUEUE
+        )
+    assert grew("digits_job_failures_total", type="predict", reason="invalid_image") == 1
+    assert value(after, "digits_jobs_expired_total", lane=lane) == 0  # the series exists before any expiry
+    assert value(after, "digits_jobs_in_flight", lane=lane) == 0
+    assert value(after, "digits_queue_oldest_age_seconds", lane=lane) == 0
+    assert (
+        value(after, "digits_lane_workers", lane=lane) == 1 == value(after, "digits_lane_workers", lane=keys.BULK_QUEUE)
+    )
+    assert value(after, "digits_redis_memory_used_bytes") > 2**20

@@ -99,7 +99,8 @@ def test_a_worker_started_on_a_broken_active_version_serves_the_last_good_one(mn
         while not [w for w in workers.live(client) if w.name.startswith("w2@") and w.predicts]:
             assert time.monotonic() < deadline, "w2 never served anything"
             time.sleep(0.2)
-        ready = requests.get(f"{stack.web_url}/readyz", timeout=10).json()
+        admin = {"Authorization": f"Bearer {TOKEN}"}  # worker names are the admin's to see
+        ready = requests.get(f"{stack.web_url}/readyz", headers=admin, timeout=10).json()
         accepted = requests.post(f"{stack.web_url}/api/v1/predictions", files={"image": png_bytes(mnist.x_test[0])})
         job = wait_for(stack.web_url, accepted.json()["jobs"][0]["job_id"])
         metrics = requests.get(f"{stack.web_url}/metrics", timeout=10).text

@@ -19,7 +19,7 @@ from PIL import Image
 
 from model.rendering.number import render_number
 from tests.conftest import OUTPUT, openapi_validator, png_bytes
-from tests.service.helpers import running_stack, wait_for
+from tests.service.helpers import draw, running_stack, wait_for
 
 
 def png(width: int = 120, height: int = 60) -> bytes:
@@ -165,15 +165,7 @@ def test_a_number_drawn_with_the_mouse_is_read_with_each_digit_boxed(stack, tmp_
         page.get_by_role("radio", name="a number").check()
         pad = page.locator("#pad")
         assert pad.evaluate("canvas => [canvas.width, canvas.height]") == [840, 280]
-        box = pad.bounding_box()
-        scale = box["width"] / 840
-        for stroke in FORTY_TWO:
-            (x, y), rest = stroke[0], stroke[1:]
-            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
-            page.mouse.down()
-            for x, y in rest:
-                page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=12)
-            page.mouse.up()
+        draw(page, FORTY_TWO, steps=12)
         page.get_by_role("button", name="Recognise drawing").click()
         card = page.locator("#results li.result").first
         expect(card).to_have_attribute("data-status", "succeeded", timeout=60_000)

@@ -31,7 +31,7 @@ def run_clients(stack: Stack, images: list[bytes], clients: int = 8) -> list[dic
 
     def one(image: bytes) -> dict:
         (job_id,) = submit(stack.web_url, [image])
-        return wait_for(stack.web_url, job_id)
+        return wait_for(stack.web_url, job_id, admin=True)  # to see which worker took it
 
     with ThreadPoolExecutor(clients) as pool:
         return list(pool.map(one, images))

@@ -90,12 +90,14 @@ def test_activation_and_rollback_reach_every_worker(fleet, mnist):
     assert predicted_versions(fleet, mnist) == {1}
     print(f"both workers switched {switch_seconds:.1f} s after activation")
 
-    # A version named in the inference protocol's path reads the request, the active one the rest.
+    # A version named in the inference protocol's path reads the request, the active one the rest
+    # (a version other than the active one: with the admin token, which the test's AUTH is).
     pixels = {
         "inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [4, 28, 28], "data": mnist.x_test[:4].tolist()}]
     }
     for named in (version, 1):
-        answer = requests.post(f"{fleet.web_url}/v2/models/digits/versions/{named}/infer", json=pixels, timeout=60)
+        url = f"{fleet.web_url}/v2/models/digits/versions/{named}/infer"
+        answer = requests.post(url, json=pixels, headers=AUTH, timeout=60)
         assert answer.status_code == 200 and answer.json()["model_version"] == str(named), answer.text
     assert predicted_versions(fleet, mnist) == {1}
 

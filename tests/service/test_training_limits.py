@@ -37,7 +37,7 @@ def test_a_training_job_over_its_time_limit_is_stopped_and_fails_saying_so(pool)
     workers = {"t1": {"queues": "train", "pool": pool}}
     with running_stack(OUTPUT / "test_training_time_limit", env={"TRAINING_TIME_LIMIT": "8"}, workers=workers) as stack:
         accepted = train(stack.web_url, arch="default", epochs=20)
-        job = wait_for(stack.web_url, accepted.json()["job_id"], timeout=120)
+        job = wait_for(stack.web_url, accepted.json()["job_id"], timeout=120, admin=True)
         alive = stack.processes["t1"].poll() is None
     assert job["status"] == "failed" and job["error"]["code"] == "time_limit", job
     assert "8 s" in job["error"]["message"] and alive

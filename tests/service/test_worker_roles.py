@@ -35,6 +35,25 @@ def test_a_training_worker_loads_no_prediction_model_and_is_not_ready_capacity()
     assert trainer.rss_bytes < 400 * 2**20, "a training worker at rest holds no TensorFlow model"
 
 
+def test_readiness_names_the_lane_that_no_worker_serves():
+    """A worker started with -Q predict alone never takes the bulk lane's jobs: /readyz says so."""
+    with running_stack(OUTPUT / "test_worker_roles_lanes", workers={"fast1": {"queues": keys.PREDICT_QUEUE}}) as stack:
+        ready = requests.get(f"{stack.web_url}/readyz", timeout=10)
+        metrics = requests.get(f"{stack.web_url}/metrics", timeout=10).text
+        stack.start_worker("both1", queues=PREDICT_QUEUES)
+        stack.wait_for_workers(2)
+        deadline = time.monotonic() + 60
+        while (after := requests.get(f"{stack.web_url}/readyz", timeout=10).json())["unserved_lanes"]:
+            assert time.monotonic() < deadline, after  # the new worker has a model within a minute
+            time.sleep(0.5)
+
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"  # the fast lane is served
+    assert ready.json()["unserved_lanes"] == [keys.BULK_QUEUE]
+    assert f'digits_lane_workers{{lane="{keys.BULK_QUEUE}"}} 0.0' in metrics
+    assert f'digits_lane_workers{{lane="{keys.PREDICT_QUEUE}"}} 1.0' in metrics
+    assert after["unserved_lanes"] == [] and after["status"] == "ready"
+
+
 BUDGET_MS = 100  # a few images a batch: the work below takes several batches on any machine
 
 

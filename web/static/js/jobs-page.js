@@ -1,4 +1,4 @@
-// Recent jobs: the server rendered the table; refresh its rows from GET /api/v1/jobs while the tab is visible.
+// Recent jobs (the admin's: the token typed on the Train page is sent): the server rendered the table; refresh its rows from GET /api/v1/jobs while the tab is visible.
 
 import { isAbort, pageSignal, request } from "./api.js";
 import { el, fill } from "./dom.js";
@@ -46,7 +46,8 @@ async function refresh() {
         updated.textContent = `Updated ${clockTime(new Date().toISOString())}.`;
       } catch (error) {
         if (isAbort(error)) return;
-        updated.textContent = `Could not update: ${error.message}`;
+        const needsToken = error.status === 401 || error.status === 403;
+        updated.textContent = needsToken ? `Not shown: ${error.message}` : `Could not update: ${error.message}`;
       }
     }
     await sleep(REFRESH_MS);
