@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     server = RedisServer().start()
     client = redis.Redis.from_url(server.url)
     # No rate limit: the benchmark is one client (127.0.0.1) sending hundreds of requests a second.
-    stack = Stack(server.url, args.out / "logs", env={"DIGITS_API_TOKEN": "bench", "RATE_LIMIT": ""})
+    stack = Stack(server.url, args.out / "logs", env={"DIGITS_ADMIN_TOKEN": "bench", "RATE_LIMIT": ""})
     try:
         step(f"starting gunicorn and {args.workers} {args.backend} worker(s)")
         stack.start_web(workers=2)

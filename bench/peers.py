@@ -148,7 +148,7 @@ class Service:
 
     def start(self) -> None:
         self.redis = RedisServer().start()
-        self.stack = Stack(self.redis.url, self.log_dir, env={"DIGITS_API_TOKEN": "bench", "RATE_LIMIT": ""})
+        self.stack = Stack(self.redis.url, self.log_dir, env={"DIGITS_ADMIN_TOKEN": "bench", "RATE_LIMIT": ""})
         self.stack.start_web(workers=2)
         threads = {"TF_INTRA_OP_THREADS": "1", "TF_INTER_OP_THREADS": "1", "MODEL_BACKEND": "litert"}
         start_workers(self.stack, self.workers, threads, redis.Redis.from_url(self.redis.url))

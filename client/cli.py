@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import click
 
 from client import display
+from client.environment import TOKEN_VARIABLE, token_from_environment
 from client.errors import DigitsError, Interrupted, RequestRefused, ServiceUnavailable, ServiceUnreachable
 from client.files import files_in
 from client.predictions import Prediction
@@ -24,7 +24,7 @@ from client.progress import ProgressDisplay
 from client.service import DEFAULT_URL, DigitsClient
 from jobs.schemas import SUCCEEDED, TERMINAL
 
-EXIT_FAILED, EXIT_NO_SERVICE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_NO_SERVICE, EXIT_SEVERAL_DIGITS, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 SERVER_HELP = f"The service's address (default: DIGITS_URL, else {DEFAULT_URL})."
@@ -64,7 +64,7 @@ def _failure_line(exc: DigitsError) -> str:
     if isinstance(exc, ServiceUnreachable):
         return f"error: {exc}. Start it with `make run` in the digits checkout, or set --server/DIGITS_URL."
     if isinstance(exc, RequestRefused):
-        hint = " (set DIGITS_TOKEN to the token `make run` printed)" if exc.status in (401, 403) else ""
+        hint = f" (set {TOKEN_VARIABLE} to the token `make run` printed)" if exc.status in (401, 403) else ""
         return f"error: the service refused: {exc.message}{hint}"
     return f"error: {exc}"
 
@@ -79,12 +79,6 @@ def _client(server: str | None) -> DigitsClient:
     return DigitsClient(server, token=token_from_environment())
 
 
-def token_from_environment() -> str | None:
-    """The token to send: DIGITS_TOKEN, else DIGITS_ADMIN_TOKEN, else its old name DIGITS_API_TOKEN."""
-    names = ("DIGITS_TOKEN", "DIGITS_ADMIN_TOKEN", "DIGITS_API_TOKEN")
-    return next((os.environ[name] for name in names if os.environ.get(name)), None)
-
-
 def _print_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2))
 
@@ -95,7 +89,7 @@ def cli(server: str | None) -> None:
     """Recognise handwritten digits with a Digits service (`make run` starts one), or locally with --local.
 
     The service's address comes from --server or DIGITS_URL; training, cancelling and
-    activating need the service's admin token in DIGITS_TOKEN (or DIGITS_ADMIN_TOKEN).
+    activating need the service's admin token in DIGITS_ADMIN_TOKEN.
     """
 
 
@@ -104,6 +98,8 @@ def cli(server: str | None) -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write results here.")
 @click.option("--json", "as_json", is_flag=True, help="Full records, one JSON object per line.")
 @click.option("--number", is_flag=True, help="Each image is one handwritten number: print its digits.")
+@click.option("--auto", is_flag=True, help="Each image: its digit, or its number when it holds several digits.")
+@click.option("--single-ok", is_flag=True, help="Exit 0 when an image read as one digit seems to hold several.")
 @click.option("--local", is_flag=True, help="No service: run the model in this process.")
 @click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --local: this .keras file instead of the shipped model.")  # fmt: skip
@@ -112,16 +108,20 @@ def cli(server: str | None) -> None:
 @server_option
 @reports_failures
 def predict(
-    paths: tuple[Path, ...], output: Path | None, as_json: bool, number: bool, local: bool, model_file: Path | None,
-    timeout: float, deadline_ms: int | None, server: str | None,
+    paths: tuple[Path, ...], output: Path | None, as_json: bool, number: bool, auto: bool, single_ok: bool,
+    local: bool, model_file: Path | None, timeout: float, deadline_ms: int | None, server: str | None,
 ) -> None:  # fmt: skip
     """Print `path<TAB>digit<TAB>confidence` for each image (with --number, the number's digits
     for the digit); directories are walked.
 
     With one image and --output FILE, FILE holds just the digit (or the number). A file that is
     not an image gets an error line and the exit status 1; the other images are still answered.
+    An image read as one digit that seems to hold several gets a hint after its digit and the
+    exit status 3 (unless --single-ok): read it with --number or --auto.
     """
-    read = "number" if number else "digit"
+    if number and auto:
+        raise click.UsageError("--number and --auto: give one")
+    read = "number" if number else "auto" if auto else "digit"
     files = list(files_in(paths))
     if not files:
         raise click.UsageError("no files found in " + ", ".join(str(p) for p in paths))
@@ -137,6 +137,10 @@ def predict(
     _report(predictions, output, as_json)
     if not all(p.ok for p in predictions):
         sys.exit(EXIT_FAILED)
+    if not single_ok and any(p.hint for p in predictions):
+        if output is not None or as_json:  # the hint is not on the terminal otherwise
+            _fail("hint: an image seems to hold several digits: read it with --number (or --auto)")
+        sys.exit(EXIT_SEVERAL_DIGITS)
 
 
 def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -> None:
@@ -162,7 +166,7 @@ def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -
 @cli.command()
 @click.option(
     "--recipe",
-    help="fast (the service's default: about 99.2 % in under a minute) or strong (the best model, about 4 minutes).",
+    help="fast (the service's default: about 99.2 %) or strong (the best model, several times longer).",
 )
 @click.option("--arch", help="Network: seed or default (the service's default: default).")
 @click.option("--epochs", type=int, help="Passes over the training images (default: the recipe's).")
@@ -182,7 +186,7 @@ def _report(predictions: list[Prediction], output: Path | None, as_json: bool) -
 @server_option
 @reports_failures
 def train(wait: bool, as_json: bool, server: str | None, **options: Any) -> None:
-    """Submit a training job (needs the admin token in DIGITS_TOKEN); options left out take the service's defaults."""
+    """Submit a training job (needs DIGITS_ADMIN_TOKEN); options left out take the service's defaults."""
     client = _client(server)
     submitted = client.train(**options)
     job_id = submitted["job_id"]
@@ -271,7 +275,7 @@ def models(as_json: bool, server: str | None) -> None:
 @server_option
 @reports_failures
 def activate(version: int, server: str | None) -> None:
-    """Serve model VERSION from now on (needs the admin token in DIGITS_TOKEN)."""
+    """Serve model VERSION from now on (needs the admin token in DIGITS_ADMIN_TOKEN)."""
     answer = _client(server).activate(version)
     click.echo(f"model version {answer['active_version']} is now active")
 

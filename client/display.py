@@ -10,7 +10,10 @@ BAR_WIDTH = 24
 
 def prediction_line(prediction: Prediction) -> str:
     """``path<TAB>label<TAB>confidence`` (a number: its text for the label); without a label, ``-``
-    and what happened instead."""
+    and what happened instead; a digit with a hint (several digits in the image) says so after it."""
+    if prediction.label is not None and prediction.hint:
+        line = f"{prediction.source}\t{prediction.label}\t{prediction.confidence:.4f}"
+        return f"{line}\thint: {prediction.hint_reason or prediction.hint} (digits predict --number)"
     if prediction.label is not None:
         return f"{prediction.source}\t{prediction.label}\t{prediction.confidence:.4f}"
     if prediction.text:
@@ -41,7 +44,7 @@ def progress_line(progress: dict) -> str:
         if isinstance(progress.get(name), int | float):
             parts.append(f"{name} {progress[name]:.4f}")
     parts.append(f"elapsed {_duration(progress.get('elapsed_s'))}")
-    parts.append(f"ETA {_duration(progress.get('eta_s'))}")
+    parts.append("stopped" if progress.get("stopped") else f"ETA {_duration(progress.get('eta_s'))}")
     return "  ".join(parts)
 
 

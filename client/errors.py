@@ -24,11 +24,13 @@ class ServiceUnavailable(DigitsError):
 
 
 class RequestRefused(DigitsError):
-    """The service refused a request: its HTTP status and the ``{"error": {"code", "message"}}`` it sent."""
+    """The service refused a request: its HTTP status and the ``{"error": {"code", "message"}}`` it sent;
+    ``images``, for a submission, each refused image's ``{index, name, status, code, message}``."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, images: list[dict] | None = None):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
+        self.images = images or []
 
 
 class Interrupted(KeyboardInterrupt):

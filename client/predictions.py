@@ -16,7 +16,9 @@ class Prediction:
     not be read or its job failed, or (with no error) ``reason`` says why a readable image
     holds no digit (it is blank). An image read as a number has ``text`` (its digits, leading
     zeros kept) and ``digits`` (each one's label, confidence, probabilities, box and input_png)
-    instead of a label; ``confidence`` is then the whole number's.
+    instead of a label; ``confidence`` is then the whole number's. ``hint`` is ``read_as_number``
+    (``hint_reason`` says why) when an image read as one digit seems to hold several: its label
+    is then only one guess; read it as a number (``read="number"``, or ``"auto"``).
     """
 
     source: str
@@ -29,6 +31,8 @@ class Prediction:
     job_id: str | None = None
     text: str | None = None
     digits: list[dict] | None = None
+    hint: str | None = None
+    hint_reason: str | None = None
     record: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -54,6 +58,8 @@ class Prediction:
             job_id=record.get("id"),
             text=result.get("text"),
             digits=result.get("digits"),
+            hint=result.get("hint"),
+            hint_reason=result.get("hint_reason"),
             record=record,
         )
 

@@ -122,9 +122,10 @@ class DigitsClient:
         """POST one chunk; record each image's job id in ``accepted`` or its refusal in ``answers``
         (or, when the server answered within ``wait`` seconds, the image's :class:`Prediction`).
 
-        The server takes a request whole or not at all: a refused chunk is split and sent again
-        until the image it refuses is alone, so that only that image gets the error. When the
-        server's limits turn out lower than ours, the chunk is cut to them.
+        The server takes a request whole or not at all, and its refusal names every bad image
+        (``error.images``): those get their errors and the others are sent again. A server that
+        names none has the chunk split and sent again until the image it refuses is alone. When
+        the server's limits turn out lower than ours, the chunk is cut to them.
         """
         pending = [chunk]
         while pending:
@@ -134,7 +135,18 @@ class DigitsClient:
             except RequestRefused as exc:
                 if exc.status not in IMAGE_REJECTIONS or exc.code in REQUEST_ERRORS:
                     raise
-                if len(chunk) == 1:
+                named = {image["index"]: image for image in exc.images if 0 <= image["index"] < len(chunk)}
+                if named:
+                    for position, image in enumerate(chunk):
+                        if position in named:
+                            refusal = named[position]
+                            answers[image.index] = Prediction.failed(
+                                image.source, str(refusal.get("code")), str(refusal.get("message"))
+                            )
+                    rest = [image for position, image in enumerate(chunk) if position not in named]
+                    if rest:
+                        pending.append(rest)
+                elif len(chunk) == 1:
                     answers[chunk[0].index] = Prediction.failed(chunk[0].source, exc.code, exc.message)
                 elif exc.status == 413 and exc.code not in IMAGE_LIMITS:
                     self._learn_request_limit(exc, chunk)
@@ -298,8 +310,8 @@ class DigitsClient:
     ) -> dict:
         """Submit a training job (needs the token); parameters left None take the server's defaults.
 
-        ``recipe`` is "fast" (the default: about 99.2 % in under a minute) or "strong" (the best
-        model, in about four minutes); ``epochs`` and the rest override what it sets.
+        ``recipe`` is "fast" (the default: about 99.2 %) or "strong" (the best model, several
+        times longer; how long depends on the machine: docs/model.md); ``epochs`` and the rest override what it sets.
 
         ``include_feedback`` trains on the corrections too; ``base_version`` fine-tunes that stored
         version (the server then picks a short default for ``epochs``).

@@ -93,7 +93,7 @@ class Transport:
                 continue
             if response.status_code >= 400:
                 code, message = _error_of(response)
-                raise RequestRefused(response.status_code, code, message)
+                raise RequestRefused(response.status_code, code, message, _refused_images(response))
             try:
                 return response.json()
             except ValueError:
@@ -129,6 +129,15 @@ def _error_of(response: requests.Response) -> tuple[str, str]:
     except (ValueError, KeyError, TypeError):
         text = " ".join(response.text.split())[:200]
         return f"http_{response.status_code}", text or response.reason or "no message"
+
+
+def _refused_images(response: requests.Response) -> list[dict]:
+    """A refused submission's every bad image (``error.images``), as far as the answer names them."""
+    try:
+        images = response.json()["error"].get("images") or []
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return [image for image in images if isinstance(image, dict) and isinstance(image.get("index"), int)]
 
 
 def _reason(exc: requests.ConnectionError) -> str:

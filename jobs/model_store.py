@@ -117,6 +117,11 @@ class ModelStore:
         """Keep the verdict of checking ``version`` (model/check.py), beside the immutable version."""
         self.redis.set(keys.model_check(version), json.dumps(verdict))
 
+    def checks(self, versions: list[int]) -> list[dict | None]:
+        """The verdicts of checking ``versions``, in order (None: never checked)."""
+        raws = self.redis.mget([keys.model_check(v) for v in versions]) if versions else []
+        return [json.loads(raw) if raw else None for raw in raws]
+
     def check(self, version: int) -> dict | None:
         """The verdict of checking ``version``, if it was checked."""
         raw = self.redis.get(keys.model_check(version))

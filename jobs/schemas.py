@@ -26,9 +26,10 @@ EXPIRED = "expired"
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED})
 JobType = Literal["predict", "train", "check"]
-# What a prediction job reads: one digit (the default), or every digit of a handwritten number.
-READ_MODES = ("digit", "number")
-ReadMode = Literal["digit", "number"]
+# What a prediction job reads: one digit (the default), every digit of a handwritten number, or
+# ``auto``: the number when the number reader finds several digits in the image, else the digit.
+READ_MODES = ("digit", "number", "auto")
+ReadMode = Literal["digit", "number", "auto"]
 
 JOB_ID_PATTERN = "^[0-9a-f]{32}$"
 JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN, description="32 lowercase hex digits")]

@@ -8,7 +8,11 @@ time budget, after which it reads no more images and leaves the rest unread.
 
 An image may be read as one digit (its label) or as a whole number (model/segment.py: every
 candidate digit of it goes through the same model call as the batch's single digits, then the
-best reading of them is chosen).
+best reading of them is chosen). An image read as one digit is also looked at as a number (its
+candidates join the same call): when the number reader finds several digits in it, the digit's
+result carries ``hint: read_as_number`` and says why, so several digits are never silently one;
+``auto`` answers the number then, the digit otherwise. An image already in MNIST's 28x28 form is
+one digit by construction and is not looked at again.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from PIL import Image
 from model.images.budget import OutOfTime, time_limit
 from model.images.preprocess import CANVAS, NotADigit, NotAnImage, TooCostly, decode, in_mnist_form, normalize, to_pngs
 from model.numbers.segment import NumberPlan, NumberReading, TooManyDigits, plan_number
-from model.results import DigitResult, ErrorDetail, NumberDigit, NumberResult, Timings
+from model.results import READ_AS_NUMBER, DigitResult, ErrorDetail, NumberDigit, NumberResult, Timings
 from model.runtimes.predictor import Predictor
 
 T = TypeVar("T")
@@ -95,6 +99,7 @@ def recognise(
     ready: list[tuple[int, np.ndarray]] = []
     small: list[tuple[int, Image.Image]] = []  # 28x28 images: most are in MNIST's form, checked at once below
     plans: list[tuple[int, NumberPlan]] = []
+    probes: list[tuple[int, NumberPlan]] = []  # images read as one digit, looked at as numbers too
     started = time.perf_counter()
     read = 0
     for index, data in enumerate(images):
@@ -110,6 +115,8 @@ def recognise(
                 small.append((index, pixels))
             elif pixels is not None:
                 ready.append((index, pixels))
+                if probe := _probe(data, bounds):
+                    probes.append((index, probe))
         read += 1
     checked = in_mnist_form(np.stack([np.asarray(gray) for _, gray in small])) if small else []
     for (index, gray), pixels in zip(small, checked, strict=True):
@@ -126,7 +133,7 @@ def recognise(
         started = time.perf_counter()
         # One call for the whole batch: its single digits, then every candidate digit of its numbers.
         inputs = np.concatenate([np.zeros((0, 28, 28), np.float32)] + [pixels[None] for _, pixels in ready]
-                                + [plan.inputs for _, plan in plans])  # fmt: skip
+                                + [plan.inputs for _, plan in plans + probes])  # fmt: skip
         probabilities = predictor.probabilities(inputs) if len(inputs) else np.zeros((0, 10))
         if probabilities.shape != (len(inputs), 10) or not np.all(np.isfinite(probabilities)):
             problem = f"the model answered {probabilities.shape} values, some not finite, for {len(inputs)} images"
@@ -150,7 +157,41 @@ def recognise(
             except TooManyDigits as exc:
                 readings[index] = failed("too_many_digits", str(exc))
             start += len(plan.groups)
+        for index, plan in probes:
+            several = _several_digits(plan, probabilities[start : start + len(plan.groups)])
+            start += len(plan.groups)
+            if several is not None and readings[index] and readings[index].result:
+                auto = bool(reads) and reads[index] == "auto"
+                readings[index] = _hinted(readings[index], several, predictor.version, timings, auto)
     return readings
+
+
+def _probe(data: bytes | None, bounds: Bounds) -> NumberPlan | None:
+    """The number plan of an image read as one digit, to see whether it holds several; None when
+    it cannot be made (the digit's own reading already says what is wrong with the image)."""
+    plan, _ = _plan(data, bounds)
+    return plan
+
+
+def _several_digits(plan: NumberPlan, probabilities: np.ndarray) -> NumberReading | None:
+    """The number reader's reading of an image read as one digit, when it finds several digits in it."""
+    try:
+        reading = plan.choose(probabilities)
+    except TooManyDigits:
+        return None
+    return reading if len(reading.digits) > 1 else None
+
+
+def _hinted(digit: Reading, several: NumberReading, version: int | None, timings: Timings, auto: bool) -> Reading:
+    """An image read as one digit that holds several: with ``auto`` the number, else the digit's
+    result with the hint to read it as a number, and why."""
+    if auto:
+        return Reading(result=_numbered(several, version, timings))
+    reason = (
+        f"the image seems to hold {len(several.digits)} digits ({several.text!r} read as a number), "
+        "not one: read it as a number"
+    )
+    return Reading(result={**digit.result, "hint": READ_AS_NUMBER, "hint_reason": reason})  # type: ignore[typeddict-item]
 
 
 def _read(data: bytes | None, bounds: Bounds) -> tuple[np.ndarray | Image.Image | None, Reading | None]:

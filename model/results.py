@@ -7,13 +7,15 @@ JSON), and pydantic reads them for the OpenAPI document (web/openapi.py).
 
 from __future__ import annotations
 
-from typing import Annotated, NotRequired
+from typing import Annotated, Literal, NotRequired
 
 from pydantic import Field
 
 # pydantic reads TypedDicts from typing_extensions on Python < 3.12
 from typing_extensions import TypedDict
 
+# The hint a digit's result carries when the number reader finds several digits in the image.
+READ_AS_NUMBER = "read_as_number"
 Digit = Annotated[int, Field(ge=0, le=9)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Probabilities = Annotated[list[Probability], Field(min_length=10, max_length=10, description="one per digit, 0-9")]
@@ -38,7 +40,9 @@ class Timings(TypedDict):
 
 
 class DigitResult(TypedDict):
-    """One digit read (``read=digit``); ``label`` is null, with a ``reason``, when the image holds no digit."""
+    """One digit read (``read=digit``); ``label`` is null, with a ``reason``, when the image holds no digit.
+    ``hint`` is ``read_as_number``, with a ``hint_reason``, when the number reader finds several digits
+    in the image: the label is then only one guess at it."""
 
     label: Digit | None
     probabilities: Probabilities | None
@@ -47,6 +51,8 @@ class DigitResult(TypedDict):
     input_png: NotRequired[Png]
     timings: NotRequired[Timings]
     reason: NotRequired[str]
+    hint: NotRequired[Literal["read_as_number"]]
+    hint_reason: NotRequired[Annotated[str, Field(description="why the hint: how many digits, read as what")]]
 
 
 class NumberDigit(TypedDict):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from jobs.connection import redacted
 from settings import get_settings
+from stack import kept
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
@@ -43,11 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         data_dir.mkdir(parents=True, exist_ok=True)
         redis_server = RedisServer(appendonly=True, directory=data_dir, maxmemory=settings.redis_maxmemory).start()
         redis_url = redis_server.url
-    token = settings.admin_token or secrets.token_urlsafe(18)
+    if settings.digits_api_token and not settings.digits_admin_token:
+        print("note: DIGITS_API_TOKEN is deprecated; set DIGITS_ADMIN_TOKEN instead", file=sys.stderr)
+    # The token chosen in the environment, else the one kept in var/ since the first start.
+    token = settings.admin_token or kept.admin_token()
     # One web and no load balancer to tell: on Ctrl-C it answers its long polls and stops at once
     # (web/draining.py), unless DRAIN_SECONDS says otherwise.
     drain = str(settings.drain_seconds) if "DRAIN_SECONDS" in os.environ else "0"
-    stack = Stack(redis_url, args.logs, env={"DIGITS_ADMIN_TOKEN": token, "DRAIN_SECONDS": drain})
+    stack = Stack(redis_url, args.logs, env={"DIGITS_ADMIN_TOKEN": token, "DRAIN_SECONDS": drain}, keep_logs=True)
     stopping = False
 
     def stop(*_):
@@ -71,8 +74,14 @@ def main(argv: list[str] | None = None) -> int:
             f"gRPC        {grpc_address}  (the Open Inference Protocol: tritonclient.grpc, perf_analyzer -i grpc)",
             flush=True,
         )
-        print(f"Admin token {token}  (export DIGITS_ADMIN_TOKEN=... to choose your own)", flush=True)
-        print(f"Logs        {args.logs}/\nCtrl-C stops everything.", flush=True)
+        if settings.admin_token:
+            print(f"Admin token {token}  (from the environment)", flush=True)
+        else:
+            print(f"Admin token {token}  (kept in {kept.TOKEN_FILE}, readable by you only; the same after a restart)")
+            print(f"            export DIGITS_ADMIN_TOKEN=$(cat {kept.TOKEN_FILE})  for digits and curl", flush=True)
+        rotated = f"moved to <name>.log.1 past {kept.ROTATE_BYTES // 2**20} MiB"
+        print(f"Logs        {args.logs}/ (appended to, {rotated})", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
         started = dict.fromkeys(stack.processes, time.monotonic())
         quick_exits: Counter[str] = Counter()
         while not stopping:

@@ -19,6 +19,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from jobs import keys, workers
 from jobs.queue import connect
+from stack.kept import open_log
 from stack.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +30,10 @@ PREDICT_QUEUES = ",".join(keys.PREDICT_QUEUES)
 
 class Stack:
     """A set of service processes sharing ``redis_url``; logs go to ``log_dir/<name>.log`` (begun
-    afresh by each Stack, kept across restarts of a process within it)."""
+    afresh by each Stack, kept across restarts of a process within it; with ``keep_logs``, as
+    ``make run`` does, appended to and rotated: see stack/kept.py)."""
 
-    def __init__(self, redis_url: str, log_dir: str | Path, env: dict | None = None):
+    def __init__(self, redis_url: str, log_dir: str | Path, env: dict | None = None, keep_logs: bool = False):
         self.redis_url = redis_url
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -42,10 +44,16 @@ class Stack:
         self.grpc_address: str | None = None
         self.metrics_dir: Path | None = None
         self._logging: set[str] = set()
+        self.keep_logs = keep_logs
 
     def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
         self.commands[name] = (args, env)
-        with open(self.log_dir / f"{name}.log", "ab" if name in self._logging else "wb") as log:
+        path = self.log_dir / f"{name}.log"
+        if self.keep_logs and name not in self._logging:
+            opened = open_log(path)  # appended to, rotated when large, with the time of this run
+        else:
+            opened = open(path, "ab" if name in self._logging else "wb")  # noqa: SIM115 - closed below
+        with opened as log:
             self._logging.add(name)
             process = subprocess.Popen(
                 args,

@@ -8,6 +8,8 @@ It never runs the model (and never imports TensorFlow).
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -38,6 +40,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     (``{"RATE_LIMIT": ""}``) override those, anything else goes to Flask's configuration."""
     test_config = test_config or {}
     settings = get_settings().overridden(test_config)
+    if settings.digits_api_token and not settings.digits_admin_token:
+        logging.getLogger(__name__).warning("DIGITS_API_TOKEN is deprecated; set DIGITS_ADMIN_TOKEN instead")
     app = Flask(__name__)
     app.request_class = forms.FormRequest
     app.json = json_provider.JSONProvider(app)

@@ -27,10 +27,11 @@ API_PATHS = ("/api/", "/metrics", "/healthz", "/readyz", "/v2")
 class ApiError(Exception):
     """A client mistake (or an unavailable dependency) with its HTTP status and a stable code."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None, images: list | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
+        self.images = images  # a submission's refused images, each {index, name, status, code, message}
 
 
 def wants_page() -> bool:
@@ -45,8 +46,11 @@ def wants_page() -> bool:
     return False
 
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
-    """The error answer for this request: a page or JSON (see :func:`wants_page`)."""
+def error_response(
+    status: int, code: str, message: str, headers: dict | None = None, images: list | None = None
+) -> Response:
+    """The error answer for this request: a page or JSON (see :func:`wants_page`); ``images``: a
+    submission's every refused image, each with its own reason (in the JSON, beside the message)."""
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[: MAX_MESSAGE_CHARS - 3] + "..."
     g.error_code = code  # for the request's log line
@@ -61,7 +65,7 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     if request.path == "/v2" or request.path.startswith("/v2/"):  # the protocol's clients read one string
         response = jsonify({"error": f"{message} ({code})"})
     else:
-        response = jsonify({"error": {"code": code, "message": message}})
+        response = jsonify({"error": {"code": code, "message": message} | ({"images": images} if images else {})})
     response.status_code = status
     response.headers.update(headers or {})
     return response
@@ -82,7 +86,7 @@ def _too_large_message() -> str:
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.images)
 
     @app.errorhandler(CSRFError)
     def _csrf_failed(exc: CSRFError):

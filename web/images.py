@@ -59,8 +59,9 @@ def check_image(data: bytes, limits: ImageLimits, name: str) -> str:
     return header.format
 
 
-def decode_base64_image(value: str, index: int, max_bytes: int | None = None) -> bytes:
-    """Bytes of one JSON-submitted image: plain base64 or a ``data:image/...;base64,`` URL.
+def decode_base64_image(value: str, index: int, max_bytes: int | None = None) -> bytes | ApiError:
+    """Bytes of one JSON-submitted image: plain base64 or a ``data:image/...;base64,`` URL, or the
+    refusal of it (for the submission's refusal to name with the others).
 
     With ``max_bytes``, an image that would decode to more is refused before it is decoded.
     """
@@ -68,8 +69,8 @@ def decode_base64_image(value: str, index: int, max_bytes: int | None = None) ->
     text = _WHITESPACE.sub("", _DATA_URL.sub("", value, count=1))
     decoded_size = len(text) * 3 // 4 - text[-2:].count("=")
     if max_bytes is not None and decoded_size > max_bytes:
-        raise ApiError(413, "too_large", f"images[{index}] is {decoded_size} bytes, over the limit of {max_bytes}")
+        return ApiError(413, "too_large", f"images[{index}] is {decoded_size} bytes, over the limit of {max_bytes}")
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(400, "invalid_base64", f"images[{index}] is not valid base64") from None
+        return ApiError(400, "invalid_base64", f"images[{index}] is not valid base64")

@@ -30,9 +30,13 @@ def _version(text: str) -> int:
 @documented("listModels", {200: Answer(ModelList, "the versions")}, (503,))
 @predict_token_if_configured
 def list_models():
-    """Every model version with its card, and the active one."""
+    """Every model version with its card and the verdict of its check (its cost per image: the
+    Models page compares each version with the active one), and the active one."""
     store = services().store
-    return jsonify({"active_version": store.active_version(), "models": store.cards()})
+    cards = store.cards()
+    verdicts = store.checks([card["version"] for card in cards])
+    models = [{**card, "check": verdict} for card, verdict in zip(cards, verdicts, strict=True)]
+    return jsonify({"active_version": store.active_version(), "models": models})
 
 
 @bp.get("/<version>")

@@ -233,10 +233,26 @@ CARD_NOTES = TypeAdapter(dict[str, Any])
 # --- answers ----------------------------------------------------------------------------------
 
 
+class RefusedImage(TypedDict):
+    """One image of a refused submission, and why it was refused."""
+
+    index: Annotated[int, Field(ge=0, description="its place in the request, from 0")]
+    name: Annotated[str, Field(description="'image <filename>' for a file, 'images[i]' in JSON")]
+    status: int
+    code: str
+    message: str
+
+
+class RefusalDetail(ErrorDetail):
+    """An error's ``code`` and ``message``; a refused submission also names every bad image."""
+
+    images: NotRequired[Annotated[list[RefusedImage], Field(description="a submission's every refused image")]]
+
+
 class ErrorBody(TypedDict):
     """Every refusal and failure of the job API."""
 
-    error: ErrorDetail
+    error: RefusalDetail
 
 
 RetryAfter = Annotated[str, Field(pattern="^[0-9]+$", description="seconds to wait before trying again")]
@@ -315,9 +331,17 @@ class Deleted(TypedDict):
     deleted: Annotated[int, Field(ge=0)]
 
 
+class ModelListed(ModelCard):
+    """A version in the list: its card and its check's verdict (null: never checked)."""
+
+    check: Annotated[
+        dict[str, Any] | None, Field(description="its check's verdict: ok, reason, accuracy, ms_per_image")
+    ]
+
+
 class ModelList(TypedDict):
     active_version: int | None
-    models: list[ModelCard]
+    models: list[ModelListed]
 
 
 class ModelShown(ModelCard):

@@ -17,7 +17,7 @@ from jobs.schemas import READ_MODES, JobRecord, ReadMode, has_ended
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import ImageLimits, check_image
-from web.schemas import PRIORITY, TIMEOUT_MS, JobLink, whole_number_text
+from web.schemas import PRIORITY, TIMEOUT_MS, JobLink, RefusedImage, whole_number_text
 from web.services import services, settings
 from web.validation import Refusals, validated
 
@@ -33,8 +33,9 @@ def image_limits() -> ImageLimits:
     )
 
 
-def check_images(images: list[tuple[str, bytes]]) -> None:
-    """Raise :class:`ApiError` for the first unacceptable image; ``images`` are (name, bytes)."""
+def check_images(images: list[tuple[str, bytes | ApiError]]) -> None:
+    """Raise :class:`ApiError` naming every unacceptable image, each with its reason; ``images`` are
+    (name, bytes), or (name, the refusal) for one refused while it was read."""
     allowed = image_limits()
     if not images:
         raise ApiError(400, "missing_image", "no image: send multipart field 'image' or JSON {\"images\": [...]}")
@@ -42,8 +43,32 @@ def check_images(images: list[tuple[str, bytes]]) -> None:
         raise ApiError(
             413, "too_many_images", f"{len(images)} images, over the limit of {allowed.max_images} per request"
         )
-    for name, data in images:
-        check_image(data, allowed, name)
+    refused: list[tuple[int, str, ApiError]] = []
+    for index, (name, data) in enumerate(images):
+        try:
+            if isinstance(data, ApiError):
+                raise data
+            check_image(data, allowed, name)
+        except ApiError as exc:
+            refused.append((index, name, exc))
+    if refused:
+        raise refused_images(refused, len(images))
+
+
+def refused_images(refused: list[tuple[int, str, ApiError]], total: int) -> ApiError:
+    """The refusal of a submission with bad images: the first one's status and code (as when it is
+    the only one), a message naming each, and ``images``: each one's index, name, status, code and
+    message, so that a client can send the others again without them."""
+    first = refused[0][2]
+    listed: list[RefusedImage] = [
+        {"index": index, "name": name, "status": exc.status, "code": exc.code, "message": exc.message}
+        for index, name, exc in refused
+    ]
+    if len(refused) == 1:
+        message = first.message
+    else:
+        message = f"{len(refused)} of {total} images are refused: " + "; ".join(exc.message for _, _, exc in refused)
+    return ApiError(first.status, first.code, message, images=listed)
 
 
 def read_field(source: Mapping) -> ReadMode | None:
@@ -103,9 +128,9 @@ def submit_predictions(
     timeout_ms: int | None = None,
     priority: int = 0,
 ) -> Submitted:
-    """Validate all images (all or none are accepted), create one job per image, queued in its
-    lane, and with ``wait`` hold the request until every job has ended or ``wait`` seconds pass
-    (as far as this client may wait now: see web/waiting.py).
+    """Validate all images (all or none are accepted: a refusal names every bad one), create one
+    job per image, queued in its lane, and with ``wait`` hold the request until every job has
+    ended or ``wait`` seconds pass (as far as this client may wait now: see web/waiting.py).
 
     With ``keep_images`` each image is kept as long as its record (for the job pages of form uploads);
     with ``version`` that model version reads them, not the active one; ``checked`` images were
@@ -203,12 +228,13 @@ def job_links(job_ids: list[str]) -> list[JobLink]:
     return [{"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id)} for job_id in job_ids]
 
 
-def read_upload(name: str, upload: FileStorage) -> tuple[str, bytes]:
-    """(name, bytes) of one uploaded file; one over MAX_IMAGE_BYTES is refused unread (it may be on disk)."""
+def read_upload(name: str, upload: FileStorage) -> tuple[str, bytes | ApiError]:
+    """(name, bytes) of one uploaded file; one over MAX_IMAGE_BYTES is refused unread (it may be on
+    disk): (name, its refusal), for :func:`check_images` to name with the others."""
     limit = settings().max_image_bytes
     upload.stream.seek(0, os.SEEK_END)
     size = upload.stream.tell()
     upload.stream.seek(0)
     if size > limit:
-        raise ApiError(413, "too_large", f"{name} is {size} bytes, over the limit of {limit}")
+        return name, ApiError(413, "too_large", f"{name} is {size} bytes, over the limit of {limit}")
     return name, upload.read()

@@ -46,12 +46,19 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
     beating = threading.Event()
     threading.Thread(target=_beat_until, args=(records, job_id, beating), daemon=True, name="job-heartbeat").start()
     last = [0.0]
+    latest: list[dict] = []  # the last progress seen, written or not
 
     def progress(update: dict) -> None:
         now = time.monotonic()
-        if now - last[0] >= PROGRESS_EVERY_S or update["batch"] == update["batches"]:
+        latest[:] = [update]
+        if now - last[0] >= PROGRESS_EVERY_S or update["batch"] == update["batches"] or update.get("stopped"):
             last[0] = now
             records.set_progress(job_id, {**update, "heartbeat": time.time()})
+
+    def stopped_here() -> None:
+        """A job that did not finish: its record's progress is where it stopped, with nothing left to wait for."""
+        if latest and not latest[0].get("stopped"):
+            records.set_progress(job_id, {**latest[0], "eta_s": None, "fraction": None, "stopped": True})
 
     try:
         config, policy = parse_training_request(params)
@@ -90,15 +97,18 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
         log.info("job %s: trained version %s, test accuracy %.4f", job_id, version, accuracy, extra={"job_id": job_id})
     except Cancelled as exc:
         log.info("job %s: %s", job_id, exc, extra={"job_id": job_id})
+        stopped_here()
         records.finish([rec.Outcome(job_id, rec.CANCELLED, error=rec.error("cancelled", str(exc)))])
     except (ConfigError, DataError) as exc:
         records.finish([rec.Outcome(job_id, rec.FAILED, error=rec.error("invalid_training", str(exc)))])
     except StoreFull as exc:
         records.finish([rec.Outcome(job_id, rec.FAILED, error=rec.error("model_store_full", str(exc)))])
     except SoftTimeLimitExceeded:
+        stopped_here()
         records.finish([_out_of_time(job_id, process.settings.training_time_limit)])
     except Exception as exc:
         log.exception("job %s: training failed", job_id, extra={"job_id": job_id})
+        stopped_here()
         failure = rec.error("training_failed", f"{type(exc).__name__}: {exc}")
         records.finish([rec.Outcome(job_id, rec.FAILED, error=failure)])
     finally:

@@ -1,4 +1,4 @@
-"""python -m model.evaluation digits|robustness|compare|cost [options]: how well and how cheaply models read."""
+"""python -m model.evaluation digits|robustness|compare|cost|several [options]: how well and how cheaply models read."""
 
 import sys
 
@@ -10,6 +10,7 @@ TOOLS = {
     "robustness": "model.evaluation.robustness",
     "compare": "model.evaluation.compare",
     "cost": "model.evaluation.cost",
+    "several": "model.evaluation.several",
 }
 
 settings = get_settings()

@@ -213,17 +213,19 @@ def _fit_keras(config, x_fit, y_fit, x_val, y_val, progress, should_stop, verbos
         metrics=[_DigitAccuracy()],
     )
     reporter = _Reporter(config, steps_per_epoch, len(x_val), progress, should_stop)
-    network.fit(
-        _batches(x_fit, y_fit, config, _augmented_epochs(config, fine_tuning=base is not None), parts),
-        steps_per_epoch=steps_per_epoch,
-        validation_data=_validation_batches(x_val, y_val) if len(x_val) else None,
-        epochs=config.epochs,
-        shuffle=False,  # the stream is shuffled per epoch
-        callbacks=[reporter],
-        verbose=verbose,
-    )
-    if reporter.cancelled:
-        raise Cancelled(f"cancelled in epoch {reporter.epoch + 1} of {config.epochs}")
+    try:
+        network.fit(
+            _batches(x_fit, y_fit, config, _augmented_epochs(config, fine_tuning=base is not None), parts),
+            steps_per_epoch=steps_per_epoch,
+            validation_data=_validation_batches(x_val, y_val) if len(x_val) else None,
+            epochs=config.epochs,
+            shuffle=False,  # the stream is shuffled per epoch
+            callbacks=[reporter],
+            verbose=verbose,
+        )
+    except _StopNow:
+        at = f"batch {reporter.stopped_at} of {steps_per_epoch}"
+        raise Cancelled(f"cancelled in epoch {reporter.epoch + 1} of {config.epochs}, at {at}") from None
     network = architectures.for_serving(config.arch, network)
     if base is not None:
         share, tuned = FINE_TUNED_SHARE, network.get_weights()
@@ -442,6 +444,12 @@ _NO_AUTOTUNE = tf.data.Options()
 _NO_AUTOTUNE.autotune.enabled = False
 
 
+class _StopNow(Exception):
+    """Raised out of Keras's loop when the job is asked to stop: Keras's own ``stop_training`` would
+    still end the epoch (a validation pass, an epoch's history entry and a last report of every
+    batch done), so a cancelled job's record and chart would show an epoch that never ended."""
+
+
 class _Reporter(keras.callbacks.Callback):
     """Turns Keras's callbacks into progress dicts and checks for cancellation after every batch.
 
@@ -460,6 +468,7 @@ class _Reporter(keras.callbacks.Callback):
         self.history: list[dict] = []
         self.epoch = 0
         self.cancelled = False
+        self.stopped_at: int | None = None  # the batch of its epoch after which the job was stopped
         self.started = time.perf_counter()
         self.last_report = 0.0
         self.paced_from: tuple[float, int] | None = None  # (time, steps done) after the first batch
@@ -470,8 +479,9 @@ class _Reporter(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.should_stop and self.should_stop():
-            self.cancelled = True
-            self.model.stop_training = True
+            self.cancelled, self.stopped_at = True, batch + 1
+            self._report(batch + 1, logs, stopped=True)  # where it stopped: this batch, nothing left to wait for
+            raise _StopNow()
         now = time.perf_counter()
         done = self.epoch * self.steps + batch + 1
         if self.paced_from is None:
@@ -501,12 +511,12 @@ class _Reporter(keras.callbacks.Callback):
         evaluating = to_evaluate * self.EVALUATION_SHARE * per_step / self.config.batch_size
         return (self.config.epochs * self.steps - done) * per_step + evaluating
 
-    def _report(self, batch: int, logs: dict | None) -> None:
+    def _report(self, batch: int, logs: dict | None, stopped: bool = False) -> None:
         if not self.progress:
             return
         elapsed = time.perf_counter() - self.started
         done = self.epoch * self.steps + batch
-        eta = self.eta(done)
+        eta = None if stopped else self.eta(done)
         self.progress(
             {
                 "epoch": self.epoch + 1,
@@ -520,6 +530,7 @@ class _Reporter(keras.callbacks.Callback):
                 "loss": round(float((logs or {}).get("loss", float("nan"))), 5),
                 "accuracy": round(float((logs or {}).get("accuracy", float("nan"))), 5),
                 "history": list(self.history),
+                **({"stopped": True} if stopped else {}),
             }
         )
 

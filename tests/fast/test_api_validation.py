@@ -186,6 +186,36 @@ def test_bad_json_is_rejected(web, case, body, status, code):
     assert_rejected(response, status, code, db)
 
 
+def test_a_refused_multipart_submission_names_every_bad_file_and_why(web):
+    """Issue 34: one bad file among many is not the only one named, nor the first only."""
+    client, db = web
+    good = ("image", ("good.png", image_bytes(), "image/png"))
+    files = [good, ("image", ("notes.txt", b"shopping list" * 10, "text/plain")), good,
+             ("image", ("huge.bmp", image_bytes("BMP", (500, 500)), "image/bmp")), good]  # fmt: skip
+    response = post_files(client, files)
+    assert_rejected(response, 415, "not_an_image", db)  # the first bad one's status and code, as when alone
+    error = response.json["error"]
+    assert "2 of 5 images are refused" in error["message"]
+    assert "notes.txt" in error["message"] and "huge.bmp" in error["message"]
+    assert [(i["index"], i["status"], i["code"]) for i in error["images"]] == [(1, 415, "not_an_image"),
+                                                                             (3, 413, "too_large")]  # fmt: skip
+    assert "notes.txt" in error["images"][0]["name"] and "huge.bmp" in error["images"][1]["name"]
+    assert all(i["message"] for i in error["images"])
+
+
+def test_a_refused_json_submission_names_every_bad_image_and_why(web):
+    client, db = web
+    good = base64.b64encode(image_bytes()).decode()
+    body = {"images": [good, "@@not base64@@", base64.b64encode(b"plain text").decode(), good]}
+    response = client.post("/api/v1/predictions", json=body)
+    assert_rejected(response, 400, "invalid_base64", db)
+    images = response.json["error"]["images"]
+    assert [(i["index"], i["name"], i["code"]) for i in images] == [
+        (1, "images[1]", "invalid_base64"),
+        (2, "images[2]", "not_an_image"),
+    ]
+
+
 def test_a_refusal_says_which_field_and_what_was_expected(web):
     client, db = web
     response = client.post("/api/v1/predictions", json={"images": ["iVBORw0KGgo=", 7]})
@@ -502,7 +532,7 @@ def assert_answered(response, client: redis.Redis, queued_before: int, accepted_
         assert queued == queued_before + accepted_adds
     else:
         assert response.headers["Content-Type"].startswith("application/json"), response.text
-        assert set(response.json["error"]) == {"code", "message"}
+        assert set(response.json["error"]) - {"images"} == {"code", "message"}  # images: a submission's bad ones
         assert queued == queued_before
 
 

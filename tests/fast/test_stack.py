@@ -19,3 +19,35 @@ from jobs.connection import redacted
 )
 def test_a_password_in_the_redis_url_is_never_printed(url, shown):
     assert redacted(url) == shown
+
+
+# --- What make run keeps across restarts (issue 34, item 4) ----------------------------------------
+
+
+def test_the_admin_token_is_made_once_kept_for_this_user_only_and_read_again(tmp_path):
+    from stack.kept import admin_token
+
+    path = tmp_path / "var" / "admin-token"
+    first = admin_token(path)
+    assert len(first) >= 20 and path.read_text().strip() == first
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert admin_token(path) == first  # a restart: the same token
+    path.chmod(0o644)  # a copy, or an older file: made private again
+    assert admin_token(path) == first and path.stat().st_mode & 0o777 == 0o600
+
+
+def test_logs_are_appended_across_restarts_and_rotated_when_large(tmp_path, monkeypatch):
+    from stack import kept
+    from stack.processes import Stack
+
+    for run in ("first", "second"):
+        stack = Stack("redis://127.0.0.1:1/0", tmp_path, keep_logs=True)
+        stack._spawn("echo", ["/bin/echo", f"{run} run"]).wait()
+    text = (tmp_path / "echo.log").read_text()
+    assert "first run" in text and "second run" in text and text.count("----- started") == 2
+    monkeypatch.setattr(kept, "ROTATE_BYTES", 10)
+    stack = Stack("redis://127.0.0.1:1/0", tmp_path, keep_logs=True)
+    stack._spawn("echo", ["/bin/echo", "third run"]).wait()
+    assert "second run" in (tmp_path / "echo.log.1").read_text()
+    assert "third run" in (tmp_path / "echo.log").read_text()
+    assert "second run" not in (tmp_path / "echo.log").read_text()

@@ -61,7 +61,7 @@ def running_stack(
     options; default one worker on both queues), all with ``env`` added; stopped on exit."""
     workers = workers or {"w1": {"concurrency": 1}}
     with private_redis() as server:
-        running = Stack(server.url, log_dir, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
+        running = Stack(server.url, log_dir, env={"DIGITS_ADMIN_TOKEN": TOKEN, **(env or {})})
         try:
             for name, options in workers.items():
                 running.start_worker(name, **options)
@@ -81,7 +81,7 @@ def web_only(name: str, env: dict | None = None, workers: int = 1) -> Iterator[t
     for old in (OUTPUT / name).glob("*.log"):  # the logs of this run only
         old.unlink()
     with private_redis() as server:
-        stack = Stack(server.url, OUTPUT / name, env={"DIGITS_API_TOKEN": TOKEN, **(env or {})})
+        stack = Stack(server.url, OUTPUT / name, env={"DIGITS_ADMIN_TOKEN": TOKEN, **(env or {})})
         try:
             stack.start_web(workers=workers)
             yield stack, redis.Redis.from_url(server.url)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 from tests.conftest import OUTPUT, TINY_MODELS_SERVED, TOKEN, png_bytes
 from tests.service.helpers import draw, submit, wait_for
@@ -322,8 +323,18 @@ def test_training_from_the_page_then_activate_and_roll_back(page, browser, stack
     expect(version_2.locator("table.heatmap tbody tr")).to_have_count(10)
     expect(version_2.locator(".mistake-grid img")).to_have_count(25)
     expect(page.locator("#model-1 .badge")).to_have_text("serving")
+    expect(page.locator("article.model").first).to_have_id("model-1")  # the served version first
+    # v2 (a tiny model) beside the served one: worse on MNIST, so activating it asks first.
+    expect(version_2.locator(".comparison")).to_contain_text("Against v1 (serving): MNIST accuracy −")
+    expect(version_2.locator(".comparison .worse").first).to_contain_text("MNIST accuracy")
     version_2.get_by_role("button", name="Activate v2").click()
+    expect(version_2.locator(".confirm")).to_contain_text("v2 is worse than v1")
+    version_2.get_by_role("button", name="Keep v1").click()
+    assert requests.get(f"{stack.web_url}/api/v1/models", timeout=10).json()["active_version"] == 1
+    version_2.get_by_role("button", name="Activate v2").click()
+    version_2.get_by_role("button", name="Activate v2 anyway").click()
     expect(version_2.locator(".badge")).to_have_text("serving")
+    expect(page.locator("article.model").first).to_have_id("model-2")
     assert requests.get(f"{stack.web_url}/api/v1/models", timeout=10).json()["active_version"] == 2
     page.screenshot(path=SHOTS / "models.png", full_page=True)
     page.locator("#model-1").get_by_role("button", name="Roll back to v1").click()
@@ -346,3 +357,55 @@ def test_a_training_job_can_be_cancelled_from_the_page(page, stack):
     expect(page.get_by_role("button", name="Cancel training")).to_be_hidden()
     assert 0 < progress_value(page) < 1
     assert len(requests.get(f"{stack.web_url}/api/v1/models", timeout=10).json()["models"]) == versions_before
+
+
+def forty_two(mnist) -> bytes:
+    """ "42" as one scan: MNIST's first test 4 and first test 2 side by side, dark ink on white."""
+    strip = np.zeros((48, 100), np.uint8)
+    strip[10:38, 10:38] = mnist.x_test[int(np.flatnonzero(mnist.y_test == 4)[0])]
+    strip[10:38, 58:86] = mnist.x_test[int(np.flatnonzero(mnist.y_test == 2)[0])]
+    return png_bytes(np.asarray(Image.fromarray(strip).resize((400, 192), Image.Resampling.BILINEAR)), invert=True)
+
+
+def test_a_number_uploaded_as_one_digit_gets_a_hint_and_reads_as_a_number_in_one_click(page, mnist, tmp_path):
+    path = tmp_path / "forty-two.png"
+    path.write_bytes(forty_two(mnist))
+    page.goto("/")
+    expect(page.get_by_label("Each image holds")).to_have_value("digit")  # the default: see docs/model.md
+    page.get_by_label("Image files").set_input_files([path])
+    page.get_by_role("button", name="Recognise", exact=True).click()
+    card = cards(page).first
+    expect(card).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    expect(card.locator(".hint")).to_contain_text("2 digits")
+    expect(card.locator(".hint")).to_contain_text("42")
+    card.get_by_role("button", name="Read as a number").click()
+    expect(cards(page)).to_have_count(2)
+    number = cards(page).first
+    expect(number).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    expect(number.locator(".number-text")).to_have_text("42")
+    page.screenshot(path=SHOTS / "home-read-as-number.png", full_page=True)
+
+
+def test_five_good_images_and_a_text_file_give_five_results_and_one_card_naming_it(browser, mnist, tmp_path):
+    tab, problems = open_tab(browser)
+    labels = [0, 1, 2, 3, 4]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture of a digit\n" * 4)
+    tab.goto("/")
+    tab.get_by_label("Image files").set_input_files([*mnist_files(mnist, tmp_path, labels[:3]), notes,
+                                                     *mnist_files(mnist, tmp_path, labels[3:])])  # fmt: skip
+    tab.get_by_role("button", name="Recognise", exact=True).click()
+    expect(cards(tab)).to_have_count(6)
+    shown = cards(tab).all()
+    refused = shown[3]
+    expect(refused).to_have_attribute("data-status", "refused")
+    expect(refused).to_contain_text("notes.txt")
+    expect(refused.locator(".answer")).to_contain_text("not an image")
+    for card, label in zip(shown[:3] + shown[4:], labels, strict=True):  # in the order chosen
+        expect_label(card, label)
+    expect(tab.locator("#submit-error")).to_be_empty()
+    tab.screenshot(path=SHOTS / "home-one-bad-file.png", full_page=True)
+    tab.close()
+    # The one refusal the page acts on is Chromium's console note of the 415; nothing else went wrong.
+    unexpected = [p for p in problems if "status of 415" not in p]
+    assert not unexpected, "problems in the page:\n" + "\n".join(unexpected)

@@ -26,12 +26,14 @@ STACK_ENV = TINY_MODELS_SERVED  # the versions trained here are activated
 pytestmark = pytest.mark.slow
 
 
-def digits(*args: str, server: str | None, token: str | None = None, timeout: float = 120):
-    """Run ``digits ARGS`` with DIGITS_URL (and DIGITS_TOKEN) set; return the finished process."""
+def digits(
+    *args: str, server: str | None, token: str | None = None, timeout: float = 120, token_name="DIGITS_ADMIN_TOKEN"
+):
+    """Run ``digits ARGS`` with DIGITS_URL (and the token, as ``token_name``) set; return the finished process."""
     names = ("DIGITS_URL", "DIGITS_TOKEN", "DIGITS_ADMIN_TOKEN", "DIGITS_API_TOKEN")
     env = {k: v for k, v in os.environ.items() if k not in names}
     env |= {"DIGITS_URL": server} if server else {}
-    env |= {"DIGITS_TOKEN": token} if token else {}
+    env |= {token_name: token} if token else {}
     return subprocess.run([str(DIGITS), *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -138,7 +140,16 @@ def test_server_option_before_or_after_the_command_overrides_digits_url(stack):
 
 def test_training_without_the_token_says_how_to_get_one(stack):
     run = digits("train", *TINY_TRAINING, server=stack.web_url)
-    assert run.returncode == 1 and "DIGITS_TOKEN" in run.stderr
+    assert run.returncode == 1 and "DIGITS_ADMIN_TOKEN" in run.stderr
+
+
+@pytest.mark.parametrize("old_name", ["DIGITS_TOKEN", "DIGITS_API_TOKEN"])
+def test_the_old_token_names_still_work_with_a_deprecation_note(stack, old_name):
+    taken = digits("activate", "99", server=stack.web_url, token=TOKEN, token_name=old_name)
+    assert f"{old_name} is deprecated; set DIGITS_ADMIN_TOKEN instead" in taken.stderr, taken.stderr
+    assert taken.returncode == 1 and "set DIGITS_ADMIN_TOKEN to the token" not in taken.stderr  # a 404, not a 401
+    refused = digits("activate", "99", server=stack.web_url, token="wrong", token_name=old_name)
+    assert "set DIGITS_ADMIN_TOKEN to the token" in refused.stderr, refused.stderr
 
 
 def test_train_wait_shows_progress_then_the_card_and_the_version_can_be_activated(stack):

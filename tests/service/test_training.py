@@ -101,3 +101,19 @@ def test_confidence_is_calibrated_on_held_out_digits(trained, mnist):
     probabilities = predict_in_batches(model.model, mnist.x_test[:2000])
     accuracy = (probabilities.argmax(1) == mnist.y_test[:2000]).mean()
     assert abs(probabilities.max(1).mean() - accuracy) < 0.05
+
+
+def test_a_job_stopped_mid_epoch_reports_where_it_stopped_and_no_unfinished_epoch(mnist):
+    """Issue 34: Keras's own stop_training finished the epoch (a validation pass, a history entry,
+    a last report of batch 430/430 with an ETA); a stop is where the job stopped, nothing after."""
+    from model.training.train import Cancelled
+
+    updates: list[dict] = []
+    asked = iter(range(1_000_000))
+    config = parse_train_config({"arch": "seed", "epochs": 2, "train_limit": 6000, "augment": False})
+    with pytest.raises(Cancelled, match=r"cancelled in epoch 1 of 2, at batch 7 of \d+"):
+        train(config, mnist, progress=updates.append, should_stop=lambda: next(asked) >= 6)
+    last = updates[-1]
+    assert last["stopped"] is True and last["eta_s"] is None and last["fraction"] is None
+    assert (last["epoch"], last["batch"]) == (1, 7) and last["batches"] > 7
+    assert last["history"] == [] and all(update["batch"] <= 7 for update in updates)

@@ -157,6 +157,12 @@ def test_a_cancelled_training_job_stops_and_says_so(fleet):
     job = wait_for(fleet.web_url, job_id, timeout=30)
     assert job["status"] == "cancelled" and job["error"]["code"] == "cancelled"
     assert time.monotonic() - asked < 10
+    # Its record stops where it stopped: no ETA, no batch it did not train, no epoch that never ended.
+    progress = job["progress"]
+    assert progress["stopped"] is True and progress["eta_s"] is None and progress["fraction"] is None, progress
+    assert progress["epoch"] == 1 and progress["batch"] < progress["batches"], progress
+    assert progress["history"] == [], progress
+    assert f"at batch {progress['batch']} of {progress['batches']}" in job["error"]["message"], job["error"]
     assert len(api(fleet, "GET", "/models").json()["models"]) == before
 
 

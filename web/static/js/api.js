@@ -2,12 +2,14 @@
 
 export const TERMINAL = new Set(["succeeded", "failed", "cancelled", "expired"]);
 
-/** A refused request, with the API's error code and message. */
+/** A refused request, with the API's error code and message; `images`: a refused submission's every
+ * bad image, each {index, name, status, code, message}. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, images = []) {
     super(message);
     this.status = status;
     this.code = code;
+    this.images = images;
   }
 }
 
@@ -28,7 +30,8 @@ export async function request(path, { method = "GET", json, form, token, signal 
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const error = (data && data.error) || {};
-    throw new ApiError(response.status, error.code || "http_error", error.message || `HTTP ${response.status}`);
+    const images = Array.isArray(error.images) ? error.images : [];
+    throw new ApiError(response.status, error.code || "http_error", error.message || `HTTP ${response.status}`, images);
   }
   return data;
 }
@@ -39,6 +42,7 @@ export async function request(path, { method = "GET", json, form, token, signal 
  * Resolves to {done, jobs}: with done, the jobs' records in order; without, [{job_id, status_url}] to poll.
  */
 export async function submitImages(images, { wait = 0, read = "digit" } = {}) {
+  if (!images.length) return { done: true, jobs: [] };
   const form = new FormData();
   form.append("read", read);
   images.forEach((image, index) => form.append("image", image, image.name || `drawing-${index + 1}.png`));

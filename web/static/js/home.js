@@ -1,9 +1,9 @@
 // The recognise page: draw or upload, submit through the JSON API, watch each job's card fill in.
 // Without JavaScript the upload form posts to /predict and lands on pages that refresh themselves.
 
-import { submitImages } from "./api.js";
+import { ApiError, submitImages } from "./api.js";
 import { DrawingPad } from "./draw.js";
-import { createResultCard, renderResult } from "./results.js";
+import { createRefusedCard, createResultCard, renderResult } from "./results.js";
 import { JobWatcher } from "./watch.js";
 
 const $ = (id) => document.getElementById(id);
@@ -12,6 +12,7 @@ const SUBMIT_WAIT_S = 2;
 const errorBox = $("submit-error");
 const results = $("results");
 const cards = new Map();
+const sentImages = new WeakMap(); // card -> the File or Blob it was made for, to send again as a number
 const watcher = new JobWatcher(
   (job) => cards.has(job.id) && renderResult(cards.get(job.id), job),
   (trouble) => showError(trouble || ""),
@@ -22,20 +23,34 @@ function showError(message) {
 }
 
 /** Submit images (Files or Blobs) as one request, each read as a "digit" or a "number"; a card per
- * image appears at the top, in order. */
+ * image appears at the top, in order. The server takes a request whole or not at all and names
+ * every image it refuses: those get a card with the reason, and the others are sent again. */
 async function recognise(images, button, read) {
   showError("");
   button.disabled = true;
   try {
     // Most answers come within the wait, in the same request; the rest are polled.
-    const { done, jobs } = await submitImages(images, { wait: SUBMIT_WAIT_S, read });
+    let refused = new Map(); // index in images -> the server's refusal of it
+    let answer;
+    try {
+      answer = await submitImages(images, { wait: SUBMIT_WAIT_S, read });
+    } catch (error) {
+      if (!(error instanceof ApiError) || !error.images.length) throw error;
+      refused = new Map(error.images.map((image) => [image.index, image]));
+      answer = await submitImages(images.filter((_, i) => !refused.has(i)), { wait: SUBMIT_WAIT_S, read });
+    }
+    const { done, jobs } = answer;
     $("results-section").hidden = false;
     const ids = jobs.map((job) => job.job_id || job.id);
-    const fresh = ids.map((id, i) => {
-      const card = createResultCard(id, URL.createObjectURL(images[i]), read);
+    const sent = images.filter((_, i) => !refused.has(i));
+    const jobCards = ids.map((id, i) => {
+      const card = createResultCard(id, URL.createObjectURL(sent[i]), read);
       cards.set(id, card);
+      sentImages.set(card, sent[i]);
       return card;
     });
+    // Every image in the order chosen: its job's card, or its refusal's.
+    const fresh = images.map((image, i) => (refused.has(i) ? createRefusedCard(image.name || `image ${i + 1}`, refused.get(i)) : jobCards.shift()));
     results.prepend(...fresh);
     if (done) jobs.forEach((job) => renderResult(cards.get(job.id), job));
     else ids.forEach((id) => watcher.watch(id));
@@ -47,6 +62,14 @@ async function recognise(images, button, read) {
     button.disabled = false;
   }
 }
+
+// "Read as a number" on a card whose image seems to hold several digits: the same image again, as a number.
+results.addEventListener("click", async (event) => {
+  const button = event.target.closest("button.read-as-number");
+  const card = button && button.closest("li.result");
+  if (!card || !sentImages.has(card)) return;
+  await recognise([sentImages.get(card)], button, "number");
+});
 
 // Drawing.
 const drawPanel = $("draw-panel");

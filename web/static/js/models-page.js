@@ -14,15 +14,52 @@ const errorBox = $("models-error");
 
 async function load() {
   const { active_version: active, models } = await request("/api/v1/models");
-  const newestFirst = [...models].sort((a, b) => b.version - a.version);
-  fill(list, newestFirst.map((card) => modelCard(card, active)));
+  // The version being served first, then every other one, newest first, each compared with it.
+  const serving = models.find((card) => card.version === active);
+  const others = models.filter((card) => card !== serving).sort((a, b) => b.version - a.version);
+  fill(list, [serving, ...others].filter(Boolean).map((card) => modelCard(card, active, serving)));
   const count = models.length === 1 ? "1 version" : `${models.length} versions`;
   status.textContent = active ? `${count}; v${active} is serving.` : `${count}; none active.`;
   if (window.location.hash) document.querySelector(window.location.hash)?.scrollIntoView();
 }
 
-function modelCard(card, active) {
+/** How `card` compares with the version being served: MNIST test accuracy, accuracy on the held-out
+ * corrections (where both were measured) and cost per image (from each version's check). */
+function comparison(card, serving) {
+  const held = (c) => (c.held_out_corrections?.count ? c.held_out_corrections.accuracy : null);
+  const cost = (c) => c.check?.ms_per_image ?? null;
+  const rows = [];
+  const points = (a, b) => `${a >= b ? "+" : "−"}${(Math.abs(a - b) * 100).toFixed(2)} points`;
+  if (typeof card.test_accuracy === "number" && typeof serving.test_accuracy === "number") {
+    rows.push({ name: "MNIST accuracy", text: points(card.test_accuracy, serving.test_accuracy), worse: card.test_accuracy < serving.test_accuracy });
+  }
+  if (held(card) !== null && held(serving) !== null) {
+    rows.push({ name: "held-out corrections", text: points(held(card), held(serving)), worse: held(card) < held(serving) });
+  } else {
+    rows.push({ name: "held-out corrections", text: "not measured on both", worse: false });
+  }
+  if (cost(card) !== null && cost(serving) !== null) {
+    const ratio = cost(card) / cost(serving);
+    // Timings vary from run to run: only a clear difference counts against a version.
+    rows.push({ name: "cost per image", text: `${cost(card).toFixed(3)} ms (×${ratio.toFixed(2)})`, worse: ratio > 1.5 });
+  } else {
+    rows.push({ name: "cost per image", text: cost(card) !== null ? `${cost(card).toFixed(3)} ms` : "not checked yet", worse: false });
+  }
+  return rows;
+}
+
+function comparisonLine(rows, serving) {
+  return el(
+    "p",
+    { class: "comparison" },
+    `Against v${serving.version} (serving): `,
+    rows.map((row, i) => [i ? " · " : "", el("span", { class: row.worse ? "worse" : "not-worse", text: `${row.name} ${row.text}` })]),
+  );
+}
+
+function modelCard(card, active, serving) {
   const isActive = card.version === active;
+  const compared = !isActive && serving ? comparison(card, serving) : [];
   const hp = card.hyperparameters || {};
   const facts = [
     ["Architecture", card.arch],
@@ -45,28 +82,42 @@ function modelCard(card, active) {
     "article",
     { class: isActive ? "panel model active" : "panel model", id: `model-${card.version}`, "aria-labelledby": `model-${card.version}-title` },
     el("h2", { id: `model-${card.version}-title` }, `Version ${card.version} `, isActive ? el("span", { class: "badge", text: "serving" }) : null),
+    compared.length ? comparisonLine(compared, serving) : null,
     el("dl", { class: "facts-list" }, facts.map(([term, value]) => el("div", {}, el("dt", { text: term }), el("dd", { text: value })))),
-    isActive ? null : activateButton(card.version, active),
+    isActive ? null : activateButton(card.version, active, compared.filter((row) => row.worse)),
     card.confusion_matrix ? confusionMatrix(card.version, card.confusion_matrix) : null,
     card.mistakes && card.mistakes.length ? mistakes(card.mistakes) : null,
   );
 }
 
-function activateButton(version, active) {
+/** Activate (or roll back to) a version; one that is worse than the served one on any measure asks first. */
+function activateButton(version, active, worse) {
   const label = active && version < active ? `Roll back to v${version}` : `Activate v${version}`;
-  const button = el("button", { type: "button", class: "primary activate", text: label });
-  button.addEventListener("click", async () => {
+  const button = el("button", { type: "button", class: worse.length ? "activate" : "primary activate", text: label });
+  const box = el("div", { class: "activation" }, button);
+  const activate = async (clicked) => {
     errorBox.textContent = "";
-    button.disabled = true;
+    clicked.disabled = true;
     try {
       await request(`/api/v1/models/${version}/activate`, { method: "POST", token: token() });
       await load(); // the status line now names v${version} as serving
     } catch (error) {
-      button.disabled = false;
+      clicked.disabled = false;
       errorBox.textContent = tokenProblem(error) || `Not activated: ${error.message}`;
     }
+  };
+  button.addEventListener("click", () => {
+    if (!worse.length) return activate(button);
+    const why = worse.map((row) => `${row.name} ${row.text}`).join(", ");
+    const yes = el("button", { type: "button", class: "danger", text: `Activate v${version} anyway` });
+    const no = el("button", { type: "button", text: `Keep v${active}` });
+    const question = el("p", { class: "confirm", role: "alert" }, `v${version} is worse than v${active} (${why}). Serve it anyway?`, " ", yes, " ", no);
+    yes.addEventListener("click", () => activate(yes));
+    no.addEventListener("click", () => fill(box, button));
+    fill(box, question);
+    no.focus();
   });
-  return button;
+  return box;
 }
 
 /** The 10x10 matrix as a table; cell colour grows with the count (correct: blue, mistakes: red). */

@@ -20,9 +20,28 @@ export function createResultCard(jobId, sentUrl, read = "digit") {
   return card;
 }
 
+/** A card for an image the server refused (not an image, too large...): its name and the reason. */
+export function createRefusedCard(name, refusal) {
+  const card = el("li", { class: "result refused", "data-status": "refused" });
+  return fill(
+    card,
+    thumb(null, "sent", "Sent"),
+    thumb(null, "seen", "Not read"),
+    el(
+      "div",
+      { class: "facts" },
+      el("p", { class: "status-line" }, el("span", { class: "status", text: "refused" }), " ", el("span", { class: "file-name", text: name })),
+      el("p", { class: "answer reason", text: refusal.message }),
+    ),
+    el("div", { class: "chart" }),
+  );
+}
+
 /** Show `job` (a record from the API) in `card`. */
 export function renderResult(card, job) {
-  if ((job.read || card.dataset.read) === "number") return renderNumber(card, job);
+  const read = job.read || card.dataset.read;
+  // An "auto" job answers a number when the image holds several digits, else a digit.
+  if (read === "number" || (job.result && typeof job.result.text === "string")) return renderNumber(card, job);
   card.dataset.status = job.status;
   const result = job.result || {};
   const sentUrl = card.dataset.uploadUrl;
@@ -41,6 +60,7 @@ export function renderResult(card, job) {
       { class: "facts" },
       el("p", { class: "status-line" }, el("span", { class: "status", text: job.status }), " ", el("a", { href: `/jobs/${job.id}`, text: `job ${shortId(job.id)}` })),
       answer(job, result),
+      result.hint === "read_as_number" ? severalDigits(result, Boolean(sentUrl)) : null,
       Number.isInteger(result.label)
         ? el("p", { class: "detail" }, el("span", { class: "confidence", text: `${percent(result.confidence)} sure` }), " · ", el("span", { class: "version", text: `model v${result.model_version}` }))
         : el("p", { class: "detail", text: "\u00a0" }), // an empty line until then: the card keeps its size
@@ -48,6 +68,17 @@ export function renderResult(card, job) {
       job.status === "succeeded" && Number.isInteger(result.label) ? feedbackControl(job.id, result.label) : el("p", { class: "feedback" }),
     ),
     el("div", { class: "chart" }, Array.isArray(result.probabilities) ? probabilityChart(result.probabilities, result.label) : null),
+  );
+}
+
+/** The number reader found several digits in an image read as one: say so, and offer to read it
+ * as a number (home.js sends the card's image again, read as a number, when the button is clicked). */
+function severalDigits(result, canResend) {
+  return el(
+    "p",
+    { class: "hint", role: "note" },
+    el("span", { class: "hint-reason", text: result.hint_reason || "the image seems to hold several digits" }),
+    canResend ? [" ", el("button", { type: "button", class: "read-as-number", text: "Read as a number" })] : null,
   );
 }
 

@@ -117,7 +117,11 @@ function show(job) {
 function statusText(job) {
   const p = job.progress;
   if (job.status === "queued") return "queued: waiting for a training worker…";
-  if (job.status !== "running") return job.finished_at ? `${job.status} after ${seconds(tookSeconds(job))}` : job.status;
+  if (job.status !== "running") {
+    // A job that did not finish says where it stopped (its record's progress stops there too).
+    const where = p && p.stopped ? ` at epoch ${p.epoch}/${p.epochs}, batch ${p.batch}/${p.batches}` : "";
+    return job.finished_at ? `${job.status}${where} after ${seconds(tookSeconds(job))}` : job.status;
+  }
   if (!p) return "running: loading data…";
   if (p.epoch === p.epochs && p.batch === p.batches) return "running: evaluating on the 10,000 test images…";
   const eta = p.eta_s === null || p.eta_s === undefined ? "" : `, about ${seconds(p.eta_s)} left`;
