@@ -41,11 +41,9 @@ import redis
 import requests
 import yaml
 
-from bench.load import png
+from bench.load import mnist_test_pngs
 from bench.notices import FinishedNotices
 from jobs import keys, workers
-from model.mnist import load_mnist
-from settings import get_settings
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
@@ -434,8 +432,7 @@ def run(
     """A private Redis and web, workers under the rule (durations divided by ``speedup``), a load
     for ``load_s`` seconds after ``settle_s``, then until back at the minimum (or ``give_up_s``)."""
     rule = KedaRule.from_manifests().quickened(speedup)
-    mnist = load_mnist(get_settings().mnist_dir)
-    images = [png(x) for x in mnist.x_test[:512]]
+    images = mnist_test_pngs(512)
     server = RedisServer().start()
     # Every record is read at the end to judge the run, so none may be forgotten meanwhile (a run
     # ends well over the default 10,000 per client).

@@ -107,7 +107,7 @@ class Stack:
         port = port or free_port()
         self.metrics_dir = self.log_dir / f"web-metrics-{port}"
         args = [str(BIN / "gunicorn"), "web:create_app()", "--config", "python:stack.gunicorn_conf"]
-        args += ["--bind", f"{self.host}:{port}", "--workers", str(workers), "--graceful-timeout", "5"]
+        args += ["--bind", f"{self.host}:{port}", "--workers", str(workers)]
         self._spawn("web", args, {"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir), **(env or {})})
         self.web_url = f"http://{self.host}:{port}"
         self.wait_for_web()
@@ -181,7 +181,8 @@ class Stack:
             pass
 
     def stop_all(self) -> None:
-        for name in list(self.processes):
+        """The web first (it drains: its long polls are answered while the workers still end jobs), then the rest."""
+        for name in sorted(self.processes, key=lambda name: name != "web"):
             self.stop(name)
 
 

@@ -4,7 +4,11 @@ handlers/dataplane.py is to its REST and gRPC servers.
 
 An inference request becomes one prediction job per image, through the same records, queue and
 workers as every other prediction: it is micro-batched with them and held to the same limits
-and tokens. The request waits for its answers (up to MAX_WAIT_SECONDS). The one model, ``digits``:
+and tokens. The request waits for its answers, up to MAX_WAIT_SECONDS or its own deadline (HTTP's
+``parameters.timeout``, in microseconds, as tritonclient's ``infer(timeout=)`` sends it; gRPC's
+call deadline or that parameter), and when it gives up, it expires its jobs: those not yet
+started are never read. Its ``priority`` (Triton's: 1 the highest) chooses their lane within the
+client's bounds (jobs/records.py, Lanes). The one model, ``digits``:
 
     input  image          BYTES [-1]          encoded image files, preprocessed as uploads are
     input  pixels         UINT8 [-1, 28, 28]  digits already in MNIST's form (light ink on dark)
@@ -30,7 +34,7 @@ from importlib.metadata import version as package_version
 
 import numpy as np
 
-from jobs import workers
+from jobs import deadlines, workers
 from jobs.schemas import JobRecord
 from model.recognise import mnist_pixels_file
 from web import model_statistics as statistics
@@ -92,8 +96,9 @@ def server_metadata() -> dict:
 
 
 def workers_ready() -> bool:
-    """Ready when a live worker serves predictions."""
-    return any(worker.predicts for worker in workers.live(services().redis))
+    """Ready when a live worker serves predictions, and this process is not going away (web/draining.py)."""
+    svc = services()
+    return not svc.drain.draining and any(worker.predicts for worker in workers.live(svc.redis))
 
 
 def model_metadata(model: str, version: str | None) -> dict:
@@ -161,20 +166,48 @@ def version_to_serve(model: str, version: str | None) -> int | None:
 
 
 def infer(
-    number: int | None, inputs: list[InputTensor], outputs: list[OutputRequest] | None, wait: float | None = None
+    number: int | None,
+    inputs: list[InputTensor],
+    outputs: list[OutputRequest] | None,
+    wait: float | None = None,
+    timeout_ms: int | None = None,
+    priority: int = 0,
 ) -> Inference:
     """Every image's probabilities and label, read by model version ``number`` (from
     :func:`version_to_serve`), once all have been read: one job per image, waited for up to
-    ``wait`` seconds (at most MAX_WAIT_SECONDS), then 503 ``timeout``. ``outputs`` None: all."""
+    ``wait`` seconds (at most MAX_WAIT_SECONDS), then 503 ``timeout``; or up to the request's
+    deadline, ``timeout_ms`` (None: the server's default; see jobs/deadlines.py), then 503
+    ``deadline_exceeded``. Either way the jobs are expired: those not yet started are never read.
+    ``priority`` chooses their lane (jobs/records.py, Lanes). ``outputs`` None: all."""
     name, images = _input(inputs)
     wanted = _outputs(outputs)
-    wait = settings().max_wait_seconds if wait is None else min(wait, settings().max_wait_seconds)
-    records = submit_predictions(images, version=number, checked=name == "pixels", wait=wait).records
+    config = settings()
+    deadline_s = deadlines.timeout_ms(timeout_ms, config.default_timeout_ms, config.max_timeout_ms) / 1000
+    wait = min(config.max_wait_seconds, config.max_wait_seconds if wait is None else wait)
+    waited_for_deadline = bool(deadline_s) and deadline_s <= wait
+    wait = deadline_s if waited_for_deadline else wait
+    checked = name == "pixels"
+    submitted = submit_predictions(
+        images, version=number, checked=checked, wait=wait, timeout_ms=timeout_ms, priority=priority
+    )
+    records = submitted.records
     if records is None:
+        # Nobody will read these answers: jobs not started yet are not read at all.
+        if waited_for_deadline:
+            reason = f"the request's deadline ({deadline_s * 1000:g} ms) passed before its images were all read"
+            services().records.expire(submitted.job_ids, deadlines.exceeded(reason))
+            raise ApiError(503, deadlines.DEADLINE_EXCEEDED, reason)
         message = f"the images were not all read within {wait:g} s; the service is busy, retry shortly"
+        services().records.expire(submitted.job_ids, deadlines.exceeded(message))
         raise ApiError(503, "timeout", message, {"Retry-After": "1"})
     probabilities, labels, served = _outcomes(records, name)
     return Inference(probabilities, labels, str(served or number or services().store.active_version()), wanted)
+
+
+def microseconds_to_ms(timeout_us: int | None) -> int | None:
+    """A request's ``timeout`` parameter (microseconds, as Triton's clients send it) in whole
+    milliseconds, rounded up; None for none."""
+    return None if timeout_us is None else -(-timeout_us // 1000)
 
 
 def model_version(model: str, version: str | None) -> int | None:

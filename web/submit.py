@@ -11,17 +11,19 @@ from flask import g, url_for
 from pydantic import TypeAdapter
 from werkzeug.datastructures import FileStorage
 
-from jobs import keys, tracing
+from jobs import deadlines, keys, tracing
 from jobs import records as rec
 from jobs.schemas import READ_MODES, JobRecord, ReadMode, has_ended
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import ImageLimits, check_image
-from web.schemas import JobLink, RefusedImage
+from web.schemas import PRIORITY, TIMEOUT_MS, JobLink, RefusedImage, whole_number_text
 from web.services import services, settings
 from web.validation import Refusals, validated
 
 _READ = TypeAdapter(ReadMode)
+_TIMEOUT_MS = TypeAdapter(whole_number_text(TIMEOUT_MS))
+_PRIORITY = TypeAdapter(whole_number_text(PRIORITY))
 
 
 def image_limits() -> ImageLimits:
@@ -84,6 +86,28 @@ def read_mode(*given: ReadMode | None) -> ReadMode:
     return values.pop() if values else READ_MODES[0]
 
 
+_NUMBER_FIELDS = {"timeout_ms": (_TIMEOUT_MS, "invalid_timeout"), "priority": (_PRIORITY, "invalid_priority")}
+
+
+def number_field(source: Mapping, name: str) -> int | None:
+    """A form's ``timeout_ms`` or ``priority``, checked (400 ``invalid_timeout``,
+    ``invalid_priority``); None when it has none."""
+    if name not in source:
+        return None
+    adapter, code = _NUMBER_FIELDS[name]
+    return validated(adapter, source[name], Refusals(code), name)
+
+
+def given_once(name: str, *given: int | None) -> int | None:
+    """A submission's ``timeout_ms`` or ``priority``: the one given (by the form or the JSON body,
+    and the query; each already checked), None when none is; 400 when two disagree."""
+    values = {value for value in given if value is not None}
+    if len(values) > 1:
+        code = _NUMBER_FIELDS[name][1]
+        raise ApiError(400, code, f"{name} is given twice, with different values; give it once")
+    return values.pop() if values else None
+
+
 @dataclass(frozen=True)
 class Submitted:
     """A submission's batch id and job ids, in order, and, when it was waited for and every job
@@ -101,6 +125,8 @@ def submit_predictions(
     checked: bool = False,
     read: ReadMode = READ_MODES[0],
     wait: float = 0,
+    timeout_ms: int | None = None,
+    priority: int = 0,
 ) -> Submitted:
     """Validate all images (all or none are accepted: a refusal names every bad one), create one
     job per image, queued in its lane, and with ``wait`` hold the request until every job has
@@ -109,7 +135,10 @@ def submit_predictions(
     With ``keep_images`` each image is kept as long as its record (for the job pages of form uploads);
     with ``version`` that model version reads them, not the active one; ``checked`` images were
     validated by the caller (digits in MNIST form, which are not image files). ``read`` (from
-    :func:`read_mode`) goes on every record: one digit per image, or a number.
+    :func:`read_mode`) goes on every record: one digit per image, or a number. ``timeout_ms`` is
+    the request's own deadline (the job API's field, /v2's ``parameters.timeout``, a gRPC call's
+    deadline), None when it gives none; the server's default and maximum apply (jobs/deadlines.py).
+    ``priority`` chooses the lane within the client's bounds (jobs/records.py, Lanes).
     """
     if not checked:
         check_images(images)
@@ -129,7 +158,7 @@ def submit_predictions(
     limits = rec.PendingLimits(
         config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes
     )
-    lanes = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending)
+    lanes = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending, priority)
     # Watched before they exist: nothing is read until they have ended, and then only the records
     # their finished notices did not carry.
     with svc.waiter.watching(job_ids, client) if wait > 0 else contextlib.nullcontext() as watch:
@@ -143,6 +172,7 @@ def submit_predictions(
                 limits=limits,
                 lanes=lanes,
                 ids=job_ids,
+                timeout_ms=deadlines.timeout_ms(timeout_ms, config.default_timeout_ms, config.max_timeout_ms),
             )
         except rec.OverLimit as exc:
             raise over_limit(exc, len(images), sum(len(data) for _, data in images)) from None
