@@ -9,7 +9,7 @@ export MNIST_DIR := $(SHARED_MNIST)
 endif
 endif
 
-.PHONY: run test test-fast lint format schemas lock bench bench-triton bench-shared bench-peers compare train clean
+.PHONY: run test test-fast lint format schemas lock bench bench-triton bench-shared bench-peers bench-autoscale compare train clean
 
 # Installs, each remembered by a stamp and redone when pyproject.toml changes: what running needs
 # (the service and the embedded Redis), then on top of it the test or the lint tools (dependency groups).
@@ -78,6 +78,9 @@ bench-peers: $(VENV)/.installed-test  ## this service and Seldon MLServer, one a
 
 bench-shared: $(VENV)/.installed-test  ## a polite client's latency while another client misbehaves (~1 min)
 	$(PY) -m bench.shared
+
+bench-autoscale: $(VENV)/.installed-test  ## KEDA's rule from deploy/kubernetes scaling real predict workers on a rising and falling load (~2 min)
+	$(PY) -m bench.autoscale
 
 compare: $(VENV)/.installed-run  ## accuracy, training time and prediction cost of every recipe (3 seeds) and architecture (~20 min)
 	$(PY) -m model.evaluation compare

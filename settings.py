@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ class Settings:
     max_images_per_request: int = setting(1000, "images in one request")
     max_content_length: int = setting(20 * MiB, "largest request body, in bytes")
     max_wait_seconds: int = setting(30, "longest ?wait=")
+    default_timeout_ms: int = setting(0, "a prediction's deadline when its request gives none, in ms (0: none)")
+    max_timeout_ms: int = setting(0, "the longest deadline a prediction may have, in ms (0: no maximum)")
     max_pending_per_client: int = setting(5000, "prediction jobs one client address may have waiting")
     max_pending_bytes_per_client: int = setting(64 * MiB, "image bytes one client address may have waiting")
     max_queued_bytes: int = setting(256 * MiB, "image bytes all clients together may have waiting")
@@ -81,6 +84,7 @@ class Settings:
     grpc_threads: int = setting(64, "gRPC calls the gRPC server works on at once (a waiting one holds a thread)")
     request_read_timeout: float = setting(20.0, "seconds a client may take to send a request (plus 1 per 64 KB)")
     proxies: int = setting(0, "proxies in front of the web whose X-Forwarded-For and -Proto are trusted")
+    drain_seconds: float = setting(5.0, "after SIGTERM, how long a web process serves on while /readyz says 503")
     # Queues and batching
     interactive_pending: int = setting(16, "a client with at most this many jobs pending submits to the fast lane")
     predict_batch_images: int = setting(256, "a worker takes at most this many images for one batch")
@@ -117,6 +121,13 @@ class Settings:
     def admin_token(self) -> str:
         """The token for training and model management (DIGITS_ADMIN_TOKEN, else its old name)."""
         return self.digits_admin_token or self.digits_api_token
+
+    @property
+    def web_graceful_timeout(self) -> int:
+        """gunicorn's ``graceful_timeout`` for the web (stack/gunicorn_conf.py): the drain, then 10 s
+        for what is in hand when it closes (long polls are answered at once; gunicorn's worker
+        loop notices each step within a second)."""
+        return math.ceil(self.drain_seconds + 10)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image
 
 from jobs.schemas import SUCCEEDED, TERMINAL, Batch, JobRecord
+from model.mnist import load_mnist
+from settings import get_settings
 
 
 @dataclass
@@ -112,6 +114,11 @@ def png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def mnist_test_pngs(count: int) -> list[bytes]:
+    """The first ``count`` MNIST test digits as PNG files: what the benches send."""
+    return [png(pixels) for pixels in load_mnist(get_settings().mnist_dir).x_test[:count]]
 
 
 def encode_bodies(pngs: list[bytes], per_request: int) -> list[bytes]:

@@ -18,11 +18,9 @@ from pathlib import Path
 
 import redis
 
-from bench.load import Client, HttpError, encode_bodies, png
+from bench.load import Client, HttpError, encode_bodies, mnist_test_pngs
 from jobs import keys
 from jobs.schemas import TERMINAL
-from model.mnist import load_mnist
-from settings import get_settings
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
@@ -36,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, default=Path("bench-results/loadrun-logs"))
     args = parser.parse_args(argv)
 
-    mnist = load_mnist(get_settings().mnist_dir)
-    pngs = [png(pixels) for pixels in mnist.x_test[:1000]]
-    bodies = encode_bodies(pngs, 1)
+    bodies = encode_bodies(mnist_test_pngs(1000), 1)
 
     server = RedisServer(appendonly=True).start()
     client = redis.Redis.from_url(server.url)

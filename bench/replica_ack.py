@@ -19,9 +19,7 @@ import time
 import numpy as np
 import requests
 
-from bench.load import png
-from model.mnist import load_mnist
-from settings import get_settings
+from bench.load import mnist_test_pngs
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import ReplicatedRedis
 
@@ -32,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200, help="requests per case and setting")
     args = parser.parse_args(argv)
-    mnist = load_mnist(get_settings().mnist_dir)
-    images = [base64.b64encode(png(pixels)).decode() for pixels in mnist.x_test[:64]]
+    images = [base64.b64encode(image).decode() for image in mnist_test_pngs(64)]
     servers = ReplicatedRedis().start()
     logs = tempfile.mkdtemp(prefix="digits-replica-ack-")
     stacks = {mode: Stack(servers.url, f"{logs}/{mode}", env={"RATE_LIMIT": ""}) for mode in ("off", "on")}

@@ -38,12 +38,10 @@ from PIL import Image
 
 from bench.cpu import cpu_seconds, process_tree
 from bench.hostile_files import jpeg_with_app_segments, tiff_with_strips
-from bench.load import png
+from bench.load import mnist_test_pngs
 from jobs import keys
 from jobs import records as rec
 from jobs.records import JobRecords
-from model.mnist import load_mnist
-from settings import get_settings
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer
 
@@ -318,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, default=Path("bench-results/shared-logs"))
     args = parser.parse_args(argv)
 
-    mnist = load_mnist(get_settings().mnist_dir)
-    pngs = [png(digit) for digit in mnist.x_test[:200]]
+    pngs = mnist_test_pngs(200)
     image = pngs[0]
     hostile = transparent_png(4000)  # 64,000,000 bytes once decoded: just under MAX_DECODED_BYTES
     server = RedisServer(maxmemory="1gb").start()  # as docker-compose runs it: the caps are checked against it

@@ -27,9 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bench.cpu import cpu_seconds, process_tree
-from bench.load import closed_loop, encode_bodies, open_loop, png
-from model.mnist import load_mnist
-from settings import get_settings
+from bench.load import closed_loop, encode_bodies, mnist_test_pngs, open_loop
 from stack import processes
 from stack.processes import PREDICT_QUEUES, Stack
 from stack.redis_server import RedisServer, free_port
@@ -127,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--before", metavar="REF", help="also run commit REF's service (tracing off)")
     args = parser.parse_args(argv)
-    mnist = load_mnist(get_settings().mnist_dir)
-    singles = encode_bodies([png(x) for x in mnist.x_test[:1024]], 1)
+    singles = encode_bodies(mnist_test_pngs(1024), 1)
     sink = Sink()
     fast_export = {"OTEL_BSP_SCHEDULE_DELAY": "500"}
     envs = {

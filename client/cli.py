@@ -22,7 +22,7 @@ from client.files import files_in
 from client.predictions import Prediction
 from client.progress import ProgressDisplay
 from client.service import DEFAULT_URL, DigitsClient
-from jobs.schemas import TERMINAL
+from jobs.schemas import SUCCEEDED, TERMINAL
 
 EXIT_FAILED, EXIT_NO_SERVICE, EXIT_SEVERAL_DIGITS, EXIT_INTERRUPTED = 1, 2, 3, 130
 
@@ -104,11 +104,12 @@ def cli(server: str | None) -> None:
 @click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --local: this .keras file instead of the shipped model.")  # fmt: skip
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for the answers.")
+@click.option("--deadline-ms", type=click.IntRange(0), help="An image no worker has begun within this is never read.")
 @server_option
 @reports_failures
 def predict(
     paths: tuple[Path, ...], output: Path | None, as_json: bool, number: bool, auto: bool, single_ok: bool,
-    local: bool, model_file: Path | None, timeout: float, server: str | None,
+    local: bool, model_file: Path | None, timeout: float, deadline_ms: int | None, server: str | None,
 ) -> None:  # fmt: skip
     """Print `path<TAB>digit<TAB>confidence` for each image (with --number, the number's digits
     for the digit); directories are walked.
@@ -132,7 +133,7 @@ def predict(
 
         predictions = predict_locally(files, model_file or SHIPPED_MODEL, read)
     else:
-        predictions = _client(server).predict(files, read=read, timeout=timeout)
+        predictions = _client(server).predict(files, read=read, timeout=timeout, deadline_ms=deadline_ms)
     _report(predictions, output, as_json)
     if not all(p.ok for p in predictions):
         sys.exit(EXIT_FAILED)
@@ -223,9 +224,9 @@ def _wait_with_progress(client: DigitsClient, job_id: str) -> dict:
 
 
 def _show_job(record: dict, as_json: bool) -> None:
-    """Print a job's record; exit 1 if it failed or was cancelled."""
+    """Print a job's record; exit 1 if it failed, was cancelled or expired."""
     click.echo(json.dumps(record, indent=2) if as_json else display.job_text(record))
-    if record.get("status") in ("failed", "cancelled"):
+    if record.get("status") in TERMINAL - {SUCCEEDED}:
         sys.exit(EXIT_FAILED)
 
 

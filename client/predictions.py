@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 from jobs.schemas import SUCCEEDED, ExpiredJob, JobRecord
 from model.results import ErrorDetail
 
+# What a prediction takes over from its job's result, field by field (a number's fields included).
+RESULT_FIELDS = (
+    *("label", "confidence", "probabilities", "model_version", "reason"),
+    *("text", "digits", "hint", "hint_reason"),
+)
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -47,21 +53,8 @@ class Prediction:
         error = record.get("error")
         if record.get("status") != SUCCEEDED and not error:
             error = {"code": record.get("status", "unknown"), "message": f"the job is {record.get('status')}"}
-        return cls(
-            source=source,
-            label=result.get("label"),
-            confidence=result.get("confidence"),
-            probabilities=result.get("probabilities"),
-            model_version=result.get("model_version"),
-            reason=result.get("reason"),
-            error=error,
-            job_id=record.get("id"),
-            text=result.get("text"),
-            digits=result.get("digits"),
-            hint=result.get("hint"),
-            hint_reason=result.get("hint_reason"),
-            record=record,
-        )
+        answer = {name: result.get(name) for name in RESULT_FIELDS}
+        return cls(source=source, error=error, job_id=record.get("id"), record=record, **answer)
 
     @classmethod
     def failed(cls, source: str, code: str, message: str, job_id: str | None = None) -> Prediction:

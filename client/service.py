@@ -21,7 +21,7 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024 - 256 * 1024  # under the server's default 
 IMAGE_REJECTIONS = frozenset({400, 413, 415})  # statuses by which the server refuses a request for one bad image
 REQUEST_LIMITS = frozenset({"too_many_images"})
 IMAGE_LIMITS = frozenset({"too_large", "too_many_pixels"})
-REQUEST_ERRORS = frozenset({"invalid_read"})  # refusals of the request itself, whatever its images
+REQUEST_ERRORS = frozenset({"invalid_read", "invalid_timeout"})  # refusals of the request itself, whatever its images
 
 ProgressCallback = Callable[[JobRecord], None]
 
@@ -53,7 +53,12 @@ class DigitsClient:
     # Predictions
 
     def predict(
-        self, images: Iterable[ImageInput] | ImageInput, *, read: str = "digit", timeout: float = 300.0
+        self,
+        images: Iterable[ImageInput] | ImageInput,
+        *,
+        read: str = "digit",
+        timeout: float = 300.0,
+        deadline_ms: int | None = None,
     ) -> list[Prediction]:
         """One :class:`Prediction` per image, in input order.
 
@@ -64,7 +69,9 @@ class DigitsClient:
         error and the others are still answered. Jobs not ended within ``timeout`` seconds get a
         ``timeout`` error naming the job, which goes on. On Ctrl-C, raises :class:`Interrupted`
         with the ids of the jobs left running. A ``read`` the server does not know raises
-        :class:`RequestRefused` (``invalid_read``).
+        :class:`RequestRefused` (``invalid_read``). With ``deadline_ms``, an image no worker has
+        begun reading that many ms after it was sent is never read: its prediction has the error
+        ``deadline_exceeded`` (its job ended ``expired``).
         """
         if isinstance(images, str | bytes | bytearray | os.PathLike) or hasattr(images, "mode"):
             images = [images]
@@ -73,6 +80,7 @@ class DigitsClient:
         batches: list[tuple[str, list[int]]] = []  # each accepted request: its batch id, input indexes
         answers: dict[int, Prediction] = {}  # input index -> its answer, once known
         deadline = time.monotonic() + timeout
+        fields = {"read": read} | ({"timeout_ms": str(deadline_ms)} if deadline_ms is not None else {})
         try:
             sending = chunks(self._sendable(images, sources, answers), self.limits)
             chunk = next(sending, None)
@@ -80,7 +88,7 @@ class DigitsClient:
                 following = next(sending, None)
                 # The last request waits for its answers itself: one round trip when all fit in one.
                 wait = 0.0 if following else min(self._max_wait, timeout)
-                self._submit(chunk, accepted, batches, answers, read, wait)
+                self._submit(chunk, accepted, batches, answers, fields, wait)
                 chunk = following
             self._collect(sources, accepted, batches, answers, deadline)
         except KeyboardInterrupt:
@@ -108,7 +116,7 @@ class DigitsClient:
         accepted: dict[int, str],
         batches: list[tuple[str, list[int]]],
         answers: dict[int, Prediction],
-        read: str,
+        fields: dict[str, str],
         wait: float = 0.0,
     ) -> None:
         """POST one chunk; record each image's job id in ``accepted`` or its refusal in ``answers``
@@ -123,7 +131,7 @@ class DigitsClient:
         while pending:
             chunk = pending.pop()
             try:
-                batch_id, jobs, ended = self._post_images(chunk, read, wait)
+                batch_id, jobs, ended = self._post_images(chunk, fields, wait)
             except RequestRefused as exc:
                 if exc.status not in IMAGE_REJECTIONS or exc.code in REQUEST_ERRORS:
                     raise
@@ -155,17 +163,17 @@ class DigitsClient:
                 batches.append((batch_id, [image.index for image in chunk]))
 
     def _post_images(
-        self, chunk: list[LoadedImage], read: str, wait: float
+        self, chunk: list[LoadedImage], fields: dict[str, str], wait: float
     ) -> tuple[str | None, list[dict] | list[JobRecord | ExpiredJob], bool]:
         """(batch id, jobs, whether they have all ended): the jobs' records when they have, within
-        ``wait`` seconds, else their ids and links."""
+        ``wait`` seconds, else their ids and links. ``fields`` go in the query (read, timeout_ms)."""
         files = [("image", (image.filename, image.data, "application/octet-stream")) for image in chunk]
-        params = {"read": read} | ({"wait": f"{wait:.1f}"} if wait >= 0.1 else {})
+        params = fields | ({"wait": f"{wait:.1f}"} if wait >= 0.1 else {})
         try:
             answer = self._http.request("POST", "/api/v1/predictions", params=params, files=files, extra_read_s=wait)
         except RequestRefused as exc:
             if exc.code == "invalid_wait" and self._learn_max_wait(exc, wait):
-                return self._post_images(chunk, read, min(wait, self._max_wait))
+                return self._post_images(chunk, fields, min(wait, self._max_wait))
             raise
         jobs = answer["jobs"]
         if len(jobs) != len(chunk):

@@ -102,6 +102,9 @@ pending = keyed("pending:{}")
 # Counter of the image bytes a client's unfinished jobs hold (for the pending-bytes limit).
 pending_bytes = keyed("pending-bytes:{}")
 
+# Counter of a client's unfinished jobs that went in the fast lane (bounds what priority 1 puts there).
+pending_fast = keyed("pending-fast:{}")
+
 # Counter of the image bytes all unfinished jobs hold together (for the queued-bytes limit).
 QUEUED_BYTES = f"{PREFIX}:jobs:queued-bytes"
 

@@ -1,6 +1,7 @@
 """Job records: one Redis hash per job, written at submission and updated by the worker.
 
-A record moves queued -> running -> succeeded | failed | cancelled. The first terminal status
+A record moves queued -> running -> succeeded | failed | cancelled, or from queued to expired
+(its deadline passed before a worker started it: jobs/deadlines.py). The first terminal status
 wins (a redelivered job cannot be answered twice), and every finish is announced on
 ``keys.JOBS_FINISHED_CHANNEL`` so waiting pollers wake at once. A prediction's image is stored
 once, beside its record, until the job ends; queue messages carry only job ids.
@@ -31,6 +32,7 @@ from jobs.replicas import ReplicaAck
 # The statuses and shapes of records are defined in jobs/schemas.py, once; named here too for the
 # callers of this module.
 from jobs.schemas import CANCELLED as CANCELLED
+from jobs.schemas import EXPIRED as EXPIRED
 from jobs.schemas import FAILED as FAILED
 from jobs.schemas import JOB_ID_PATTERN, JobRecord
 from jobs.schemas import QUEUED as QUEUED
@@ -129,7 +131,8 @@ class Started:
     ``read`` says what to read in it (one of READ_MODES); ``created_at`` is when it was
     submitted and ``started_at`` when this call took it (epoch seconds); ``batch`` the request it
     came in (None: none); ``tensor`` names the input of a tensor job, whose ``image`` is then its
-    whole tensor (jobs/tensors.py)."""
+    whole tensor (jobs/tensors.py). An ``expired`` job was queued past its deadline: it was not
+    taken and its image not read; the caller ends it."""
 
     job_id: str
     status: str | None
@@ -145,6 +148,7 @@ class Started:
     batch: str | None = None
     started_at: float | None = None
     tensor: str | None = None
+    expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,11 +180,18 @@ MOST_FORGOTTEN_AT_ONCE = 2000
 @dataclass(frozen=True)
 class Lanes:
     """Where new jobs queue: ``fast`` while their client has at most ``fast_pending`` jobs pending
-    (these included), ``bulk`` beyond. Workers serve the fast lane first."""
+    (these included), ``bulk`` beyond. Workers serve the fast lane first.
+
+    A ``priority`` (Triton's: 0 none, 1 the highest) overrides that within bounds: 1 puts the jobs
+    in the fast lane ahead of the client's own backlog, as long as the client's jobs in the fast
+    lane (these included) stay within ``fast_pending``, so a client cannot move a backlog ahead of
+    everyone's single images; 2 and beyond put them in the bulk lane. The limits on pending jobs
+    and bytes apply whatever the priority. Both counts are of images: a tensor job counts its own."""
 
     fast: str
     bulk: str | None = None
     fast_pending: int = 0
+    priority: int = 0
 
     def __post_init__(self) -> None:
         if self.bulk is None:
@@ -253,6 +264,7 @@ class JobRecords:
         ids: Sequence[str] | None = None,
         images_per_job: int = 1,
         listed: bool = True,
+        timeout_ms: int = 0,
     ) -> Created:
         """Write ``count`` new queued records of ``job_type`` and return their ids, in order
         (``ids`` if given, else new ones).
@@ -267,7 +279,8 @@ class JobRecords:
         pending (see :class:`Lanes`); without, the caller queues them. A job holding
         ``images_per_job`` images (a tensor job, jobs/tensors.py) counts as that many in the
         limits, the lanes and its client's pending jobs. Unless ``listed``, the jobs are not among
-        the :meth:`recent` (a tensor job is nobody's to look at).
+        the :meth:`recent` (a tensor job is nobody's to look at). With ``timeout_ms`` the jobs get
+        a deadline that far ahead (jobs/deadlines.py): a worker that takes one later ends it expired.
         Raises :class:`~jobs.replicas.NotReplicated` when a replica should have acknowledged the
         new records and none did in time (they are written, on the primary only).
         """
@@ -301,6 +314,8 @@ class JobRecords:
             fast_pending=lanes.fast_pending if lanes else 0,
             images_per_job=images_per_job,
             listed=listed,
+            priority=lanes.priority if lanes else 0,
+            timeout_ms=timeout_ms,
             replica_wait_ms=wait_ms,
         )
         if isinstance(answer, scripts.Refusal):
@@ -406,6 +421,7 @@ class JobRecords:
                 job.batch,
                 job.started_at,
                 job.tensor,
+                job.expired,
             )
             for job_id, job in zip(job_ids, found, strict=True)
         ]
@@ -537,6 +553,11 @@ class JobRecords:
         if ended and (self.finished_limits.jobs or self.finished_limits.per_client):
             self.forget_beyond_limits({client for client in clients if client})
         return ended
+
+    def expire(self, job_ids: Sequence[str], why: ErrorDetail) -> list[str]:
+        """End the jobs that have not ended yet as expired: whoever wanted them has given up (a job
+        not started yet is then never read); return the ids this call ended."""
+        return self.finish(Outcome(job_id, EXPIRED, error=why) for job_id in job_ids)
 
     def forget_beyond_limits(self, clients: Iterable[str] = ()) -> int:
         """Forget the oldest ended jobs beyond :attr:`finished_limits`, in all and for each of
@@ -719,6 +740,8 @@ def _decode(raw: dict[bytes, bytes]) -> JobRecord | None:
             record[name] = orjson.loads(fields[name])
     if "worker" in fields:
         record["worker"] = fields["worker"].decode()
+    if "deadline" in fields:
+        record["deadline"] = _iso(fields["deadline"])
     if "cancel_requested" in fields and record["status"] == RUNNING:
         record["cancel_requested"] = True
     return record

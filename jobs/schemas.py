@@ -20,10 +20,11 @@ from typing_extensions import TypedDict
 from model.results import DigitResult, ErrorDetail, NumberResult
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
-# A batch's job whose record is gone (it outlived JOB_TTL_SECONDS) shows this status.
+# A job whose deadline passed before a worker started it (jobs/deadlines.py) ends expired, unread;
+# a batch's job whose record is gone (it outlived JOB_TTL_SECONDS) shows the same status.
 EXPIRED = "expired"
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED})
 JobType = Literal["predict", "train", "check"]
 # What a prediction job reads: one digit (the default), every digit of a handwritten number, or
 # ``auto``: the number when the number reader finds several digits in the image, else the digit.
@@ -70,8 +71,9 @@ class CheckResult(TypedDict):
 
 
 class JobRecord(TypedDict):
-    """A job as the API shows it: queued -> running -> succeeded | failed | cancelled. ``result``
-    is set when it succeeded, ``error`` when it did not."""
+    """A job as the API shows it: queued -> running -> succeeded | failed | cancelled, or queued ->
+    expired (its deadline passed before a worker started it). ``result`` is set when it
+    succeeded, ``error`` when it did not."""
 
     id: JobId
     type: JobType
@@ -83,13 +85,16 @@ class JobRecord(TypedDict):
     error: ErrorDetail | None
     read: NotRequired[Annotated[ReadMode, Field(description="prediction jobs: what the job reads")]]
     worker: NotRequired[Annotated[str, Field(description="the worker that took it (host, pid): admin only")]]
+    deadline: NotRequired[
+        Annotated[Timestamp, Field(description="predictions with a timeout: not started by then, it ends expired")]
+    ]
     params: NotRequired[Annotated[dict[str, Any], Field(description="training and check jobs: the parameters")]]
     progress: NotRequired[Annotated[dict[str, Any], Field(description="training jobs: epoch, batch, ETA, history")]]
     cancel_requested: NotRequired[Literal[True]]
 
 
 class ExpiredJob(TypedDict):
-    """A job of a batch whose record has expired."""
+    """A job of a batch whose record has expired (outlived JOB_TTL_SECONDS): its id alone."""
 
     id: JobId
     status: Literal["expired"]

@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         print("note: DIGITS_API_TOKEN is deprecated; set DIGITS_ADMIN_TOKEN instead", file=sys.stderr)
     # The token chosen in the environment, else the one kept in var/ since the first start.
     token = settings.admin_token or kept.admin_token()
-    stack = Stack(redis_url, args.logs, env={"DIGITS_ADMIN_TOKEN": token}, keep_logs=True)
+    # One web and no load balancer to tell: on Ctrl-C it answers its long polls and stops at once
+    # (web/draining.py), unless DRAIN_SECONDS says otherwise.
+    drain = str(settings.drain_seconds) if "DRAIN_SECONDS" in os.environ else "0"
+    stack = Stack(redis_url, args.logs, env={"DIGITS_ADMIN_TOKEN": token, "DRAIN_SECONDS": drain}, keep_logs=True)
     stopping = False
 
     def stop(*_):

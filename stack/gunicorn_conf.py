@@ -12,6 +12,10 @@ prometheus_client. This module is read by the gunicorn master before it forks, s
 and the workers inherit it. It lives outside the ``web`` package on purpose: importing
 ``web.anything`` would import prometheus_client in the master before the variable is set.
 
+Shutdown: SIGTERM drains (web/draining.py, stack/web_worker.py): ``DRAIN_SECONDS`` of serving on
+with /readyz 503, then every long poll answered; ``graceful_timeout`` leaves room for that and for
+the answers in hand, so gunicorn never kills a worker that drains as it should.
+
 Logs: gunicorn's own lines (start, worker exits, timeouts) in ``LOG_FORMAT`` like the app's; its
 access log is off because the app writes one line per request with the request id.
 """
@@ -19,8 +23,11 @@ access log is off because the app writes one line per request with the request i
 from __future__ import annotations
 
 import glob
+import logging
+import math
 import os
 import shutil
+import sys
 import tempfile
 
 _VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -47,6 +54,24 @@ def child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid, METRICS_DIR)
 
 
+def worker_exit(server, worker) -> None:
+    """End a worker's process the moment it has finished, with the status it was exiting with.
+
+    Python's own teardown of a web worker took 2-3 s (in C: no Python frame on a faulthandler
+    dump), over 8 s under load: past ``graceful_timeout``, so the master killed drained workers.
+    Everything a worker writes is written already (its metrics to their mmapped files); only
+    the log handlers are flushed. (gunicorn's master calls this too, for a worker already gone:
+    there it does nothing.)"""
+    if os.getpid() != worker.pid:
+        return
+    ending = sys.exc_info()[1]  # gunicorn calls this while the worker's SystemExit is in flight
+    status = ending.code if isinstance(ending, SystemExit) and isinstance(ending.code, int) else int(ending is not None)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def on_exit(server) -> None:
     if _made_dir:
         shutil.rmtree(_made_dir, ignore_errors=True)
@@ -57,7 +82,11 @@ worker_class = "stack.web_worker.DeadlineGeventWorker"
 # access line for every request (a logging configuration turns it on) only to drop it.
 logger_class = "stack.web_worker.NoAccessLogLogger"
 worker_connections = get_settings().web_connections
-keepalive = 5  # seconds an idle keep-alive connection may wait for its next request
+# Seconds an idle keep-alive connection may wait for its next request: 5, and never more than the
+# drain, so that no idle connection is left when the drain closes (each answer during the drain
+# closes its connection; one idle since before SIGTERM has timed out by then).
+keepalive = max(1, min(5, math.floor(get_settings().drain_seconds)))
+graceful_timeout = get_settings().web_graceful_timeout  # the drain, then the answers in hand
 
 # gunicorn 27's control socket ($HOME/.gunicorn/gunicorn.ctl) would be one path shared by every
 # gunicorn on the host (tests start several at once) and is not used here: no management socket.

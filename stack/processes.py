@@ -31,10 +31,24 @@ PREDICT_QUEUES = ",".join(keys.PREDICT_QUEUES)
 class Stack:
     """A set of service processes sharing ``redis_url``; logs go to ``log_dir/<name>.log`` (begun
     afresh by each Stack, kept across restarts of a process within it; with ``keep_logs``, as
-    ``make run`` does, appended to and rotated: see stack/kept.py)."""
+    ``make run`` does, appended to and rotated: see stack/kept.py).
 
-    def __init__(self, redis_url: str, log_dir: str | Path, env: dict | None = None, keep_logs: bool = False):
+    ``launcher`` prefixes every command (``["ip", "netns", "exec", "host1"]`` runs the processes on
+    another "host": a network namespace, see tests/service/network.py), and ``host`` is the
+    address the web binds there (a client outside the namespace cannot reach its loopback)."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        log_dir: str | Path,
+        env: dict | None = None,
+        keep_logs: bool = False,
+        launcher: list[str] | None = None,
+        host: str = "127.0.0.1",
+    ):
         self.redis_url = redis_url
+        self.launcher = list(launcher or [])
+        self.host = host
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -56,7 +70,7 @@ class Stack:
         with opened as log:
             self._logging.add(name)
             process = subprocess.Popen(
-                args,
+                self.launcher + args,
                 cwd=ROOT,
                 env={**self.env, **(env or {})},
                 stdout=log,
@@ -93,9 +107,9 @@ class Stack:
         port = port or free_port()
         self.metrics_dir = self.log_dir / f"web-metrics-{port}"
         args = [str(BIN / "gunicorn"), "web:create_app()", "--config", "python:stack.gunicorn_conf"]
-        args += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--graceful-timeout", "5"]
+        args += ["--bind", f"{self.host}:{port}", "--workers", str(workers)]
         self._spawn("web", args, {"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir), **(env or {})})
-        self.web_url = f"http://127.0.0.1:{port}"
+        self.web_url = f"http://{self.host}:{port}"
         self.wait_for_web()
         return self.web_url
 
@@ -167,7 +181,8 @@ class Stack:
             pass
 
     def stop_all(self) -> None:
-        for name in list(self.processes):
+        """The web first (it drains: its long polls are answered while the workers still end jobs), then the rest."""
+        for name in sorted(self.processes, key=lambda name: name != "web"):
             self.stop(name)
 
 

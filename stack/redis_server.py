@@ -50,8 +50,11 @@ class RedisServer:
         directory: str | Path | None = None,
         maxmemory: str | None = None,
         replica_of: int | None = None,
+        host: str = "127.0.0.1",
     ):
+        """``host``: the address it listens on (loopback, or a test network's, tests/service/network.py)."""
         self.port = port or free_port()
+        self.host = host
         self.appendonly, self.maxmemory, self.replica_of = appendonly, maxmemory, replica_of
         self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="digits-redis-")
         self.directory = Path(directory or self._tmp.name)
@@ -59,13 +62,13 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self, timeout: float = 10) -> RedisServer:
         args = [
             redis_server_binary(),
             "--port", str(self.port),
-            "--bind", "127.0.0.1",
+            "--bind", self.host,
             "--dir", str(self.directory),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
@@ -78,7 +81,7 @@ class RedisServer:
         if self.replica_of:
             args += ["--replicaof", "127.0.0.1", str(self.replica_of)]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_until_it_answers(self.process, self.port, timeout)
+        _wait_until_it_answers(self.process, self.port, timeout, self.host)
         return self
 
     def kill(self) -> None:
@@ -129,8 +132,8 @@ class SentinelServer:
         self._tmp.cleanup()
 
 
-def _wait_until_it_answers(process: subprocess.Popen, port: int, timeout: float) -> None:
-    client = redis.Redis(port=port, socket_connect_timeout=0.5)
+def _wait_until_it_answers(process: subprocess.Popen, port: int, timeout: float, host: str = "127.0.0.1") -> None:
+    client = redis.Redis(host=host, port=port, socket_connect_timeout=0.5)
     deadline = time.monotonic() + timeout
     while True:
         try:

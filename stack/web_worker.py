@@ -1,5 +1,6 @@
 """The web's gunicorn worker: gevent, so a waiting request costs a greenlet and a socket, not a
-thread; and read deadlines, so a client that trickles its request cannot hold a connection.
+thread; read deadlines, so a client that trickles its request cannot hold a connection; and a
+drain at SIGTERM, so a process goes away without refusing or cutting anyone.
 
 Why gevent: the web spends its time waiting (on Redis, and in long polls that may last
 ``MAX_WAIT_SECONDS``), and gunicorn's gevent worker turns every wait into a cooperative switch
@@ -11,19 +12,29 @@ Read deadline (as Apache's mod_reqtimeout does it): a request's headers and body
 within ``REQUEST_READ_TIMEOUT`` seconds of waiting for the client, extended by one second for
 every :data:`MIN_RATE` bytes received, so a large upload over a slow line passes and a request
 sent a byte at a time does not. Writing the answer starts the next request's allowance.
+
+Drain (web/draining.py): gunicorn's SIGTERM would stop accepting at once. Here it begins the
+app's drain (/readyz 503), serves on for ``DRAIN_SECONDS`` with every answer closing its
+connection, then closes the drain (every long poll answered as it stands) and only then lets
+gunicorn stop accepting and finish. A second SIGTERM (gunicorn's master forwards the one it got)
+changes nothing; SIGINT and SIGQUIT still stop at once.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
+import gevent
 from gunicorn import glogging
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
 from settings import get_settings
+from web import draining
 
+log = logging.getLogger("web.draining")
 MIN_RATE = 64 * 1024  # bytes per second a client must average beyond its first allowance
 
 
@@ -69,11 +80,33 @@ class DeadlineSocket:
 
 
 class DeadlineGeventWorker(GeventWorker):
-    """gunicorn's gevent worker, each connection wrapped in a :class:`DeadlineSocket`."""
+    """gunicorn's gevent worker, each connection wrapped in a :class:`DeadlineSocket`, draining at SIGTERM."""
+
+    drain: draining.Drain | None = None
 
     def handle(self, listener, client, addr) -> None:
         client.setblocking(1)
         AsyncWorker.handle(self, listener, DeadlineSocket(client, get_settings().request_read_timeout), addr)
+
+    def handle_request(self, listener_name, req, sock, addr):
+        if self.drain is not None:
+            req.must_close = True  # "Connection: close": the client's next request opens a new connection
+        return super().handle_request(listener_name, req, sock, addr)
+
+    def handle_exit(self, sig, frame) -> None:
+        """SIGTERM: begin the drain; gunicorn stops this worker when it is closed."""
+        if self.drain is not None:
+            return
+        self.drain = draining.of(self.wsgi) or draining.Drain()
+        self.drain.begin(quietly=True)  # /readyz says 503 from the next request on
+        # The rest out of the signal handler (as gunicorn's gevent worker does for SIGQUIT): it logs, which may block.
+        gevent.spawn(self._drain, self.drain)
+
+    def _drain(self, drain: draining.Drain) -> None:
+        log.info("draining: /readyz answers 503 from now on")
+        gevent.sleep(get_settings().drain_seconds)
+        drain.close()
+        self.alive = False  # gunicorn's loop stops accepting and waits for the answers in hand
 
 
 class NoAccessLogLogger(glogging.Logger):

@@ -104,3 +104,5 @@ def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Tests drive the service harder than any one client may; tests/service/test_rate_limit.py sets its own.
     os.environ["RATE_LIMIT"] = ""
+    # A test's web stops at once when its stack does; tests/test_drain.py drains its own.
+    os.environ.setdefault("DRAIN_SECONDS", "0")

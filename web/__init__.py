@@ -57,13 +57,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app, exempt_blueprints=(api.bp, feedback_api.bp, models_api.bp, health.bp, inference_protocol.bp))
     metrics.init_app(app)  # its timer starts before the rate limit's check runs
     ratelimit.init_app(app)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(feedback_api.bp)
-    app.register_blueprint(models_api.bp)
-    app.register_blueprint(inference_protocol.bp)
-    app.register_blueprint(openapi.bp)
+    for blueprint in (pages.bp, health.bp, api.bp, feedback_api.bp, models_api.bp, inference_protocol.bp, openapi.bp):
+        app.register_blueprint(blueprint)
     # Made in each gunicorn process (never before the fork: the exporter's thread would not survive it).
     tracing.set_up("digits-web", celery=True)
     tracing.instrument_flask(app)

@@ -29,7 +29,16 @@ from web.schemas import (
     wait_query,
 )
 from web.services import services, settings
-from web.submit import batch_ended_within, job_links, read_field, read_mode, read_upload, submit_predictions
+from web.submit import (
+    batch_ended_within,
+    given_once,
+    job_links,
+    number_field,
+    read_field,
+    read_mode,
+    read_upload,
+    submit_predictions,
+)
 from web.validation import query, validated
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -65,18 +74,26 @@ def create_predictions():
     One job per image, in order: multipart field ``image`` (repeatable) or JSON ``{"images": [...]}``;
     ``read`` (a form field, JSON key or query parameter) says what each image holds: one digit, or
     one handwritten number (a number with more digits than the service's limit fails alone, error
-    code too_many_digits). ``?wait=S`` holds the request until every job has ended (200, with the
-    batch's records as ``GET /batches/{batch_id}`` answers) or S seconds pass (202, as without it).
+    code too_many_digits). ``timeout_ms`` (likewise) is the jobs' deadline: a job no worker has
+    started that many ms after submission ends expired, unread. ``priority`` 1 puts the jobs in
+    the fast lane ahead of your own backlog (at most INTERACTIVE_PENDING of your jobs there at
+    once), 2 or more in the bulk lane. ``?wait=S`` holds the request
+    until every job has ended (200, with the batch's records as ``GET /batches/{batch_id}``
+    answers) or S seconds pass (202, as without it).
     """
     config = settings()
     asked = query(predictions_query(config.max_wait_seconds))
     if request.mimetype == "application/json":
         body = validated(predictions_json(config.max_images_per_request), request.get_data(), json=True)
         read = read_mode(body.read if "read" in body.model_fields_set else None, asked.read)
+        timeout_ms = given_once("timeout_ms", body.timeout_ms, asked.timeout_ms)
+        priority = given_once("priority", body.priority, asked.priority)
         max_bytes = config.max_image_bytes
         named = [(f"images[{i}]", decode_base64_image(value, i, max_bytes)) for i, value in enumerate(body.images)]
     elif request.mimetype == "multipart/form-data":
         read = read_mode(read_field(request.form), asked.read)
+        timeout_ms = given_once("timeout_ms", number_field(request.form, "timeout_ms"), asked.timeout_ms)
+        priority = given_once("priority", number_field(request.form, "priority"), asked.priority)
         files = request.files.getlist("image")
         if not files:
             raise ApiError(400, "missing_image", "no file in multipart field 'image'")
@@ -87,7 +104,7 @@ def create_predictions():
             "unsupported_media_type",
             "send multipart/form-data (field 'image') or application/json ({\"images\": [...]})",
         )
-    submitted = submit_predictions(named, read=read, wait=asked.wait)
+    submitted = submit_predictions(named, read=read, wait=asked.wait, timeout_ms=timeout_ms, priority=priority or 0)
     batch_id, job_ids = submitted.batch_id, submitted.job_ids
     if submitted.records is not None:
         return jsonify(batch(batch_id, job_ids, all_shown(submitted.records)))

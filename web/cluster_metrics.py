@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -31,6 +31,20 @@ log = logging.getLogger(__name__)
 # At most this many running jobs are looked at per scrape to count the jobs in flight per lane
 # (workers x PREDICT_BATCH_IMAGES are running at most; a few thousand reads cost Redis ~1 ms).
 IN_FLIGHT_READ = 10_000
+
+# The counter hashes every worker adds to, read whole on each scrape (in this order: _read unpacks them).
+COUNTER_HASHES = (
+    keys.METRICS_OUTCOMES,
+    keys.METRICS_LATENCY,
+    keys.METRICS_BATCH_SIZE,
+    keys.METRICS_FEEDBACK,
+    keys.METRICS_PREDICTIONS,
+    keys.FEEDBACK_BY_VERSION,
+    keys.METRICS_FAILURES,
+    keys.METRICS_EXPIRED,
+    keys.METRICS_QUEUE_WAIT,
+    keys.METRICS_SERVICE_TIME,
+)
 
 
 class ClusterCollector:
@@ -54,28 +68,20 @@ class ClusterCollector:
 
     def _read(self) -> list[Metric]:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(keys.METRICS_OUTCOMES)
-        pipe.hgetall(keys.METRICS_LATENCY)
-        pipe.hgetall(keys.METRICS_BATCH_SIZE)
+        for key in COUNTER_HASHES:
+            pipe.hgetall(key)
         for queue in keys.QUEUES:
             pipe.llen(keys.queue_key(queue))
         pipe.get(keys.MODEL_ACTIVE)
-        pipe.hgetall(keys.METRICS_FEEDBACK)
-        pipe.hgetall(keys.METRICS_PREDICTIONS)
-        pipe.hgetall(keys.FEEDBACK_BY_VERSION)
-        pipe.hgetall(keys.METRICS_FAILURES)
-        pipe.hgetall(keys.METRICS_EXPIRED)
-        pipe.hgetall(keys.METRICS_QUEUE_WAIT)
-        pipe.hgetall(keys.METRICS_SERVICE_TIME)
         for lane in keys.PREDICT_QUEUES:
             pipe.lindex(keys.lane(lane), 0)  # the lane's oldest job (lanes are first in, first out)
         pipe.zrange(keys.RUNNING_JOBS, 0, IN_FLIGHT_READ - 1)
         pipe.info("memory")
         answers = iter(pipe.execute())
-        outcomes, latency, batch_size = next(answers), next(answers), next(answers)
+        stored = [next(answers) for _ in COUNTER_HASHES]
+        outcomes, latency, batch_size, received, predictions, kept, failures, expired, queue_wait, service_time = stored
         depths = [next(answers) for _ in keys.QUEUES]
-        active, received, predictions, kept = next(answers), next(answers), next(answers), next(answers)
-        failures, expired, queue_wait, service_time = next(answers), next(answers), next(answers), next(answers)
+        active = next(answers)
         heads = [next(answers) for _ in keys.PREDICT_QUEUES]
         running, memory_info = next(answers), next(answers)
         live = workers.live(self.redis)
@@ -87,12 +93,9 @@ class ClusterCollector:
         answers = pipe.execute()
         created, running_fields = answers[: len(heads)], answers[len(heads) :]
 
-        jobs = CounterMetricFamily(
-            "digits_jobs", "Jobs ended, by type and outcome (all workers)", labels=["type", "outcome"]
+        jobs = two_label_counter(
+            "digits_jobs", "Jobs ended, by type and outcome (all workers)", ["type", "outcome"], outcomes
         )
-        for field, count in sorted(_decoded(outcomes).items()):
-            job_type, _, outcome = field.partition(":")
-            jobs.add_metric([job_type, outcome], float(count))
 
         latency_histogram = stored_histogram(
             "digits_job_latency_seconds",
@@ -188,12 +191,23 @@ def lane_figures(
 
 
 def failure_figure(failures: dict) -> Metric:
-    family = CounterMetricFamily(
-        "digits_job_failures", "Jobs that ended failed, by type and reason (the error code)", labels=["type", "reason"]
+    return two_label_counter(
+        "digits_job_failures",
+        "Jobs that ended failed, by type and reason (the error code)",
+        ["type", "reason"],
+        failures,
     )
-    for field, count in sorted(_decoded(failures).items()):
-        job_type, _, reason = field.partition(":")
-        family.add_metric([job_type, reason], float(count))
+
+
+def two_label_counter(
+    name: str, documentation: str, labels: list[str], stored: dict, split: Callable = str.partition
+) -> Metric:
+    """A counter from a hash of ``"<first label>:<second label>" -> count`` fields (sorted);
+    ``split`` is ``str.rpartition`` where the first label may hold a colon and the second not."""
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for field, count in sorted(_decoded(stored).items()):
+        first, _, second = split(field, ":")
+        family.add_metric([first, second], float(count))
     return family
 
 
@@ -222,14 +236,13 @@ def histograms_by_lane(name: str, documentation: str, stored: dict, bounds: tupl
 def feedback_figures(received: dict, predictions: dict, kept: dict) -> list[Metric]:
     """Corrections received per model version and verdict, and the share of each version's
     predictions that the corrections kept now say were wrong."""
-    corrections = CounterMetricFamily(
+    corrections = two_label_counter(
         "digits_feedback",
         "Corrections received, by the model version corrected and whether it was wrong (corrected) or right",
-        labels=["model_version", "verdict"],
+        ["model_version", "verdict"],
+        received,
+        split=str.rpartition,
     )
-    for field, count in sorted(_decoded(received).items()):
-        version, _, verdict = field.rpartition(":")
-        corrections.add_metric([version, verdict], float(count))
     share = GaugeMetricFamily(
         "digits_predictions_corrected_ratio",
         "Share of a model version's predictions that people corrected (corrections kept / predictions made)",

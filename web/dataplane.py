@@ -5,7 +5,11 @@ handlers/dataplane.py is to its REST and gRPC servers.
 An inference request becomes one prediction job holding its whole tensor (jobs/tensors.py),
 through the same records, lanes and workers as every other prediction: its images are
 micro-batched with theirs and held to the same limits (counted as images) and tokens. The request
-waits for its answers (up to MAX_WAIT_SECONDS). The one model, ``digits``:
+waits for its answers, up to MAX_WAIT_SECONDS or its own deadline (HTTP's ``parameters.timeout``,
+in microseconds, as tritonclient's ``infer(timeout=)`` sends it; gRPC's call deadline or that
+parameter), and when it gives up, it expires its job: if not yet started, it is never read. Its
+``priority`` (Triton's: 1 the highest) chooses the job's lane within the client's bounds
+(jobs/records.py, Lanes). The one model, ``digits``:
 
     input  image          BYTES [-1]          encoded image files, preprocessed as uploads are
     input  pixels         UINT8 [-1, 28, 28]  digits already in MNIST's form (light ink on dark)
@@ -31,7 +35,7 @@ from importlib.metadata import version as package_version
 
 import numpy as np
 
-from jobs import tensors, workers
+from jobs import deadlines, tensors, workers
 from jobs.schemas import JobRecord
 from web import model_statistics as statistics
 from web.auth import ADMIN_DISABLED, check
@@ -92,8 +96,9 @@ def server_metadata() -> dict:
 
 
 def workers_ready() -> bool:
-    """Ready when a live worker serves predictions."""
-    return any(worker.predicts for worker in workers.live(services().redis))
+    """Ready when a live worker serves predictions, and this process is not going away (web/draining.py)."""
+    svc = services()
+    return not svc.drain.draining and any(worker.predicts for worker in workers.live(svc.redis))
 
 
 def model_metadata(model: str, version: str | None) -> dict:
@@ -161,20 +166,46 @@ def version_to_serve(model: str, version: str | None) -> int | None:
 
 
 def infer(
-    number: int | None, inputs: list[InputTensor], outputs: list[OutputRequest] | None, wait: float | None = None
+    number: int | None,
+    inputs: list[InputTensor],
+    outputs: list[OutputRequest] | None,
+    wait: float | None = None,
+    timeout_ms: int | None = None,
+    priority: int = 0,
 ) -> Inference:
     """Every image's probabilities and label, read by model version ``number`` (from
     :func:`version_to_serve`), once all have been read: one job for the whole tensor, waited for
-    up to ``wait`` seconds (at most MAX_WAIT_SECONDS), then 503 ``timeout``. ``outputs`` None: all."""
+    up to ``wait`` seconds (at most MAX_WAIT_SECONDS), then 503 ``timeout``; or up to the request's
+    deadline, ``timeout_ms`` (None: the server's default; see jobs/deadlines.py), then 503
+    ``deadline_exceeded``. Either way the job is expired: if not yet started, it is never read.
+    ``priority`` chooses its lane (jobs/records.py, Lanes). ``outputs`` None: all."""
     name, images = _input(inputs)
     wanted = _outputs(outputs)
-    wait = settings().max_wait_seconds if wait is None else min(wait, settings().max_wait_seconds)
-    record = submit_tensor(name, _payload(name, images), len(images), version=number, wait=wait)
+    config = settings()
+    deadline_s = deadlines.timeout_ms(timeout_ms, config.default_timeout_ms, config.max_timeout_ms) / 1000
+    wait = min(config.max_wait_seconds, config.max_wait_seconds if wait is None else wait)
+    waited_for_deadline = bool(deadline_s) and deadline_s <= wait
+    wait = deadline_s if waited_for_deadline else wait
+    job_id, record = submit_tensor(
+        name, _payload(name, images), len(images), version=number, wait=wait, timeout_ms=timeout_ms, priority=priority
+    )
     if record is None:
+        # Nobody will read these answers: a job not started yet is not read at all.
+        if waited_for_deadline:
+            reason = f"the request's deadline ({deadline_s * 1000:g} ms) passed before its images were all read"
+            services().records.expire([job_id], deadlines.exceeded(reason))
+            raise ApiError(503, deadlines.DEADLINE_EXCEEDED, reason)
         message = f"the images were not all read within {wait:g} s; the service is busy, retry shortly"
+        services().records.expire([job_id], deadlines.exceeded(message))
         raise ApiError(503, "timeout", message, {"Retry-After": "1"})
     probabilities, labels, served = _outcomes(record)
     return Inference(probabilities, labels, str(served or number or services().store.active_version()), wanted)
+
+
+def microseconds_to_ms(timeout_us: int | None) -> int | None:
+    """A request's ``timeout`` parameter (microseconds, as Triton's clients send it) in whole
+    milliseconds, rounded up; None for none."""
+    return None if timeout_us is None else -(-timeout_us // 1000)
 
 
 def model_version(model: str, version: str | None) -> int | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import struct
 import time
 import uuid
@@ -159,7 +160,9 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             number = dataplane.version_to_serve(request.model_name, _version(request, "model_version"))
             inputs = _inputs(request)
             outputs = [_output(given) for given in request.outputs] or None
-            inference = dataplane.infer(number, inputs, outputs, wait=remaining)
+            inference = dataplane.infer(
+                number, inputs, outputs, wait=remaining, **_deadline_and_priority(request, remaining)
+            )
             return _infer_response(request, inference)
 
         return await self._call(context, "ModelInfer", predict_token_if_configured(answer))
@@ -246,6 +249,19 @@ def _inputs(request: service_pb2.ModelInferRequest) -> list[InputTensor]:
         values = list(getattr(given.contents, field)) if field and given.HasField("contents") else None
         tensors.append(InputTensor(given.name, given.datatype, shape, values or None))
     return tensors
+
+
+def _deadline_and_priority(request: service_pb2.ModelInferRequest, remaining: float | None) -> dict:
+    """The jobs' deadline and priority, as web/dataplane.py's ``infer`` takes them: the call's own
+    deadline or the ``timeout`` parameter (microseconds, tritonclient's ``infer(timeout=)``),
+    whichever is sooner, and the ``priority`` parameter (tritonclient's ``infer(priority=)``)."""
+    given = request.parameters
+    timeouts = [dataplane.microseconds_to_ms(given["timeout"].int64_param)] if "timeout" in given else []
+    if remaining is not None:
+        timeouts.append(max(1, math.ceil(remaining * 1000)))
+    positive = [ms for ms in timeouts if ms > 0]
+    priority = given["priority"].uint64_param if "priority" in given else 0
+    return {"timeout_ms": min(positive) if positive else None, "priority": priority}
 
 
 def _output(given: service_pb2.ModelInferRequest.InferRequestedOutputTensor) -> OutputRequest:

@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify
 from jobs import keys, workers
 from web.auth import is_admin
 from web.openapi import Answer, documented
-from web.schemas import ErrorBody, Liveness, Readiness
+from web.schemas import Draining, ErrorBody, Liveness, Readiness
 from web.services import services
 
 bp = Blueprint("health", __name__)
@@ -25,7 +25,10 @@ def healthz():
     "readyz",
     {
         200: Answer(Readiness, "ready"),
-        503: Answer(Readiness | ErrorBody, "no live worker (Readiness), or Redis unreachable (an error)"),
+        503: Answer(
+            Readiness | Draining | ErrorBody,
+            "no live worker (Readiness), this process going away (Draining), or Redis unreachable (an error)",
+        ),
     },
 )
 def readyz():
@@ -36,7 +39,10 @@ def readyz():
     the active version says why in ``problem``, and which version it serves instead. Worker names
     (host and pid) are shown with the admin token only. ``unserved_lanes`` names the prediction
     lanes no such worker takes jobs from (workers started with ``-Q predict`` alone leave the bulk
-    lane unserved): their jobs wait until they expire."""
+    lane unserved): their jobs wait until they expire. From SIGTERM on, 503 ``draining`` at once:
+    the process is going away (web/draining.py)."""
+    if services().drain.draining:
+        return jsonify({"status": "draining"}), 503
     client = services().redis
     live = workers.live(client)
     pipe = client.pipeline(transaction=False)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -53,6 +55,16 @@ ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 PATH = {"model": ProtocolModelName, "version": ProtocolVersionText}
 
 
+def model_read(operations: Mapping[str, str], responses: Mapping[int, Any]) -> Callable:
+    """A read of the model or one of its versions: documented (404 where there is no such one),
+    with the predict token when one is configured, as the job API's model reads."""
+
+    def mark(view: Callable) -> Callable:
+        return documented(operations, responses, (404,), path=PATH)(predict_token_if_configured(view))
+
+    return mark
+
+
 @bp.get("")
 @documented("protocolServerMetadata", {200: MetadataServerResponse})
 def server_metadata():
@@ -80,16 +92,13 @@ def ready():
 
 @bp.get("/models/<model>")
 @bp.get("/models/<model>/versions/<version>")
-@documented(
+@model_read(
     {
         "/v2/models/{model}": "protocolModelMetadata",
         "/v2/models/{model}/versions/{version}": "protocolModelVersionMetadata",
     },
     {200: MetadataModelResponse},
-    (404,),
-    path=PATH,
 )
-@predict_token_if_configured  # as the job API's model reads
 def model_metadata(model: str, version: str | None = None):
     """The model's (or one version's) inputs, outputs and versions."""
     return jsonify(dataplane.model_metadata(model, version))
@@ -97,16 +106,13 @@ def model_metadata(model: str, version: str | None = None):
 
 @bp.get("/models/<model>/config")
 @bp.get("/models/<model>/versions/<version>/config")
-@documented(
+@model_read(
     {
         "/v2/models/{model}/config": "protocolModelConfig",
         "/v2/models/{model}/versions/{version}/config": "protocolModelVersionConfig",
     },
     {200: Answer(ProtocolModelConfig, "the configuration")},
-    (404,),
-    path=PATH,
 )
-@predict_token_if_configured
 def model_config(model: str, version: str | None = None):
     """Triton's model configuration extension: the model as perf_analyzer reads it.
 
@@ -119,17 +125,14 @@ def model_config(model: str, version: str | None = None):
 @bp.get("/models/stats")
 @bp.get("/models/<model>/stats")
 @bp.get("/models/<model>/versions/<version>/stats")
-@documented(
+@model_read(
     {
         "/v2/models/stats": "protocolStatistics",
         "/v2/models/{model}/stats": "protocolModelStatistics",
         "/v2/models/{model}/versions/{version}/stats": "protocolModelVersionStatistics",
     },
     {200: Answer(ProtocolModelStatistics, "each version's figures")},
-    (404,),
-    path=PATH,
 )
-@predict_token_if_configured
 def model_stats(model: str = MODEL, version: str | None = None):
     """Triton's statistics extension: each version's requests, and their queue and compute times.
 
@@ -142,16 +145,13 @@ def model_stats(model: str = MODEL, version: str | None = None):
 
 @bp.get("/models/<model>/ready")
 @bp.get("/models/<model>/versions/<version>/ready")
-@documented(
+@model_read(
     {
         "/v2/models/{model}/ready": "protocolModelReady",
         "/v2/models/{model}/versions/{version}/ready": "protocolModelVersionReady",
     },
     {200: Answer(ProtocolModelReadiness, "yes"), 400: Answer(ProtocolModelReadiness, "no")},
-    (404,),
-    path=PATH,
 )
-@predict_token_if_configured
 def model_ready(model: str, version: str | None = None):
     """The model (or one version) can be served."""
     body = dataplane.model_ready(model, version)
@@ -182,12 +182,18 @@ def infer(model: str, version: str | None = None):
     (BYTES [N], image files; base64 in JSON) or pixels (UINT8 [N, 28, 28]). Outputs may be asked
     for as binary data, and probabilities as each image's k most likely digits (classification).
     A version other than the active one needs the admin token.
+    ``parameters.timeout`` (microseconds) is the request's deadline: when it passes first, the
+    answer is 503 deadline_exceeded and the images not yet read are never read.
+    ``parameters.priority`` 1 puts them in the fast lane ahead of the client's own backlog
+    (within its share of that lane), 2 or more in the bulk lane.
     """
     number = dataplane.version_to_serve(model, version)
     header, binary = _split_body()
     inputs = [_tensor(given, binary) for given in header.inputs]
     outputs = None if header.outputs is None else [_output(given) for given in header.outputs]
-    answer = dataplane.infer(number, inputs, outputs)
+    asked = header.parameters
+    timeout_ms = dataplane.microseconds_to_ms(asked.timeout) if asked else None
+    answer = dataplane.infer(number, inputs, outputs, timeout_ms=timeout_ms, priority=(asked and asked.priority) or 0)
     body = {"model_name": MODEL, "model_version": answer.model_version}
     if header.id is not None:
         body["id"] = header.id

@@ -77,6 +77,26 @@ QUERY = ConfigDict(extra="ignore", frozen=True)
 READ = Field(
     description="digit: each image is one digit (label); number: each image is one handwritten number (text)",
 )
+# The deadline of a submission's jobs, in milliseconds; at most a day's worth is read (MAX_TIMEOUT_MS
+# lowers it further): not started by then, a job ends expired unread.
+MAX_TIMEOUT_MS_READ = 86_400_000
+TIMEOUT_MS = Field(
+    ge=0,
+    le=MAX_TIMEOUT_MS_READ,
+    description="a job not started this many ms after submission ends expired, unread (0: the server's default)",
+)
+TimeoutMs = Annotated[int, TIMEOUT_MS]
+# Triton's request priority: 0 none (the lane follows the client's backlog), 1 the highest (the fast
+# lane, within the client's share of it), 2 and beyond lower (the bulk lane); read up to uint64's top.
+MAX_PRIORITY = 2**64 - 1
+PRIORITY = Field(
+    ge=0,
+    le=MAX_PRIORITY,
+    description="1: the fast lane, ahead of your own backlog (at most INTERACTIVE_PENDING of your jobs"
+    " there at once); 2 or more: the bulk lane; 0: by your backlog",
+)
+Priority = Annotated[int, PRIORITY]
+StrictTimeoutMs = Annotated[StrictInt, TIMEOUT_MS]  # in JSON: a number, not text
 
 
 class WaitQuery(BaseModel):
@@ -101,8 +121,12 @@ def wait_query(max_wait: float) -> type[WaitQuery]:
 class PredictionsQuery(WaitQuery):
     """A submission's query: ``?wait=``, and ``?read=`` (or as a field of the body)."""
 
-    refusals: ClassVar = Refusals("invalid_wait", {"read": "invalid_read"})
+    refusals: ClassVar = Refusals(
+        "invalid_wait", {"read": "invalid_read", "timeout_ms": "invalid_timeout", "priority": "invalid_priority"}
+    )
     read: Annotated[ReadMode, READ] | None = None
+    timeout_ms: whole_number_text(TIMEOUT_MS) | None = None
+    priority: whole_number_text(PRIORITY) | None = None
 
 
 @functools.cache
@@ -147,6 +171,8 @@ class PredictionsJson(BaseModel):
         {
             "": "invalid_json",
             "read": "invalid_read",
+            "timeout_ms": "invalid_timeout",
+            "priority": "invalid_priority",
             "images.*": "invalid_image",
             "images:too_short": "missing_image",
             "images:too_long": (413, "too_many_images"),
@@ -154,6 +180,8 @@ class PredictionsJson(BaseModel):
     )
     # read first: a body wrong in both is refused for its read, as a form or query would be
     read: Annotated[ReadMode, READ] = READ_MODES[0]
+    timeout_ms: StrictTimeoutMs | None = None
+    priority: Annotated[StrictInt, PRIORITY] | None = None
     images: Annotated[list[Base64Image], Field(min_length=1)]
 
 
@@ -166,6 +194,8 @@ class PredictionsForm(BaseModel):
     """The multipart form of a submission: the ``image`` field once per image, in order."""
 
     read: Annotated[ReadMode, READ] = READ_MODES[0]
+    timeout_ms: TimeoutMs | None = None
+    priority: Priority | None = None
     image: Annotated[list[BinaryFile], Field(min_length=1)]
 
 
@@ -347,6 +377,12 @@ class Readiness(TypedDict):
     unserved_lanes: list[str]
 
 
+class Draining(TypedDict):
+    """The process is going away (SIGTERM): it serves on a little, but send it nothing new."""
+
+    status: Literal["draining"]
+
+
 # --- the inference protocol (web/inference_protocol.py) ----------------------------------------
 # Its types are the published spec's (web/inference_types.py, generated); what this server takes
 # beyond them is said here, each with why.
@@ -381,6 +417,27 @@ class ProtocolOutput(RequestOutput):
     parameters: LenientParameters = None
 
 
+class ProtocolRequestParameters(Parameters):
+    """The request parameters this server reads, as Triton's clients send them (any other is
+    accepted and ignored): ``timeout``, the deadline in microseconds (tritonclient's
+    ``infer(timeout=)``), and ``priority`` (tritonclient's ``priority=``: 1 the fast lane, see
+    jobs/records.py Lanes); and ``binary_data_output`` (untyped: anything but true is false)."""
+
+    timeout: (
+        Annotated[
+            StrictInt,
+            Field(
+                ge=0,
+                le=MAX_TIMEOUT_MS_READ * 1000,
+                description="microseconds: a job not started by then ends expired, unread, and the request"
+                " is answered 503 deadline_exceeded (0: the server's default)",
+            ),
+        ]
+        | None
+    ) = None
+    priority: Annotated[StrictInt, PRIORITY] | None = None
+
+
 class ProtocolRequest(InferenceRequest):
     """An inference request (its JSON header, with the binary tensor data extension)."""
 
@@ -395,10 +452,12 @@ class ProtocolRequest(InferenceRequest):
             "inputs.*.data": "invalid_data",
             "outputs": "invalid_outputs",
             "outputs.*.name": "unknown_output",
+            "parameters.timeout": "invalid_timeout",
+            "parameters.priority": "invalid_priority",
         },
     )
     id: Annotated[str | None, BeforeValidator(_string_or_none)] = None
-    parameters: LenientParameters = None
+    parameters: Annotated[ProtocolRequestParameters | None, BeforeValidator(_object_or_none)] = None
     inputs: list[ProtocolInput]
     outputs: list[ProtocolOutput] | None = None
 

@@ -16,6 +16,7 @@ from jobs.queue import connect, create_celery
 from jobs.records import FinishedLimits, JobRecords
 from jobs.replicas import ReplicaAck
 from settings import Settings
+from web import draining
 from web.waiting import JobWaiter
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Services:
     waiter: JobWaiter
     feedback: FeedbackStore
     memory: memory.MemoryGauge
+    drain: draining.Drain
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -39,6 +41,11 @@ def init_app(app: Flask, settings: Settings) -> None:
     url = settings.redis_url
     client = connect(url)
     check_memory_budget(client, settings)
+    waiter = JobWaiter(
+        lambda: connect(url, socket_timeout=None), settings.max_waits_per_process, settings.max_waits_per_client
+    )
+    drain = draining.init_app(app)
+    drain.on_close(waiter.close)
     app.extensions["digits"] = Services(
         settings=settings,
         redis=client,
@@ -51,9 +58,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         ),
         store=ModelStore(client, settings.max_model_versions, settings.max_model_bytes),
         celery=create_celery(url),
-        waiter=JobWaiter(
-            lambda: connect(url, socket_timeout=None), settings.max_waits_per_process, settings.max_waits_per_client
-        ),
+        waiter=waiter,
         feedback=FeedbackStore(
             client,
             settings.feedback_retention_seconds,
@@ -61,6 +66,7 @@ def init_app(app: Flask, settings: Settings) -> None:
             settings.max_corrections_per_client,
         ),
         memory=memory.MemoryGauge(client, settings.redis_high_water),
+        drain=drain,
     )
 
 

@@ -12,18 +12,20 @@ from flask import g, url_for
 from pydantic import TypeAdapter
 from werkzeug.datastructures import FileStorage
 
-from jobs import keys, tracing
+from jobs import deadlines, keys, tracing
 from jobs import records as rec
 from jobs.schemas import READ_MODES, JobRecord, ReadMode
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import ImageLimits, check_image
-from web.schemas import JobLink, RefusedImage
+from web.schemas import PRIORITY, TIMEOUT_MS, JobLink, RefusedImage, whole_number_text
 from web.services import services, settings
 from web.validation import Refusals, validated
 from web.waiting import Watch
 
 _READ = TypeAdapter(ReadMode)
+_TIMEOUT_MS = TypeAdapter(whole_number_text(TIMEOUT_MS))
+_PRIORITY = TypeAdapter(whole_number_text(PRIORITY))
 
 
 def image_limits() -> ImageLimits:
@@ -86,6 +88,28 @@ def read_mode(*given: ReadMode | None) -> ReadMode:
     return values.pop() if values else READ_MODES[0]
 
 
+_NUMBER_FIELDS = {"timeout_ms": (_TIMEOUT_MS, "invalid_timeout"), "priority": (_PRIORITY, "invalid_priority")}
+
+
+def number_field(source: Mapping, name: str) -> int | None:
+    """A form's ``timeout_ms`` or ``priority``, checked (400 ``invalid_timeout``,
+    ``invalid_priority``); None when it has none."""
+    if name not in source:
+        return None
+    adapter, code = _NUMBER_FIELDS[name]
+    return validated(adapter, source[name], Refusals(code), name)
+
+
+def given_once(name: str, *given: int | None) -> int | None:
+    """A submission's ``timeout_ms`` or ``priority``: the one given (by the form or the JSON body,
+    and the query; each already checked), None when none is; 400 when two disagree."""
+    values = {value for value in given if value is not None}
+    if len(values) > 1:
+        code = _NUMBER_FIELDS[name][1]
+        raise ApiError(400, code, f"{name} is given twice, with different values; give it once")
+    return values.pop() if values else None
+
+
 @dataclass(frozen=True)
 class Submitted:
     """A submission's batch id and job ids, in order, and, when it was waited for and every job
@@ -103,6 +127,8 @@ def submit_predictions(
     checked: bool = False,
     read: ReadMode = READ_MODES[0],
     wait: float = 0,
+    timeout_ms: int | None = None,
+    priority: int = 0,
 ) -> Submitted:
     """Validate all images (all or none are accepted: a refusal names every bad one), create one
     job per image, queued in its lane, and with ``wait`` hold the request until every job has
@@ -111,7 +137,10 @@ def submit_predictions(
     With ``keep_images`` each image is kept as long as its record (for the job pages of form uploads);
     with ``version`` that model version reads them, not the active one; ``checked`` images were
     validated by the caller (digits in MNIST form, which are not image files). ``read`` (from
-    :func:`read_mode`) goes on every record: one digit per image, or a number.
+    :func:`read_mode`) goes on every record: one digit per image, or a number. ``timeout_ms`` is
+    the request's own deadline (the job API's field, /v2's ``parameters.timeout``, a gRPC call's
+    deadline), None when it gives none; the server's default and maximum apply (jobs/deadlines.py).
+    ``priority`` chooses the lane within the client's bounds (jobs/records.py, Lanes).
     """
     if not checked:
         check_images(images)
@@ -127,7 +156,7 @@ def submit_predictions(
     if version is not None:
         fields["version"] = str(version)
     _continue_trace(fields)
-    limits, lanes = _limits_and_lanes()
+    limits, lanes = _limits_and_lanes(priority)
     # Watched before they exist: nothing is read until they have ended, and then only the records
     # their finished notices did not carry.
     with svc.waiter.watching(job_ids, client) if wait > 0 else contextlib.nullcontext() as watch:
@@ -141,6 +170,7 @@ def submit_predictions(
                 limits=limits,
                 lanes=lanes,
                 ids=job_ids,
+                timeout_ms=deadlines.timeout_ms(timeout_ms, config.default_timeout_ms, config.max_timeout_ms),
             )
         except rec.OverLimit as exc:
             raise over_limit(exc, len(images), sum(len(data) for _, data in images)) from None
@@ -152,12 +182,22 @@ def submit_predictions(
     return Submitted(batch_id, job_ids, records)
 
 
-def submit_tensor(kind: str, payload: bytes, count: int, version: int | None, wait: float) -> JobRecord | None:
+def submit_tensor(
+    kind: str,
+    payload: bytes,
+    count: int,
+    version: int | None,
+    wait: float,
+    timeout_ms: int | None = None,
+    priority: int = 0,
+) -> tuple[str, JobRecord | None]:
     """Create one tensor job of ``count`` images (``payload`` as jobs/tensors.py packs ``kind``),
     held to the same limits and lanes as ``count`` single images, and hold the request until it has
-    ended or ``wait`` seconds pass (as far as this client may wait now: see web/waiting.py). Its
-    record once it has ended (None: not in time, or its record expired)."""
+    ended or ``wait`` seconds pass (as far as this client may wait now: see web/waiting.py). Its id,
+    and its record once it has ended (None: not in time, or its record expired). ``timeout_ms`` and
+    ``priority`` are the job's deadline and lane, as for :func:`submit_predictions`."""
     svc = services()
+    config = svc.settings
     refuse_new_work_near_full()
     client = client_address()
     job_id = rec.new_job_id()
@@ -165,7 +205,7 @@ def submit_tensor(kind: str, payload: bytes, count: int, version: int | None, wa
     if version is not None:
         fields["version"] = str(version)
     _continue_trace(fields)
-    limits, lanes = _limits_and_lanes()
+    limits, lanes = _limits_and_lanes(priority)
     with svc.waiter.watching([job_id], client) as watch:
         try:
             svc.records.create(
@@ -178,14 +218,15 @@ def submit_tensor(kind: str, payload: bytes, count: int, version: int | None, wa
                 ids=[job_id],
                 images_per_job=count,
                 listed=False,  # nobody polls it: it is not among the jobs listed
+                timeout_ms=deadlines.timeout_ms(timeout_ms, config.default_timeout_ms, config.max_timeout_ms),
             )
         except rec.OverLimit as exc:
             raise over_limit(exc, count, len(payload)) from None
         g.job_ids = [job_id]
         if watch is None:
-            return None
+            return job_id, None
         records = watch.until(wait, lambda: _records_once_ended(watch, [job_id]), _read)
-    return records[0] if records else None
+    return job_id, records[0] if records else None
 
 
 def _records_once_ended(watch: Watch, job_ids: list[str]) -> list[JobRecord | None] | None:
@@ -203,12 +244,13 @@ def _continue_trace(fields: dict[str, str]) -> None:
         fields[tracing.TRACE_FIELD] = trace_context
 
 
-def _limits_and_lanes() -> tuple[rec.PendingLimits, rec.Lanes]:
+def _limits_and_lanes(priority: int) -> tuple[rec.PendingLimits, rec.Lanes]:
+    """The limits on a client's pending work, and the lanes ``priority`` chooses among."""
     config = settings()
     limits = rec.PendingLimits(
         config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes
     )
-    return limits, rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending)
+    return limits, rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending, priority)
 
 
 def refuse_new_work_near_full() -> None:

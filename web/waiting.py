@@ -15,7 +15,8 @@ counter (keys.batch_unfinished) for all, in case a notice was lost.
 Waiting is bounded, so it can never use up a process's memory or sockets: at most
 ``max_waits`` requests wait at once in a process, and at most ``max_waits_per_client`` from one
 client address. A request beyond either bound is answered at once with what there is now (the
-record as it stands, as if it had asked without ``?wait=``).
+record as it stands, as if it had asked without ``?wait=``). So is every request waiting when the
+process drains (web/draining.py: :meth:`JobWaiter.close`), and every one that asks afterwards.
 """
 
 from __future__ import annotations
@@ -46,11 +47,14 @@ _UNREAD = object()
 @dataclass(frozen=True, eq=False)
 class Watch:
     """Set whenever one of the watched jobs ends (see :meth:`JobWaiter.watching`); ``announced``
-    holds the ids the finished notices named, ``delivered`` the records they carried, by job id."""
+    holds the ids the finished notices named, ``delivered`` the records they carried, by job id;
+    ``closed`` is set (and ``event`` with it) when the process drains: the wait ends with what
+    there is."""
 
     event: threading.Event = field(default_factory=threading.Event)
     delivered: dict[str, JobRecord] = field(default_factory=dict)
     announced: set[str] = field(default_factory=set)
+    closed: threading.Event = field(default_factory=threading.Event)
 
     def records_once_ended(
         self,
@@ -75,7 +79,7 @@ class Watch:
         deadline = time.monotonic() + timeout
         while value is _UNREAD or not done(value):
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self.closed.is_set():
                 return read() if value is _UNREAD else value
             self.event.wait(min(remaining, RECHECK_S))
             self.event.clear()
@@ -114,6 +118,12 @@ class BatchWatch:
                 self.generation += 1
                 self._changed.notify_all()
 
+    def wake(self) -> None:
+        """Wake every waiter now (the process is draining)."""
+        with self._changed:
+            self.generation += 1
+            self._changed.notify_all()
+
     def changed_since(self, seen: int, timeout: float) -> int:
         """The generation once it is past ``seen``, or after ``timeout`` seconds."""
         with self._changed:
@@ -138,6 +148,7 @@ class JobWaiter:
         self._per_client: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
+        self._closed = threading.Event()  # shared by every Watch: set when the process drains
 
     @property
     def waiting(self) -> int:
@@ -169,7 +180,7 @@ class JobWaiter:
             try:
                 while left > 0:
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 or self._closed.is_set():
                         break
                     # One waiter (the leader) looks again every RECHECK_S for all; the others sleep
                     # until a notice wakes them, checking every FOLLOWER_RECHECK_S that one still looks.
@@ -187,7 +198,7 @@ class JobWaiter:
         """Join (or start) this process's watch on ``batch_id``; None when ``client`` may not wait now."""
         self._ensure_listener()
         with self._lock:
-            if not self._admit(client):
+            if self._closed.is_set() or not self._admit(client):
                 shared = None
             else:
                 shared = self._batches.get(batch_id) or self._batches.setdefault(batch_id, BatchWatch(unfinished))
@@ -220,9 +231,9 @@ class JobWaiter:
         end can be missed, and nothing need be read before the first notice. None when ``client``
         may not wait now (see the module's docstring)."""
         self._ensure_listener()
-        watch = Watch()
+        watch = Watch(closed=self._closed)
         with self._lock:
-            if not self._admit(client):
+            if self._closed.is_set() or not self._admit(client):
                 watch = None
             else:
                 for job_id in job_ids:
@@ -237,6 +248,18 @@ class JobWaiter:
                         self._waiting[job_id].discard(watch)
                         if not self._waiting[job_id]:
                             del self._waiting[job_id]
+
+    def close(self) -> None:
+        """Answer every waiting request now with what there is, and let none wait from now on
+        (the process is draining: web/draining.py)."""
+        with self._lock:
+            self._closed.set()
+            watches = {watch for watching in self._waiting.values() for watch in watching}
+            batches = list(self._batches.values())
+        for watch in watches:
+            watch.event.set()
+        for batch in batches:
+            batch.wake()
 
     def _ensure_listener(self) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ lane's jobs first) and by ``PREDICT_BATCH_BUDGET_MS`` of recognising, after whic
 begun go back to their lanes, so one slow request never holds a worker for long. Jobs taken over
 from a worker that died are recognised one at a time, each recorded before the next: if one of
 them takes this worker down too, the others are not held back, and that one ends ``poison``.
+Jobs whose deadline had passed when they were taken are not started: they end ``expired``, unread.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from jobs import lanes, tracing
+from jobs import deadlines, lanes, tracing
 from jobs import records as rec
 from model.recognise import Bounds, Predictor
 from worker.batch import poisoned, recognise_batch
@@ -46,11 +47,15 @@ def _job_span(contexts: dict[str, str], job: rec.Started, outcome: rec.Outcome) 
 def _predict(process: WorkerProcess, job_ids: Sequence[str]) -> list[tuple[rec.Started, rec.Outcome]]:
     """Each job this worker took and recorded, with how it ended."""
     settings = process.settings
-    jobs = [job for job in process.records.start(job_ids, process.name) if job.taken]
-    if not jobs:
-        return []
+    found = process.records.start(job_ids, process.name)
+    started = {job.job_id: job for job in found}
     recorded: list[tuple[rec.Started, rec.Outcome]] = []
-    started = {job.job_id: job for job in jobs}
+    expired = [rec.Outcome(job.job_id, rec.EXPIRED, error=deadlines.exceeded()) for job in found if job.expired]
+    if expired:
+        recorded += _record(process, expired, 0, started, None)
+    jobs = [job for job in found if job.taken]
+    if not jobs:
+        return recorded
     bounds = Bounds(
         max_pixels=settings.max_image_pixels,
         max_decoded_bytes=settings.max_decoded_bytes,

@@ -108,12 +108,16 @@ class CreateJobs(Script):
         fast_pending: int,
         images_per_job: int = 1,
         listed: bool = True,
+        priority: int = 0,
+        timeout_ms: int = 0,
         replica_wait_ms: int | None = None,
     ) -> tuple[str | Refusal, int | None]:
         """The lane the jobs went to ('' for none), or the limit they would pass (nothing written);
         and, with ``replica_wait_ms``, how many replicas acknowledged the new records in that time
-        (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane.
-        Each job holds ``images_per_job`` images; unless ``listed`` they are not among the recent."""
+        (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane, with
+        it ``priority`` chooses one as create_jobs.lua says. Each job holds ``images_per_job``
+        images; unless ``listed`` they are not among the recent. ``timeout_ms`` (0: none) gives
+        each job a deadline that far ahead in Redis's clock."""
         lanes = bool(fast_lane and bulk_lane)
         script_keys = [
             keys.QUEUED_JOBS,
@@ -125,6 +129,7 @@ class CreateJobs(Script):
             keys.lane(fast_lane) if lanes else "",
             keys.lane(bulk_lane) if lanes else "",
             keys.batch_unfinished(batch_id or ""),
+            keys.pending_fast(client or ""),
         ]
         values: list[str | bytes] = []
         for job_id, image in zip(job_ids, images, strict=True):
@@ -139,8 +144,11 @@ class CreateJobs(Script):
             "batch": bool(batch_id),
             "client": bool(client),
             "limits": {"jobs": max_jobs, "bytes": max_bytes, "total_bytes": max_total_bytes},
-            "lanes": {"fast": fast_lane, "bulk": bulk_lane, "fast_pending": fast_pending} if lanes else False,
+            "lanes": {"fast": fast_lane, "bulk": bulk_lane, "fast_pending": fast_pending, "priority": priority}
+            if lanes
+            else False,
             "fields": fields,
+            "timeout_ms": timeout_ms,
         }
         answer, acknowledged = self._run(script_keys, named, values, replica_wait_ms), None
         if replica_wait_ms is not None:
@@ -164,6 +172,7 @@ class Found(NamedTuple):
     batch: str | None
     started_at: float | None  # Redis's clock, for the jobs taken
     tensor: str | None
+    expired: bool
 
 
 class StartJobs(Script):
@@ -188,10 +197,11 @@ class StartJobs(Script):
                 bool(poison),
                 int(version) if version else None,
                 read.decode() or None,
-                float(created_at) if created_at else None,
+                float(created) if created else None,
                 batch.decode() or None,
-                float(started_at) if taken else None,
+                float(took) if taken else None,
                 tensor.decode() or None,
+                bool(expired),
             )
             for (
                 status,
@@ -203,10 +213,11 @@ class StartJobs(Script):
                 poison,
                 version,
                 read,
-                created_at,
+                created,
                 batch,
-                started_at,
+                took,
                 tensor,
+                expired,
             ) in answers
         ]
 
@@ -320,6 +331,7 @@ class FinishJobs(Script):
             job_id, client, latency, served = job.job_id, job.client or "", job.latency, job.served
             script_keys += [keys.job(job_id), keys.job_image(job_id), keys.pending(client), keys.pending_bytes(client)]
             script_keys += [keys.batch_unfinished(job.batch or ""), keys.finished_by_client(client)]
+            script_keys.append(keys.pending_fast(client))
             values += [job.status, job.result or b"", job.error or b"", job_id, job.counted_version or ""]
             values += [latency.bucket, repr(latency.seconds)] if latency else ["", ""]
             values.append("" if job.predictions == 1 else str(job.predictions))
@@ -327,6 +339,7 @@ class FinishJobs(Script):
             values += [str(part) for part in served] if served else [""] * len(Served._fields)
         batch = {"bucket": batch_bucket, "images": batch_images, "version": batch_version} if batch_bucket else False
         named = {"now": repr(now), "channel": channel, "room": room, "batch": batch, "ttl": ttl}
+        named["fast_lane"] = keys.PREDICT_QUEUE
         return [i.decode() for i in self._run(script_keys, named, values)]
 
 

@@ -12,6 +12,7 @@
 --       7 fast_lane      list of ids (keys.lane), if ARGV.lanes
 --       8 bulk_lane      list of ids (keys.lane), if ARGV.lanes
 --       9 batch_left     counter of the batch's unfinished jobs (keys.batch_unfinished), if ARGV.batch
+--      10 pending_fast   the client's unfinished images in the fast lane (keys.pending_fast), if ARGV.client
 --       then per job: record (keys.job), image (keys.job_image)
 -- ARGV  1 JSON {now: epoch seconds as text, ttl: seconds, recent_kept: jobs kept in recent,
 --              listed: index the jobs in recent (the jobs page), images: images each job holds
@@ -19,12 +20,15 @@
 --              batch: keep the ids as KEYS[3], client: count them in KEYS[4] and KEYS[5],
 --              limits: {jobs, bytes, total_bytes} (0: none),
 --              lanes: {fast, bulk, fast_pending: most jobs the client may have pending for the
---                      fast lane} or false (the caller queues them),
---              fields: {name: text} written in every record}
+--                      fast lane, priority: 0 (by backlog), 1 (fast, within fast_pending of the
+--                      client's jobs in the fast lane) or more (bulk)} or false (the caller queues them),
+--              fields: {name: text} written in every record,
+--              timeout_ms: the jobs' deadline is this many ms from now in Redis's clock (TIME),
+--              written as 'deadline' (epoch seconds); 0: none}
 --       then per job: id, image bytes ('' for none)
 -- Returns {'ok', the lane or ''}, or, writing nothing, {the limit passed, outstanding now, the limit}.
-local FIXED_KEYS, JOB_KEYS, JOB_VALUES, CHUNK = 9, 2, 2, 1000
-local queued, recent, batch, pending, pending_bytes, total_bytes, fast_lane, bulk_lane, batch_left =
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES, CHUNK = 10, 2, 2, 1000
+local queued, recent, batch, pending, pending_bytes, total_bytes, fast_lane, bulk_lane, batch_left, pending_fast =
   unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
@@ -51,12 +55,19 @@ if limits.total_bytes > 0 and size > 0 and total_now + size > limits.total_bytes
 end
 
 -- A client with little outstanding goes in the fast lane; one with a backlog, in the bulk lane.
+-- Priority 1 goes in the fast lane ahead of the client's own backlog, but never takes the client's
+-- images in the fast lane past fast_pending (a tensor job counts its images, as pending does); priority 2 and beyond go in the bulk lane.
 local lane, lane_key = '', false
 if args.lanes then
-  lane, lane_key = args.lanes.fast, fast_lane
-  if args.client and tonumber(redis.call('GET', pending) or '0') + images > args.lanes.fast_pending then
-    lane, lane_key = args.lanes.bulk, bulk_lane
+  local fast, priority = true, args.lanes.priority
+  if priority >= 2 then
+    fast = false
+  elseif args.client then
+    local counted = priority == 1 and pending_fast or pending
+    fast = tonumber(redis.call('GET', counted) or '0') + images <= args.lanes.fast_pending
   end
+  lane, lane_key = args.lanes.fast, fast_lane
+  if not fast then lane, lane_key = args.lanes.bulk, bulk_lane end
 end
 
 local shared = {}
@@ -64,6 +75,11 @@ if lane_key then shared = {'lane', lane} end
 if weight ~= 1 then
   shared[#shared + 1] = 'images'
   shared[#shared + 1] = weight
+end
+if args.timeout_ms > 0 then
+  local time = redis.call('TIME')
+  shared[#shared + 1] = 'deadline'
+  shared[#shared + 1] = string.format('%.3f', tonumber(time[1]) + tonumber(time[2]) / 1e6 + args.timeout_ms / 1000)
 end
 for name, value in pairs(args.fields) do
   shared[#shared + 1] = name
@@ -99,6 +115,10 @@ end
 if args.client then
   redis.call('INCRBY', pending, images)
   redis.call('EXPIRE', pending, args.ttl)
+  if lane_key == fast_lane then
+    redis.call('INCRBY', pending_fast, images)
+    redis.call('EXPIRE', pending_fast, args.ttl)
+  end
   redis.call('INCRBY', pending_bytes, size)
   redis.call('EXPIRE', pending_bytes, args.ttl)
 end

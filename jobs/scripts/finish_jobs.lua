@@ -1,6 +1,6 @@
 -- finish_jobs: end each given job that has not ended yet (the first terminal status wins), and
 -- let go of what it held: its image (unless the job keeps it), its place in the queued and
--- running indexes, its client's pending job and bytes, its share of the queued bytes and its place
+-- running indexes, its client's pending job and bytes (and fast-lane job), its share of the queued bytes and its place
 -- in its batch's count of unfinished jobs. Each job
 -- ended is counted once: by type and outcome, for the model version given, and, if a prediction,
 -- in the latency bucket given; a failure by its reason; an expiry by its lane; a prediction that a
@@ -14,7 +14,7 @@
 -- (forget_finished.lua). A job holding several images (its record's 'images', a tensor job)
 -- counts as that many: in the outcomes, failures and expiries, the latency, queue-wait and
 -- service-time histograms, the model version's statistics (one request per image, as Triton counts
--- them) and its client's pending jobs.
+-- them) and its client's pending jobs (and pending fast-lane jobs, which count images too).
 --
 -- Under maxmemory with noeviction, Redis refuses a script's first write that may grow memory, and
 -- none after a first write that cannot (it would leave the data half written): so each job lets go
@@ -35,18 +35,20 @@
 --      13 model_stats  hash "<version>:<figure>" -> count or nanoseconds (keys.METRICS_MODEL_STATS)
 --       then per job: record (keys.job), image (keys.job_image), its client's pending jobs and
 --       pending bytes (keys.pending, keys.pending_bytes), its batch's unfinished jobs
---       (keys.batch_unfinished), its client's ended jobs (keys.finished_by_client)
+--       (keys.batch_unfinished), its client's ended jobs (keys.finished_by_client), its client's
+--       pending fast-lane jobs (keys.pending_fast)
 -- ARGV  1 JSON {now: epoch seconds as text, channel: where to announce, room: the most record
 --              bytes the announcement may carry, batch: {bucket, images, version} of the model call
 --              or false,
---              ttl: seconds a client's index of ended jobs lives after its last entry}
+--              ttl: seconds a client's index of ended jobs lives after its last entry,
+--              fast_lane: the fast lane's name (a job recorded in it counts in pending_fast)}
 --       then per job: status, result JSON or '', error JSON or '', id, model version to count
 --       it for or '', latency bucket or '', latency in seconds or '', predictions to count for
 --       that version ('' for 1), failure reason or '',
 --       then, for a job a worker started (else ''): queue-wait bucket, service-time bucket, model
 --       version for the statistics, nanoseconds queued, preprocessing, in the model call, after it
 -- Returns the ids of the jobs it ended.
-local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 13, 6, 16
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 13, 7, 16
 local outcomes, predictions, latency, batch_size, queued, running, total_bytes, finished, failures, expired,
   queue_wait, service, model_stats = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
@@ -61,8 +63,7 @@ local stats, served = {}, {}  -- figures per "<version>:<figure>", and the versi
 local function add(counts, key, amount) counts[key] = (counts[key] or 0) + amount end
 for i = 1, n do
   local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
-  local record, image, pending, pending_bytes, batch_left, by_client =
-    KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6]
+  local record, image, pending, pending_bytes, batch_left, by_client, pending_fast = unpack(KEYS, k + 1, k + JOB_KEYS)
   local status, result, err, id, version, bucket, seconds, predicted, reason =
     ARGV[v + 1], ARGV[v + 2], ARGV[v + 3], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7], ARGV[v + 8],
     ARGV[v + 9]
@@ -123,6 +124,7 @@ for i = 1, n do
     if fields[3] then
       add(released, pending, weight)
       add(released, pending_bytes, size)
+      if fields[7] == args.fast_lane then add(released, pending_fast, weight) end
     end
     freed = freed + size
     if fields[6] then

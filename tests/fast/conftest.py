@@ -14,3 +14,18 @@ def replicated():
     servers = ReplicatedRedis().start()
     yield servers
     servers.close()
+
+
+@pytest.fixture
+def make_app(redis_client, environ):
+    """Apps on the test database, as gunicorn would create them: no SECRET_KEY unless a test sets one."""
+    from web import create_app
+
+    environ.delenv("SECRET_KEY", raising=False)
+    url = redis_client.connection_pool.connection_kwargs
+    redis_url = f"redis://127.0.0.1:{url['port']}/{url['db']}"
+
+    def make(**config):
+        return create_app({"REDIS_URL": redis_url, "TESTING": True, **config})
+
+    return make

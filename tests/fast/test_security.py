@@ -23,19 +23,6 @@ EXPECTED_HEADERS = {
 }
 
 
-@pytest.fixture
-def make_app(redis_client, environ):
-    """Apps on the test database, as gunicorn would create them: no SECRET_KEY unless a test sets one."""
-    environ.delenv("SECRET_KEY", raising=False)
-    url = redis_client.connection_pool.connection_kwargs
-    redis_url = f"redis://127.0.0.1:{url['port']}/{url['db']}"
-
-    def make(**config):
-        return create_app({"REDIS_URL": redis_url, "TESTING": True, **config})
-
-    return make
-
-
 def png() -> bytes:
     buffer = io.BytesIO()
     Image.new("L", (28, 28), 255).save(buffer, format="PNG")

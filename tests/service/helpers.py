@@ -12,6 +12,7 @@ from pathlib import Path
 import redis
 import requests
 
+from bench.notices import FinishedNotices as FinishedNotices  # the service tests' too
 from jobs.schemas import TERMINAL
 from stack.processes import Stack
 from tests.conftest import OUTPUT, TOKEN, private_redis

@@ -20,34 +20,11 @@ import requests
 from PIL import Image
 
 from jobs import keys
-from jobs.records import FinishedNotice
 from stack.processes import PREDICT_QUEUES, Stack
 from tests.conftest import OUTPUT, TOKEN, png_bytes
-from tests.service.helpers import submit, wait_for
+from tests.service.helpers import FinishedNotices, submit, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-class FinishedNotices:
-    """Counts every job-finished notice, to prove each job was answered exactly once."""
-
-    def __init__(self, url: str):
-        self.counts: Counter[str] = Counter()
-        self._pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(keys.JOBS_FINISHED_CHANNEL)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, daemon=True)
-        self._thread.start()
-
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            message = self._pubsub.get_message(timeout=0.2)
-            if message:
-                self.counts.update(FinishedNotice.parse(message["data"]).ids)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 // The JSON API, the only way the pages talk to the server.
 
-export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+export const TERMINAL = new Set(["succeeded", "failed", "cancelled", "expired"]);
 
 /** A refused request, with the API's error code and message; `images`: a refused submission's every
  * bad image, each {index, name, status, code, message}. */

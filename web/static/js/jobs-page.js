@@ -38,6 +38,11 @@ function row(job) {
 }
 
 async function refresh() {
+  // Without the admin token the list is refused: ask nothing (a refused request is an error in the console).
+  if (!sessionStorage.getItem("digits.apiToken")) {
+    updated.textContent = "Not shown without the admin token.";
+    return;
+  }
   for (;;) {
     if (document.visibilityState === "visible") {
       try {
