@@ -25,8 +25,27 @@ TRAIN_QUEUE = "train"
 PREDICT_QUEUES = (PREDICT_QUEUE, BULK_QUEUE)
 QUEUES = (*PREDICT_QUEUES, TRAIN_QUEUE)
 
-# List of the job ids waiting in one prediction lane, oldest first.
+# List of the jobs waiting in one prediction lane, oldest first: each entry is a job id, and for a
+# job holding several images (an inference request's tensor, jobs/tensors.py) the id, ':' and
+# their count, so that a worker takes a batch by images, not by jobs (take_from_lanes.lua and
+# create_jobs.lua write and read the same form).
 lane = keyed("lane:{}")
+
+
+def lane_entry(job_id: str, images: int = 1) -> str:
+    """The lane entry of a job holding ``images`` images."""
+    return job_id if images == 1 else f"{job_id}:{images}"
+
+
+def job_of_lane_entry(entry: str) -> str:
+    """The job id a lane entry names."""
+    return entry.partition(":")[0]
+
+
+def images_of_lane_entry(entry: str) -> int:
+    """How many images the job of a lane entry holds."""
+    count = entry.partition(":")[2]
+    return int(count) if count.isdigit() else 1
 
 
 def queue_key(name: str) -> str:
@@ -59,7 +78,8 @@ RECOVERY_LOCK = f"{PREFIX}:jobs:recovery-lock"
 job = keyed("job:{}")
 
 # The submitted image's bytes, stored once: the worker reads it from here (messages carry ids
-# only). Deleted when the job ends, unless the job keeps it for its page (form uploads).
+# only); for a tensor job, its whole tensor (jobs/tensors.py). Deleted when the job ends, unless
+# the job keeps it for its page (form uploads).
 job_image = keyed("job:{}:image")
 
 # List of the job ids one request submitted together, in order.

@@ -1,7 +1,8 @@
 """The prediction lanes: where job ids wait for a worker, in Redis lists named in jobs/keys.py.
 
-A lane holds job ids only; each job's record and image wait beside it (jobs/records.py), so a
-lane entry is a few bytes and the record, not the entry, says what is to be done. New jobs are
+A lane holds job ids only (with, for a job holding several images, their count: see
+keys.lane_entry); each job's record and image wait beside it (jobs/records.py), so a lane entry
+is a few bytes and the record, not the entry, says what is to be done. New jobs are
 put in a lane by the script that records them (one round trip); a worker takes up to a batch at
 once, the fast lane first, and marks them running in its next round trip. An id lost between the
 two (its worker died in that instant) is still queued in its record, and found by
@@ -22,10 +23,11 @@ from jobs import keys, scripts
 from jobs.records import JobRecords
 
 
-def put(client: redis.Redis, lane: str, job_ids: Sequence[str]) -> None:
-    """Queue jobs (already recorded as queued) at the back of ``lane``."""
-    if job_ids:
-        client.rpush(keys.lane(lane), *job_ids)
+def put(client: redis.Redis, lane: str, entries: Sequence[str]) -> None:
+    """Queue jobs (already recorded as queued) at the back of ``lane``, by their lane entries (a
+    job id, for a job of one image)."""
+    if entries:
+        client.rpush(keys.lane(lane), *entries)
 
 
 def give_back(records: JobRecords, job_ids: Sequence[str], taken_by: str | None = None) -> list[str]:
@@ -41,20 +43,20 @@ def give_back(records: JobRecords, job_ids: Sequence[str], taken_by: str | None 
     if not job_ids:
         return []
     by_lane: dict[str, list[str]] = {}
-    for job_id, lane in zip(job_ids, records.lanes(job_ids), strict=True):
-        by_lane.setdefault(lane or keys.PREDICT_QUEUE, []).append(job_id)
-    for lane, ids in by_lane.items():
-        put(records.redis, lane, ids)
+    for lane, entry in records.lane_entries(job_ids):
+        by_lane.setdefault(lane or keys.PREDICT_QUEUE, []).append(entry)
+    for lane, entries in by_lane.items():
+        put(records.redis, lane, entries)
     return job_ids
 
 
 def depth(client: redis.Redis, lane: str) -> int:
-    """How many job ids wait in ``lane``."""
+    """How many jobs wait in ``lane``."""
     return int(client.llen(keys.lane(lane)))
 
 
 class LaneReader:
-    """Takes waiting job ids for one worker from its lanes, in the order given (fast lane first)."""
+    """Takes waiting jobs for one worker from its lanes, in the order given (fast lane first)."""
 
     def __init__(self, client: redis.Redis, lanes: Sequence[str]):
         self.client = client
@@ -63,11 +65,18 @@ class LaneReader:
         self._take = scripts.TakeFromLanes(client)
 
     def take(self, most: int, block_s: float) -> list[str]:
-        """Up to ``most`` job ids, the first lane's first; when every lane is empty, wait up to
-        ``block_s`` seconds for one (and return it alone, at once: it is a lone job), else []."""
+        """The lane entries of jobs holding up to ``most`` images (at least one job, whatever it
+        holds), the first lane's first; when every lane is empty, wait up to ``block_s`` seconds
+        for one, else []."""
         taken = self._take(lanes=self.lanes, most=most)
         if taken:
             return taken
-        # BLPOP serves its keys in order, and answers as soon as any of them has an id.
+        # BLPOP serves its keys in order, and answers as soon as any of them has an entry.
         waited = self.client.blpop(self.keys, timeout=block_s)
-        return [waited[1].decode()] if waited else []
+        if not waited:
+            return []
+        # What woke it came with whatever its request queued in the same step (a batch's other
+        # images): those go in the same batch, not in one of their own after a lone first.
+        first = waited[1].decode()
+        room = most - keys.images_of_lane_entry(first)
+        return [first, *self._take(lanes=self.lanes, most=room)] if room > 0 else [first]

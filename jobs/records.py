@@ -130,8 +130,9 @@ class Started:
     ``version`` for jobs that asked for one model version (else the active one reads them);
     ``read`` says what to read in it (one of READ_MODES); ``created_at`` is when it was
     submitted and ``started_at`` when this call took it (epoch seconds); ``batch`` the request it
-    came in (None: none). An ``expired`` job was queued past its deadline: it was not taken and
-    its image not read; the caller ends it."""
+    came in (None: none); ``tensor`` names the input of a tensor job, whose ``image`` is then its
+    whole tensor (jobs/tensors.py). An ``expired`` job was queued past its deadline: it was not
+    taken and its image not read; the caller ends it."""
 
     job_id: str
     status: str | None
@@ -146,6 +147,7 @@ class Started:
     created_at: float | None = None
     batch: str | None = None
     started_at: float | None = None
+    tensor: str | None = None
     expired: bool = False
 
 
@@ -184,7 +186,7 @@ class Lanes:
     in the fast lane ahead of the client's own backlog, as long as the client's jobs in the fast
     lane (these included) stay within ``fast_pending``, so a client cannot move a backlog ahead of
     everyone's single images; 2 and beyond put them in the bulk lane. The limits on pending jobs
-    and bytes apply whatever the priority."""
+    and bytes apply whatever the priority. Both counts are of images: a tensor job counts its own."""
 
     fast: str
     bulk: str | None = None
@@ -260,6 +262,8 @@ class JobRecords:
         limits: PendingLimits = NO_LIMITS,
         lanes: Lanes | None = None,
         ids: Sequence[str] | None = None,
+        images_per_job: int = 1,
+        listed: bool = True,
         timeout_ms: int = 0,
     ) -> Created:
         """Write ``count`` new queued records of ``job_type`` and return their ids, in order
@@ -272,8 +276,11 @@ class JobRecords:
         Raises :class:`OverLimit`, writing nothing, if the jobs would take the client (or everyone)
         over ``limits``; the check and the writes are one atomic step. With ``lanes`` the jobs
         are queued in the same step, in a lane that follows from how many jobs the client has
-        pending (see :class:`Lanes`); without, the caller queues them. With ``timeout_ms`` the jobs
-        get a deadline that far ahead (jobs/deadlines.py): a worker that takes one later ends it expired.
+        pending (see :class:`Lanes`); without, the caller queues them. A job holding
+        ``images_per_job`` images (a tensor job, jobs/tensors.py) counts as that many in the
+        limits, the lanes and its client's pending jobs. Unless ``listed``, the jobs are not among
+        the :meth:`recent` (a tensor job is nobody's to look at). With ``timeout_ms`` the jobs get
+        a deadline that far ahead (jobs/deadlines.py): a worker that takes one later ends it expired.
         Raises :class:`~jobs.replicas.NotReplicated` when a replica should have acknowledged the
         new records and none did in time (they are written, on the primary only).
         """
@@ -305,6 +312,8 @@ class JobRecords:
             fast_lane=lanes.fast if lanes else None,
             bulk_lane=lanes.bulk if lanes else None,
             fast_pending=lanes.fast_pending if lanes else 0,
+            images_per_job=images_per_job,
+            listed=listed,
             priority=lanes.priority if lanes else 0,
             timeout_ms=timeout_ms,
             replica_wait_ms=wait_ms,
@@ -411,6 +420,7 @@ class JobRecords:
                 job.created_at,
                 job.batch,
                 job.started_at,
+                job.tensor,
                 job.expired,
             )
             for job_id, job in zip(job_ids, found, strict=True)
@@ -440,6 +450,16 @@ class JobRecords:
         for job_id in job_ids:
             pipe.hget(keys.job(job_id), "lane")
         return [lane.decode() if lane else None for lane in pipe.execute()]
+
+    def lane_entries(self, job_ids: Sequence[str]) -> list[tuple[str | None, str]]:
+        """Each job's lane and its entry there (which counts the images a tensor job holds)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), "lane", "images")
+        return [
+            (lane.decode() if lane else None, keys.lane_entry(job_id, int(images or 1)))
+            for job_id, (lane, images) in zip(job_ids, pipe.execute(), strict=True)
+        ]
 
     def running_on_dead_workers(self, silence_s: float, resend_every_s: float) -> list[str]:
         """Prediction jobs running on workers silent for ``silence_s`` whose message was not sent
@@ -500,23 +520,26 @@ class JobRecords:
             if at is not None
         }
         started_at = started_at if started_at is not None else [None] * len(outcomes)
-        finishing = [
-            scripts.Finishing(
-                outcome.job_id,
-                client,
-                batch,
-                outcome.status,
-                orjson.dumps(outcome.result) if outcome.result is not None else None,
-                orjson.dumps(outcome.error) if outcome.error is not None else None,
-                _counted_version(outcome),
-                latencies.get(created),  # None: when it was created is not known
-                served(outcome, created, started, now, model_version),
-                outcome.error["code"] if outcome.error else "",
+        finishing = []
+        for outcome, client, created, batch, started in zip(
+            outcomes, clients, created_at, batches, started_at, strict=True
+        ):
+            version, predictions = _counted_predictions(outcome)
+            finishing.append(
+                scripts.Finishing(
+                    outcome.job_id,
+                    client,
+                    batch,
+                    outcome.status,
+                    orjson.dumps(outcome.result) if outcome.result is not None else None,
+                    orjson.dumps(outcome.error) if outcome.error is not None else None,
+                    version,
+                    latencies.get(created),  # None: when it was created is not known
+                    predictions,
+                    served(outcome, created, started, now, model_version),
+                    outcome.error["code"] if outcome.error else "",
+                )
             )
-            for outcome, client, created, batch, started in zip(
-                outcomes, clients, created_at, batches, started_at, strict=True
-            )
-        ]
         ended = self._finish(
             now=now,
             channel=keys.JOBS_FINISHED_CHANNEL,
@@ -677,13 +700,15 @@ def _owned(owner: bytes | None, client: str | None) -> bool:
     return client is None or (owner is not None and owner.decode() == client)
 
 
-def _counted_version(outcome: Outcome) -> str:
-    """The model version a prediction counts for in /metrics (corrections are counted against
-    it): the one that read a digit in it; '' for anything else."""
+def _counted_predictions(outcome: Outcome) -> tuple[str, int]:
+    """The model version a job's predictions count for in /metrics (corrections are counted against
+    it), the one that read a digit in it ('' for anything else), and how many digits it read: one,
+    or a tensor job's labelled images (jobs/tensors.py)."""
     result = outcome.result
     if not result or result.get("label") is None or result.get("model_version") is None:
-        return ""
-    return str(result["model_version"])
+        return "", 1
+    labels = result["label"]
+    return str(result["model_version"]), sum(label >= 0 for label in labels) if isinstance(labels, list) else 1
 
 
 @functools.lru_cache(maxsize=4096)  # the jobs of a batch share their times: most are looked up

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -81,19 +81,26 @@ class Bounds:
 
 
 def recognise(
-    images: Sequence[bytes | None],
+    images: Sequence[bytes | np.ndarray | None],
     predictor: Predictor | None,
     bounds: Bounds,
     budget_s: float = 0.0,
     reads: Sequence[str] | None = None,
+    shown: Sequence[bool] | None = None,
+    stops: Container[int] | None = None,
 ) -> list[Reading | None]:
-    """One :class:`Reading` per image, in order; a None image stands for one no longer stored.
+    """One :class:`Reading` per image, in order; a None image stands for one no longer stored, and
+    a (28, 28) uint8 array for a digit already in MNIST's form (as :func:`mnist_pixels_file`'s).
 
-    ``reads`` says, per image, whether it is one ``digit`` (the default) or a whole ``number``.
+    ``reads`` says, per image, whether it is one ``digit`` (the default) or a whole ``number``;
+    ``shown``, whether a digit's result shows the input the network saw (``input_png``, the
+    default; encoding it is most of a digit's cost after the model call, and an inference
+    request's answer has no use for it).
     Preprocessing (and a number's segmentation) runs per image, the network once for the batch.
     Without a ``predictor`` (no model could be loaded) every readable image fails with
     ``model_unavailable``. With ``budget_s``, no image is begun once that many seconds have
-    passed: those left unread come back as None (at least one image is always read).
+    passed: those left unread come back as None (at least one image is always read); with
+    ``stops``, only before the images it holds (a job of several images is read whole or not at all).
     """
     readings: list[Reading | None] = [None] * len(images)
     ready: list[tuple[int, np.ndarray]] = []
@@ -103,7 +110,7 @@ def recognise(
     started = time.perf_counter()
     read = 0
     for index, data in enumerate(images):
-        if budget_s and index and time.perf_counter() - started > budget_s:
+        if budget_s and index and (stops is None or index in stops) and time.perf_counter() - started > budget_s:
             break
         if reads and reads[index] == "number":
             plan, readings[index] = _plan(data, bounds)
@@ -146,9 +153,12 @@ def recognise(
             "batch_size": len(inputs),
         }
         rounded = np.round(probabilities[: len(ready)].astype(np.float64), 6).tolist()
-        shown = to_pngs(np.stack([pixels for _, pixels in ready])) if ready else []
-        for (index, _), probs, png in zip(ready, rounded, shown, strict=True):
-            readings[index] = Reading(result=_labelled(png, probs, predictor.version, timings))
+        showing = [(index, pixels) for index, pixels in ready if shown is None or shown[index]]
+        pngs: dict[int, bytes] = {}
+        if showing:
+            pngs = dict(zip([i for i, _ in showing], to_pngs(np.stack([p for _, p in showing])), strict=True))
+        for (index, _), probs in zip(ready, rounded, strict=True):
+            readings[index] = Reading(result=_labelled(pngs.get(index), probs, predictor.version, timings))
         start = len(ready)
         for index, plan in plans:
             try:
@@ -199,6 +209,8 @@ def _read(data: bytes | None, bounds: Bounds) -> tuple[np.ndarray | Image.Image 
     the reading that says why there is none."""
     if data is None:
         return None, failed("image_missing", "the job's image is no longer stored")
+    if isinstance(data, np.ndarray):
+        return data.astype(np.float32) / 255.0, None
     if data.startswith(MNIST_PIXELS_HEADER) and len(data) == len(MNIST_PIXELS_HEADER) + 28 * 28:
         pixels = np.frombuffer(data, np.uint8, offset=len(MNIST_PIXELS_HEADER)).reshape(28, 28)
         return pixels.astype(np.float32) / 255.0, None
@@ -271,13 +283,17 @@ def _numbered(reading: NumberReading, version: int | None, timings: Timings) -> 
     }
 
 
-def _labelled(input_png: bytes, probabilities: list[float], version: int | None, timings: Timings) -> DigitResult:
+def _labelled(
+    input_png: bytes | None, probabilities: list[float], version: int | None, timings: Timings
+) -> DigitResult:
     label = max(range(len(probabilities)), key=probabilities.__getitem__)
-    return {
+    result: DigitResult = {
         "label": label,
         "confidence": probabilities[label],
         "probabilities": probabilities,
         "model_version": version,
-        "input_png": base64.b64encode(input_png).decode(),
-        "timings": timings,
     }
+    if input_png is not None:
+        result["input_png"] = base64.b64encode(input_png).decode()
+    result["timings"] = timings
+    return result

@@ -2,13 +2,14 @@
 (web/inference_protocol.py) and gRPC (web/grpc_protocol.py) both call, as MLServer's
 handlers/dataplane.py is to its REST and gRPC servers.
 
-An inference request becomes one prediction job per image, through the same records, queue and
-workers as every other prediction: it is micro-batched with them and held to the same limits
-and tokens. The request waits for its answers, up to MAX_WAIT_SECONDS or its own deadline (HTTP's
-``parameters.timeout``, in microseconds, as tritonclient's ``infer(timeout=)`` sends it; gRPC's
-call deadline or that parameter), and when it gives up, it expires its jobs: those not yet
-started are never read. Its ``priority`` (Triton's: 1 the highest) chooses their lane within the
-client's bounds (jobs/records.py, Lanes). The one model, ``digits``:
+An inference request becomes one prediction job holding its whole tensor (jobs/tensors.py),
+through the same records, lanes and workers as every other prediction: its images are
+micro-batched with theirs and held to the same limits (counted as images) and tokens. The request
+waits for its answers, up to MAX_WAIT_SECONDS or its own deadline (HTTP's ``parameters.timeout``,
+in microseconds, as tritonclient's ``infer(timeout=)`` sends it; gRPC's call deadline or that
+parameter), and when it gives up, it expires its job: if not yet started, it is never read. Its
+``priority`` (Triton's: 1 the highest) chooses the job's lane within the client's bounds
+(jobs/records.py, Lanes). The one model, ``digits``:
 
     input  image          BYTES [-1]          encoded image files, preprocessed as uploads are
     input  pixels         UINT8 [-1, 28, 28]  digits already in MNIST's form (light ink on dark)
@@ -34,14 +35,13 @@ from importlib.metadata import version as package_version
 
 import numpy as np
 
-from jobs import deadlines, workers
+from jobs import deadlines, tensors, workers
 from jobs.schemas import JobRecord
-from model.recognise import mnist_pixels_file
 from web import model_statistics as statistics
 from web.auth import ADMIN_DISABLED, check
 from web.errors import ApiError
 from web.services import services, settings
-from web.submit import submit_predictions
+from web.submit import check_images, submit_tensor
 
 MODEL = "digits"
 INPUTS = {"image": ("BYTES", [-1]), "pixels": ("UINT8", [-1, 28, 28])}
@@ -174,11 +174,11 @@ def infer(
     priority: int = 0,
 ) -> Inference:
     """Every image's probabilities and label, read by model version ``number`` (from
-    :func:`version_to_serve`), once all have been read: one job per image, waited for up to
-    ``wait`` seconds (at most MAX_WAIT_SECONDS), then 503 ``timeout``; or up to the request's
+    :func:`version_to_serve`), once all have been read: one job for the whole tensor, waited for
+    up to ``wait`` seconds (at most MAX_WAIT_SECONDS), then 503 ``timeout``; or up to the request's
     deadline, ``timeout_ms`` (None: the server's default; see jobs/deadlines.py), then 503
-    ``deadline_exceeded``. Either way the jobs are expired: those not yet started are never read.
-    ``priority`` chooses their lane (jobs/records.py, Lanes). ``outputs`` None: all."""
+    ``deadline_exceeded``. Either way the job is expired: if not yet started, it is never read.
+    ``priority`` chooses its lane (jobs/records.py, Lanes). ``outputs`` None: all."""
     name, images = _input(inputs)
     wanted = _outputs(outputs)
     config = settings()
@@ -186,21 +186,19 @@ def infer(
     wait = min(config.max_wait_seconds, config.max_wait_seconds if wait is None else wait)
     waited_for_deadline = bool(deadline_s) and deadline_s <= wait
     wait = deadline_s if waited_for_deadline else wait
-    checked = name == "pixels"
-    submitted = submit_predictions(
-        images, version=number, checked=checked, wait=wait, timeout_ms=timeout_ms, priority=priority
+    job_id, record = submit_tensor(
+        name, _payload(name, images), len(images), version=number, wait=wait, timeout_ms=timeout_ms, priority=priority
     )
-    records = submitted.records
-    if records is None:
-        # Nobody will read these answers: jobs not started yet are not read at all.
+    if record is None:
+        # Nobody will read these answers: a job not started yet is not read at all.
         if waited_for_deadline:
             reason = f"the request's deadline ({deadline_s * 1000:g} ms) passed before its images were all read"
-            services().records.expire(submitted.job_ids, deadlines.exceeded(reason))
+            services().records.expire([job_id], deadlines.exceeded(reason))
             raise ApiError(503, deadlines.DEADLINE_EXCEEDED, reason)
         message = f"the images were not all read within {wait:g} s; the service is busy, retry shortly"
-        services().records.expire(submitted.job_ids, deadlines.exceeded(message))
+        services().records.expire([job_id], deadlines.exceeded(message))
         raise ApiError(503, "timeout", message, {"Retry-After": "1"})
-    probabilities, labels, served = _outcomes(records, name)
+    probabilities, labels, served = _outcomes(record)
     return Inference(probabilities, labels, str(served or number or services().store.active_version()), wanted)
 
 
@@ -228,8 +226,9 @@ def servable(version: int) -> bool:
     return version == store.active_version() or bool(verdict and verdict.get("ok"))
 
 
-def _input(inputs: list[InputTensor]) -> tuple[str, list[tuple[str, bytes]]]:
-    """The one input tensor's name and its images as (name, bytes), checked against the limits."""
+def _input(inputs: list[InputTensor]) -> tuple[str, list[tuple[str, bytes]] | np.ndarray]:
+    """The one input tensor's name and its images: image files as (name, bytes), or digits as
+    (N, 28, 28) uint8; checked against the limits (image files are looked at by :func:`_payload`)."""
     if len(inputs) != 1:
         raise ApiError(400, "invalid_inputs", f"send exactly one input, one of {sorted(INPUTS)}")
     tensor = inputs[0]
@@ -253,7 +252,16 @@ def _input(inputs: list[InputTensor]) -> tuple[str, list[tuple[str, bytes]]]:
         raise ApiError(400, "missing_data", f"input {name!r} has neither data nor binary_data_size")
     if name == "image":
         return name, _image_files(data, count)
-    return name, [(f"pixels[{i}]", mnist_pixels_file(digit)) for i, digit in enumerate(_pixels(data, count))]
+    return name, _pixels(data, count)
+
+
+def _payload(name: str, images: list[tuple[str, bytes]] | np.ndarray) -> bytes:
+    """The tensor job's payload (jobs/tensors.py) of the input's images; 4xx for an image file
+    that is not acceptable (web/images.py), as the job API answers it."""
+    if name == "pixels":
+        return tensors.pack_pixels(images)
+    check_images(images)
+    return tensors.pack_files([file for _, file in images])
 
 
 def _outputs(outputs: list[OutputRequest] | None) -> dict[str, int]:
@@ -320,22 +328,15 @@ def _pixels(data: bytes | list, count: int) -> np.ndarray:
     return values.astype(np.uint8).reshape(count, 28, 28)
 
 
-def _outcomes(records: list[JobRecord | None], name: str) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """(probabilities, labels, model version) of the ended jobs; the first failure as an error."""
-    probabilities = np.zeros((len(records), 10), np.float32)
-    labels = np.full(len(records), -1, np.int64)
-    served = None
-    for index, record in enumerate(records):
-        if record is None or record["status"] != "succeeded":
-            error = (record or {}).get("error") or {"code": "expired", "message": "the job's record expired"}
-            status = 400 if error["code"] in CLIENT_FAILURES else 503
-            raise ApiError(status, error["code"], f"{name}[{index}]: {error['message']}")
-        result = record["result"]
-        if result.get("label") is not None:
-            labels[index] = result["label"]
-            probabilities[index] = result["probabilities"]
-            served = served or result.get("model_version")
-    return probabilities, labels, served
+def _outcomes(record: JobRecord) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(probabilities, labels, model version) of the ended tensor job; its failure as an error
+    (naming the first image that failed, as the worker wrote it)."""
+    if record["status"] != "succeeded":
+        error = record.get("error") or {"code": "failed", "message": "the request's job failed"}
+        raise ApiError(400 if error["code"] in CLIENT_FAILURES else 503, error["code"], error["message"])
+    result: tensors.TensorResult = record["result"]
+    probabilities, labels = tensors.outputs(result)
+    return probabilities, labels, result["model_version"]
 
 
 def classified(probabilities: np.ndarray, count: int) -> list[list[str]]:

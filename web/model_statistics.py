@@ -4,8 +4,9 @@ reads (GET /v2/models[/digits[/versions/<v>]]/stats).
 
 Workers count every prediction they end in one Redis hash (keys.METRICS_MODEL_STATS, written by
 jobs/scripts/finish_jobs.lua with the times jobs/records.py ``served`` splits), so any web
-process answers for the whole cluster. A request here is one job: a v2 request of N images
-counts N, as if each image had been its own request; ``execution_count`` counts model calls.
+process answers for the whole cluster. A request here is one image: a v2 request of N images (one
+tensor job, jobs/tensors.py) counts N, as if each image had been its own request;
+``execution_count`` counts model calls.
 """
 
 from __future__ import annotations

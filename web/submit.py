@@ -1,4 +1,5 @@
-"""Turning validated requests into jobs: each prediction recorded and queued in one step (jobs/records.py)."""
+"""Turning validated requests into jobs, each recorded and queued in one step (jobs/records.py): a job
+per image for the job API, one tensor job (jobs/tensors.py) per Open Inference Protocol request."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from werkzeug.datastructures import FileStorage
 
 from jobs import deadlines, keys, tracing
 from jobs import records as rec
-from jobs.schemas import READ_MODES, JobRecord, ReadMode, has_ended
+from jobs.schemas import READ_MODES, JobRecord, ReadMode
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import ImageLimits, check_image
 from web.schemas import PRIORITY, TIMEOUT_MS, JobLink, RefusedImage, whole_number_text
 from web.services import services, settings
 from web.validation import Refusals, validated
+from web.waiting import Watch
 
 _READ = TypeAdapter(ReadMode)
 _TIMEOUT_MS = TypeAdapter(whole_number_text(TIMEOUT_MS))
@@ -153,12 +155,8 @@ def submit_predictions(
         fields["keep_image"] = "1"
     if version is not None:
         fields["version"] = str(version)
-    if trace_context := tracing.current_context():  # the worker continues this request's trace
-        fields[tracing.TRACE_FIELD] = trace_context
-    limits = rec.PendingLimits(
-        config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes
-    )
-    lanes = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending, priority)
+    _continue_trace(fields)
+    limits, lanes = _limits_and_lanes(priority)
     # Watched before they exist: nothing is read until they have ended, and then only the records
     # their finished notices did not carry.
     with svc.waiter.watching(job_ids, client) if wait > 0 else contextlib.nullcontext() as watch:
@@ -180,8 +178,79 @@ def submit_predictions(
         g.batch_id, g.job_ids = batch_id, job_ids
         if watch is None:
             return Submitted(batch_id, job_ids)
-        records = watch.until(wait, lambda: watch.ended(job_ids) or svc.records.get_many(job_ids), all_ended)
-    return Submitted(batch_id, job_ids, records if all_ended(records) else None)
+        records = watch.until(wait, lambda: _records_once_ended(watch, job_ids), _read)
+    return Submitted(batch_id, job_ids, records)
+
+
+def submit_tensor(
+    kind: str,
+    payload: bytes,
+    count: int,
+    version: int | None,
+    wait: float,
+    timeout_ms: int | None = None,
+    priority: int = 0,
+) -> tuple[str, JobRecord | None]:
+    """Create one tensor job of ``count`` images (``payload`` as jobs/tensors.py packs ``kind``),
+    held to the same limits and lanes as ``count`` single images, and hold the request until it has
+    ended or ``wait`` seconds pass (as far as this client may wait now: see web/waiting.py). Its id,
+    and its record once it has ended (None: not in time, or its record expired). ``timeout_ms`` and
+    ``priority`` are the job's deadline and lane, as for :func:`submit_predictions`."""
+    svc = services()
+    config = svc.settings
+    refuse_new_work_near_full()
+    client = client_address()
+    job_id = rec.new_job_id()
+    fields = {"read": READ_MODES[0], "tensor": kind}
+    if version is not None:
+        fields["version"] = str(version)
+    _continue_trace(fields)
+    limits, lanes = _limits_and_lanes(priority)
+    with svc.waiter.watching([job_id], client) as watch:
+        try:
+            svc.records.create(
+                "predict",
+                fields=fields,
+                client=client,
+                images=[payload],
+                limits=limits,
+                lanes=lanes,
+                ids=[job_id],
+                images_per_job=count,
+                listed=False,  # nobody polls it: it is not among the jobs listed
+                timeout_ms=deadlines.timeout_ms(timeout_ms, config.default_timeout_ms, config.max_timeout_ms),
+            )
+        except rec.OverLimit as exc:
+            raise over_limit(exc, count, len(payload)) from None
+        g.job_ids = [job_id]
+        if watch is None:
+            return job_id, None
+        records = watch.until(wait, lambda: _records_once_ended(watch, [job_id]), _read)
+    return job_id, records[0] if records else None
+
+
+def _records_once_ended(watch: Watch, job_ids: list[str]) -> list[JobRecord | None] | None:
+    records = services().records
+    return watch.records_once_ended(job_ids, records.get_many, records.unfinished)
+
+
+def _read(records: list[JobRecord | None] | None) -> bool:
+    return records is not None
+
+
+def _continue_trace(fields: dict[str, str]) -> None:
+    """Put this request's trace context on the jobs' records: the worker continues its trace."""
+    if trace_context := tracing.current_context():
+        fields[tracing.TRACE_FIELD] = trace_context
+
+
+def _limits_and_lanes(priority: int) -> tuple[rec.PendingLimits, rec.Lanes]:
+    """The limits on a client's pending work, and the lanes ``priority`` chooses among."""
+    config = settings()
+    limits = rec.PendingLimits(
+        config.max_pending_per_client, config.max_pending_bytes_per_client, config.max_queued_bytes
+    )
+    return limits, rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, config.interactive_pending, priority)
 
 
 def refuse_new_work_near_full() -> None:
@@ -193,11 +262,6 @@ def refuse_new_work_near_full() -> None:
             f"the job store is nearly full ({used >> 20} MiB used, new work stops at {mark >> 20} MiB); retry shortly"
         )
         raise ApiError(503, "store_busy", message, {"Retry-After": "2"})
-
-
-def all_ended(records: list[JobRecord | None]) -> bool:
-    """Whether every job has ended (a missing record has: it expired)."""
-    return all(map(has_ended, records))
 
 
 def batch_ended_within(batch_id: str, seconds: float) -> bool:

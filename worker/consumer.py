@@ -3,7 +3,7 @@ the lanes (fast lane first), recognise them (worker/predicting.py), and again.
 
 There is no batching timer: what arrives while one batch is recognised forms the next, so batches
 grow with the load, and a lone job is taken the moment it arrives. A worker takes only what it
-recognises next (at most ``PREDICT_BATCH_IMAGES`` ids), so nothing waits in one worker's hands
+recognises next (jobs of at most ``PREDICT_BATCH_IMAGES`` images), so nothing waits in one worker's hands
 while another is idle.
 """
 
@@ -97,7 +97,7 @@ class LaneConsumer:
     def serve(self, taken: list[str]) -> None:
         """Recognise and record the jobs; jobs Redis could not record stay this process's own until
         housekeeping gives them back. Never raises: one bad batch must not stop the loop."""
-        job_ids = [job_id for job_id in taken if rec.is_job_id(job_id)]
+        job_ids = [job_id for job_id in map(keys.job_of_lane_entry, taken) if rec.is_job_id(job_id)]
         if len(job_ids) < len(taken):
             # Only this service writes the lanes; anything else there is dropped, not recognised or retried.
             log.warning("dropped %d lane entries that are not job ids: %.200r", len(taken) - len(job_ids), taken)

@@ -106,6 +106,8 @@ class CreateJobs(Script):
         fast_lane: str | None,
         bulk_lane: str | None,
         fast_pending: int,
+        images_per_job: int = 1,
+        listed: bool = True,
         priority: int = 0,
         timeout_ms: int = 0,
         replica_wait_ms: int | None = None,
@@ -113,8 +115,9 @@ class CreateJobs(Script):
         """The lane the jobs went to ('' for none), or the limit they would pass (nothing written);
         and, with ``replica_wait_ms``, how many replicas acknowledged the new records in that time
         (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane, with
-        it ``priority`` chooses one as create_jobs.lua says;
-        ``timeout_ms`` (0: none) gives each job a deadline that far ahead in Redis's clock."""
+        it ``priority`` chooses one as create_jobs.lua says. Each job holds ``images_per_job``
+        images; unless ``listed`` they are not among the recent. ``timeout_ms`` (0: none) gives
+        each job a deadline that far ahead in Redis's clock."""
         lanes = bool(fast_lane and bulk_lane)
         script_keys = [
             keys.QUEUED_JOBS,
@@ -136,6 +139,8 @@ class CreateJobs(Script):
             "now": repr(now),
             "ttl": ttl,
             "recent_kept": recent_kept,
+            "listed": listed,
+            "images": images_per_job,
             "batch": bool(batch_id),
             "client": bool(client),
             "limits": {"jobs": max_jobs, "bytes": max_bytes, "total_bytes": max_total_bytes},
@@ -166,6 +171,7 @@ class Found(NamedTuple):
     created_at: float | None
     batch: str | None
     started_at: float | None  # Redis's clock, for the jobs taken
+    tensor: str | None
     expired: bool
 
 
@@ -194,11 +200,25 @@ class StartJobs(Script):
                 float(created) if created else None,
                 batch.decode() or None,
                 float(took) if taken else None,
+                tensor.decode() or None,
                 bool(expired),
             )
-            for status, client, lane, image, taken, suspect, poison, version, read, created, batch, took, expired in (
-                answers
-            )
+            for (
+                status,
+                client,
+                lane,
+                image,
+                taken,
+                suspect,
+                poison,
+                version,
+                read,
+                created,
+                batch,
+                took,
+                tensor,
+                expired,
+            ) in answers
         ]
 
 
@@ -265,8 +285,8 @@ class Served(NamedTuple):
 
 class Finishing(NamedTuple):
     """One job to end: how (``result`` / ``error`` as JSON), whose it is, the batch it belongs to,
-    the model version to count its prediction for, its latency and how it was served (None: not
-    counted), and the reason it failed (its error code)."""
+    the model version to count its predictions for (``predictions`` of them), its latency and how
+    it was served (None: not counted), and the reason it failed (its error code)."""
 
     job_id: str
     client: str | None
@@ -276,6 +296,7 @@ class Finishing(NamedTuple):
     error: bytes | None
     counted_version: str | None
     latency: Latency | None
+    predictions: int = 1
     served: Served | None = None
     reason: str = ""
 
@@ -313,6 +334,7 @@ class FinishJobs(Script):
             script_keys.append(keys.pending_fast(client))
             values += [job.status, job.result or b"", job.error or b"", job_id, job.counted_version or ""]
             values += [latency.bucket, repr(latency.seconds)] if latency else ["", ""]
+            values.append("" if job.predictions == 1 else str(job.predictions))
             values.append(job.reason)
             values += [str(part) for part in served] if served else [""] * len(Served._fields)
         batch = {"bucket": batch_bucket, "images": batch_images, "version": batch_version} if batch_bucket else False
@@ -336,7 +358,7 @@ class ForgetFinished(Script):
 
 
 class TakeFromLanes(Script):
-    """take_from_lanes.lua: up to a batch of job ids, the first lane's first."""
+    """take_from_lanes.lua: lane entries of up to a batch of images, the first lane's first."""
 
     name = "take_from_lanes"
 

@@ -1,6 +1,7 @@
 -- create_jobs: record new queued jobs (and their images) if the client's outstanding work allows,
 -- and index them; for predictions, put them in a lane in the same step. Concurrent submissions
--- cannot overshoot a limit, and no prediction is recorded without its place in a lane.
+-- cannot overshoot a limit, and no prediction is recorded without its place in a lane. The limits on
+-- work count images: a job holding several (a tensor job, jobs/tensors.py) counts as that many.
 --
 -- KEYS  1 queued         sorted set of jobs not started (keys.QUEUED_JOBS)
 --       2 recent         sorted set of jobs by creation (keys.RECENT_JOBS)
@@ -11,9 +12,11 @@
 --       7 fast_lane      list of ids (keys.lane), if ARGV.lanes
 --       8 bulk_lane      list of ids (keys.lane), if ARGV.lanes
 --       9 batch_left     counter of the batch's unfinished jobs (keys.batch_unfinished), if ARGV.batch
---      10 pending_fast   the client's unfinished jobs in the fast lane (keys.pending_fast), if ARGV.client
+--      10 pending_fast   the client's unfinished images in the fast lane (keys.pending_fast), if ARGV.client
 --       then per job: record (keys.job), image (keys.job_image)
 -- ARGV  1 JSON {now: epoch seconds as text, ttl: seconds, recent_kept: jobs kept in recent,
+--              listed: index the jobs in recent (the jobs page), images: images each job holds
+--              (above 1, written in the record as 'images' and in the lane entry as '<id>:<images>'),
 --              batch: keep the ids as KEYS[3], client: count them in KEYS[4] and KEYS[5],
 --              limits: {jobs, bytes, total_bytes} (0: none),
 --              lanes: {fast, bulk, fast_pending: most jobs the client may have pending for the
@@ -33,11 +36,14 @@ local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
 -- k = FIXED_KEYS + (i - 1) * JOB_KEYS and v = 1 + (i - 1) * JOB_VALUES.
 
 local limits = args.limits
+local weight = args.images
+local images = n * weight
+local entry_suffix = weight ~= 1 and (':' .. weight) or ''
 local size = 0
 for i = 1, n do size = size + #ARGV[1 + (i - 1) * JOB_VALUES + 2] end
 if args.client then
   local jobs_now = tonumber(redis.call('GET', pending) or '0')
-  if limits.jobs > 0 and jobs_now + n > limits.jobs then return {'jobs', jobs_now, limits.jobs} end
+  if limits.jobs > 0 and jobs_now + images > limits.jobs then return {'jobs', jobs_now, limits.jobs} end
   local bytes_now = tonumber(redis.call('GET', pending_bytes) or '0')
   if limits.bytes > 0 and size > 0 and bytes_now + size > limits.bytes then
     return {'bytes', bytes_now, limits.bytes}
@@ -50,7 +56,7 @@ end
 
 -- A client with little outstanding goes in the fast lane; one with a backlog, in the bulk lane.
 -- Priority 1 goes in the fast lane ahead of the client's own backlog, but never takes the client's
--- jobs in the fast lane past fast_pending; priority 2 and beyond go in the bulk lane.
+-- images in the fast lane past fast_pending (a tensor job counts its images, as pending does); priority 2 and beyond go in the bulk lane.
 local lane, lane_key = '', false
 if args.lanes then
   local fast, priority = true, args.lanes.priority
@@ -58,7 +64,7 @@ if args.lanes then
     fast = false
   elseif args.client then
     local counted = priority == 1 and pending_fast or pending
-    fast = tonumber(redis.call('GET', counted) or '0') + n <= args.lanes.fast_pending
+    fast = tonumber(redis.call('GET', counted) or '0') + images <= args.lanes.fast_pending
   end
   lane, lane_key = args.lanes.fast, fast_lane
   if not fast then lane, lane_key = args.lanes.bulk, bulk_lane end
@@ -66,6 +72,10 @@ end
 
 local shared = {}
 if lane_key then shared = {'lane', lane} end
+if weight ~= 1 then
+  shared[#shared + 1] = 'images'
+  shared[#shared + 1] = weight
+end
 if args.timeout_ms > 0 then
   local time = redis.call('TIME')
   shared[#shared + 1] = 'deadline'
@@ -84,28 +94,29 @@ for i = 1, n do
 end
 -- The indexes and lists take the request's ids in a few commands, a chunk at a time (unpack's limit).
 for first = 1, n, CHUNK do
-  local ids, scored = {}, {}
+  local ids, entries, scored = {}, {}, {}
   for i = first, math.min(first + CHUNK - 1, n) do
     local id = ARGV[1 + (i - 1) * JOB_VALUES + 1]
     ids[#ids + 1] = id
+    entries[#entries + 1] = id .. entry_suffix
     scored[#scored + 1] = args.now
     scored[#scored + 1] = id
   end
   redis.call('ZADD', queued, unpack(scored))
-  redis.call('ZADD', recent, unpack(scored))
+  if args.listed then redis.call('ZADD', recent, unpack(scored)) end
   if args.batch then redis.call('RPUSH', batch, unpack(ids)) end
-  if lane_key then redis.call('RPUSH', lane_key, unpack(ids)) end
+  if lane_key then redis.call('RPUSH', lane_key, unpack(entries)) end
 end
-redis.call('ZREMRANGEBYRANK', recent, 0, -args.recent_kept - 1)
+if args.listed then redis.call('ZREMRANGEBYRANK', recent, 0, -args.recent_kept - 1) end
 if args.batch then
   redis.call('EXPIRE', batch, args.ttl)
   redis.call('SET', batch_left, n, 'EX', args.ttl)
 end
 if args.client then
-  redis.call('INCRBY', pending, n)
+  redis.call('INCRBY', pending, images)
   redis.call('EXPIRE', pending, args.ttl)
   if lane_key == fast_lane then
-    redis.call('INCRBY', pending_fast, n)
+    redis.call('INCRBY', pending_fast, images)
     redis.call('EXPIRE', pending_fast, args.ttl)
   end
   redis.call('INCRBY', pending_bytes, size)

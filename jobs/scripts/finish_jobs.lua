@@ -11,7 +11,10 @@
 -- their records, as far as the room given allows (see FinishedNotice in jobs/records.py). Which bucket is the caller's business: the
 -- script only counts. Each ended job is indexed as finished, by everyone and by its client, so
 -- that the oldest can be forgotten beyond MAX_FINISHED_JOBS and MAX_FINISHED_PER_CLIENT
--- (forget_finished.lua).
+-- (forget_finished.lua). A job holding several images (its record's 'images', a tensor job)
+-- counts as that many: in the outcomes, failures and expiries, the latency, queue-wait and
+-- service-time histograms, the model version's statistics (one request per image, as Triton counts
+-- them) and its client's pending jobs (and pending fast-lane jobs, which count images too).
 --
 -- Under maxmemory with noeviction, Redis refuses a script's first write that may grow memory, and
 -- none after a first write that cannot (it would leave the data half written): so each job lets go
@@ -40,11 +43,12 @@
 --              ttl: seconds a client's index of ended jobs lives after its last entry,
 --              fast_lane: the fast lane's name (a job recorded in it counts in pending_fast)}
 --       then per job: status, result JSON or '', error JSON or '', id, model version to count
---       it for or '', latency bucket or '', latency in seconds or '', failure reason or '',
+--       it for or '', latency bucket or '', latency in seconds or '', predictions to count for
+--       that version ('' for 1), failure reason or '',
 --       then, for a job a worker started (else ''): queue-wait bucket, service-time bucket, model
 --       version for the statistics, nanoseconds queued, preprocessing, in the model call, after it
 -- Returns the ids of the jobs it ended.
-local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 13, 7, 15
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 13, 7, 16
 local outcomes, predictions, latency, batch_size, queued, running, total_bytes, finished, failures, expired,
   queue_wait, service, model_stats = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
@@ -60,12 +64,15 @@ local function add(counts, key, amount) counts[key] = (counts[key] or 0) + amoun
 for i = 1, n do
   local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
   local record, image, pending, pending_bytes, batch_left, by_client, pending_fast = unpack(KEYS, k + 1, k + JOB_KEYS)
-  local status, result, err, id, version, bucket, seconds, reason =
-    ARGV[v + 1], ARGV[v + 2], ARGV[v + 3], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7], ARGV[v + 8]
-  local wait_bucket, service_bucket, stats_version = ARGV[v + 9], ARGV[v + 10], ARGV[v + 11]
+  local status, result, err, id, version, bucket, seconds, predicted, reason =
+    ARGV[v + 1], ARGV[v + 2], ARGV[v + 3], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7], ARGV[v + 8],
+    ARGV[v + 9]
+  local wait_bucket, service_bucket, stats_version = ARGV[v + 10], ARGV[v + 11], ARGV[v + 12]
   local queue_ns, input_ns, infer_ns, output_ns =
-    tonumber(ARGV[v + 12]) or 0, tonumber(ARGV[v + 13]) or 0, tonumber(ARGV[v + 14]) or 0, tonumber(ARGV[v + 15]) or 0
-  local fields = redis.call('HMGET', record, 'status', 'type', 'client', 'keep_image', 'bytes', 'batch', 'lane')
+    tonumber(ARGV[v + 13]) or 0, tonumber(ARGV[v + 14]) or 0, tonumber(ARGV[v + 15]) or 0, tonumber(ARGV[v + 16]) or 0
+  local fields =
+    redis.call('HMGET', record, 'status', 'type', 'client', 'keep_image', 'bytes', 'batch', 'lane', 'images')
+  local weight = tonumber(fields[8] or '1')  -- a tensor job counts as the images it holds
   if fields[1] == 'queued' or fields[1] == 'running' then
     -- Free first (see above), then write.
     redis.call('ZREM', queued, id)
@@ -81,42 +88,43 @@ for i = 1, n do
       redis.call('ZADD', by_client, args.now, id)
       redis.call('EXPIRE', by_client, args.ttl)
     end
-    add(by_outcome, fields[2] .. ':' .. status, 1)
-    if version ~= '' then add(by_version, version, 1) end
+    add(by_outcome, fields[2] .. ':' .. status, weight)
+    if version ~= '' then add(by_version, version, tonumber(predicted) or 1) end
     if fields[2] == 'predict' and bucket ~= '' then
-      add(by_bucket, bucket, 1)
-      seconds_sum = seconds_sum + tonumber(seconds)
+      add(by_bucket, bucket, weight)
+      seconds_sum = seconds_sum + weight * tonumber(seconds)
     end
     local lane = fields[7] or fields[2]
-    if reason ~= '' then add(by_reason, fields[2] .. ':' .. reason, 1) end
-    if status == 'expired' then add(by_lane_expired, lane, 1) end
+    if reason ~= '' then add(by_reason, fields[2] .. ':' .. reason, weight) end
+    if status == 'expired' then add(by_lane_expired, lane, weight) end
     if wait_bucket ~= '' then
       local service_ns = input_ns + infer_ns + output_ns
-      add(waits, lane .. ':' .. wait_bucket, 1)
-      add(wait_sums, lane .. ':sum', queue_ns / 1e9)
-      add(services, lane .. ':' .. service_bucket, 1)
-      add(service_sums, lane .. ':sum', service_ns / 1e9)
+      add(waits, lane .. ':' .. wait_bucket, weight)
+      add(wait_sums, lane .. ':sum', weight * queue_ns / 1e9)
+      add(services, lane .. ':' .. service_bucket, weight)
+      add(service_sums, lane .. ':sum', weight * service_ns / 1e9)
       if stats_version ~= '' then
-        -- Triton counts queue and compute for the requests that succeeded, a failure's whole time apart.
+        -- Triton counts queue and compute for the requests that succeeded, a failure's whole time apart;
+        -- each image of a tensor job is one request there (the model's statistics count images).
         if status == 'succeeded' then
           served[stats_version] = true
-          add(stats, stats_version .. ':success:count', 1)
-          add(stats, stats_version .. ':success:ns', queue_ns + service_ns)
-          add(stats, stats_version .. ':queue:ns', queue_ns)
-          add(stats, stats_version .. ':compute_input:ns', input_ns)
-          add(stats, stats_version .. ':compute_infer:ns', infer_ns)
-          add(stats, stats_version .. ':compute_output:ns', output_ns)
+          add(stats, stats_version .. ':success:count', weight)
+          add(stats, stats_version .. ':success:ns', weight * (queue_ns + service_ns))
+          add(stats, stats_version .. ':queue:ns', weight * queue_ns)
+          add(stats, stats_version .. ':compute_input:ns', weight * input_ns)
+          add(stats, stats_version .. ':compute_infer:ns', weight * infer_ns)
+          add(stats, stats_version .. ':compute_output:ns', weight * output_ns)
         else
-          add(stats, stats_version .. ':fail:count', 1)
-          add(stats, stats_version .. ':fail:ns', queue_ns + service_ns)
+          add(stats, stats_version .. ':fail:count', weight)
+          add(stats, stats_version .. ':fail:ns', weight * (queue_ns + service_ns))
         end
       end
     end
     local size = tonumber(fields[5] or '0')
     if fields[3] then
-      add(released, pending, 1)
+      add(released, pending, weight)
       add(released, pending_bytes, size)
-      if fields[7] == args.fast_lane then add(released, pending_fast, 1) end
+      if fields[7] == args.fast_lane then add(released, pending_fast, weight) end
     end
     freed = freed + size
     if fields[6] then

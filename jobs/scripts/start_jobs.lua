@@ -15,9 +15,9 @@
 --       then per job: id
 -- Returns per job: {prior status or '', client or '', lane or '', image or false, taken, suspect,
 -- poison (1 or 0), model version asked for or '', read mode or '', created_at or '', batch or '',
--- started_at: this script's TIME, as a string, expired}. Expired (1): a queued job whose deadline
--- (epoch seconds, in Redis's clock: TIME) has passed; it is not taken and its image is not read:
--- the caller ends it.
+-- started_at: this script's TIME, as a string, tensor kind or '', expired}. Expired (1): a queued
+-- job whose deadline (epoch seconds, in Redis's clock: TIME) has passed; it is not taken and its
+-- image is not read: the caller ends it.
 local FIXED_KEYS, JOB_KEYS, CHUNK = 3, 2, 1000
 local queued, running, workers = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
@@ -31,7 +31,7 @@ for i = 1, n do
   local k = FIXED_KEYS + (i - 1) * JOB_KEYS
   local record, image_key, id = KEYS[k + 1], KEYS[k + 2], ARGV[1 + i]
   local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'version', 'read',
-                            'created_at', 'batch', 'deadline')
+                            'created_at', 'batch', 'deadline', 'tensor')
   local status = fields[1]
   local expired = status == 'queued' and fields[10] ~= false and tonumber(fields[10]) < now
   local take, suspect, poison, image = status == 'queued' and not expired, false, false, false
@@ -51,7 +51,7 @@ for i = 1, n do
   end
   answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
                 poison and 1 or 0, fields[6] or '', fields[7] or '', fields[8] or '', fields[9] or '', stamp,
-                expired and 1 or 0}
+                fields[11] or '', expired and 1 or 0}
 end
 -- The running index takes the taken ids in a few commands, a chunk at a time (unpack's limit).
 for first = 1, #taken, CHUNK do

@@ -109,3 +109,11 @@ def test_thousands_of_jobs_in_one_request_are_recorded_queued_and_started_in_one
     started = records.start(ids, "w1")
     assert all(job.taken and job.image == b"x" for job in started)
     assert redis_client.zcard(keys.QUEUED_JOBS) == 0 and redis_client.zcard(keys.RUNNING_JOBS) == 2500
+
+
+def test_an_idle_worker_woken_by_a_request_takes_the_rest_of_it_in_the_same_batch(redis_client):
+    reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
+    later = threading.Timer(0.2, lanes.put, (redis_client, keys.BULK_QUEUE, ["a", "b", "c:3", "d"]))
+    later.start()
+    assert reader.take(4, 5) == ["a", "b"]  # not "a" alone, then the rest; c's 3 images would pass 4
+    assert reader.take(4, 5) == ["c:3", "d"]

@@ -54,6 +54,18 @@ def test_a_fast_lane_job_ending_frees_its_place_in_the_share(redis_client):
     assert int(redis_client.get(keys.pending_fast("c"))) == SHARE  # a bulk job's end frees no fast place
 
 
+def test_a_tensor_job_takes_its_images_of_the_share_and_frees_them_at_its_end(redis_client):
+    # The share counts images, as the client's pending jobs do: one job of 3 images is 3 of 4.
+    records = rec.JobRecords(redis_client)
+    lane_of(records, 10)
+    (tensor_job,) = records.create("predict", client="c", lanes=lanes(1), images_per_job=3).ids
+    assert int(redis_client.get(keys.pending_fast("c"))) == 3
+    assert lane_of(records, priority=1, images_per_job=2) == BULK  # 3 + 2 would pass the share of 4
+    assert lane_of(records, priority=1) == FAST  # 3 + 1 does not
+    records.finish([rec.Outcome(tensor_job, rec.EXPIRED)])
+    assert int(redis_client.get(keys.pending_fast("c"))) == 1
+
+
 def test_priority_2_goes_in_the_bulk_lane_and_0_by_backlog(redis_client):
     records = rec.JobRecords(redis_client)
     assert lane_of(records, priority=2) == BULK  # no backlog, yet it asked to wait
@@ -123,7 +135,7 @@ def test_v2_parameters_priority_chooses_the_lane(app, redis_client):
     }
     answer = client.post("/v2/models/digits/infer", json=body)
     assert answer.status_code == 503 and "deadline" in answer.get_json()["error"]
-    (job_id,) = [i.decode() for i in redis_client.zrange(keys.RECENT_JOBS, 0, -1)]
+    (job_id,) = [i.decode() for i in redis_client.lrange(keys.lane(BULK), 0, -1)]  # the one tensor job
     assert redis_client.hget(keys.job(job_id), "lane").decode() == BULK
     assert redis_client.hget(keys.job(job_id), "status") == b"expired"
     bad = client.post("/v2/models/digits/infer", json={**body, "parameters": {"priority": "high"}})

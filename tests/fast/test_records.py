@@ -283,3 +283,14 @@ def test_only_what_a_client_needs_is_kept_once_a_job_ends(redis_client):
     assert records.pending_bytes("10.0.0.3") == 0 and records.queued_bytes() == 0
     assert not redis_client.exists(keys.job_image(job_id))  # the upload is gone, the record stays
     assert records.get(job_id)["result"] == {"label": 1}
+
+
+def test_thousands_of_jobs_end_in_one_step_and_leave_the_indexes(redis_client):
+    records = rec.JobRecords(redis_client)
+    ids = records.create(
+        "predict", 2500, client="10.0.0.3", images=[b"x"] * 2500, lanes=rec.Lanes(keys.PREDICT_QUEUE)
+    ).ids
+    records.start(ids[:1200], "w1")
+    ended = records.finish(rec.Outcome(job_id, rec.SUCCEEDED, result={"label": None}) for job_id in ids)
+    assert ended == ids and records.pending("10.0.0.3") == 0
+    assert redis_client.zcard(keys.QUEUED_JOBS) == 0 and redis_client.zcard(keys.RUNNING_JOBS) == 0
