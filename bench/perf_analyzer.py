@@ -84,15 +84,16 @@ def image_data(digits: np.ndarray) -> dict:
 
 
 def run(
-    program: Path, env: dict, address: str, data: dict, concurrency: int, window_ms: int = 3000, protocol: str = "http"
-) -> dict:
+    program: Path, env: dict, address: str, data: dict, concurrency: int, window_ms: int = 3000, protocol: str = "http",
+    stable_percent: int = 25,
+) -> dict:  # fmt: skip
     """One perf_analyzer run at ``concurrency`` over ``protocol`` (http: the web's address; grpc:
-    the gRPC server's): its exit status, its output and the figures read from it."""
+    the gRPC server's): its exit status, its output and the figures read from it. Three windows
+    within ``stable_percent`` of one another count as stable."""
     with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
         json.dump(data, file)
         file.flush()
-        # Shared machines: three windows within 25 % of one another count as stable.
-        options = {"--concurrency-range": concurrency, "-p": window_ms, "--max-trials": 6, "-s": 25}
+        options = {"--concurrency-range": concurrency, "-p": window_ms, "--max-trials": 6, "-s": stable_percent}
         command = [str(program), "-m", "digits", "-u", address, "-i", protocol, "--input-data", file.name]
         command += [str(part) for option in options.items() for part in option]
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)

@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
 
     pngs = mnist_test_pngs(200)
     image = pngs[0]
-    hostile = transparent_png(4000)  # 64,000,000 bytes once decoded: just under MAX_DECODED_BYTES
+    # 1750 x 1750 RGBA: a working set of 21 bytes a pixel, just under MAX_DECODED_BYTES (a larger one fails at once)
+    hostile = transparent_png(1750)
     server = RedisServer(maxmemory="1gb").start()  # as docker-compose runs it: the caps are checked against it
     redis_client = redis.Redis.from_url(server.url)
     one_thread = {"TF_INTRA_OP_THREADS": "1", "TF_INTER_OP_THREADS": "1"}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import gevent
 from gunicorn import glogging
@@ -32,7 +33,9 @@ from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
 from settings import get_settings
-from web import draining
+
+if TYPE_CHECKING:
+    from web import draining
 
 log = logging.getLogger("web.draining")
 MIN_RATE = 64 * 1024  # bytes per second a client must average beyond its first allowance
@@ -97,6 +100,10 @@ class DeadlineGeventWorker(GeventWorker):
         """SIGTERM: begin the drain; gunicorn stops this worker when it is closed."""
         if self.drain is not None:
             return
+        # Imported here, in the worker: the master loads this module before gevent patches anything,
+        # and the web package imports redis (whose asyncio half imports ssl unpatched).
+        from web import draining
+
         self.drain = draining.of(self.wsgi) or draining.Drain()
         self.drain.begin(quietly=True)  # /readyz says 503 from the next request on
         # The rest out of the signal handler (as gunicorn's gevent worker does for SIGQUIT): it logs, which may block.

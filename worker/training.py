@@ -28,6 +28,7 @@ BEAT_S = 2.0
 def run_training_job(process: WorkerProcess, job_id: str) -> None:
     """Train per the job's parameters, store the model as a new version, maybe activate it, and end the job."""
     records, store = process.records, process.store
+    began = time.monotonic()
     (started,) = records.start([job_id], process.name)
     if not started.taken:
         log.info("job %s: not training, it is %s", job_id, started.status or "gone", extra={"job_id": job_id})
@@ -109,8 +110,13 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
     except Exception as exc:
         log.exception("job %s: training failed", job_id, extra={"job_id": job_id})
         stopped_here()
-        failure = rec.error("training_failed", f"{type(exc).__name__}: {exc}")
-        records.finish([rec.Outcome(job_id, rec.FAILED, error=failure)])
+        if time.monotonic() - began >= process.settings.training_time_limit:
+            # Celery's soft limit is a signal: landing inside TensorFlow's input pipeline it comes
+            # out as TensorFlow's own error. Past the limit, the limit is the reason.
+            records.finish([_out_of_time(job_id, process.settings.training_time_limit)])
+        else:
+            failure = rec.error("training_failed", f"{type(exc).__name__}: {exc}")
+            records.finish([rec.Outcome(job_id, rec.FAILED, error=failure)])
     finally:
         beating.set()
         records.end_beats(job_id)

@@ -56,6 +56,11 @@ def unfinished(stack, job_ids: list[str]) -> int:
     return JobRecords(redis.Redis.from_url(stack.redis_url)).unfinished(job_ids)
 
 
+# The largest transparent square a worker still reads: its working set (decoded pixels and the
+# copies preprocessing makes, 21 bytes a pixel) just under MAX_DECODED_BYTES' 64 MiB.
+HOSTILE_SIDE = 1750
+
+
 def transparent_png(side: int) -> bytes:
     """Costly to read and under every limit: side x side pixels of nothing, a few hundred kB."""
     buffer = io.BytesIO()
@@ -65,7 +70,7 @@ def transparent_png(side: int) -> bytes:
 
 def test_hostile_but_valid_images_do_not_hold_a_polite_client_back(fleet, mnist):
     hostile = hostile_session().post(
-        f"{fleet.web_url}/api/v1/predictions", files=[("image", transparent_png(3500))] * 24, timeout=60
+        f"{fleet.web_url}/api/v1/predictions", files=[("image", transparent_png(HOSTILE_SIDE))] * 64, timeout=60
     )
     assert hostile.status_code == 202, hostile.text
     hostile_ids = [job["job_id"] for job in hostile.json()["jobs"]]

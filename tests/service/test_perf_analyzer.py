@@ -48,7 +48,9 @@ def test_perf_analyzer_measures_the_service_and_every_image_is_read(
     address = stack.web_url.split("//", 1)[1] if protocol == "http" else stack.grpc_address or stack.start_grpc()
     before = predictions_ended(stack)
 
-    measured = run(program, env, address, data(mnist.x_test[:256]), 2, window_ms=1000, protocol=protocol)
+    # What is tested is that it measures and every image is read, not how steady a shared machine is.
+    images = data(mnist.x_test[:256])
+    measured = run(program, env, address, images, 2, window_ms=1000, protocol=protocol, stable_percent=60)
 
     assert measured["returncode"] == 0, measured["output"]
     assert measured["requests"] and measured["requests_per_s"] > 0, measured["output"]

@@ -45,7 +45,7 @@ def activate(stack: Stack, version: int) -> None:
 
 def serving_versions(stack: Stack) -> dict[str, str]:
     """Model version per predict worker, as the workers themselves report it."""
-    workers = requests.get(f"{stack.web_url}/readyz", timeout=10).json()["workers"]
+    workers = requests.get(f"{stack.web_url}/readyz", headers=AUTH, timeout=10).json()["workers"]  # names: the admin's
     return {w["name"].split(":")[0]: w["model_version"] for w in workers if w["name"].startswith("predict")}
 
 
