@@ -101,16 +101,22 @@ def test_jobs_whose_deadline_passed_while_the_worker_was_stopped_end_expired_unr
     assert f'digits_jobs_total{{outcome="expired",type="predict"}} {float(expired_after)}' in metrics
 
 
-@pytest.mark.slow
-def test_tritonclient_timeout_expires_the_jobs_it_gave_up_on(stack, mnist):
-    triton = pytest.importorskip("tritonclient.http")
-    client = triton.InferenceServerClient(urlsplit(stack.web_url).netloc, concurrency=64, network_timeout=60)
+def one_digit_input(triton, mnist):
+    """For tritonclient's http or grpc module: the inputs of a request for MNIST test digit ``i``."""
 
     def pixels(index: int):
         tensor = triton.InferInput("pixels", [1, 28, 28], "UINT8")
         tensor.set_data_from_numpy(mnist.x_test[index : index + 1].astype(np.uint8))
         return [tensor]
 
+    return pixels
+
+
+@pytest.mark.slow
+def test_tritonclient_timeout_expires_the_jobs_it_gave_up_on(stack, mnist):
+    triton = pytest.importorskip("tritonclient.http")
+    client = triton.InferenceServerClient(urlsplit(stack.web_url).netloc, concurrency=64, network_timeout=60)
+    pixels = one_digit_input(triton, mnist)
     expired_before, read_before = counted(stack)
     before = tensor_jobs(stack)
     with stopped(stack):
@@ -208,12 +214,7 @@ def test_the_digits_command_sends_a_deadline(stack, mnist, tmp_path):
 def test_a_grpc_calls_deadline_expires_its_jobs(stack, mnist):
     grpc_triton = pytest.importorskip("tritonclient.grpc")
     address = stack.start_grpc()
-
-    def pixels(index: int):
-        tensor = grpc_triton.InferInput("pixels", [1, 28, 28], "UINT8")
-        tensor.set_data_from_numpy(mnist.x_test[index : index + 1].astype(np.uint8))
-        return [tensor]
-
+    pixels = one_digit_input(grpc_triton, mnist)
     expired_before, read_before = counted(stack)
     before = tensor_jobs(stack)
     with grpc_triton.InferenceServerClient(url=address) as client:
