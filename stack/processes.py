@@ -171,9 +171,16 @@ class Stack:
         process = self.processes.pop(name, None)
         if process is None or process.poll() is not None:
             return
+        deadline = time.monotonic() + timeout
         try:
             os.killpg(process.pid, sig)
             process.wait(timeout)
+            # The master may go before its children (gunicorn's workers, Celery's pool): until they
+            # have gone too, one of them may still hold the port a process started next wants.
+            while time.monotonic() < deadline:
+                os.killpg(process.pid, 0)  # ProcessLookupError once the whole group has gone
+                time.sleep(0.05)
+            os.killpg(process.pid, signal.SIGKILL)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
