@@ -175,6 +175,9 @@ class FinishedLimits:
 
 # Records one finish forgets at most (the rest go with the next): a finish's cost stays bounded.
 MOST_FORGOTTEN_AT_ONCE = 2000
+# How often a process's finishes forget the finished index's entries older than a record's life
+# (their records are gone): once in a while is enough, and spares every finish the command.
+FINISHED_TRIM_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,7 @@ class JobRecords:
         self.ttl = ttl_seconds
         self.replica_ack = replica_ack
         self.finished_limits = finished_limits
+        self._trimmed_at = 0.0  # when this process's finish last trimmed the finished index
         self._forget = scripts.ForgetFinished(client)
         self._create = scripts.CreateJobs(client)
         self._start = scripts.StartJobs(client)
@@ -540,6 +544,8 @@ class JobRecords:
                     outcome.error["code"] if outcome.error else "",
                 )
             )
+        bounded = bool(self.finished_limits.jobs or self.finished_limits.per_client)
+        trim = now - self._trimmed_at >= FINISHED_TRIM_EVERY_S
         ended = self._finish(
             now=now,
             channel=keys.JOBS_FINISHED_CHANNEL,
@@ -549,10 +555,14 @@ class JobRecords:
             jobs=finishing,
             ttl=self.ttl,
             batch_version="" if model_version is None else str(model_version),
+            trim=trim,
+            count=bounded,
         )
-        if ended and (self.finished_limits.jobs or self.finished_limits.per_client):
-            self.forget_beyond_limits({client for client in clients if client})
-        return ended
+        if trim:
+            self._trimmed_at = now
+        if ended.ids and bounded:
+            self._forget_over(ended.held or 0, ended.held_by_client or {})
+        return ended.ids
 
     def expire(self, job_ids: Sequence[str], why: ErrorDetail) -> list[str]:
         """End the jobs that have not ended yet as expired: whoever wanted them has given up (a job
@@ -562,22 +572,30 @@ class JobRecords:
     def forget_beyond_limits(self, clients: Iterable[str] = ()) -> int:
         """Forget the oldest ended jobs beyond :attr:`finished_limits`, in all and for each of
         ``clients``; how many records were deleted (at most MOST_FORGOTTEN_AT_ONCE a call)."""
-        limits, clients = self.finished_limits, sorted(clients)
+        clients = sorted(clients)
         pipe = self.redis.pipeline(transaction=False)
         pipe.zcard(keys.FINISHED_JOBS)
         for client in clients:
             pipe.zcard(keys.finished_by_client(client))
         total, *per_client = pipe.execute()
+        return self._forget_over(total, dict(zip(clients, per_client, strict=True)))
+
+    def _forget_over(self, total: int, per_client: dict[str, int]) -> int:
+        """Forget the oldest ended jobs beyond :attr:`finished_limits`, given how many the finished
+        index holds in all (``total``) and for each client of ``per_client``; a round trip only when
+        some index is over its limit."""
+        limits = self.finished_limits
         sources = []
         if limits.per_client:
-            over = zip(clients, per_client, strict=True)
-            sources += [(keys.finished_by_client(client), n - limits.per_client) for client, n in over]
+            sources += [(keys.finished_by_client(client), n - limits.per_client) for client, n in per_client.items()]
         if limits.jobs:
             sources.append((keys.FINISHED_JOBS, total - limits.jobs))
+        sources = [(key, over) for key, over in sources if over > 0]
+        if not sources:
+            return 0
         pipe = self.redis.pipeline(transaction=False)
         for key, over in sources:
-            if over > 0:
-                pipe.zrange(key, 0, min(over, MOST_FORGOTTEN_AT_ONCE) - 1)
+            pipe.zrange(key, 0, min(over, MOST_FORGOTTEN_AT_ONCE) - 1)
         victims = list(dict.fromkeys(i.decode() for ids in pipe.execute() for i in ids))[:MOST_FORGOTTEN_AT_ONCE]
         return self._forget_jobs(victims) if victims else 0
 

@@ -301,6 +301,15 @@ class Finishing(NamedTuple):
     reason: str = ""
 
 
+class Ended(NamedTuple):
+    """What finish_jobs.lua did: the ids of the jobs it ended and, when asked, how many ended jobs
+    the finished index holds and each client's index (of the clients of the jobs ended)."""
+
+    ids: list[str]
+    held: int | None = None
+    held_by_client: dict[str, int] | None = None
+
+
 class FinishJobs(Script):
     """finish_jobs.lua: end the jobs not ended yet, count them, release what they held, announce them."""
 
@@ -317,11 +326,15 @@ class FinishJobs(Script):
         jobs: Sequence[Finishing],
         ttl: int,
         batch_version: str = "",
-    ) -> list[str]:
-        """The ids of the jobs this call ended, announced on ``channel`` with records of up to
-        ``room`` bytes. With ``batch_bucket``, a model call of ``batch_images`` is counted (and
-        an execution of ``batch_version``, if given).
-        ``ttl``: how long records live (a client's index of ended jobs lives as long after its last)."""
+        trim: bool = True,
+        count: bool = False,
+    ) -> Ended:
+        """The jobs this call ended, announced on ``channel`` with records of up to ``room``
+        bytes. With ``batch_bucket``, a model call of ``batch_images`` is counted (and an
+        execution of ``batch_version``, if given). ``ttl``: how long records live (a client's
+        index of ended jobs lives as long after its last); with ``trim`` the finished index
+        forgets its entries older than that; with ``count`` the answer says how many jobs the
+        finished indexes hold."""
         script_keys = [keys.METRICS_OUTCOMES, keys.METRICS_PREDICTIONS, keys.METRICS_LATENCY, keys.METRICS_BATCH_SIZE]
         script_keys += [keys.QUEUED_JOBS, keys.RUNNING_JOBS, keys.QUEUED_BYTES, keys.FINISHED_JOBS]
         script_keys += [keys.METRICS_FAILURES, keys.METRICS_EXPIRED, keys.METRICS_QUEUE_WAIT]
@@ -339,8 +352,12 @@ class FinishJobs(Script):
             values += [str(part) for part in served] if served else [""] * len(Served._fields)
         batch = {"bucket": batch_bucket, "images": batch_images, "version": batch_version} if batch_bucket else False
         named = {"now": repr(now), "channel": channel, "room": room, "batch": batch, "ttl": ttl}
-        named["fast_lane"] = keys.PREDICT_QUEUE
-        return [i.decode() for i in self._run(script_keys, named, values)]
+        named |= {"fast_lane": keys.PREDICT_QUEUE, "trim": trim, "count": count}
+        answer = self._run(script_keys, named, values)
+        if not count:
+            return Ended([i.decode() for i in answer])
+        ids, held, by_client = answer
+        return Ended([i.decode() for i in ids], int(held), {c.decode(): int(n) for c, n in by_client})
 
 
 class ForgetFinished(Script):

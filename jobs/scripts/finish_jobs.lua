@@ -17,8 +17,12 @@
 -- them) and its client's pending jobs (and pending fast-lane jobs, which count images too).
 --
 -- Under maxmemory with noeviction, Redis refuses a script's first write that may grow memory, and
--- none after a first write that cannot (it would leave the data half written): so each job lets go
--- of what it held (ZREM, DEL) before its record is written, and a finish always completes.
+-- none after a first write that cannot (it would leave the data half written): so the jobs let go
+-- of what they held (ZREM, DEL) before any record is written, and a finish always completes.
+--
+-- Few commands however many jobs: each record is read once (HGETALL: what the script needs and
+-- the notice's copy, the update applied in Lua), written once, and every index, counter and
+-- metric takes all the batch's entries in one command per key (a chunk at a time).
 --
 -- KEYS  1 outcomes     hash "<type>:<status>" -> jobs ended (keys.METRICS_OUTCOMES)
 --       2 predictions  hash model version -> predictions counted (keys.METRICS_PREDICTIONS)
@@ -41,14 +45,17 @@
 --              bytes the announcement may carry, batch: {bucket, images, version} of the model call
 --              or false,
 --              ttl: seconds a client's index of ended jobs lives after its last entry,
---              fast_lane: the fast lane's name (a job recorded in it counts in pending_fast)}
+--              fast_lane: the fast lane's name (a job recorded in it counts in pending_fast),
+--              trim: forget the finished index's entries older than ttl (the caller asks now and
+--              then, not every call), count: answer how many jobs the finished indexes hold}
 --       then per job: status, result JSON or '', error JSON or '', id, model version to count
 --       it for or '', latency bucket or '', latency in seconds or '', predictions to count for
 --       that version ('' for 1), failure reason or '',
 --       then, for a job a worker started (else ''): queue-wait bucket, service-time bucket, model
 --       version for the statistics, nanoseconds queued, preprocessing, in the model call, after it
--- Returns the ids of the jobs it ended.
-local FIXED_KEYS, JOB_KEYS, JOB_VALUES = 13, 7, 16
+-- Returns the ids of the jobs it ended; with ARGV.count, then how many jobs the finished index holds
+-- and, per client of a job ended, {client's finished index, how many it holds}.
+local FIXED_KEYS, JOB_KEYS, JOB_VALUES, CHUNK = 13, 7, 16, 1000
 local outcomes, predictions, latency, batch_size, queued, running, total_bytes, finished, failures, expired,
   queue_wait, service, model_stats = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
@@ -60,89 +67,147 @@ local ended, records, room, batches, batch_of = {}, {}, args.room, {}, {}
 local by_outcome, by_version, by_bucket, seconds_sum, released, freed = {}, {}, {}, 0, {}, 0
 local by_reason, by_lane_expired, waits, wait_sums, services, service_sums = {}, {}, {}, {}, {}, {}
 local stats, served = {}, {}  -- figures per "<version>:<figure>", and the versions that served a request
+local by_client_ids, client_keys = {}, {}  -- each client's finished index: the ids it takes, in order
 local function add(counts, key, amount) counts[key] = (counts[key] or 0) + amount end
+-- One command for many items: `command key item ...` (key false: `command item ...`), a chunk at a time.
+local function at_once(command, key, items)
+  for first = 1, #items, CHUNK do
+    local last = math.min(first + CHUNK - 1, #items)
+    if key then redis.call(command, key, unpack(items, first, last)) else redis.call(command, unpack(items, first, last)) end
+  end
+end
+
+-- The record as HGETALL would give it after `update`: the fields read (`list`), the update applied.
+local function updated(list, update)
+  local now_fields, changed = {}, {}
+  for j = 1, #update, 2 do changed[update[j]] = update[j + 1] end
+  for j = 1, #list, 2 do
+    local name = list[j]
+    now_fields[#now_fields + 1] = name
+    now_fields[#now_fields + 1] = changed[name] or list[j + 1]
+    changed[name] = nil
+  end
+  for j = 1, #update, 2 do
+    if changed[update[j]] then
+      now_fields[#now_fields + 1] = update[j]
+      now_fields[#now_fields + 1] = update[j + 1]
+    end
+  end
+  return now_fields
+end
+
+-- Read: each record once, whole while the notice has room for it, else only what this needs.
+local NEEDED = {'status', 'type', 'client', 'keep_image', 'bytes', 'batch', 'lane', 'images'}
+local found, images, seen = {}, {}, {}
 for i = 1, n do
   local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
-  local record, image, pending, pending_bytes, batch_left, by_client, pending_fast = unpack(KEYS, k + 1, k + JOB_KEYS)
-  local status, result, err, id, version, bucket, seconds, predicted, reason =
-    ARGV[v + 1], ARGV[v + 2], ARGV[v + 3], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7], ARGV[v + 8],
-    ARGV[v + 9]
-  local wait_bucket, service_bucket, stats_version = ARGV[v + 10], ARGV[v + 11], ARGV[v + 12]
-  local queue_ns, input_ns, infer_ns, output_ns =
-    tonumber(ARGV[v + 13]) or 0, tonumber(ARGV[v + 14]) or 0, tonumber(ARGV[v + 15]) or 0, tonumber(ARGV[v + 16]) or 0
-  local fields =
-    redis.call('HMGET', record, 'status', 'type', 'client', 'keep_image', 'bytes', 'batch', 'lane', 'images')
-  local weight = tonumber(fields[8] or '1')  -- a tensor job counts as the images it holds
-  if fields[1] == 'queued' or fields[1] == 'running' then
-    -- Free first (see above), then write.
-    redis.call('ZREM', queued, id)
-    redis.call('ZREM', running, id)
-    if fields[4] ~= '1' then redis.call('DEL', image) end
-    local update = {'status', status, 'finished_at', args.now}
+  local fields, list = {}, false
+  if seen[ARGV[v + 4]] then
+    -- Given twice: the first ends it (nothing is written before every record is read).
+  elseif room > 0 then
+    list = redis.call('HGETALL', KEYS[k + 1])
+    for j = 1, #list, 2 do fields[list[j]] = list[j + 1] end
+  else
+    local values = redis.call('HMGET', KEYS[k + 1], unpack(NEEDED))
+    for j, name in ipairs(NEEDED) do fields[name] = values[j] end
+  end
+  if fields.status == 'queued' or fields.status == 'running' then
+    local id, result, err = ARGV[v + 4], ARGV[v + 2], ARGV[v + 3]
+    local update = {'status', ARGV[v + 1], 'finished_at', args.now}
     if result ~= '' then update[#update + 1] = 'result'; update[#update + 1] = result end
     if err ~= '' then update[#update + 1] = 'error'; update[#update + 1] = err end
-    redis.call('HSET', record, unpack(update))
+    found[#found + 1] = {i, fields, update}
     ended[#ended + 1] = id
-    redis.call('ZADD', finished, args.now, id)
-    if fields[3] then
-      redis.call('ZADD', by_client, args.now, id)
-      redis.call('EXPIRE', by_client, args.ttl)
-    end
-    add(by_outcome, fields[2] .. ':' .. status, weight)
-    if version ~= '' then add(by_version, version, tonumber(predicted) or 1) end
-    if fields[2] == 'predict' and bucket ~= '' then
-      add(by_bucket, bucket, weight)
-      seconds_sum = seconds_sum + weight * tonumber(seconds)
-    end
-    local lane = fields[7] or fields[2]
-    if reason ~= '' then add(by_reason, fields[2] .. ':' .. reason, weight) end
-    if status == 'expired' then add(by_lane_expired, lane, weight) end
-    if wait_bucket ~= '' then
-      local service_ns = input_ns + infer_ns + output_ns
-      add(waits, lane .. ':' .. wait_bucket, weight)
-      add(wait_sums, lane .. ':sum', weight * queue_ns / 1e9)
-      add(services, lane .. ':' .. service_bucket, weight)
-      add(service_sums, lane .. ':sum', weight * service_ns / 1e9)
-      if stats_version ~= '' then
-        -- Triton counts queue and compute for the requests that succeeded, a failure's whole time apart;
-        -- each image of a tensor job is one request there (the model's statistics count images).
-        if status == 'succeeded' then
-          served[stats_version] = true
-          add(stats, stats_version .. ':success:count', weight)
-          add(stats, stats_version .. ':success:ns', weight * (queue_ns + service_ns))
-          add(stats, stats_version .. ':queue:ns', weight * queue_ns)
-          add(stats, stats_version .. ':compute_input:ns', weight * input_ns)
-          add(stats, stats_version .. ':compute_infer:ns', weight * infer_ns)
-          add(stats, stats_version .. ':compute_output:ns', weight * output_ns)
-        else
-          add(stats, stats_version .. ':fail:count', weight)
-          add(stats, stats_version .. ':fail:ns', weight * (queue_ns + service_ns))
-        end
-      end
-    end
-    local size = tonumber(fields[5] or '0')
-    if fields[3] then
-      add(released, pending, weight)
-      add(released, pending_bytes, size)
-      if fields[7] == args.fast_lane then add(released, pending_fast, weight) end
-    end
-    freed = freed + size
-    if fields[6] then
-      add(released, batch_left, 1)
-      batch_of[batch_left] = fields[6]
-    end
-    if room > 0 then
-      local now_fields = redis.call('HGETALL', record)
-      local bytes = 0
+    seen[id] = true
+    if fields.keep_image ~= '1' then images[#images + 1] = KEYS[k + 2] end
+    if list then
+      local now_fields, bytes = updated(list, update), 0
       for _, value in ipairs(now_fields) do bytes = bytes + #value end
       if bytes <= room then
         records[id] = now_fields
         room = room - bytes
       else
-        room = 0  -- full: the rest are named by id, and not read for nothing
+        room = 0  -- full: the rest are named by id, and not read whole for nothing
       end
     end
   end
+end
+-- Free first (see above), then write.
+at_once('ZREM', queued, ended)
+at_once('ZREM', running, ended)
+at_once('DEL', false, images)
+local scored = {}
+for _, job in ipairs(found) do
+  local i, fields, update = job[1], job[2], job[3]
+  local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
+  local record, _, pending, pending_bytes, batch_left, by_client, pending_fast = unpack(KEYS, k + 1, k + JOB_KEYS)
+  local status, id, version, bucket, seconds, predicted, reason =
+    ARGV[v + 1], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7], ARGV[v + 8], ARGV[v + 9]
+  local wait_bucket, service_bucket, stats_version = ARGV[v + 10], ARGV[v + 11], ARGV[v + 12]
+  local queue_ns, input_ns, infer_ns, output_ns =
+    tonumber(ARGV[v + 13]) or 0, tonumber(ARGV[v + 14]) or 0, tonumber(ARGV[v + 15]) or 0, tonumber(ARGV[v + 16]) or 0
+  local job_type, client = fields.type, fields.client
+  local weight = tonumber(fields.images or '1')  -- a tensor job counts as the images it holds
+  redis.call('HSET', record, unpack(update))
+  scored[#scored + 1] = args.now
+  scored[#scored + 1] = id
+  if client then
+    if not by_client_ids[by_client] then
+      by_client_ids[by_client] = {}
+      client_keys[#client_keys + 1] = {by_client, client}
+    end
+    local entries = by_client_ids[by_client]
+    entries[#entries + 1] = args.now
+    entries[#entries + 1] = id
+  end
+  add(by_outcome, job_type .. ':' .. status, weight)
+  if version ~= '' then add(by_version, version, tonumber(predicted) or 1) end
+  if job_type == 'predict' and bucket ~= '' then
+    add(by_bucket, bucket, weight)
+    seconds_sum = seconds_sum + weight * tonumber(seconds)
+  end
+  local lane = fields.lane or job_type
+  if reason ~= '' then add(by_reason, job_type .. ':' .. reason, weight) end
+  if status == 'expired' then add(by_lane_expired, lane, weight) end
+  if wait_bucket ~= '' then
+    local service_ns = input_ns + infer_ns + output_ns
+    add(waits, lane .. ':' .. wait_bucket, weight)
+    add(wait_sums, lane .. ':sum', weight * queue_ns / 1e9)
+    add(services, lane .. ':' .. service_bucket, weight)
+    add(service_sums, lane .. ':sum', weight * service_ns / 1e9)
+    if stats_version ~= '' then
+      -- Triton counts queue and compute for the requests that succeeded, a failure's whole time apart;
+      -- each image of a tensor job is one request there (the model's statistics count images).
+      if status == 'succeeded' then
+        served[stats_version] = true
+        add(stats, stats_version .. ':success:count', weight)
+        add(stats, stats_version .. ':success:ns', weight * (queue_ns + service_ns))
+        add(stats, stats_version .. ':queue:ns', weight * queue_ns)
+        add(stats, stats_version .. ':compute_input:ns', weight * input_ns)
+        add(stats, stats_version .. ':compute_infer:ns', weight * infer_ns)
+        add(stats, stats_version .. ':compute_output:ns', weight * output_ns)
+      else
+        add(stats, stats_version .. ':fail:count', weight)
+        add(stats, stats_version .. ':fail:ns', weight * (queue_ns + service_ns))
+      end
+    end
+  end
+  local size = tonumber(fields.bytes or '0')
+  if client then
+    add(released, pending, weight)
+    add(released, pending_bytes, size)
+    if fields.lane == args.fast_lane then add(released, pending_fast, weight) end
+  end
+  freed = freed + size
+  if fields.batch then
+    add(released, batch_left, 1)
+    batch_of[batch_left] = fields.batch
+  end
+end
+at_once('ZADD', finished, scored)
+for _, pair in ipairs(client_keys) do
+  at_once('ZADD', pair[1], by_client_ids[pair[1]])
+  redis.call('EXPIRE', pair[1], args.ttl)
 end
 for key, count in pairs(by_outcome) do redis.call('HINCRBY', outcomes, key, count) end
 for key, count in pairs(by_version) do redis.call('HINCRBY', predictions, key, count) end
@@ -171,9 +236,12 @@ for version in pairs(served) do
   redis.call('HSET', model_stats, version .. ':last_inference', string.format('%d', tonumber(args.now) * 1000))
 end
 -- Entries older than a record's life name records already expired.
-redis.call('ZREMRANGEBYSCORE', finished, '-inf', tonumber(args.now) - args.ttl)
+if args.trim then redis.call('ZREMRANGEBYSCORE', finished, '-inf', tonumber(args.now) - args.ttl) end
 if #ended > 0 then
   redis.call('PUBLISH', args.channel,
              table.concat(ended, ' ') .. '\n' .. table.concat(batches, ' ') .. '\n' .. cjson.encode(records))
 end
-return ended
+if not args.count then return ended end
+local counts = {}
+for _, pair in ipairs(client_keys) do counts[#counts + 1] = {pair[2], redis.call('ZCARD', pair[1])} end
+return {ended, redis.call('ZCARD', finished), counts}

@@ -38,6 +38,39 @@ def test_first_finish_wins(redis_client):
     assert records.get(job_id)["result"] == {"label": 1}
 
 
+def test_a_job_given_twice_in_one_finish_ends_and_counts_once(redis_client):
+    records = rec.JobRecords(redis_client)
+    (job_id,) = records.create("predict", client="10.0.0.1").ids
+    twice = [rec.Outcome(job_id, "succeeded", result={"label": 1}), rec.Outcome(job_id, "failed")]
+    assert records.finish(twice) == [job_id]
+    assert records.get(job_id)["status"] == "succeeded"
+    assert redis_client.hgetall(keys.METRICS_OUTCOMES) == {b"predict:succeeded": b"1"}
+    assert records.pending("10.0.0.1") == 0 and redis_client.zcard(keys.finished_by_client("10.0.0.1")) == 1
+
+
+def test_a_finish_costs_redis_two_commands_a_job_beyond_what_the_batch_shares(redis_client):
+    records = rec.JobRecords(redis_client, finished_limits=rec.FinishedLimits(jobs=10_000, per_client=1000))
+    for count in (1, 65):
+        ids = records.create("predict", count=count, batch_id=rec.new_job_id(), client="10.0.0.1").ids
+        started = records.start(ids, "w1")
+        redis_client.config_resetstat()
+        records.finish(  # as a worker does: what start told it spares looking it up
+            [rec.Outcome(i, "succeeded", result={"label": 1, "model_version": 1}) for i in ids],
+            batch_size=count,
+            clients=[job.client for job in started],
+            created_at=[job.created_at for job in started],
+            batches=[job.batch for job in started],
+            started_at=[job.started_at for job in started],
+            model_version=1,
+        )
+        stats = redis_client.info("commandstats")
+        calls = sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_config", "cmdstat_info"))
+        if count == 1:
+            alone = calls
+        else:  # each job: its record read and written; the rest is one command a key for the batch
+            assert calls <= alone + 2 * (count - 1), stats
+
+
 def test_unknown_and_malformed_ids_are_none(redis_client):
     records = rec.JobRecords(redis_client)
     assert records.get("0" * 32) is None
