@@ -41,8 +41,9 @@ local images = n * weight
 local entry_suffix = weight ~= 1 and (':' .. weight) or ''
 local size = 0
 for i = 1, n do size = size + #ARGV[1 + (i - 1) * JOB_VALUES + 2] end
+local jobs_now = 0
 if args.client then
-  local jobs_now = tonumber(redis.call('GET', pending) or '0')
+  jobs_now = tonumber(redis.call('GET', pending) or '0')
   if limits.jobs > 0 and jobs_now + images > limits.jobs then return {'jobs', jobs_now, limits.jobs} end
   local bytes_now = tonumber(redis.call('GET', pending_bytes) or '0')
   if limits.bytes > 0 and size > 0 and bytes_now + size > limits.bytes then
@@ -63,8 +64,9 @@ if args.lanes then
   if priority >= 2 then
     fast = false
   elseif args.client then
-    local counted = priority == 1 and pending_fast or pending
-    fast = tonumber(redis.call('GET', counted) or '0') + images <= args.lanes.fast_pending
+    local counted = jobs_now  -- read above
+    if priority == 1 then counted = tonumber(redis.call('GET', pending_fast) or '0') end
+    fast = counted + images <= args.lanes.fast_pending
   end
   lane, lane_key = args.lanes.fast, fast_lane
   if not fast then lane, lane_key = args.lanes.bulk, bulk_lane end
@@ -112,16 +114,15 @@ if args.batch then
   redis.call('EXPIRE', batch, args.ttl)
   redis.call('SET', batch_left, n, 'EX', args.ttl)
 end
-if args.client then
-  redis.call('INCRBY', pending, images)
-  redis.call('EXPIRE', pending, args.ttl)
-  if lane_key == fast_lane then
-    redis.call('INCRBY', pending_fast, images)
-    redis.call('EXPIRE', pending_fast, args.ttl)
-  end
-  redis.call('INCRBY', pending_bytes, size)
-  redis.call('EXPIRE', pending_bytes, args.ttl)
+-- A counter expires a record's life after it was made (it is deleted when it comes back to 0): one
+-- that a lost job left behind goes within that time, even for a client that is never idle.
+local function count(key, amount)
+  if redis.call('INCRBY', key, amount) == amount then redis.call('EXPIRE', key, args.ttl) end
 end
-redis.call('INCRBY', total_bytes, size)
-redis.call('EXPIRE', total_bytes, args.ttl)
+if args.client then
+  count(pending, images)
+  if lane_key == fast_lane then count(pending_fast, images) end
+  count(pending_bytes, size)
+end
+count(total_bytes, size)
 return {'ok', lane}

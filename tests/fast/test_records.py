@@ -198,6 +198,22 @@ def test_pending_jobs_are_counted_per_client_until_they_end(redis_client):
     assert records.pending("10.0.0.7") == 0 and not redis_client.exists(keys.pending("10.0.0.7"))
 
 
+def test_a_pending_counter_expires_a_record_life_after_it_was_made_and_is_not_renewed(redis_client):
+    records = rec.JobRecords(redis_client, ttl_seconds=100)
+    lanes = rec.Lanes(keys.PREDICT_QUEUE, keys.BULK_QUEUE, fast_pending=10)
+    counters = [keys.pending("10.0.0.1"), keys.pending_bytes("10.0.0.1"), keys.pending_fast("10.0.0.1")]
+    counters.append(keys.QUEUED_BYTES)
+    records.create("predict", client="10.0.0.1", images=[b"png"], lanes=lanes)
+    assert all(0 < redis_client.ttl(key) <= 100 for key in counters)
+    for key in counters:
+        redis_client.expire(key, 50)
+    redis_client.config_resetstat()
+    records.create("predict", client="10.0.0.1", images=[b"png"], lanes=lanes)
+    assert all(0 < redis_client.ttl(key) <= 50 for key in counters)  # not renewed: a leak goes in time
+    assert redis_client.info("commandstats")["cmdstat_expire"]["calls"] == 1  # the new record's
+    assert records.pending("10.0.0.1") == 2 and records.pending_bytes("10.0.0.1") == 6
+
+
 def test_bucket_of():
     assert rec.bucket_of(0.004, rec.LATENCY_BUCKETS) == "0.005"
     assert rec.bucket_of(0.05, rec.LATENCY_BUCKETS) == "0.05"
