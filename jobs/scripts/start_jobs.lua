@@ -3,7 +3,7 @@
 -- A job running on a live worker is left to it. Silence is judged by Redis's clock (TIME), as the
 -- heartbeats are written (beat_worker.lua), never by the caller's. A job taken over from a dead
 -- worker is a suspect (it may have killed it); one taken over while it was being read alone is poison: its image is
--- not handed over again. Each job taken leaves the queued index before its record is written:
+-- not handed over again. The jobs taken leave the queued index before any record is written:
 -- under maxmemory a script's first write may not grow memory, and after one that cannot, Redis
 -- lets it finish, so work already accepted can always start.
 --
@@ -26,41 +26,53 @@ local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
 local time = redis.call('TIME')
 local now, silence = tonumber(time[1]) + tonumber(time[2]) / 1000000, args.silence
 local stamp = string.format('%.6f', now)
-local answers, taken = {}, {}
+local answers, taken, chosen = {}, {}, {}
+-- Read every job first: which to take (nothing is written yet).
 for i = 1, n do
   local k = FIXED_KEYS + (i - 1) * JOB_KEYS
-  local record, image_key, id = KEYS[k + 1], KEYS[k + 2], ARGV[1 + i]
+  local record, id = KEYS[k + 1], ARGV[1 + i]
   local fields = redis.call('HMGET', record, 'status', 'client', 'worker', 'alone', 'lane', 'version', 'read',
-                            'created_at', 'batch', 'deadline', 'tensor')
+                            'created_at', 'batch', 'deadline', 'tensor', 'deliveries')
   local status = fields[1]
   local expired = status == 'queued' and fields[10] ~= false and tonumber(fields[10]) < now
-  local take, suspect, poison, image = status == 'queued' and not expired, false, false, false
+  local take, suspect, poison = status == 'queued' and not expired, false, false
   if status == 'running' then
     local beat = redis.call('ZSCORE', workers, fields[3] or '')
     if not beat or tonumber(beat) < now - silence then
       take, suspect, poison = true, true, fields[4] == '1'
     end
   end
+  if take and chosen[id] then take = false end  -- given twice: taken once
   if take then
-    redis.call('ZREM', queued, id)
-    redis.call('HSET', record, 'status', 'running', 'started_at', stamp, 'worker', args.worker)
-    redis.call('HINCRBY', record, 'deliveries', 1)
-    if fields[4] then redis.call('HDEL', record, 'alone') end
     taken[#taken + 1] = id
-    if not poison then image = redis.call('GET', image_key) end
+    chosen[id] = i
   end
-  answers[i] = {status or '', fields[2] or '', fields[5] or '', image, take and 1 or 0, suspect and 1 or 0,
+  answers[i] = {status or '', fields[2] or '', fields[5] or '', false, take and 1 or 0, suspect and 1 or 0,
                 poison and 1 or 0, fields[6] or '', fields[7] or '', fields[8] or '', fields[9] or '', stamp,
-                fields[11] or '', expired and 1 or 0}
+                fields[11] or '', expired and 1 or 0, fields}
 end
--- The running index takes the taken ids in a few commands, a chunk at a time (unpack's limit).
+-- The taken leave the queued index (a free) before any record is written; then their records say
+-- whose they are, and their images are handed over. The indexes take the ids a chunk at a time.
 for first = 1, #taken, CHUNK do
-  local ids, scored = {}, {}
+  redis.call('ZREM', queued, unpack(taken, first, math.min(first + CHUNK - 1, #taken)))
+end
+for _, id in ipairs(taken) do
+  local i = chosen[id]
+  local k, answer = FIXED_KEYS + (i - 1) * JOB_KEYS, answers[i]
+  local fields = answer[15]
+  local deliveries = tonumber(fields[12] or '0') + 1
+  redis.call('HSET', KEYS[k + 1], 'status', 'running', 'started_at', stamp, 'worker', args.worker,
+             'deliveries', deliveries)
+  if fields[4] then redis.call('HDEL', KEYS[k + 1], 'alone') end
+  if answer[7] == 0 then answer[4] = redis.call('GET', KEYS[k + 2]) end
+end
+for first = 1, #taken, CHUNK do
+  local scored = {}
   for j = first, math.min(first + CHUNK - 1, #taken) do
-    ids[#ids + 1] = taken[j]
     scored[#scored + 1] = now
     scored[#scored + 1] = taken[j]
   end
   redis.call('ZADD', running, unpack(scored))
 end
+for i = 1, n do answers[i][15] = nil end
 return answers

@@ -38,6 +38,21 @@ def test_first_finish_wins(redis_client):
     assert records.get(job_id)["result"] == {"label": 1}
 
 
+def test_a_start_costs_redis_three_commands_a_job_beyond_what_the_batch_shares(redis_client):
+    records = rec.JobRecords(redis_client)
+    calls = {}
+    for count in (1, 65):
+        ids = records.create("predict", count=count, images=[b"png"] * count).ids
+        redis_client.config_resetstat()
+        assert all(job.taken and job.image == b"png" for job in records.start(ids, "w1"))
+        stats = redis_client.info("commandstats")
+        calls[count] = sum(v["calls"] for k, v in stats.items() if k != "cmdstat_config|resetstat")
+    assert calls[65] <= calls[1] + 3 * 64  # its record read and written, its image read
+    assert redis_client.hget(keys.job(ids[0]), "deliveries") == b"1"
+    assert all(job.suspect for job in records.start(ids, "w2"))  # w1 never beat: taken over
+    assert redis_client.hget(keys.job(ids[0]), "deliveries") == b"2"
+
+
 def test_a_job_given_twice_in_one_finish_ends_and_counts_once(redis_client):
     records = rec.JobRecords(redis_client)
     (job_id,) = records.create("predict", client="10.0.0.1").ids
