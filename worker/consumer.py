@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 # How long one wait for work lasts before the loop looks at whether it should stop.
 WAIT_S = 1.0
+# How often, at most, the memory bound is checked after a batch: reading /proc for the process and
+# its children costs about as much as recording a small batch, and memory that stays grows slowly.
+MEMORY_CHECK_S = 1.0
 
 
 class LaneConsumer:
@@ -41,6 +44,7 @@ class LaneConsumer:
         self.on_death = on_death
         self.lanes = [name for name in process.queues if name in keys.PREDICT_QUEUES]
         self._stopping = threading.Event()
+        self._memory_checked = -MEMORY_CHECK_S  # monotonic time of the last check (the first batch's is due)
         self._thread = threading.Thread(target=self._run, daemon=True, name="lane-consumer")
 
     def start(self) -> LaneConsumer:
@@ -87,10 +91,15 @@ class LaneConsumer:
 
     def _over_memory(self) -> str:
         """Why this process holds too much memory (after a batch: what it holds between batches
-        is what it would carry into the next), or '' when it does not."""
+        is what it would carry into the next), or '' when it does not or was looked at less than
+        MEMORY_CHECK_S ago."""
         bound_mb = self.process.settings.worker_memory_mb
+        now = time.monotonic()
+        if not bound_mb or now - self._memory_checked < MEMORY_CHECK_S:
+            return ""
+        self._memory_checked = now
         held = resident_bytes()
-        if bound_mb and held > bound_mb * 1024 * 1024:
+        if held > bound_mb * 1024 * 1024:
             return f"resident memory {held / 2**20:.0f} MB is over WORKER_MEMORY_MB ({bound_mb})"
         return ""
 
