@@ -63,20 +63,33 @@ class LaneReader:
         self.lanes = list(lanes)
         self.keys = [keys.lane(lane) for lane in lanes]
         self._take = scripts.TakeFromLanes(client)
+        # Whether the last take filled a batch: then more is likely waiting, and taking at once
+        # costs one round trip; otherwise the lanes are likely empty, and asking them first would
+        # add a round trip to every wait.
+        self._filled = False
 
     def take(self, most: int, block_s: float) -> list[str]:
         """The lane entries of jobs holding up to ``most`` images (at least one job, whatever it
         holds), the first lane's first; when every lane is empty, wait up to ``block_s`` seconds
         for one, else []."""
-        taken = self._take(lanes=self.lanes, most=most)
-        if taken:
-            return taken
+        if self._filled:
+            taken = self._take(lanes=self.lanes, most=most)
+            if taken:
+                self._filled = _images(taken) >= most
+                return taken
         # BLPOP serves its keys in order, and answers as soon as any of them has an entry.
         waited = self.client.blpop(self.keys, timeout=block_s)
         if not waited:
+            self._filled = False
             return []
         # What woke it came with whatever its request queued in the same step (a batch's other
         # images): those go in the same batch, not in one of their own after a lone first.
         first = waited[1].decode()
         room = most - keys.images_of_lane_entry(first)
-        return [first, *self._take(lanes=self.lanes, most=room)] if room > 0 else [first]
+        taken = [first, *self._take(lanes=self.lanes, most=room)] if room > 0 else [first]
+        self._filled = _images(taken) >= most
+        return taken
+
+
+def _images(entries: Sequence[str]) -> int:
+    return sum(keys.images_of_lane_entry(entry) for entry in entries)

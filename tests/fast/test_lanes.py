@@ -53,6 +53,24 @@ def test_a_worker_takes_the_fast_lane_first_then_the_bulk_lane_up_to_a_batch(red
     assert time.monotonic() - started >= 0.15
 
 
+def test_a_take_asks_the_lanes_first_only_after_one_that_filled_a_batch(redis_client):
+    reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
+
+    def calls() -> dict[str, int]:
+        stats = redis_client.info("commandstats")
+        return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("blpop", "evalsha")}
+
+    lanes.put(redis_client, keys.PREDICT_QUEUE, ["a"])
+    redis_client.config_resetstat()
+    assert reader.take(4, 0.1) == ["a"]
+    assert calls() == {"blpop": 1, "evalsha": 1}  # woken, then whatever came with it: not asked first in vain
+    lanes.put(redis_client, keys.PREDICT_QUEUE, ["b", "c", "d", "e", "f"])
+    assert reader.take(4, 0.1) == ["b", "c", "d", "e"]
+    redis_client.config_resetstat()
+    assert reader.take(4, 0.1) == ["f"]
+    assert calls() == {"blpop": 0, "evalsha": 1}  # after a full batch more was likely waiting: one round trip
+
+
 def test_an_idle_worker_takes_a_lone_job_the_moment_it_arrives(redis_client):
     reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
     later = threading.Timer(0.2, lanes.put, (redis_client, keys.BULK_QUEUE, ["lone"]))
