@@ -178,6 +178,8 @@ MOST_FORGOTTEN_AT_ONCE = 2000
 # How often a process's finishes forget the finished index's entries older than a record's life
 # (their records are gone): once in a while is enough, and spares every finish the command.
 FINISHED_TRIM_EVERY_S = 10.0
+# A process counts the finished indexes each time it has ended this share of the smaller limit.
+FINISHED_COUNT_SHARE = 100
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,12 @@ class JobRecords:
         self.replica_ack = replica_ack
         self.finished_limits = finished_limits
         self._trimmed_at = 0.0  # when this process's finish last trimmed the finished index
+        # The finished indexes are counted (and the oldest forgotten beyond the limits) once this
+        # process has ended a hundredth of the smaller limit since it last counted: each limit is
+        # passed by at most that much a process, and a finish of a few jobs is spared the counting.
+        smaller = min(limit for limit in (finished_limits.jobs, finished_limits.per_client, 10**9) if limit)
+        self._count_every = max(1, smaller // FINISHED_COUNT_SHARE)
+        self._ended_uncounted = self._count_every  # ended since the last count (the first finish counts)
         self._forget = scripts.ForgetFinished(client)
         self._create = scripts.CreateJobs(client)
         self._start = scripts.StartJobs(client)
@@ -545,6 +553,7 @@ class JobRecords:
                 )
             )
         bounded = bool(self.finished_limits.jobs or self.finished_limits.per_client)
+        count = bounded and self._ended_uncounted + len(outcomes) >= self._count_every
         trim = now - self._trimmed_at >= FINISHED_TRIM_EVERY_S
         ended = self._finish(
             now=now,
@@ -556,11 +565,12 @@ class JobRecords:
             ttl=self.ttl,
             batch_version="" if model_version is None else str(model_version),
             trim=trim,
-            count=bounded,
+            count=count,
         )
         if trim:
             self._trimmed_at = now
-        if ended.ids and bounded:
+        self._ended_uncounted = 0 if count else self._ended_uncounted + len(ended.ids)
+        if ended.ids and count:
             self._forget_over(ended.held or 0, ended.held_by_client or {})
         return ended.ids
 

@@ -98,7 +98,7 @@ end
 
 -- Read: each record once, whole while the notice has room for it, else only what this needs.
 local NEEDED = {'status', 'type', 'client', 'keep_image', 'bytes', 'batch', 'lane', 'images'}
-local found, images, seen = {}, {}, {}
+local found, images, seen, was_queued, was_running = {}, {}, {}, {}, {}
 for i = 1, n do
   local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
   local fields, list = {}, false
@@ -119,6 +119,8 @@ for i = 1, n do
     found[#found + 1] = {i, fields, update}
     ended[#ended + 1] = id
     seen[id] = true
+    -- Each index holds the jobs of its status only (start_jobs and release_jobs move them).
+    if fields.status == 'queued' then was_queued[#was_queued + 1] = id else was_running[#was_running + 1] = id end
     if fields.keep_image ~= '1' then images[#images + 1] = KEYS[k + 2] end
     if list then
       local now_fields, bytes = updated(list, update), 0
@@ -133,8 +135,8 @@ for i = 1, n do
   end
 end
 -- Free first (see above), then write.
-at_once('ZREM', queued, ended)
-at_once('ZREM', running, ended)
+at_once('ZREM', queued, was_queued)
+at_once('ZREM', running, was_running)
 at_once('DEL', false, images)
 local scored = {}
 for _, job in ipairs(found) do

@@ -77,6 +77,18 @@ def test_ended_jobs_are_bounded_per_client_and_in_all(redis_client):
     assert redis_client.zcard(keys.FINISHED_JOBS) == 50
 
 
+def test_the_ended_jobs_are_counted_once_a_hundredth_of_the_limit_has_ended_and_never_pass_it_by_more(redis_client):
+    records = rec.JobRecords(redis_client, finished_limits=rec.FinishedLimits(jobs=10_000, per_client=300))
+    ids = records.create("predict", 400, client="10.0.0.1").ids
+    redis_client.config_resetstat()
+    for job_id in ids:
+        records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result={})])
+        assert redis_client.zcard(keys.finished_by_client("10.0.0.1")) <= 300 + 3
+    counted = redis_client.info("commandstats")["cmdstat_zcard"]["calls"] - 400  # less this test's own
+    assert counted <= 2 * (400 // 3 + 1)  # the index and the client's, every third finish
+    assert redis_client.zcard(keys.finished_by_client("10.0.0.1")) >= 300
+
+
 def test_a_batch_is_forgotten_with_its_jobs_and_an_admin_can_purge_every_ended_job(redis_server):
     url = redis_server.url.rsplit("/", 1)[0] + "/3"
     client = redis.Redis.from_url(url)
