@@ -20,9 +20,9 @@
 -- none after a first write that cannot (it would leave the data half written): so the jobs let go
 -- of what they held (ZREM, DEL) before any record is written, and a finish always completes.
 --
--- Few commands however many jobs: each record is read once (HGETALL: what the script needs and
--- the notice's copy, the update applied in Lua), written once, and every index, counter and
--- metric takes all the batch's entries in one command per key (a chunk at a time).
+-- Few commands however many jobs, and little Lua a job: each record is read (HMGET), written, and
+-- read whole for the notice while it has room; every index, counter and metric takes the batch's
+-- entries in one command per key (a chunk at a time), its key's text made once per call.
 --
 -- KEYS  1 outcomes     hash "<type>:<status>" -> jobs ended (keys.METRICS_OUTCOMES)
 --       2 predictions  hash model version -> predictions counted (keys.METRICS_PREDICTIONS)
@@ -60,14 +60,9 @@ local outcomes, predictions, latency, batch_size, queued, running, total_bytes, 
   queue_wait, service, model_stats = unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
+local now = args.now
 -- Job i's keys are KEYS[k + 1 .. k + JOB_KEYS] and its values ARGV[v + 1 .. v + JOB_VALUES], where
 -- k = FIXED_KEYS + (i - 1) * JOB_KEYS and v = 1 + (i - 1) * JOB_VALUES.
-local ended, records, room, batches, batch_of = {}, {}, args.room, {}, {}
--- Counts are summed over the batch and written once each, after the loop.
-local by_outcome, by_version, by_bucket, seconds_sum, released, freed = {}, {}, {}, 0, {}, 0
-local by_reason, by_lane_expired, waits, wait_sums, services, service_sums = {}, {}, {}, {}, {}, {}
-local stats, served = {}, {}  -- figures per "<version>:<figure>", and the versions that served a request
-local by_client_ids, client_keys = {}, {}  -- each client's finished index: the ids it takes, in order
 local function add(counts, key, amount) counts[key] = (counts[key] or 0) + amount end
 -- One command for many items: `command key item ...` (key false: `command item ...`), a chunk at a time.
 local function at_once(command, key, items)
@@ -77,60 +72,21 @@ local function at_once(command, key, items)
   end
 end
 
--- The record as HGETALL would give it after `update`: the fields read (`list`), the update applied.
-local function updated(list, update)
-  local now_fields, changed = {}, {}
-  for j = 1, #update, 2 do changed[update[j]] = update[j + 1] end
-  for j = 1, #list, 2 do
-    local name = list[j]
-    now_fields[#now_fields + 1] = name
-    now_fields[#now_fields + 1] = changed[name] or list[j + 1]
-    changed[name] = nil
-  end
-  for j = 1, #update, 2 do
-    if changed[update[j]] then
-      now_fields[#now_fields + 1] = update[j]
-      now_fields[#now_fields + 1] = update[j + 1]
-    end
-  end
-  return now_fields
-end
-
--- Read: each record once, whole while the notice has room for it, else only what this needs.
-local NEEDED = {'status', 'type', 'client', 'keep_image', 'bytes', 'batch', 'lane', 'images'}
-local found, images, seen, was_queued, was_running = {}, {}, {}, {}, {}
+-- Read: which jobs end here (the first terminal status wins; a job given twice ends once).
+local found, ended, seen, was_queued, was_running, images = {}, {}, {}, {}, {}, {}
 for i = 1, n do
-  local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
-  local fields, list = {}, false
-  if seen[ARGV[v + 4]] then
-    -- Given twice: the first ends it (nothing is written before every record is read).
-  elseif room > 0 then
-    list = redis.call('HGETALL', KEYS[k + 1])
-    for j = 1, #list, 2 do fields[list[j]] = list[j + 1] end
-  else
-    local values = redis.call('HMGET', KEYS[k + 1], unpack(NEEDED))
-    for j, name in ipairs(NEEDED) do fields[name] = values[j] end
-  end
-  if fields.status == 'queued' or fields.status == 'running' then
-    local id, result, err = ARGV[v + 4], ARGV[v + 2], ARGV[v + 3]
-    local update = {'status', ARGV[v + 1], 'finished_at', args.now}
-    if result ~= '' then update[#update + 1] = 'result'; update[#update + 1] = result end
-    if err ~= '' then update[#update + 1] = 'error'; update[#update + 1] = err end
-    found[#found + 1] = {i, fields, update}
-    ended[#ended + 1] = id
-    seen[id] = true
-    -- Each index holds the jobs of its status only (start_jobs and release_jobs move them).
-    if fields.status == 'queued' then was_queued[#was_queued + 1] = id else was_running[#was_running + 1] = id end
-    if fields.keep_image ~= '1' then images[#images + 1] = KEYS[k + 2] end
-    if list then
-      local now_fields, bytes = updated(list, update), 0
-      for _, value in ipairs(now_fields) do bytes = bytes + #value end
-      if bytes <= room then
-        records[id] = now_fields
-        room = room - bytes
-      else
-        room = 0  -- full: the rest are named by id, and not read whole for nothing
-      end
+  local k, id = FIXED_KEYS + (i - 1) * JOB_KEYS, ARGV[1 + (i - 1) * JOB_VALUES + 4]
+  if not seen[id] then
+    local fields = redis.call('HMGET', KEYS[k + 1], 'status', 'type', 'client', 'keep_image', 'bytes', 'batch', 'lane',
+                              'images')
+    local status = fields[1]
+    if status == 'queued' or status == 'running' then
+      seen[id] = true
+      found[#found + 1] = {i, fields}
+      ended[#ended + 1] = id
+      -- Each index holds the jobs of its status only (start_jobs and release_jobs move them).
+      if status == 'queued' then was_queued[#was_queued + 1] = id else was_running[#was_running + 1] = id end
+      if fields[4] ~= '1' then images[#images + 1] = KEYS[k + 2] end
     end
   end
 end
@@ -138,28 +94,38 @@ end
 at_once('ZREM', queued, was_queued)
 at_once('ZREM', running, was_running)
 at_once('DEL', false, images)
-local scored = {}
+
+local records, room, batches, batch_of, scored = {}, args.room, {}, {}, {}
+-- Counts are summed over the batch and written once each, after the loop.
+local by_outcome, by_version, by_bucket, seconds_sum, released, freed = {}, {}, {}, 0, {}, 0
+local by_reason, by_lane_expired, lanes, versions = {}, {}, {}, {}
+local by_client_ids, client_keys = {}, {}  -- each client's finished index: its entries, in order
 for _, job in ipairs(found) do
-  local i, fields, update = job[1], job[2], job[3]
+  local i, fields = job[1], job[2]
   local k, v = FIXED_KEYS + (i - 1) * JOB_KEYS, 1 + (i - 1) * JOB_VALUES
   local record, _, pending, pending_bytes, batch_left, by_client, pending_fast = unpack(KEYS, k + 1, k + JOB_KEYS)
-  local status, id, version, bucket, seconds, predicted, reason =
-    ARGV[v + 1], ARGV[v + 4], ARGV[v + 5], ARGV[v + 6], ARGV[v + 7], ARGV[v + 8], ARGV[v + 9]
-  local wait_bucket, service_bucket, stats_version = ARGV[v + 10], ARGV[v + 11], ARGV[v + 12]
-  local queue_ns, input_ns, infer_ns, output_ns =
-    tonumber(ARGV[v + 13]) or 0, tonumber(ARGV[v + 14]) or 0, tonumber(ARGV[v + 15]) or 0, tonumber(ARGV[v + 16]) or 0
-  local job_type, client = fields.type, fields.client
-  local weight = tonumber(fields.images or '1')  -- a tensor job counts as the images it holds
-  redis.call('HSET', record, unpack(update))
-  scored[#scored + 1] = args.now
+  local status, result, err, id, version, bucket, seconds, predicted, reason = unpack(ARGV, v + 1, v + 9)
+  local job_type, client, lane_field = fields[2], fields[3], fields[7]
+  local weight = tonumber(fields[8] or '1')  -- a tensor job counts as the images it holds
+  if result ~= '' and err ~= '' then
+    redis.call('HSET', record, 'status', status, 'finished_at', now, 'result', result, 'error', err)
+  elseif result ~= '' then
+    redis.call('HSET', record, 'status', status, 'finished_at', now, 'result', result)
+  elseif err ~= '' then
+    redis.call('HSET', record, 'status', status, 'finished_at', now, 'error', err)
+  else
+    redis.call('HSET', record, 'status', status, 'finished_at', now)
+  end
+  scored[#scored + 1] = now
   scored[#scored + 1] = id
   if client then
-    if not by_client_ids[by_client] then
-      by_client_ids[by_client] = {}
+    local entries = by_client_ids[by_client]
+    if not entries then
+      entries = {}
+      by_client_ids[by_client] = entries
       client_keys[#client_keys + 1] = {by_client, client}
     end
-    local entries = by_client_ids[by_client]
-    entries[#entries + 1] = args.now
+    entries[#entries + 1] = now
     entries[#entries + 1] = id
   end
   add(by_outcome, job_type .. ':' .. status, weight)
@@ -168,42 +134,66 @@ for _, job in ipairs(found) do
     add(by_bucket, bucket, weight)
     seconds_sum = seconds_sum + weight * tonumber(seconds)
   end
-  local lane = fields.lane or job_type
+  local lane = lane_field or job_type
   if reason ~= '' then add(by_reason, job_type .. ':' .. reason, weight) end
   if status == 'expired' then add(by_lane_expired, lane, weight) end
+  local wait_bucket, service_bucket, stats_version = ARGV[v + 10], ARGV[v + 11], ARGV[v + 12]
   if wait_bucket ~= '' then
+    local queue_ns, input_ns, infer_ns, output_ns =
+      tonumber(ARGV[v + 13]) or 0, tonumber(ARGV[v + 14]) or 0, tonumber(ARGV[v + 15]) or 0, tonumber(ARGV[v + 16]) or 0
     local service_ns = input_ns + infer_ns + output_ns
-    add(waits, lane .. ':' .. wait_bucket, weight)
-    add(wait_sums, lane .. ':sum', weight * queue_ns / 1e9)
-    add(services, lane .. ':' .. service_bucket, weight)
-    add(service_sums, lane .. ':sum', weight * service_ns / 1e9)
+    local sums = lanes[lane]
+    if not sums then
+      sums = {waits = {}, wait_sum = 0, services = {}, service_sum = 0}
+      lanes[lane] = sums
+    end
+    add(sums.waits, wait_bucket, weight)
+    sums.wait_sum = sums.wait_sum + weight * queue_ns / 1e9
+    add(sums.services, service_bucket, weight)
+    sums.service_sum = sums.service_sum + weight * service_ns / 1e9
     if stats_version ~= '' then
       -- Triton counts queue and compute for the requests that succeeded, a failure's whole time apart;
       -- each image of a tensor job is one request there (the model's statistics count images).
+      local figures = versions[stats_version]
+      if not figures then
+        figures = {}
+        versions[stats_version] = figures
+      end
       if status == 'succeeded' then
-        served[stats_version] = true
-        add(stats, stats_version .. ':success:count', weight)
-        add(stats, stats_version .. ':success:ns', weight * (queue_ns + service_ns))
-        add(stats, stats_version .. ':queue:ns', weight * queue_ns)
-        add(stats, stats_version .. ':compute_input:ns', weight * input_ns)
-        add(stats, stats_version .. ':compute_infer:ns', weight * infer_ns)
-        add(stats, stats_version .. ':compute_output:ns', weight * output_ns)
+        figures.served = true
+        add(figures, 'success:count', weight)
+        add(figures, 'success:ns', weight * (queue_ns + service_ns))
+        add(figures, 'queue:ns', weight * queue_ns)
+        add(figures, 'compute_input:ns', weight * input_ns)
+        add(figures, 'compute_infer:ns', weight * infer_ns)
+        add(figures, 'compute_output:ns', weight * output_ns)
       else
-        add(stats, stats_version .. ':fail:count', weight)
-        add(stats, stats_version .. ':fail:ns', weight * (queue_ns + service_ns))
+        add(figures, 'fail:count', weight)
+        add(figures, 'fail:ns', weight * (queue_ns + service_ns))
       end
     end
   end
-  local size = tonumber(fields.bytes or '0')
+  local size = tonumber(fields[5] or '0')
   if client then
     add(released, pending, weight)
     add(released, pending_bytes, size)
-    if fields.lane == args.fast_lane then add(released, pending_fast, weight) end
+    if lane_field == args.fast_lane then add(released, pending_fast, weight) end
   end
   freed = freed + size
-  if fields.batch then
+  if fields[6] then
     add(released, batch_left, 1)
-    batch_of[batch_left] = fields.batch
+    batch_of[batch_left] = fields[6]
+  end
+  if room > 0 then
+    local now_fields = redis.call('HGETALL', record)
+    local bytes = 0
+    for _, value in ipairs(now_fields) do bytes = bytes + #value end
+    if bytes <= room then
+      records[id] = now_fields
+      room = room - bytes
+    else
+      room = 0  -- full: the rest are named by id, and not read for nothing
+    end
   end
 end
 at_once('ZADD', finished, scored)
@@ -217,12 +207,23 @@ for key, count in pairs(by_bucket) do redis.call('HINCRBY', latency, key, count)
 if next(by_bucket) then redis.call('HINCRBYFLOAT', latency, 'sum', seconds_sum) end
 for key, count in pairs(by_reason) do redis.call('HINCRBY', failures, key, count) end
 for key, count in pairs(by_lane_expired) do redis.call('HINCRBY', expired, key, count) end
-for key, count in pairs(waits) do redis.call('HINCRBY', queue_wait, key, count) end
-for key, total in pairs(wait_sums) do redis.call('HINCRBYFLOAT', queue_wait, key, total) end
-for key, count in pairs(services) do redis.call('HINCRBY', service, key, count) end
-for key, total in pairs(service_sums) do redis.call('HINCRBYFLOAT', service, key, total) end
+for lane, sums in pairs(lanes) do
+  for bucket, count in pairs(sums.waits) do redis.call('HINCRBY', queue_wait, lane .. ':' .. bucket, count) end
+  redis.call('HINCRBYFLOAT', queue_wait, lane .. ':sum', sums.wait_sum)
+  for bucket, count in pairs(sums.services) do redis.call('HINCRBY', service, lane .. ':' .. bucket, count) end
+  redis.call('HINCRBYFLOAT', service, lane .. ':sum', sums.service_sum)
+end
 -- Counts and nanoseconds are whole numbers: written as such (a Lua number may print as 1.5e+11).
-for key, amount in pairs(stats) do redis.call('HINCRBY', model_stats, key, string.format('%d', amount)) end
+for version, figures in pairs(versions) do
+  for figure, amount in pairs(figures) do
+    if figure ~= 'served' then
+      redis.call('HINCRBY', model_stats, version .. ':' .. figure, string.format('%d', amount))
+    end
+  end
+  if figures.served then
+    redis.call('HSET', model_stats, version .. ':last_inference', string.format('%d', tonumber(now) * 1000))
+  end
+end
 for key, amount in pairs(released) do
   local left = redis.call('DECRBY', key, amount)
   if left <= 0 then redis.call('DEL', key) end
@@ -234,11 +235,8 @@ if args.batch then
   redis.call('HINCRBY', batch_size, 'sum', args.batch.images)
   if args.batch.version ~= '' then redis.call('HINCRBY', model_stats, args.batch.version .. ':executions', 1) end
 end
-for version in pairs(served) do
-  redis.call('HSET', model_stats, version .. ':last_inference', string.format('%d', tonumber(args.now) * 1000))
-end
 -- Entries older than a record's life name records already expired.
-if args.trim then redis.call('ZREMRANGEBYSCORE', finished, '-inf', tonumber(args.now) - args.ttl) end
+if args.trim then redis.call('ZREMRANGEBYSCORE', finished, '-inf', tonumber(now) - args.ttl) end
 if #ended > 0 then
   redis.call('PUBLISH', args.channel,
              table.concat(ended, ' ') .. '\n' .. table.concat(batches, ' ') .. '\n' .. cjson.encode(records))
