@@ -46,7 +46,7 @@ HEADERS = {
 }
 
 # Requests under these paths never use the session, so they never wait on Redis for the key.
-SESSIONLESS_PATHS = ("/api/", "/static/", "/healthz", "/readyz")
+SESSIONLESS_PATHS = ("/api/", "/v2/", "/static/", "/healthz", "/readyz")
 
 csrf = CSRFProtect()
 
@@ -62,7 +62,10 @@ class SharedKeySessionInterface(SecureCookieSessionInterface):
     web starts and answers health checks while Redis is still coming up)."""
 
     def open_session(self, app: Flask, request: Request):
-        if not app.secret_key and not request.path.startswith(SESSIONLESS_PATHS):
+        if request.path.startswith(SESSIONLESS_PATHS):
+            # No cookie to read: a null session, without building a signing serializer per request.
+            return self.make_null_session(app)
+        if not app.secret_key:
             try:
                 app.secret_key = shared_secret_key(app.extensions["digits"].redis)
             except redis.RedisError as exc:

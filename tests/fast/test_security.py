@@ -92,6 +92,26 @@ def test_the_json_api_needs_no_csrf_token(make_app):
     assert rejected.status_code == 401  # the bearer token guards it, not CSRF
 
 
+def test_the_api_and_the_inference_protocol_open_no_session(make_app, monkeypatch):
+    from web.security import SharedKeySessionInterface
+
+    signed = []
+    serializer = SharedKeySessionInterface.get_signing_serializer
+
+    def counted(*args):
+        signed.append(1)
+        return serializer(*args)
+
+    monkeypatch.setattr(SharedKeySessionInterface, "get_signing_serializer", counted)
+    client = make_app().test_client()
+    client.set_cookie("session", "anything")
+    assert client.get("/api/v1/jobs/" + "0" * 32).status_code == 404
+    assert client.get("/v2/models/digits").status_code == 200
+    assert signed == []  # no cookie read, no serializer built: not per request
+    client.get("/")
+    assert signed  # pages do
+
+
 def test_web_processes_without_secret_key_share_one_through_redis(make_app, redis_client):
     first, second = make_app().test_client(), make_app().test_client()
     token = form_token(first)
