@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
 
 from jobs import queue
 from jobs import records as rec
 from jobs.model_store import StoreFull
 from jobs.schemas import Batch, JobRecord, batch
 from model.training.config import NOT_REQUESTED, ConfigError, TrainingRequest, parse_training_request
-from web.auth import admin_required, predict_token_if_configured
+from web.auth import admin_required, is_admin, predict_token_if_configured
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import decode_base64_image
@@ -121,7 +121,10 @@ def create_predictions():
 def get_batch(batch_id: str):
     """All jobs of one submission, in order; ``?wait=S`` holds the request until all have ended."""
     wait = query(wait_query(settings().max_wait_seconds)).wait
-    records = services().records
+    svc, admin = services(), is_admin()
+    if (kept := svc.finished_batches.get(batch_id, admin)) is not None:  # ended jobs do not change
+        return current_app.response_class(kept, mimetype="application/json")
+    records = svc.records
     missing = ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
     if not records.batch_exists(batch_id):  # its ids are read once, when the answer is due
         raise missing
@@ -129,8 +132,11 @@ def get_batch(batch_id: str):
     job_ids = records.batch(batch_id)
     if job_ids is None:
         raise missing
-    answer: Batch = batch(batch_id, job_ids, all_shown(records.get_many(job_ids)))
-    return jsonify(answer)
+    answer: Batch = batch(batch_id, job_ids, all_shown(records.get_many(job_ids), admin))
+    response = jsonify(answer)
+    if answer["done"]:
+        svc.finished_batches.keep(batch_id, admin, response.get_data())
+    return response
 
 
 @bp.get("/jobs")

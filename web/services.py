@@ -17,6 +17,7 @@ from jobs.records import FinishedLimits, JobRecords
 from jobs.replicas import ReplicaAck
 from settings import Settings
 from web import draining
+from web.finished_batches import FinishedBatches
 from web.waiting import JobWaiter
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Services:
     feedback: FeedbackStore
     memory: memory.MemoryGauge
     drain: draining.Drain
+    finished_batches: FinishedBatches
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -67,6 +69,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         ),
         memory=memory.MemoryGauge(client, settings.redis_high_water),
         drain=drain,
+        finished_batches=FinishedBatches(),
     )
 
 

@@ -117,3 +117,24 @@ def test_a_lost_notice_delays_the_waiters_by_about_a_second(redis_client):
     for thread in threads:
         thread.join(10)
     assert len(ended) == 20 and max(ended) - lost_at < 2.5  # the one that looks each second woke the rest
+
+
+def test_a_finished_batch_polled_again_is_answered_without_reading_its_jobs_again(redis_client, make_app):
+    records = rec.JobRecords(redis_client)
+    batch_id = rec.new_job_id()
+    job_ids = records.create("predict", 300, batch_id=batch_id, client="10.0.0.9").ids
+    web = make_app().test_client()
+    path = f"/api/v1/batches/{batch_id}"
+    records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result={"label": 1}) for job_id in job_ids[:-1]])
+    assert web.get(path).get_json()["done"] is False
+    records.finish([rec.Outcome(job_ids[-1], rec.SUCCEEDED, result={"label": 2})])
+
+    first = web.get(path)
+    assert first.get_json()["done"] and first.get_json()["jobs"][-1]["result"]["label"] == 2  # nothing stale
+    before = command_calls(redis_client)
+    again = [web.get(path) for _ in range(20)]
+    calls = {name: count - before.get(name, 0) for name, count in command_calls(redis_client).items()}
+
+    assert all(answer.status_code == 200 and answer.data == first.data for answer in again)
+    read = {name: calls.get(name, 0) for name in ("hgetall", "hmget", "lrange")}
+    assert read == {"hgetall": 0, "hmget": 0, "lrange": 0}, f"20 polls of a finished batch read {read}"
