@@ -17,8 +17,10 @@ Every script is called the same way:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -84,6 +86,38 @@ def _refusal(answer: list) -> Refusal:
     return Refusal(answer[0].decode(), int(answer[1]), int(answer[2]))
 
 
+@dataclass(frozen=True)
+class PendingLimits:
+    """How much unfinished work create_jobs.lua admits (0: no limit): jobs and image bytes per
+    client, and image bytes of everyone together (the script's ``limits``, field for field)."""
+
+    jobs: int = 0
+    bytes: int = 0
+    total_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """Where create_jobs.lua queues new jobs (the script's ``lanes``, field for field): ``fast``
+    while their client has at most ``fast_pending`` jobs pending (these included), ``bulk`` beyond.
+    Workers serve the fast lane first.
+
+    A ``priority`` (Triton's: 0 none, 1 the highest) overrides that within bounds: 1 puts the jobs
+    in the fast lane ahead of the client's own backlog, as long as the client's jobs in the fast
+    lane (these included) stay within ``fast_pending``, so a client cannot move a backlog ahead of
+    everyone's single images; 2 and beyond put them in the bulk lane. The limits on pending jobs
+    and bytes apply whatever the priority. Both counts are of images: a tensor job counts its own."""
+
+    fast: str
+    bulk: str | None = None
+    fast_pending: int = 0
+    priority: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bulk is None:
+            object.__setattr__(self, "bulk", self.fast)
+
+
 class CreateJobs(Script):
     """create_jobs.lua: record and index new queued jobs, within limits, in a lane if given."""
 
@@ -100,25 +134,18 @@ class CreateJobs(Script):
         images: Sequence[bytes],
         batch_id: str | None,
         client: str | None,
-        max_jobs: int,
-        max_bytes: int,
-        max_total_bytes: int,
-        fast_lane: str | None,
-        bulk_lane: str | None,
-        fast_pending: int,
+        limits: PendingLimits,
+        lanes: Lanes | None,
         images_per_job: int = 1,
         listed: bool = True,
-        priority: int = 0,
         timeout_ms: int = 0,
         replica_wait_ms: int | None = None,
     ) -> tuple[str | Refusal, int | None]:
         """The lane the jobs went to ('' for none), or the limit they would pass (nothing written);
         and, with ``replica_wait_ms``, how many replicas acknowledged the new records in that time
-        (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane, with
-        it ``priority`` chooses one as create_jobs.lua says. Each job holds ``images_per_job``
+        (else None). Without ``lanes`` the jobs go in no lane. Each job holds ``images_per_job``
         images; unless ``listed`` they are not among the recent. ``timeout_ms`` (0: none) gives
         each job a deadline that far ahead in Redis's clock."""
-        lanes = bool(fast_lane and bulk_lane)
         script_keys = [
             keys.QUEUED_JOBS,
             keys.RECENT_JOBS,
@@ -126,8 +153,8 @@ class CreateJobs(Script):
             keys.pending(client or ""),
             keys.pending_bytes(client or ""),
             keys.QUEUED_BYTES,
-            keys.lane(fast_lane) if lanes else "",
-            keys.lane(bulk_lane) if lanes else "",
+            keys.lane(lanes.fast) if lanes else "",
+            keys.lane(lanes.bulk) if lanes else "",
             keys.batch_unfinished(batch_id or ""),
             keys.pending_fast(client or ""),
         ]
@@ -143,10 +170,8 @@ class CreateJobs(Script):
             "images": images_per_job,
             "batch": bool(batch_id),
             "client": bool(client),
-            "limits": {"jobs": max_jobs, "bytes": max_bytes, "total_bytes": max_total_bytes},
-            "lanes": {"fast": fast_lane, "bulk": bulk_lane, "fast_pending": fast_pending, "priority": priority}
-            if lanes
-            else False,
+            "limits": dataclasses.asdict(limits),
+            "lanes": dataclasses.asdict(lanes) if lanes else False,
             "fields": fields,
             "timeout_ms": timeout_ms,
         }
