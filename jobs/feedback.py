@@ -104,25 +104,20 @@ class FeedbackStore:
         data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
         if len(data) != PIXELS:
             raise ValueError(f"a correction's image must be 28x28, not {np.shape(pixels)}")
-        now = time.time()
-        version = "" if model_version is None else str(model_version)
-        # The values and, roughly, the field names.
-        size = sum(len(value) for value in (job_id, str(label), str(predicted), version, repr(now), data, client)) + 72
+        # The correction's hash as it is kept (read back by _decode).
+        record = {
+            "job_id": job_id,
+            "label": str(label),
+            "predicted": str(predicted),
+            "model_version": "" if model_version is None else str(model_version),
+            "created_at": repr(time.time()),
+            "pixels": data,
+            "client": client,
+        }
+        size = sum(len(value) for value in record.values()) + 72  # the values and, roughly, the field names
         for _ in range(3):  # another correction of the same job may come in between the read and the script
-            earlier = self.redis.hget(keys.feedback(job_id), "client")
-            answer = self._add(
-                job_id=job_id,
-                label=label,
-                predicted=predicted,
-                model_version=model_version,
-                created_at=now,
-                pixels=data,
-                size=size,
-                cap=self.max_bytes,
-                client=client,
-                earlier_client=(earlier or b"").decode(),
-                quota=self.max_per_client,
-            )
+            earlier = (self.redis.hget(keys.feedback(job_id), "client") or b"").decode()
+            answer = self._add(record, size=size, cap=self.max_bytes, earlier_client=earlier, quota=self.max_per_client)
             if not (isinstance(answer, scripts.Refusal) and answer.limit == "moved"):
                 break
         if isinstance(answer, scripts.Refusal):

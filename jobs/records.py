@@ -257,10 +257,9 @@ class JobRecords:
         Raises :class:`~jobs.replicas.NotReplicated` when a replica should have acknowledged the
         new records and none did in time (they are written, on the primary only).
         """
-        now = time.time()
         ids = list(ids) if ids is not None else [new_job_id() for _ in range(count)]
         count = len(ids)
-        shared = {"type": job_type, "status": QUEUED, "created_at": repr(now)}
+        shared = {"type": job_type, "status": QUEUED, "created_at": repr(time.time())}
         if client:
             shared["client"] = client
         if batch_id:
@@ -271,14 +270,11 @@ class JobRecords:
         images += [b""] * (count - len(images))
         wait_ms = self.replica_ack.timeout_ms if self.replica_ack and self.replica_ack.wanted() else None
         answer, acknowledged = self._create(
-            now=now,
             ttl=self.ttl,
             recent_kept=RECENT_JOBS_KEPT,
             fields=shared,
             job_ids=ids,
             images=images,
-            batch_id=batch_id,
-            client=client,
             limits=limits,
             lanes=lanes,
             images_per_job=images_per_job,
