@@ -39,7 +39,7 @@ records, lanes = rec.JobRecords(client), LaneReader(client, [keys.PREDICT_QUEUE,
 result = {"label": 9, "confidence": 0.91, "probabilities": [0.01] * 9 + [0.91], "model_version": 1,
           "input_png": "iVBORw0KGgo=", "timings": {"preprocess_ms": 0.1, "predict_ms": 1.0, "batch_size": 64}}
 while True:
-    ids = lanes.take(256, 0.5)
+    ids = [entry for batch in lanes.take(256, 0.5) for entry in batch]
     taken = [s.job_id for s in records.start(ids, "stand-in") if s.taken]
     records.finish([rec.Outcome(i, rec.SUCCEEDED, result=result) for i in taken], batch_size=len(ids))
 """

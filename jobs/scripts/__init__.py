@@ -381,12 +381,13 @@ class ForgetFinished(Script):
 
 
 class TakeFromLanes(Script):
-    """take_from_lanes.lua: lane entries of up to a batch of images, the first lane's first."""
+    """take_from_lanes.lua: lane entries of up to a batch of images, the first lane's first: one list per lane."""
 
     name = "take_from_lanes"
 
-    def __call__(self, *, lanes: Sequence[str], most: int) -> list[str]:
-        return [i.decode() for i in self._run([keys.lane(lane) for lane in lanes], {"most": most})]
+    def __call__(self, *, lanes: Sequence[str], most: int) -> list[list[str]]:
+        groups = self._run([keys.lane(lane) for lane in lanes], {"most": most})
+        return [[entry.decode() for entry in group] for group in groups]
 
 
 class AddCorrection(Script):
