@@ -15,7 +15,7 @@ from web.auth import admin_required, is_admin, predict_token_if_configured
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import decode_base64_image
-from web.openapi import Answer, documented
+from web.openapi import Answer, documented, link
 from web.privacy import all_shown, shown
 from web.schemas import (
     Deleted,
@@ -60,12 +60,7 @@ log = logging.getLogger(__name__)
         "multipart/form-data": lambda settings: predictions_form(settings.max_images_per_request),
         "application/json": lambda settings: predictions_json(settings.max_images_per_request),
     },
-    links={
-        202: {
-            "firstJob": ("getJob", {"job_id": "$response.body#/jobs/0/job_id"}),
-            "batch": ("getBatch", {"batch_id": "$response.body#/batch_id"}),
-        }
-    },
+    links={202: {"firstJob": link("getJob", job_id="jobs/0/job_id"), "batch": link("getBatch", batch_id="batch_id")}},
 )
 @predict_token_if_configured
 def create_predictions():
@@ -198,12 +193,7 @@ def cancel_job(job_id: str):
     {202: Answer(TrainingAccepted, "training job queued")},
     (400, 409, 413, 503),
     body={"application/json": TrainingRequest},
-    links={
-        202: {
-            "job": ("getJob", {"job_id": "$response.body#/job_id"}),
-            "cancel": ("cancelJob", {"job_id": "$response.body#/job_id"}),
-        }
-    },
+    links={202: {"job": link("getJob", job_id="job_id"), "cancel": link("cancelJob", job_id="job_id")}},
 )
 @admin_required
 def create_training_job():

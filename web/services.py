@@ -10,7 +10,7 @@ from celery import Celery
 from flask import Flask, current_app
 
 from jobs import memory
-from jobs.feedback import FeedbackStore
+from jobs.feedback import FeedbackLimits, FeedbackStore
 from jobs.model_store import ModelStore
 from jobs.queue import connect, create_celery
 from jobs.records import FinishedLimits, JobRecords
@@ -63,9 +63,9 @@ def init_app(app: Flask, settings: Settings) -> None:
         waiter=waiter,
         feedback=FeedbackStore(
             client,
-            settings.feedback_retention_seconds,
-            settings.max_feedback_bytes,
-            settings.max_corrections_per_client,
+            FeedbackLimits(
+                settings.feedback_retention_seconds, settings.max_feedback_bytes, settings.max_corrections_per_client
+            ),
         ),
         memory=memory.MemoryGauge(client, settings.redis_high_water),
         drain=drain,
