@@ -11,16 +11,25 @@ balancing ask. It answers for three service names:
 
 Check reads readiness afresh, as a ``/readyz`` request does; a Watch stream is told of a change
 within :data:`WATCH_INTERVAL_S`, and of the drain at once (web/grpc_server.py refreshes then).
+
+Where no grpc_health_probe is at hand (docker-compose's healthcheck, the image), the same question:
+
+    python -m web.grpc_health [HOST:PORT] [--service liveness]     # exit 0: SERVING
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 
-from grpc_health.v1 import health, health_pb2
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tritonclient.grpc import service_pb2
+
+from settings import get_settings
 
 log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -60,3 +69,25 @@ class Health(health.aio.HealthServicer):
             except Exception:
                 log.exception("gRPC health: readiness could not be read")
             await asyncio.sleep(WATCH_INTERVAL_S)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Ask a gRPC server's health service once: 0 if it says SERVING, 1 if anything else (or no answer)."""
+    parser = argparse.ArgumentParser(description="exit 0 if the gRPC server says SERVING, else 1")
+    parser.add_argument("address", nargs="?", default=f"127.0.0.1:{get_settings().grpc_port}")
+    parser.add_argument("--service", default="", help=f'"" (ready: the default) or {LIVENESS}')
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer")
+    args = parser.parse_args(argv)
+    request = health_pb2.HealthCheckRequest(service=args.service)
+    with grpc.insecure_channel(args.address) as channel:
+        try:
+            status = health_pb2_grpc.HealthStub(channel).Check(request, timeout=args.timeout).status
+        except grpc.RpcError as error:
+            print(f"{args.address}: {error.code().name}", file=sys.stderr)
+            return 1
+    print(f"{args.address}: {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}")
+    return 0 if status == SERVING else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

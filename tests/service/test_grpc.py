@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import grpc
@@ -208,6 +210,11 @@ def protocol_health(channel: grpc.Channel) -> tuple[bool, bool]:
     return live, stub.ServerReady(service_pb2.ServerReadyRequest(), timeout=10).ready
 
 
+def probe(address: str, *options: str) -> int:
+    """The exit status of ``python -m web.grpc_health`` (docker-compose's healthcheck) against ``address``."""
+    return subprocess.run([sys.executable, "-m", "web.grpc_health", address, *options], timeout=30).returncode
+
+
 def test_the_health_service_says_serving_while_a_worker_is_live(address):
     with grpc.insecure_channel(address) as channel:
         assert health(channel) == SERVING and health(channel, PROTOCOL) == SERVING
@@ -216,6 +223,7 @@ def test_the_health_service_says_serving_while_a_worker_is_live(address):
         with pytest.raises(grpc.RpcError) as unknown:
             health(channel, "letters")
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    assert probe(address) == 0
 
 
 def test_without_a_worker_or_without_redis_the_health_service_says_not_serving_but_live():
@@ -227,6 +235,7 @@ def test_without_a_worker_or_without_redis_the_health_service_says_not_serving_b
                 assert health(channel) == NOT_SERVING and health(channel, PROTOCOL) == NOT_SERVING
                 assert health(channel, "liveness") == SERVING
                 assert protocol_health(channel) == (True, False)
+                assert probe(address) == 1 and probe(address, "--service", "liveness") == 0
                 server.stop()  # Redis away
                 assert health(channel) == NOT_SERVING and health(channel, "liveness") == SERVING
         finally:
