@@ -145,7 +145,11 @@ def main() -> int:
             "POST /api/v1/predictions, 1 PNG, JSON": (post_json(1), 300, store.flushdb),
             "POST /api/v1/predictions, 256 PNGs, multipart": (post_multipart(256), 20, store.flushdb),
             "POST /api/v1/predictions, 256 PNGs, JSON": (post_json(256), 20, store.flushdb),
-            "POST /v2 infer, 1 pixels image, JSON": (infer(one_json, "application/json", {}), 200, with_stand_in_worker),
+            "POST /v2 infer, 1 pixels image, JSON": (
+                infer(one_json, "application/json", {}),
+                200,
+                with_stand_in_worker,
+            ),
             "POST /v2 infer, 64 pixels, JSON": (infer(as_json, "application/json", {}), 20, with_stand_in_worker),
             "POST /v2 infer, 64 pixels, binary": (
                 infer(header + pixels.tobytes(), "application/octet-stream", length),
