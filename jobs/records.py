@@ -47,6 +47,10 @@ from jobs.scripts import PendingLimits as PendingLimits
 from model.results import ErrorDetail
 
 RECENT_JOBS_KEPT = 1000
+# A process trims the recent index once it has listed this many jobs since it last did: the index
+# holds at most RECENT_JOBS_KEPT plus fewer than this a process, and a single image's request is
+# spared the command.
+RECENT_TRIM_EVERY = 16
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 
 # Record bytes one finished notice carries at most: enough for a request of a few images, so a
@@ -223,6 +227,8 @@ class JobRecords:
         self.replica_ack = replica_ack
         self.finished_limits = finished_limits
         self._trimmed_at = 0.0  # when this process's finish last trimmed the finished index
+        # Jobs listed since this process last trimmed the recent index (its first create trims).
+        self._listed_untrimmed = RECENT_TRIM_EVERY
         # The finished indexes are counted (and the oldest forgotten beyond the limits) once this
         # process has ended a hundredth of the smaller limit since it last counted: each limit is
         # passed by at most that much a process, and a finish of a few jobs is spared the counting.
@@ -281,9 +287,12 @@ class JobRecords:
         images = list(images or ())
         images += [b""] * (count - len(images))
         wait_ms = self.replica_ack.timeout_ms if self.replica_ack and self.replica_ack.wanted() else None
+        if listed:
+            self._listed_untrimmed += count
+        trim_recent = listed and self._listed_untrimmed >= RECENT_TRIM_EVERY
         answer, acknowledged = self._create(
             ttl=self.ttl,
-            recent_kept=RECENT_JOBS_KEPT,
+            recent_kept=RECENT_JOBS_KEPT if trim_recent else 0,
             fields=shared,
             job_ids=ids,
             images=images,
@@ -295,7 +304,11 @@ class JobRecords:
             replica_wait_ms=wait_ms,
         )
         if isinstance(answer, scripts.Refusal):
+            if listed:
+                self._listed_untrimmed -= count  # nothing was listed
             raise OverLimit(*answer)
+        if trim_recent:
+            self._listed_untrimmed = 0
         if acknowledged is not None:
             self.replica_ack.check(acknowledged)
         return Created(ids, answer)

@@ -14,7 +14,7 @@
 --       9 batch_left     counter of the batch's unfinished jobs (keys.batch_unfinished), if fields.batch
 --      10 pending_fast   the client's unfinished images in the fast lane (keys.pending_fast), if fields.client
 --       then per job: record (keys.job), image (keys.job_image)
--- ARGV  1 JSON {ttl: seconds, recent_kept: jobs kept in recent,
+-- ARGV  1 JSON {ttl: seconds, recent_kept: jobs kept in recent (0: not trimmed this time),
 --              listed: index the jobs in recent (the jobs page), images: images each job holds
 --              (above 1, written in the record as 'images' and in the lane entry as '<id>:<images>'),
 --              limits: {jobs, bytes, total_bytes} (0: none),
@@ -111,7 +111,7 @@ for first = 1, n, CHUNK do
   if batch_id then redis.call('RPUSH', batch, unpack(ids)) end
   if lane_key then redis.call('RPUSH', lane_key, unpack(entries)) end
 end
-if args.listed then redis.call('ZREMRANGEBYRANK', recent, 0, -args.recent_kept - 1) end
+if args.listed and args.recent_kept > 0 then redis.call('ZREMRANGEBYRANK', recent, 0, -args.recent_kept - 1) end
 if batch_id then
   redis.call('EXPIRE', batch, args.ttl)
   redis.call('SET', batch_left, n, 'EX', args.ttl)

@@ -226,8 +226,14 @@ for version, figures in pairs(versions) do
 end
 for key, amount in pairs(released) do
   local left = redis.call('DECRBY', key, amount)
-  if left <= 0 then redis.call('DEL', key) end
-  if batch_of[key] then batches[#batches + 1] = batch_of[key] .. ':' .. math.max(left, 0) end
+  if batch_of[key] then
+    -- A batch's counter stays at 0 (its TTL from create_jobs) until the batch is forgotten; below
+    -- 0 it had expired, and DECRBY made it anew without a TTL.
+    if left < 0 then redis.call('DEL', key) end
+    batches[#batches + 1] = batch_of[key] .. ':' .. math.max(left, 0)
+  elseif left <= 0 then
+    redis.call('DEL', key)
+  end
 end
 if freed > 0 and redis.call('DECRBY', total_bytes, freed) <= 0 then redis.call('DEL', total_bytes) end
 if args.batch then

@@ -1,7 +1,7 @@
 -- forget_finished: delete ended jobs (the oldest, chosen by the caller) with everything kept for
 -- them: the record, a kept image, their places in the finished indexes, and their batch's list once
--- every job of the batch has ended (its counter is gone: a batch is forgotten with its first job
--- forgotten, as its jobs end together). A job that has not ended is left alone. It only frees, so
+-- every job of the batch has ended (its counter is 0 or gone: a batch is forgotten with its first
+-- job forgotten, as its jobs end together). A job that has not ended is left alone. It only frees, so
 -- it runs under maxmemory too.
 --
 -- KEYS  1 finished   sorted set of ended jobs by when (keys.FINISHED_JOBS)
@@ -23,7 +23,7 @@ for i = 1, n do
   if status ~= 'queued' and status ~= 'running' then
     deleted = deleted + redis.call('DEL', record)
     redis.call('DEL', image)
-    if not redis.call('GET', batch_left) then redis.call('DEL', batch) end
+    if tonumber(redis.call('GET', batch_left) or '0') <= 0 then redis.call('DEL', batch, batch_left) end
     redis.call('ZREM', by_client, id)
   end
   redis.call('ZREM', finished, id)  -- an unended job has no place there

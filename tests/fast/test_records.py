@@ -229,6 +229,28 @@ def test_a_pending_counter_expires_a_record_life_after_it_was_made_and_is_not_re
     assert records.pending("10.0.0.1") == 2 and records.pending_bytes("10.0.0.1") == 6
 
 
+def test_a_batchs_counter_stays_at_zero_with_its_expiry_once_its_jobs_have_ended(redis_client):
+    records = rec.JobRecords(redis_client, ttl_seconds=100)
+    batch_id = rec.new_job_id()
+    ids = records.create("predict", 2, batch_id=batch_id).ids
+    records.finish([rec.Outcome(ids[0], rec.SUCCEEDED, result={})])
+    redis_client.config_resetstat()
+    records.finish([rec.Outcome(ids[1], rec.SUCCEEDED, result={})])
+    assert records.batch_unfinished(batch_id) == 0
+    assert redis_client.get(keys.batch_unfinished(batch_id)) == b"0"  # not deleted: one command less an end
+    assert 0 < redis_client.ttl(keys.batch_unfinished(batch_id)) <= 100
+
+
+def test_the_recent_index_is_trimmed_once_a_process_has_listed_a_few_jobs(redis_client):
+    records = rec.JobRecords(redis_client)
+    redis_client.config_resetstat()
+    for _ in range(rec.RECENT_JOBS_KEPT + 40):
+        records.create("predict")
+    trims = redis_client.info("commandstats")["cmdstat_zremrangebyrank"]["calls"]
+    assert trims <= (rec.RECENT_JOBS_KEPT + 40) // rec.RECENT_TRIM_EVERY + 1
+    assert rec.RECENT_JOBS_KEPT <= redis_client.zcard(keys.RECENT_JOBS) < rec.RECENT_JOBS_KEPT + rec.RECENT_TRIM_EVERY
+
+
 def test_bucket_of():
     assert rec.bucket_of(0.004, rec.LATENCY_BUCKETS) == "0.005"
     assert rec.bucket_of(0.05, rec.LATENCY_BUCKETS) == "0.05"
