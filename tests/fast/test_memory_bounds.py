@@ -89,6 +89,21 @@ def test_the_ended_jobs_are_counted_once_a_hundredth_of_the_limit_has_ended_and_
     assert redis_client.zcard(keys.finished_by_client("10.0.0.1")) >= 300
 
 
+def test_forgetting_an_ended_job_costs_three_commands_and_its_batch_and_indexes_one_for_all(redis_client):
+    records = rec.JobRecords(redis_client)
+    batch_id = rec.new_job_id()
+    ids = records.create("predict", 100, batch_id=batch_id, client="10.0.0.1", images=[b"png"] * 100).ids
+    records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result={}) for job_id in ids])
+    redis_client.config_resetstat()
+    assert records.forget_finished() == 100
+    stats = redis_client.info("commandstats")
+    calls = sum(v["calls"] for k, v in stats.items() if k != "cmdstat_config|resetstat")
+    assert calls <= 3 * 100 + 10, stats  # its owners read, its status read, its record and image deleted
+    assert redis_client.zcard(keys.FINISHED_JOBS) == 0 and redis_client.zcard(keys.finished_by_client("10.0.0.1")) == 0
+    assert not redis_client.exists(*[keys.job(job_id) for job_id in ids])
+    assert records.batch(batch_id) is None and not redis_client.exists(keys.batch_unfinished(batch_id))
+
+
 def test_a_batch_is_forgotten_with_its_jobs_and_an_admin_can_purge_every_ended_job(redis_server):
     url = redis_server.url.rsplit("/", 1)[0] + "/3"
     client = redis.Redis.from_url(url)
