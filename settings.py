@@ -84,7 +84,9 @@ class Settings:
     grpc_threads: int = setting(64, "gRPC calls the gRPC server works on at once (a waiting one holds a thread)")
     request_read_timeout: float = setting(20.0, "seconds a client may take to send a request (plus 1 per 64 KB)")
     proxies: int = setting(0, "proxies in front of the web whose X-Forwarded-For and -Proto are trusted")
-    drain_seconds: float = setting(5.0, "after SIGTERM, how long a web process serves on while /readyz says 503")
+    drain_seconds: float = setting(
+        5.0, "after SIGTERM, how long a web (or gRPC) process serves on while saying not ready (/readyz 503)"
+    )
     # Queues and batching
     interactive_pending: int = setting(16, "a client with at most this many jobs pending submits to the fast lane")
     predict_batch_images: int = setting(256, "a worker takes at most this many images for one batch")

@@ -46,7 +46,7 @@ def main() -> int:
     reader = LaneReader(client, keys.PREDICT_QUEUES)
     name = f"naive:{os.getpid()}"
     while True:
-        for job_id in reader.take(1, 1.0):
+        for job_id in (entry for batch in reader.take(1, 1.0) for entry in batch):
             (job,) = records.start([job_id], name)
             if not job.taken:
                 continue

@@ -54,6 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / "var" / "peers"
 MLSERVER_VENV = PEERS / "mlserver"
 RUNTIME = Path(__file__).resolve().parent / "mlserver" / "digits_runtime.py"
+# The runtime's predictor: this service's own, copied beside it as the module it imports.
+PREDICTOR = ROOT / "model" / "runtimes" / "litert.py"
 # What works: MLServer 1.7.1 fails to start with uvloop 0.21 (its event loop policy is gone).
 MLSERVER = ["mlserver==1.7.1", "uvloop<0.21", "ai-edge-litert==2.3.0"]
 MLSERVER_BATCHING = {"max_batch_size": 64, "max_batch_time": 0.002}
@@ -102,6 +104,7 @@ class MLServer:
         shutil.rmtree(folder, ignore_errors=True)
         (folder / "digits").mkdir(parents=True)
         shutil.copy(RUNTIME, folder / "digits" / RUNTIME.name)
+        shutil.copy(PREDICTOR, folder / "digits" / "litert_predictor.py")
         settings = {
             "http_port": self.port,
             "grpc_port": free_port(),

@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -102,26 +103,45 @@ def health_probe(base: str, seconds: float, every_s: float = 0.05) -> Latencies:
     return got
 
 
-class LongPolls:
-    """``count`` long polls held open from ``source``: each answered one is sent again at once."""
+class Background:
+    """Load that ``threads`` threads make from the start of a ``with`` to its end: each runs
+    ``_run``, which returns once ``stopping`` is set."""
 
-    def __init__(self, base: str, path: str, count: int, source: str = "127.0.0.2"):
-        address = urlsplit(base)
-        self.target, self.path, self.count, self.source = (address.hostname, address.port), path, count, source
-        self.selector = selectors.DefaultSelector()
-        self.answered = self.errors = 0
+    def __init__(self, threads: int = 1):
         self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
-    def __enter__(self) -> LongPolls:
-        for _ in range(self.count):
-            self._open()
-        self.thread.start()
+    def __enter__(self) -> Self:
+        for thread in self.threads:
+            thread.start()
         return self
 
     def __exit__(self, *_) -> None:
         self.stopping.set()
-        self.thread.join()
+        for thread in self.threads:
+            thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class LongPolls(Background):
+    """``count`` long polls held open from ``source``: each answered one is sent again at once."""
+
+    def __init__(self, base: str, path: str, count: int, source: str = "127.0.0.2"):
+        super().__init__()
+        address = urlsplit(base)
+        self.target, self.path, self.count, self.source = (address.hostname, address.port), path, count, source
+        self.selector = selectors.DefaultSelector()
+        self.answered = self.errors = 0
+
+    def __enter__(self) -> Self:
+        for _ in range(self.count):
+            self._open()
+        return super().__enter__()
+
+    def __exit__(self, *_) -> None:
+        super().__exit__()
         for key in list(self.selector.get_map().values()):
             key.fileobj.close()
 
@@ -193,31 +213,26 @@ def hostile_session(source: str = "127.0.0.2") -> requests.Session:
     return session
 
 
-class BulkBacklog:
+class BulkBacklog(Background):
     """Another client keeping at least ``floor`` images queued: 500-image requests whenever its
     backlog drops below that, waiting out its 429s as told."""
 
     def __init__(self, base: str, images: list[bytes], floor: int, redis_url: str, source: str = "127.0.0.2"):
+        super().__init__()
         self.base, self.images, self.floor, self.source = base, images, floor, source
         self.client = redis.Redis.from_url(redis_url)
         self.session = hostile_session(source)
         self.sent = self.refused = 0
         self.backlog_seen: list[int] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
     def backlog(self) -> int:
         return int(self.client.get(keys.pending(self.source)) or 0)
 
-    def __enter__(self) -> BulkBacklog:
-        self.thread.start()
-        while self.backlog() < self.floor and self.thread.is_alive():
+    def __enter__(self) -> Self:
+        super().__enter__()
+        while self.backlog() < self.floor and self.threads[0].is_alive():
             time.sleep(0.1)
         return self
-
-    def __exit__(self, *_) -> None:
-        self.stopping.set()
-        self.thread.join()
 
     def _run(self) -> None:
         files = [("image", self.images[i % len(self.images)]) for i in range(500)]
@@ -235,24 +250,13 @@ class BulkBacklog:
                 time.sleep(float(answer.headers.get("Retry-After", "1")))
 
 
-class Repeated:
+class Repeated(Background):
     """Another client sending one request again as soon as it is answered, on ``threads``
     connections; the answers' latencies and statuses are kept."""
 
     def __init__(self, send, threads: int = 2):
+        super().__init__(threads)
         self.send, self.latencies, self.statuses = send, Latencies(), Counter()
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> Repeated:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join()
 
     def _run(self) -> None:
         session = hostile_session()
@@ -265,28 +269,19 @@ class Repeated:
                 self.latencies.failed += 1
 
 
-class EndingBatches:
+class EndingBatches(Background):
     """Three batches of 1,000 jobs of 127.0.0.2's, recorded straight in Redis (in no lane, so no
     worker takes them) and ended ``per_tick`` jobs of each every ``tick_s`` by this thread, as
     workers would: long polls on them are woken by every one of those finishes."""
 
     def __init__(self, redis_url: str, per_tick: int = 2, tick_s: float = 0.05, size: int = 1000):
+        super().__init__()
         self.records = JobRecords(redis.Redis.from_url(redis_url))
         self.batches = []
         for _ in range(3):
             batch_id = rec.new_job_id()
             self.batches.append((batch_id, self.records.create("predict", size, batch_id=batch_id).ids))
         self.per_tick, self.tick_s, self.notices = per_tick, tick_s, 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> EndingBatches:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.stopping.set()
-        self.thread.join()
 
     def _run(self) -> None:
         done = 0

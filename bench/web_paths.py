@@ -5,8 +5,8 @@
 Flask's test client against a private redis-server, with a stand-in worker process that ends each
 job at once (so /v2 infer, which waits for its answers, can be timed without a model): POST
 /api/v1/predictions with 1 and 256 PNGs (multipart and JSON), GET /api/v1/jobs/<id> (with and
-without ?wait=, the job ended), GET /api/v1/batches/<id> of 256 ended jobs, and /v2 infer of 64
-``pixels`` as JSON and as binary tensors. Each figure is the process CPU per request (this
+without ?wait=, the job ended), GET /api/v1/batches/<id> of 256 ended jobs, and /v2 infer of one
+``pixels`` image as JSON and of 64 as JSON and as binary tensors. Each figure is the process CPU per request (this
 process: the app and its waiter thread, not Redis or the stand-in), the least of five rounds.
 """
 
@@ -38,10 +38,16 @@ client = redis.Redis.from_url(sys.argv[1])
 records, lanes = rec.JobRecords(client), LaneReader(client, [keys.PREDICT_QUEUE, keys.BULK_QUEUE])
 result = {"label": 9, "confidence": 0.91, "probabilities": [0.01] * 9 + [0.91], "model_version": 1,
           "input_png": "iVBORw0KGgo=", "timings": {"preprocess_ms": 0.1, "predict_ms": 1.0, "batch_size": 64}}
+def outcome(job):
+    if job.tensor is None:
+        return rec.Outcome(job.job_id, rec.SUCCEEDED, result=result)
+    n = keys.images_of_lane_entry(entries[job.job_id])  # a tensor job: N images' outputs
+    return rec.Outcome(job.job_id, rec.SUCCEEDED, result={
+        "label": [9] * n, "probabilities": [result["probabilities"]] * n, "model_version": 1})
 while True:
-    ids = lanes.take(256, 0.5)
-    taken = [s.job_id for s in records.start(ids, "stand-in") if s.taken]
-    records.finish([rec.Outcome(i, rec.SUCCEEDED, result=result) for i in taken], batch_size=len(ids))
+    entries = {keys.job_of_lane_entry(e): e for batch in lanes.take(256, 0.5) for e in batch}
+    taken = [job for job in records.start(list(entries), "stand-in") if job.taken]
+    records.finish([outcome(job) for job in taken], batch_size=len(taken))
 """
 
 
@@ -104,6 +110,7 @@ def main() -> int:
         pixels = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
         tensor = {"name": "pixels", "datatype": "UINT8", "shape": [64, 28, 28]}
         as_json = json.dumps({"inputs": [{**tensor, "data": pixels.ravel().tolist()}]})
+        one_json = json.dumps({"inputs": [{**tensor, "shape": [1, 28, 28], "data": pixels[0].ravel().tolist()}]})
         binary = {"binary_data": True}
         header = json.dumps(
             {
@@ -138,6 +145,11 @@ def main() -> int:
             "POST /api/v1/predictions, 1 PNG, JSON": (post_json(1), 300, store.flushdb),
             "POST /api/v1/predictions, 256 PNGs, multipart": (post_multipart(256), 20, store.flushdb),
             "POST /api/v1/predictions, 256 PNGs, JSON": (post_json(256), 20, store.flushdb),
+            "POST /v2 infer, 1 pixels image, JSON": (
+                infer(one_json, "application/json", {}),
+                200,
+                with_stand_in_worker,
+            ),
             "POST /v2 infer, 64 pixels, JSON": (infer(as_json, "application/json", {}), 20, with_stand_in_worker),
             "POST /v2 infer, 64 pixels, binary": (
                 infer(header + pixels.tobytes(), "application/octet-stream", length),

@@ -46,6 +46,16 @@ class Correction:
         return is_held_out(self.job_id)
 
 
+@dataclass(frozen=True)
+class FeedbackLimits:
+    """What corrections may take (0: no limit): how long they are kept (FEEDBACK_RETENTION_SECONDS),
+    their bytes in all (MAX_FEEDBACK_BYTES) and how many one client keeps (MAX_CORRECTIONS_PER_CLIENT)."""
+
+    retention_s: int = 0
+    max_bytes: int = 0
+    max_per_client: int = 0
+
+
 class FeedbackFull(Exception):
     """A correction would take the corrections past MAX_FEEDBACK_BYTES."""
 
@@ -83,13 +93,11 @@ def is_held_out(job_id: str) -> bool:
 
 
 class FeedbackStore:
-    """Reads and writes corrections; ``retention_s``, ``max_bytes`` and ``max_per_client`` of 0 mean no limit."""
+    """Reads and writes corrections, within ``limits``."""
 
-    def __init__(self, client: redis.Redis, retention_s: int = 0, max_bytes: int = 0, max_per_client: int = 0):
+    def __init__(self, client: redis.Redis, limits: FeedbackLimits = FeedbackLimits()):
         self.redis = client
-        self.retention_s = retention_s
-        self.max_bytes = max_bytes
-        self.max_per_client = max_per_client
+        self.limits = limits
         self._add = scripts.AddCorrection(client)
         self._delete = scripts.DeleteCorrections(client)
 
@@ -104,24 +112,21 @@ class FeedbackStore:
         data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
         if len(data) != PIXELS:
             raise ValueError(f"a correction's image must be 28x28, not {np.shape(pixels)}")
-        now = time.time()
-        version = "" if model_version is None else str(model_version)
-        # The values and, roughly, the field names.
-        size = sum(len(value) for value in (job_id, str(label), str(predicted), version, repr(now), data, client)) + 72
+        # The correction's hash as it is kept (read back by _decode).
+        record = {
+            "job_id": job_id,
+            "label": str(label),
+            "predicted": str(predicted),
+            "model_version": "" if model_version is None else str(model_version),
+            "created_at": repr(time.time()),
+            "pixels": data,
+            "client": client,
+        }
+        size = sum(len(value) for value in record.values()) + 72  # the values and, roughly, the field names
         for _ in range(3):  # another correction of the same job may come in between the read and the script
-            earlier = self.redis.hget(keys.feedback(job_id), "client")
+            earlier = (self.redis.hget(keys.feedback(job_id), "client") or b"").decode()
             answer = self._add(
-                job_id=job_id,
-                label=label,
-                predicted=predicted,
-                model_version=model_version,
-                created_at=now,
-                pixels=data,
-                size=size,
-                cap=self.max_bytes,
-                client=client,
-                earlier_client=(earlier or b"").decode(),
-                quota=self.max_per_client,
+                record, size=size, cap=self.limits.max_bytes, earlier_client=earlier, quota=self.limits.max_per_client
             )
             if not (isinstance(answer, scripts.Refusal) and answer.limit == "moved"):
                 break
@@ -193,9 +198,9 @@ class FeedbackStore:
 
     def prune(self) -> int:
         """Delete the corrections older than the retention; return how many."""
-        if not self.retention_s:
+        if not self.limits.retention_s:
             return 0
-        old = self.redis.zrangebyscore(keys.FEEDBACK, "-inf", time.time() - self.retention_s)
+        old = self.redis.zrangebyscore(keys.FEEDBACK, "-inf", time.time() - self.limits.retention_s)
         return self.delete([i.decode() for i in old]) if old else 0
 
     def bytes_used(self) -> int:

@@ -9,9 +9,14 @@ from collections.abc import Callable
 PREFIX = "digits"
 
 
+def key(name: str) -> str:
+    """The service's key ``name``: ``key("workers")`` is ``digits:workers``."""
+    return f"{PREFIX}:{name}"
+
+
 def keyed(pattern: str) -> Callable[[object], str]:
     """The key of each id: ``keyed("job:{}")("3f0c")`` is ``digits:job:3f0c``."""
-    return lambda ident: f"{PREFIX}:{pattern.format(ident)}"
+    return lambda ident: key(pattern.format(ident))
 
 
 # Where jobs wait for a worker. Predictions wait in two lanes, plain Redis lists of job ids (the
@@ -56,23 +61,23 @@ def queue_key(name: str) -> str:
 # --- Jobs -------------------------------------------------------------------------------------
 
 # Published when jobs end: the message is the space-separated ids of the jobs that ended.
-JOBS_FINISHED_CHANNEL = f"{PREFIX}:jobs:finished"
+JOBS_FINISHED_CHANNEL = key("jobs:finished")
 
 # Sorted set of jobs not yet started, scored by when they were (last) sent to a queue.
-QUEUED_JOBS = f"{PREFIX}:jobs:queued"
+QUEUED_JOBS = key("jobs:queued")
 
 # Sorted set of the jobs a worker has taken and not finished, scored by when they were taken (or
 # last sent again, when their worker died).
-RUNNING_JOBS = f"{PREFIX}:jobs:running"
+RUNNING_JOBS = key("jobs:running")
 
 # Set of training jobs being run; their heartbeats show whether their worker is alive.
-TRAINING_RUNNING = f"{PREFIX}:jobs:training"
+TRAINING_RUNNING = key("jobs:training")
 
 # Sorted set of job ids scored by creation time (for the jobs page); trimmed on write.
-RECENT_JOBS = f"{PREFIX}:jobs:recent"
+RECENT_JOBS = key("jobs:recent")
 
 # Held (SET NX, with expiry) by the one worker that is looking for lost queue messages.
-RECOVERY_LOCK = f"{PREFIX}:jobs:recovery-lock"
+RECOVERY_LOCK = key("jobs:recovery-lock")
 
 # Hash holding one job's record: id, type, status, timestamps, and JSON fields result/error/progress.
 job = keyed("job:{}")
@@ -87,7 +92,7 @@ batch = keyed("batch:{}")
 
 # Sorted set of the ended jobs whose records are kept, scored by when they ended: the oldest are
 # forgotten beyond MAX_FINISHED_JOBS (jobs/scripts/forget_finished.lua).
-FINISHED_JOBS = f"{PREFIX}:jobs:finished"
+FINISHED_JOBS = key("jobs:finished")
 
 # Sorted set of one client's ended jobs, scored by when they ended (MAX_FINISHED_PER_CLIENT).
 finished_by_client = keyed("finished:{}")
@@ -106,40 +111,40 @@ pending_bytes = keyed("pending-bytes:{}")
 pending_fast = keyed("pending-fast:{}")
 
 # Counter of the image bytes all unfinished jobs hold together (for the queued-bytes limit).
-QUEUED_BYTES = f"{PREFIX}:jobs:queued-bytes"
+QUEUED_BYTES = key("jobs:queued-bytes")
 
 # Cluster-wide metrics, written by whoever ends a job (hashes; see web/cluster_metrics.py).
-METRICS_OUTCOMES = f"{PREFIX}:metrics:outcomes"  # "<type>:<status>" -> count
-METRICS_LATENCY = f"{PREFIX}:metrics:latency"  # bucket upper bound (s) -> count, and "sum"
-METRICS_BATCH_SIZE = f"{PREFIX}:metrics:batch_size"  # bucket upper bound (images) -> count
-METRICS_FAILURES = f"{PREFIX}:metrics:failures"  # "<type>:<error code>" -> count
+METRICS_OUTCOMES = key("metrics:outcomes")  # "<type>:<status>" -> count
+METRICS_LATENCY = key("metrics:latency")  # bucket upper bound (s) -> count, and "sum"
+METRICS_BATCH_SIZE = key("metrics:batch_size")  # bucket upper bound (images) -> count
+METRICS_FAILURES = key("metrics:failures")  # "<type>:<error code>" -> count
 # Jobs that ended ``expired`` (their deadline passed first), per lane: counted by finish_jobs.lua
 # when a job ends with that status, so whoever expires jobs through JobRecords.finish counts them.
-METRICS_EXPIRED = f"{PREFIX}:metrics:expired"  # lane -> count
+METRICS_EXPIRED = key("metrics:expired")  # lane -> count
 # Seconds a job waited in its lane before a worker took it, and from then to its end, per lane.
-METRICS_QUEUE_WAIT = f"{PREFIX}:metrics:queue_wait"  # "<lane>:<bucket>" -> count, "<lane>:sum"
-METRICS_SERVICE_TIME = f"{PREFIX}:metrics:service_time"  # "<lane>:<bucket>" -> count, "<lane>:sum"
+METRICS_QUEUE_WAIT = key("metrics:queue_wait")  # "<lane>:<bucket>" -> count, "<lane>:sum"
+METRICS_SERVICE_TIME = key("metrics:service_time")  # "<lane>:<bucket>" -> count, "<lane>:sum"
 # Triton's statistics extension for model digits: "<version>:<figure>" -> count or nanoseconds
 # (figures: success/fail/queue/compute_input/compute_infer/compute_output ":count" or ":ns",
 # "executions", "last_inference" in epoch ms); see web/model_statistics.py.
-METRICS_MODEL_STATS = f"{PREFIX}:metrics:model_stats"
+METRICS_MODEL_STATS = key("metrics:model_stats")
 
 # --- Workers (jobs/workers.py) ----------------------------------------------------------------
 
 # Sorted set of worker process names scored by their last heartbeat (epoch seconds, by Redis's clock: jobs/clock.py).
-WORKERS = f"{PREFIX}:workers"
+WORKERS = key("workers")
 
 # Hash describing one worker process: role, model version, pid, memory, heartbeat; expires when silent.
 worker = keyed("worker:{}")
 
 # --- Models (model/store.py) ------------------------------------------------------------------
 
-MODEL_VERSIONS = f"{PREFIX}:models"  # sorted set of versions (score = version number)
-MODEL_NEXT_VERSION = f"{PREFIX}:models:next"  # counter for new version numbers
-MODEL_ACTIVE = f"{PREFIX}:models:active"  # the active version number
-MODEL_ACTIVATED_CHANNEL = f"{PREFIX}:models:activated"  # pub/sub: a version was activated (message: its number)
-MODEL_SEED_LOCK = f"{PREFIX}:models:seeding"  # held by the worker storing the shipped model in an empty store
-MODEL_HISTORY = f"{PREFIX}:models:history"  # list: versions activated, most recent first (where to fall back to)
+MODEL_VERSIONS = key("models")  # sorted set of versions (score = version number)
+MODEL_NEXT_VERSION = key("models:next")  # counter for new version numbers
+MODEL_ACTIVE = key("models:active")  # the active version number
+MODEL_ACTIVATED_CHANNEL = key("models:activated")  # pub/sub: a version was activated (message: its number)
+MODEL_SEED_LOCK = key("models:seeding")  # held by the worker storing the shipped model in an empty store
+MODEL_HISTORY = key("models:history")  # list: versions activated, most recent first (where to fall back to)
 
 # The version's card, JSON.
 model_card = keyed("model:{}:card")
@@ -156,7 +161,7 @@ model_check = keyed("model:{}:check")
 # --- Corrections (jobs/feedback.py) ------------------------------------------------------------
 
 # Sorted set of the jobs that have a correction, scored by when it was given (epoch seconds).
-FEEDBACK = f"{PREFIX}:feedback"
+FEEDBACK = key("feedback")
 
 # Hash holding one correction: job_id, label given, label and model version predicted, time, the
 # client that gave it, the 28x28 pixels the network saw (784 bytes) and the record's size.
@@ -168,15 +173,15 @@ feedback = keyed("feedback:{}")
 feedback_of_client = keyed("feedback:client:{}")
 
 # Counter of the bytes all corrections take (for MAX_FEEDBACK_BYTES).
-FEEDBACK_BYTES = f"{PREFIX}:feedback:bytes"
+FEEDBACK_BYTES = key("feedback:bytes")
 
 # Hash of the corrections kept now: "<model version>:corrected" / "<model version>:confirmed" -> count.
-FEEDBACK_BY_VERSION = f"{PREFIX}:feedback:by-version"
+FEEDBACK_BY_VERSION = key("feedback:by-version")
 
 # Hashes for /metrics: corrections received ("<model version>:<verdict>" -> count, never decremented)
 # and predictions made (model version -> count), written by whoever records them.
-METRICS_FEEDBACK = f"{PREFIX}:metrics:feedback"
-METRICS_PREDICTIONS = f"{PREFIX}:metrics:predictions"
+METRICS_FEEDBACK = key("metrics:feedback")
+METRICS_PREDICTIONS = key("metrics:predictions")
 
 # --- The web's own ----------------------------------------------------------------------------
 
@@ -184,7 +189,7 @@ METRICS_PREDICTIONS = f"{PREFIX}:metrics:predictions"
 token_failures = keyed("token-failures:{}")
 
 # The session-signing key every web process shares when SECRET_KEY is unset (web/security.py).
-WEB_SECRET_KEY = f"{PREFIX}:web:secret_key"
+WEB_SECRET_KEY = key("web:secret_key")
 
 # flask-limiter's counters are kept under this prefix (web/ratelimit.py).
-RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"
+RATE_LIMIT_PREFIX = key("ratelimit")

@@ -64,19 +64,23 @@ class LaneReader:
         self.keys = [keys.lane(lane) for lane in lanes]
         self._take = scripts.TakeFromLanes(client)
 
-    def take(self, most: int, block_s: float) -> list[str]:
-        """The lane entries of jobs holding up to ``most`` images (at least one job, whatever it
-        holds), the first lane's first; when every lane is empty, wait up to ``block_s`` seconds
-        for one, else []."""
-        taken = self._take(lanes=self.lanes, most=most)
-        if taken:
-            return taken
-        # BLPOP serves its keys in order, and answers as soon as any of them has an entry.
-        waited = self.client.blpop(self.keys, timeout=block_s)
-        if not waited:
-            return []
-        # What woke it came with whatever its request queued in the same step (a batch's other
-        # images): those go in the same batch, not in one of their own after a lone first.
-        first = waited[1].decode()
-        room = most - keys.images_of_lane_entry(first)
-        return [first, *self._take(lanes=self.lanes, most=room)] if room > 0 else [first]
+    def take(self, most: int, block_s: float) -> list[list[str]]:
+        """The lane entries of jobs holding up to ``most`` images in all (at least one job, whatever
+        it holds), as one batch per lane that gave any, the first lane's first; when every lane is
+        empty, wait up to ``block_s`` seconds for one, else [].
+
+        A batch is recognised after the one before it has been recorded: jobs of the fast lane
+        taken with bulk jobs to fill the model call do not wait for the bulk jobs' images."""
+        groups = self._take(lanes=self.lanes, most=most)
+        if not any(groups):
+            # BLPOP serves its keys in order, and answers as soon as any of them has an entry.
+            waited = self.client.blpop(self.keys, timeout=block_s)
+            if not waited:
+                return []
+            # What woke it came with whatever its request queued in the same step (a batch's other
+            # images): those go in the same batch, not in one of their own after a lone first.
+            first = waited[1].decode()
+            room = most - keys.images_of_lane_entry(first)
+            groups = self._take(lanes=self.lanes, most=room) if room > 0 else [[] for _ in self.lanes]
+            groups[self.keys.index(waited[0].decode())].insert(0, first)
+        return [group for group in groups if group]

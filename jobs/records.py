@@ -40,6 +40,10 @@ from jobs.schemas import READ_MODES as READ_MODES
 from jobs.schemas import RUNNING as RUNNING
 from jobs.schemas import SUCCEEDED as SUCCEEDED
 from jobs.schemas import TERMINAL as TERMINAL
+
+# What create_jobs.lua applies, defined beside its wrapper; named here for the callers of create.
+from jobs.scripts import Lanes as Lanes
+from jobs.scripts import PendingLimits as PendingLimits
 from model.results import ErrorDetail
 
 RECENT_JOBS_KEPT = 1000
@@ -151,16 +155,6 @@ class Started:
     expired: bool = False
 
 
-@dataclass(frozen=True)
-class PendingLimits:
-    """How much unfinished work :meth:`JobRecords.create` admits (0: no limit): jobs and image
-    bytes per client, and image bytes of everyone together."""
-
-    jobs: int = 0
-    bytes: int = 0
-    total_bytes: int = 0
-
-
 NO_LIMITS = PendingLimits()
 
 
@@ -175,27 +169,6 @@ class FinishedLimits:
 
 # Records one finish forgets at most (the rest go with the next): a finish's cost stays bounded.
 MOST_FORGOTTEN_AT_ONCE = 2000
-
-
-@dataclass(frozen=True)
-class Lanes:
-    """Where new jobs queue: ``fast`` while their client has at most ``fast_pending`` jobs pending
-    (these included), ``bulk`` beyond. Workers serve the fast lane first.
-
-    A ``priority`` (Triton's: 0 none, 1 the highest) overrides that within bounds: 1 puts the jobs
-    in the fast lane ahead of the client's own backlog, as long as the client's jobs in the fast
-    lane (these included) stay within ``fast_pending``, so a client cannot move a backlog ahead of
-    everyone's single images; 2 and beyond put them in the bulk lane. The limits on pending jobs
-    and bytes apply whatever the priority. Both counts are of images: a tensor job counts its own."""
-
-    fast: str
-    bulk: str | None = None
-    fast_pending: int = 0
-    priority: int = 0
-
-    def __post_init__(self) -> None:
-        if self.bulk is None:
-            object.__setattr__(self, "bulk", self.fast)
 
 
 @dataclass(frozen=True)
@@ -284,10 +257,9 @@ class JobRecords:
         Raises :class:`~jobs.replicas.NotReplicated` when a replica should have acknowledged the
         new records and none did in time (they are written, on the primary only).
         """
-        now = time.time()
         ids = list(ids) if ids is not None else [new_job_id() for _ in range(count)]
         count = len(ids)
-        shared = {"type": job_type, "status": QUEUED, "created_at": repr(now)}
+        shared = {"type": job_type, "status": QUEUED, "created_at": repr(time.time())}
         if client:
             shared["client"] = client
         if batch_id:
@@ -298,23 +270,15 @@ class JobRecords:
         images += [b""] * (count - len(images))
         wait_ms = self.replica_ack.timeout_ms if self.replica_ack and self.replica_ack.wanted() else None
         answer, acknowledged = self._create(
-            now=now,
             ttl=self.ttl,
             recent_kept=RECENT_JOBS_KEPT,
             fields=shared,
             job_ids=ids,
             images=images,
-            batch_id=batch_id,
-            client=client,
-            max_jobs=limits.jobs,
-            max_bytes=limits.bytes,
-            max_total_bytes=limits.total_bytes,
-            fast_lane=lanes.fast if lanes else None,
-            bulk_lane=lanes.bulk if lanes else None,
-            fast_pending=lanes.fast_pending if lanes else 0,
+            limits=limits,
+            lanes=lanes,
             images_per_job=images_per_job,
             listed=listed,
-            priority=lanes.priority if lanes else 0,
             timeout_ms=timeout_ms,
             replica_wait_ms=wait_ms,
         )

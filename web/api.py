@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
 
 from jobs import queue
 from jobs import records as rec
 from jobs.model_store import StoreFull
 from jobs.schemas import Batch, JobRecord, batch
 from model.training.config import NOT_REQUESTED, ConfigError, TrainingRequest, parse_training_request
-from web.auth import admin_required, predict_token_if_configured
+from web.auth import admin_required, is_admin, predict_token_if_configured
 from web.clients import client_address
 from web.errors import ApiError
 from web.images import decode_base64_image
-from web.openapi import Answer, documented
+from web.openapi import Answer, documented, link
 from web.privacy import all_shown, shown
 from web.schemas import (
     Deleted,
@@ -60,12 +60,7 @@ log = logging.getLogger(__name__)
         "multipart/form-data": lambda settings: predictions_form(settings.max_images_per_request),
         "application/json": lambda settings: predictions_json(settings.max_images_per_request),
     },
-    links={
-        202: {
-            "firstJob": ("getJob", {"job_id": "$response.body#/jobs/0/job_id"}),
-            "batch": ("getBatch", {"batch_id": "$response.body#/batch_id"}),
-        }
-    },
+    links={202: {"firstJob": link("getJob", job_id="jobs/0/job_id"), "batch": link("getBatch", batch_id="batch_id")}},
 )
 @predict_token_if_configured
 def create_predictions():
@@ -121,16 +116,24 @@ def create_predictions():
 def get_batch(batch_id: str):
     """All jobs of one submission, in order; ``?wait=S`` holds the request until all have ended."""
     wait = query(wait_query(settings().max_wait_seconds)).wait
-    records = services().records
+    svc, admin = services(), is_admin()
+    if (kept := svc.finished_batches.get(batch_id, admin)) is not None:  # ended jobs do not change
+        return current_app.response_class(kept, mimetype="application/json")
+    records = svc.records
     missing = ApiError(404, "not_found", f"no batch {batch_id[:64]!r}: never issued, or expired")
     if not records.batch_exists(batch_id):  # its ids are read once, when the answer is due
         raise missing
-    batch_ended_within(batch_id, wait)
+    # Many requests waiting on one batch end at once; those after the first find its answer kept.
+    if batch_ended_within(batch_id, wait) and (kept := svc.finished_batches.get(batch_id, admin)) is not None:
+        return current_app.response_class(kept, mimetype="application/json")
     job_ids = records.batch(batch_id)
     if job_ids is None:
         raise missing
-    answer: Batch = batch(batch_id, job_ids, all_shown(records.get_many(job_ids)))
-    return jsonify(answer)
+    answer: Batch = batch(batch_id, job_ids, all_shown(records.get_many(job_ids), admin))
+    response = jsonify(answer)
+    if answer["done"]:
+        svc.finished_batches.keep(batch_id, admin, response.get_data())
+    return response
 
 
 @bp.get("/jobs")
@@ -192,12 +195,7 @@ def cancel_job(job_id: str):
     {202: Answer(TrainingAccepted, "training job queued")},
     (400, 409, 413, 503),
     body={"application/json": TrainingRequest},
-    links={
-        202: {
-            "job": ("getJob", {"job_id": "$response.body#/job_id"}),
-            "cancel": ("cancelJob", {"job_id": "$response.body#/job_id"}),
-        }
-    },
+    links={202: {"job": link("getJob", job_id="job_id"), "cancel": link("cancelJob", job_id="job_id")}},
 )
 @admin_required
 def create_training_job():

@@ -13,11 +13,11 @@ stack/web_worker.py, calls :meth:`Drain.begin`):
    and no request waits any more; gunicorn then stops accepting and the process exits as soon as
    the answers are written, well within its ``graceful_timeout`` (stack/gunicorn_conf.py).
 
-The gRPC server (web/grpc_server.py, a process of its own) has the same drain in its app
-(``draining.of(app)``): its ServerReady already says no once the drain has begun (web/dataplane.py
-asks :attr:`Drain.draining`), and its waits end when the drain closes; a SIGTERM handler there
-that calls :meth:`Drain.begin`, then :meth:`Drain.close` before the server's own grace, is all
-it takes.
+The gRPC server (web/grpc_server.py, a process of its own) drains its app's drain
+(``draining.of(app)``) the same way: its SIGTERM handler calls :meth:`Drain.begin`, so ServerReady
+(web/dataplane.py asks :attr:`Drain.draining`) and its health service (web/grpc_health.py) say no
+at once, and :meth:`Drain.close` ``DRAIN_SECONDS`` later, which ends its waits, before the
+server's own grace.
 """
 
 from __future__ import annotations

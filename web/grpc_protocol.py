@@ -89,6 +89,20 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
 
         return await self._call(context, "ServerReady", answer)
 
+    async def ready(self) -> bool:
+        """What ServerReady answers (the rule of the web's /readyz, web/dataplane.py), False while
+        Redis does not answer (where ServerReady is refused UNAVAILABLE, as HTTP's 503): the health
+        service's readiness (web/grpc_health.py)."""
+
+        def answer() -> bool:
+            with self.app.app_context():
+                try:
+                    return dataplane.workers_ready()
+                except UNREACHABLE:
+                    return False
+
+        return await asyncio.get_running_loop().run_in_executor(self.pool, answer)
+
     async def ServerMetadata(self, request, context):
         def answer():
             metadata = dataplane.server_metadata()

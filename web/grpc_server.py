@@ -6,8 +6,16 @@ It serves web/grpc_protocol.py on grpc.aio's event loop, over the same Redis and
 web (``REDIS_URL`` and every other setting as the web reads them). A call that reads Redis or
 waits for its jobs runs on a pool of ``GRPC_THREADS`` threads; at most ``MAX_WAITS_PER_PROCESS``
 calls are taken at once (beyond, gRPC answers RESOURCE_EXHAUSTED), and a message may be as large
-as a request body over HTTP (``MAX_CONTENT_LENGTH``). SIGTERM or Ctrl-C stops it after the calls
-in hand are answered (up to ``GRACE_S``).
+as a request body over HTTP (``MAX_CONTENT_LENGTH``).
+
+Beside the protocol it serves gRPC's standard health service (web/grpc_health.py): SERVING while
+the server is ready as the web's /readyz means it, for Kubernetes' ``grpc:`` probes.
+
+SIGTERM drains it as the web drains (web/draining.py): at once the health service says NOT_SERVING
+(and ServerReady not ready), so load balancers and probes take the process out, while calls are
+served as before for ``DRAIN_SECONDS``; then the drain closes (every call waiting for its jobs is
+answered with what there is) and the server stops, the calls in hand given :data:`GRACE_S` to end.
+SIGINT (Ctrl-C) stops it without a drain, or ends one at once.
 """
 
 from __future__ import annotations
@@ -20,14 +28,16 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 from tritonclient.grpc import service_pb2_grpc
 
 from settings import get_settings
-from web import create_app
+from web import create_app, draining
+from web.grpc_health import Health
 from web.grpc_protocol import InferenceService
 
 log = logging.getLogger(__name__)
-GRACE_S = 5
+GRACE_S = 5  # after the drain: the calls in hand were answered when it closed, and need only be written
 
 
 async def serve(host: str, port: int) -> None:
@@ -39,18 +49,44 @@ async def serve(host: str, port: int) -> None:
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
     )
     with ThreadPoolExecutor(settings.grpc_threads, thread_name_prefix="grpc-call") as pool:
-        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(app, pool), server)
+        inference = InferenceService(app, pool)
+        health = Health(inference.ready)
+        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if not server.add_insecure_port(address):
             raise OSError(f"cannot listen on {address}")
+        await health.refresh()  # NOT_SERVING from the first call if no worker is live
         await server.start()
         log.info("gRPC (Open Inference Protocol) on %s", address)
-        stopping = asyncio.Event()
+        watchers = asyncio.create_task(health.keep_watchers_told())
+        terminated, interrupted = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
-        await stopping.wait()
+        loop.add_signal_handler(signal.SIGTERM, terminated.set)
+        loop.add_signal_handler(signal.SIGINT, interrupted.set)
+        await first_of(terminated, interrupted)
+        if not interrupted.is_set():
+            drain = draining.of(app)
+            drain.begin(quietly=True)  # our own line below: this process has no /readyz
+            await health.refresh()  # NOT_SERVING, and every watcher told
+            log.info(
+                "draining: the health service says NOT_SERVING from now on; calls are served for %s s",
+                settings.drain_seconds,
+            )
+            await first_of(interrupted, timeout=settings.drain_seconds)
+            drain.close()
+        watchers.cancel()
         await server.stop(GRACE_S)
+
+
+async def first_of(*events: asyncio.Event, timeout: float | None = None) -> None:
+    """Return once any of ``events`` is set, or ``timeout`` seconds have passed."""
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from model.runtimes.formats import SUFFIXES, detect_format
 from web.auth import admin_required, predict_token_if_configured
 from web.clients import client_address
 from web.errors import ApiError
-from web.openapi import Answer, Raw, documented
+from web.openapi import Answer, Raw, documented, link
 from web.schemas import CARD_NOTES, Activated, ModelList, ModelShown, ModelStored, ModelUpload
 from web.services import services
 from web.validation import Refusals, validated
@@ -120,7 +120,7 @@ def checked(version: int) -> dict:
     {201: Answer(ModelStored, "stored")},
     (400, 409, 413, 415, 503),
     body={"multipart/form-data": ModelUpload},
-    links={201: {"card": ("getModel", {"version": "$response.body#/version"})}},
+    links={201: {"card": link("getModel", version="version")}},
 )
 @admin_required
 def upload_model():

@@ -77,6 +77,12 @@ class Answer:
     description: str = ""
 
 
+def link(operation_id: str, **from_body: str) -> tuple[str, dict[str, str]]:
+    """A response's link to ``operation_id``, each parameter taken from the response body at a
+    JSON pointer: ``link("getJob", job_id="jobs/0/job_id")``."""
+    return operation_id, {name: f"$response.body#/{pointer}" for name, pointer in from_body.items()}
+
+
 @dataclass(frozen=True)
 class Operation:
     """What a view documents of itself: see :func:`documented`."""
@@ -109,7 +115,7 @@ def documented(
     type (or :class:`Answer`, or :class:`Raw`); ``errors`` are the error statuses it may answer
     (401 and 403 follow from its token decorator); ``query`` and ``headers`` are pydantic models of
     the query string and request headers; ``body`` maps media types to types; ``links`` say where
-    a response's ids lead (status -> name -> (operationId, parameters)); ``path`` gives the type of
+    a response's ids lead (status -> name -> :func:`link`); ``path`` gives the type of
     a path parameter other than web/schemas.py's PATH_PARAMETERS say. A type may be a function
     of the settings (a limit of the running configuration). A view on several routes names an
     operation for each: ``operation_id`` maps a method or an OpenAPI path to it. The summary is

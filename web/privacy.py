@@ -22,6 +22,7 @@ def shown(record: JobRecord | None, admin: bool | None = None) -> JobRecord | No
     return {name: value for name, value in record.items() if name not in PRIVATE_RECORD_FIELDS}  # type: ignore[return-value]
 
 
-def all_shown(records: Iterable[JobRecord | None]) -> list[JobRecord | None]:
-    admin = is_admin()
+def all_shown(records: Iterable[JobRecord | None], admin: bool | None = None) -> list[JobRecord | None]:
+    """The records as this request may see them (``admin``: already asked, else asked now)."""
+    admin = is_admin() if admin is None else admin
     return [shown(record, admin) for record in records]

@@ -10,13 +10,14 @@ from celery import Celery
 from flask import Flask, current_app
 
 from jobs import memory
-from jobs.feedback import FeedbackStore
+from jobs.feedback import FeedbackLimits, FeedbackStore
 from jobs.model_store import ModelStore
 from jobs.queue import connect, create_celery
 from jobs.records import FinishedLimits, JobRecords
 from jobs.replicas import ReplicaAck
 from settings import Settings
 from web import draining
+from web.finished_batches import FinishedBatches
 from web.waiting import JobWaiter
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Services:
     feedback: FeedbackStore
     memory: memory.MemoryGauge
     drain: draining.Drain
+    finished_batches: FinishedBatches
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -61,12 +63,13 @@ def init_app(app: Flask, settings: Settings) -> None:
         waiter=waiter,
         feedback=FeedbackStore(
             client,
-            settings.feedback_retention_seconds,
-            settings.max_feedback_bytes,
-            settings.max_corrections_per_client,
+            FeedbackLimits(
+                settings.feedback_retention_seconds, settings.max_feedback_bytes, settings.max_corrections_per_client
+            ),
         ),
         memory=memory.MemoryGauge(client, settings.redis_high_water),
         drain=drain,
+        finished_batches=FinishedBatches(),
     )
 
 

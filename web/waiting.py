@@ -3,8 +3,11 @@
 One pub/sub listener per web process (started on first use, so after any fork) wakes the
 requests waiting on the ids each notice names, and hands them the records the notice carries
 (jobs/records.py, FinishedNotice), so a request for a few images reads nothing once they have
-ended. A periodic re-read covers notices missed while Redis was unreachable. Under gunicorn's
-gevent worker the "threads" here are greenlets: a waiting request costs a greenlet and its socket.
+ended. Pub/sub loses messages only while the listener is not subscribed: each time it subscribes
+(again) it wakes every wait to read once, and a wait on one job otherwise re-reads its record
+only every ``JOB_RECHECK_S`` (a notice is never expected to go missing while connected). Under
+gunicorn's gevent worker the "threads" here are greenlets: a waiting request costs a greenlet and
+its socket.
 
 A wait on a whole batch costs the same however big the batch: everyone in the process waiting on
 one batch shares a :class:`BatchWatch`. Each notice says how many jobs each batch it names has
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 RECHECK_S = 1.0
 FOLLOWER_RECHECK_S = 5.0
+JOB_RECHECK_S = 5.0
 T = TypeVar("T")
 _UNREAD = object()
 
@@ -73,15 +77,16 @@ class Watch:
         return [self.delivered[job_id] if job_id in self.delivered else read[job_id] for job_id in job_ids]
 
     def until(self, timeout: float, read: Callable[[], T], done: Callable[[T], bool], value: object = _UNREAD) -> T:
-        """``read()`` once ``done`` says so of it (read again each time a watched job ends, and
-        every second in case a notice was lost), or when ``timeout`` seconds have passed; begins
-        by waiting for a notice unless given ``value``, a first reading."""
+        """``read()`` once ``done`` says so of it (read again each time a watched job ends or the
+        listener subscribes again, and every JOB_RECHECK_S seconds whatever happens), or when
+        ``timeout`` seconds have passed; begins by waiting for a notice unless given ``value``, a
+        first reading."""
         deadline = time.monotonic() + timeout
         while value is _UNREAD or not done(value):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.closed.is_set():
                 return read() if value is _UNREAD else value
-            self.event.wait(min(remaining, RECHECK_S))
+            self.event.wait(min(remaining, JOB_RECHECK_S))
             self.event.clear()
             value = read()
         return value
@@ -119,7 +124,9 @@ class BatchWatch:
                 self._changed.notify_all()
 
     def wake(self) -> None:
-        """Wake every waiter now (the process is draining)."""
+        """Wake every waiter now, to read the counter afresh (the process is draining, or the
+        listener may have missed notices)."""
+        self._value = None
         with self._changed:
             self.generation += 1
             self._changed.notify_all()
@@ -254,6 +261,11 @@ class JobWaiter:
         (the process is draining: web/draining.py)."""
         with self._lock:
             self._closed.set()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        """Wake every waiting request to read what it waits on afresh."""
+        with self._lock:
             watches = {watch for watching in self._waiting.values() for watch in watching}
             batches = list(self._batches.values())
         for watch in watches:
@@ -270,10 +282,13 @@ class JobWaiter:
     def _listen(self) -> None:
         while True:
             try:
-                pubsub = self._client_factory().pubsub(ignore_subscribe_messages=True)
+                pubsub = self._client_factory().pubsub()
                 pubsub.subscribe(keys.JOBS_FINISHED_CHANNEL)
                 for message in pubsub.listen():
-                    self._wake(FinishedNotice.parse(message["data"]))
+                    if message["type"] == "subscribe":  # notices sent before now are lost to this process
+                        self._wake_all()
+                    elif message["type"] == "message":
+                        self._wake(FinishedNotice.parse(message["data"]))
             except Exception as exc:  # Redis down: waiters fall back to re-reading every second
                 log.warning("job listener: %s; reconnecting", exc)
                 time.sleep(1)

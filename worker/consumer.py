@@ -1,5 +1,7 @@
 """A predict worker's loop, on a thread of the worker's main process: take a batch of job ids from
-the lanes (fast lane first), recognise them (worker/predicting.py), and again.
+the lanes (fast lane first), recognise them (worker/predicting.py), and again. The fast lane's
+jobs of a batch are recognised and recorded before the bulk jobs taken with them, so a polite
+client's image waits for one model call of its own, not for a batch of someone's backlog.
 
 There is no batching timer: what arrives while one batch is recognised forms the next, so batches
 grow with the load, and a lone job is taken the moment it arrives. A worker takes only what it
@@ -73,17 +75,17 @@ class LaneConsumer:
         most = self.process.settings.predict_batch_images
         while not self._stopping.is_set():
             try:
-                job_ids = reader.take(most, WAIT_S)
+                batches = reader.take(most, WAIT_S)
             except redis.RedisError as exc:  # Redis away: wait, then try again
                 log.warning("cannot take jobs from the lanes: %s", exc)
                 self._stopping.wait(1)
                 continue
-            if job_ids:
-                self.serve(job_ids)
-                if over := self._over_memory():
-                    log.critical("%s; this worker takes no more jobs and exits, to be started afresh", over)
-                    self.on_death(over)
-                    return
+            for batch in batches:  # the fast lane's first, recorded before the bulk jobs begin
+                self.serve(batch)
+            if batches and (over := self._over_memory()):
+                log.critical("%s; this worker takes no more jobs and exits, to be started afresh", over)
+                self.on_death(over)
+                return
 
     def _over_memory(self) -> str:
         """Why this process holds too much memory (after a batch: what it holds between batches

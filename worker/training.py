@@ -11,7 +11,7 @@ import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
 from jobs import records as rec
-from jobs.feedback import FeedbackStore
+from jobs.feedback import FeedbackLimits, FeedbackStore
 from jobs.model_store import StoreFull
 from model.mnist import DataError
 from model.training.config import KERAS_ARCHITECTURES, ConfigError, parse_training_request
@@ -169,7 +169,7 @@ def _corrections(process: WorkerProcess) -> tuple[np.ndarray, np.ndarray, np.nda
     """The corrections kept now: (training images, labels, held-out images, labels). The held-out
     ones judge every new version, whether or not the job trains on the rest."""
     client = process.records.redis
-    examples = FeedbackStore(client, process.settings.feedback_retention_seconds).examples()
+    examples = FeedbackStore(client, FeedbackLimits(retention_s=process.settings.feedback_retention_seconds)).examples()
     usable, held = examples.split()
     return usable.images, usable.labels, held.images, held.labels
 

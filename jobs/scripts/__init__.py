@@ -17,8 +17,10 @@ Every script is called the same way:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -84,6 +86,38 @@ def _refusal(answer: list) -> Refusal:
     return Refusal(answer[0].decode(), int(answer[1]), int(answer[2]))
 
 
+@dataclass(frozen=True)
+class PendingLimits:
+    """How much unfinished work create_jobs.lua admits (0: no limit): jobs and image bytes per
+    client, and image bytes of everyone together (the script's ``limits``, field for field)."""
+
+    jobs: int = 0
+    bytes: int = 0
+    total_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """Where create_jobs.lua queues new jobs (the script's ``lanes``, field for field): ``fast``
+    while their client has at most ``fast_pending`` jobs pending (these included), ``bulk`` beyond.
+    Workers serve the fast lane first.
+
+    A ``priority`` (Triton's: 0 none, 1 the highest) overrides that within bounds: 1 puts the jobs
+    in the fast lane ahead of the client's own backlog, as long as the client's jobs in the fast
+    lane (these included) stay within ``fast_pending``, so a client cannot move a backlog ahead of
+    everyone's single images; 2 and beyond put them in the bulk lane. The limits on pending jobs
+    and bytes apply whatever the priority. Both counts are of images: a tensor job counts its own."""
+
+    fast: str
+    bulk: str | None = None
+    fast_pending: int = 0
+    priority: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bulk is None:
+            object.__setattr__(self, "bulk", self.fast)
+
+
 class CreateJobs(Script):
     """create_jobs.lua: record and index new queued jobs, within limits, in a lane if given."""
 
@@ -92,61 +126,50 @@ class CreateJobs(Script):
     def __call__(
         self,
         *,
-        now: float,
         ttl: int,
         recent_kept: int,
         fields: dict[str, str],
         job_ids: Sequence[str],
         images: Sequence[bytes],
-        batch_id: str | None,
-        client: str | None,
-        max_jobs: int,
-        max_bytes: int,
-        max_total_bytes: int,
-        fast_lane: str | None,
-        bulk_lane: str | None,
-        fast_pending: int,
+        limits: PendingLimits,
+        lanes: Lanes | None,
         images_per_job: int = 1,
         listed: bool = True,
-        priority: int = 0,
         timeout_ms: int = 0,
         replica_wait_ms: int | None = None,
     ) -> tuple[str | Refusal, int | None]:
         """The lane the jobs went to ('' for none), or the limit they would pass (nothing written);
         and, with ``replica_wait_ms``, how many replicas acknowledged the new records in that time
-        (else None). ``max_*`` of 0 mean no limit; without ``fast_lane`` the jobs go in no lane, with
-        it ``priority`` chooses one as create_jobs.lua says. Each job holds ``images_per_job``
+        (else None). ``fields`` are written in every record; its ``created_at`` (epoch seconds as
+        text), ``client`` and ``batch`` (if any) are the jobs' too: they count towards that
+        client's pending work and are kept, in order, as that batch. Without ``lanes`` the jobs go
+        in no lane. Each job holds ``images_per_job``
         images; unless ``listed`` they are not among the recent. ``timeout_ms`` (0: none) gives
         each job a deadline that far ahead in Redis's clock."""
-        lanes = bool(fast_lane and bulk_lane)
+        batch_id, client = fields.get("batch", ""), fields.get("client", "")
         script_keys = [
             keys.QUEUED_JOBS,
             keys.RECENT_JOBS,
-            keys.batch(batch_id or ""),
-            keys.pending(client or ""),
-            keys.pending_bytes(client or ""),
+            keys.batch(batch_id),
+            keys.pending(client),
+            keys.pending_bytes(client),
             keys.QUEUED_BYTES,
-            keys.lane(fast_lane) if lanes else "",
-            keys.lane(bulk_lane) if lanes else "",
-            keys.batch_unfinished(batch_id or ""),
-            keys.pending_fast(client or ""),
+            keys.lane(lanes.fast) if lanes else "",
+            keys.lane(lanes.bulk) if lanes else "",
+            keys.batch_unfinished(batch_id),
+            keys.pending_fast(client),
         ]
         values: list[str | bytes] = []
         for job_id, image in zip(job_ids, images, strict=True):
             script_keys += [keys.job(job_id), keys.job_image(job_id)]
             values += [job_id, image]
         named = {
-            "now": repr(now),
             "ttl": ttl,
             "recent_kept": recent_kept,
             "listed": listed,
             "images": images_per_job,
-            "batch": bool(batch_id),
-            "client": bool(client),
-            "limits": {"jobs": max_jobs, "bytes": max_bytes, "total_bytes": max_total_bytes},
-            "lanes": {"fast": fast_lane, "bulk": bulk_lane, "fast_pending": fast_pending, "priority": priority}
-            if lanes
-            else False,
+            "limits": dataclasses.asdict(limits),
+            "lanes": dataclasses.asdict(lanes) if lanes else False,
             "fields": fields,
             "timeout_ms": timeout_ms,
         }
@@ -358,12 +381,13 @@ class ForgetFinished(Script):
 
 
 class TakeFromLanes(Script):
-    """take_from_lanes.lua: lane entries of up to a batch of images, the first lane's first."""
+    """take_from_lanes.lua: lane entries of up to a batch of images, the first lane's first: one list per lane."""
 
     name = "take_from_lanes"
 
-    def __call__(self, *, lanes: Sequence[str], most: int) -> list[str]:
-        return [i.decode() for i in self._run([keys.lane(lane) for lane in lanes], {"most": most})]
+    def __call__(self, *, lanes: Sequence[str], most: int) -> list[list[str]]:
+        groups = self._run([keys.lane(lane) for lane in lanes], {"most": most})
+        return [[entry.decode() for entry in group] for group in groups]
 
 
 class AddCorrection(Script):
@@ -372,37 +396,18 @@ class AddCorrection(Script):
     name = "add_correction"
 
     def __call__(
-        self,
-        *,
-        job_id: str,
-        label: int,
-        predicted: int,
-        model_version: int | None,
-        created_at: float,
-        pixels: bytes,
-        size: int,
-        cap: int,
-        client: str,
-        earlier_client: str,
-        quota: int,
+        self, record: Mapping[str, str | bytes], *, size: int, cap: int, earlier_client: str, quota: int
     ) -> bool | Refusal:
-        """True if it replaced one, False if it is the job's first; or the limit it would pass
-        (``quota``, ``full``), or ``moved`` when the earlier correction is not ``earlier_client``'s."""
+        """Keep ``record``, the correction's hash as jobs/feedback.py writes it (its ``pixels``
+        bytes, every other field text), counting ``size`` bytes. True if it replaced one, False if
+        it is the job's first; or the limit it would pass (``quota``, ``full``), or ``moved`` when
+        the earlier correction is not ``earlier_client``'s."""
+        job_id, client = record["job_id"], record["client"]
         script_keys = [keys.feedback(job_id), keys.FEEDBACK, keys.FEEDBACK_BYTES, keys.FEEDBACK_BY_VERSION]
         script_keys += [keys.METRICS_FEEDBACK, keys.feedback_of_client(client), keys.feedback_of_client(earlier_client)]
-        named = {
-            "job_id": job_id,
-            "label": label,
-            "predicted": predicted,
-            "model_version": "" if model_version is None else str(model_version),
-            "created_at": repr(created_at),
-            "size": size,
-            "cap": cap,
-            "client": client,
-            "earlier_client": earlier_client,
-            "quota": quota,
-        }
-        answer = self._run(script_keys, named, [pixels])
+        named = {name: value for name, value in record.items() if name != "pixels"}
+        named |= {"size": size, "cap": cap, "earlier_client": earlier_client, "quota": quota}
+        answer = self._run(script_keys, named, [record["pixels"]])
         return bool(int(answer[1])) if answer[0] == b"ok" else _refusal(answer)
 
 

@@ -9,8 +9,8 @@
 --       5 received    hash "<version>:<verdict>" -> corrections received (keys.METRICS_FEEDBACK)
 --       6 mine        the jobs this client corrected (keys.feedback_of_client)
 --       7 theirs      the jobs the earlier correction's client corrected (keys.feedback_of_client)
--- ARGV  1 JSON {job_id, label: the label given, predicted: the label the model said,
---              model_version: text ('' for none), created_at: epoch seconds as text,
+-- ARGV  1 JSON {job_id, label: the label given, predicted: the label the model said (both as
+--              text), model_version: text ('' for none), created_at: epoch seconds as text,
 --              size: the bytes this correction counts for, cap: the most bytes in all (0: none),
 --              client: who gives it, earlier_client: who gave the earlier one as the caller
 --              read it ('' for none), quota: corrections one client may keep (0: no limit)}

@@ -5,24 +5,25 @@
 --
 -- KEYS  1 queued         sorted set of jobs not started (keys.QUEUED_JOBS)
 --       2 recent         sorted set of jobs by creation (keys.RECENT_JOBS)
---       3 batch          list of the request's ids (keys.batch), if ARGV.batch
---       4 pending        the client's unfinished jobs (keys.pending), if ARGV.client
---       5 pending_bytes  the client's unfinished image bytes (keys.pending_bytes), if ARGV.client
+--       3 batch          list of the request's ids (keys.batch), if fields.batch
+--       4 pending        the client's unfinished jobs (keys.pending), if fields.client
+--       5 pending_bytes  the client's unfinished image bytes (keys.pending_bytes), if fields.client
 --       6 total_bytes    everyone's unfinished image bytes (keys.QUEUED_BYTES)
 --       7 fast_lane      list of ids (keys.lane), if ARGV.lanes
 --       8 bulk_lane      list of ids (keys.lane), if ARGV.lanes
---       9 batch_left     counter of the batch's unfinished jobs (keys.batch_unfinished), if ARGV.batch
---      10 pending_fast   the client's unfinished images in the fast lane (keys.pending_fast), if ARGV.client
+--       9 batch_left     counter of the batch's unfinished jobs (keys.batch_unfinished), if fields.batch
+--      10 pending_fast   the client's unfinished images in the fast lane (keys.pending_fast), if fields.client
 --       then per job: record (keys.job), image (keys.job_image)
--- ARGV  1 JSON {now: epoch seconds as text, ttl: seconds, recent_kept: jobs kept in recent,
+-- ARGV  1 JSON {ttl: seconds, recent_kept: jobs kept in recent,
 --              listed: index the jobs in recent (the jobs page), images: images each job holds
 --              (above 1, written in the record as 'images' and in the lane entry as '<id>:<images>'),
---              batch: keep the ids as KEYS[3], client: count them in KEYS[4] and KEYS[5],
 --              limits: {jobs, bytes, total_bytes} (0: none),
 --              lanes: {fast, bulk, fast_pending: most jobs the client may have pending for the
 --                      fast lane, priority: 0 (by backlog), 1 (fast, within fast_pending of the
 --                      client's jobs in the fast lane) or more (bulk)} or false (the caller queues them),
---              fields: {name: text} written in every record,
+--              fields: {name: text} written in every record: created_at (epoch seconds as
+--                      text) scores the jobs, batch (if any) keeps their ids as KEYS[3],
+--                      client (if any) counts them in KEYS[4] and KEYS[5],
 --              timeout_ms: the jobs' deadline is this many ms from now in Redis's clock (TIME),
 --              written as 'deadline' (epoch seconds); 0: none}
 --       then per job: id, image bytes ('' for none)
@@ -31,6 +32,7 @@ local FIXED_KEYS, JOB_KEYS, JOB_VALUES, CHUNK = 10, 2, 2, 1000
 local queued, recent, batch, pending, pending_bytes, total_bytes, fast_lane, bulk_lane, batch_left, pending_fast =
   unpack(KEYS, 1, FIXED_KEYS)
 local args = cjson.decode(ARGV[1])
+local client, batch_id, now = args.fields.client, args.fields.batch, args.fields.created_at
 local n = (#KEYS - FIXED_KEYS) / JOB_KEYS
 -- Job i's keys are KEYS[k + 1 .. k + JOB_KEYS] and its values ARGV[v + 1 .. v + JOB_VALUES], where
 -- k = FIXED_KEYS + (i - 1) * JOB_KEYS and v = 1 + (i - 1) * JOB_VALUES.
@@ -41,7 +43,7 @@ local images = n * weight
 local entry_suffix = weight ~= 1 and (':' .. weight) or ''
 local size = 0
 for i = 1, n do size = size + #ARGV[1 + (i - 1) * JOB_VALUES + 2] end
-if args.client then
+if client then
   local jobs_now = tonumber(redis.call('GET', pending) or '0')
   if limits.jobs > 0 and jobs_now + images > limits.jobs then return {'jobs', jobs_now, limits.jobs} end
   local bytes_now = tonumber(redis.call('GET', pending_bytes) or '0')
@@ -62,7 +64,7 @@ if args.lanes then
   local fast, priority = true, args.lanes.priority
   if priority >= 2 then
     fast = false
-  elseif args.client then
+  elseif client then
     local counted = priority == 1 and pending_fast or pending
     fast = tonumber(redis.call('GET', counted) or '0') + images <= args.lanes.fast_pending
   end
@@ -99,20 +101,20 @@ for first = 1, n, CHUNK do
     local id = ARGV[1 + (i - 1) * JOB_VALUES + 1]
     ids[#ids + 1] = id
     entries[#entries + 1] = id .. entry_suffix
-    scored[#scored + 1] = args.now
+    scored[#scored + 1] = now
     scored[#scored + 1] = id
   end
   redis.call('ZADD', queued, unpack(scored))
   if args.listed then redis.call('ZADD', recent, unpack(scored)) end
-  if args.batch then redis.call('RPUSH', batch, unpack(ids)) end
+  if batch_id then redis.call('RPUSH', batch, unpack(ids)) end
   if lane_key then redis.call('RPUSH', lane_key, unpack(entries)) end
 end
 if args.listed then redis.call('ZREMRANGEBYRANK', recent, 0, -args.recent_kept - 1) end
-if args.batch then
+if batch_id then
   redis.call('EXPIRE', batch, args.ttl)
   redis.call('SET', batch_left, n, 'EX', args.ttl)
 end
-if args.client then
+if client then
   redis.call('INCRBY', pending, images)
   redis.call('EXPIRE', pending, args.ttl)
   if lane_key == fast_lane then

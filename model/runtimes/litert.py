@@ -2,6 +2,9 @@
 ``ai-edge-litert`` interpreter so a worker needs no TensorFlow in memory.
 
     python -m model.runtimes.litert MODEL.keras OUT.tflite      # export (this step needs TensorFlow)
+
+At load it imports numpy and the standard library only: bench/peers.py runs this same file in
+MLServer's venv, where nothing of the project is installed.
 """
 
 from __future__ import annotations

@@ -117,3 +117,70 @@ def test_a_lost_notice_delays_the_waiters_by_about_a_second(redis_client):
     for thread in threads:
         thread.join(10)
     assert len(ended) == 20 and max(ended) - lost_at < 2.5  # the one that looks each second woke the rest
+
+
+def test_a_finished_batch_polled_again_is_answered_without_reading_its_jobs_again(redis_client, make_app):
+    records = rec.JobRecords(redis_client)
+    batch_id = rec.new_job_id()
+    job_ids = records.create("predict", 300, batch_id=batch_id, client="10.0.0.9").ids
+    web = make_app().test_client()
+    path = f"/api/v1/batches/{batch_id}"
+    records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result={"label": 1}) for job_id in job_ids[:-1]])
+    assert web.get(path).get_json()["done"] is False
+    records.finish([rec.Outcome(job_ids[-1], rec.SUCCEEDED, result={"label": 2})])
+
+    first = web.get(path)
+    assert first.get_json()["done"] and first.get_json()["jobs"][-1]["result"]["label"] == 2  # nothing stale
+    before = command_calls(redis_client)
+    again = [web.get(path) for _ in range(20)]
+    calls = {name: count - before.get(name, 0) for name, count in command_calls(redis_client).items()}
+
+    assert all(answer.status_code == 200 and answer.data == first.data for answer in again)
+    read = {name: calls.get(name, 0) for name in ("hgetall", "hmget", "lrange")}
+    assert read == {"hgetall": 0, "hmget": 0, "lrange": 0}, f"20 polls of a finished batch read {read}"
+
+
+def test_waiters_on_single_jobs_read_their_record_once_while_the_notices_can_be_trusted(redis_client):
+    records = rec.JobRecords(redis_client)
+    job_ids = records.create("predict", WAITERS, client="10.0.0.9").ids
+    url = redis_client.connection_pool.connection_kwargs
+    waiter = JobWaiter(lambda: redis.Redis(**url), max_waits=10_000, max_waits_per_client=10_000)
+    answers: list[str] = []
+
+    def wait(job_id: str) -> None:
+        answers.append(waiter.wait(job_id, 30, lambda: records.get(job_id), "10.0.0.9")["status"])
+
+    threads = [threading.Thread(target=wait, args=(job_id,)) for job_id in job_ids]
+    before = command_calls(redis_client)
+    for thread in threads:
+        thread.start()
+    time.sleep(3.5)
+    reads = command_calls(redis_client).get("hgetall", 0) - before.get("hgetall", 0)
+    records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result={"label": 1}) for job_id in job_ids])
+    for thread in threads:
+        thread.join(10)
+    assert answers == ["succeeded"] * WAITERS
+    # Each read its record once, on arrival; a re-read each second would be 3 more each.
+    assert reads <= WAITERS * 1.2, f"{WAITERS} waits read {reads} records in 3.5 s"
+
+
+def test_a_notice_lost_while_the_listener_was_away_is_made_up_for_when_it_is_back(redis_client):
+    records = rec.JobRecords(redis_client)
+    (job_id,) = records.create("predict", 1, client="10.0.0.9").ids
+    url = redis_client.connection_pool.connection_kwargs
+    waiter = JobWaiter(lambda: redis.Redis(**url), max_waits=10, max_waits_per_client=10)
+    answer: list[tuple[str, float]] = []
+
+    def wait() -> None:
+        status = waiter.wait(job_id, 20, lambda: records.get(job_id), "10.0.0.9")["status"]
+        answer.append((status, time.monotonic()))
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.5)
+    redis_client.client_kill_filter(_type="pubsub")  # the listener is cut off...
+    records.finish([rec.Outcome(job_id, rec.SUCCEEDED, result={"label": 1})])  # ...and misses this notice
+    ended_at = time.monotonic()
+    thread.join(10)
+    assert answer and answer[0][0] == "succeeded"
+    assert answer[0][1] - ended_at < 3, "the wait learnt of the end only from its periodic re-read"

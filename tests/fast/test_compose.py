@@ -50,8 +50,18 @@ def test_the_image_installs_the_packages_compose_runs():
 def test_every_service_is_started_again_when_it_dies():
     """A worker whose lane consumer died, or that went past WORKER_MEMORY_MB, exits non-zero for this."""
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    for name in ("redis", "web", "worker", "trainer"):
+    for name in ("redis", "web", "grpc", "worker", "trainer"):
         assert services[name].get("restart") in ("always", "unless-stopped", "on-failure"), name
+
+
+def test_the_grpc_server_is_checked_by_its_health_service_and_given_time_to_drain():
+    from settings import Settings
+    from web.grpc_server import GRACE_S
+
+    grpc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grpc"]
+    test = grpc["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "python", "-m", "web.grpc_health"] and test[4].endswith(":8001")
+    assert float(grpc["stop_grace_period"].removesuffix("s")) >= Settings().drain_seconds + GRACE_S + 5
 
 
 def test_flower_is_not_published_without_authentication():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jobs import keys
-from jobs.feedback import HELD_OUT_PERCENT, FeedbackFull, FeedbackStore, is_held_out
+from jobs.feedback import HELD_OUT_PERCENT, FeedbackFull, FeedbackLimits, FeedbackStore, is_held_out
 from tests.conftest import TOKEN
 from web import create_app
 
@@ -27,7 +27,7 @@ def test_corrections_need_the_predict_token_where_predictions_do(redis_server):
 
 
 def test_the_cap_refuses_a_correction_whole(redis_client):
-    store = FeedbackStore(redis_client, max_bytes=2000)
+    store = FeedbackStore(redis_client, FeedbackLimits(max_bytes=2000))
     pixels = np.full((28, 28), 7, np.uint8)
     store.add("a" * 32, 1, 2, 1, pixels, "10.0.0.1")
     used = store.bytes_used()
@@ -45,7 +45,7 @@ def test_the_cap_refuses_a_correction_whole(redis_client):
 
 
 def test_old_corrections_are_pruned_after_the_retention(redis_client):
-    store = FeedbackStore(redis_client, retention_s=1)
+    store = FeedbackStore(redis_client, FeedbackLimits(retention_s=1))
     store.add("a" * 32, 1, 1, 1, np.zeros((28, 28), np.uint8), "10.0.0.1")
     assert store.ids() == ["a" * 32]
     time.sleep(1.2)

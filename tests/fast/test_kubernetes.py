@@ -175,6 +175,33 @@ def test_the_web_drains_before_it_stops_and_is_probed_where_the_service_answers(
     assert service["spec"]["selector"] == web["spec"]["selector"]["matchLabels"]
 
 
+def test_the_grpc_server_drains_before_it_stops_and_is_probed_by_its_health_service(rendered):
+    from web import grpc_health, grpc_server
+
+    (server,) = of_kind(rendered[""], "Deployment", "grpc")
+    main = container(server)
+    assert main["command"][:3] == ["python", "-m", "web.grpc_server"]
+    (port,) = main["ports"]
+    assert main["command"][main["command"].index("--port") + 1] == str(port["containerPort"])
+    assert port["containerPort"] == Settings().grpc_port
+    # The kubelet's own grpc probes: readiness asks the server as a whole, liveness what no outage turns off.
+    ready, live = main["readinessProbe"]["grpc"], main["livenessProbe"]["grpc"]
+    assert ready["port"] == live["port"] == port["containerPort"]
+    assert ready.get("service", "") in grpc_health.READINESS and live["service"] == grpc_health.LIVENESS
+    # SIGTERM drains for DRAIN_SECONDS, then the calls in hand get GRACE_S, and the process its exit
+    drain_s = float(settings_given(rendered[""]).get("DRAIN_SECONDS", Settings().drain_seconds))
+    assert server["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= drain_s + grpc_server.GRACE_S + 5
+    (web,) = of_kind(rendered[""], "Deployment", "web")
+    pod, web_pod = server["spec"]["template"]["spec"], web["spec"]["template"]["spec"]
+    assert pod["securityContext"] == web_pod["securityContext"]
+    assert main["securityContext"] == container(web)["securityContext"] and main["envFrom"] == container(web)["envFrom"]
+    (service,) = of_kind(rendered[""], "Service", "grpc")
+    assert service["spec"]["selector"] == server["spec"]["selector"]["matchLabels"]
+    (exposed,) = service["spec"]["ports"]
+    assert exposed["appProtocol"] == "grpc" and exposed["port"] == port["containerPort"]
+    assert exposed["targetPort"] == port["name"]
+
+
 def settings_given(docs: list[dict]) -> dict[str, str]:
     (config,) = of_kind(docs, "ConfigMap")
     return config["data"]

@@ -41,13 +41,13 @@ def test_jobs_recorded_without_lanes_wait_for_their_caller_to_queue_them(redis_c
     assert all(lanes.depth(redis_client, name) == 0 for name in keys.PREDICT_QUEUES)
 
 
-def test_a_worker_takes_the_fast_lane_first_then_the_bulk_lane_up_to_a_batch(redis_client):
+def test_a_worker_takes_the_fast_lane_first_then_the_bulk_lane_up_to_a_batch_one_batch_per_lane(redis_client):
     lanes.put(redis_client, keys.BULK_QUEUE, ["b1", "b2", "b3"])
     lanes.put(redis_client, keys.PREDICT_QUEUE, ["f1", "f2"])
     reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
 
-    assert reader.take(4, 0.1) == ["f1", "f2", "b1", "b2"]
-    assert reader.take(4, 0.1) == ["b3"]
+    assert reader.take(4, 0.1) == [["f1", "f2"], ["b1", "b2"]]
+    assert reader.take(4, 0.1) == [["b3"]]
     started = time.monotonic()
     assert reader.take(4, 0.2) == []  # nothing waiting: it waited, then gave up
     assert time.monotonic() - started >= 0.15
@@ -58,14 +58,14 @@ def test_an_idle_worker_takes_a_lone_job_the_moment_it_arrives(redis_client):
     later = threading.Timer(0.2, lanes.put, (redis_client, keys.BULK_QUEUE, ["lone"]))
     later.start()
     started = time.monotonic()
-    assert reader.take(4, 5) == ["lone"]
+    assert reader.take(4, 5) == [["lone"]]
     assert 0.15 < time.monotonic() - started < 2
 
 
 def test_a_worker_of_one_lane_takes_from_that_lane_only(redis_client):
     lanes.put(redis_client, keys.PREDICT_QUEUE, ["f1"])
     lanes.put(redis_client, keys.BULK_QUEUE, ["b1"])
-    assert lanes.LaneReader(redis_client, [keys.BULK_QUEUE]).take(4, 0.1) == ["b1"]
+    assert lanes.LaneReader(redis_client, [keys.BULK_QUEUE]).take(4, 0.1) == [["b1"]]
     assert lanes.depth(redis_client, keys.PREDICT_QUEUE) == 1
 
 
@@ -74,7 +74,7 @@ def test_jobs_given_back_are_those_still_the_workers_own_or_never_started_each_t
     fast = records.create("predict", 2, client="10.0.0.1", images=[b"a", b"b"], lanes=LANES).ids
     bulk = records.create("predict", 2, client="10.0.0.1", images=[b"c", b"d"], lanes=LANES).ids  # a backlog
     mine, theirs, never_started, ended = fast + bulk
-    assert lanes.LaneReader(redis_client, keys.PREDICT_QUEUES).take(4, 0.1) == [mine, theirs, never_started, ended]
+    assert lanes.LaneReader(redis_client, keys.PREDICT_QUEUES).take(4, 0.1) == [[mine, theirs], [never_started, ended]]
     records.start([mine], "w1")
     records.start([theirs], "w2")
     records.start([ended], "w1")
@@ -91,7 +91,7 @@ def test_jobs_given_back_are_those_still_the_workers_own_or_never_started_each_t
 def test_a_dead_workers_jobs_go_back_to_their_lane_still_marked_as_its_own(redis_client):
     records = rec.JobRecords(redis_client)
     (job_id,) = records.create("predict", 1, client="10.0.0.1", images=[b"a"], lanes=LANES).ids
-    assert lanes.LaneReader(redis_client, keys.PREDICT_QUEUES).take(1, 0.1) == [job_id]
+    assert lanes.LaneReader(redis_client, keys.PREDICT_QUEUES).take(1, 0.1) == [[job_id]]
     records.start([job_id], "dead@host:1")
 
     assert lanes.give_back(records, [job_id]) == [job_id]
@@ -111,9 +111,23 @@ def test_thousands_of_jobs_in_one_request_are_recorded_queued_and_started_in_one
     assert redis_client.zcard(keys.QUEUED_JOBS) == 0 and redis_client.zcard(keys.RUNNING_JOBS) == 2500
 
 
+def test_an_idle_worker_woken_by_the_bulk_lane_keeps_the_fast_lanes_jobs_in_a_batch_of_their_own(redis_client):
+    reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
+
+    def both() -> None:
+        with redis_client.pipeline(transaction=True) as pipe:
+            pipe.rpush(keys.lane(keys.BULK_QUEUE), "b1", "b2")
+            pipe.rpush(keys.lane(keys.PREDICT_QUEUE), "f1")
+            pipe.execute()
+
+    later = threading.Timer(0.2, both)
+    later.start()
+    assert reader.take(4, 5) == [["f1"], ["b1", "b2"]]
+
+
 def test_an_idle_worker_woken_by_a_request_takes_the_rest_of_it_in_the_same_batch(redis_client):
     reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
     later = threading.Timer(0.2, lanes.put, (redis_client, keys.BULK_QUEUE, ["a", "b", "c:3", "d"]))
     later.start()
-    assert reader.take(4, 5) == ["a", "b"]  # not "a" alone, then the rest; c's 3 images would pass 4
-    assert reader.take(4, 5) == ["c:3", "d"]
+    assert reader.take(4, 5) == [["a", "b"]]  # not "a" alone, then the rest; c's 3 images would pass 4
+    assert reader.take(4, 5) == [["c:3", "d"]]

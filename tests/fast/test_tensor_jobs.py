@@ -57,16 +57,16 @@ def test_a_worker_takes_a_batch_by_images_never_overtaking_within_the_lanes(redi
     lanes.put(redis_client, keys.BULK_QUEUE, ["b1:100", "b2", "b3:1000"])
     reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
 
-    assert reader.take(256, 0.1) == ["f1", "f2:200"]  # b1's 100 would pass 256: the bulk lane waits
-    assert reader.take(256, 0.1) == ["b1:100", "b2"]
-    assert reader.take(256, 0.1) == ["b3:1000"]  # the first is taken whatever it holds
+    assert reader.take(256, 0.1) == [["f1", "f2:200"]]  # b1's 100 would pass 256: the bulk lane waits
+    assert reader.take(256, 0.1) == [["b1:100", "b2"]]
+    assert reader.take(256, 0.1) == [["b3:1000"]]  # the first is taken whatever it holds
     assert reader.take(256, 0.1) == []
 
 
 def test_a_tensor_job_given_back_keeps_its_count_in_its_lane(redis_client):
     records = rec.JobRecords(redis_client)
     job_id = tensor_job(records, 64)
-    assert lanes.LaneReader(redis_client, keys.PREDICT_QUEUES).take(256, 0.1) == [f"{job_id}:64"]
+    assert lanes.LaneReader(redis_client, keys.PREDICT_QUEUES).take(256, 0.1) == [[f"{job_id}:64"]]
     records.start([job_id], "w1")
 
     assert lanes.give_back(records, [job_id], taken_by="w1") == [job_id]

@@ -37,15 +37,16 @@ def hostile_session() -> requests.Session:
     return session
 
 
-def polite_latencies(base: str, image: bytes, count: int) -> list[float]:
-    """Seconds from submission to label for ``count`` single images, one after another."""
-    seconds = []
+def polite_latencies(base: str, image: bytes, count: int) -> tuple[list[float], list[str]]:
+    """Seconds from submission to label for ``count`` single images, one after another, and their job ids."""
+    seconds, job_ids = [], []
     for _ in range(count):
         started = time.monotonic()
         accepted = requests.post(f"{base}/api/v1/predictions", files={"image": image}, timeout=30)
-        assert wait_for(base, accepted.json()["jobs"][0]["job_id"], timeout=60)["status"] == "succeeded"
+        job_ids.append(accepted.json()["jobs"][0]["job_id"])
+        assert wait_for(base, job_ids[-1], timeout=60)["status"] == "succeeded"
         seconds.append(time.monotonic() - started)
-    return seconds
+    return seconds, job_ids
 
 
 def unfinished(stack, job_ids: list[str]) -> int:
@@ -75,7 +76,7 @@ def test_hostile_but_valid_images_do_not_hold_a_polite_client_back(fleet, mnist)
     assert hostile.status_code == 202, hostile.text
     hostile_ids = [job["job_id"] for job in hostile.json()["jobs"]]
     time.sleep(0.5)  # both workers are into the hostile images
-    seconds = polite_latencies(fleet.web_url, png_bytes(mnist.x_test[0]), 5)
+    seconds, _ = polite_latencies(fleet.web_url, png_bytes(mnist.x_test[0]), 5)
     still_hostile = unfinished(fleet, hostile_ids)
     assert still_hostile > 0, "the hostile images were done before the polite client started: nothing was shown"
     assert max(seconds) < 5, f"polite images took {seconds} s beside {len(hostile_ids)} hostile ones"
@@ -105,12 +106,22 @@ def test_a_bulk_backlog_does_not_hold_a_polite_client_back(fleet, mnist):
     while len(bulk_ids) < 1000 and sender.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(bulk_ids) >= 1000, "the bulk client could not build its backlog"
-    seconds = polite_latencies(fleet.web_url, png_bytes(mnist.x_test[1]), 10)
+    seconds, polite_ids = polite_latencies(fleet.web_url, png_bytes(mnist.x_test[1]), 10)
     sender.join()
     backlog = unfinished(fleet, bulk_ids)
     assert backlog > 0, "the backlog drained before the polite client was done: nothing was shown"
     assert max(seconds) < 3, f"polite images took {seconds} s beside a backlog ({backlog} still waiting)"
     import redis
 
-    lanes = redis.Redis.from_url(fleet.redis_url).hget(keys.job(bulk_ids[-1]), "lane")
-    assert lanes == keys.BULK_QUEUE.encode()
+    client = redis.Redis.from_url(fleet.redis_url)
+    assert client.hget(keys.job(bulk_ids[-1]), "lane") == keys.BULK_QUEUE.encode()
+
+    # A worker tops a batch up from the bulk lane, but recognises and records the fast lane's part
+    # first: a polite image never waits for 255 bulk images of its own batch (each start is one
+    # batch, stamped once by the worker that took it).
+    def batch_of(job_id: str) -> tuple:
+        return tuple(client.hmget(keys.job(job_id), "worker", "started_at"))
+
+    polite_batches = {batch_of(job_id) for job_id in polite_ids}
+    shared = polite_batches & {batch_of(job_id) for job_id in bulk_ids}
+    assert not shared, f"{len(shared)} of {len(polite_ids)} polite images were recognised in a batch of bulk images"

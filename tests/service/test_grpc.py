@@ -1,16 +1,25 @@
 """The Open Inference Protocol over gRPC (web/grpc_server.py), as NVIDIA's tritonclient.grpc
 speaks it at its defaults (raw tensor contents), against a real stack reading genuine MNIST
 digits: health, metadata, the model configuration, inference, refusals as gRPC status codes,
-and the predict token in the call's ``authorization`` metadata."""
+the predict token in the call's ``authorization`` metadata, the standard health service
+(grpc.health.v1, what Kubernetes' ``grpc:`` probes ask) and the drain at SIGTERM."""
 
 from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from tests.conftest import TOKEN, png_bytes
+from stack.processes import Stack
+from tests.conftest import OUTPUT, TOKEN, png_bytes, private_redis
 from tests.service.helpers import assert_read_right
 
 triton = pytest.importorskip("tritonclient.grpc")
@@ -182,3 +191,86 @@ def test_statistics_over_grpc_count_what_was_served(client, mnist):
     (version_1,) = after
     assert version_1["name"] == "digits" and int(version_1["inference_count"]) - counted.get("1", 0) == 3
     assert "statistics" in client.get_server_metadata(as_json=True)["extensions"]
+
+
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+PROTOCOL = "inference.GRPCInferenceService"
+
+
+def health(channel: grpc.Channel, service: str = "") -> int:
+    """The health service's status for ``service`` ("" : the server as a whole, what a probe asks)."""
+    request = health_pb2.HealthCheckRequest(service=service)
+    return health_pb2_grpc.HealthStub(channel).Check(request, timeout=10).status
+
+
+def protocol_health(channel: grpc.Channel) -> tuple[bool, bool]:
+    """Triton's ServerLive and ServerReady."""
+    stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+    live = stub.ServerLive(service_pb2.ServerLiveRequest(), timeout=10).live
+    return live, stub.ServerReady(service_pb2.ServerReadyRequest(), timeout=10).ready
+
+
+def probe(address: str, *options: str) -> int:
+    """The exit status of ``python -m web.grpc_health`` (docker-compose's healthcheck) against ``address``."""
+    return subprocess.run([sys.executable, "-m", "web.grpc_health", address, *options], timeout=30).returncode
+
+
+def test_the_health_service_says_serving_while_a_worker_is_live(address):
+    with grpc.insecure_channel(address) as channel:
+        assert health(channel) == SERVING and health(channel, PROTOCOL) == SERVING
+        assert health(channel, "liveness") == SERVING
+        assert protocol_health(channel) == (True, True)
+        with pytest.raises(grpc.RpcError) as unknown:
+            health(channel, "letters")
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    assert probe(address) == 0
+
+
+def test_without_a_worker_or_without_redis_the_health_service_says_not_serving_but_live():
+    with private_redis() as server:
+        alone = Stack(server.url, OUTPUT / "grpc-alone", env={"DIGITS_ADMIN_TOKEN": TOKEN, "SECRET_KEY": "not-secret"})
+        try:
+            address = alone.start_grpc()
+            with grpc.insecure_channel(address) as channel:
+                assert health(channel) == NOT_SERVING and health(channel, PROTOCOL) == NOT_SERVING
+                assert health(channel, "liveness") == SERVING
+                assert protocol_health(channel) == (True, False)
+                assert probe(address) == 1 and probe(address, "--service", "liveness") == 0
+                server.stop()  # Redis away
+                assert health(channel) == NOT_SERVING and health(channel, "liveness") == SERVING
+        finally:
+            alone.stop_all()
+
+
+def test_sigterm_says_not_serving_at_once_serves_on_for_the_drain_then_exits(stack, mnist):
+    drain_s = 3.0
+    address = stack.start_grpc(name="grpc-drain", env={"DRAIN_SECONDS": str(drain_s)})
+    process = stack.processes["grpc-drain"]
+    digits = mnist.x_test[:8]
+    request = service_pb2.ModelInferRequest(model_name="digits", raw_input_contents=[digits.tobytes()])
+    request.inputs.add(name="pixels", datatype="UINT8", shape=[8, 28, 28])
+    with grpc.insecure_channel(address) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=30)
+        assert next(watch).status == SERVING and health(channel) == SERVING
+
+        os.kill(process.pid, signal.SIGTERM)
+        signalled = time.monotonic()
+        assert next(watch).status == NOT_SERVING  # a watcher (a client's load balancing) is told at once
+        told_s = time.monotonic() - signalled
+        watch.cancel()
+        assert health(channel) == NOT_SERVING and health(channel, PROTOCOL) == NOT_SERVING
+        assert protocol_health(channel) == (True, False)  # ServerReady agrees; still live
+        assert health(channel, "liveness") == SERVING  # a liveness probe must not restart a draining pod
+
+        time.sleep(max(0.0, drain_s / 2 - (time.monotonic() - signalled)))
+        answer = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+        index = [o.name for o in answer.outputs].index("label")
+        assert (np.frombuffer(answer.raw_output_contents[index], "<i8") == mnist.y_test[:8]).sum() >= 7
+        served_s = time.monotonic() - signalled
+
+    assert process.wait(timeout=drain_s + 15) == 0
+    exited_s = time.monotonic() - signalled
+    print(
+        f"\nSIGTERM: NOT_SERVING told in {told_s:.3f} s, a call answered at {served_s:.2f} s, exit at {exited_s:.2f} s"
+    )
+    assert told_s < 1 and served_s < drain_s <= exited_s
