@@ -42,8 +42,14 @@ $(VENV)/.installed-lint: pyproject.toml $(VENV)/.installed-run
 run: $(VENV)/.installed-run  ## start Redis (embedded unless REDIS_URL is set), workers and web; print the URL
 	$(PY) -m stack
 
+# Every test, in TEST_WORKERS processes (pytest-xdist): most of a service test's time is spent
+# waiting on processes it started, so two at once took 14 min on 2 cores where one after the other
+# took 28. Each test module runs whole in one of them (its stack is started once; nothing is shared
+# across modules: every Redis, port and network namespace is a test's own).
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.installed-test  ## run every test: tests/fast and tests/service (real Redis, workers, gunicorn, Chromium)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The fast tier leaves out its few tests marked slow (the shipped model's accuracy over hundreds of
 # renderings and numbers, minutes of CPU); `make test` runs them.

@@ -40,7 +40,9 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
         from model.training.train import Cancelled, Corrections, train  # TensorFlow: only where training runs
 
         tensorflow_setup.configure_threads(process.settings.tf_intra_op_threads, process.settings.tf_inter_op_threads)
-    except SoftTimeLimitExceeded:  # the time ran out while TensorFlow loaded (seconds; more on a busy machine)
+    except Exception as exc:  # the time ran out while TensorFlow loaded (seconds; more on a busy machine)?
+        if not _caused_by_the_soft_limit(exc):
+            raise
         records.finish([_out_of_time(job_id, process.settings.training_time_limit)])
         return
 
@@ -120,6 +122,16 @@ def run_training_job(process: WorkerProcess, job_id: str) -> None:
     finally:
         beating.set()
         records.end_beats(job_id)
+
+
+def _caused_by_the_soft_limit(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is Celery's soft time limit, or was raised from it: the limit is a signal, and
+    landing in TensorFlow's import it came out as TensorFlow's own TypeError (the job was left running)."""
+    while exc is not None:
+        if isinstance(exc, SoftTimeLimitExceeded):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _out_of_time(job_id: str, limit_s: float) -> rec.Outcome:

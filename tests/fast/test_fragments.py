@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.runtimes.keras_predictor import KerasPredictor
 from model.shipped import SHIPPED_MODEL
 from model.training.config import RECIPE_FRAGMENTS, ConfigError, parse_train_config
 from model.training.fragments import NumberParts, cut_digit_of, fragment_mask, fragments, number_parts
@@ -35,6 +34,8 @@ def test_touching_numbers_give_their_digits_as_cut_with_labels(mnist):
     assert set(parts.labels.tolist()) <= set(range(10)) and len(set(parts.labels.tolist())) >= 5
     # The shipped network reads most of them as their labels (chance is 10 %): they are digits, and
     # the labels are theirs.
+    from model.runtimes.keras_predictor import KerasPredictor
+
     read = KerasPredictor.from_file(SHIPPED_MODEL).probabilities(parts.digits / 255.0).argmax(axis=1)
     assert (read == parts.labels).mean() > 0.6
 
@@ -71,6 +72,8 @@ def test_training_batches_hold_fragments_as_every_class_alike_and_cut_digits_as_
 def test_the_shipped_network_doubts_fragments_and_not_digits(mnist):
     """Fragments of numbers of digits it never trained on (the validation digits) against the same
     digits whole: it is sure of the digits and mostly unsure of the fragments."""
+    from model.runtimes.keras_predictor import KerasPredictor
+
     predictor = KerasPredictor.from_file(SHIPPED_MODEL)
     held_out = slice(0, 2000)
     cut = fragments(mnist.x_train[held_out], mnist.y_train[held_out], 600, seed=11, processes=1)
@@ -80,6 +83,8 @@ def test_the_shipped_network_doubts_fragments_and_not_digits(mnist):
     assert np.median(doubt) < 0.6, f"median confidence on fragments {np.median(doubt):.2f}"
 
 
+# The spawned process imports this module to find its target: Keras is imported only in the tests
+# that use it, or the daemon would spend most of its time importing TensorFlow and exiting it.
 def _cut_in_a_daemon(images, labels, answers) -> None:
     answers.put(fragments(images, labels, 40, seed=3, processes=2).shape)
 
