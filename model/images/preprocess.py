@@ -35,9 +35,10 @@ DETAIL_SIDE = 96  # ... and, when smaller than half this there, read again from 
 DIGIT_BOX = 20
 CANVAS = 28
 CENTRE = (14.0, 14.0)
-MIN_CONTRAST = 0.12  # ink must stand out from the background (and its noise) by this much
+MIN_CONTRAST = 0.12  # ink must stand out from the background by this much (and from its noise: ink_strength)
 NOISY = 0.02  # background noise (standard deviation) above which the image is smoothed first
 MIN_DIGIT_SHARE = 0.03  # a digit spans at least this share of the image's shorter side
+MAX_BROKEN_PIECES = 6  # more small marks than this around a digit are dust, not pieces of its strokes
 
 
 class NotAnImage(ValueError):
@@ -230,7 +231,9 @@ def ink_strength(gray: np.ndarray, light_background: bool) -> np.ndarray:
     if not strong.any():
         raise NotADigit("the image is blank: one even tone, no ink stands out")
     high = float(np.median(x[strong]))
-    if high - low < MIN_CONTRAST:
+    # Faint pencil on a grainy scan stands out from the paper by little but from its noise by much:
+    # ink must clear the background by MIN_CONTRAST and the noise's 4-sigma band by two sigma more.
+    if high - middle < MIN_CONTRAST or high - low < 2 * noise:
         raise NotADigit("the image is blank: no ink stands out from the background")
     # Soft threshold: background and noise to 0, stroke cores to 1, edges stay grey.
     return np.clip((x - low) / (high - low), 0, 1).astype(np.float32)
@@ -280,13 +283,17 @@ def _strokes(soft: np.ndarray, min_side: float) -> tuple[np.ndarray, tuple[int, 
     if not keep.any():
         raise NotADigit("the image is blank: only specks")
     mask = np.concatenate([[False], keep])[labels]
+    # Dust (many specks, some beside the strokes) stays dropped when the strokes' edges are let
+    # through below; a few small pieces are more likely a thin stroke broken by the scan.
+    specks = np.flatnonzero(~keep) + 1
+    dropped = np.isin(labels, specks) if len(specks) > MAX_BROKEN_PIECES else np.zeros_like(mask)
     rows_kept, cols_kept = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     top, bottom = int(rows_kept[0]), int(rows_kept[-1]) + 1
     left, right = int(cols_kept[0]), int(cols_kept[-1]) + 1
     if max(bottom - top, right - left) < min_side:
         raise NotADigit("the image is blank: only specks, nothing digit-sized")
     # Let the anti-aliased edges around kept strokes through.
-    mask = ndimage.maximum_filter(mask.view(np.uint8), size=5)
+    mask = ndimage.maximum_filter(mask.view(np.uint8), size=5).astype(bool) & ~dropped
     return np.where(mask, soft, 0).astype(np.float32), (top, bottom, left, right)
 
 
