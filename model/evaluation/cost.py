@@ -1,9 +1,11 @@
 """What a prediction costs on this machine: the network call, seed against default, and preprocessing.
 
-    python -m model.evaluation cost [--model FILE] [--repeat 40]
+    python -m model.evaluation cost [--model FILE] [--against FILE] [--repeat 40]
 
 Network: one direct call (as the worker makes it) on a batch of 256 images, the median of
-``--repeat`` calls, the two networks taking turns so that both see the same machine load.
+``--repeat`` calls, in Keras and in LiteRT (what the workers run by default), the networks taking
+turns so that all see the same machine load. ``--against`` adds another .keras file (say the model
+shipped before: ``git show REF:model/shipped/default.keras > before.keras``) and prints the ratios.
 Preprocessing: the median time of :func:`preprocess` per image, for a few kinds and sizes of file.
 """
 
@@ -37,20 +39,20 @@ def median_ms(call: Callable[[], object], repeat: int) -> float:
 
 
 def network_costs(
-    default_model: Path | None, images: np.ndarray, repeat: int, intra_op: int = 0, inter_op: int = 0
+    models: dict[str, Path], images: np.ndarray, repeat: int, intra_op: int = 0, inter_op: int = 0
 ) -> dict[str, float]:
-    """Milliseconds per direct call on ``images`` for the seed network and the default one, taking
-    turns, with TensorFlow's thread pools as given (0: TensorFlow decides)."""
-    from model.runtimes import tensorflow_setup
+    """Milliseconds per direct call on ``images`` for the seed network and each of ``models`` (name ->
+    .keras file) in Keras and in LiteRT ("<name> litert"), taking turns, with TensorFlow's thread
+    pools as given (0: TensorFlow decides)."""
+    from model.runtimes import litert, tensorflow_setup
     from model.runtimes.keras_predictor import KerasPredictor
-    from model.shipped import SHIPPED_MODEL
     from model.training import architectures
 
     tensorflow_setup.configure_threads(intra_op, inter_op)
-    predictors = {
-        "seed": KerasPredictor(architectures.build("seed")),
-        "default": KerasPredictor.from_file(default_model or SHIPPED_MODEL),
-    }
+    predictors = {"seed": KerasPredictor(architectures.build("seed"))}
+    for name, path in models.items():
+        predictors[name] = KerasPredictor.from_file(path)
+        predictors[f"{name} litert"] = litert.LiteRTPredictor(litert.export(path.read_bytes()))
     times: dict[str, list[float]] = {name: [] for name in predictors}
     for _ in range(repeat + 1):
         for name, predictor in predictors.items():
@@ -78,12 +80,14 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
 def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None, help="the default network's .keras file (default: shipped)")
+    parser.add_argument("--against", type=Path, default=None, help="another .keras file to compare the cost with")
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--intra-op-threads", type=int, default=0, help="as TF_INTRA_OP_THREADS (0: TF decides)")
     parser.add_argument("--inter-op-threads", type=int, default=0, help="as TF_INTER_OP_THREADS (0: TF decides)")
     args = parser.parse_args(argv)
 
     from model.mnist import load_mnist
+    from model.shipped import SHIPPED_MODEL
 
     mnist = load_mnist(mnist_dir)
     print(f"preprocess, median of {args.repeat} per file:")
@@ -92,9 +96,14 @@ def main(argv: list[str] | None = None, mnist_dir: str = "") -> int:
         print(f"  {name:<30} {len(data) / 1000:>8.0f} kB  {ms:7.1f} ms")
 
     images = mnist.x_test[:BATCH].astype(np.float32) / 255
-    costs = network_costs(args.model, images, args.repeat, args.intra_op_threads, args.inter_op_threads)
+    models = {"default": args.model or SHIPPED_MODEL} | ({"against": args.against} if args.against else {})
+    costs = network_costs(models, images, args.repeat, args.intra_op_threads, args.inter_op_threads)
     print(f"\nnetwork, one direct call on {BATCH} images, median of {args.repeat}:")
     for name, ms in costs.items():
-        print(f"  {name:<8} {ms:7.2f} ms  ({ms * 1000 / BATCH:.0f} us per image)")
+        print(f"  {name:<15} {ms:7.2f} ms  ({ms * 1000 / BATCH:.0f} us per image)")
     print(f"  default / seed = {costs['default'] / costs['seed']:.2f}")
+    if args.against:
+        for runtime in ("", " litert"):
+            ratio = costs["default" + runtime] / costs["against" + runtime]
+            print(f"  default{runtime} / against{runtime} = {ratio:.2f}")
     return 0
