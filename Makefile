@@ -88,7 +88,7 @@ bench-shared: $(VENV)/.installed-test  ## a polite client's latency while anothe
 bench-autoscale: $(VENV)/.installed-test  ## KEDA's rule from deploy/kubernetes scaling real predict workers on a rising and falling load (~2 min)
 	$(PY) -m bench.autoscale
 
-compare: $(VENV)/.installed-run  ## accuracy, training time and prediction cost of every recipe (3 seeds) and architecture (~20 min)
+compare: $(VENV)/.installed-run  ## accuracy, training time and prediction cost of every recipe (3 seeds) and architecture (~1 hour on 2 cores)
 	$(PY) -m model.evaluation compare
 
 train: $(VENV)/.installed-run  ## retrain the shipped default model, its LiteRT export and the number scoring fitted to it

@@ -140,6 +140,30 @@ def default(training: bool = False) -> keras.Model:
     )
 
 
+def deep(training: bool = False) -> keras.Model:
+    """``default`` with a second convolution at 7x7: the ``strong`` recipe's network, which reads
+    degraded digits best (robustness suite, 10,000 test digits: 97.99 % mean against 97.79 % for
+    ``default`` trained the same way, and 99.61 % of MNIST against 99.52 %) at 1.3x its cost to run.
+    """
+    dtype = training_dtype() if training else None
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE),
+            *_conv_bn_relu(32, training),
+            layers.MaxPooling2D(2, dtype=dtype),
+            *_conv_bn_relu(64, training),
+            *_conv_bn_relu(64, training),
+            layers.MaxPooling2D(2, dtype=dtype),
+            *_conv_bn_relu(128, training),
+            *_conv_bn_relu(128, training),
+            layers.GlobalAveragePooling2D(dtype=dtype),
+            layers.Dropout(0.3, dtype=dtype),
+            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
+        ],
+        name="deep",
+    )
+
+
 def compact(training: bool = False) -> keras.Model:
     """The ``fast`` recipe's network: about a third of ``default``'s training cost, for CPUs without
     AMX (measured on an AVX2-only EPYC: 0.96 ms of CPU per training image against 3.0 ms).
@@ -169,7 +193,9 @@ def compact(training: bool = False) -> keras.Model:
     )
 
 
-KERAS_ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"seed": seed, "default": default, "compact": compact}
+KERAS_ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
+    "seed": seed, "default": default, "deep": deep, "compact": compact,
+}  # fmt: skip
 
 
 def build(name: str, training: bool = False) -> keras.Model:

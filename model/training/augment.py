@@ -38,7 +38,7 @@ SCAN_SHEAR = 0.55
 ELASTIC_PX = 2.5  # the largest displacement of the elastic field, in pixels
 ELASTIC_GRID = 5  # control points per side of the smooth field
 SPECKS = 0.05  # the largest share of pixels turned to ink specks
-NEAREST_SHARE = 0.5  # low-resolution digits enlarged by repeating pixels rather than smoothly
+BILEVEL_SHARE = 0.5  # blocky digits whose pixels are each ink or paper
 
 
 def scan_degradations(images: tf.Tensor, share: float) -> tf.Tensor:
@@ -113,9 +113,15 @@ def _specks(images: tf.Tensor) -> tf.Tensor:
 
 
 def _blocky(images: tf.Tensor) -> tf.Tensor:
+    """A coarse scan: reduced to 9-16 pixels and enlarged by repeating pixels; for BILEVEL_SHARE of
+    the images each pixel also ink or paper (a black-and-white scanner), then softened a little as
+    preprocessing's rescaling softens such a scan."""
     size = tf.random.uniform([], 9, 17, dtype=tf.int32)
     small = tf.image.resize(images, [size, size], method="area")
-    return tf.image.resize(small, [28, 28], method="nearest")
+    blocks = tf.image.resize(small, [28, 28], method="nearest")
+    bilevel = _stacked(lambda x: tf.nn.avg_pool2d(x, 2, 1, "SAME"), tf.cast(blocks >= 0.5, tf.float32))
+    chosen = _per_image(tf.shape(images)[0], BILEVEL_SHARE)
+    return chosen * bilevel + (1 - chosen) * blocks
 
 
 def _even_strokes(images: tf.Tensor) -> tf.Tensor:

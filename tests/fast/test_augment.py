@@ -37,6 +37,13 @@ def test_slant_elastic_and_blocky_move_ink_but_keep_most_of_it(batch):
         assert np.abs(out - np.asarray(batch)).mean() > 0.005, degrade.__name__
 
 
+def test_blocky_scans_are_black_and_white_for_some(batch):
+    tf.random.set_seed(2)
+    out = np.asarray(augment._blocky(batch))
+    quarters = np.isin(out, [0.0, 0.25, 0.5, 0.75, 1.0]).all(axis=(1, 2, 3))  # ink or paper, softened by 2x2
+    assert 0.2 < quarters.mean() < 0.8
+
+
 def test_specks_are_added_ink(batch):
     out = np.asarray(augment._specks(batch))
     added = (out == 1.0) & (np.asarray(batch) == 0)

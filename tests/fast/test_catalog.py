@@ -22,7 +22,7 @@ def test_a_recipe_sets_the_epochs_unless_they_are_given():
 
 def test_a_recipe_sets_the_architecture_unless_it_is_given():
     """fast trains the network cheap enough for a minute on AVX2; strong the shipped one."""
-    assert (parse_train_config({}).arch, parse_train_config({"recipe": "strong"}).arch) == ("compact", "default")
+    assert (parse_train_config({}).arch, parse_train_config({"recipe": "strong"}).arch) == ("compact", "deep")
     assert parse_train_config({"recipe": "fast", "arch": "default"}).arch == "default"
     with pytest.raises(ConfigError, match="arch must be one of"):
         parse_train_config({"recipe": "strong", "arch": None})  # absent means the recipe's; null is no architecture

@@ -59,7 +59,7 @@ def test_a_worker_serves_on_either_backend_and_only_tensorflow_loads_tensorflow(
 @pytest.mark.slow
 def test_a_version_stored_without_an_export_gets_one_on_first_load_kept_for_the_others(redis_client):
     store = ModelStore(redis_client)
-    version = store.add(SHIPPED_MODEL.read_bytes(), {"arch": "default", "note": "as a training job stores it"})
+    version = store.add(SHIPPED_MODEL.read_bytes(), {"arch": "deep", "note": "as a training job stores it"})
     assert store.litert_file(version) is None
     load_version(store, version, "litert", threads=1)
     assert store.litert_file(version) is not None
