@@ -1,6 +1,6 @@
 """Compare every recipe and architecture: MNIST test accuracy, robustness, training time, prediction cost.
 
-    python -m model.evaluation compare            # fast and strong, 3 seeds each; seed, logreg, forest once (~1 hour on 2 cores)
+    python -m model.evaluation compare            # fast and strong, 3 seeds each; seed, logreg, forest once (~1 hour)
     python -m model.evaluation compare --only fast --seeds 1
 
 A recipe's figures are the median of its runs (seeds 0, 1, 2, ...), with the lowest and highest
