@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from model.shipped import SHIPPED_CARD
 from stack.redis_server import free_port
 from tests.conftest import TINY_MODELS_SERVED, TOKEN, png_bytes
 from tests.service.helpers import wait_for
@@ -21,6 +23,7 @@ from tests.service.helpers import wait_for
 DIGITS = Path(sys.executable).parent / "digits"
 TINY_TRAINING = ["--arch", "seed", "--epochs", "1", "--train-limit", "2000", "--no-augment"]
 
+SHIPPED_ARCH = json.loads(SHIPPED_CARD.read_text())["arch"]  # version 1, the shipped model, is listed first
 STACK_ENV = TINY_MODELS_SERVED  # the versions trained here are activated
 
 pytestmark = pytest.mark.slow
@@ -135,7 +138,7 @@ def test_server_option_before_or_after_the_command_overrides_digits_url(stack):
     nearest_wins = digits("--server", dead, "models", "--server", stack.web_url, server=None)
 
     for run in (before, after, nearest_wins):
-        assert run.returncode == 0 and re.search(r"^\*\s+\d+\s+default", run.stdout, re.MULTILINE), run
+        assert run.returncode == 0 and re.search(rf"^\*\s+\d+\s+{SHIPPED_ARCH}", run.stdout, re.MULTILINE), run
 
 
 def test_training_without_the_token_says_how_to_get_one(stack):
