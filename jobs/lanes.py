@@ -79,16 +79,37 @@ class LaneReader:
         if self._filled:
             groups = self._take(lanes=self.lanes, most=most)
         if not any(groups):
-            # BLPOP serves its keys in order, and answers as soon as any of them has an entry.
-            waited = self.client.blpop(self.keys, timeout=block_s)
-            if not waited:
+            # BLMPOP serves its keys in order and answers as soon as one has entries, with up to
+            # `most` of them: a lone job in one round trip, and what its request queued in the same
+            # step (a batch's other images) with it, not in batches of their own after a lone first.
+            woken = self.client.blmpop(block_s, len(self.keys), *self.keys, direction="LEFT", count=most)
+            if not woken:
                 self._filled = False
                 return []
-            # What woke it came with whatever its request queued in the same step (a batch's other
-            # images): those go in the same batch, not in one of their own after a lone first.
-            first = waited[1].decode()
-            room = most - keys.images_of_lane_entry(first)
-            groups = self._take(lanes=self.lanes, most=room) if room > 0 else [[] for _ in self.lanes]
-            groups[self.keys.index(waited[0].decode())].insert(0, first)
-        self._filled = sum(keys.images_of_lane_entry(entry) for group in groups for entry in group) >= most
+            lane, entries = woken[0].decode(), [entry.decode() for entry in woken[1]]
+            at = self.keys.index(lane)
+            if at:
+                # Woken by a later lane: an earlier one may have had entries queued in the same step
+                # (Redis wakes a waiter by the key pushed first), and theirs go first.
+                groups[:at] = self._take(lanes=self.lanes[:at], most=most)
+            taken = _within(entries, most - _images(groups), at_least_one=not any(groups))
+            if len(taken) < len(entries):  # past the batch (tensor jobs, or the earlier lanes'): first in line again
+                self.client.lpush(lane, *reversed(entries[len(taken) :]))
+            groups[at] = taken
+        self._filled = _images(groups) >= most
         return [group for group in groups if group]
+
+
+def _within(entries: Sequence[str], most: int, at_least_one: bool) -> list[str]:
+    """The first ``entries`` whose images stay within ``most`` (``at_least_one``: the first whatever it holds)."""
+    taken, images = [], 0
+    for entry in entries:
+        images += keys.images_of_lane_entry(entry)
+        if images > most and (taken or not at_least_one):
+            break
+        taken.append(entry)
+    return taken
+
+
+def _images(groups: Sequence[Sequence[str]]) -> int:
+    return sum(keys.images_of_lane_entry(entry) for group in groups for entry in group)

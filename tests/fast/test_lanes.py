@@ -42,12 +42,14 @@ def test_jobs_recorded_without_lanes_wait_for_their_caller_to_queue_them(redis_c
 
 
 def test_a_worker_takes_the_fast_lane_first_then_the_bulk_lane_up_to_a_batch_one_batch_per_lane(redis_client):
-    lanes.put(redis_client, keys.BULK_QUEUE, ["b1", "b2", "b3"])
+    lanes.put(redis_client, keys.BULK_QUEUE, ["b1", "b2", "b3", "b4", "b5"])
     lanes.put(redis_client, keys.PREDICT_QUEUE, ["f1", "f2"])
     reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
 
-    assert reader.take(4, 0.1) == [["f1", "f2"], ["b1", "b2"]]
-    assert reader.take(4, 0.1) == [["b3"]]
+    assert reader.take(2, 0.1) == [["f1", "f2"]]  # a full batch: the next take asks both lanes at once
+    lanes.put(redis_client, keys.PREDICT_QUEUE, ["f3"])
+    assert reader.take(4, 0.1) == [["f3"], ["b1", "b2", "b3"]]
+    assert reader.take(4, 0.1) == [["b4", "b5"]]
     started = time.monotonic()
     assert reader.take(4, 0.2) == []  # nothing waiting: it waited, then gave up
     assert time.monotonic() - started >= 0.15
@@ -58,17 +60,30 @@ def test_a_take_asks_the_lanes_first_only_after_one_that_filled_a_batch(redis_cl
 
     def calls() -> dict[str, int]:
         stats = redis_client.info("commandstats")
-        return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("blpop", "evalsha")}
+        return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("blmpop", "evalsha")}
 
     lanes.put(redis_client, keys.PREDICT_QUEUE, ["a"])
     redis_client.config_resetstat()
     assert reader.take(4, 0.1) == [["a"]]
-    assert calls() == {"blpop": 1, "evalsha": 1}  # woken, then whatever came with it: not asked first in vain
+    assert calls() == {"blmpop": 1, "evalsha": 0}  # one round trip: woken with whatever waits, not asked first in vain
     lanes.put(redis_client, keys.PREDICT_QUEUE, ["b", "c", "d", "e", "f"])
-    assert reader.take(4, 0.1) == [["b", "c", "d", "e"]]
+    redis_client.config_resetstat()
+    assert reader.take(4, 0.1) == [["b", "c", "d", "e"]]  # what came with the first, up to the batch
+    assert calls() == {"blmpop": 1, "evalsha": 0}
     redis_client.config_resetstat()
     assert reader.take(4, 0.1) == [["f"]]
-    assert calls() == {"blpop": 0, "evalsha": 1}  # after a full batch more was likely waiting: one round trip
+    assert calls() == {"blmpop": 0, "evalsha": 1}  # after a full batch more was likely waiting: one round trip
+
+
+def test_a_wake_takes_no_more_images_than_a_batch_holds_and_leaves_the_rest_first_in_line(redis_client):
+    lanes.put(redis_client, keys.PREDICT_QUEUE, ["t1:3", "t2:2", "s1", "t3:8"])
+    reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
+    assert reader.take(4, 0.1) == [["t1:3"]]  # t2 would pass the batch of 4
+    assert redis_client.lrange(keys.lane(keys.PREDICT_QUEUE), 0, -1) == [b"t2:2", b"s1", b"t3:8"]
+    lanes.put(redis_client, keys.PREDICT_QUEUE, ["s2"])
+    assert reader.take(4, 0.1) == [["t2:2", "s1"]]
+    assert reader.take(4, 0.1) == [["t3:8"]]  # the first entry is taken whatever it holds
+    assert reader.take(4, 0.1) == [["s2"]]
 
 
 def test_an_idle_worker_takes_a_lone_job_the_moment_it_arrives(redis_client):
@@ -92,7 +107,8 @@ def test_jobs_given_back_are_those_still_the_workers_own_or_never_started_each_t
     fast = records.create("predict", 2, client="10.0.0.1", images=[b"a", b"b"], lanes=LANES).ids
     bulk = records.create("predict", 2, client="10.0.0.1", images=[b"c", b"d"], lanes=LANES).ids  # a backlog
     mine, theirs, never_started, ended = fast + bulk
-    assert lanes.LaneReader(redis_client, keys.PREDICT_QUEUES).take(4, 0.1) == [[mine, theirs], [never_started, ended]]
+    reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
+    assert reader.take(4, 0.1) + reader.take(4, 0.1) == [[mine, theirs], [never_started, ended]]
     records.start([mine], "w1")
     records.start([theirs], "w2")
     records.start([ended], "w1")
@@ -149,3 +165,17 @@ def test_an_idle_worker_woken_by_a_request_takes_the_rest_of_it_in_the_same_batc
     later.start()
     assert reader.take(4, 5) == [["a", "b"]]  # not "a" alone, then the rest; c's 3 images would pass 4
     assert reader.take(4, 5) == [["c:3", "d"]]
+
+
+def test_a_bulk_wake_gives_the_batch_to_the_fast_lane_first_and_its_own_entries_back_in_order(redis_client):
+    reader = lanes.LaneReader(redis_client, keys.PREDICT_QUEUES)
+
+    def both() -> None:
+        with redis_client.pipeline(transaction=True) as pipe:
+            pipe.rpush(keys.lane(keys.BULK_QUEUE), "b1", "b2", "b3")
+            pipe.rpush(keys.lane(keys.PREDICT_QUEUE), "f1", "f2", "f3")
+            pipe.execute()
+
+    threading.Timer(0.2, both).start()
+    assert reader.take(4, 5) == [["f1", "f2", "f3"], ["b1"]]
+    assert redis_client.lrange(keys.lane(keys.BULK_QUEUE), 0, -1) == [b"b2", b"b3"]
