@@ -122,7 +122,7 @@ def recognise(
                 small.append((index, pixels))
             elif pixels is not None:
                 ready.append((index, pixels))
-                if probe := _probe(data, bounds):
+                if not _in_mnist_form(data) and (probe := _probe(data, bounds)):
                     probes.append((index, probe))
         read += 1
     checked = in_mnist_form(np.stack([np.asarray(gray) for _, gray in small])) if small else []
@@ -211,10 +211,18 @@ def _read(data: bytes | None, bounds: Bounds) -> tuple[np.ndarray | Image.Image 
         return None, failed("image_missing", "the job's image is no longer stored")
     if isinstance(data, np.ndarray):
         return data.astype(np.float32) / 255.0, None
-    if data.startswith(MNIST_PIXELS_HEADER) and len(data) == len(MNIST_PIXELS_HEADER) + 28 * 28:
+    if _in_mnist_form(data):
         pixels = np.frombuffer(data, np.uint8, offset=len(MNIST_PIXELS_HEADER)).reshape(28, 28)
         return pixels.astype(np.float32) / 255.0, None
     return _guarded(bounds, blank, _decode_unless_small, data, bounds)
+
+
+def _in_mnist_form(data: bytes | np.ndarray) -> bool:
+    """Whether ``data`` is a digit already in MNIST's form (the network's input as it is, too
+    small to hold a number), not an image file."""
+    if isinstance(data, np.ndarray):
+        return True
+    return data.startswith(MNIST_PIXELS_HEADER) and len(data) == len(MNIST_PIXELS_HEADER) + 28 * 28
 
 
 def _decode_unless_small(data: bytes, bounds: Bounds) -> np.ndarray | Image.Image:

@@ -67,3 +67,19 @@ def test_every_image_is_answered_without_an_internal_error(mnist):
             assert not (reading.error and reading.error["code"] == "preprocessing_failed"), (mode, reading.error)
 
     answered()
+
+
+def test_a_digit_in_mnist_form_is_not_searched_for_several_digits(mnist, monkeypatch):
+    """A 28x28 digit in MNIST's form (the inference protocol's pixels) is the network's input as it
+    is: it is never decoded as an image file to look for a number in it, while an image file is."""
+    import model.recognise as recognising
+    from model.recognise import mnist_pixels_file
+
+    planned = []
+    plan_number = recognising.plan_number
+    monkeypatch.setattr(recognising, "plan_number", lambda data, *a: planned.append(data) or plan_number(data, *a))
+    digit = mnist.x_test[0]
+    scan = png(np.kron(digit, np.ones((3, 3), np.uint8)), dark_on_light=True)
+    readings = recognise([digit, mnist_pixels_file(digit), scan], None, BOUNDS)
+    assert [r.error["code"] for r in readings] == ["model_unavailable"] * 3
+    assert len(planned) == 1 and planned[0].startswith(b"\x89PNG")
