@@ -17,7 +17,6 @@ Every script is called the same way:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -168,8 +167,8 @@ class CreateJobs(Script):
             "recent_kept": recent_kept,
             "listed": listed,
             "images": images_per_job,
-            "limits": dataclasses.asdict(limits),
-            "lanes": dataclasses.asdict(lanes) if lanes else False,
+            "limits": limits,  # orjson writes a dataclass as its fields
+            "lanes": lanes or False,
             "fields": fields,
             "timeout_ms": timeout_ms,
         }
