@@ -510,10 +510,24 @@ class JobRecords:
         }
         started_at = started_at if started_at is not None else [None] * len(outcomes)
         finishing = []
+        # The jobs of a batch share when they started and the batch's timings, and those of one
+        # request when they were created: how each was served is worked out once per distinct case.
+        served_as: dict[tuple, scripts.Served | None] = {}
         for outcome, client, created, batch, started in zip(
             outcomes, clients, created_at, batches, started_at, strict=True
         ):
             version, predictions = _counted_predictions(outcome)
+            result = outcome.result or {}
+            timings = result.get("timings") or {}
+            case = (
+                created,
+                started,
+                timings.get("preprocess_ms"),
+                timings.get("predict_ms"),
+                result.get("model_version"),
+            )
+            if case not in served_as:
+                served_as[case] = served(outcome, created, started, now, model_version)
             finishing.append(
                 scripts.Finishing(
                     outcome.job_id,
@@ -525,7 +539,7 @@ class JobRecords:
                     version,
                     latencies.get(created),  # None: when it was created is not known
                     predictions,
-                    served(outcome, created, started, now, model_version),
+                    served_as[case],
                     outcome.error["code"] if outcome.error else "",
                 )
             )

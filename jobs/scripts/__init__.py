@@ -362,16 +362,31 @@ class FinishJobs(Script):
         script_keys += [keys.METRICS_FAILURES, keys.METRICS_EXPIRED, keys.METRICS_QUEUE_WAIT]
         script_keys += [keys.METRICS_SERVICE_TIME, keys.METRICS_MODEL_STATS]
         values: list[str | bytes] = []
+        # A batch's jobs share a few clients, batches, latencies and ways they were served: each
+        # one's keys and values are made once.
+        client_keys: dict[str, list[str]] = {}
+        batch_keys: dict[str, str] = {}
+        latency_values: dict[Latency | None, list[str]] = {None: ["", ""]}
+        served_values: dict[Served | None, list[str]] = {None: [""] * len(Served._fields)}
         for job in jobs:
-            job_id, client, latency, served = job.job_id, job.client or "", job.latency, job.served
-            script_keys += [keys.job(job_id), keys.job_image(job_id), keys.pending(client), keys.pending_bytes(client)]
-            script_keys += [keys.batch_unfinished(job.batch or ""), keys.finished_by_client(client)]
-            script_keys.append(keys.pending_fast(client))
+            job_id, client, batch = job.job_id, job.client or "", job.batch or ""
+            if client not in client_keys:
+                client_keys[client] = [keys.pending(client), keys.pending_bytes(client)]
+                client_keys[client] += [keys.finished_by_client(client), keys.pending_fast(client)]
+            if batch not in batch_keys:
+                batch_keys[batch] = keys.batch_unfinished(batch)
+            if job.latency not in latency_values:
+                latency_values[job.latency] = [job.latency.bucket, repr(job.latency.seconds)]
+            if job.served not in served_values:
+                served_values[job.served] = [str(part) for part in job.served]
+            pending, pending_bytes, finished_by_client, pending_fast = client_keys[client]
+            script_keys += [keys.job(job_id), keys.job_image(job_id), pending, pending_bytes]
+            script_keys += [batch_keys[batch], finished_by_client, pending_fast]
             values += [job.status, job.result or b"", job.error or b"", job_id, job.counted_version or ""]
-            values += [latency.bucket, repr(latency.seconds)] if latency else ["", ""]
+            values += latency_values[job.latency]
             values.append("" if job.predictions == 1 else str(job.predictions))
             values.append(job.reason)
-            values += [str(part) for part in served] if served else [""] * len(Served._fields)
+            values += served_values[job.served]
         batch = {"bucket": batch_bucket, "images": batch_images, "version": batch_version} if batch_bucket else False
         named = {"now": repr(now), "channel": channel, "room": room, "batch": batch, "ttl": ttl}
         named |= {"fast_lane": keys.PREDICT_QUEUE, "trim": trim, "count": count}
