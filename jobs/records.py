@@ -17,9 +17,9 @@ import bisect
 import dataclasses
 import datetime as dt
 import functools
+import os
 import re
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -196,8 +196,15 @@ class OverLimit(Exception):
         self.limit, self.outstanding, self.allowed = limit, outstanding, allowed
 
 
+def new_job_ids(count: int) -> list[str]:
+    """``count`` new job ids, each 128 random bits as 32 lowercase hex digits, from one system call
+    (uuid4, a call an id, cost a 256-image request 0.5 ms)."""
+    digits = os.urandom(16 * count).hex()
+    return [digits[start : start + 32] for start in range(0, 32 * count, 32)]
+
+
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    return new_job_ids(1)[0]
 
 
 def is_job_id(value: object) -> bool:
@@ -275,7 +282,7 @@ class JobRecords:
         Raises :class:`~jobs.replicas.NotReplicated` when a replica should have acknowledged the
         new records and none did in time (they are written, on the primary only).
         """
-        ids = list(ids) if ids is not None else [new_job_id() for _ in range(count)]
+        ids = list(ids) if ids is not None else new_job_ids(count)
         count = len(ids)
         shared = {"type": job_type, "status": QUEUED, "created_at": repr(time.time())}
         if client:

@@ -148,8 +148,7 @@ def submit_predictions(
     config = svc.settings
     refuse_new_work_near_full()
     client = client_address()
-    batch_id = rec.new_job_id()
-    job_ids = [rec.new_job_id() for _ in images]
+    batch_id, *job_ids = rec.new_job_ids(1 + len(images))
     fields = {"read": read}
     if keep_images and config.keep_uploads:
         fields["keep_image"] = "1"

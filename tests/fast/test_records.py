@@ -86,6 +86,12 @@ def test_a_finish_costs_redis_three_commands_a_job_beyond_what_the_batch_shares(
             assert calls <= alone + 3 * (count - 1), stats
 
 
+def test_new_ids_are_distinct_job_ids():
+    ids = rec.new_job_ids(1000) + [rec.new_job_id()]
+    assert len(set(ids)) == len(ids) and all(rec.is_job_id(job_id) for job_id in ids)
+    assert rec.new_job_ids(0) == []
+
+
 def test_unknown_and_malformed_ids_are_none(redis_client):
     records = rec.JobRecords(redis_client)
     assert records.get("0" * 32) is None
