@@ -748,26 +748,29 @@ def _decode(raw: dict[bytes, bytes]) -> JobRecord | None:
     """The record as the API shows it (jobs/schemas.py) from its Redis hash; None for no record."""
     if not raw or b"status" not in raw:
         return None
-    fields = {k.decode(): v for k, v in raw.items()}
+    get = raw.get
     record: JobRecord = {
-        "id": fields["id"].decode(),
-        "type": fields["type"].decode(),
-        "status": fields["status"].decode(),
-        "created_at": _iso(fields.get("created_at")),
-        "started_at": _iso(fields.get("started_at")),
-        "finished_at": _iso(fields.get("finished_at")),
+        "id": raw[b"id"].decode(),
+        "type": raw[b"type"].decode(),
+        "status": raw[b"status"].decode(),
+        "created_at": _iso(get(b"created_at")),
+        "started_at": _iso(get(b"started_at")),
+        "finished_at": _iso(get(b"finished_at")),
         "result": None,
         "error": None,
     }
     if record["type"] == "predict":
-        record["read"] = fields["read"].decode() if "read" in fields else READ_MODES[0]
-    for name in ("result", "error", "progress", "params"):
-        if name in fields:
-            record[name] = orjson.loads(fields[name])
-    if "worker" in fields:
-        record["worker"] = fields["worker"].decode()
-    if "deadline" in fields:
-        record["deadline"] = _iso(fields["deadline"])
-    if "cancel_requested" in fields and record["status"] == RUNNING:
+        record["read"] = raw[b"read"].decode() if b"read" in raw else READ_MODES[0]
+    for name, key in _JSON_FIELDS:
+        if key in raw:
+            record[name] = orjson.loads(raw[key])
+    if b"worker" in raw:
+        record["worker"] = raw[b"worker"].decode()
+    if b"deadline" in raw:
+        record["deadline"] = _iso(raw[b"deadline"])
+    if b"cancel_requested" in raw and record["status"] == RUNNING:
         record["cancel_requested"] = True
     return record
+
+
+_JSON_FIELDS = tuple((name, name.encode()) for name in ("result", "error", "progress", "params"))
