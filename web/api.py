@@ -36,7 +36,7 @@ from web.submit import (
     number_field,
     read_field,
     read_mode,
-    read_upload,
+    read_uploads,
     submit_predictions,
 )
 from web.validation import query, validated
@@ -92,7 +92,7 @@ def create_predictions():
         files = request.files.getlist("image")
         if not files:
             raise ApiError(400, "missing_image", "no file in multipart field 'image'")
-        named = [read_upload(f"image {f.filename or i}"[:200], f) for i, f in enumerate(files)]
+        named = read_uploads([(f"image {f.filename or i}"[:200], f) for i, f in enumerate(files)])
     else:
         raise ApiError(
             415,

@@ -18,7 +18,7 @@ from web.clients import client_address
 from web.images import check_image
 from web.security import require_secret_key
 from web.services import services
-from web.submit import image_limits, read_field, read_mode, read_upload, submit_predictions
+from web.submit import image_limits, read_field, read_mode, read_uploads, submit_predictions
 
 bp = Blueprint("pages", __name__)
 bp.before_request(require_secret_key)
@@ -39,7 +39,7 @@ def home():
 def submit_form():
     read = read_mode(read_field(request.form), read_field(request.args))
     files = [f for f in request.files.getlist("image") if f.filename]
-    images = [read_upload(f"file {f.filename}"[:200], f) for f in files]
+    images = read_uploads([(f"file {f.filename}"[:200], f) for f in files])
     # Kept as long as the jobs, for their pages to show.
     job_ids = submit_predictions(images, keep_images=True, read=read).job_ids
     if len(job_ids) == 1:

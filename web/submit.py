@@ -293,13 +293,17 @@ def job_links(job_ids: list[str]) -> list[JobLink]:
     return [{"job_id": job_id, "status_url": prefix + job_id} for job_id in job_ids]
 
 
-def read_upload(name: str, upload: FileStorage) -> tuple[str, bytes | ApiError]:
-    """(name, bytes) of one uploaded file; one over MAX_IMAGE_BYTES is refused unread (it may be on
-    disk): (name, its refusal), for :func:`check_images` to name with the others."""
+def read_uploads(uploads: list[tuple[str, FileStorage]]) -> list[tuple[str, bytes | ApiError]]:
+    """(name, bytes) of each uploaded file, given with its name; one over MAX_IMAGE_BYTES is refused
+    unread (it may be on disk): (name, its refusal), for :func:`check_images` to name with the others."""
     limit = settings().max_image_bytes
-    upload.stream.seek(0, os.SEEK_END)
-    size = upload.stream.tell()
-    upload.stream.seek(0)
-    if size > limit:
-        return name, ApiError(413, "too_large", f"{name} is {size} bytes, over the limit of {limit}")
-    return name, upload.read()
+    read = []
+    for name, upload in uploads:
+        stream = upload.stream
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(0)
+        if size > limit:
+            read.append((name, ApiError(413, "too_large", f"{name} is {size} bytes, over the limit of {limit}")))
+        else:
+            read.append((name, stream.read()))
+    return read
