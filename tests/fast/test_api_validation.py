@@ -29,6 +29,7 @@ from werkzeug.wrappers import Request
 from jobs import keys
 from tests.conftest import TOKEN
 from web import create_app
+from web.images import decode_base64_image
 
 MAX_IMAGE_BYTES = 200_000
 MAX_IMAGES = 5
@@ -421,6 +422,15 @@ def test_base64_wrapped_at_76_characters_is_accepted(web):
     response = client.post("/api/v1/predictions", json={"images": [wrapped]})
     assert response.status_code == 202, response.text
     assert db.llen(keys.lane(keys.PREDICT_QUEUE)) == 1
+
+
+@pytest.mark.parametrize("space", [" ", "\t", "\r\n", "\x0b\x0c", "\u00a0", "\u2003", "\u3000"])
+def test_base64_with_any_whitespace_between_is_accepted(space):
+    data = image_bytes(size=(30, 30))
+    text = base64.b64encode(data).decode()
+    spaced = space + space.join(text[i : i + 10] for i in range(0, len(text), 10)) + space
+    assert decode_base64_image(spaced, 0) == data
+    assert decode_base64_image("data:image/png;base64," + spaced, 0, len(data)) == data
 
 
 TRAINING_BODIES = [
