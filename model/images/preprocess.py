@@ -147,7 +147,9 @@ def _to_gray(image: Image.Image) -> Image.Image:
         return Image.fromarray(np.round(np.clip(values / high, 0, 1) * 255).astype(np.uint8), mode="L")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         return _flatten_alpha(image.convert("RGBA"))
-    if image.mode not in ("L", "RGB"):
+    if image.mode == "L":
+        return image  # decoded afresh for this call: converting would only copy it
+    if image.mode != "RGB":
         image = image.convert("RGB")  # CMYK, YCbCr, palette, 1-bit...
     return image.convert("L")
 
