@@ -80,24 +80,28 @@ def in_mnist_form(grays: np.ndarray) -> list[np.ndarray | None]:
     """:func:`already_normalized` for a stack of (28, 28) uint8 images at once: per image, its
     (28, 28) float32 pixels in [0, 1] when it is already in MNIST's form, else None."""
     x = np.asarray(grays, dtype=np.uint8).reshape(-1, CANVAS, CANVAS)
-    row_peaks, col_peaks = x.max(axis=2), x.max(axis=1)
-    peak = row_peaks.max(axis=1).astype(np.int64)
-    half = ((peak + 1) // 2)[:, None]  # pixels at least half as bright as the brightest
-    rows, cols = row_peaks >= half, col_peaks >= half
+    # Rows' and columns' sums as products with ones (numpy reduces a 28-pixel axis slowly: this
+    # check cost 3.6 us an image that way, 1.5 so); exact, being whole numbers below 2 ** 24.
+    f = x.astype(np.float32)
+    peak = x.reshape(len(x), CANVAS * CANVAS).max(axis=1).astype(np.int64)
+    half = ((peak + 1) // 2).astype(np.float32)[:, None, None]  # pixels at least half as bright as the brightest
+    strong = (f >= half).astype(np.float32)
+    rows, cols = strong @ _ONES > 0, _ONES @ strong > 0
     row_span = CANVAS - rows[:, ::-1].argmax(axis=1) - rows.argmax(axis=1)
     col_span = CANVAS - cols[:, ::-1].argmax(axis=1) - cols.argmax(axis=1)
-    row_sums, col_sums = x.sum(axis=2, dtype=np.int64), x.sum(axis=1, dtype=np.int64)  # exact integers
+    row_sums, col_sums = (f @ _ONES).astype(np.int64), (_ONES @ f).astype(np.int64)
     total = np.maximum(row_sums.sum(axis=1), 1)
     centred = (np.abs(row_sums @ _INDEX / total - CENTRE[0]) <= 0.5) & (
         np.abs(col_sums @ _INDEX / total - CENTRE[1]) <= 0.5
     )
-    border = row_peaks[:, 0] | row_peaks[:, -1] | col_peaks[:, 0] | col_peaks[:, -1]
-    taken = (border == 0) & (peak >= 128) & (np.maximum(row_span, col_span) == DIGIT_BOX) & centred
-    pixels = x.astype(np.float32) / np.maximum(peak, 1).astype(np.float32)[:, None, None]
+    border = x[:, 0].any(axis=1) | x[:, -1].any(axis=1) | x[:, :, 0].any(axis=1) | x[:, :, -1].any(axis=1)
+    taken = ~border & (peak >= 128) & (np.maximum(row_span, col_span) == DIGIT_BOX) & centred
+    pixels = f / np.maximum(peak, 1).astype(np.float32)[:, None, None]
     return [pixels[i] if ok else None for i, ok in enumerate(taken)]
 
 
 _INDEX = np.arange(CANVAS)
+_ONES = np.ones(CANVAS, np.float32)
 
 
 def decode(data: bytes, max_pixels: int | None = None, max_decoded_bytes: int | None = None) -> Image.Image:
