@@ -306,4 +306,5 @@ class JobWaiter:
             if records[job_id] is not None:
                 watch.delivered[job_id] = records[job_id]
             watch.announced.add(job_id)
+        for watch in {watch for _, watch in woken}:  # once each, with all it was handed
             watch.event.set()
