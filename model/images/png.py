@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,8 +44,7 @@ def header(data: bytes) -> tuple[int, int, str] | None:
     return (width, height, mode) if mode else None
 
 
-@dataclass(frozen=True)
-class Plain:
+class Plain(NamedTuple):  # one per image read: a NamedTuple costs half a frozen dataclass
     """A plain PNG taken apart: its size, Pillow's mode, and its compressed pixel data."""
 
     width: int
@@ -63,7 +62,7 @@ def plain(data: bytes) -> Plain | None:
     size = header(data)
     if size is None or size[2] not in _PLAIN_MODES or data[26:29] != b"\x00\x00\x00":  # methods, interlace
         return None
-    compressed, position = [], len(SIGNATURE)
+    compressed, position = [], len(SIGNATURE) + 25  # after IHDR, which header() checked
     while position + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, position)
         end = position + 8 + length
