@@ -81,8 +81,7 @@ def _as_numbers(bounds: tuple) -> tuple[float, ...]:
     return tuple(float(bound) for bound in bounds)
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):  # one per job: a NamedTuple costs half a frozen dataclass
     """How one job ended: ``result`` for succeeded, ``error`` ({code, message}) otherwise."""
 
     job_id: str
