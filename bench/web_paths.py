@@ -3,11 +3,12 @@
     python -m bench.web_paths            # about two minutes; run it on two checkouts back to back to compare
 
 Flask's test client against a private redis-server, with a stand-in worker process that ends each
-job at once (so /v2 infer, which waits for its answers, can be timed without a model): POST
-/api/v1/predictions with 1 and 256 PNGs (multipart and JSON), GET /api/v1/jobs/<id> (with and
-without ?wait=, the job ended), GET /api/v1/batches/<id> of 256 ended jobs, and /v2 infer of one
-``pixels`` image as JSON and of 64 as JSON and as binary tensors. Each figure is the process CPU per request (this
-process: the app and its waiter thread, not Redis or the stand-in), the least of five rounds.
+job at once (so /v2 infer and ?wait=, which wait for their answers, can be timed without a model):
+POST /api/v1/predictions with 1 and 256 PNGs (multipart and JSON) and with one PNG and ?wait=, GET
+/api/v1/jobs/<id> (with and without ?wait=, the job ended), GET /api/v1/batches/<id> of 256 ended
+jobs, and /v2 infer of one ``pixels`` image as JSON and of 64 as JSON and as binary tensors. Each
+figure is the process CPU per request (this process: the app and its waiter thread, not Redis or
+the stand-in), the least of five rounds.
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ def main() -> int:
         def expect(status: int, response) -> None:
             assert response.status_code == status, response.get_data()[:300]
 
-        def post_json(count: int) -> Callable[[], None]:
+        def post_json(count: int, query: str = "", status: int = 202) -> Callable[[], None]:
             body = json.dumps({"images": [base64.b64encode(image).decode() for image in images[:count]]})
-            return lambda: expect(202, client.post("/api/v1/predictions", data=body, content_type="application/json"))
+            url = f"/api/v1/predictions{query}"
+            return lambda: expect(status, client.post(url, data=body, content_type="application/json"))
 
         def post_multipart(count: int) -> Callable[[], None]:
             def post() -> None:
@@ -145,6 +147,7 @@ def main() -> int:
             "POST /api/v1/predictions, 1 PNG, JSON": (post_json(1), 300, store.flushdb),
             "POST /api/v1/predictions, 256 PNGs, multipart": (post_multipart(256), 20, store.flushdb),
             "POST /api/v1/predictions, 256 PNGs, JSON": (post_json(256), 20, store.flushdb),
+            "POST /api/v1/predictions?wait=5, 1 PNG, JSON": (post_json(1, "?wait=5", 200), 300, with_stand_in_worker),
             "POST /v2 infer, 1 pixels image, JSON": (
                 infer(one_json, "application/json", {}),
                 200,
