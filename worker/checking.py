@@ -7,9 +7,20 @@ import logging
 
 from jobs import records as rec
 from model.runtimes.check import CheckLimits, check_bytes
+from settings import Settings
 from worker.process import WorkerProcess
 
 log = logging.getLogger(__name__)
+
+
+def check_limits(settings: Settings) -> CheckLimits:
+    """The CHECK_* settings, as the check takes them."""
+    return CheckLimits(
+        min_accuracy=settings.check_min_accuracy,
+        max_ms_per_image=settings.check_max_ms_per_image,
+        memory_bytes=settings.check_memory_mb * 2**20,
+        seconds=settings.check_seconds,
+    )
 
 
 def check_version(process: WorkerProcess, version: int) -> dict:
@@ -18,13 +29,7 @@ def check_version(process: WorkerProcess, version: int) -> dict:
     data, card = store.file(version), store.card(version)
     if data is None or card is None:
         return {"ok": False, "reason": f"there is no model version {version}"}
-    limits = CheckLimits(
-        min_accuracy=settings.check_min_accuracy,
-        max_ms_per_image=settings.check_max_ms_per_image,
-        memory_bytes=settings.check_memory_mb * 2**20,
-        seconds=settings.check_seconds,
-    )
-    checked = check_bytes(data, card.get("format", "keras"), limits, settings.mnist_dir)
+    checked = check_bytes(data, card.get("format", "keras"), check_limits(settings), settings.mnist_dir)
     if checked.litert is not None:  # LiteRT workers serve this export: the one just checked
         store.set_litert_file(version, checked.litert)
     verdict = checked.verdict.to_dict()

@@ -1,7 +1,8 @@
 """Is a model file fit to serve? Load it and run it on known digits, in a child process held to
 memory and time limits, so that a file that crashes, hangs or eats memory harms only the child.
 
-    python -m model.runtimes.check MODEL_FILE [--format keras|skops]     # prints the verdict as JSON
+    # prints the verdict as JSON
+    python -m model.runtimes.check MODEL_FILE --min-accuracy 0.9 --max-ms 2 --memory-mb 3072 [--format skops]
 
 What it checks: the file loads (Keras in safe mode, skops with its trusted types); on a fixed
 sample of MNIST test digits the output is (N, 10), finite, each row sums to 1; one call on 256
@@ -37,12 +38,13 @@ CODE_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class CheckLimits:
-    """What a model must meet to be served, and what checking it may cost."""
+    """What a model must meet to be served, and what checking it may cost (the service's are the
+    CHECK_* settings: worker/checking.py)."""
 
-    min_accuracy: float = 0.9
-    max_ms_per_image: float = 2.0
-    memory_bytes: int = 3 * 1024**3
-    seconds: float = 120.0
+    min_accuracy: float
+    max_ms_per_image: float
+    memory_bytes: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -197,15 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
     parser.add_argument("--format", choices=("keras", "skops"), default="keras")
-    parser.add_argument("--min-accuracy", type=float, default=CheckLimits.min_accuracy)
-    parser.add_argument("--max-ms", type=float, default=CheckLimits.max_ms_per_image)
+    parser.add_argument("--min-accuracy", type=float, required=True, help="the least share of the sample read right")
+    parser.add_argument("--max-ms", type=float, required=True, help="the most ms per image on a batch of 256")
     parser.add_argument("--mnist-dir", default="", help="MNIST's folder (default: Keras's download)")
     parser.add_argument("--litert-out", type=Path, help="a Keras file: write its LiteRT export here and check it too")
-    parser.add_argument(
-        "--memory-mb", type=int, default=CheckLimits.memory_bytes // 2**20, help="the limit it runs under"
-    )
+    parser.add_argument("--memory-mb", type=int, required=True, help="the memory limit it runs under")
     args = parser.parse_args(argv)
-    limits = CheckLimits(min_accuracy=args.min_accuracy, max_ms_per_image=args.max_ms)
+    # Time is bounded by the parent, which waits for this process; memory by its rlimit.
+    limits = CheckLimits(args.min_accuracy, args.max_ms, args.memory_mb * 2**20, seconds=0.0)
     images, labels = sample_digits(args.mnist_dir)
     try:
         predictor = _load(args.model, args.format)

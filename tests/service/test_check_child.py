@@ -3,6 +3,7 @@ judges the LiteRT export that LiteRT workers will serve, not only the Keras file
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -14,6 +15,8 @@ import pytest
 from model.runtimes import check
 from model.runtimes.litert import LiteRTPredictor
 from model.shipped import SHIPPED_MODEL
+from settings import Settings
+from worker.checking import check_limits
 
 SECRETS = {
     "DIGITS_ADMIN_TOKEN": "admin-secret-never-in-a-check",
@@ -46,7 +49,8 @@ def test_the_check_child_starts_with_a_clean_environment_and_judges_the_litert_e
     watcher = threading.Thread(target=_children_environments, args=(stop, seen), daemon=True)
     watcher.start()
     try:
-        limits = check.CheckLimits(max_ms_per_image=1000)  # the cost rule is tested elsewhere; this machine is shared
+        # The service's limits but for cost: the cost rule is tested elsewhere, and this machine is shared.
+        limits = dataclasses.replace(check_limits(Settings()), max_ms_per_image=1000)
         checked = check.check_bytes(SHIPPED_MODEL.read_bytes(), "keras", limits, os.environ["MNIST_DIR"])
     finally:
         stop.set()
