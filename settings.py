@@ -94,7 +94,7 @@ class Settings:
     worker_memory_mb: int = setting(3072, "a predict worker holding more after a batch exits (70) to start afresh")
     broker_visibility_timeout: int = setting(8, "seconds before training and check messages a worker took come back")
     training_stale_seconds: float = setting(60.0, "a training job whose worker is silent this long is failed")
-    training_time_limit: float = setting(3600.0, "seconds a training job may run; then it is stopped and fails")
+    training_time_limit: float = setting(7200.0, "seconds a training job may run; then it is stopped and fails")
     max_queued_training: int = setting(4, "training jobs that may be queued or running at once")
     training_threads: int = setting(1, "threads the forest's training may use (predict workers share the cores)")
     max_model_versions: int = setting(20, "model versions the store keeps; beyond, uploads and training are refused")
