@@ -9,7 +9,7 @@ export MNIST_DIR := $(SHARED_MNIST)
 endif
 endif
 
-.PHONY: run test test-fast lint format schemas lock bench bench-triton bench-shared bench-peers bench-autoscale compare train clean
+.PHONY: run test test-fast lint format schemas lock bench bench-ab bench-triton bench-shared bench-peers bench-autoscale compare train clean
 
 # Installs, each remembered by a stamp and redone when pyproject.toml changes: what running needs
 # (the service and the embedded Redis), then on top of it the test or the lint tools (dependency groups).
@@ -75,6 +75,10 @@ lock: | $(UV)  ## compile requirements.lock again from pyproject.toml (after cha
 
 bench: $(VENV)/.installed-test  ## throughput and latency of the whole service against the in-process limit (~3 min)
 	$(PY) -m bench
+
+bench-ab: $(VENV)/.installed-test  ## make bench for this checkout and commit BEFORE, taking turns, as ratios (~11 min a round)
+	@test -n "$(BEFORE)" || { echo "usage: make bench-ab BEFORE=<commit> [ROUNDS=3]"; exit 2; }
+	$(PY) -m bench.ab $(BEFORE) --rounds $(or $(ROUNDS),3)
 
 bench-triton: $(VENV)/.installed-test  ## Triton's perf_analyzer against a private stack (~1 min; fetches the tool once)
 	$(PY) -m bench.perf_analyzer

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,6 +25,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from bench.commits import exported
 from bench.cpu import cpu_seconds, process_tree
 from bench.load import closed_loop, encode_bodies, mnist_test_pngs, open_loop
 from stack import processes
@@ -71,13 +71,6 @@ def code_of(tree: Path | None) -> Iterator[dict]:
         yield {"PYTHONPATH": str(tree)}
     finally:
         processes.ROOT = here
-
-
-def exported(ref: str, into: Path) -> Path:
-    """Commit ``ref``'s files (git archive: no checkout, no worktree) in ``into``."""
-    archive = subprocess.run(["git", "archive", ref], cwd=processes.ROOT, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def run_mode(
