@@ -63,7 +63,7 @@ def compared(old: list[dict], new: list[dict]) -> dict:
 
 def report(ref: str, result: dict) -> None:
     pairs = len(next(iter(result["ratios"].values()), []))
-    print(f"\nthis checkout / {ref}, images per second, {pairs} pair(s) (old, new, new, old each), then the median")
+    print(f"\nthis checkout / {ref}, images per second, {pairs} pairs (rounds of old, new, new, old), then the median")
     for row, values in result["ratios"].items():
         figures = " ".join(f"{v:5.2f}" for v in values)
         print(f"  {ROWS[row]:<34} {figures}   median {result['medians'][row]:.2f}")
