@@ -27,7 +27,17 @@ import numpy as np
 from PIL import Image
 
 from model.images.budget import OutOfTime, time_limit
-from model.images.preprocess import CANVAS, NotADigit, NotAnImage, TooCostly, decode, in_mnist_form, normalize, to_pngs
+from model.images.preprocess import (
+    CANVAS,
+    NotADigit,
+    NotAnImage,
+    TooCostly,
+    decode,
+    in_mnist_form,
+    normalize,
+    shown_as_sent,
+    to_pngs,
+)
 from model.numbers.segment import NumberPlan, NumberReading, TooManyDigits, plan_number
 from model.results import READ_AS_NUMBER, DigitResult, ErrorDetail, NumberDigit, NumberResult, Timings
 from model.runtimes.predictor import Predictor
@@ -127,9 +137,12 @@ def recognise(
     # One array of their bytes: numpy's view of each Pillow image costs more than its bytes do.
     pixels = np.frombuffer(b"".join(gray.tobytes() for _, gray in small), np.uint8).reshape(-1, CANVAS, CANVAS)
     checked = in_mnist_form(pixels) if small else []
+    sent: dict[int, bytes] = {}  # digits read as they came, in files that can be shown as they are
     for (index, gray), pixels in zip(small, checked, strict=True):
         if pixels is None:
             pixels, readings[index] = _guarded(bounds, blank, normalize, gray)
+        elif (shown is None or shown[index]) and isinstance(data := images[index], bytes) and shown_as_sent(data):
+            sent[index] = data
         if pixels is not None:
             ready.append((index, pixels))
     preprocess_ms = (time.perf_counter() - started) * 1000 / max(1, read)
@@ -154,10 +167,10 @@ def recognise(
             "batch_size": len(inputs),
         }
         rounded = np.round(probabilities[: len(ready)].astype(np.float64), 6).tolist()
-        showing = [(index, pixels) for index, pixels in ready if shown is None or shown[index]]
-        pngs: dict[int, bytes] = {}
+        showing = [(i, pixels) for i, pixels in ready if (shown is None or shown[i]) and i not in sent]
+        pngs = sent
         if showing:
-            pngs = dict(zip([i for i, _ in showing], to_pngs(np.stack([p for _, p in showing])), strict=True))
+            pngs.update(zip([i for i, _ in showing], to_pngs(np.stack([p for _, p in showing])), strict=True))
         for (index, _), probs in zip(ready, rounded, strict=True):
             readings[index] = Reading(result=_labelled(pngs.get(index), probs, predictor.version, timings))
         start = len(ready)

@@ -29,6 +29,7 @@ _MODES = {
 # ``info``). Transparency (tRNS), text (which may hold XMP with an orientation) and EXIF do not.
 _PLAIN_CHUNKS = frozenset({b"IHDR", b"IDAT", b"IEND", b"pHYs", b"gAMA", b"sRGB", b"cHRM", b"iCCP", b"tIME"})
 _PLAIN_MODES = frozenset({"L", "LA", "RGB", "RGBA"})  # 8 bits per sample: Pillow's raw mode is its mode
+_BARE_CHUNKS = frozenset({b"IHDR", b"IDAT", b"IEND"})  # the pixels and nothing a viewer would apply to them
 
 
 def header(data: bytes) -> tuple[int, int, str] | None:
@@ -45,12 +46,14 @@ def header(data: bytes) -> tuple[int, int, str] | None:
 
 
 class Plain(NamedTuple):  # one per image read: a NamedTuple costs half a frozen dataclass
-    """A plain PNG taken apart: its size, Pillow's mode, and its compressed pixel data."""
+    """A plain PNG taken apart: its size, Pillow's mode, and its compressed pixel data; ``bare``
+    when it holds nothing else (no colour, gamma, time or size chunk)."""
 
     width: int
     height: int
     mode: str
     compressed: bytes
+    bare: bool
 
 
 def plain(data: bytes) -> Plain | None:
@@ -62,7 +65,7 @@ def plain(data: bytes) -> Plain | None:
     size = header(data)
     if size is None or size[2] not in _PLAIN_MODES or data[26:29] != b"\x00\x00\x00":  # methods, interlace
         return None
-    compressed, position = [], len(SIGNATURE) + 25  # after IHDR, which header() checked
+    compressed, position, bare = [], len(SIGNATURE) + 25, True  # after IHDR, which header() checked
     while position + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, position)
         end = position + 8 + length
@@ -73,7 +76,8 @@ def plain(data: bytes) -> Plain | None:
         if kind == b"IDAT":
             compressed.append(data[position + 8 : end])
         elif kind == b"IEND":
-            return Plain(size[0], size[1], size[2], b"".join(compressed))
+            return Plain(size[0], size[1], size[2], b"".join(compressed), bare)
+        bare = bare and kind in _BARE_CHUNKS
         position = end + 4
     return None  # no IEND: truncated
 

@@ -38,6 +38,9 @@ CENTRE = (14.0, 14.0)
 MIN_CONTRAST = 0.12  # ink must stand out from the background by this much (and from its noise: ink_strength)
 NOISY = 0.02  # background noise (standard deviation) above which the image is smoothed first
 MIN_DIGIT_SHARE = 0.03  # a digit spans at least this share of the image's shorter side
+# A 28x28 digit compresses to 120-380 bytes (MNIST's test set); an uncompressed one takes 880,
+# which a result would carry in every record: such a file is shown as to_png makes it.
+SHOWN_AS_SENT_BYTES = 512
 MAX_BROKEN_PIECES = 6  # more small marks than this around a digit are dust, not pieces of its strokes
 
 
@@ -337,6 +340,16 @@ def _window(image: np.ndarray, top: int, left: int, height: int, width: int) -> 
             src_top:src_bottom, src_left:src_right
         ]
     return window
+
+
+def shown_as_sent(data: bytes) -> bool:
+    """Whether an image file that :func:`in_mnist_form` passed as it is can stand for the input the
+    network saw: a bare 8-bit gray 28x28 PNG (its pixels and nothing a viewer would apply to them)
+    no larger than a compressed digit, which :func:`to_png` would only make again."""
+    if len(data) > SHOWN_AS_SENT_BYTES:
+        return False
+    plain = png.plain(data)
+    return plain is not None and plain.bare and plain.mode == "L" and plain.width == plain.height == CANVAS
 
 
 def to_png(image: np.ndarray) -> bytes:
