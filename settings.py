@@ -49,7 +49,7 @@ class Settings:
     token_failures_per_minute: int = setting(10, "wrong or missing tokens a client may send a minute; then 429")
     secret_key: str = setting("", "signs the pages' session cookie (CSRF); unset: one is shared through Redis")
     rate_limit: str = setting(
-        "100 per second", "submissions per client address with jobs still pending (flask-limiter syntax)"
+        "100 per second", "submissions per client address with jobs still pending (the limits library's syntax)"
     )
     # Limits on what a request may carry
     max_image_bytes: int = setting(10 * MiB, "largest image file")

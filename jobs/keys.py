@@ -192,5 +192,5 @@ token_failures = keyed("token-failures:{}")
 # The session-signing key every web process shares when SECRET_KEY is unset (web/security.py).
 WEB_SECRET_KEY = key("web:secret_key")
 
-# flask-limiter's counters are kept under this prefix (web/ratelimit.py).
+# The submission rate limit's counters are kept under this prefix (web/ratelimit.py).
 RATE_LIMIT_PREFIX = key("ratelimit")
