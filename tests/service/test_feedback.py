@@ -25,7 +25,6 @@ from model.idx import read_idx
 from tests.conftest import TOKEN, png_bytes
 from tests.service.helpers import submit, wait_for
 
-
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 DIGITS = Path(sys.executable).parent / "digits"
 
